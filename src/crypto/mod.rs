@@ -1,0 +1,55 @@
+//! Signing: Ed25519 keys, signed envelopes over the exact payload bytes, the key
+//! directory that says which key speaks for which participant.
+//!
+//! What is signed is a domain-separation prefix, the signer's BIC, the key id and the
+//! payload bytes, so that no bit of an envelope can change without breaking its
+//! signature, and a signature made for Corridor envelopes means nothing elsewhere.
+//! A message is encoded once, signed, and from then on carried as those bytes: nobody
+//! re-encodes a message to verify it.
+
+mod directory;
+mod envelope;
+mod keys;
+
+pub use directory::KeyDirectory;
+pub use envelope::{RECEIPT_DOMAIN, SIGNATURE_DOMAIN, SignedEnvelope, receipt_input, signing_input};
+pub use keys::{KeyId, SigningIdentity, load_signing_key, save_signing_key};
+
+use thiserror::Error;
+
+use crate::model::Bic;
+
+/// What can go wrong with keys and signatures.
+#[derive(Debug, Error)]
+pub enum CryptoError {
+    /// The signature does not verify against the signer's registered key.
+    #[error("signature of {signer} (key {key_id}) does not verify")]
+    BadSignature {
+        /// Who claims to have signed.
+        signer: Bic,
+        /// With which key.
+        key_id: KeyId,
+    },
+    /// No key with this id is registered for this participant.
+    #[error("no signing key {key_id} is registered for {signer}")]
+    UnknownKey {
+        /// Who claims to have signed.
+        signer: Bic,
+        /// With which key.
+        key_id: KeyId,
+    },
+    /// A key is malformed, weak, or conflicts with one already registered.
+    #[error("refused key: {0}")]
+    BadKey(String),
+    /// An envelope is malformed (field and rule).
+    #[error("malformed envelope: {0}")]
+    Malformed(#[from] crate::model::ModelError),
+    /// A key file could not be read or written.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}

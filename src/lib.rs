@@ -1,0 +1,31 @@
+//! # Corridor
+//!
+//! A payment messaging network you can run on one machine: bank nodes exchange
+//! Ed25519-signed, ISO 20022-shaped messages over gRPC with mutual TLS through a relay
+//! hub that validates, stores and forwards them; every bank keeps a double-entry ledger.
+//!
+//! # Layout
+//!
+//! - [`model`]: BIC, UETR, message id, currency, amount, reason codes and the messages;
+//!   conversion from and to the wire types in one place ([`model::wire`]).
+//! - [`crypto`]: signing keys, signed envelopes over the exact payload bytes, the key
+//!   directory.
+//! - [`ledger`]: the double-entry ledger core: accounts, postings, invariants. No I/O.
+//! - [`pb`]: the generated wire types of `proto/corridor/v1` (package `corridor.v1`).
+//!
+//! The core (`model`, `crypto`, `ledger`) is pure: it takes inputs and returns outputs,
+//! with no sockets, clocks or files, except where `crypto` saves and loads key files.
+
+pub mod crypto;
+pub mod ledger;
+pub mod model;
+
+/// Generated protobuf types and gRPC stubs of `corridor.v1`. Kept at the edge: the
+/// domain converts from and to them only in [`model::wire`] and the service modules.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("corridor.v1");
+
+    /// Encoded file descriptor set of the whole contract, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("corridor_descriptor");
+}

@@ -1,0 +1,77 @@
+//! camt.053: statement of the entries on one account over a period.
+
+use crate::model::{Amount, Balance, EntryDirection, MessageId, ModelError, Uetr};
+
+/// One booked entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatementEntry {
+    /// Entry reference, unique within the account.
+    pub entry_reference: String,
+    /// UETR of the payment the entry belongs to.
+    pub uetr: Option<Uetr>,
+    /// Message that caused the entry.
+    pub message_id: Option<MessageId>,
+    /// Amount booked.
+    pub amount: Amount,
+    /// Credit or debit.
+    pub direction: EntryDirection,
+    /// Booking time, Unix milliseconds.
+    pub booking_time_unix_ms: i64,
+}
+
+/// The entries on one account over `[from, to)`, between two balances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    /// Statement id.
+    pub statement_id: String,
+    /// The account.
+    pub account: String,
+    /// Start of the period, Unix milliseconds, inclusive.
+    pub from_time_unix_ms: i64,
+    /// End of the period, Unix milliseconds, exclusive.
+    pub to_time_unix_ms: i64,
+    /// Balance before the first entry (credit-positive).
+    pub opening_balance: Balance,
+    /// Balance after the last entry (credit-positive).
+    pub closing_balance: Balance,
+    /// The entries, in booking order.
+    pub entries: Vec<StatementEntry>,
+}
+
+impl Statement {
+    /// Checks the rules across fields: the period is not empty, every amount is in the
+    /// statement's currency, and opening balance plus entries gives the closing balance.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.from_time_unix_ms >= self.to_time_unix_ms {
+            return Err(ModelError::new("camt053.to_time_unix_ms", "must be after from_time_unix_ms"));
+        }
+        let currency = self.opening_balance.currency;
+        if self.closing_balance.currency != currency {
+            return Err(ModelError::new(
+                "camt053.closing_balance.currency",
+                "must equal the opening balance's",
+            ));
+        }
+        let mut balance = i128::from(self.opening_balance.minor_units);
+        for (index, entry) in self.entries.iter().enumerate() {
+            if entry.amount.currency() != currency {
+                return Err(ModelError::new(
+                    format!("camt053.entries[{index}].amount.currency"),
+                    format!("must be the statement's currency {currency}"),
+                ));
+            }
+            let amount = i128::from(entry.amount.minor_units());
+            balance += match entry.direction {
+                EntryDirection::Crdt => amount,
+                EntryDirection::Dbit => -amount,
+            };
+        }
+        if balance != i128::from(self.closing_balance.minor_units) {
+            return Err(ModelError::new(
+                "camt053.closing_balance",
+                "must equal the opening balance plus the entries",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,25 @@
+//! The domain model: identifiers, money, ISO 20022 code sets and messages.
+//!
+//! Every newtype validates once, at construction; the rest of Corridor can trust a
+//! `Bic`, an `Amount` or a `Message` without checking it again. Protobuf types are
+//! converted to and from these in one place, [`wire`].
+
+mod amount;
+mod bic;
+mod codes;
+mod currency;
+mod error;
+mod ids;
+pub mod message;
+pub mod wire;
+
+pub use amount::{AMOUNT_MINOR_UNITS_MAX, Amount, Balance, format_minor_units};
+pub use bic::Bic;
+pub use codes::{ChargeBearer, EntryDirection, InvestigationStatus, MessageType, PaymentStatus, ReasonCode};
+pub use currency::Currency;
+pub use error::ModelError;
+pub use ids::{MESSAGE_ID_LENGTH_MAX, MessageId, Uetr};
+pub use message::{
+    Body, CancellationRequest, CreditTransfer, Header, Message, Party, PaymentReturn, PaymentStatusReport,
+    ResolutionOfInvestigation, Statement, StatementEntry, parse_account_id,
+};
