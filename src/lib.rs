@@ -16,9 +16,15 @@
 //! The core (`model`, `crypto`, `ledger`) is pure: it takes inputs and returns outputs,
 //! with no sockets, clocks or files, except where `crypto` saves and loads key files.
 
+pub mod bank;
 pub mod crypto;
+pub mod directory;
+pub mod hub;
 pub mod ledger;
 pub mod model;
+pub mod net;
+pub mod sim;
+pub mod tls;
 
 /// Generated protobuf types and gRPC stubs of `corridor.v1`. Kept at the edge: the
 /// domain converts from and to them only in [`model::wire`] and the service modules.

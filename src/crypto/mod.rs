@@ -13,7 +13,7 @@ mod keys;
 
 pub use directory::KeyDirectory;
 pub use envelope::{RECEIPT_DOMAIN, SIGNATURE_DOMAIN, SignedEnvelope, receipt_input, signing_input};
-pub use keys::{KeyId, SigningIdentity, load_signing_key, save_signing_key};
+pub use keys::{KeyId, SigningIdentity, hex_decode, hex_encode, load_signing_key, save_signing_key};
 
 use thiserror::Error;
 

@@ -1,0 +1,131 @@
+//! How a bank books each step of a payment in its ledger. Posting ids derive from the
+//! UETR and the step, so booking the same step twice is a no-op.
+
+use crate::ledger::{Account, AccountId, AccountKind, Ledger, LedgerError, PostOutcome, Posting, PostingId};
+use crate::model::{Amount, CreditTransfer, Currency, ReasonCode, Uetr};
+
+/// Account ids starting with this are the bank's own, not customers'.
+pub const SYSTEM_ACCOUNT_PREFIX: &str = "SYS-";
+
+/// Id of a bank's own account of `kind` in `currency`, for example `SYS-SETTLEMENT-RUB`.
+pub fn system_account(kind: AccountKind, currency: Currency) -> AccountId {
+    let name = match kind {
+        AccountKind::Settlement => "SETTLEMENT",
+        AccountKind::InFlight => "INFLIGHT",
+        AccountKind::Suspense => "SUSPENSE",
+        AccountKind::Cash => "CASH",
+        AccountKind::Customer => unreachable!("customer accounts are not system accounts"),
+    };
+    AccountId::parse(&format!("{SYSTEM_ACCOUNT_PREFIX}{name}-{currency}"))
+        .expect("system account ids are valid")
+}
+
+const SYSTEM_KINDS: [AccountKind; 4] =
+    [AccountKind::Settlement, AccountKind::InFlight, AccountKind::Suspense, AccountKind::Cash];
+
+/// Opens the bank's own accounts in `currency` if it has none yet.
+pub(super) fn ensure_system_accounts(ledger: &mut Ledger, currency: Currency) {
+    for kind in SYSTEM_KINDS {
+        let id = system_account(kind, currency);
+        if ledger.account(&id).is_none() {
+            let name = format!("{kind:?} {currency}");
+            ledger.open_account(Account::new(id, kind, currency, &name)).expect("checked: not open yet");
+        }
+    }
+}
+
+fn posting_id(uetr: Uetr, step: &str) -> PostingId {
+    PostingId::parse(&format!("{uetr}:{step}")).expect("UETR-based posting ids are valid")
+}
+
+fn applied(outcome: Result<PostOutcome, LedgerError>, what: &str) {
+    // These postings move money between accounts the bank controls with floors it has
+    // already checked; a refusal here is a bug, not an operating error.
+    outcome.unwrap_or_else(|error| panic!("{what} must book: {error}"));
+}
+
+/// Opening deposit: debit cash, credit the customer.
+pub(super) fn book_deposit(ledger: &mut Ledger, customer: &AccountId, amount: Amount) {
+    let cash = system_account(AccountKind::Cash, amount.currency());
+    let id = PostingId::parse(&format!("open:{customer}")).expect("valid posting id");
+    // Cash has a floor of zero and grows on the debit side, so this cannot fail.
+    applied(ledger.post(Posting::transfer(id, &cash, customer, amount, "opening deposit")), "a deposit");
+}
+
+/// Outgoing payment, step 1: debit the customer, credit in-flight. Refused (and nothing
+/// changes) when the customer's balance is short.
+pub(super) fn book_outgoing(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    debtor: &AccountId,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    let in_flight = system_account(AccountKind::InFlight, amount.currency());
+    ledger
+        .post(Posting::transfer(posting_id(uetr, "out"), debtor, &in_flight, amount, "payment out"))
+        .map(|_| ())
+}
+
+/// Outgoing payment settled: debit in-flight, credit the settlement account.
+pub(super) fn book_settled(ledger: &mut Ledger, uetr: Uetr, amount: Amount) {
+    let in_flight = system_account(AccountKind::InFlight, amount.currency());
+    let settlement = system_account(AccountKind::Settlement, amount.currency());
+    applied(
+        ledger.post(Posting::transfer(
+            posting_id(uetr, "settled"),
+            &in_flight,
+            &settlement,
+            amount,
+            "payment settled",
+        )),
+        "a settlement",
+    );
+}
+
+/// Outgoing payment rejected: debit in-flight, credit the customer back.
+pub(super) fn book_reversal(ledger: &mut Ledger, uetr: Uetr, debtor: &AccountId, amount: Amount) {
+    let in_flight = system_account(AccountKind::InFlight, amount.currency());
+    applied(
+        ledger.post(Posting::transfer(
+            posting_id(uetr, "reversed"),
+            &in_flight,
+            debtor,
+            amount,
+            "payment rejected",
+        )),
+        "a reversal",
+    );
+}
+
+/// Incoming payment: debit the settlement account, credit the beneficiary; or the ISO
+/// reason why not (AC01 no such account, AC06 blocked, AM03 wrong currency).
+pub(super) fn book_incoming(
+    ledger: &mut Ledger,
+    transfer: &CreditTransfer,
+) -> Result<(), (ReasonCode, String)> {
+    let account = &transfer.creditor.account;
+    let creditor = AccountId::parse(account)
+        .ok()
+        .and_then(|id| ledger.account(&id).filter(|a| a.kind == AccountKind::Customer).cloned())
+        .ok_or_else(|| (ReasonCode::Ac01, format!("no account {account} at this bank")))?;
+    if creditor.blocked {
+        return Err((ReasonCode::Ac06, format!("account {account} is blocked")));
+    }
+    let currency = transfer.amount.currency();
+    if creditor.currency != currency {
+        return Err((
+            ReasonCode::Am03,
+            format!("account {account} holds {}, not {currency}", creditor.currency),
+        ));
+    }
+    let settlement = system_account(AccountKind::Settlement, currency);
+    let posting = Posting::transfer(
+        posting_id(transfer.uetr, "in"),
+        &settlement,
+        &creditor.id,
+        transfer.amount,
+        "payment in",
+    );
+    applied(ledger.post(posting), "an incoming payment");
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The bank's operator API (`BankService`) on gRPC with mTLS, and the node's `run`.
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use super::{Bank, BankError, Direction, Payment, PaymentOrder, run_session};
+use crate::ledger::{Account, AccountKind};
+use crate::model::wire::payment_status_to_pb;
+use crate::net;
+use crate::pb;
+use crate::pb::bank_service_server::{BankService, BankServiceServer};
+use crate::tls::{NetworkDir, Role};
+
+/// The gRPC face of a [`Bank`].
+#[derive(Clone)]
+pub struct BankServer {
+    bank: Bank,
+}
+
+impl BankServer {
+    /// Serves `bank`.
+    pub fn new(bank: Bank) -> Self {
+        Self { bank }
+    }
+}
+
+/// Runs a bank node: its session with the hub at `hub_url` and its operator API on
+/// `listener`, until `shutdown` completes; then health turns NOT_SERVING, the session
+/// ends and the server drains.
+pub async fn run(
+    bank: Bank,
+    network: &NetworkDir,
+    hub_url: &str,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let session_end = CancellationToken::new();
+    let session =
+        tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
+    let service = BankServiceServer::new(BankServer::new(bank.clone()));
+    let mut builder = net::server_builder(network, Role::Bank(bank.bic())).map_err(|e| e.to_string())?;
+    let (router, health) = net::with_health_and_reflection(builder.add_service(service));
+    health.set_serving::<BankServiceServer<BankServer>>().await;
+    let drain = async move {
+        shutdown.await;
+        tracing::info!(bank = %bank.bic(), "shutting down");
+        health.set_not_serving::<BankServiceServer<BankServer>>().await;
+        session_end.cancel();
+    };
+    let served = net::serve(router, listener, drain).await;
+    let _ = session.await;
+    served.map_err(|e| format!("bank server: {}", net::error_chain(&e)))
+}
+
+fn operator_only<T>(request: &Request<T>) -> Result<(), Status> {
+    match net::peer_role(request)? {
+        Role::Operator => Ok(()),
+        other => {
+            Err(Status::permission_denied(format!("only an operator may drive a bank node, not {other:?}")))
+        }
+    }
+}
+
+impl From<BankError> for Status {
+    fn from(error: BankError) -> Self {
+        match error {
+            BankError::Invalid(e) => Status::invalid_argument(e.to_string()),
+            BankError::NotFound(e) => Status::not_found(e),
+            BankError::Refused(e) => Status::failed_precondition(e),
+            BankError::Ledger(e) => Status::failed_precondition(e.to_string()),
+        }
+    }
+}
+
+fn payment_to_pb(payment: &Payment) -> pb::Payment {
+    pb::Payment {
+        uetr: payment.uetr.to_string(),
+        message_id: payment.message_id.to_string(),
+        direction: match payment.direction {
+            Direction::Outgoing => pb::PaymentDirection::Outgoing,
+            Direction::Incoming => pb::PaymentDirection::Incoming,
+        } as i32,
+        counterparty_bic: payment.counterparty.to_string(),
+        debtor_account: payment.debtor_account.clone(),
+        creditor_account: payment.creditor_account.clone(),
+        amount: Some(pb::Money {
+            minor_units: payment.amount.minor_units(),
+            currency: payment.amount.currency().to_string(),
+        }),
+        status: payment_status_to_pb(payment.status) as i32,
+        reason_code: payment.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
+        detail: payment.detail.clone(),
+        r#final: payment.status.is_final(),
+    }
+}
+
+fn account_to_pb(account: &Account) -> pb::Account {
+    pb::Account {
+        id: account.id.to_string(),
+        kind: match account.kind {
+            AccountKind::Customer => pb::AccountKind::Customer,
+            AccountKind::Settlement => pb::AccountKind::Settlement,
+            AccountKind::InFlight => pb::AccountKind::InFlight,
+            AccountKind::Suspense => pb::AccountKind::Suspense,
+            AccountKind::Cash => pb::AccountKind::Cash,
+        } as i32,
+        balance: Some(pb::Money { minor_units: account.balance, currency: account.currency.to_string() }),
+        blocked: account.blocked,
+        name: account.name.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl BankService for BankServer {
+    async fn submit_payment(
+        &self,
+        request: Request<pb::SubmitPaymentRequest>,
+    ) -> Result<Response<pb::SubmitPaymentResponse>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let order = PaymentOrder {
+            debtor_account: r.debtor_account,
+            creditor_agent: r.creditor_agent_bic,
+            creditor_account: r.creditor_account,
+            creditor_name: r.creditor_name,
+            amount: r.amount,
+            currency: r.currency,
+            remittance_information: r.remittance_information,
+        };
+        let payment = self.bank.submit_payment(&order)?;
+        Ok(Response::new(pb::SubmitPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
+    }
+
+    async fn get_payment(
+        &self,
+        request: Request<pb::GetPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        operator_only(&request)?;
+        let payment = self.bank.payment(&request.into_inner().uetr)?;
+        Ok(Response::new(pb::GetPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
+    }
+
+    async fn list_payments(
+        &self,
+        request: Request<pb::ListPaymentsRequest>,
+    ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
+        operator_only(&request)?;
+        let payments = self.bank.payments().iter().map(payment_to_pb).collect();
+        Ok(Response::new(pb::ListPaymentsResponse { payments }))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        operator_only(&request)?;
+        let (accounts, balanced) = self.bank.accounts();
+        let accounts = accounts.iter().map(account_to_pb).collect();
+        Ok(Response::new(pb::ListAccountsResponse { accounts, ledger_balanced: balanced }))
+    }
+
+    async fn open_account(
+        &self,
+        request: Request<pb::OpenAccountRequest>,
+    ) -> Result<Response<pb::OpenAccountResponse>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let account = self.bank.open_account(&r.account_id, &r.currency, &r.name, &r.opening_deposit)?;
+        Ok(Response::new(pb::OpenAccountResponse { account: Some(account_to_pb(&account)) }))
+    }
+
+    async fn set_account_blocked(
+        &self,
+        request: Request<pb::SetAccountBlockedRequest>,
+    ) -> Result<Response<pb::SetAccountBlockedResponse>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let account = self.bank.set_account_blocked(&r.account_id, r.blocked)?;
+        Ok(Response::new(pb::SetAccountBlockedResponse { account: Some(account_to_pb(&account)) }))
+    }
+}

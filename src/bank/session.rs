@@ -1,0 +1,104 @@
+//! The bank's side of its session with the hub: connect with mTLS, say Hello, resend
+//! what the hub has not ACKed, process deliveries in order, reconnect with backoff.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use super::Bank;
+use crate::net;
+use crate::pb;
+use crate::pb::hub_service_client::HubServiceClient;
+use crate::pb::session_request::Frame as RequestFrame;
+use crate::pb::session_response::Frame as ResponseFrame;
+use crate::tls::{NetworkDir, Role};
+
+/// First wait before reconnecting; doubles up to [`RECONNECT_BACKOFF_MAX`].
+pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts.
+pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Frames buffered towards the hub.
+pub const SESSION_QUEUE_DEPTH: usize = 1024;
+/// Submissions put on the session per round.
+const SUBMIT_BATCH_MAX: usize = 64;
+
+/// Keeps `bank` in session with the hub at `hub_url` until `shutdown` is cancelled.
+pub async fn run_session(bank: Bank, network: NetworkDir, hub_url: String, shutdown: CancellationToken) {
+    let mut backoff = RECONNECT_BACKOFF_MIN;
+    while !shutdown.is_cancelled() {
+        match session_once(&bank, &network, &hub_url, &shutdown, &mut backoff).await {
+            Ok(()) => {}
+            Err(problem) => {
+                tracing::warn!(bank = %bank.bic(), %problem, retry_in_ms = backoff.as_millis() as u64, "session with the hub lost")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+    }
+}
+
+fn frame(frame: RequestFrame) -> pb::SessionRequest {
+    pb::SessionRequest { frame: Some(frame) }
+}
+
+async fn session_once(
+    bank: &Bank,
+    network: &NetworkDir,
+    hub_url: &str,
+    shutdown: &CancellationToken,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    let channel = net::connect(network, Role::Bank(bank.bic()), hub_url).await?;
+    let mut client = HubServiceClient::new(channel)
+        .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
+        .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
+    let (sender, receiver) = mpsc::channel(SESSION_QUEUE_DEPTH);
+    let hello = pb::Hello { last_osn_processed: bank.last_osn_processed() };
+    sender.send(frame(RequestFrame::Hello(hello))).await.map_err(|_| "session closed")?;
+    let mut inbound = client
+        .session(ReceiverStream::new(receiver))
+        .await
+        .map_err(|status| format!("hub refused the session: {} ({:?})", status.message(), status.code()))?
+        .into_inner();
+    let welcome = match inbound.message().await.map_err(|s| s.message().to_owned())? {
+        Some(pb::SessionResponse { frame: Some(ResponseFrame::Welcome(welcome)) }) => welcome,
+        _ => return Err("the hub did not answer Hello with Welcome".into()),
+    };
+    if welcome.bic != bank.bic().as_str() {
+        return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()));
+    }
+    bank.on_welcome(welcome.next_isn_expected);
+    *backoff = RECONNECT_BACKOFF_MIN;
+    loop {
+        for submit in bank.take_unsent(SUBMIT_BATCH_MAX) {
+            sender.send(frame(RequestFrame::Submit(submit))).await.map_err(|_| "session closed")?;
+        }
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = bank.inner.outbox_wake.notified() => continue,
+            received = inbound.message() => received,
+        };
+        match received {
+            Ok(Some(pb::SessionResponse { frame: Some(response) })) => match response {
+                ResponseFrame::Ack(ack) => bank.on_ack(&ack),
+                ResponseFrame::Nak(nak) => bank.on_nak(&nak),
+                ResponseFrame::Deliver(deliver) => {
+                    let delivered = bank.on_deliver(&deliver);
+                    sender
+                        .send(frame(RequestFrame::Delivered(delivered)))
+                        .await
+                        .map_err(|_| "session closed")?;
+                }
+                ResponseFrame::Welcome(_) => return Err("the hub sent a second Welcome".into()),
+            },
+            Ok(Some(_)) => return Err("the hub sent an empty frame".into()),
+            Ok(None) => return Err("the hub ended the session".into()),
+            Err(status) => return Err(format!("{} ({:?})", status.message(), status.code())),
+        }
+    }
+}

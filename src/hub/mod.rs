@@ -1,0 +1,428 @@
+//! The relay hub: authenticates, validates, stores and forwards messages between banks.
+//!
+//! [`Hub`] is the message path without the network: [`Hub::submit`] runs every check in
+//! the order DESIGN.md gives and answers with an ACK or a NAK; accepted messages wait in
+//! the receiver's outbox, numbered by output sequence, until the receiver confirms it
+//! processed them. [`service`] puts it on gRPC with mTLS.
+//!
+//! Storage here is in memory: the durable journal comes with its own issue, behind the
+//! same methods.
+
+mod service;
+
+pub use service::{HubServer, run};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+
+use crate::crypto::{SignedEnvelope, SigningIdentity};
+use crate::directory::Directory;
+use crate::model::{Bic, MessageId, ReasonCode, wire};
+use crate::pb;
+
+/// Limits of a hub, each explicit.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    /// Largest payload (the signed message bytes) the hub accepts.
+    pub payload_size_max_bytes: usize,
+    /// Frames buffered towards one bank's session before the hub stops reading from it.
+    pub session_queue_depth: usize,
+    /// Deliveries the hub puts on a session per round.
+    pub delivery_batch_max: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self { payload_size_max_bytes: 64 * 1024, session_queue_depth: 1024, delivery_batch_max: 64 }
+    }
+}
+
+impl HubConfig {
+    /// Checks that every limit is usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.payload_size_max_bytes < 1024
+            || self.payload_size_max_bytes > crate::net::FRAME_SIZE_MAX_BYTES / 2
+        {
+            return Err(format!(
+                "payload_size_max_bytes must be between 1024 and {}",
+                crate::net::FRAME_SIZE_MAX_BYTES / 2
+            ));
+        }
+        if self.session_queue_depth == 0 || self.delivery_batch_max == 0 {
+            return Err("session_queue_depth and delivery_batch_max must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// The hub: directory, receipt key, and the state of every participant.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    config: HubConfig,
+    directory: Directory,
+    identity: SigningIdentity,
+    /// Short critical sections only, never held across an `.await`.
+    state: Mutex<HubState>,
+}
+
+#[derive(Default)]
+struct HubState {
+    participants: HashMap<Bic, Participant>,
+    /// Accepted messages by (sender, message id): the duplicate check.
+    accepted: HashMap<(Bic, MessageId), Accepted>,
+    next_session_id: u64,
+}
+
+/// What the hub keeps of an accepted message to answer its duplicates.
+struct Accepted {
+    payload: Bytes,
+    signature: [u8; 64],
+    receipt: Bytes,
+}
+
+#[derive(Default)]
+struct Participant {
+    /// Next input sequence number expected from the bank.
+    next_isn: u64,
+    /// Output sequence number the next delivery to the bank gets.
+    next_osn: u64,
+    /// Deliveries not yet confirmed by the bank, by output sequence number.
+    outbox: BTreeMap<u64, pb::SignedEnvelope>,
+    /// Highest output sequence number ever put on a session: a delivery at or below it
+    /// may have arrived before, so it goes out flagged as a possible duplicate (PDM).
+    osn_sent_high_water: u64,
+    session: Option<ActiveSession>,
+}
+
+struct ActiveSession {
+    id: u64,
+    cancel: CancellationToken,
+    wake: Arc<Notify>,
+}
+
+/// A session the hub has opened for a bank.
+pub(crate) struct OpenSession {
+    pub(crate) id: u64,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) wake: Arc<Notify>,
+    pub(crate) welcome: pb::Welcome,
+    /// First output sequence number to (re)deliver.
+    pub(crate) next_osn_to_send: u64,
+}
+
+/// A delivery ready to go on a session.
+pub(crate) struct Delivery {
+    pub(crate) osn: u64,
+    pub(crate) frame: pb::Deliver,
+}
+
+impl Hub {
+    /// A hub for the network in `directory`, signing receipts with `identity`.
+    pub fn new(config: HubConfig, directory: Directory, identity: SigningIdentity) -> Result<Self, String> {
+        config.validate()?;
+        if identity.bic() != directory.hub() {
+            return Err(format!(
+                "the signing key is {}'s, the directory's hub is {}",
+                identity.bic(),
+                directory.hub()
+            ));
+        }
+        let mut state = HubState::default();
+        for (bic, _) in directory.participants() {
+            state
+                .participants
+                .insert(bic, Participant { next_isn: 1, next_osn: 1, ..Participant::default() });
+        }
+        Ok(Self { inner: Arc::new(HubInner { config, directory, identity, state: Mutex::new(state) }) })
+    }
+
+    /// The network directory.
+    pub fn directory(&self) -> &Directory {
+        &self.inner.directory
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Opens a session for `bank` (replacing any older one, which is cancelled). The bank
+    /// has durably processed every delivery up to `last_osn_processed`.
+    pub(crate) fn open_session(&self, bank: Bic, last_osn_processed: u64) -> OpenSession {
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        state.next_session_id += 1;
+        let id = state.next_session_id;
+        let participant = state.participants.get_mut(&bank).expect("sessions open only for participants");
+        if let Some(old) = participant.session.take() {
+            old.cancel.cancel();
+        }
+        participant.outbox.retain(|osn, _| *osn > last_osn_processed);
+        let session = ActiveSession { id, cancel: CancellationToken::new(), wake: Arc::new(Notify::new()) };
+        let open = OpenSession {
+            id,
+            cancel: session.cancel.clone(),
+            wake: Arc::clone(&session.wake),
+            welcome: pb::Welcome { bic: bank.to_string(), next_isn_expected: participant.next_isn },
+            next_osn_to_send: last_osn_processed + 1,
+        };
+        participant.session = Some(session);
+        open
+    }
+
+    /// Forgets a session that ended, unless a newer one already replaced it.
+    pub(crate) fn close_session(&self, bank: Bic, session_id: u64) {
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        if let Some(participant) = state.participants.get_mut(&bank)
+            && participant.session.as_ref().is_some_and(|s| s.id == session_id)
+        {
+            participant.session = None;
+        }
+    }
+
+    /// Up to `limit` deliveries for `bank` from output sequence number `from` on.
+    pub(crate) fn deliveries_from(&self, bank: Bic, from: u64, limit: usize) -> Vec<Delivery> {
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        let participant = state.participants.get_mut(&bank).expect("participant");
+        let deliveries: Vec<Delivery> = participant
+            .outbox
+            .range(from..)
+            .take(limit)
+            .map(|(osn, envelope)| Delivery {
+                osn: *osn,
+                frame: pb::Deliver {
+                    osn: *osn,
+                    envelope: Some(envelope.clone()),
+                    possible_duplicate: *osn <= participant.osn_sent_high_water,
+                },
+            })
+            .collect();
+        if let Some(last) = deliveries.last() {
+            participant.osn_sent_high_water = participant.osn_sent_high_water.max(last.osn);
+        }
+        deliveries
+    }
+
+    /// The bank confirms it durably processed every delivery up to `osn`.
+    pub(crate) fn confirm_delivered(&self, bank: Bic, osn: u64) {
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        if let Some(participant) = state.participants.get_mut(&bank) {
+            participant.outbox.retain(|queued, _| *queued > osn);
+        }
+    }
+
+    /// Deliveries waiting for `bank` (sent or not, not yet confirmed).
+    pub fn queued_for(&self, bank: Bic) -> usize {
+        let state = self.inner.state.lock().expect("hub state lock");
+        state.participants.get(&bank).map_or(0, |p| p.outbox.len())
+    }
+
+    /// Runs every check on a submission from the authenticated `peer`, in order, and
+    /// answers with an ACK (the message is stored and queued for its receiver) or a NAK
+    /// (nothing changed but the input sequence number).
+    pub fn submit(&self, peer: Bic, submit: pb::Submit) -> pb::session_response::Frame {
+        let isn = submit.isn;
+        let (envelope_pb, message_id_text) = match &submit.envelope {
+            Some(envelope) => (envelope.clone(), peek_message_id(envelope)),
+            None => {
+                return nak(
+                    isn,
+                    "",
+                    Code::InvalidArgument,
+                    Some(ReasonCode::Ff01),
+                    "a Submit carries an envelope",
+                );
+            }
+        };
+        if let Err(refusal) = self.check_sequence(peer, isn) {
+            return refusal.into_nak(isn, &message_id_text);
+        }
+        match self.check_and_store(peer, envelope_pb) {
+            Ok(receipt) => pb::session_response::Frame::Ack(pb::Ack {
+                isn,
+                message_id: message_id_text,
+                receipt,
+                receipt_key_id: self.inner.identity.key_id().to_string(),
+            }),
+            Err(refusal) => {
+                tracing::info!(sender = %peer, isn, message_id = %message_id_text, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
+                refusal.into_nak(isn, &message_id_text)
+            }
+        }
+    }
+
+    /// Input sequence numbers run 1, 2, ... per participant; a resend may repeat an old
+    /// one (duplicates are caught by message id), but a gap is refused, never skipped.
+    fn check_sequence(&self, peer: Bic, isn: u64) -> Result<(), Refusal> {
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        let participant = state.participants.get_mut(&peer).expect("sessions open only for participants");
+        if isn == participant.next_isn {
+            participant.next_isn += 1;
+            Ok(())
+        } else if isn == 0 || isn > participant.next_isn {
+            Err(Refusal::new(
+                Code::FailedPrecondition,
+                None,
+                format!(
+                    "input sequence gap: expected ISN {} or a resend below it, got {isn}",
+                    participant.next_isn
+                ),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_and_store(&self, peer: Bic, envelope_pb: pb::SignedEnvelope) -> Result<Bytes, Refusal> {
+        let directory = &self.inner.directory;
+        // 1. The authenticated peer is the signer.
+        if Bic::parse(&envelope_pb.signer_bic).ok() != Some(peer) {
+            return Err(Refusal::new(
+                Code::PermissionDenied,
+                None,
+                format!(
+                    "your certificate is {peer}'s but the envelope is signed as {:?}",
+                    envelope_pb.signer_bic
+                ),
+            ));
+        }
+        // 2. Size and schema.
+        let size = envelope_pb.payload.len();
+        if size > self.inner.config.payload_size_max_bytes {
+            return Err(Refusal::new(
+                Code::ResourceExhausted,
+                None,
+                format!(
+                    "payload of {size} bytes exceeds the limit of {} bytes",
+                    self.inner.config.payload_size_max_bytes
+                ),
+            ));
+        }
+        let envelope = SignedEnvelope::try_from(envelope_pb)
+            .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
+        let message = wire::decode_message(&envelope.payload)
+            .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
+        let header = message.header();
+        if header.sender != peer {
+            return Err(Refusal::new(
+                Code::PermissionDenied,
+                None,
+                format!("your certificate is {peer}'s but the message says it is from {}", header.sender),
+            ));
+        }
+        // 3. The signature, against the directory.
+        directory
+            .keys()
+            .verify(&envelope)
+            .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))?;
+        // 4. The receiver and the relationship (RMA).
+        if !directory.is_participant(header.receiver) {
+            return Err(Refusal::new(
+                Code::NotFound,
+                Some(ReasonCode::Rc01),
+                format!("{} is not a participant of this network", header.receiver),
+            ));
+        }
+        if !directory.allows(header.sender, header.receiver, message.message_type()) {
+            return Err(Refusal::new(
+                Code::PermissionDenied,
+                Some(ReasonCode::Ag01),
+                format!(
+                    "no relationship lets {} send {} to {}",
+                    header.sender,
+                    message.message_type(),
+                    header.receiver
+                ),
+            ));
+        }
+        // 5. Duplicates, then store and queue: under one lock, so that two copies of one
+        //    message racing on two sessions have one effect.
+        let uetr = header.uetr.map(|u| u.to_string()).unwrap_or_default();
+        let receiver = header.receiver;
+        let key = (peer, header.message_id.clone());
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        if let Some(accepted) = state.accepted.get(&key) {
+            return if accepted.payload == envelope.payload
+                && accepted.signature == envelope.signature.to_bytes()
+            {
+                tracing::info!(%uetr, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
+                Ok(accepted.receipt.clone())
+            } else {
+                Err(Refusal::new(
+                    Code::AlreadyExists,
+                    Some(ReasonCode::Dupl),
+                    format!("message id {} was already used for a different message", key.1),
+                ))
+            };
+        }
+        let receipt = Bytes::from(self.inner.identity.sign_receipt(&envelope).to_bytes().to_vec());
+        let participant = state.participants.get_mut(&receiver).expect("checked: receiver is a participant");
+        let osn = participant.next_osn;
+        participant.next_osn += 1;
+        participant.outbox.insert(osn, pb::SignedEnvelope::from(&envelope));
+        if let Some(session) = &participant.session {
+            session.wake.notify_one();
+        }
+        tracing::info!(%uetr, sender = %peer, %receiver, message_type = %message.message_type(), message_id = %key.1, osn, "accepted and queued");
+        state.accepted.insert(
+            key,
+            Accepted {
+                payload: envelope.payload,
+                signature: envelope.signature.to_bytes(),
+                receipt: receipt.clone(),
+            },
+        );
+        Ok(receipt)
+    }
+}
+
+/// The message id of an envelope's payload if it can be read at all (for the NAK).
+fn peek_message_id(envelope: &pb::SignedEnvelope) -> String {
+    use prost::Message as _;
+    pb::Message::decode(envelope.payload.as_ref())
+        .ok()
+        .and_then(|m| m.header)
+        .map(|h| h.message_id.chars().take(crate::model::MESSAGE_ID_LENGTH_MAX).collect())
+        .unwrap_or_default()
+}
+
+/// Why the hub refused a submission.
+struct Refusal {
+    code: Code,
+    reason: Option<ReasonCode>,
+    detail: String,
+}
+
+impl Refusal {
+    fn new(code: Code, reason: Option<ReasonCode>, detail: impl Into<String>) -> Self {
+        Self { code, reason, detail: detail.into() }
+    }
+
+    fn into_nak(self, isn: u64, message_id: &str) -> pb::session_response::Frame {
+        nak(isn, message_id, self.code, self.reason, &self.detail)
+    }
+}
+
+fn nak(
+    isn: u64,
+    message_id: &str,
+    code: Code,
+    reason: Option<ReasonCode>,
+    detail: &str,
+) -> pb::session_response::Frame {
+    pb::session_response::Frame::Nak(pb::Nak {
+        isn,
+        message_id: message_id.to_owned(),
+        code: code as i32,
+        reason_code: reason.map(|r| r.code().to_owned()).unwrap_or_default(),
+        detail: detail.to_owned(),
+    })
+}

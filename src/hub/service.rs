@@ -1,0 +1,189 @@
+//! The hub on gRPC: `HubService.Session` over mTLS, one long-lived stream per bank.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{Hub, OpenSession};
+use crate::model::Bic;
+use crate::net;
+use crate::pb;
+use crate::pb::hub_service_server::{HubService, HubServiceServer};
+use crate::pb::session_request::Frame as RequestFrame;
+use crate::pb::session_response::Frame as ResponseFrame;
+use crate::tls::{NetworkDir, Role};
+
+/// How long a new session may take to say Hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+type SessionSender = mpsc::Sender<Result<pb::SessionResponse, Status>>;
+
+/// The gRPC face of a [`Hub`].
+#[derive(Clone)]
+pub struct HubServer {
+    hub: Hub,
+    /// Cancelled at shutdown: every session stream ends so the server can drain.
+    shutdown: CancellationToken,
+}
+
+impl HubServer {
+    /// Serves `hub`; `shutdown` ends every session when cancelled.
+    pub fn new(hub: Hub, shutdown: CancellationToken) -> Self {
+        Self { hub, shutdown }
+    }
+}
+
+/// Runs the hub on `listener` with mTLS from `network` until `shutdown` completes:
+/// then health turns NOT_SERVING, sessions end, and the server drains and returns.
+pub async fn run(
+    hub: Hub,
+    network: &NetworkDir,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let sessions_end = CancellationToken::new();
+    let service = HubServiceServer::new(HubServer::new(hub, sessions_end.clone()))
+        .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
+        .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
+    let mut builder = net::server_builder(network, Role::Hub).map_err(|e| e.to_string())?;
+    let (router, health) = net::with_health_and_reflection(builder.add_service(service));
+    health.set_serving::<HubServiceServer<HubServer>>().await;
+    let drain = async move {
+        shutdown.await;
+        tracing::info!("shutting down: refusing new work, ending sessions");
+        health.set_not_serving::<HubServiceServer<HubServer>>().await;
+        sessions_end.cancel();
+    };
+    net::serve(router, listener, drain).await.map_err(|e| format!("hub server: {}", net::error_chain(&e)))
+}
+
+#[tonic::async_trait]
+impl HubService for HubServer {
+    type SessionStream = ReceiverStream<Result<pb::SessionResponse, Status>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let bank = match net::peer_role(&request)? {
+            Role::Bank(bic) if self.hub.directory().is_participant(bic) => bic,
+            Role::Bank(bic) => return Err(Status::permission_denied(format!("{bic} is not a participant"))),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "{other:?} certificates cannot open a bank session"
+                )));
+            }
+        };
+        let mut inbound = request.into_inner();
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }))) => hello,
+            Ok(Err(status)) => return Err(status),
+            Err(_) => return Err(Status::deadline_exceeded("no Hello within the session timeout")),
+            Ok(_) => return Err(Status::failed_precondition("the first frame of a session must be Hello")),
+        };
+        let open = self.hub.open_session(bank, hello.last_osn_processed);
+        tracing::info!(%bank, session = open.id, last_osn_processed = hello.last_osn_processed, "session opened");
+        let (sender, receiver) = mpsc::channel(self.hub.config().session_queue_depth);
+        let welcome = pb::SessionResponse { frame: Some(ResponseFrame::Welcome(open.welcome.clone())) };
+        sender.send(Ok(welcome)).await.map_err(|_| Status::cancelled("session closed"))?;
+        let cancel = open.cancel.clone();
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(deliver(
+            self.hub.clone(),
+            bank,
+            open.next_osn_to_send,
+            open.wake.clone(),
+            cancel.clone(),
+            sender.clone(),
+        ));
+        tokio::spawn(receive(self.hub.clone(), bank, open, inbound, sender, shutdown));
+        Ok(Response::new(ReceiverStream::new(receiver)))
+    }
+}
+
+/// Reads a bank's frames until it hangs up, the session is replaced, or the hub shuts down.
+async fn receive(
+    hub: Hub,
+    bank: Bic,
+    open: OpenSession,
+    mut inbound: Streaming<pb::SessionRequest>,
+    sender: SessionSender,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let frame = tokio::select! {
+            _ = open.cancel.cancelled() => break,
+            _ = shutdown.cancelled() => break,
+            frame = inbound.message() => frame,
+        };
+        let frame = match frame {
+            Ok(Some(pb::SessionRequest { frame: Some(frame) })) => frame,
+            Ok(Some(pb::SessionRequest { frame: None })) => {
+                let _ = sender.send(Err(Status::invalid_argument("empty session frame"))).await;
+                break;
+            }
+            Ok(None) => break,
+            Err(status) => {
+                tracing::info!(%bank, %status, "session stream ended with an error");
+                break;
+            }
+        };
+        match frame {
+            RequestFrame::Submit(submit) => {
+                let answer = hub.submit(bank, submit);
+                if sender.send(Ok(pb::SessionResponse { frame: Some(answer) })).await.is_err() {
+                    break;
+                }
+            }
+            RequestFrame::Delivered(delivered) => hub.confirm_delivered(bank, delivered.osn),
+            RequestFrame::Hello(_) => {
+                let _ = sender
+                    .send(Err(Status::failed_precondition("Hello is only the first frame of a session")))
+                    .await;
+                break;
+            }
+        }
+    }
+    open.cancel.cancel();
+    hub.close_session(bank, open.id);
+    tracing::info!(%bank, session = open.id, "session closed");
+}
+
+/// Puts a bank's queued deliveries on its session, in output sequence order, waking
+/// whenever something new is queued for it.
+async fn deliver(
+    hub: Hub,
+    bank: Bic,
+    mut next_osn: u64,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+    sender: SessionSender,
+) {
+    let batch_max = hub.config().delivery_batch_max;
+    loop {
+        let deliveries = hub.deliveries_from(bank, next_osn, batch_max);
+        if deliveries.is_empty() {
+            tokio::select! {
+                _ = wake.notified() => continue,
+                _ = cancel.cancelled() => return,
+                _ = sender.closed() => return,
+            }
+        }
+        for delivery in deliveries {
+            let frame = pb::SessionResponse { frame: Some(ResponseFrame::Deliver(delivery.frame)) };
+            let sent = tokio::select! {
+                sent = sender.send(Ok(frame)) => sent.is_ok(),
+                _ = cancel.cancelled() => false,
+            };
+            if !sent {
+                return;
+            }
+            next_osn = delivery.osn + 1;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Simulation: a whole network in one process on loopback ports, and the demo.
+//!
+//! Everything here runs the real parts: real gRPC over real sockets, real mTLS with
+//! certificates from the demo PKI, real signatures.
+
+pub mod demo;
+mod local;
+
+pub use local::{LocalBank, LocalNetwork, operator_client};
