@@ -238,7 +238,8 @@ async fn execute(command: Command) -> Result<ExitCode> {
             let hub = Hub::new(config, directory, identity).map_err(|e| anyhow!(e))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "hub listening");
+            // The first line on stdout says where to connect (useful with port 0).
+            println!("hub listening on https://{}", listener.local_addr()?);
             hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
         Command::Bank { dir, bic, hub, listen } => {
@@ -249,7 +250,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             let bank = Bank::new(identity, directory).map_err(|e| anyhow!(e))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-            tracing::info!(%bic, addr = %listener.local_addr()?, "bank listening");
+            println!("bank {bic} listening on https://{}", listener.local_addr()?);
             bank::run(bank, &network, &hub, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
         Command::Demo { banks, payments, seed, currency, json } => {
