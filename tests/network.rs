@@ -1,0 +1,510 @@
+//! The network end to end (DESIGN.md, "One payment, end to end" and the guarantees):
+//! a real hub and real bank nodes on loopback ports, real gRPC with mTLS from the demo
+//! PKI, real signatures. Hostile submissions go straight to the hub on a raw session.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{bic, credit_transfer};
+use corridor::crypto::SigningIdentity;
+use corridor::directory::{DIRECTORY_FILE, DirectoryFile};
+use corridor::hub::HubConfig;
+use corridor::model::*;
+use corridor::net;
+use corridor::pb;
+use corridor::pb::hub_service_client::HubServiceClient;
+use corridor::pb::session_request::Frame as RequestFrame;
+use corridor::pb::session_response::Frame as ResponseFrame;
+use corridor::sim::LocalNetwork;
+use corridor::tls::{self, NetworkDir, Role};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+
+const RU: &str = "BANKRUMMXXX";
+const IR: &str = "BANKIRTHXXX";
+const CN: &str = "BANKCNSHXXX";
+
+/// A network with the hub and every bank running, each with customer accounts
+/// C001 (funded with 1000.00 CNY) and C002 (empty).
+async fn network(dir: &std::path::Path, bics: &[&str]) -> LocalNetwork {
+    network_with_nodes(dir, bics, bics).await
+}
+
+/// A network of `bics` where only `nodes` run a bank node (in that order); the others
+/// are left for a test to speak for by hand (a second session would replace the first).
+async fn network_with_nodes(dir: &std::path::Path, bics: &[&str], nodes: &[&str]) -> LocalNetwork {
+    let bics: Vec<Bic> = bics.iter().map(|b| bic(b)).collect();
+    let mut network = LocalNetwork::create(dir, &bics).await.unwrap();
+    for node in nodes {
+        let index = network.start_bank(bic(node)).await.unwrap();
+        open_accounts(&network, index).await;
+    }
+    network
+}
+
+async fn open_accounts(network: &LocalNetwork, index: usize) {
+    let bank = &network.banks[index].bank;
+    bank.open_account("C001", "CNY", "Customer one", "1000.00").unwrap();
+    bank.open_account("C002", "CNY", "Customer two", "").unwrap();
+}
+
+fn balance(network: &LocalNetwork, index: usize, account: &str) -> i64 {
+    let (accounts, balanced) = network.banks[index].bank.accounts();
+    assert!(balanced, "every ledger balances");
+    accounts.iter().find(|a| a.id.as_str() == account).map(|a| a.balance).unwrap()
+}
+
+fn order(to: &str, account: &str, amount: &str) -> corridor::bank::PaymentOrder {
+    corridor::bank::PaymentOrder {
+        debtor_account: "C001".into(),
+        creditor_agent: to.into(),
+        creditor_account: account.into(),
+        creditor_name: "Beneficiary".into(),
+        amount: amount.into(),
+        currency: "CNY".into(),
+        remittance_information: "test".into(),
+    }
+}
+
+/// Waits (bounded) until the payment is final at `index`, through the operator API.
+async fn final_status(network: &LocalNetwork, index: usize, uetr: &str) -> pb::Payment {
+    let mut client = network.operator(index).await.unwrap();
+    for _ in 0..400 {
+        let response = client.get_payment(pb::GetPaymentRequest { uetr: uetr.into() }).await;
+        if let Ok(response) = response {
+            let payment = response.into_inner().payment.unwrap();
+            if payment.r#final {
+                return payment;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("payment {uetr} did not become final at bank {index}");
+}
+
+fn status_of(payment: &pb::Payment) -> pb::PaymentStatus {
+    pb::PaymentStatus::try_from(payment.status).unwrap()
+}
+
+#[tokio::test]
+async fn a_payment_settles_and_both_ledgers_move_by_its_amount() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path(), &[RU, IR]).await;
+    let mut client = network.operator(0).await.unwrap();
+    let request = pb::SubmitPaymentRequest {
+        debtor_account: "C001".into(),
+        creditor_agent_bic: IR.into(),
+        creditor_account: "C002".into(),
+        creditor_name: "Sara".into(),
+        amount: "250.75".into(),
+        currency: "CNY".into(),
+        remittance_information: "invoice 7".into(),
+        end_to_end_id: String::new(),
+    };
+    let submitted = client.submit_payment(request).await.unwrap().into_inner().payment.unwrap();
+    Uetr::parse(&submitted.uetr).unwrap();
+    let at_sender = final_status(&network, 0, &submitted.uetr).await;
+    let at_receiver = final_status(&network, 1, &submitted.uetr).await;
+    assert_eq!(status_of(&at_sender), pb::PaymentStatus::Acsc);
+    assert_eq!(status_of(&at_receiver), pb::PaymentStatus::Acsc);
+    assert_eq!(balance(&network, 0, "C001"), 100_000 - 25_075);
+    assert_eq!(balance(&network, 0, "SYS-SETTLEMENT-CNY"), -25_075);
+    assert_eq!(balance(&network, 0, "SYS-INFLIGHT-CNY"), 0);
+    assert_eq!(balance(&network, 1, "C002"), 25_075);
+    assert_eq!(balance(&network, 1, "SYS-SETTLEMENT-CNY"), 25_075);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_payment_to_an_unknown_account_is_rejected_ac01_and_the_sender_is_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path(), &[RU, IR]).await;
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "NOSUCH", "99.99")).unwrap();
+    assert_eq!(balance(&network, 0, "C001"), 100_000 - 9_999, "booked into in-flight at once");
+    let at_sender = final_status(&network, 0, &payment.uetr.to_string()).await;
+    assert_eq!(status_of(&at_sender), pb::PaymentStatus::Rjct);
+    assert_eq!(at_sender.reason_code, "AC01");
+    assert_eq!(balance(&network, 0, "C001"), 100_000, "the customer is whole again");
+    assert_eq!(balance(&network, 0, "SYS-INFLIGHT-CNY"), 0);
+    assert_eq!(balance(&network, 0, "SYS-SETTLEMENT-CNY"), 0);
+    assert_eq!(balance(&network, 1, "SYS-SETTLEMENT-CNY"), 0, "nothing was booked at the receiver");
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_payment_to_a_blocked_account_is_rejected_ac06() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path(), &[RU, IR]).await;
+    network.banks[1].bank.set_account_blocked("C002", true).unwrap();
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "10")).unwrap();
+    let at_sender = final_status(&network, 0, &payment.uetr.to_string()).await;
+    assert_eq!((status_of(&at_sender), at_sender.reason_code.as_str()), (pb::PaymentStatus::Rjct, "AC06"));
+    assert_eq!(balance(&network, 0, "C001"), 100_000);
+    assert_eq!(balance(&network, 1, "C002"), 0);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_receiver_that_connects_late_still_gets_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = LocalNetwork::create(dir.path(), &[bic(RU), bic(IR)]).await.unwrap();
+    network.start_bank(bic(RU)).await.unwrap();
+    open_accounts(&network, 0).await;
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "12.34")).unwrap();
+    // The hub ACKs and holds the pacs.008 for the absent receiver.
+    for _ in 0..400 {
+        if network.hub.queued_for(bic(IR)) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(network.hub.queued_for(bic(IR)), 1, "the message waits at the hub");
+    assert_eq!(network.banks[0].bank.payment(&payment.uetr.to_string()).unwrap().status, PaymentStatus::Actc);
+    network.start_bank(bic(IR)).await.unwrap();
+    open_accounts(&network, 1).await;
+    let at_sender = final_status(&network, 0, &payment.uetr.to_string()).await;
+    assert_eq!(status_of(&at_sender), pb::PaymentStatus::Acsc);
+    assert_eq!(balance(&network, 1, "C002"), 1_234);
+    network.stop().await.unwrap();
+}
+
+/// A bank's session spoken by hand, to send the hub what no honest bank node would.
+struct RawSession {
+    sender: mpsc::Sender<pb::SessionRequest>,
+    inbound: tonic::Streaming<pb::SessionResponse>,
+    next_isn: u64,
+}
+
+impl RawSession {
+    async fn open(network: &NetworkDir, as_bank: &str, hub_url: &str) -> Result<Self, tonic::Status> {
+        let channel = net::connect(network, Role::Bank(bic(as_bank)), hub_url)
+            .await
+            .map_err(tonic::Status::unavailable)?;
+        Self::open_on(channel).await
+    }
+
+    async fn open_on(channel: tonic::transport::Channel) -> Result<Self, tonic::Status> {
+        let (sender, receiver) = mpsc::channel(16);
+        let hello = pb::Hello { last_osn_processed: 0 };
+        sender.send(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }).await.unwrap();
+        let mut inbound =
+            HubServiceClient::new(channel).session(ReceiverStream::new(receiver)).await?.into_inner();
+        let Some(pb::SessionResponse { frame: Some(ResponseFrame::Welcome(welcome)) }) =
+            inbound.message().await?
+        else {
+            panic!("no Welcome");
+        };
+        Ok(Self { sender, inbound, next_isn: welcome.next_isn_expected })
+    }
+
+    /// Submits an envelope with the next ISN and returns the hub's answer.
+    async fn submit(&mut self, envelope: pb::SignedEnvelope) -> ResponseFrame {
+        let submit = pb::Submit { isn: self.next_isn, envelope: Some(envelope), possible_duplicate: false };
+        self.next_isn += 1;
+        self.sender.send(pb::SessionRequest { frame: Some(RequestFrame::Submit(submit)) }).await.unwrap();
+        loop {
+            match self.inbound.message().await.unwrap().unwrap().frame.unwrap() {
+                ResponseFrame::Deliver(_) => continue,
+                answer => return answer,
+            }
+        }
+    }
+}
+
+fn expect_nak(answer: ResponseFrame, code: Code, reason: &str) -> pb::Nak {
+    match answer {
+        ResponseFrame::Nak(nak) => {
+            assert_eq!(Code::from(nak.code), code, "{nak:?}");
+            assert_eq!(nak.reason_code, reason, "{nak:?}");
+            assert!(!nak.detail.is_empty(), "a NAK says why");
+            nak
+        }
+        other => panic!("expected a NAK, got {other:?}"),
+    }
+}
+
+fn expect_ack(answer: ResponseFrame) -> pb::Ack {
+    match answer {
+        ResponseFrame::Ack(ack) => ack,
+        other => panic!("expected an ACK, got {other:?}"),
+    }
+}
+
+/// A pacs.008 from `sender` to `receiver` with a fresh id, as a message.
+fn transfer(sender: &str, receiver: &str, account: &str) -> Message {
+    let uetr = Uetr::generate();
+    let mut body = credit_transfer(uetr);
+    body.debtor_agent = bic(sender);
+    body.creditor_agent = bic(receiver);
+    body.debtor = Party::new("Raw sender", "C001").unwrap();
+    body.creditor = Party::new("Beneficiary", account).unwrap();
+    body.amount = Amount::parse("5.00", Currency::parse("CNY").unwrap()).unwrap();
+    let header = Header {
+        message_id: MessageId::generate(),
+        uetr: Some(uetr),
+        sender: bic(sender),
+        receiver: bic(receiver),
+        creation_time_unix_ms: 1_796_000_000_000,
+        sequence_number: 1,
+        possible_duplicate: false,
+    };
+    Message::new(header, Body::Pacs008(body)).unwrap()
+}
+
+fn signer(network: &NetworkDir, bank: &str) -> SigningIdentity {
+    network.signing_identity(Role::Bank(bic(bank))).unwrap()
+}
+
+/// Nothing reached `index`: no payment, no delivery waiting at the hub, no money.
+fn nothing_reached(network: &LocalNetwork, index: usize) {
+    let bank = &network.banks[index];
+    assert!(bank.bank.payments().is_empty(), "no payment reached {}", bank.bic);
+    assert_eq!(network.hub.queued_for(bank.bic), 0);
+    assert_eq!(balance(network, index, "SYS-SETTLEMENT-CNY"), 0);
+}
+
+#[tokio::test]
+async fn a_bank_speaking_as_another_is_refused_and_nothing_reaches_the_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR, CN], &[IR, CN]).await;
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    // RU's certificate, a message from CN validly signed with CN's own (stolen) key.
+    let forged = signer(&network.network, CN).sign(&transfer(CN, IR, "C002"));
+    expect_nak(session.submit(pb::SignedEnvelope::from(&forged)).await, Code::PermissionDenied, "");
+    // RU's certificate and key, but the header claims CN sent it.
+    let mut claims_cn = pb::Message::from(&transfer(CN, IR, "C002"));
+    claims_cn.header.as_mut().unwrap().sender_bic = CN.into();
+    let envelope =
+        signer(&network.network, RU).sign_payload(Bytes::from(prost::Message::encode_to_vec(&claims_cn)));
+    expect_nak(session.submit(pb::SignedEnvelope::from(&envelope)).await, Code::PermissionDenied, "");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    nothing_reached(&network, 0);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tampered_misaddressed_unauthorised_and_oversized_messages_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bics = [bic(RU), bic(IR), bic(CN)];
+    let pki = tls::init(dir.path(), &bics).unwrap();
+    // RMA: take away RU's right to send pacs.008 to CN.
+    let path = dir.path().join(DIRECTORY_FILE);
+    let mut file: DirectoryFile = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for relationship in &mut file.relationships {
+        if relationship.sender == RU && relationship.receiver == CN {
+            relationship.message_types.retain(|t| t != "pacs.008");
+        }
+    }
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let mut network = LocalNetwork::start_hub(pki, HubConfig::default()).await.unwrap();
+    for b in [IR, CN] {
+        let index = network.start_bank(bic(b)).await.unwrap();
+        open_accounts(&network, index).await;
+    }
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let ru = signer(&network.network, RU);
+
+    // A flipped byte inside the signed payload (in the remittance text, so that it
+    // still decodes): the signature no longer verifies.
+    let envelope = ru.sign(&transfer(RU, IR, "C002"));
+    let mut payload = envelope.payload.to_vec();
+    let at = payload.windows(10).position(|w| w == b"Invoice 42").unwrap();
+    payload[at] ^= 0x20;
+    let mut tampered = pb::SignedEnvelope::from(&envelope);
+    tampered.payload = Bytes::from(payload);
+    expect_nak(session.submit(tampered).await, Code::Unauthenticated, "");
+
+    // To a BIC that is not a participant.
+    let unknown = ru.sign(&transfer(RU, "ZZZZZZZZXXX", "C002"));
+    expect_nak(session.submit(pb::SignedEnvelope::from(&unknown)).await, Code::NotFound, "RC01");
+
+    // RMA does not allow RU -> CN pacs.008.
+    let unauthorised = ru.sign(&transfer(RU, CN, "C002"));
+    expect_nak(session.submit(pb::SignedEnvelope::from(&unauthorised)).await, Code::PermissionDenied, "AG01");
+
+    // Over the payload size limit (validly signed).
+    let oversized = ru.sign_payload(Bytes::from(vec![0u8; HubConfig::default().payload_size_max_bytes + 1]));
+    expect_nak(session.submit(pb::SignedEnvelope::from(&oversized)).await, Code::ResourceExhausted, "");
+
+    // Not a message at all (validly signed garbage).
+    let garbage = ru.sign_payload(Bytes::from_static(b"\x0a\x03abc garbage"));
+    expect_nak(session.submit(pb::SignedEnvelope::from(&garbage)).await, Code::InvalidArgument, "FF01");
+
+    // A malformed envelope: a 3-byte signature.
+    let mut short = pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")));
+    short.signature = Bytes::from_static(b"abc");
+    expect_nak(session.submit(short).await, Code::InvalidArgument, "FF01");
+
+    // And the session still works: a good message is ACKed after all that.
+    expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    nothing_reached(&network, 1);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_message_twice_is_acked_twice_and_applied_once_and_a_reused_id_is_dupl() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let ru = signer(&network.network, RU);
+    let message = transfer(RU, IR, "C002");
+    let envelope = pb::SignedEnvelope::from(&ru.sign(&message));
+    let first = expect_ack(session.submit(envelope.clone()).await);
+    let second = expect_ack(session.submit(envelope).await);
+    assert_eq!(first.receipt, second.receipt, "the original receipt, again");
+    assert_eq!(first.message_id, message.header().message_id.as_str());
+
+    // Same id, other bytes.
+    let mut other = pb::Message::from(&transfer(RU, IR, "C002"));
+    other.header.as_mut().unwrap().message_id = message.header().message_id.to_string();
+    let other = ru.sign(&Message::try_from(other).unwrap());
+    expect_nak(session.submit(pb::SignedEnvelope::from(&other)).await, Code::AlreadyExists, "DUPL");
+
+    let uetr = message.header().uetr.unwrap().to_string();
+    let at_receiver = final_status(&network, 0, &uetr).await;
+    assert_eq!(status_of(&at_receiver), pb::PaymentStatus::Acsc);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(balance(&network, 0, "C002"), 500, "applied once");
+    assert_eq!(network.banks[0].bank.payments().len(), 1);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn clients_without_a_certificate_or_from_another_ca_fail_the_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path(), &[RU, IR]).await;
+    let ca = network.network.ca_certificate().unwrap();
+
+    // No client certificate at all.
+    let tls =
+        tonic::transport::ClientTlsConfig::new().domain_name(tls::SERVER_NAME).ca_certificate(ca.clone());
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(network.hub_url.clone()).unwrap().tls_config(tls).unwrap();
+    assert!(handshake_fails(endpoint).await, "no certificate");
+
+    // A certificate for the same BIC from another network's CA.
+    let other = tempfile::tempdir().unwrap();
+    let other_pki = tls::init(other.path(), &[bic(RU), bic(IR)]).unwrap();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .domain_name(tls::SERVER_NAME)
+        .ca_certificate(ca)
+        .identity(other_pki.tls_identity(Role::Bank(bic(RU))).unwrap());
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(network.hub_url.clone()).unwrap().tls_config(tls).unwrap();
+    assert!(handshake_fails(endpoint).await, "another CA");
+
+    // And a client that trusts only another CA does not accept the hub either.
+    let bank_url = network.banks[0].url.clone();
+    assert!(
+        net::connect(&other_pki, Role::Operator, &bank_url).await.is_err() || {
+            let channel = net::connect(&other_pki, Role::Operator, &bank_url).await.unwrap();
+            let mut client = pb::bank_service_client::BankServiceClient::new(channel);
+            client.list_accounts(pb::ListAccountsRequest {}).await.is_err()
+        }
+    );
+    network.stop().await.unwrap();
+}
+
+/// With TLS 1.3 the server judges the client's certificate after the client thinks the
+/// handshake is done, so the refusal shows on connect or on the first call.
+async fn handshake_fails(endpoint: tonic::transport::Endpoint) -> bool {
+    let Ok(channel) = endpoint.connect().await else { return true };
+    RawSession::open_on(channel).await.is_err()
+}
+
+#[tokio::test]
+async fn the_operator_api_refuses_other_certificates_and_bad_input_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path(), &[RU, IR]).await;
+    // A bank's own certificate is not an operator's.
+    let channel = net::connect(&network.network, Role::Bank(bic(IR)), &network.banks[0].url).await.unwrap();
+    let mut as_bank = pb::bank_service_client::BankServiceClient::new(channel);
+    let refused = as_bank.list_accounts(pb::ListAccountsRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    let mut client = network.operator(0).await.unwrap();
+    let good = pb::SubmitPaymentRequest {
+        debtor_account: "C001".into(),
+        creditor_agent_bic: IR.into(),
+        creditor_account: "C002".into(),
+        creditor_name: "Sara".into(),
+        amount: "1.00".into(),
+        currency: "CNY".into(),
+        remittance_information: String::new(),
+        end_to_end_id: String::new(),
+    };
+    let cases: Vec<(fn(&mut pb::SubmitPaymentRequest), Code)> = vec![
+        (|r| r.amount = "12.345".into(), Code::InvalidArgument),
+        (|r| r.amount = "-5".into(), Code::InvalidArgument),
+        (|r| r.amount = "0".into(), Code::InvalidArgument),
+        (|r| r.amount = "99999999999999999999".into(), Code::InvalidArgument),
+        (|r| r.currency = "XYZ".into(), Code::InvalidArgument),
+        (|r| r.currency = "EUR".into(), Code::FailedPrecondition),
+        (|r| r.creditor_agent_bic = "nonsense".into(), Code::InvalidArgument),
+        (|r| r.creditor_agent_bic = RU.into(), Code::FailedPrecondition),
+        (|r| r.creditor_agent_bic = "ZZZZZZZZXXX".into(), Code::FailedPrecondition),
+        (|r| r.debtor_account = "NOBODY".into(), Code::NotFound),
+        (|r| r.debtor_account = "SYS-CASH-CNY".into(), Code::NotFound),
+        (|r| r.creditor_account = "".into(), Code::InvalidArgument),
+        (|r| r.creditor_name = "".into(), Code::InvalidArgument),
+        (|r| r.amount = "1000.01".into(), Code::FailedPrecondition),
+        (|r| r.remittance_information = "x".repeat(141), Code::InvalidArgument),
+    ];
+    for (corrupt, code) in cases {
+        let mut request = good.clone();
+        corrupt(&mut request);
+        let status = client.submit_payment(request.clone()).await.unwrap_err();
+        assert_eq!(status.code(), code, "{request:?}: {}", status.message());
+    }
+    let bad_uetr = client.get_payment(pb::GetPaymentRequest { uetr: "not-a-uetr".into() }).await.unwrap_err();
+    assert_eq!(bad_uetr.code(), Code::InvalidArgument);
+    let open = pb::OpenAccountRequest {
+        account_id: "SYS-SETTLEMENT-CNY".into(),
+        currency: "CNY".into(),
+        name: "impostor".into(),
+        opening_deposit: "5".into(),
+    };
+    assert_eq!(client.open_account(open).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert!(network.banks[0].bank.payments().is_empty(), "no refused order left a payment");
+    assert_eq!(balance(&network, 0, "C001"), 100_000, "and no money moved");
+    assert_eq!(network.banks[0].bank.outbox_len(), 0, "and nothing was sent");
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn hub_and_banks_serve_health_and_reflection() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network(dir.path(), &[RU, IR]).await;
+    for url in [network.hub_url.clone(), network.banks[0].url.clone()] {
+        let channel = net::connect(&network.network, Role::Operator, &url).await.unwrap();
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let response =
+            health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+        assert_eq!(
+            response.into_inner().status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+        let mut reflection =
+            tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+        let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                ),
+            ),
+        };
+        let mut responses =
+            reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+        let listed = format!("{:?}", responses.message().await.unwrap().unwrap());
+        assert!(
+            listed.contains("corridor.v1.HubService") && listed.contains("corridor.v1.BankService"),
+            "{listed}"
+        );
+    }
+    network.stop().await.unwrap();
+}
