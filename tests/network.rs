@@ -437,7 +437,8 @@ async fn the_operator_api_refuses_other_certificates_and_bad_input_changes_nothi
         remittance_information: String::new(),
         end_to_end_id: String::new(),
     };
-    let cases: Vec<(fn(&mut pb::SubmitPaymentRequest), Code)> = vec![
+    type Corruption = fn(&mut pb::SubmitPaymentRequest);
+    let cases: Vec<(Corruption, Code)> = vec![
         (|r| r.amount = "12.345".into(), Code::InvalidArgument),
         (|r| r.amount = "-5".into(), Code::InvalidArgument),
         (|r| r.amount = "0".into(), Code::InvalidArgument),
