@@ -230,31 +230,30 @@ impl Hub {
     /// (nothing changed but the input sequence number).
     pub fn submit(&self, peer: Bic, submit: pb::Submit) -> pb::session_response::Frame {
         let isn = submit.isn;
-        let (envelope_pb, message_id_text) = match &submit.envelope {
-            Some(envelope) => (envelope.clone(), peek_message_id(envelope)),
-            None => {
-                return nak(
-                    isn,
-                    "",
-                    Code::InvalidArgument,
-                    Some(ReasonCode::Ff01),
-                    "a Submit carries an envelope",
-                );
-            }
-        };
-        if let Err(refusal) = self.check_sequence(peer, isn) {
-            return refusal.into_nak(isn, &message_id_text);
-        }
-        match self.check_and_store(peer, envelope_pb) {
-            Ok(receipt) => pb::session_response::Frame::Ack(pb::Ack {
+        let Some(envelope) = submit.envelope else {
+            return nak(
                 isn,
-                message_id: message_id_text,
+                "",
+                Code::InvalidArgument,
+                Some(ReasonCode::Ff01),
+                "a Submit carries an envelope",
+            );
+        };
+        // Kept (a reference count, not a copy) to name the message in a NAK when the
+        // checks stop before the payload is decoded.
+        let payload = envelope.payload.clone();
+        let outcome = self.check_sequence(peer, isn).and_then(|()| self.check_and_store(peer, envelope));
+        match outcome {
+            Ok((message_id, receipt)) => pb::session_response::Frame::Ack(pb::Ack {
+                isn,
+                message_id: message_id.to_string(),
                 receipt,
                 receipt_key_id: self.inner.identity.key_id().to_string(),
             }),
             Err(refusal) => {
-                tracing::info!(sender = %peer, isn, message_id = %message_id_text, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
-                refusal.into_nak(isn, &message_id_text)
+                let message_id = peek_message_id(&payload);
+                tracing::info!(sender = %peer, isn, %message_id, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
+                refusal.into_nak(isn, &message_id)
             }
         }
     }
@@ -281,7 +280,13 @@ impl Hub {
         }
     }
 
-    fn check_and_store(&self, peer: Bic, envelope_pb: pb::SignedEnvelope) -> Result<Bytes, Refusal> {
+    /// Checks 1-5 of DESIGN.md in order; on success the message is stored and queued,
+    /// and its id and the hub's receipt are returned.
+    fn check_and_store(
+        &self,
+        peer: Bic,
+        envelope_pb: pb::SignedEnvelope,
+    ) -> Result<(MessageId, Bytes), Refusal> {
         let directory = &self.inner.directory;
         // 1. The authenticated peer is the signer.
         if Bic::parse(&envelope_pb.signer_bic).ok() != Some(peer) {
@@ -348,13 +353,15 @@ impl Hub {
         let uetr = header.uetr.map(|u| u.to_string()).unwrap_or_default();
         let receiver = header.receiver;
         let key = (peer, header.message_id.clone());
+        // Signed before taking the lock: the lock guards bookkeeping, not crypto.
+        let receipt = Bytes::from(self.inner.identity.sign_receipt(&envelope).to_bytes().to_vec());
         let mut state = self.inner.state.lock().expect("hub state lock");
         if let Some(accepted) = state.accepted.get(&key) {
             return if accepted.payload == envelope.payload
                 && accepted.signature == envelope.signature.to_bytes()
             {
                 tracing::info!(%uetr, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
-                Ok(accepted.receipt.clone())
+                Ok((key.1, accepted.receipt.clone()))
             } else {
                 Err(Refusal::new(
                     Code::AlreadyExists,
@@ -363,7 +370,6 @@ impl Hub {
                 ))
             };
         }
-        let receipt = Bytes::from(self.inner.identity.sign_receipt(&envelope).to_bytes().to_vec());
         let participant = state.participants.get_mut(&receiver).expect("checked: receiver is a participant");
         let osn = participant.next_osn;
         participant.next_osn += 1;
@@ -372,6 +378,7 @@ impl Hub {
             session.wake.notify_one();
         }
         tracing::info!(%uetr, sender = %peer, %receiver, message_type = %message.message_type(), message_id = %key.1, osn, "accepted and queued");
+        let message_id = key.1.clone();
         state.accepted.insert(
             key,
             Accepted {
@@ -380,14 +387,14 @@ impl Hub {
                 receipt: receipt.clone(),
             },
         );
-        Ok(receipt)
+        Ok((message_id, receipt))
     }
 }
 
-/// The message id of an envelope's payload if it can be read at all (for the NAK).
-fn peek_message_id(envelope: &pb::SignedEnvelope) -> String {
+/// The message id of a payload if it can be read at all (for a NAK).
+fn peek_message_id(payload: &[u8]) -> String {
     use prost::Message as _;
-    pb::Message::decode(envelope.payload.as_ref())
+    pb::Message::decode(payload)
         .ok()
         .and_then(|m| m.header)
         .map(|h| h.message_id.chars().take(crate::model::MESSAGE_ID_LENGTH_MAX).collect())
