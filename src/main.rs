@@ -173,6 +173,14 @@ struct BankArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A panic is a broken invariant: the state in memory can no longer be trusted, so the
+    // whole process stops rather than serve on with one task dead (crash-only).
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("error: corridor stopped on a broken invariant (a bug); please report it");
+        std::process::exit(70);
+    }));
     let quiet = matches!(cli.command, Command::Hub { .. } | Command::Bank { .. });
     init_tracing(if quiet { "info" } else { "warn" });
     let runtime = match tokio::runtime::Runtime::new() {
@@ -275,7 +283,13 @@ async fn execute(command: Command) -> Result<ExitCode> {
 
 /// The commands that drive a bank node's operator API.
 async fn operate(command: Command) -> Result<()> {
-    let status = |s: tonic::Status| anyhow!("{} ({:?})", s.message(), s.code());
+    let status = |s: tonic::Status| match s.code() {
+        tonic::Code::Unimplemented => {
+            anyhow!("that server does not offer the bank operator API: is --bank the URL of a bank node?")
+        }
+        code if s.message().is_empty() => anyhow!("{} ({code:?})", code.description()),
+        code => anyhow!("{} ({code:?})", s.message()),
+    };
     match command {
         Command::OpenAccount { bank, account, currency, name, deposit } => {
             let mut client = connect(&bank).await?;

@@ -84,11 +84,21 @@ pub async fn serve(
     router.serve_with_incoming_shutdown(limited_incoming(listener, CONNECTIONS_MAX), shutdown).await
 }
 
+/// Checks that `url` is a server URL Corridor can use: `https://HOST:PORT`.
+pub fn endpoint(url: &str) -> Result<Endpoint, String> {
+    let endpoint =
+        Endpoint::from_shared(url.to_owned()).map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
+    let uri = endpoint.uri();
+    if uri.scheme_str() != Some("https") || uri.host().is_none() {
+        return Err(format!("{url:?} is not a server URL: use https://HOST:PORT (Corridor speaks only TLS)"));
+    }
+    Ok(endpoint)
+}
+
 /// A client channel to `url` with mTLS as `role`.
 pub async fn connect(network: &NetworkDir, role: Role, url: &str) -> Result<Channel, String> {
     let tls = network.client_tls(role).map_err(|e| e.to_string())?;
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("{url} is not a valid URL: {e}"))?
+    let endpoint = endpoint(url)?
         .tls_config(tls)
         .map_err(|e| format!("TLS configuration: {e}"))?
         .connect_timeout(CONNECT_TIMEOUT)

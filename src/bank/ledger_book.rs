@@ -1,7 +1,7 @@
 //! How a bank books each step of a payment in its ledger. Posting ids derive from the
 //! UETR and the step, so booking the same step twice is a no-op.
 
-use crate::ledger::{Account, AccountId, AccountKind, Ledger, LedgerError, PostOutcome, Posting, PostingId};
+use crate::ledger::{Account, AccountId, AccountKind, Ledger, LedgerError, Posting, PostingId};
 use crate::model::{Amount, CreditTransfer, Currency, ReasonCode, Uetr};
 
 /// Account ids starting with this are the bank's own, not customers'.
@@ -38,18 +38,29 @@ fn posting_id(uetr: Uetr, step: &str) -> PostingId {
     PostingId::parse(&format!("{uetr}:{step}")).expect("UETR-based posting ids are valid")
 }
 
-fn applied(outcome: Result<PostOutcome, LedgerError>, what: &str) {
-    // These postings move money between accounts the bank controls with floors it has
-    // already checked; a refusal here is a bug, not an operating error.
-    outcome.unwrap_or_else(|error| panic!("{what} must book: {error}"));
+/// Books a two-leg transfer for a step of payment `uetr`.
+fn book(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    step: &str,
+    debit: &AccountId,
+    credit: &AccountId,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    ledger.post(Posting::transfer(posting_id(uetr, step), debit, credit, amount, step)).map(|_| ())
 }
 
-/// Opening deposit: debit cash, credit the customer.
-pub(super) fn book_deposit(ledger: &mut Ledger, customer: &AccountId, amount: Amount) {
-    let cash = system_account(AccountKind::Cash, amount.currency());
-    let id = PostingId::parse(&format!("open:{customer}")).expect("valid posting id");
-    // Cash has a floor of zero and grows on the debit side, so this cannot fail.
-    applied(ledger.post(Posting::transfer(id, &cash, customer, amount, "opening deposit")), "a deposit");
+/// A customer account with an opening deposit (debit cash, credit the customer), opened
+/// whole or not at all: only an overflowing cash balance can refuse it.
+pub(super) fn open_funded(
+    ledger: &mut Ledger,
+    customer: Account,
+    deposit: Amount,
+) -> Result<(), LedgerError> {
+    let cash = system_account(AccountKind::Cash, deposit.currency());
+    let id = PostingId::parse(&format!("open:{}", customer.id)).expect("valid posting id");
+    let funding = Posting::transfer(id, &cash, &customer.id, deposit, "opening deposit");
+    ledger.open_funded_account(customer, funding)
 }
 
 /// Outgoing payment, step 1: debit the customer, credit in-flight. Refused (and nothing
@@ -60,45 +71,35 @@ pub(super) fn book_outgoing(
     debtor: &AccountId,
     amount: Amount,
 ) -> Result<(), LedgerError> {
-    let in_flight = system_account(AccountKind::InFlight, amount.currency());
-    ledger
-        .post(Posting::transfer(posting_id(uetr, "out"), debtor, &in_flight, amount, "payment out"))
-        .map(|_| ())
+    book(ledger, uetr, "out", debtor, &system_account(AccountKind::InFlight, amount.currency()), amount)
 }
 
 /// Outgoing payment settled: debit in-flight, credit the settlement account.
-pub(super) fn book_settled(ledger: &mut Ledger, uetr: Uetr, amount: Amount) {
+pub(super) fn book_settled(ledger: &mut Ledger, uetr: Uetr, amount: Amount) -> Result<(), LedgerError> {
     let in_flight = system_account(AccountKind::InFlight, amount.currency());
-    let settlement = system_account(AccountKind::Settlement, amount.currency());
-    applied(
-        ledger.post(Posting::transfer(
-            posting_id(uetr, "settled"),
-            &in_flight,
-            &settlement,
-            amount,
-            "payment settled",
-        )),
-        "a settlement",
-    );
+    book(
+        ledger,
+        uetr,
+        "settled",
+        &in_flight,
+        &system_account(AccountKind::Settlement, amount.currency()),
+        amount,
+    )
 }
 
 /// Outgoing payment rejected: debit in-flight, credit the customer back.
-pub(super) fn book_reversal(ledger: &mut Ledger, uetr: Uetr, debtor: &AccountId, amount: Amount) {
-    let in_flight = system_account(AccountKind::InFlight, amount.currency());
-    applied(
-        ledger.post(Posting::transfer(
-            posting_id(uetr, "reversed"),
-            &in_flight,
-            debtor,
-            amount,
-            "payment rejected",
-        )),
-        "a reversal",
-    );
+pub(super) fn book_reversal(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    debtor: &AccountId,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    book(ledger, uetr, "reversed", &system_account(AccountKind::InFlight, amount.currency()), debtor, amount)
 }
 
 /// Incoming payment: debit the settlement account, credit the beneficiary; or the ISO
-/// reason why not (AC01 no such account, AC06 blocked, AM03 wrong currency).
+/// reason why not (AC01 no such account, AC06 blocked, AM03 wrong currency, AM02 an
+/// amount the account cannot take without its balance overflowing).
 pub(super) fn book_incoming(
     ledger: &mut Ledger,
     transfer: &CreditTransfer,
@@ -119,13 +120,6 @@ pub(super) fn book_incoming(
         ));
     }
     let settlement = system_account(AccountKind::Settlement, currency);
-    let posting = Posting::transfer(
-        posting_id(transfer.uetr, "in"),
-        &settlement,
-        &creditor.id,
-        transfer.amount,
-        "payment in",
-    );
-    applied(ledger.post(posting), "an incoming payment");
-    Ok(())
+    book(ledger, transfer.uetr, "in", &settlement, &creditor.id, transfer.amount)
+        .map_err(|error| (ReasonCode::Am02, format!("cannot credit {account}: {error}")))
 }

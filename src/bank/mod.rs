@@ -203,9 +203,10 @@ impl Bank {
             return Err(BankError::Refused(format!("account {id} already exists")));
         }
         ledger_book::ensure_system_accounts(&mut state.ledger, currency);
-        state.ledger.open_account(Account::new(id.clone(), AccountKind::Customer, currency, &name))?;
-        if let Some(deposit) = deposit {
-            ledger_book::book_deposit(&mut state.ledger, &id, deposit);
+        let account = Account::new(id.clone(), AccountKind::Customer, currency, &name);
+        match deposit {
+            Some(deposit) => ledger_book::open_funded(&mut state.ledger, account, deposit)?,
+            None => state.ledger.open_account(account)?,
         }
         Ok(state.ledger.account(&id).expect("just opened").clone())
     }
@@ -545,14 +546,22 @@ impl Bank {
             return;
         }
         let debtor = AccountId::parse(&payment.debtor_account).expect("booked from a valid account id");
-        match status {
+        let booked = match status {
             PaymentStatus::Acsc | PaymentStatus::Accc => {
                 ledger_book::book_settled(&mut state.ledger, uetr, payment.amount)
             }
             PaymentStatus::Rjct => {
                 ledger_book::book_reversal(&mut state.ledger, uetr, &debtor, payment.amount)
             }
-            _ => {}
+            _ => Ok(()),
+        };
+        if let Err(error) = booked {
+            // Only an overflowing balance can refuse these postings. The payment stays
+            // open, in-flight keeps the money, and the operator sees why.
+            tracing::error!(%uetr, bank = %self.bic(), %error, "cannot book the payment's {status}");
+            let payment = state.payments.get_mut(&uetr).expect("present");
+            payment.detail = format!("{status} received but not booked: {error}; held in in-flight");
+            return;
         }
         tracing::info!(%uetr, bank = %self.bic(), status = %status, reason = reason.map(|r| r.code()), "outgoing payment {}", if status.is_final() { "final" } else { "updated" });
         let payment = state.payments.get_mut(&uetr).expect("present");

@@ -94,6 +94,18 @@ impl Ledger {
         Ok(())
     }
 
+    /// Opens an account and applies its funding posting, both or neither.
+    pub fn open_funded_account(&mut self, account: Account, funding: Posting) -> Result<(), LedgerError> {
+        let id = account.id.clone();
+        self.open_account(account)?;
+        if let Err(error) = self.post(funding) {
+            // A refused posting changed nothing, so removing the account restores the ledger.
+            self.accounts.remove(&id);
+            return Err(error);
+        }
+        Ok(())
+    }
+
     /// The account, if it exists.
     pub fn account(&self, id: &AccountId) -> Option<&Account> {
         self.accounts.get(id)

@@ -1,0 +1,96 @@
+//! The per-message costs of the hot path, one piece at a time.
+//!
+//! Expected on the reference 2-core machine (shared/STACK.md): sign ~13.5 us; verify
+//! ~30-36 us, verify_strict ~36-41 us; batch verification ~16 us per signature at 64;
+//! encode + decode of a ~300-byte message well under 1 us (plus validation); a ledger
+//! posting of two legs around 1 us. Run with `cargo bench --bench hot_path`.
+
+use corridor::crypto::{KeyDirectory, KeyId, SignedEnvelope, SigningIdentity};
+use corridor::ledger::{Account, AccountId, AccountKind, Ledger, Posting, PostingId};
+use corridor::model::*;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+fn bic(text: &str) -> Bic {
+    Bic::parse(text).unwrap()
+}
+
+fn sample_message() -> Message {
+    let uetr = Uetr::generate();
+    let cny = Currency::parse("CNY").unwrap();
+    let transfer = CreditTransfer {
+        instruction_id: "INSTR-1".into(),
+        end_to_end_id: "E2E-1".into(),
+        uetr,
+        amount: Amount::parse("1234.56", cny).unwrap(),
+        settlement_date: time::macros::date!(2026 - 11 - 28),
+        charge_bearer: ChargeBearer::Shar,
+        debtor: Party::new("Ivan Petrov", "RU-0001").unwrap(),
+        debtor_agent: bic("BANKRUMMXXX"),
+        creditor: Party::new("Sara Ahmadi", "IR-0001").unwrap(),
+        creditor_agent: bic("BANKIRTHXXX"),
+        remittance_information: "Invoice 42 for machine parts, delivered November".into(),
+    };
+    let header = Header {
+        message_id: MessageId::generate(),
+        uetr: Some(uetr),
+        sender: bic("BANKRUMMXXX"),
+        receiver: bic("BANKIRTHXXX"),
+        creation_time_unix_ms: 1_796_000_000_000,
+        sequence_number: 1,
+        possible_duplicate: false,
+    };
+    Message::new(header, Body::Pacs008(transfer)).unwrap()
+}
+
+fn signing(c: &mut Criterion) {
+    let identity = SigningIdentity::generate(bic("BANKRUMMXXX"), KeyId::parse("k1").unwrap());
+    let mut directory = KeyDirectory::new();
+    directory.register(identity.bic(), identity.key_id().clone(), &identity.verifying_key_bytes()).unwrap();
+    let message = sample_message();
+    c.bench_function("sign pacs.008 (encode once + sign)", |b| b.iter(|| identity.sign(black_box(&message))));
+    let envelope = identity.sign(&message);
+    c.bench_function("verify_strict one envelope", |b| {
+        b.iter(|| directory.verify(black_box(&envelope)).unwrap())
+    });
+    let mut group = c.benchmark_group("verify_batch");
+    for size in [16usize, 64] {
+        let envelopes: Vec<SignedEnvelope> = (0..size).map(|_| identity.sign(&sample_message())).collect();
+        let refs: Vec<&SignedEnvelope> = envelopes.iter().collect();
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &refs, |b, refs| {
+            b.iter(|| directory.verify_batch(black_box(refs)))
+        });
+    }
+    group.finish();
+}
+
+fn codec(c: &mut Criterion) {
+    let message = sample_message();
+    let bytes = wire::encode_message(&message);
+    c.bench_function("encode pacs.008", |b| b.iter(|| wire::encode_message(black_box(&message))));
+    c.bench_function("decode + validate pacs.008", |b| {
+        b.iter(|| wire::decode_message(black_box(&bytes)).unwrap())
+    });
+}
+
+fn ledger(c: &mut Criterion) {
+    let cny = Currency::parse("CNY").unwrap();
+    let cash = AccountId::parse("CASH").unwrap();
+    let customer = AccountId::parse("C001").unwrap();
+    let mut ledger = Ledger::new();
+    ledger.open_account(Account::new(cash.clone(), AccountKind::Cash, cny, "cash")).unwrap();
+    ledger.open_account(Account::new(customer.clone(), AccountKind::Customer, cny, "customer")).unwrap();
+    let one = Amount::from_minor_units(1, cny).unwrap();
+    let mut n = 0u64;
+    c.bench_function("ledger posting, two legs", |b| {
+        b.iter(|| {
+            n += 1;
+            let id = PostingId::parse(&format!("p{n}")).unwrap();
+            ledger.post(Posting::transfer(id, &cash, &customer, one, "bench")).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, signing, codec, ledger);
+criterion_main!(benches);

@@ -1,0 +1,546 @@
+//! The `corridor` command line as a user runs it: real processes, real mTLS, a network
+//! directory made by `corridor pki init`. These tests check what the library tests cannot:
+//! exit codes, what lands on stdout and stderr, file modes, signals, and that the separate
+//! processes (hub, banks, operator commands) work together.
+//!
+//! Every child process is owned by a guard that kills and reaps it when the test ends, pass
+//! or fail, and every wait is bounded: a stuck process fails its test instead of hanging it.
+#![cfg(unix)] // file modes and SIGINT
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use tempfile::{NamedTempFile, TempDir};
+
+const PAYER: &str = "BANKRUMMXXX";
+const PAYEE: &str = "BANKIRTHXXX";
+/// Port 0: the system picks a free port and the node prints which.
+const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
+
+/// A one-shot command (even `demo`) finishes in well under a second; this bounds a stuck one
+/// at 60 s.
+const COMMAND_POLLS_MAX: usize = 3000;
+const COMMAND_POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// A payment is final within milliseconds; this bounds the wait at about 10 s plus the
+/// time to run `status` that many times.
+const STATUS_POLLS_MAX: usize = 200;
+const STATUS_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// A node drains and exits promptly after SIGINT; this bounds the wait at 30 s.
+const SHUTDOWN_POLLS_MAX: usize = 300;
+const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+// ---------------------------------------------------------------------------------------
+// Processes
+
+/// A child process that is killed and reaped when dropped, however the test ends.
+struct ChildGuard(Child);
+
+impl ChildGuard {
+    /// Waits for the process to exit, polling `polls` times; `None` if it is still running.
+    fn wait_bounded(&mut self, polls: usize, interval: Duration) -> Option<ExitStatus> {
+        for _ in 0..polls {
+            if let Some(status) = self.0.try_wait().expect("try_wait on a child") {
+                return Some(status);
+            }
+            sleep(interval);
+        }
+        None
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // Both fail harmlessly when the process has already exited and been reaped.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A file one output stream of a child goes to. The child writes through its own open
+/// file and we read by path, so reading never moves the child's write offset.
+struct Capture(NamedTempFile);
+
+impl Capture {
+    fn new() -> Self {
+        Self(NamedTempFile::new().expect("create a capture file"))
+    }
+
+    fn stdio(&self) -> Stdio {
+        Stdio::from(self.0.reopen().expect("reopen a capture file"))
+    }
+
+    fn text(&self) -> String {
+        fs::read_to_string(self.0.path()).expect("read a capture file")
+    }
+}
+
+/// The `corridor` binary with a predictable log level: RUST_LOG from the environment
+/// would change what lands on stderr.
+fn corridor_command(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_corridor"));
+    command.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
+    command
+}
+
+/// How a one-shot command ended.
+struct Outcome {
+    args: Vec<String>,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `corridor ARGS` to completion.
+fn corridor(args: &[&str]) -> Outcome {
+    let (stdout, stderr) = (Capture::new(), Capture::new());
+    let child = corridor_command(args).stdout(stdout.stdio()).stderr(stderr.stdio()).spawn();
+    let mut child = ChildGuard(child.expect("spawn corridor"));
+    let status = child
+        .wait_bounded(COMMAND_POLLS_MAX, COMMAND_POLL_INTERVAL)
+        .unwrap_or_else(|| panic!("`corridor {}` did not finish", args.join(" ")));
+    Outcome {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        status,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+    }
+}
+
+/// Asserts that the command succeeded and returns its stdout.
+fn succeeded(outcome: Outcome) -> String {
+    assert!(
+        outcome.status.success(),
+        "`corridor {}` failed with {}\nstderr: {}",
+        outcome.args.join(" "),
+        outcome.status,
+        outcome.stderr
+    );
+    outcome.stdout
+}
+
+/// Asserts a refusal as DESIGN.md wants it ("Bad input gets a clear error"): a non-zero
+/// exit, an error on stderr, nothing on stdout, and no panic. Returns stderr.
+fn refused(outcome: Outcome) -> String {
+    let Outcome { args, status, stdout, stderr } = outcome;
+    let command = format!("`corridor {}`", args.join(" "));
+    assert!(!status.success(), "{command} succeeded; stdout: {stdout}");
+    assert!(stderr.contains("error"), "{command} gave no error on stderr: {stderr:?}");
+    assert!(shows_no_panic(&stderr), "{command} panicked: {stderr}");
+    assert!(stdout.trim().is_empty(), "{command} printed on a refusal: {stdout}");
+    stderr
+}
+
+/// True when stderr shows no panic (the hint to set RUST_BACKTRACE comes with every panic).
+fn shows_no_panic(stderr: &str) -> bool {
+    !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE")
+}
+
+/// A long-running node (hub or bank), killed when dropped.
+struct Server {
+    process: ChildGuard,
+    /// Kept open so that a later write to stdout cannot fail on a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+    stderr: Capture,
+    /// Where it listens, from the first line it prints.
+    url: String,
+}
+
+/// Starts `corridor ARGS` and reads its first stdout line, which must be
+/// `<announcement> listening on <url>`: the node has bound its port before it says so,
+/// so no sleep is needed before connecting.
+fn start_server(args: &[&str], announcement: &str) -> Server {
+    let stderr = Capture::new();
+    let child = corridor_command(args).stdout(Stdio::piped()).stderr(stderr.stdio()).spawn();
+    let mut process = ChildGuard(child.expect("spawn corridor"));
+    let mut stdout = BufReader::new(process.0.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the first line");
+    let prefix = format!("{announcement} listening on ");
+    let url = line.trim_end().strip_prefix(&prefix).unwrap_or_else(|| {
+        panic!("`corridor {}` said {line:?}, not {prefix:?}...\nstderr: {}", args.join(" "), stderr.text())
+    });
+    assert!(url.starts_with("https://127.0.0.1:"), "unexpected URL {url}");
+    Server { url: url.to_owned(), process, _stdout: stdout, stderr }
+}
+
+impl Server {
+    /// Sends SIGINT (Ctrl-C) and waits, bounded, for the node to exit.
+    fn interrupt(&mut self) -> ExitStatus {
+        let pid = self.process.0.id().to_string();
+        let kill = Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+        assert!(kill.success(), "kill -INT {pid} failed");
+        self.process.wait_bounded(SHUTDOWN_POLLS_MAX, SHUTDOWN_POLL_INTERVAL).unwrap_or_else(|| {
+            panic!("process {pid} still runs after SIGINT\nstderr: {}", self.stderr.text())
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Networks
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// `corridor pki init` in DIR/net with the given banks; returns the network directory.
+fn pki_init(dir: &TempDir, bics: &[&str]) -> PathBuf {
+    let network = dir.path().join("net");
+    succeeded(corridor(&["pki", "init", "--dir", text(&network), "--participants", &bics.join(",")]));
+    network
+}
+
+/// A hub and one bank node per BIC, started as separate processes the way a user would.
+/// Fields drop in order: banks, then hub, then the directory.
+struct Network {
+    banks: Vec<(&'static str, Server)>,
+    hub: Server,
+    dir: PathBuf,
+    _temp: TempDir,
+}
+
+impl Network {
+    fn start(bics: &[&'static str]) -> Self {
+        let temp = tempfile::tempdir().expect("create a temporary directory");
+        let dir = pki_init(&temp, bics);
+        let hub = start_server(&["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT], "hub");
+        let banks = bics
+            .iter()
+            .map(|&bic| {
+                let args = [
+                    "bank",
+                    "--dir",
+                    text(&dir),
+                    "--bic",
+                    bic,
+                    "--hub",
+                    &hub.url,
+                    "--listen",
+                    ANY_LOOPBACK_PORT,
+                ];
+                (bic, start_server(&args, &format!("bank {bic}")))
+            })
+            .collect();
+        Self { banks, hub, dir, _temp: temp }
+    }
+
+    fn bank(&mut self, bic: &str) -> &mut Server {
+        self.banks.iter_mut().find(|(b, _)| *b == bic).map(|(_, server)| server).expect("a bank we started")
+    }
+
+    /// Runs an operator command (`open-account`, `pay`, `status`, ...) against a bank.
+    fn operate(&mut self, bic: &str, command: &str, args: &[&str]) -> Outcome {
+        let dir = self.dir.clone();
+        let url = self.bank(bic).url.clone();
+        let mut full = vec![command, "--dir", text(&dir), "--bank", &url];
+        full.extend_from_slice(args);
+        corridor(&full)
+    }
+
+    fn open_account(&mut self, bic: &str, account: &str, deposit: &str) {
+        let args = ["--account", account, "--currency", "CNY", "--name", account, "--deposit", deposit];
+        succeeded(self.operate(bic, "open-account", &args));
+    }
+
+    /// Pays `amount` CNY from `from` at the payer to `to` at the payee; returns the UETR.
+    fn pay(&mut self, from: &str, to: &str, amount: &str) -> String {
+        let args = ["--from", from, "--to-bank", PAYEE, "--to", to, "--amount", amount, "--currency", "CNY"];
+        let uetr = succeeded(self.operate(PAYER, "pay", &args)).trim().to_owned();
+        assert_eq!(uetr.len(), 36, "a UETR is a canonical UUID: {uetr:?}");
+        assert!(uetr.chars().all(|c| c == '-' || c.is_ascii_digit() || c.is_ascii_lowercase()), "{uetr:?}");
+        uetr
+    }
+
+    /// The words of `status UETR` at a bank: UETR, status, then the reason code if any.
+    fn status(&mut self, bic: &str, uetr: &str) -> Vec<String> {
+        let line = succeeded(self.operate(bic, "status", &[uetr]));
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Polls `status` until the payment is final (ACSC or RJCT) at the bank.
+    fn wait_final(&mut self, bic: &str, uetr: &str) -> Vec<String> {
+        for _ in 0..STATUS_POLLS_MAX {
+            let words = self.status(bic, uetr);
+            assert_eq!(words[0], uetr);
+            if words[1] == "ACSC" || words[1] == "RJCT" {
+                return words;
+            }
+            sleep(STATUS_POLL_INTERVAL);
+        }
+        panic!("payment {uetr} is not final at {bic}");
+    }
+
+    /// Account id to balance text ("749.50 CNY"), after checking the bank's ledger balances.
+    fn balances(&mut self, bic: &str) -> BTreeMap<String, String> {
+        let stdout = succeeded(self.operate(bic, "balances", &[]));
+        let (accounts, verdict) = stdout.trim_end().rsplit_once('\n').expect("accounts, then the verdict");
+        assert_eq!(verdict, "ledger balances: yes", "{bic}'s ledger must balance");
+        accounts
+            .lines()
+            .map(|line| {
+                let (id, balance) = line.split_once(' ').expect("id, then balance");
+                (id.to_owned(), balance.trim().to_owned())
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// pki init
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in fs::read_dir(dir).expect("read a directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            let bytes = fs::read(&path).expect("read a file");
+            files.insert(path, bytes);
+        }
+    }
+    files
+}
+
+/// `pki init` writes the layout documented in `src/tls/mod.rs`, keeps every private key
+/// readable by its owner only, and refuses to run again on the same directory: a second run
+/// must never replace the keys a running network depends on (DESIGN.md: "Bad input gets a
+/// clear error and changes nothing").
+#[test]
+fn pki_init_writes_the_layout_with_private_keys_owner_only_and_never_overwrites() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = pki_init(&temp, &[PAYER, PAYEE]);
+
+    let mut private_keys = vec![dir.join("ca.key")];
+    for role in ["hub", "operator", &format!("banks/{PAYER}"), &format!("banks/{PAYEE}")] {
+        assert!(dir.join(role).join("tls.pem").is_file(), "{role}/tls.pem");
+        private_keys.push(dir.join(role).join("tls.key"));
+        if role != "operator" {
+            private_keys.push(dir.join(role).join("signing.key"));
+        }
+    }
+    for public in ["ca.pem", "directory.json"] {
+        assert!(dir.join(public).is_file(), "{public}");
+    }
+    for key in &private_keys {
+        let mode =
+            fs::metadata(key).unwrap_or_else(|e| panic!("{}: {e}", key.display())).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{} must be owner-only", key.display());
+    }
+
+    let before = files_under(&dir);
+    let stderr =
+        refused(corridor(&["pki", "init", "--dir", text(&dir), "--participants", &[PAYER, PAYEE].join(",")]));
+    assert_eq!(stderr.lines().count(), 1, "one line of error: {stderr:?}");
+    assert!(stderr.contains("refusing to overwrite"), "{stderr:?}");
+    assert!(before == files_under(&dir), "a refused `pki init` changed files in the network directory");
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input
+
+/// Bad arguments to `pki init` are refused before anything is written (DESIGN.md: "Bad
+/// input gets a clear error and changes nothing"): not a BIC, fewer than two banks, the
+/// same bank twice, the hub's own id.
+#[test]
+fn pki_init_refuses_bad_participants_and_writes_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("net");
+    for participants in [
+        "NOTABIC",
+        PAYER,
+        &format!("{PAYER},{PAYER}"),
+        &format!("{PAYER},CRDRZZ00XXX"),
+        &format!("{PAYER},,{PAYEE}"),
+    ] {
+        refused(corridor(&["pki", "init", "--dir", text(&dir), "--participants", participants]));
+        assert!(!dir.exists(), "a refused `pki init --participants {participants}` created the directory");
+    }
+}
+
+/// Garbage arguments to every other command give a non-zero exit and an error on stderr,
+/// never a panic (DESIGN.md: "Bad input gets a clear error"). Each case has one thing wrong
+/// with it; the rest (network directory, BIC, URL) is valid.
+#[test]
+fn garbage_arguments_are_refused_with_an_error_and_no_panic() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = pki_init(&temp, &[PAYER, PAYEE]);
+    let missing = temp.path().join("missing");
+    let garbled = temp.path().join("garbled");
+    for (path, bytes) in files_under(&dir) {
+        let copy = garbled.join(path.strip_prefix(&dir).unwrap());
+        fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        fs::write(copy, bytes).unwrap();
+    }
+    fs::write(garbled.join("directory.json"), "this is not a directory\n").unwrap();
+    // Bound and released: nothing listens there now.
+    let closed_port = std::net::TcpListener::bind(ANY_LOOPBACK_PORT).unwrap().local_addr().unwrap();
+    let nothing = format!("https://{closed_port}");
+    let (dir, missing, garbled, any) = (text(&dir), text(&missing), text(&garbled), ANY_LOOPBACK_PORT);
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["demo", "--banks", "1"],
+        vec!["demo", "--banks", "99"],
+        vec!["demo", "--payments", "0"],
+        vec!["demo", "--currency", "XYZ"],
+        vec!["hub", "--dir", missing, "--listen", any],
+        vec!["hub", "--dir", dir, "--listen", "notanaddress"],
+        vec!["hub", "--dir", garbled, "--listen", any],
+        vec!["bank", "--dir", dir, "--bic", "lowercase", "--hub", &nothing, "--listen", any],
+        vec!["bank", "--dir", dir, "--bic", "BANKDEFFXXX", "--hub", &nothing, "--listen", any],
+        vec!["bank", "--dir", garbled, "--bic", PAYER, "--hub", &nothing, "--listen", any],
+        vec!["bank", "--dir", dir, "--bic", PAYER, "--hub", "not-a-url", "--listen", any],
+        vec!["bank", "--dir", dir, "--bic", PAYER, "--hub", "http://127.0.0.1:1", "--listen", any],
+        vec!["balances", "--dir", missing, "--bank", &nothing],
+        pay_args(dir, &nothing),
+        pay_args(dir, "not-a-url"),
+    ];
+    for args in &cases {
+        refused(corridor(args));
+    }
+}
+
+/// `pay` of 1.00 CNY from A1 to B1 at the payee, through the bank node at `bank`.
+fn pay_args<'a>(dir: &'a str, bank: &'a str) -> Vec<&'a str> {
+    let order = ["--from", "A1", "--to-bank", PAYEE, "--to", "B1", "--amount", "1.00", "--currency", "CNY"];
+    [&["pay", "--dir", dir, "--bank", bank][..], &order].concat()
+}
+
+/// Asserts a refusal by the bank node itself, with gRPC status INVALID_ARGUMENT.
+fn invalid_argument(outcome: Outcome) {
+    let stderr = refused(outcome);
+    assert!(stderr.contains("(InvalidArgument)"), "{stderr}");
+}
+
+/// A running bank refuses malformed operator requests with INVALID_ARGUMENT and changes
+/// nothing: no balance moves and no payment appears (DESIGN.md: "Bad input gets a clear
+/// error (gRPC status plus an ISO reason code where one fits) and changes nothing").
+#[test]
+fn malformed_operator_requests_get_invalid_argument_and_change_nothing() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    network.open_account(PAYER, "A1", "1000.00");
+    network.open_account(PAYEE, "B1", "0");
+    let before = (network.balances(PAYER), network.balances(PAYEE));
+
+    for amount in ["12.345", "-5", "abc"] {
+        // `--amount=-5`: with a space clap would take -5 for a flag and never ask the bank.
+        let amount = format!("--amount={amount}");
+        let args = ["--from", "A1", "--to-bank", PAYEE, "--to", "B1", "--currency", "EUR", &amount];
+        invalid_argument(network.operate(PAYER, "pay", &args));
+    }
+    invalid_argument(network.operate(PAYER, "status", &["not-a-uetr"]));
+    let too_long = "A".repeat(40);
+    let open = ["--account", &too_long, "--currency", "CNY", "--name", "Long", "--deposit", "5.00"];
+    invalid_argument(network.operate(PAYER, "open-account", &open));
+
+    assert_eq!((network.balances(PAYER), network.balances(PAYEE)), before);
+    assert_eq!(succeeded(network.operate(PAYER, "payments", &[])), "", "no payment may appear");
+}
+
+// ---------------------------------------------------------------------------------------
+// The separate-process flow
+
+/// The README's separate-process flow end to end: `pki init`, a hub, two bank nodes, accounts
+/// opened with `open-account`, a payment by `pay` that both banks see settled (ACSC) with the
+/// money moved; then a payment to an account that does not exist, which the payee rejects
+/// with AC01 and which leaves the payer's customer whole (DESIGN.md: "Money is conserved").
+#[test]
+fn a_payment_between_two_bank_processes_settles_and_a_bad_account_is_rejected() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    network.open_account(PAYER, "A1", "1000.00");
+    network.open_account(PAYEE, "B1", "0");
+
+    let uetr = network.pay("A1", "B1", "250.50");
+    assert_eq!(network.wait_final(PAYER, &uetr)[1], "ACSC");
+    assert_eq!(network.status(PAYEE, &uetr)[1], "ACSC", "the payee sees the payment settled too");
+    assert_eq!(network.balances(PAYER)["A1"], "749.50 CNY");
+    assert_eq!(network.balances(PAYEE)["B1"], "250.50 CNY");
+
+    let rejected = network.pay("A1", "NO-SUCH-ACCOUNT", "100.00");
+    let words = network.wait_final(PAYER, &rejected);
+    assert_eq!(words[1..3], ["RJCT", "AC01"], "status words: {words:?}");
+    assert_eq!(network.balances(PAYER)["A1"], "749.50 CNY", "a rejected payment returns the money");
+    assert_eq!(network.balances(PAYEE)["B1"], "250.50 CNY");
+}
+
+// ---------------------------------------------------------------------------------------
+// Shutdown
+
+/// Ctrl-C (SIGINT) stops a bank node and the hub cleanly: each drains and exits with
+/// status 0 and no panic, so an operator can tell a clean stop from a crash (STYLE.md,
+/// "Graceful shutdown").
+#[test]
+fn hub_and_bank_exit_cleanly_on_sigint() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    // A live session and some state make the drain do real work.
+    network.open_account(PAYER, "A1", "10.00");
+    let servers = network.banks.iter_mut().map(|(_, server)| server).chain([&mut network.hub]);
+    for server in servers {
+        let status = server.interrupt();
+        let stderr = server.stderr.text();
+        assert!(status.success(), "exit {status} after SIGINT\nstderr: {stderr}");
+        assert!(shows_no_panic(&stderr), "{stderr}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Demo
+
+/// Runs `demo --json` on four banks and returns its settled and rejected counts, after
+/// checking that the summary is whole: every payment final, every ledger balanced.
+fn demo_json(seed: &str) -> (u64, u64) {
+    let args = ["demo", "--json", "--banks", "4", "--payments", "12", "--seed", seed];
+    let stdout = succeeded(corridor(&args));
+    let summary: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is one JSON object");
+    let count = |field: &str| summary[field].as_u64().unwrap_or_else(|| panic!("{field} in {summary}"));
+    let (sent, settled, rejected) =
+        (count("payments_sent"), count("payments_settled"), count("payments_rejected"));
+    assert_eq!(settled + rejected, sent, "every sent payment is settled or rejected");
+    assert_eq!(summary["ledgers_balanced"], true);
+    assert_eq!(summary["all_final"], true);
+    let banks = summary["banks"].as_array().expect("banks is an array");
+    assert_eq!(banks.len(), 4);
+    for bank in banks {
+        assert!(bank["bic"].is_string(), "{bank}");
+        assert!(bank["balances"].as_array().is_some_and(|b| !b.is_empty()), "{bank}");
+    }
+    (settled, rejected)
+}
+
+/// `demo --json` gives machines one JSON object that accounts for every payment, and the
+/// same seed reproduces the same outcome (STYLE.md: "the same seed replays the same run").
+#[test]
+fn demo_json_accounts_for_every_payment_and_a_seed_replays_it() {
+    assert_eq!(demo_json("7"), demo_json("7"));
+}
+
+/// The largest amount (i64::MAX minor units) is a valid deposit, but a second one, or any
+/// payment to an account that holds it, overflows a balance. That is a refusal (a RJCT
+/// AM02 for the payment), never a crash (DESIGN.md: "Bad input gets a clear error ... and
+/// changes nothing"); it once panicked the bank node while booking.
+#[test]
+fn a_balance_overflow_is_refused_and_never_crashes_the_bank() {
+    const LARGEST_CNY: &str = "92233720368547758.07";
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    network.open_account(PAYER, "A1", "1000.00");
+    network.open_account(PAYEE, "B1", LARGEST_CNY);
+
+    let second = ["--account", "B2", "--currency", "CNY", "--name", "B2", "--deposit", LARGEST_CNY];
+    let stderr = refused(network.operate(PAYEE, "open-account", &second));
+    let codes = ["(InvalidArgument)", "(FailedPrecondition)", "(OutOfRange)"];
+    assert!(codes.iter().any(|code| stderr.contains(code)), "the bank itself must refuse: {stderr}");
+    network.balances(PAYEE);
+
+    // B1 cannot hold one fen more, so the payee must reject the payment.
+    let uetr = network.pay("A1", "B1", "1.00");
+    assert_eq!(network.wait_final(PAYER, &uetr)[1], "RJCT");
+    assert_eq!(network.balances(PAYER)["A1"], "1000.00 CNY", "a rejected payment returns the money");
+    assert_eq!(network.balances(PAYEE)["B1"], format!("{LARGEST_CNY} CNY"));
+    let stderr = network.bank(PAYEE).stderr.text();
+    assert!(shows_no_panic(&stderr), "{stderr}");
+}
