@@ -256,6 +256,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Bank(bic))?;
             let bank = Bank::new(identity, directory).map_err(|e| anyhow!(e))?;
+            corridor::net::endpoint(&hub).map_err(|e| anyhow!("--hub: {e}"))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             println!("bank {bic} listening on https://{}", listener.local_addr()?);

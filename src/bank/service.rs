@@ -37,6 +37,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    net::endpoint(hub_url).map_err(|e| format!("--hub: {e}"))?;
     let session_end = CancellationToken::new();
     let session =
         tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
