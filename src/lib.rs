@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod model;
 pub mod net;
 pub mod sim;
+pub mod store;
 pub mod tls;
 
 /// Generated protobuf types and gRPC stubs of `corridor.v1`. Kept at the edge: the

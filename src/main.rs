@@ -40,6 +40,9 @@ enum Command {
         /// Largest signed payload the hub accepts, in bytes.
         #[arg(long, default_value_t = HubConfig::default().payload_size_max_bytes)]
         payload_size_max_bytes: usize,
+        /// Where the hub keeps its journal [default: DIR/data/hub].
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Run a bank node.
     Bank {
@@ -55,6 +58,9 @@ enum Command {
         /// Address for the operator API, for example 127.0.0.1:7001.
         #[arg(long)]
         listen: SocketAddr,
+        /// Where the bank keeps its ledger and payments [default: DIR/data/banks/BIC].
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Open a customer account at a bank node.
     OpenAccount {
@@ -144,6 +150,10 @@ enum Command {
         /// Print the summary as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Keep the demo's network (PKI and every node's data) in this new directory
+        /// instead of a temporary one that is removed at the end.
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
 }
 
@@ -238,32 +248,34 @@ async fn execute(command: Command) -> Result<ExitCode> {
             tls::init(&dir, &bics)?;
             println!("created a network for {} banks in {}", bics.len(), dir.display());
         }
-        Command::Hub { dir, listen, payload_size_max_bytes } => {
+        Command::Hub { dir, listen, payload_size_max_bytes, data } => {
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Hub)?;
             let config = HubConfig { payload_size_max_bytes, ..HubConfig::default() };
-            let hub = Hub::new(config, directory, identity).map_err(|e| anyhow!(e))?;
+            let data = data.unwrap_or_else(|| network.hub_data_dir());
+            let hub = Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             // The first line on stdout says where to connect (useful with port 0).
             println!("hub listening on https://{}", listener.local_addr()?);
             hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
-        Command::Bank { dir, bic, hub, listen } => {
+        Command::Bank { dir, bic, hub, listen, data } => {
             let bic = parse_bic(&bic, "--bic")?;
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Bank(bic))?;
-            let bank = Bank::new(identity, directory).map_err(|e| anyhow!(e))?;
+            let data = data.unwrap_or_else(|| network.bank_data_dir(bic));
+            let bank = Bank::open(identity, directory, &data).map_err(|e| anyhow!(e))?;
             corridor::net::endpoint(&hub).map_err(|e| anyhow!("--hub: {e}"))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             println!("bank {bic} listening on https://{}", listener.local_addr()?);
             bank::run(bank, &network, &hub, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
-        Command::Demo { banks, payments, seed, currency, json } => {
-            let config = DemoConfig { banks, payments, seed, currency };
+        Command::Demo { banks, payments, seed, currency, json, data } => {
+            let config = DemoConfig { banks, payments, seed, currency, data };
             let mut progress = |line: &str| {
                 if !json {
                     println!("{line}");

@@ -47,8 +47,8 @@ async fn network_with_nodes(dir: &std::path::Path, bics: &[&str], nodes: &[&str]
 
 async fn open_accounts(network: &LocalNetwork, index: usize) {
     let bank = &network.banks[index].bank;
-    bank.open_account("C001", "CNY", "Customer one", "1000.00").unwrap();
-    bank.open_account("C002", "CNY", "Customer two", "").unwrap();
+    bank.open_account("C001", "CNY", "Customer one", "1000.00").await.unwrap();
+    bank.open_account("C002", "CNY", "Customer two", "").await.unwrap();
 }
 
 fn balance(network: &LocalNetwork, index: usize, account: &str) -> i64 {
@@ -122,7 +122,7 @@ async fn a_payment_settles_and_both_ledgers_move_by_its_amount() {
 async fn a_payment_to_an_unknown_account_is_rejected_ac01_and_the_sender_is_whole() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path(), &[RU, IR]).await;
-    let payment = network.banks[0].bank.submit_payment(&order(IR, "NOSUCH", "99.99")).unwrap();
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "NOSUCH", "99.99")).await.unwrap();
     assert_eq!(balance(&network, 0, "C001"), 100_000 - 9_999, "booked into in-flight at once");
     let at_sender = final_status(&network, 0, &payment.uetr.to_string()).await;
     assert_eq!(status_of(&at_sender), pb::PaymentStatus::Rjct);
@@ -138,8 +138,8 @@ async fn a_payment_to_an_unknown_account_is_rejected_ac01_and_the_sender_is_whol
 async fn a_payment_to_a_blocked_account_is_rejected_ac06() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path(), &[RU, IR]).await;
-    network.banks[1].bank.set_account_blocked("C002", true).unwrap();
-    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "10")).unwrap();
+    network.banks[1].bank.set_account_blocked("C002", true).await.unwrap();
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "10")).await.unwrap();
     let at_sender = final_status(&network, 0, &payment.uetr.to_string()).await;
     assert_eq!((status_of(&at_sender), at_sender.reason_code.as_str()), (pb::PaymentStatus::Rjct, "AC06"));
     assert_eq!(balance(&network, 0, "C001"), 100_000);
@@ -153,7 +153,7 @@ async fn a_receiver_that_connects_late_still_gets_its_messages() {
     let mut network = LocalNetwork::create(dir.path(), &[bic(RU), bic(IR)]).await.unwrap();
     network.start_bank(bic(RU)).await.unwrap();
     open_accounts(&network, 0).await;
-    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "12.34")).unwrap();
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "12.34")).await.unwrap();
     // The hub ACKs and holds the pacs.008 for the absent receiver.
     for _ in 0..400 {
         if network.hub.queued_for(bic(IR)) == 1 {

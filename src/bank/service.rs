@@ -45,15 +45,28 @@ pub async fn run(
     let mut builder = net::server_builder(network, Role::Bank(bank.bic())).map_err(|e| e.to_string())?;
     let (router, health) = net::with_health_and_reflection(builder.add_service(service));
     health.set_serving::<BankServiceServer<BankServer>>().await;
-    let drain = async move {
-        shutdown.await;
-        tracing::info!(bank = %bank.bic(), "shutting down");
-        health.set_not_serving::<BankServiceServer<BankServer>>().await;
-        session_end.cancel();
+    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let drain = {
+        let failure = std::sync::Arc::clone(&failure);
+        async move {
+            tokio::select! {
+                _ = shutdown => tracing::info!(bank = %bank.bic(), "shutting down"),
+                reason = bank.storage_failure() => {
+                    tracing::error!(bank = %bank.bic(), %reason, "stopping: the store cannot be written");
+                    *failure.lock().expect("failure lock") = Some(reason);
+                }
+            }
+            health.set_not_serving::<BankServiceServer<BankServer>>().await;
+            session_end.cancel();
+        }
     };
     let served = net::serve(router, listener, drain).await;
     let _ = session.await;
-    served.map_err(|e| format!("bank server: {}", net::error_chain(&e)))
+    served.map_err(|e| format!("bank server: {}", net::error_chain(&e)))?;
+    match failure.lock().expect("failure lock").take() {
+        Some(reason) => Err(format!("the bank stopped because its store cannot be written: {reason}")),
+        None => Ok(()),
+    }
 }
 
 fn operator_only<T>(request: &Request<T>) -> Result<(), Status> {
@@ -72,6 +85,7 @@ impl From<BankError> for Status {
             BankError::NotFound(e) => Status::not_found(e),
             BankError::Refused(e) => Status::failed_precondition(e),
             BankError::Ledger(e) => Status::failed_precondition(e.to_string()),
+            BankError::Storage(e) => Status::unavailable(format!("the bank cannot store anything: {e}")),
         }
     }
 }
@@ -131,7 +145,7 @@ impl BankService for BankServer {
             currency: r.currency,
             remittance_information: r.remittance_information,
         };
-        let payment = self.bank.submit_payment(&order)?;
+        let payment = self.bank.submit_payment(&order).await?;
         Ok(Response::new(pb::SubmitPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
     }
 
@@ -169,7 +183,7 @@ impl BankService for BankServer {
     ) -> Result<Response<pb::OpenAccountResponse>, Status> {
         operator_only(&request)?;
         let r = request.into_inner();
-        let account = self.bank.open_account(&r.account_id, &r.currency, &r.name, &r.opening_deposit)?;
+        let account = self.bank.open_account(&r.account_id, &r.currency, &r.name, &r.opening_deposit).await?;
         Ok(Response::new(pb::OpenAccountResponse { account: Some(account_to_pb(&account)) }))
     }
 
@@ -179,7 +193,7 @@ impl BankService for BankServer {
     ) -> Result<Response<pb::SetAccountBlockedResponse>, Status> {
         operator_only(&request)?;
         let r = request.into_inner();
-        let account = self.bank.set_account_blocked(&r.account_id, r.blocked)?;
+        let account = self.bank.set_account_blocked(&r.account_id, r.blocked).await?;
         Ok(Response::new(pb::SetAccountBlockedResponse { account: Some(account_to_pb(&account)) }))
     }
 }

@@ -13,6 +13,7 @@ use crate::pb;
 use crate::pb::hub_service_client::HubServiceClient;
 use crate::pb::session_request::Frame as RequestFrame;
 use crate::pb::session_response::Frame as ResponseFrame;
+use crate::store::Ticket;
 use crate::tls::{NetworkDir, Role};
 
 /// First wait before reconnecting; doubles up to [`RECONNECT_BACKOFF_MAX`].
@@ -58,7 +59,7 @@ async fn session_once(
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let (sender, receiver) = mpsc::channel(SESSION_QUEUE_DEPTH);
-    let hello = pb::Hello { last_osn_processed: bank.last_osn_processed() };
+    let hello = pb::Hello { last_osn_processed: bank.last_osn_durable() };
     sender.send(frame(RequestFrame::Hello(hello))).await.map_err(|_| "session closed")?;
     let mut inbound = client
         .session(ReceiverStream::new(receiver))
@@ -74,6 +75,10 @@ async fn session_once(
     }
     bank.on_welcome(welcome.next_isn_expected);
     *backoff = RECONNECT_BACKOFF_MIN;
+    let (confirmations, pending) = mpsc::channel(SESSION_QUEUE_DEPTH);
+    let confirmer = tokio::spawn(confirm_when_durable(bank.clone(), pending, sender.clone()));
+    let _stop_confirmer = AbortOnDrop(confirmer);
+    let mut durability = bank.durability();
     loop {
         for submit in bank.take_unsent(SUBMIT_BATCH_MAX) {
             sender.send(frame(RequestFrame::Submit(submit))).await.map_err(|_| "session closed")?;
@@ -81,6 +86,7 @@ async fn session_once(
         let received = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = bank.inner.outbox_wake.notified() => continue,
+            _ = durability.changed() => continue,
             received = inbound.message() => received,
         };
         match received {
@@ -88,11 +94,7 @@ async fn session_once(
                 ResponseFrame::Ack(ack) => bank.on_ack(&ack),
                 ResponseFrame::Nak(nak) => bank.on_nak(&nak),
                 ResponseFrame::Deliver(deliver) => {
-                    let delivered = bank.on_deliver(&deliver);
-                    sender
-                        .send(frame(RequestFrame::Delivered(delivered)))
-                        .await
-                        .map_err(|_| "session closed")?;
+                    confirmations.send(bank.on_deliver(&deliver)).await.map_err(|_| "session closed")?;
                 }
                 ResponseFrame::Welcome(_) => return Err("the hub sent a second Welcome".into()),
             },
@@ -100,5 +102,31 @@ async fn session_once(
             Ok(None) => return Err("the hub ended the session".into()),
             Err(status) => return Err(format!("{} ({:?})", status.message(), status.code())),
         }
+    }
+}
+
+/// Confirms each delivery to the hub once its processing is durable, in order.
+async fn confirm_when_durable(
+    bank: Bank,
+    mut pending: mpsc::Receiver<(pb::Delivered, Ticket)>,
+    sender: mpsc::Sender<pb::SessionRequest>,
+) {
+    while let Some((delivered, ticket)) = pending.recv().await {
+        if bank.durable(ticket).await.is_err() {
+            return;
+        }
+        bank.delivered_durably(delivered.osn);
+        if sender.send(frame(RequestFrame::Delivered(delivered))).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Aborts a task when dropped, so that no helper outlives its session.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -3,20 +3,22 @@
 //! [`Hub`] is the message path without the network: [`Hub::submit`] runs every check in
 //! the order DESIGN.md gives and answers with an ACK or a NAK; accepted messages wait in
 //! the receiver's outbox, numbered by output sequence, until the receiver confirms it
-//! processed them. [`service`] puts it on gRPC with mTLS.
+//! processed them. [`service`] puts it on gRPC with mTLS; [`journal`] makes it durable.
 //!
-//! Storage here is in memory: the durable journal comes with its own issue, behind the
-//! same methods.
+//! Every decision is journalled before it is told: an ACK leaves only once its message
+//! is durable, and a message is delivered only once it is durable, so a crash at any
+//! moment loses nothing that anyone was told about.
 
+pub mod journal;
 mod service;
 
+pub use journal::{AcceptedRecord, HubRecord, RecoveredHub, SqliteHubJournal};
 pub use service::{HubServer, run};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
@@ -24,6 +26,7 @@ use crate::crypto::{SignedEnvelope, SigningIdentity};
 use crate::directory::Directory;
 use crate::model::{Bic, MessageId, ReasonCode, wire};
 use crate::pb;
+use crate::store::{GroupCommit, StoreError, Ticket};
 
 /// Limits of a hub, each explicit.
 #[derive(Clone, Debug)]
@@ -70,8 +73,10 @@ struct HubInner {
     config: HubConfig,
     directory: Directory,
     identity: SigningIdentity,
-    /// Short critical sections only, never held across an `.await`.
+    /// Short critical sections only, never held across an `.await`. Records are
+    /// appended to the journal while it is held, so the journal's order is the state's.
     state: Mutex<HubState>,
+    journal: GroupCommit<HubRecord>,
 }
 
 #[derive(Default)]
@@ -87,6 +92,15 @@ struct Accepted {
     payload: Bytes,
     signature: [u8; 64],
     receipt: Bytes,
+    /// Durable once the journal reaches this: a duplicate's ACK waits for it too.
+    ticket: Ticket,
+}
+
+/// A message waiting in a receiver's outbox.
+struct Queued {
+    envelope: pb::SignedEnvelope,
+    /// Delivered only once durable.
+    ticket: Ticket,
 }
 
 #[derive(Default)]
@@ -96,7 +110,7 @@ struct Participant {
     /// Output sequence number the next delivery to the bank gets.
     next_osn: u64,
     /// Deliveries not yet confirmed by the bank, by output sequence number.
-    outbox: BTreeMap<u64, pb::SignedEnvelope>,
+    outbox: BTreeMap<u64, Queued>,
     /// Highest output sequence number ever put on a session: a delivery at or below it
     /// may have arrived before, so it goes out flagged as a possible duplicate (PDM).
     osn_sent_high_water: u64,
@@ -106,14 +120,12 @@ struct Participant {
 struct ActiveSession {
     id: u64,
     cancel: CancellationToken,
-    wake: Arc<Notify>,
 }
 
 /// A session the hub has opened for a bank.
 pub(crate) struct OpenSession {
     pub(crate) id: u64,
     pub(crate) cancel: CancellationToken,
-    pub(crate) wake: Arc<Notify>,
     pub(crate) welcome: pb::Welcome,
     /// First output sequence number to (re)deliver.
     pub(crate) next_osn_to_send: u64,
@@ -126,8 +138,14 @@ pub(crate) struct Delivery {
 }
 
 impl Hub {
-    /// A hub for the network in `directory`, signing receipts with `identity`.
-    pub fn new(config: HubConfig, directory: Directory, identity: SigningIdentity) -> Result<Self, String> {
+    /// A hub for the network in `directory`, signing receipts with `identity`, keeping
+    /// its journal in `data_dir` and carrying on from what the journal holds.
+    pub fn open(
+        config: HubConfig,
+        directory: Directory,
+        identity: SigningIdentity,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, String> {
         config.validate()?;
         if identity.bic() != directory.hub() {
             return Err(format!(
@@ -136,13 +154,28 @@ impl Hub {
                 directory.hub()
             ));
         }
-        let mut state = HubState::default();
-        for (bic, _) in directory.participants() {
-            state
-                .participants
-                .insert(bic, Participant { next_isn: 1, next_osn: 1, ..Participant::default() });
-        }
-        Ok(Self { inner: Arc::new(HubInner { config, directory, identity, state: Mutex::new(state) }) })
+        let (backend, recovered) =
+            SqliteHubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+        let state = recover(&directory, recovered)?;
+        let journal = GroupCommit::start(backend, "hub");
+        Ok(Self {
+            inner: Arc::new(HubInner { config, directory, identity, state: Mutex::new(state), journal }),
+        })
+    }
+
+    /// Waits until `ticket` is durable.
+    pub(crate) async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+        self.inner.journal.wait(ticket).await
+    }
+
+    /// Notified whenever more of the journal is durable.
+    pub(crate) fn durability(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.journal.subscribe()
+    }
+
+    /// Completes with the reason if the journal can no longer be written.
+    pub async fn storage_failure(&self) -> String {
+        self.inner.journal.failure().await
     }
 
     /// The network directory.
@@ -166,11 +199,14 @@ impl Hub {
             old.cancel.cancel();
         }
         participant.outbox.retain(|osn, _| *osn > last_osn_processed);
-        let session = ActiveSession { id, cancel: CancellationToken::new(), wake: Arc::new(Notify::new()) };
+        if last_osn_processed > 0 {
+            let record = HubRecord::Delivered { participant: bank, osn: last_osn_processed };
+            self.inner.journal.append(vec![record]);
+        }
+        let session = ActiveSession { id, cancel: CancellationToken::new() };
         let open = OpenSession {
             id,
             cancel: session.cancel.clone(),
-            wake: Arc::clone(&session.wake),
             welcome: pb::Welcome { bic: bank.to_string(), next_isn_expected: participant.next_isn },
             next_osn_to_send: last_osn_processed + 1,
         };
@@ -188,19 +224,22 @@ impl Hub {
         }
     }
 
-    /// Up to `limit` deliveries for `bank` from output sequence number `from` on.
+    /// Up to `limit` durable deliveries for `bank` from output sequence number `from` on.
     pub(crate) fn deliveries_from(&self, bank: Bic, from: u64, limit: usize) -> Vec<Delivery> {
+        let durable = self.inner.journal.durable();
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&bank).expect("participant");
         let deliveries: Vec<Delivery> = participant
             .outbox
             .range(from..)
             .take(limit)
-            .map(|(osn, envelope)| Delivery {
+            // Tickets grow with output sequence numbers: stop at the first not yet durable.
+            .take_while(|(_, queued)| queued.ticket <= durable)
+            .map(|(osn, queued)| Delivery {
                 osn: *osn,
                 frame: pb::Deliver {
                     osn: *osn,
-                    envelope: Some(envelope.clone()),
+                    envelope: Some(queued.envelope.clone()),
                     possible_duplicate: *osn <= participant.osn_sent_high_water,
                 },
             })
@@ -216,6 +255,8 @@ impl Hub {
         let mut state = self.inner.state.lock().expect("hub state lock");
         if let Some(participant) = state.participants.get_mut(&bank) {
             participant.outbox.retain(|queued, _| *queued > osn);
+            // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
+            self.inner.journal.append(vec![HubRecord::Delivered { participant: bank, osn }]);
         }
     }
 
@@ -226,46 +267,57 @@ impl Hub {
     }
 
     /// Runs every check on a submission from the authenticated `peer`, in order, and
-    /// answers with an ACK (the message is stored and queued for its receiver) or a NAK
-    /// (nothing changed but the input sequence number).
-    pub fn submit(&self, peer: Bic, submit: pb::Submit) -> pb::session_response::Frame {
+    /// answers with an ACK (the message is journalled and queued for its receiver) or a
+    /// NAK (nothing changed but the input sequence number). The answer may be sent only
+    /// once the returned ticket is durable.
+    pub fn submit(&self, peer: Bic, submit: pb::Submit) -> (pb::session_response::Frame, Ticket) {
         let isn = submit.isn;
         let Some(envelope) = submit.envelope else {
-            return nak(
-                isn,
-                "",
-                Code::InvalidArgument,
-                Some(ReasonCode::Ff01),
-                "a Submit carries an envelope",
-            );
+            let detail = "a Submit carries an envelope";
+            return (nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail), Ticket::DURABLE);
         };
         // Kept (a reference count, not a copy) to name the message in a NAK when the
         // checks stop before the payload is decoded.
         let payload = envelope.payload.clone();
-        let outcome = self.check_sequence(peer, isn).and_then(|()| self.check_and_store(peer, envelope));
-        match outcome {
-            Ok((message_id, receipt)) => pb::session_response::Frame::Ack(pb::Ack {
-                isn,
-                message_id: message_id.to_string(),
-                receipt,
-                receipt_key_id: self.inner.identity.key_id().to_string(),
-            }),
+        let consumed = match self.check_sequence(peer, isn) {
+            Ok(consumed) => consumed,
+            Err(refusal) => return (refusal.into_nak(isn, &peek_message_id(&payload)), Ticket::DURABLE),
+        };
+        match self.check_and_store(peer, isn, consumed, envelope) {
+            Ok((message_id, receipt, ticket)) => {
+                let ack = pb::Ack {
+                    isn,
+                    message_id: message_id.to_string(),
+                    receipt,
+                    receipt_key_id: self.inner.identity.key_id().to_string(),
+                };
+                (pb::session_response::Frame::Ack(ack), ticket)
+            }
             Err(refusal) => {
                 let message_id = peek_message_id(&payload);
                 tracing::info!(sender = %peer, isn, %message_id, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
-                refusal.into_nak(isn, &message_id)
+                // The NAK consumed the sequence number: that must survive a crash too.
+                let ticket = if consumed { self.consume(peer, isn) } else { Ticket::DURABLE };
+                (refusal.into_nak(isn, &message_id), ticket)
             }
         }
     }
 
+    fn consume(&self, participant: Bic, isn: u64) -> Ticket {
+        let _state = self.inner.state.lock().expect("hub state lock");
+        self.inner.journal.append(vec![HubRecord::IsnConsumed { participant, isn }])
+    }
+
     /// Input sequence numbers run 1, 2, ... per participant; a resend may repeat an old
-    /// one (duplicates are caught by message id), but a gap is refused, never skipped.
-    fn check_sequence(&self, peer: Bic, isn: u64) -> Result<(), Refusal> {
+    /// one (duplicates are caught by message id), but a gap is refused, never skipped:
+    /// the bank resends from the number the hub expects. Returns whether this
+    /// submission consumed a new number.
+    fn check_sequence(&self, peer: Bic, isn: u64) -> Result<bool, Refusal> {
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&peer).expect("sessions open only for participants");
         if isn == participant.next_isn {
             participant.next_isn += 1;
-            Ok(())
+            Ok(true)
         } else if isn == 0 || isn > participant.next_isn {
             Err(Refusal::new(
                 Code::FailedPrecondition,
@@ -276,17 +328,19 @@ impl Hub {
                 ),
             ))
         } else {
-            Ok(())
+            Ok(false)
         }
     }
 
-    /// Checks 1-5 of DESIGN.md in order; on success the message is stored and queued,
-    /// and its id and the hub's receipt are returned.
+    /// Checks 1-5 of DESIGN.md in order; on success the message is journalled and
+    /// queued, and its id, the hub's receipt and the journal ticket are returned.
     fn check_and_store(
         &self,
         peer: Bic,
+        isn: u64,
+        consumed: bool,
         envelope_pb: pb::SignedEnvelope,
-    ) -> Result<(MessageId, Bytes), Refusal> {
+    ) -> Result<(MessageId, Bytes, Ticket), Refusal> {
         let directory = &self.inner.directory;
         // 1. The authenticated peer is the signer.
         if Bic::parse(&envelope_pb.signer_bic).ok() != Some(peer) {
@@ -348,47 +402,102 @@ impl Hub {
                 ),
             ));
         }
-        // 5. Duplicates, then store and queue: under one lock, so that two copies of one
-        //    message racing on two sessions have one effect.
-        let uetr = header.uetr.map(|u| u.to_string()).unwrap_or_default();
+        // 5. Duplicates, then journal and queue: under one lock, so that two copies of
+        //    one message racing on two sessions have one effect.
+        let uetr = header.uetr;
         let receiver = header.receiver;
+        let message_type = message.message_type();
         let key = (peer, header.message_id.clone());
         // Signed before taking the lock: the lock guards bookkeeping, not crypto.
         let receipt = Bytes::from(self.inner.identity.sign_receipt(&envelope).to_bytes().to_vec());
         let mut state = self.inner.state.lock().expect("hub state lock");
         if let Some(accepted) = state.accepted.get(&key) {
-            return if accepted.payload == envelope.payload
-                && accepted.signature == envelope.signature.to_bytes()
-            {
-                tracing::info!(%uetr, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
-                Ok((key.1, accepted.receipt.clone()))
-            } else {
-                Err(Refusal::new(
+            if accepted.payload != envelope.payload || accepted.signature != envelope.signature.to_bytes() {
+                return Err(Refusal::new(
                     Code::AlreadyExists,
                     Some(ReasonCode::Dupl),
                     format!("message id {} was already used for a different message", key.1),
-                ))
+                ));
+            }
+            let uetr = uetr.map(|u| u.to_string()).unwrap_or_default();
+            tracing::info!(%uetr, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
+            let (receipt, original) = (accepted.receipt.clone(), accepted.ticket);
+            // The ACK waits for the original to be durable, and for this ISN if it is new.
+            let ticket = if consumed {
+                self.inner.journal.append(vec![HubRecord::IsnConsumed { participant: peer, isn }])
+            } else {
+                original
             };
+            return Ok((key.1, receipt, ticket));
         }
         let participant = state.participants.get_mut(&receiver).expect("checked: receiver is a participant");
         let osn = participant.next_osn;
         participant.next_osn += 1;
-        participant.outbox.insert(osn, pb::SignedEnvelope::from(&envelope));
-        if let Some(session) = &participant.session {
-            session.wake.notify_one();
-        }
-        tracing::info!(%uetr, sender = %peer, %receiver, message_type = %message.message_type(), message_id = %key.1, osn, "accepted and queued");
+        let record = AcceptedRecord {
+            sender: peer,
+            message_id: key.1.clone(),
+            isn,
+            receiver,
+            osn,
+            uetr,
+            message_type,
+            envelope: envelope.clone(),
+            receipt: receipt.clone(),
+            accepted_unix_ms: crate::bank::unix_ms_now(),
+        };
+        let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record))]);
+        participant.outbox.insert(osn, Queued { envelope: pb::SignedEnvelope::from(&envelope), ticket });
+        let uetr = uetr.map(|u| u.to_string()).unwrap_or_default();
+        tracing::info!(%uetr, sender = %peer, %receiver, %message_type, message_id = %key.1, osn, "accepted and queued");
         let message_id = key.1.clone();
-        state.accepted.insert(
-            key,
-            Accepted {
-                payload: envelope.payload,
-                signature: envelope.signature.to_bytes(),
-                receipt: receipt.clone(),
-            },
-        );
-        Ok((message_id, receipt))
+        let accepted = Accepted {
+            payload: envelope.payload,
+            signature: envelope.signature.to_bytes(),
+            receipt: receipt.clone(),
+            ticket,
+        };
+        state.accepted.insert(key, accepted);
+        Ok((message_id, receipt, ticket))
     }
+}
+
+/// Rebuilds the hub's state from its journal: the duplicate check, every outbox with
+/// what its receiver has not confirmed, and both sequence counters of every participant.
+fn recover(directory: &Directory, recovered: RecoveredHub) -> Result<HubState, String> {
+    let mut state = HubState::default();
+    for (bic, _) in directory.participants() {
+        let (isn_consumed, osn_delivered) = recovered.sequences.get(&bic).copied().unwrap_or((0, 0));
+        let participant =
+            Participant { next_isn: isn_consumed + 1, next_osn: osn_delivered + 1, ..Participant::default() };
+        state.participants.insert(bic, participant);
+    }
+    let count = recovered.messages.len();
+    for record in recovered.messages {
+        let sender_known = state.participants.contains_key(&record.sender);
+        let Some(receiver) = state.participants.get_mut(&record.receiver).filter(|_| sender_known) else {
+            return Err(format!(
+                "the journal holds a message between {} and {}, which the directory does not list",
+                record.sender, record.receiver
+            ));
+        };
+        receiver.next_osn = receiver.next_osn.max(record.osn + 1);
+        // Anything recovered may have been delivered before the restart: flag it (PDM).
+        receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
+        let osn_delivered = recovered.sequences.get(&record.receiver).map_or(0, |s| s.1);
+        if record.osn > osn_delivered {
+            let envelope = pb::SignedEnvelope::from(&record.envelope);
+            receiver.outbox.insert(record.osn, Queued { envelope, ticket: Ticket::DURABLE });
+        }
+        let accepted = Accepted {
+            payload: record.envelope.payload,
+            signature: record.envelope.signature.to_bytes(),
+            receipt: record.receipt,
+            ticket: Ticket::DURABLE,
+        };
+        state.accepted.insert((record.sender, record.message_id), accepted);
+    }
+    tracing::info!(messages = count, "hub journal recovered");
+    Ok(state)
 }
 
 /// The message id of a payload if it can be read at all (for a NAK).

@@ -16,6 +16,7 @@ use crate::pb;
 use crate::pb::hub_service_server::{HubService, HubServiceServer};
 use crate::pb::session_request::Frame as RequestFrame;
 use crate::pb::session_response::Frame as ResponseFrame;
+use crate::store::Ticket;
 use crate::tls::{NetworkDir, Role};
 
 /// How long a new session may take to say Hello.
@@ -47,19 +48,32 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
     let sessions_end = CancellationToken::new();
-    let service = HubServiceServer::new(HubServer::new(hub, sessions_end.clone()))
+    let service = HubServiceServer::new(HubServer::new(hub.clone(), sessions_end.clone()))
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let mut builder = net::server_builder(network, Role::Hub).map_err(|e| e.to_string())?;
     let (router, health) = net::with_health_and_reflection(builder.add_service(service));
     health.set_serving::<HubServiceServer<HubServer>>().await;
-    let drain = async move {
-        shutdown.await;
-        tracing::info!("shutting down: refusing new work, ending sessions");
-        health.set_not_serving::<HubServiceServer<HubServer>>().await;
-        sessions_end.cancel();
+    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let drain = {
+        let failure = std::sync::Arc::clone(&failure);
+        async move {
+            tokio::select! {
+                _ = shutdown => tracing::info!("shutting down: refusing new work, ending sessions"),
+                reason = hub.storage_failure() => {
+                    tracing::error!(%reason, "stopping: the journal cannot be written");
+                    *failure.lock().expect("failure lock") = Some(reason);
+                }
+            }
+            health.set_not_serving::<HubServiceServer<HubServer>>().await;
+            sessions_end.cancel();
+        }
     };
-    net::serve(router, listener, drain).await.map_err(|e| format!("hub server: {}", net::error_chain(&e)))
+    net::serve(router, listener, drain).await.map_err(|e| format!("hub server: {}", net::error_chain(&e)))?;
+    match failure.lock().expect("failure lock").take() {
+        Some(reason) => Err(format!("the hub stopped because its journal cannot be written: {reason}")),
+        None => Ok(()),
+    }
 }
 
 #[tonic::async_trait]
@@ -93,20 +107,16 @@ impl HubService for HubServer {
         sender.send(Ok(welcome)).await.map_err(|_| Status::cancelled("session closed"))?;
         let cancel = open.cancel.clone();
         let shutdown = self.shutdown.clone();
-        tokio::spawn(deliver(
-            self.hub.clone(),
-            bank,
-            open.next_osn_to_send,
-            open.wake.clone(),
-            cancel.clone(),
-            sender.clone(),
-        ));
+        tokio::spawn(deliver(self.hub.clone(), bank, open.next_osn_to_send, cancel.clone(), sender.clone()));
         tokio::spawn(receive(self.hub.clone(), bank, open, inbound, sender, shutdown));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
 }
 
 /// Reads a bank's frames until it hangs up, the session is replaced, or the hub shuts down.
+/// Submissions are checked and journalled one after another; their answers wait for
+/// durability in a pipeline (see [`answer_when_durable`]), so one session can have many
+/// messages in one group commit.
 async fn receive(
     hub: Hub,
     bank: Bic,
@@ -115,6 +125,8 @@ async fn receive(
     sender: SessionSender,
     shutdown: CancellationToken,
 ) {
+    let (answers, pending) = mpsc::channel(hub.config().session_queue_depth);
+    tokio::spawn(answer_when_durable(hub.clone(), pending, sender.clone()));
     loop {
         let frame = tokio::select! {
             _ = open.cancel.cancelled() => break,
@@ -135,8 +147,7 @@ async fn receive(
         };
         match frame {
             RequestFrame::Submit(submit) => {
-                let answer = hub.submit(bank, submit);
-                if sender.send(Ok(pb::SessionResponse { frame: Some(answer) })).await.is_err() {
+                if answers.send(hub.submit(bank, submit)).await.is_err() {
                     break;
                 }
             }
@@ -154,22 +165,35 @@ async fn receive(
     tracing::info!(%bank, session = open.id, "session closed");
 }
 
-/// Puts a bank's queued deliveries on its session, in output sequence order, waking
-/// whenever something new is queued for it.
-async fn deliver(
+/// Sends each ACK or NAK once its journal ticket is durable, in submission order.
+async fn answer_when_durable(
     hub: Hub,
-    bank: Bic,
-    mut next_osn: u64,
-    wake: std::sync::Arc<tokio::sync::Notify>,
-    cancel: CancellationToken,
+    mut pending: mpsc::Receiver<(ResponseFrame, Ticket)>,
     sender: SessionSender,
 ) {
+    while let Some((answer, ticket)) = pending.recv().await {
+        if let Err(error) = hub.durable(ticket).await {
+            let _ = sender
+                .send(Err(Status::unavailable(format!("the hub cannot store messages: {error}"))))
+                .await;
+            return;
+        }
+        if sender.send(Ok(pb::SessionResponse { frame: Some(answer) })).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Puts a bank's queued deliveries on its session, in output sequence order, waking
+/// whenever something new is queued for it.
+async fn deliver(hub: Hub, bank: Bic, mut next_osn: u64, cancel: CancellationToken, sender: SessionSender) {
     let batch_max = hub.config().delivery_batch_max;
+    let mut durability = hub.durability();
     loop {
         let deliveries = hub.deliveries_from(bank, next_osn, batch_max);
         if deliveries.is_empty() {
             tokio::select! {
-                _ = wake.notified() => continue,
+                _ = durability.changed() => continue,
                 _ = cancel.cancelled() => return,
                 _ = sender.closed() => return,
             }

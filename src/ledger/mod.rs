@@ -70,6 +70,8 @@ pub enum LedgerError {
 #[derive(Debug, Default, Clone)]
 pub struct Ledger {
     accounts: BTreeMap<AccountId, Account>,
+    /// Account ids in the order they were opened.
+    opening_order: Vec<AccountId>,
     postings: Vec<Posting>,
     /// Index into `postings` by id, to make replays no-ops.
     posting_index: HashMap<PostingId, usize>,
@@ -90,6 +92,7 @@ impl Ledger {
             return Err(LedgerError::AccountExists(account.id));
         }
         assert_eq!(account.balance, 0, "accounts open at zero; money arrives by posting");
+        self.opening_order.push(account.id.clone());
         self.accounts.insert(account.id.clone(), account);
         Ok(())
     }
@@ -101,6 +104,7 @@ impl Ledger {
         if let Err(error) = self.post(funding) {
             // A refused posting changed nothing, so removing the account restores the ledger.
             self.accounts.remove(&id);
+            self.opening_order.pop();
             return Err(error);
         }
         Ok(())
@@ -109,6 +113,11 @@ impl Ledger {
     /// The account, if it exists.
     pub fn account(&self, id: &AccountId) -> Option<&Account> {
         self.accounts.get(id)
+    }
+
+    /// Account ids in the order they were opened.
+    pub fn opening_order(&self) -> &[AccountId] {
+        &self.opening_order
     }
 
     /// Every account, in id order.

@@ -44,11 +44,13 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Currency of every account and payment.
     pub currency: String,
+    /// Where to keep the network (PKI and data); a temporary directory when `None`.
+    pub data: Option<std::path::PathBuf>,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { banks: 4, payments: 20, seed: 2026, currency: "CNY".into() }
+        Self { banks: 4, payments: 20, seed: 2026, currency: "CNY".into(), data: None }
     }
 }
 

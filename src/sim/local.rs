@@ -69,7 +69,7 @@ impl LocalNetwork {
     pub async fn start_hub(network: NetworkDir, config: HubConfig) -> Result<Self, String> {
         let directory = Directory::load(network.root()).map_err(|e| e.to_string())?;
         let identity = network.signing_identity(Role::Hub).map_err(|e| e.to_string())?;
-        let hub = Hub::new(config, directory, identity)?;
+        let hub = Hub::open(config, directory, identity, &network.hub_data_dir())?;
         let (listener, hub_url) = bind_loopback().await?;
         let shutdown = CancellationToken::new();
         let hub_task = {
@@ -83,7 +83,7 @@ impl LocalNetwork {
     pub async fn start_bank(&mut self, bic: Bic) -> Result<usize, String> {
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
         let identity = self.network.signing_identity(Role::Bank(bic)).map_err(|e| e.to_string())?;
-        let bank = Bank::new(identity, directory)?;
+        let bank = Bank::open(identity, directory, &self.network.bank_data_dir(bic))?;
         let (listener, url) = bind_loopback().await?;
         let shutdown = CancellationToken::new();
         let task = {

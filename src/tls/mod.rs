@@ -105,6 +105,16 @@ impl NetworkDir {
         }
     }
 
+    /// The hub's default data directory: `DIR/data/hub`.
+    pub fn hub_data_dir(&self) -> PathBuf {
+        self.root.join("data").join("hub")
+    }
+
+    /// A bank's default data directory: `DIR/data/banks/<BIC>`.
+    pub fn bank_data_dir(&self, bic: Bic) -> PathBuf {
+        self.root.join("data").join("banks").join(bic.as_str())
+    }
+
     /// The network CA certificate.
     pub fn ca_certificate(&self) -> Result<Certificate, PkiError> {
         Ok(Certificate::from_pem(read(&self.root.join("ca.pem"))?))

@@ -1,0 +1,232 @@
+//! What arrives from the hub: ACKs, NAKs and deliveries. Each moves payments along and
+//! books every step; each is journalled, and a delivery is confirmed to the hub only
+//! once its effects are durable.
+
+use std::sync::atomic::Ordering;
+
+use super::state::{BankState, Outgoing};
+use super::{Bank, Direction, Payment, ledger_book};
+use crate::crypto::SignedEnvelope;
+use crate::ledger::AccountId;
+use crate::model::*;
+use crate::pb;
+use crate::store::Ticket;
+
+impl Bank {
+    /// A new session began: everything not yet ACKed goes out again.
+    pub(crate) fn on_welcome(&self, next_isn_expected: u64) {
+        let mut state = self.state();
+        for outgoing in state.outbox.values_mut() {
+            outgoing.sent_this_session = false;
+        }
+        tracing::info!(bank = %self.bic(), next_isn_expected, unacknowledged = state.outbox.len(), "session welcomed");
+    }
+
+    /// Up to `limit` durable submissions not yet put on this session, in sequence order,
+    /// marked as sent.
+    pub(crate) fn take_unsent(&self, limit: usize) -> Vec<pb::Submit> {
+        let durable = self.inner.journal.durable();
+        let mut state = self.state();
+        let mut submits = Vec::new();
+        let unsent = state.outbox.values_mut().filter(|o| !o.sent_this_session);
+        // Tickets grow with sequence numbers: stop at the first not yet durable.
+        for outgoing in unsent.take_while(|o| o.ticket <= durable).take(limit) {
+            submits.push(pb::Submit {
+                isn: outgoing.entry.isn,
+                envelope: Some(outgoing.entry.envelope.clone()),
+                possible_duplicate: outgoing.sent_before,
+            });
+            outgoing.sent_before = true;
+            outgoing.sent_this_session = true;
+        }
+        submits
+    }
+
+    /// Notified whenever more of the store is durable.
+    pub(crate) fn durability(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.journal.subscribe()
+    }
+
+    /// The hub accepted a message.
+    pub(crate) fn on_ack(&self, ack: &pb::Ack) {
+        let mut state = self.state();
+        let Some(outgoing) = state.outbox.get(&ack.isn) else { return };
+        if outgoing.entry.message_id.as_str() != ack.message_id {
+            tracing::error!(isn = ack.isn, acked = %ack.message_id, sent = %outgoing.entry.message_id, "the hub ACKed another message under our ISN");
+            return;
+        }
+        let outgoing = state.outbox_remove(ack.isn).expect("present");
+        self.check_receipt(&outgoing, ack);
+        if let (MessageType::Pacs008, Some(uetr)) = (outgoing.entry.message_type, outgoing.entry.uetr)
+            && let Some(payment) = state.payment(&uetr).filter(|p| p.status == PaymentStatus::Pdng)
+        {
+            let payment = Payment {
+                status: PaymentStatus::Actc,
+                detail: "accepted by the hub".into(),
+                ..payment.clone()
+            };
+            state.put_payment(payment);
+            tracing::info!(%uetr, bank = %self.bic(), "ACTC: hub accepted the pacs.008");
+        }
+        // Not waited for: if it is lost, the bank resends and the hub ACKs again.
+        state.commit(&self.inner.journal);
+    }
+
+    fn check_receipt(&self, outgoing: &Outgoing, ack: &pb::Ack) {
+        let verified = SignedEnvelope::try_from(outgoing.entry.envelope.clone()).ok().and_then(|envelope| {
+            let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt).ok()?;
+            let hub = self.inner.directory.hub();
+            self.inner.directory.keys().verify_receipt(hub, &self.inner.hub_key_id, &envelope, &receipt).ok()
+        });
+        if verified.is_none() {
+            tracing::error!(bank = %self.bic(), message_id = %outgoing.entry.message_id, "the hub's receipt does not verify");
+        }
+    }
+
+    /// The hub refused a message. A refused pacs.008 is a rejected payment: reverse it.
+    pub(crate) fn on_nak(&self, nak: &pb::Nak) {
+        let mut state = self.state();
+        let Some(outgoing) = state.outbox_remove(nak.isn) else { return };
+        let uetr = outgoing.entry.uetr.map(|u| u.to_string()).unwrap_or_default();
+        tracing::warn!(%uetr, bank = %self.bic(), message_id = %outgoing.entry.message_id, reason = %nak.reason_code, detail = %nak.detail, "hub refused our {}", outgoing.entry.message_type);
+        if let (MessageType::Pacs008, Some(uetr)) = (outgoing.entry.message_type, outgoing.entry.uetr) {
+            let reason = ReasonCode::parse(&nak.reason_code).unwrap_or(ReasonCode::Narr);
+            let detail = format!("refused by the hub: {}", nak.detail);
+            self.finish_outgoing(&mut state, uetr, PaymentStatus::Rjct, Some(reason), detail);
+        }
+        state.commit(&self.inner.journal);
+    }
+
+    /// Processes one delivery from the hub. Returns the confirmation to send once the
+    /// returned ticket is durable.
+    pub(crate) fn on_deliver(&self, deliver: &pb::Deliver) -> (pb::Delivered, Ticket) {
+        let mut state = self.state();
+        if deliver.osn > state.cursor.last_osn_processed {
+            if let Err(problem) = self.process_delivery(&mut state, deliver) {
+                tracing::error!(bank = %self.bic(), osn = deliver.osn, %problem, "refused a delivered message");
+            }
+            state.cursor.last_osn_processed = deliver.osn;
+        }
+        // A redelivery of something already processed is confirmed once that is durable.
+        let ticket = state.commit(&self.inner.journal);
+        drop(state);
+        self.inner.outbox_wake.notify_one();
+        (pb::Delivered { osn: deliver.osn }, ticket)
+    }
+
+    /// The processing of every delivery up to `osn` is durable.
+    pub(crate) fn delivered_durably(&self, osn: u64) {
+        self.inner.last_osn_durable.fetch_max(osn, Ordering::AcqRel);
+    }
+
+    fn process_delivery(&self, state: &mut BankState, deliver: &pb::Deliver) -> Result<(), String> {
+        let envelope = deliver.envelope.clone().ok_or("a delivery without an envelope")?;
+        let envelope = SignedEnvelope::try_from(envelope).map_err(|e| e.to_string())?;
+        // End to end: the bank checks the sender's signature itself, trusting the hub for nothing.
+        self.inner.directory.keys().verify(&envelope).map_err(|e| e.to_string())?;
+        let message = wire::decode_message(&envelope.payload).map_err(|e| e.to_string())?;
+        let header = message.header();
+        if header.sender != envelope.signer || header.receiver != self.bic() {
+            return Err(format!(
+                "message {} from {} to {} is not for us",
+                header.message_id, header.sender, header.receiver
+            ));
+        }
+        if !state.mark_processed(header.sender, &header.message_id) {
+            tracing::info!(bank = %self.bic(), message_id = %header.message_id, "duplicate delivery ignored");
+            return Ok(());
+        }
+        match message.body() {
+            Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),
+            Body::Pacs002(report) => self.receive_status(state, header, report),
+            other => {
+                tracing::warn!(bank = %self.bic(), "{} is not handled by bank nodes yet", other.message_type())
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_transfer(&self, state: &mut BankState, header: &Header, transfer: &CreditTransfer) {
+        let uetr = transfer.uetr;
+        let outcome = ledger_book::book_incoming(&mut state.ledger, transfer);
+        let (status, reason, detail) = match outcome {
+            Ok(()) => (PaymentStatus::Acsc, None, format!("credited to {}", transfer.creditor.account)),
+            Err((reason, detail)) => (PaymentStatus::Rjct, Some(reason), detail),
+        };
+        tracing::info!(%uetr, bank = %self.bic(), sender = %header.sender, status = %status, reason = reason.map(|r| r.code()), "incoming pacs.008 processed");
+        state.put_payment(Payment {
+            uetr,
+            message_id: header.message_id.clone(),
+            direction: Direction::Incoming,
+            counterparty: header.sender,
+            debtor_account: transfer.debtor.account.clone(),
+            creditor_account: transfer.creditor.account.clone(),
+            amount: transfer.amount,
+            status,
+            reason,
+            detail: detail.clone(),
+        });
+        let report = PaymentStatusReport {
+            original_message_id: header.message_id.clone(),
+            uetr,
+            status,
+            reason,
+            additional_information: detail,
+        };
+        self.queue(state, header.sender, Some(uetr), Body::Pacs002(report));
+    }
+
+    fn receive_status(&self, state: &mut BankState, header: &Header, report: &PaymentStatusReport) {
+        let uetr = report.uetr;
+        let Some(payment) = state.payment(&uetr) else {
+            tracing::warn!(%uetr, bank = %self.bic(), "status report for an unknown payment");
+            return;
+        };
+        if payment.direction != Direction::Outgoing
+            || payment.counterparty != header.sender
+            || payment.message_id != report.original_message_id
+        {
+            tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, "status report does not match our payment; ignored");
+            return;
+        }
+        let detail =
+            format!("{} reports {}: {}", header.sender, report.status, report.additional_information);
+        self.finish_outgoing(state, uetr, report.status, report.reason, detail);
+    }
+
+    /// Moves an outgoing payment to `status`, booking settlement or the reversal once.
+    fn finish_outgoing(
+        &self,
+        state: &mut BankState,
+        uetr: Uetr,
+        status: PaymentStatus,
+        reason: Option<ReasonCode>,
+        detail: String,
+    ) {
+        let payment = state.payment(&uetr).expect("caller checked the payment exists").clone();
+        if payment.status.is_final() {
+            tracing::info!(%uetr, bank = %self.bic(), "payment already final; status {} ignored", status);
+            return;
+        }
+        let debtor = AccountId::parse(&payment.debtor_account).expect("booked from a valid account id");
+        let booked = match status {
+            PaymentStatus::Acsc | PaymentStatus::Accc => {
+                ledger_book::book_settled(&mut state.ledger, uetr, payment.amount)
+            }
+            PaymentStatus::Rjct => {
+                ledger_book::book_reversal(&mut state.ledger, uetr, &debtor, payment.amount)
+            }
+            _ => Ok(()),
+        };
+        if let Err(error) = booked {
+            // Only an overflowing balance can refuse these postings. The payment stays
+            // open, in-flight keeps the money, and the operator sees why.
+            tracing::error!(%uetr, bank = %self.bic(), %error, "cannot book the payment's {status}");
+            let detail = format!("{status} received but not booked: {error}; held in in-flight");
+            state.put_payment(Payment { detail, ..payment });
+            return;
+        }
+        tracing::info!(%uetr, bank = %self.bic(), status = %status, reason = reason.map(|r| r.code()), "outgoing payment {}", if status.is_final() { "final" } else { "updated" });
+        state.put_payment(Payment { status, reason, detail, ..payment });
+    }
+}

@@ -1,0 +1,165 @@
+//! A bank's state in memory, and the record of every change to it for the journal.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::Payment;
+use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank};
+use crate::ledger::{AccountId, Ledger};
+use crate::model::{Bic, MessageId, Uetr};
+use crate::store::{GroupCommit, Ticket};
+
+/// A message waiting for the hub's ACK.
+pub(super) struct Outgoing {
+    pub(super) entry: OutboxEntry,
+    /// Put on a session at least once: a resend is flagged as a possible duplicate.
+    pub(super) sent_before: bool,
+    /// Put on the current session already.
+    pub(super) sent_this_session: bool,
+    /// Sent only once durable.
+    pub(super) ticket: Ticket,
+}
+
+/// Everything a bank knows. Mutations go through methods that record the change, and
+/// [`BankState::commit`] journals every change since the last commit.
+pub(super) struct BankState {
+    pub(super) ledger: Ledger,
+    payments: HashMap<Uetr, Payment>,
+    /// Payment UETRs in the order the bank learnt of them.
+    payment_order: Vec<Uetr>,
+    /// Messages received and processed, by (sender, message id): the duplicate check.
+    processed: HashSet<(Bic, MessageId)>,
+    pub(super) outbox: BTreeMap<u64, Outgoing>,
+    pub(super) cursor: Cursor,
+    changes: Vec<BankChange>,
+    /// Outbox entries queued since the last commit: they get its ticket.
+    outbox_uncommitted: Vec<u64>,
+    accounts_journalled: usize,
+    postings_journalled: usize,
+    cursor_journalled: Cursor,
+}
+
+impl BankState {
+    /// The state a store holds: accounts opened, postings replayed in order (each must
+    /// apply, or the store is corrupt), payments, duplicates and outbox restored.
+    pub(super) fn recover(recovered: RecoveredBank) -> Result<Self, String> {
+        let mut ledger = Ledger::new();
+        for account in recovered.accounts {
+            let id = account.id.clone();
+            ledger.open_account(account).map_err(|e| format!("corrupt store: account {id}: {e}"))?;
+        }
+        for posting in recovered.postings {
+            let id = posting.id.clone();
+            match ledger.post(posting) {
+                Ok(crate::ledger::PostOutcome::Applied) => {}
+                other => return Err(format!("corrupt store: posting {id} does not replay: {other:?}")),
+            }
+        }
+        let mut state = Self {
+            accounts_journalled: ledger.opening_order().len(),
+            postings_journalled: ledger.postings().len(),
+            ledger,
+            payments: HashMap::new(),
+            payment_order: Vec::new(),
+            processed: recovered.processed.into_iter().collect(),
+            outbox: BTreeMap::new(),
+            cursor: recovered.cursor,
+            changes: Vec::new(),
+            outbox_uncommitted: Vec::new(),
+            cursor_journalled: recovered.cursor,
+        };
+        for payment in recovered.payments {
+            state.payment_order.push(payment.uetr);
+            state.payments.insert(payment.uetr, payment);
+        }
+        for entry in recovered.outbox {
+            // It may have reached the hub before the restart: a resend is a possible duplicate.
+            let outgoing =
+                Outgoing { entry, sent_before: true, sent_this_session: false, ticket: Ticket::DURABLE };
+            state.outbox.insert(outgoing.entry.isn, outgoing);
+        }
+        Ok(state)
+    }
+
+    pub(super) fn payment(&self, uetr: &Uetr) -> Option<&Payment> {
+        self.payments.get(uetr)
+    }
+
+    /// Every payment, oldest first.
+    pub(super) fn payments(&self) -> impl Iterator<Item = &Payment> {
+        self.payment_order.iter().map(|uetr| &self.payments[uetr])
+    }
+
+    /// Records a new or changed payment.
+    pub(super) fn put_payment(&mut self, payment: Payment) {
+        if !self.payments.contains_key(&payment.uetr) {
+            self.payment_order.push(payment.uetr);
+        }
+        self.changes.push(BankChange::Payment(payment.clone()));
+        self.payments.insert(payment.uetr, payment);
+    }
+
+    /// Records a processed message; false if it was processed before.
+    pub(super) fn mark_processed(&mut self, sender: Bic, message_id: &MessageId) -> bool {
+        let fresh = self.processed.insert((sender, message_id.clone()));
+        if fresh {
+            self.changes.push(BankChange::Processed(sender, message_id.clone()));
+        }
+        fresh
+    }
+
+    /// Records a changed account (opened accounts and postings are found by commit).
+    pub(super) fn account_changed(&mut self, id: &AccountId) {
+        if let Some(account) = self.ledger.account(id) {
+            self.changes.push(BankChange::Account(account.clone()));
+        }
+    }
+
+    /// Queues a message for the hub; it is sent once `commit`'s ticket is durable.
+    pub(super) fn outbox_put(&mut self, entry: OutboxEntry) {
+        self.changes.push(BankChange::OutboxPut(entry.clone()));
+        self.outbox_uncommitted.push(entry.isn);
+        // The real ticket comes with the commit; until then it is never durable.
+        let outgoing =
+            Outgoing { entry, sent_before: false, sent_this_session: false, ticket: Ticket(u64::MAX) };
+        self.outbox.insert(outgoing.entry.isn, outgoing);
+    }
+
+    /// Takes a message the hub answered out of the outbox.
+    pub(super) fn outbox_remove(&mut self, isn: u64) -> Option<Outgoing> {
+        let removed = self.outbox.remove(&isn);
+        if removed.is_some() {
+            self.changes.push(BankChange::OutboxRemove(isn));
+        }
+        removed
+    }
+
+    /// Journals every change since the last commit; the returned ticket is durable once
+    /// they all are (and everything before them).
+    pub(super) fn commit(&mut self, journal: &GroupCommit<BankChange>) -> Ticket {
+        // Accounts first: the changes after them may refer to them.
+        let mut changes: Vec<BankChange> = self.ledger.opening_order()[self.accounts_journalled..]
+            .iter()
+            .map(|id| BankChange::Account(self.ledger.account(id).expect("opened accounts exist").clone()))
+            .collect();
+        changes.append(&mut self.changes);
+        self.accounts_journalled = self.ledger.opening_order().len();
+        for posting in &self.ledger.postings()[self.postings_journalled..] {
+            changes.push(BankChange::Posting(posting.clone()));
+        }
+        self.postings_journalled = self.ledger.postings().len();
+        if self.cursor != self.cursor_journalled {
+            changes.push(BankChange::Cursor(self.cursor));
+            self.cursor_journalled = self.cursor;
+        }
+        if changes.is_empty() {
+            return journal.appended();
+        }
+        let ticket = journal.append(changes);
+        for isn in self.outbox_uncommitted.drain(..) {
+            if let Some(outgoing) = self.outbox.get_mut(&isn) {
+                outgoing.ticket = ticket;
+            }
+        }
+        ticket
+    }
+}

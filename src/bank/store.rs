@@ -1,0 +1,429 @@
+//! A bank's durable store: accounts, postings, payments, the messages it processed, its
+//! outbox and its sequence counters; and recovery from it.
+//!
+//! The bank changes its state in memory and journals the matching [`BankChange`]s in the
+//! same critical section; whatever leaves the bank (an answer to its operator, a
+//! message, a delivery confirmation) waits until they are durable.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use rusqlite::{Connection, params};
+
+use super::{Direction, Payment};
+use crate::crypto::KeyId;
+use crate::ledger::{Account, AccountId, AccountKind, Floor, Leg, Posting, PostingId, Side};
+use crate::model::{Amount, Bic, Currency, MessageId, MessageType, PaymentStatus, ReasonCode, Uetr};
+use crate::pb;
+use crate::store::{Backend, StoreError, open_sqlite};
+
+/// File name of a bank's store inside its data directory.
+pub const BANK_STORE_FILE: &str = "bank.sqlite";
+
+const SCHEMA: &str = "
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        name TEXT NOT NULL,
+        blocked INTEGER NOT NULL,
+        floor INTEGER
+    );
+    CREATE TABLE postings (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        legs TEXT NOT NULL
+    );
+    CREATE TABLE payments (
+        uetr TEXT PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        counterparty TEXT NOT NULL,
+        debtor_account TEXT NOT NULL,
+        creditor_account TEXT NOT NULL,
+        minor_units INTEGER NOT NULL,
+        currency TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE processed (
+        sender TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        PRIMARY KEY (sender, message_id)
+    );
+    CREATE TABLE outbox (
+        isn INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        uetr TEXT,
+        message_type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        key_id TEXT NOT NULL
+    );
+    CREATE TABLE cursor (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        next_isn INTEGER NOT NULL,
+        last_osn_processed INTEGER NOT NULL,
+        next_sequence_number INTEGER NOT NULL
+    );
+";
+
+/// A message in the outbox, waiting for the hub's ACK.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEntry {
+    /// Its input sequence number.
+    pub isn: u64,
+    /// Its message id.
+    pub message_id: MessageId,
+    /// UETR, for payment messages.
+    pub uetr: Option<Uetr>,
+    /// Type.
+    pub message_type: MessageType,
+    /// The signed envelope.
+    pub envelope: pb::SignedEnvelope,
+}
+
+/// The bank's sequence counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    /// Input sequence number of the next message to the hub.
+    pub next_isn: u64,
+    /// Last output sequence number durably processed.
+    pub last_osn_processed: u64,
+    /// The bank's own next message sequence number.
+    pub next_sequence_number: u64,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self { next_isn: 1, last_osn_processed: 0, next_sequence_number: 1 }
+    }
+}
+
+/// One change to a bank's state.
+#[derive(Clone, Debug)]
+pub enum BankChange {
+    /// An account opened or its flags changed (balances come from postings).
+    Account(Account),
+    /// A posting applied.
+    Posting(Posting),
+    /// A payment created or changed.
+    Payment(Payment),
+    /// A message received and processed.
+    Processed(Bic, MessageId),
+    /// A message queued for the hub.
+    OutboxPut(OutboxEntry),
+    /// The hub answered the message with this input sequence number.
+    OutboxRemove(u64),
+    /// The counters moved.
+    Cursor(Cursor),
+}
+
+/// What a bank's store held at start.
+#[derive(Debug, Default)]
+pub struct RecoveredBank {
+    /// Accounts in opening order, at zero balance.
+    pub accounts: Vec<Account>,
+    /// Postings in the order they were applied.
+    pub postings: Vec<Posting>,
+    /// Payments in the order the bank learnt of them.
+    pub payments: Vec<Payment>,
+    /// Messages processed.
+    pub processed: Vec<(Bic, MessageId)>,
+    /// Messages not yet answered by the hub.
+    pub outbox: Vec<OutboxEntry>,
+    /// Counters.
+    pub cursor: Cursor,
+}
+
+/// A bank's store in SQLite.
+pub struct SqliteBankStore {
+    connection: Connection,
+    bic: Bic,
+}
+
+/// Path of a bank's store in `data_dir`.
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(BANK_STORE_FILE)
+}
+
+impl SqliteBankStore {
+    /// Opens (or creates) the store of bank `bic` in `data_dir` and reads it back.
+    pub fn open(data_dir: &Path, bic: Bic) -> Result<(Self, RecoveredBank), StoreError> {
+        let connection = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
+        let recovered = recover(&connection, bic)?;
+        Ok((Self { connection, bic }, recovered))
+    }
+
+    /// Reads the store of a stopped bank (for checks and tools).
+    pub fn read(data_dir: &Path, bic: Bic) -> Result<RecoveredBank, StoreError> {
+        Self::open(data_dir, bic).map(|(_, recovered)| recovered)
+    }
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Engine(format!("corrupt bank store ({what}): {detail}"))
+}
+
+fn kind_name(kind: AccountKind) -> &'static str {
+    match kind {
+        AccountKind::Customer => "customer",
+        AccountKind::Settlement => "settlement",
+        AccountKind::InFlight => "in_flight",
+        AccountKind::Suspense => "suspense",
+        AccountKind::Cash => "cash",
+    }
+}
+
+fn kind_of(name: &str) -> Result<AccountKind, StoreError> {
+    Ok(match name {
+        "customer" => AccountKind::Customer,
+        "settlement" => AccountKind::Settlement,
+        "in_flight" => AccountKind::InFlight,
+        "suspense" => AccountKind::Suspense,
+        "cash" => AccountKind::Cash,
+        other => return Err(corrupt("account kind", other)),
+    })
+}
+
+fn currency(code: &str) -> Result<Currency, StoreError> {
+    Currency::parse(code).map_err(|e| corrupt("currency", e))
+}
+
+fn legs_to_json(legs: &[Leg]) -> String {
+    let legs: Vec<serde_json::Value> = legs
+        .iter()
+        .map(|leg| {
+            serde_json::json!({
+                "account": leg.account.as_str(),
+                "side": if leg.side == Side::Debit { "D" } else { "C" },
+                "minor_units": leg.amount.minor_units(),
+                "currency": leg.amount.currency().code(),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(legs).to_string()
+}
+
+fn legs_from_json(text: &str) -> Result<Vec<Leg>, StoreError> {
+    let legs: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| corrupt("legs", e))?;
+    legs.iter()
+        .map(|leg| {
+            let field = |name: &str| leg.get(name).ok_or_else(|| corrupt("legs", format!("no {name}")));
+            let account = AccountId::parse(field("account")?.as_str().unwrap_or_default())
+                .map_err(|e| corrupt("legs", e))?;
+            let side = match field("side")?.as_str() {
+                Some("D") => Side::Debit,
+                Some("C") => Side::Credit,
+                _ => return Err(corrupt("legs", "side is neither D nor C")),
+            };
+            let minor_units = field("minor_units")?.as_i64().ok_or_else(|| corrupt("legs", "minor_units"))?;
+            let currency = currency(field("currency")?.as_str().unwrap_or_default())?;
+            let amount = Amount::from_minor_units(minor_units, currency).map_err(|e| corrupt("legs", e))?;
+            Ok(Leg { account, side, amount })
+        })
+        .collect()
+}
+
+fn recover(connection: &Connection, bic: Bic) -> Result<RecoveredBank, StoreError> {
+    let mut recovered = RecoveredBank::default();
+    let mut statement =
+        connection.prepare("SELECT id, kind, currency, name, blocked, floor FROM accounts ORDER BY rowid")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let id = AccountId::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("account id", e))?;
+        let kind = kind_of(&row.get::<_, String>(1)?)?;
+        let name: String = row.get(3)?;
+        let floor = match row.get::<_, Option<i64>>(5)? {
+            Some(minimum) => Floor::Minimum(minimum),
+            None => Floor::Unbounded,
+        };
+        let mut account =
+            Account::new(id, kind, currency(&row.get::<_, String>(2)?)?, &name).with_floor(floor);
+        account.blocked = row.get::<_, i64>(4)? != 0;
+        recovered.accounts.push(account);
+    }
+    let mut statement = connection.prepare("SELECT id, description, legs FROM postings ORDER BY seq")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let id = PostingId::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("posting id", e))?;
+        let legs = legs_from_json(&row.get::<_, String>(2)?)?;
+        recovered.postings.push(Posting { id, legs, description: row.get(1)? });
+    }
+    recovered.payments = recover_payments(connection)?;
+    let mut statement = connection.prepare("SELECT sender, message_id FROM processed")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let sender = Bic::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("sender", e))?;
+        let message_id = MessageId::parse(&row.get::<_, String>(1)?).map_err(|e| corrupt("message id", e))?;
+        recovered.processed.push((sender, message_id));
+    }
+    let mut statement = connection.prepare(
+        "SELECT isn, message_id, uetr, message_type, payload, signature, key_id FROM outbox ORDER BY isn",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let uetr: Option<String> = row.get(2)?;
+        let key_id: String = row.get(6)?;
+        KeyId::parse(&key_id).map_err(|e| corrupt("key id", e))?;
+        recovered.outbox.push(OutboxEntry {
+            isn: row.get::<_, i64>(0)? as u64,
+            message_id: MessageId::parse(&row.get::<_, String>(1)?).map_err(|e| corrupt("message id", e))?,
+            uetr: uetr.map(|u| Uetr::parse(&u)).transpose().map_err(|e| corrupt("uetr", e))?,
+            message_type: MessageType::parse(&row.get::<_, String>(3)?)
+                .map_err(|e| corrupt("message type", e))?,
+            envelope: pb::SignedEnvelope {
+                payload: Bytes::from(row.get::<_, Vec<u8>>(4)?),
+                signature: Bytes::from(row.get::<_, Vec<u8>>(5)?),
+                signer_bic: bic.to_string(),
+                key_id,
+            },
+        });
+    }
+    let cursor = connection.query_row(
+        "SELECT next_isn, last_osn_processed, next_sequence_number FROM cursor WHERE id = 1",
+        [],
+        |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?)),
+    );
+    recovered.cursor = match cursor {
+        Ok((next_isn, last_osn_processed, next_sequence_number)) => Cursor {
+            next_isn: next_isn as u64,
+            last_osn_processed: last_osn_processed as u64,
+            next_sequence_number: next_sequence_number as u64,
+        },
+        Err(rusqlite::Error::QueryReturnedNoRows) => Cursor::default(),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(recovered)
+}
+
+fn recover_payments(connection: &Connection) -> Result<Vec<Payment>, StoreError> {
+    let mut statement = connection.prepare(
+        "SELECT uetr, message_id, direction, counterparty, debtor_account, creditor_account, minor_units, currency,
+                status, reason, detail
+         FROM payments ORDER BY rowid",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut payments = Vec::new();
+    while let Some(row) = rows.next()? {
+        let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(index)?) };
+        let reason: Option<String> = row.get(9)?;
+        payments.push(Payment {
+            uetr: Uetr::parse(&text(0)?).map_err(|e| corrupt("uetr", e))?,
+            message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message id", e))?,
+            direction: match text(2)?.as_str() {
+                "OUT" => Direction::Outgoing,
+                "IN" => Direction::Incoming,
+                other => return Err(corrupt("direction", other)),
+            },
+            counterparty: Bic::parse(&text(3)?).map_err(|e| corrupt("counterparty", e))?,
+            debtor_account: text(4)?,
+            creditor_account: text(5)?,
+            amount: Amount::from_minor_units(row.get(6)?, currency(&text(7)?)?)
+                .map_err(|e| corrupt("amount", e))?,
+            status: PaymentStatus::parse(&text(8)?).map_err(|e| corrupt("status", e))?,
+            reason: reason.map(|r| ReasonCode::parse(&r)).transpose().map_err(|e| corrupt("reason", e))?,
+            detail: text(10)?,
+        });
+    }
+    Ok(payments)
+}
+
+impl Backend for SqliteBankStore {
+    type Record = BankChange;
+
+    fn write_batch(&mut self, changes: &[BankChange]) -> Result<(), StoreError> {
+        let transaction = self.connection.transaction()?;
+        for change in changes {
+            write_change(&transaction, self.bic, change)?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+}
+
+fn write_change(
+    transaction: &rusqlite::Transaction<'_>,
+    _bic: Bic,
+    change: &BankChange,
+) -> Result<(), StoreError> {
+    match change {
+        BankChange::Account(a) => {
+            let floor = match a.floor {
+                Floor::Minimum(minimum) => Some(minimum),
+                Floor::Unbounded => None,
+            };
+            transaction
+                .prepare_cached(
+                    "INSERT INTO accounts (id, kind, currency, name, blocked, floor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (id) DO UPDATE SET blocked = excluded.blocked, name = excluded.name",
+                )?
+                .execute(params![a.id.as_str(), kind_name(a.kind), a.currency.code(), a.name, a.blocked as i64, floor])?;
+        }
+        BankChange::Posting(p) => {
+            transaction
+                .prepare_cached("INSERT INTO postings (id, description, legs) VALUES (?1, ?2, ?3)")?
+                .execute(params![p.id.as_str(), p.description, legs_to_json(&p.legs)])?;
+        }
+        BankChange::Payment(p) => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO payments (uetr, message_id, direction, counterparty, debtor_account, creditor_account,
+                                           minor_units, currency, status, reason, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     ON CONFLICT (uetr) DO UPDATE SET status = excluded.status, reason = excluded.reason,
+                                                      detail = excluded.detail",
+                )?
+                .execute(params![
+                    p.uetr.to_string(),
+                    p.message_id.as_str(),
+                    if p.direction == Direction::Outgoing { "OUT" } else { "IN" },
+                    p.counterparty.as_str(),
+                    p.debtor_account,
+                    p.creditor_account,
+                    p.amount.minor_units(),
+                    p.amount.currency().code(),
+                    p.status.code(),
+                    p.reason.map(|r| r.code()),
+                    p.detail,
+                ])?;
+        }
+        BankChange::Processed(sender, message_id) => {
+            transaction
+                .prepare_cached("INSERT OR IGNORE INTO processed (sender, message_id) VALUES (?1, ?2)")?
+                .execute(params![sender.as_str(), message_id.as_str()])?;
+        }
+        BankChange::OutboxPut(e) => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO outbox (isn, message_id, uetr, message_type, payload, signature, key_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    e.isn as i64,
+                    e.message_id.as_str(),
+                    e.uetr.map(|u| u.to_string()),
+                    e.message_type.code(),
+                    e.envelope.payload.as_ref(),
+                    e.envelope.signature.as_ref(),
+                    e.envelope.key_id,
+                ])?;
+        }
+        BankChange::OutboxRemove(isn) => {
+            transaction.prepare_cached("DELETE FROM outbox WHERE isn = ?1")?.execute(params![*isn as i64])?;
+        }
+        BankChange::Cursor(c) => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO cursor (id, next_isn, last_osn_processed, next_sequence_number) VALUES (1, ?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET next_isn = excluded.next_isn,
+                         last_osn_processed = excluded.last_osn_processed,
+                         next_sequence_number = excluded.next_sequence_number",
+                )?
+                .execute(params![c.next_isn as i64, c.last_osn_processed as i64, c.next_sequence_number as i64])?;
+        }
+    }
+    Ok(())
+}

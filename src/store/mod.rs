@@ -1,0 +1,208 @@
+//! Durable storage: a group-commit journal in front of a narrow backend interface, and
+//! the embedded SQLite backend (WAL, `synchronous=FULL`) that hub and banks use.
+//!
+//! Callers change their state in memory and [`GroupCommit::append`] the matching
+//! records while still holding their state lock, so the journal's order is the state's
+//! order. One writer thread drains every pending append into one transaction with one
+//! fsync, then advances the durable ticket; callers await their ticket before anything
+//! leaves the process (an ACK, a delivery confirmation, an answer to an operator).
+//!
+//! A backend only has to write a batch atomically and durably ([`Backend`]); recovery
+//! is the owner's business (`hub::journal`, `bank::store`). A PostgreSQL backend would
+//! implement the same trait.
+
+mod sqlite;
+
+pub use sqlite::{SCHEMA_VERSION, open_sqlite};
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+
+use thiserror::Error;
+use tokio::sync::watch;
+
+/// Most records the writer puts in one transaction.
+pub const BATCH_RECORDS_MAX: usize = 4096;
+
+/// What can go wrong with storage.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The data directory or file cannot be used, with the reason.
+    #[error("{path}: {reason}")]
+    Unusable {
+        /// The file or directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Engine(String),
+    /// The journal's writer stopped after a failure: nothing more can be made durable.
+    #[error("the journal writer stopped after a storage failure")]
+    WriterStopped,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Engine(error.to_string())
+    }
+}
+
+/// Something that writes batches of records atomically and durably.
+pub trait Backend: Send + 'static {
+    /// The record type.
+    type Record: Send + 'static;
+    /// Writes every record in one transaction and returns only once it is durable
+    /// (fsynced): after a power loss it is there whole or not at all.
+    fn write_batch(&mut self, records: &[Self::Record]) -> Result<(), StoreError>;
+}
+
+/// Position of an append in the journal; durable once the journal's durable ticket
+/// reaches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Ticket(pub u64);
+
+impl Ticket {
+    /// The ticket of things recovered from storage: durable already.
+    pub const DURABLE: Ticket = Ticket(0);
+}
+
+struct Queue<R> {
+    /// Appends not yet taken by the writer, with their tickets.
+    pending: VecDeque<(u64, Vec<R>)>,
+    /// Ticket of the last append.
+    appended: u64,
+    /// Set when the journal is dropped: the writer drains and exits.
+    closing: bool,
+}
+
+struct Shared<R> {
+    queue: Mutex<Queue<R>>,
+    work: Condvar,
+    durable: watch::Sender<u64>,
+    /// Set when the writer stopped on a failure.
+    failed: watch::Sender<Option<String>>,
+}
+
+/// A journal with group commit: many appends, one transaction and one fsync per batch.
+pub struct GroupCommit<R> {
+    shared: Arc<Shared<R>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl<R: Send + 'static> GroupCommit<R> {
+    /// Starts the writer thread over `backend`.
+    pub fn start<B: Backend<Record = R>>(mut backend: B, name: &str) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue { pending: VecDeque::new(), appended: 0, closing: false }),
+            work: Condvar::new(),
+            durable: watch::Sender::new(0),
+            failed: watch::Sender::new(None),
+        });
+        let writer_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name(format!("{name}-journal"))
+            .spawn(move || write_loop(&mut backend, &writer_shared))
+            .expect("the journal writer thread starts");
+        Self { shared, writer: Some(writer) }
+    }
+
+    /// Queues records; they become durable together, in append order. Never blocks on
+    /// I/O. The number of appends waiting is bounded by the callers: every session and
+    /// request awaits its ticket before doing more, and those are bounded by the
+    /// server's stream and connection limits.
+    pub fn append(&self, records: Vec<R>) -> Ticket {
+        let mut queue = self.shared.queue.lock().expect("journal queue lock");
+        queue.appended += 1;
+        let ticket = queue.appended;
+        queue.pending.push_back((ticket, records));
+        drop(queue);
+        self.shared.work.notify_one();
+        Ticket(ticket)
+    }
+
+    /// The ticket of the last append (durable once everything appended so far is).
+    pub fn appended(&self) -> Ticket {
+        Ticket(self.shared.queue.lock().expect("journal queue lock").appended)
+    }
+
+    /// The highest durable ticket.
+    pub fn durable(&self) -> Ticket {
+        Ticket(*self.shared.durable.borrow())
+    }
+
+    /// Waits until `ticket` is durable, or fails if the writer stopped.
+    pub async fn wait(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let mut durable = self.shared.durable.subscribe();
+        let mut failed = self.shared.failed.subscribe();
+        loop {
+            if *durable.borrow_and_update() >= ticket.0 {
+                return Ok(());
+            }
+            if failed.borrow_and_update().is_some() {
+                return Err(StoreError::WriterStopped);
+            }
+            tokio::select! {
+                changed = durable.changed() => if changed.is_err() { return Err(StoreError::WriterStopped) },
+                changed = failed.changed() => if changed.is_err() { return Err(StoreError::WriterStopped) },
+            }
+        }
+    }
+
+    /// Notified whenever the durable ticket advances.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Completes with the reason when the writer stops on a failure.
+    pub async fn failure(&self) -> String {
+        let mut failed = self.shared.failed.subscribe();
+        let reason = failed.wait_for(Option::is_some).await.map(|reason| reason.clone());
+        match reason {
+            Ok(Some(reason)) => reason,
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+impl<R> Drop for GroupCommit<R> {
+    fn drop(&mut self) {
+        self.shared.queue.lock().expect("journal queue lock").closing = true;
+        self.shared.work.notify_one();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
+    loop {
+        let (batch, ticket) = {
+            let mut queue = shared.queue.lock().expect("journal queue lock");
+            while queue.pending.is_empty() && !queue.closing {
+                queue = shared.work.wait(queue).expect("journal queue lock");
+            }
+            if queue.pending.is_empty() {
+                return;
+            }
+            let mut batch = Vec::new();
+            let mut ticket = 0;
+            while let Some((next_ticket, records)) = queue.pending.pop_front() {
+                batch.extend(records);
+                ticket = next_ticket;
+                if batch.len() >= BATCH_RECORDS_MAX {
+                    break;
+                }
+            }
+            (batch, ticket)
+        };
+        if let Err(error) = backend.write_batch(&batch) {
+            // In-memory state is now ahead of the disk: nothing more may be confirmed.
+            tracing::error!(%error, "journal write failed; the node must stop");
+            shared.failed.send_replace(Some(error.to_string()));
+            return;
+        }
+        shared.durable.send_replace(ticket);
+    }
+}

@@ -1,0 +1,99 @@
+//! Opening an embedded SQLite store: WAL, `synchronous=FULL`, and a check that the file
+//! belongs to this participant and this schema before anything is read or written.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use super::StoreError;
+
+/// Schema version this build writes. A newer one in a file is refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Opens (or, when `path` does not exist yet, creates with `schema`) the store of
+/// `participant` in role `role` ("hub" or "bank"). Refuses a file of another role or
+/// participant, of a newer schema, or that is not a database at all; never starts an
+/// existing store over empty.
+pub fn open_sqlite(
+    path: &Path,
+    role: &str,
+    participant: &str,
+    schema: &str,
+) -> Result<Connection, StoreError> {
+    let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
+    let exists = path.exists();
+    if !exists && let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| unusable(format!("cannot create the data directory: {e}")))?;
+    }
+    let flags = if exists {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| unusable(e.to_string()))?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+        .map_err(|e| unusable(format!("not a Corridor store (or a corrupt one): {e}")))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(unusable(format!("cannot use write-ahead logging (journal mode {mode})")));
+    }
+    connection.pragma_update(None, "synchronous", "FULL").map_err(|e| unusable(e.to_string()))?;
+    if exists {
+        check_meta(&connection, role, participant).map_err(unusable)?;
+    } else {
+        create(&connection, role, participant, schema).map_err(|e| unusable(e.to_string()))?;
+    }
+    Ok(connection)
+}
+
+fn create(
+    connection: &Connection,
+    role: &str,
+    participant: &str,
+    schema: &str,
+) -> Result<(), rusqlite::Error> {
+    connection.execute_batch(&format!(
+        "BEGIN;
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+         {schema}
+         COMMIT;"
+    ))?;
+    let mut insert = connection.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
+    insert.execute(["schema_version", &SCHEMA_VERSION.to_string()])?;
+    insert.execute(["role", role])?;
+    insert.execute(["participant", participant])?;
+    Ok(())
+}
+
+fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<(), String> {
+    let read = |key: &str| -> Result<Option<String>, String> {
+        connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+            .optional()
+            .map_err(|e| format!("not a Corridor store (or a corrupt one): {e}"))
+    };
+    let version: i64 = read("schema_version")?
+        .ok_or("not a Corridor store: no schema version")?
+        .parse()
+        .map_err(|_| "not a Corridor store: unreadable schema version")?;
+    if version > SCHEMA_VERSION {
+        return Err(format!(
+            "written by a newer Corridor (schema {version}; this build reads up to {SCHEMA_VERSION}): upgrade Corridor"
+        ));
+    }
+    let (found_role, found_participant) =
+        (read("role")?.unwrap_or_default(), read("participant")?.unwrap_or_default());
+    if found_role != role || found_participant != participant {
+        return Err(format!(
+            "belongs to {found_role} {found_participant}, not to {role} {participant}: pass this participant's own --data"
+        ));
+    }
+    let integrity: String = connection
+        .query_row("PRAGMA quick_check", [], |row| row.get(0))
+        .map_err(|e| format!("corrupt store: {e}"))?;
+    if integrity != "ok" {
+        return Err(format!("corrupt store: {integrity}"));
+    }
+    Ok(())
+}
