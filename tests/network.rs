@@ -156,12 +156,12 @@ async fn a_receiver_that_connects_late_still_gets_its_messages() {
     let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "12.34")).await.unwrap();
     // The hub ACKs and holds the pacs.008 for the absent receiver.
     for _ in 0..400 {
-        if network.hub.queued_for(bic(IR)) == 1 {
+        if network.hub().queued_for(bic(IR)) == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(network.hub.queued_for(bic(IR)), 1, "the message waits at the hub");
+    assert_eq!(network.hub().queued_for(bic(IR)), 1, "the message waits at the hub");
     assert_eq!(network.banks[0].bank.payment(&payment.uetr.to_string()).unwrap().status, PaymentStatus::Actc);
     network.start_bank(bic(IR)).await.unwrap();
     open_accounts(&network, 1).await;
@@ -262,7 +262,7 @@ fn signer(network: &NetworkDir, bank: &str) -> SigningIdentity {
 fn nothing_reached(network: &LocalNetwork, index: usize) {
     let bank = &network.banks[index];
     assert!(bank.bank.payments().is_empty(), "no payment reached {}", bank.bic);
-    assert_eq!(network.hub.queued_for(bank.bic), 0);
+    assert_eq!(network.hub().queued_for(bank.bic), 0);
     assert_eq!(balance(network, index, "SYS-SETTLEMENT-CNY"), 0);
 }
 

@@ -15,7 +15,7 @@ use crate::crypto::KeyId;
 use crate::ledger::{Account, AccountId, AccountKind, Floor, Leg, Posting, PostingId, Side};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, PaymentStatus, ReasonCode, Uetr};
 use crate::pb;
-use crate::store::{Backend, StoreError, open_sqlite};
+use crate::store::{Backend, DataLock, StoreError, open_sqlite};
 
 /// File name of a bank's store inside its data directory.
 pub const BANK_STORE_FILE: &str = "bank.sqlite";
@@ -141,7 +141,7 @@ pub struct RecoveredBank {
 /// A bank's store in SQLite.
 pub struct SqliteBankStore {
     connection: Connection,
-    bic: Bic,
+    _lock: DataLock,
 }
 
 /// Path of a bank's store in `data_dir`.
@@ -152,9 +152,9 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
 impl SqliteBankStore {
     /// Opens (or creates) the store of bank `bic` in `data_dir` and reads it back.
     pub fn open(data_dir: &Path, bic: Bic) -> Result<(Self, RecoveredBank), StoreError> {
-        let connection = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
+        let (connection, lock) = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
         let recovered = recover(&connection, bic)?;
-        Ok((Self { connection, bic }, recovered))
+        Ok((Self { connection, _lock: lock }, recovered))
     }
 
     /// Reads the store of a stopped bank (for checks and tools).
@@ -337,18 +337,14 @@ impl Backend for SqliteBankStore {
     fn write_batch(&mut self, changes: &[BankChange]) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
         for change in changes {
-            write_change(&transaction, self.bic, change)?;
+            write_change(&transaction, change)?;
         }
         transaction.commit()?;
         Ok(())
     }
 }
 
-fn write_change(
-    transaction: &rusqlite::Transaction<'_>,
-    _bic: Bic,
-    change: &BankChange,
-) -> Result<(), StoreError> {
+fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) -> Result<(), StoreError> {
     match change {
         BankChange::Account(a) => {
             let floor = match a.floor {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use crate::crypto::{KeyId, SignedEnvelope};
 use crate::model::{Bic, MessageId, MessageType, Uetr};
-use crate::store::{Backend, StoreError, open_sqlite};
+use crate::store::{Backend, DataLock, StoreError, open_sqlite};
 
 /// File name of the hub's store inside its data directory.
 pub const HUB_STORE_FILE: &str = "hub.sqlite";
@@ -98,6 +98,7 @@ pub struct RecoveredHub {
 /// The hub's journal in SQLite.
 pub struct SqliteHubJournal {
     connection: Connection,
+    _lock: DataLock,
 }
 
 /// Path of the hub's store in `data_dir`.
@@ -108,9 +109,9 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
 impl SqliteHubJournal {
     /// Opens (or creates) the journal of hub `hub` in `data_dir` and reads it back.
     pub fn open(data_dir: &Path, hub: Bic) -> Result<(Self, RecoveredHub), StoreError> {
-        let connection = open_sqlite(&store_path(data_dir), "hub", hub.as_str(), SCHEMA)?;
+        let (connection, lock) = open_sqlite(&store_path(data_dir), "hub", hub.as_str(), SCHEMA)?;
         let recovered = recover(&connection)?;
-        Ok((Self { connection }, recovered))
+        Ok((Self { connection, _lock: lock }, recovered))
     }
 
     /// Reads the journal of a stopped hub without changing it (for checks and tools).

@@ -39,12 +39,13 @@ impl LocalBank {
 pub struct LocalNetwork {
     /// The network directory (PKI and directory file).
     pub network: NetworkDir,
-    /// The hub's state (for tests that look inside).
-    pub hub: Hub,
+    /// The hub's state (`None` only while it restarts).
+    hub: Option<Hub>,
     /// URL of the hub.
     pub hub_url: String,
     /// The running banks.
     pub banks: Vec<LocalBank>,
+    config: HubConfig,
     shutdown: CancellationToken,
     hub_task: JoinHandle<Result<(), String>>,
 }
@@ -67,23 +68,50 @@ impl LocalNetwork {
 
     /// Starts a hub for an existing network directory.
     pub async fn start_hub(network: NetworkDir, config: HubConfig) -> Result<Self, String> {
-        let directory = Directory::load(network.root()).map_err(|e| e.to_string())?;
-        let identity = network.signing_identity(Role::Hub).map_err(|e| e.to_string())?;
-        let hub = Hub::open(config, directory, identity, &network.hub_data_dir())?;
         let (listener, hub_url) = bind_loopback().await?;
-        let shutdown = CancellationToken::new();
-        let hub_task = {
-            let (hub, network, shutdown) = (hub.clone(), network.clone(), shutdown.clone());
-            tokio::spawn(async move { hub::run(hub, &network, listener, shutdown.cancelled_owned()).await })
-        };
-        Ok(Self { network, hub, hub_url, banks: Vec::new(), shutdown, hub_task })
+        let (hub, shutdown, hub_task) = spawn_hub(&network, config.clone(), listener).await?;
+        Ok(Self { network, hub: Some(hub), hub_url, banks: Vec::new(), config, shutdown, hub_task })
+    }
+
+    /// The hub's state (for tests that look inside).
+    pub fn hub(&self) -> &Hub {
+        self.hub.as_ref().expect("the hub is running")
+    }
+
+    /// Stops the hub gracefully and starts it again from its journal, on the same address.
+    pub async fn restart_hub(&mut self) -> Result<(), String> {
+        self.shutdown.cancel();
+        (&mut self.hub_task).await.map_err(|e| e.to_string())??;
+        let addr = self.hub_url.trim_start_matches("https://").to_owned();
+        let listener =
+            TcpListener::bind(&addr).await.map_err(|e| format!("cannot bind {addr} again: {e}"))?;
+        // Let go of the old hub (and its journal) before the new one opens the journal.
+        self.hub = None;
+        let (hub, shutdown, hub_task) = spawn_hub(&self.network, self.config.clone(), listener).await?;
+        (self.hub, self.shutdown, self.hub_task) = (Some(hub), shutdown, hub_task);
+        Ok(())
+    }
+
+    /// Stops bank `bic` gracefully (its data stays for a later `start_bank`).
+    pub async fn stop_bank(&mut self, bic: Bic) -> Result<(), String> {
+        let index = self.index_of(bic);
+        self.banks.remove(index).stop().await
+    }
+
+    /// Index in `banks` of the running bank `bic`.
+    pub fn index_of(&self, bic: Bic) -> usize {
+        self.banks.iter().position(|b| b.bic == bic).unwrap_or_else(|| panic!("{bic} is not running"))
     }
 
     /// Starts a bank node for `bic` and returns its index in `banks`.
     pub async fn start_bank(&mut self, bic: Bic) -> Result<usize, String> {
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
         let identity = self.network.signing_identity(Role::Bank(bic)).map_err(|e| e.to_string())?;
-        let bank = Bank::open(identity, directory, &self.network.bank_data_dir(bic))?;
+        let data = self.network.bank_data_dir(bic);
+        // Opening may wait for a previous instance to let go of the store: not on the reactor.
+        let bank = tokio::task::spawn_blocking(move || Bank::open(identity, directory, &data))
+            .await
+            .map_err(|e| e.to_string())??;
         let (listener, url) = bind_loopback().await?;
         let shutdown = CancellationToken::new();
         let task = {
@@ -110,6 +138,27 @@ impl LocalNetwork {
         self.shutdown.cancel();
         self.hub_task.await.map_err(|e| e.to_string())?
     }
+}
+
+type HubTask = JoinHandle<Result<(), String>>;
+
+async fn spawn_hub(
+    network: &NetworkDir,
+    config: HubConfig,
+    listener: TcpListener,
+) -> Result<(Hub, CancellationToken, HubTask), String> {
+    let directory = Directory::load(network.root()).map_err(|e| e.to_string())?;
+    let identity = network.signing_identity(Role::Hub).map_err(|e| e.to_string())?;
+    let data = network.hub_data_dir();
+    // Opening may wait for a previous instance to let go of the journal: not on the reactor.
+    let opened = tokio::task::spawn_blocking(move || Hub::open(config, directory, identity, &data));
+    let hub = opened.await.map_err(|e| e.to_string())??;
+    let shutdown = CancellationToken::new();
+    let task = {
+        let (hub, network, shutdown) = (hub.clone(), network.clone(), shutdown.clone());
+        tokio::spawn(async move { hub::run(hub, &network, listener, shutdown.cancelled_owned()).await })
+    };
+    Ok((hub, shutdown, task))
 }
 
 /// An operator's client for the bank node at `url`, with the operator's certificate.

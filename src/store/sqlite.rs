@@ -1,7 +1,9 @@
 //! Opening an embedded SQLite store: WAL, `synchronous=FULL`, and a check that the file
 //! belongs to this participant and this schema before anything is read or written.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
@@ -10,22 +12,33 @@ use super::StoreError;
 /// Schema version this build writes. A newer one in a file is refused.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// How long opening waits for a previous process on the same data to let go of it.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// An exclusive lock on a data directory, held as long as its store is open: two nodes
+/// writing one store would break every sequence number.
+#[derive(Debug)]
+pub struct DataLock {
+    _file: File,
+}
+
 /// Opens (or, when `path` does not exist yet, creates with `schema`) the store of
 /// `participant` in role `role` ("hub" or "bank"). Refuses a file of another role or
 /// participant, of a newer schema, or that is not a database at all; never starts an
-/// existing store over empty.
+/// existing store over empty; refuses a store that another running node holds.
 pub fn open_sqlite(
     path: &Path,
     role: &str,
     participant: &str,
     schema: &str,
-) -> Result<Connection, StoreError> {
+) -> Result<(Connection, DataLock), StoreError> {
     let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
     let exists = path.exists();
     if !exists && let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| unusable(format!("cannot create the data directory: {e}")))?;
     }
+    let lock = lock(path).map_err(unusable)?;
     let flags = if exists {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -44,7 +57,30 @@ pub fn open_sqlite(
     } else {
         create(&connection, role, participant, schema).map_err(|e| unusable(e.to_string()))?;
     }
-    Ok(connection)
+    Ok((connection, lock))
+}
+
+fn lock(path: &Path) -> Result<DataLock, String> {
+    let lock_path = path.with_extension("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DataLock { _file: file }),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err("in use by another running node: stop it first, or pass another --data".into());
+            }
+            Err(TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
+        }
+    }
 }
 
 fn create(

@@ -1,0 +1,204 @@
+//! Store-and-forward that loses nothing (DESIGN.md, "No acknowledged message is lost"
+//! and "No payment is applied twice"): hub and banks keep their state in SQLite, carry
+//! on after a restart, and refuse storage that is not theirs. Real gRPC with mTLS.
+//! (The same guarantees under `kill -9` are in `tests/crash.rs`.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::bic;
+use corridor::bank::{Bank, PaymentOrder};
+use corridor::directory::Directory;
+use corridor::hub::{Hub, HubConfig};
+use corridor::model::{Bic, PaymentStatus};
+use corridor::sim::LocalNetwork;
+use corridor::tls::Role;
+
+const RU: &str = "BANKRUMMXXX";
+const IR: &str = "BANKIRTHXXX";
+
+fn order(amount: &str) -> PaymentOrder {
+    PaymentOrder {
+        debtor_account: "C001".into(),
+        creditor_agent: IR.into(),
+        creditor_account: "C002".into(),
+        creditor_name: "Sara".into(),
+        amount: amount.into(),
+        currency: "CNY".into(),
+        remittance_information: String::new(),
+    }
+}
+
+fn balance(network: &LocalNetwork, bank: Bic, account: &str) -> i64 {
+    let (accounts, balanced) = network.banks[network.index_of(bank)].bank.accounts();
+    assert!(balanced, "{bank}'s ledger balances");
+    accounts.iter().find(|a| a.id.as_str() == account).map_or(0, |a| a.balance)
+}
+
+/// Polls (bounded) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_400 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// A network of RU and IR where both banks have opened their accounts; IR is then
+/// stopped, so that everything sent to it waits at the hub.
+async fn network_with_ir_offline(dir: &std::path::Path, deposit: &str) -> LocalNetwork {
+    let mut network = LocalNetwork::create(dir, &[bic(RU), bic(IR)]).await.unwrap();
+    for b in [RU, IR] {
+        let index = network.start_bank(bic(b)).await.unwrap();
+        let bank = &network.banks[index].bank;
+        bank.open_account("C001", "CNY", "Payer", deposit).await.unwrap();
+        bank.open_account("C002", "CNY", "Payee", "").await.unwrap();
+    }
+    network.stop_bank(bic(IR)).await.unwrap();
+    network
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_offline_for_1000_payments_gets_each_exactly_once_when_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_ir_offline(dir.path(), "1000000").await;
+    let ru = network.banks[0].bank.clone();
+    let mut submissions = tokio::task::JoinSet::new();
+    for _ in 0..1_000 {
+        let ru = ru.clone();
+        submissions.spawn(async move { ru.submit_payment(&order("1.00")).await.unwrap().uetr });
+    }
+    let uetrs: std::collections::HashSet<_> = submissions.join_all().await.into_iter().collect();
+    assert_eq!(uetrs.len(), 1_000);
+    let hub = network.hub().clone();
+    eventually("the hub holds all 1000 for IR", || hub.queued_for(bic(IR)) == 1_000).await;
+
+    network.start_bank(bic(IR)).await.unwrap();
+    eventually("every payment is final at RU", || ru.payments().iter().all(|p| p.status.is_final())).await;
+    assert!(ru.payments().iter().all(|p| p.status == PaymentStatus::Acsc));
+    let ir = network.banks[network.index_of(bic(IR))].bank.clone();
+    let received = ir.payments();
+    assert_eq!(received.len(), 1_000, "each payment arrived once");
+    assert!(received.iter().all(|p| uetrs.contains(&p.uetr)));
+    assert_eq!(balance(&network, bic(IR), "C002"), 100_000, "1000 x 1.00, credited once each");
+    assert_eq!(balance(&network, bic(RU), "C001"), 100_000_000 - 100_000);
+    assert_eq!(
+        balance(&network, bic(RU), "SYS-SETTLEMENT-CNY") + balance(&network, bic(IR), "SYS-SETTLEMENT-CNY"),
+        0
+    );
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hub_restarted_between_ack_and_delivery_delivers_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_ir_offline(dir.path(), "100").await;
+    let ru = network.banks[0].bank.clone();
+    let payment = ru.submit_payment(&order("12.34")).await.unwrap();
+    let uetr = payment.uetr.to_string();
+    eventually("the hub ACKs", || ru.payment(&uetr).unwrap().status == PaymentStatus::Actc).await;
+    assert_eq!(network.hub().queued_for(bic(IR)), 1);
+
+    network.restart_hub().await.unwrap();
+    assert_eq!(network.hub().queued_for(bic(IR)), 1, "the restarted hub still holds the message");
+    network.start_bank(bic(IR)).await.unwrap();
+    eventually("the payment settles", || ru.payment(&uetr).unwrap().status == PaymentStatus::Acsc).await;
+    assert_eq!(balance(&network, bic(IR), "C002"), 1_234);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bank_restarted_from_its_data_carries_on_exactly_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_ir_offline(dir.path(), "100").await;
+    network.start_bank(bic(IR)).await.unwrap();
+    let ru = network.banks[0].bank.clone();
+    let first = ru.submit_payment(&order("10.00")).await.unwrap().uetr.to_string();
+    eventually("the first payment settles", || ru.payment(&first).unwrap().status == PaymentStatus::Acsc)
+        .await;
+    network.banks[network.index_of(bic(IR))].bank.set_account_blocked("C001", true).await.unwrap();
+    let before = (ru.accounts(), ru.payments());
+    drop(ru);
+
+    network.stop_bank(bic(RU)).await.unwrap();
+    network.start_bank(bic(RU)).await.unwrap();
+    let ru = network.banks[network.index_of(bic(RU))].bank.clone();
+    assert_eq!((ru.accounts(), ru.payments()), before, "ledger and payments exactly as before");
+
+    network.stop_bank(bic(IR)).await.unwrap();
+    network.start_bank(bic(IR)).await.unwrap();
+    let ir = network.banks[network.index_of(bic(IR))].bank.clone();
+    let (accounts, _) = ir.accounts();
+    assert!(accounts.iter().any(|a| a.id.as_str() == "C001" && a.blocked), "flags survive a restart too");
+
+    let second = ru.submit_payment(&order("5.00")).await.unwrap().uetr.to_string();
+    eventually("a new payment settles", || ru.payment(&second).unwrap().status == PaymentStatus::Acsc).await;
+    assert_eq!(balance(&network, bic(RU), "C001"), 10_000 - 1_500);
+    assert_eq!(balance(&network, bic(IR), "C002"), 1_500);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn storage_that_is_not_this_nodes_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_ir_offline(dir.path(), "100").await;
+    let pki = network.network.clone();
+    network.stop().await.unwrap();
+    let directory = || Directory::load(pki.root()).unwrap();
+    let bank = |as_bic: &str, data: &std::path::Path| {
+        Bank::open(pki.signing_identity(Role::Bank(bic(as_bic))).unwrap(), directory(), data).err()
+    };
+
+    // Another participant's data directory.
+    let refusal = bank(RU, &pki.bank_data_dir(bic(IR))).expect("IR's store is not RU's");
+    assert!(refusal.contains("belongs to bank BANKIRTHXXX"), "{refusal}");
+    // The hub's journal is not a bank's store either.
+    let hub_store = pki.hub_data_dir();
+    std::fs::copy(hub_store.join("hub.sqlite"), hub_store.join("bank.sqlite")).unwrap();
+    let refusal = bank(RU, &hub_store).expect("a hub's journal is not a bank's store");
+    assert!(refusal.contains("belongs to hub"), "{refusal}");
+
+    // A newer schema.
+    let ru_store = pki.bank_data_dir(bic(RU)).join("bank.sqlite");
+    let connection = rusqlite::Connection::open(&ru_store).unwrap();
+    connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", []).unwrap();
+    drop(connection);
+    let refusal = bank(RU, &pki.bank_data_dir(bic(RU))).expect("a newer schema is refused");
+    assert!(refusal.contains("newer Corridor"), "{refusal}");
+
+    // A corrupt file is an error, never a fresh empty start.
+    let ir_store = pki.bank_data_dir(bic(IR)).join("bank.sqlite");
+    let _ = std::fs::remove_file(ir_store.with_extension("sqlite-wal"));
+    std::fs::write(&ir_store, b"this is not a database, whatever its name says").unwrap();
+    let refusal = bank(IR, &pki.bank_data_dir(bic(IR))).expect("a corrupt store is refused");
+    assert!(refusal.contains("corrupt"), "{refusal}");
+    assert_eq!(std::fs::read(&ir_store).unwrap(), b"this is not a database, whatever its name says");
+
+    let hub_file = hub_store.join("hub.sqlite");
+    let mut bytes = std::fs::read(&hub_file).unwrap();
+    bytes.truncate(100);
+    let _ = std::fs::remove_file(hub_file.with_extension("sqlite-wal"));
+    std::fs::write(&hub_file, &bytes).unwrap();
+    let identity = pki.signing_identity(Role::Hub).unwrap();
+    let refusal =
+        Hub::open(HubConfig::default(), directory(), identity, &hub_store).err().expect("truncated");
+    assert!(refusal.contains("hub.sqlite"), "the error names the file: {refusal}");
+}
+
+#[test]
+fn a_data_directory_in_use_by_a_running_node_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = corridor::tls::init(dir.path(), &[bic(RU), bic(IR)]).unwrap();
+    let open = || {
+        let identity = pki.signing_identity(Role::Bank(bic(RU))).unwrap();
+        Bank::open(identity, Directory::load(pki.root()).unwrap(), &pki.bank_data_dir(bic(RU)))
+    };
+    let running = open().unwrap();
+    let refusal = open().err().expect("a second node on the same data is refused");
+    assert!(refusal.contains("in use by another running node"), "{refusal}");
+    drop(running);
+    open().expect("free again once the first node is gone");
+}
