@@ -42,18 +42,7 @@ impl BankState {
     /// The state a store holds: accounts opened, postings replayed in order (each must
     /// apply, or the store is corrupt), payments, duplicates and outbox restored.
     pub(super) fn recover(recovered: RecoveredBank) -> Result<Self, String> {
-        let mut ledger = Ledger::new();
-        for account in recovered.accounts {
-            let id = account.id.clone();
-            ledger.open_account(account).map_err(|e| format!("corrupt store: account {id}: {e}"))?;
-        }
-        for posting in recovered.postings {
-            let id = posting.id.clone();
-            match ledger.post(posting) {
-                Ok(crate::ledger::PostOutcome::Applied) => {}
-                other => return Err(format!("corrupt store: posting {id} does not replay: {other:?}")),
-            }
-        }
+        let ledger = recovered.ledger()?;
         let mut state = Self {
             accounts_journalled: ledger.opening_order().len(),
             postings_journalled: ledger.postings().len(),

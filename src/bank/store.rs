@@ -138,6 +138,24 @@ pub struct RecoveredBank {
     pub cursor: Cursor,
 }
 
+impl RecoveredBank {
+    /// The ledger the store describes: accounts opened, postings replayed in order. Each
+    /// posting must apply, or the store is corrupt.
+    pub fn ledger(&self) -> Result<crate::ledger::Ledger, String> {
+        let mut ledger = crate::ledger::Ledger::new();
+        for account in &self.accounts {
+            ledger.open_account(account.clone()).map_err(|e| format!("corrupt store: account {}: {e}", account.id))?;
+        }
+        for posting in &self.postings {
+            match ledger.post(posting.clone()) {
+                Ok(crate::ledger::PostOutcome::Applied) => {}
+                other => return Err(format!("corrupt store: posting {} does not replay: {other:?}", posting.id)),
+            }
+        }
+        Ok(ledger)
+    }
+}
+
 /// A bank's store in SQLite.
 pub struct SqliteBankStore {
     connection: Connection,
