@@ -23,7 +23,8 @@ use corridor::tls::{HUB_BIC, NetworkDir};
 
 const BANKS: [&str; 3] = ["BANKRUMMXXX", "BANKIRTHXXX", "BANKCNSHXXX"];
 const CUSTOMERS: [&str; 2] = ["C001", "C002"];
-const DEPOSIT_MINOR_UNITS: i64 = 1_000_000_00;
+/// 1,000,000.00 CNY per customer.
+const DEPOSIT_MINOR_UNITS: i64 = 100_000_000;
 const PAYMENTS_PER_ROUND: usize = 12;
 
 /// A deterministic generator (SplitMix64).
@@ -142,10 +143,9 @@ async fn pay(network: &NetworkDir, url: &str, to: usize, creditor: &str, minor_u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_survive_sigkill_of_any_node_at_any_moment() {
-    let seed = std::env::var("CORRIDOR_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
+    let seed = std::env::var("CORRIDOR_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
     let rounds: usize = std::env::var("CORRIDOR_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
     eprintln!("crash test seed {seed} ({rounds} rounds); replay with CORRIDOR_CRASH_SEED={seed}");
     let mut rng = Rng(seed);
@@ -190,7 +190,9 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
             let creditor = if n % 5 == 4 { "NOSUCH" } else { CUSTOMERS[rng.below(2) as usize] };
             let minor_units = 100 + rng.below(100_000) as i64;
             let (network, url) = (network.clone(), banks[from].url());
-            burst.spawn(async move { pay(&network, &url, to, creditor, minor_units).await.map(|u| (from, u)) });
+            burst.spawn(
+                async move { pay(&network, &url, to, creditor, minor_units).await.map(|u| (from, u)) },
+            );
         }
         let victim = rng.below(4) as usize;
         let delay_ms = rng.below(60);
@@ -270,7 +272,9 @@ fn check(network: &NetworkDir, acknowledged: &[(usize, Uetr)], seed: u64) {
             counts
         })
         .collect();
-    let count = |bank: usize, uetr: &Uetr, step: &str| postings[bank].get(&format!("{uetr}:{step}")).copied().unwrap_or(0);
+    let count = |bank: usize, uetr: &Uetr, step: &str| {
+        postings[bank].get(&format!("{uetr}:{step}")).copied().unwrap_or(0)
+    };
 
     // The hub's view: for each UETR, its pacs.008 and its pacs.002 status.
     let mut hub_view: BTreeMap<Uetr, (usize, usize, Option<PaymentStatus>)> = BTreeMap::new();
@@ -281,7 +285,8 @@ fn check(network: &NetworkDir, acknowledged: &[(usize, Uetr)], seed: u64) {
             MessageType::Pacs008 => entry.0 += 1,
             MessageType::Pacs002 => {
                 entry.1 += 1;
-                if let Body::Pacs002(report) = wire::decode_message(&message.envelope.payload).unwrap().body() {
+                if let Body::Pacs002(report) = wire::decode_message(&message.envelope.payload).unwrap().body()
+                {
                     entry.2 = Some(report.status);
                 }
             }
@@ -306,16 +311,28 @@ fn check(network: &NetworkDir, acknowledged: &[(usize, Uetr)], seed: u64) {
                     assert_eq!(count(sender, &uetr, "reversed"), 0, "seed {seed}: {uetr}");
                     assert_eq!(count(receiver, &uetr, "in"), 1, "seed {seed}: {uetr} credited exactly once");
                     assert_eq!(at_receiver, 1, "seed {seed}: {uetr} known once at the receiver");
-                    assert_eq!((pacs008, pacs002, hub_status), (1, 1, Some(PaymentStatus::Acsc)), "seed {seed}: hub view of {uetr}");
+                    assert_eq!(
+                        (pacs008, pacs002, hub_status),
+                        (1, 1, Some(PaymentStatus::Acsc)),
+                        "seed {seed}: hub view of {uetr}"
+                    );
                 }
                 PaymentStatus::Rjct => {
                     assert_eq!(count(sender, &uetr, "reversed"), 1, "seed {seed}: {uetr} reversed once");
                     assert_eq!(count(sender, &uetr, "settled"), 0, "seed {seed}: {uetr}");
                     assert_eq!(count(receiver, &uetr, "in"), 0, "seed {seed}: {uetr} never credited");
                     if pacs008 == 1 {
-                        assert_eq!((pacs002, hub_status), (1, Some(PaymentStatus::Rjct)), "seed {seed}: hub view of {uetr}");
+                        assert_eq!(
+                            (pacs002, hub_status),
+                            (1, Some(PaymentStatus::Rjct)),
+                            "seed {seed}: hub view of {uetr}"
+                        );
                         let incoming = stores[receiver].payments.iter().find(|p| p.uetr == uetr).unwrap();
-                        assert_eq!(incoming.status, PaymentStatus::Rjct, "seed {seed}: receiver's view of {uetr}");
+                        assert_eq!(
+                            incoming.status,
+                            PaymentStatus::Rjct,
+                            "seed {seed}: receiver's view of {uetr}"
+                        );
                     }
                 }
                 other => panic!("seed {seed}: {uetr} ended {other}"),
@@ -329,5 +346,9 @@ fn check(network: &NetworkDir, acknowledged: &[(usize, Uetr)], seed: u64) {
         assert!(outgoing_seen.contains(uetr), "seed {seed}: the hub knows {uetr}, no sender does");
         assert!(*pacs008 <= 1 && *pacs002 <= 1, "seed {seed}: {uetr} accepted twice by the hub");
     }
-    eprintln!("crash test seed {seed}: {} payments acknowledged, {} in all, every check passed", acknowledged.len(), outgoing_seen.len());
+    eprintln!(
+        "crash test seed {seed}: {} payments acknowledged, {} in all, every check passed",
+        acknowledged.len(),
+        outgoing_seen.len()
+    );
 }

@@ -144,12 +144,16 @@ impl RecoveredBank {
     pub fn ledger(&self) -> Result<crate::ledger::Ledger, String> {
         let mut ledger = crate::ledger::Ledger::new();
         for account in &self.accounts {
-            ledger.open_account(account.clone()).map_err(|e| format!("corrupt store: account {}: {e}", account.id))?;
+            ledger
+                .open_account(account.clone())
+                .map_err(|e| format!("corrupt store: account {}: {e}", account.id))?;
         }
         for posting in &self.postings {
             match ledger.post(posting.clone()) {
                 Ok(crate::ledger::PostOutcome::Applied) => {}
-                other => return Err(format!("corrupt store: posting {} does not replay: {other:?}", posting.id)),
+                other => {
+                    return Err(format!("corrupt store: posting {} does not replay: {other:?}", posting.id));
+                }
             }
         }
         Ok(ledger)
