@@ -150,22 +150,22 @@ async fn a_payment_to_a_blocked_account_is_rejected_ac06() {
 #[tokio::test]
 async fn a_receiver_that_connects_late_still_gets_its_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let mut network = LocalNetwork::create(dir.path(), &[bic(RU), bic(IR)]).await.unwrap();
-    network.start_bank(bic(RU)).await.unwrap();
-    open_accounts(&network, 0).await;
+    // IR opens its accounts, then goes offline before anything is sent to it.
+    let mut network = network(dir.path(), &[RU, IR]).await;
+    network.stop_bank(bic(IR)).await.unwrap();
     let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "12.34")).await.unwrap();
-    // The hub ACKs and holds the pacs.008 for the absent receiver.
+    let uetr = payment.uetr.to_string();
+    // The hub ACKs (ACTC at the sender) and holds the pacs.008 for the absent receiver.
     for _ in 0..400 {
-        if network.hub().queued_for(bic(IR)) == 1 {
+        if network.banks[0].bank.payment(&uetr).unwrap().status == PaymentStatus::Actc {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    assert_eq!(network.banks[0].bank.payment(&uetr).unwrap().status, PaymentStatus::Actc);
     assert_eq!(network.hub().queued_for(bic(IR)), 1, "the message waits at the hub");
-    assert_eq!(network.banks[0].bank.payment(&payment.uetr.to_string()).unwrap().status, PaymentStatus::Actc);
     network.start_bank(bic(IR)).await.unwrap();
-    open_accounts(&network, 1).await;
-    let at_sender = final_status(&network, 0, &payment.uetr.to_string()).await;
+    let at_sender = final_status(&network, 0, &uetr).await;
     assert_eq!(status_of(&at_sender), pb::PaymentStatus::Acsc);
     assert_eq!(balance(&network, 1, "C002"), 1_234);
     network.stop().await.unwrap();
