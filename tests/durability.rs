@@ -202,3 +202,17 @@ fn a_data_directory_in_use_by_a_running_node_is_refused() {
     drop(running);
     open().expect("free again once the first node is gone");
 }
+
+#[test]
+fn a_store_left_half_made_by_a_crash_is_built_again_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = corridor::tls::init(dir.path(), &[bic(RU), bic(IR)]).unwrap();
+    let data = pki.bank_data_dir(bic(RU));
+    std::fs::create_dir_all(&data).unwrap();
+    // A crash while creating the store left only the side file behind.
+    std::fs::write(data.join("bank.sqlite-new"), b"half").unwrap();
+    let identity = pki.signing_identity(Role::Bank(bic(RU))).unwrap();
+    let bank = Bank::open(identity, Directory::load(pki.root()).unwrap(), &data).unwrap();
+    assert_eq!(bank.payments(), vec![]);
+    assert!(!data.join("bank.sqlite-new").exists());
+}

@@ -187,8 +187,16 @@ impl RawSession {
     }
 
     async fn open_on(channel: tonic::transport::Channel) -> Result<Self, tonic::Status> {
+        Self::open_with(channel, 0).await
+    }
+
+    /// Opens a session whose Hello reports `last_osn_processed`.
+    async fn open_with(
+        channel: tonic::transport::Channel,
+        last_osn_processed: u64,
+    ) -> Result<Self, tonic::Status> {
         let (sender, receiver) = mpsc::channel(16);
-        let hello = pb::Hello { last_osn_processed: 0 };
+        let hello = pb::Hello { last_osn_processed };
         sender.send(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }).await.unwrap();
         let mut inbound =
             HubServiceClient::new(channel).session(ReceiverStream::new(receiver)).await?.into_inner();
@@ -202,8 +210,14 @@ impl RawSession {
 
     /// Submits an envelope with the next ISN and returns the hub's answer.
     async fn submit(&mut self, envelope: pb::SignedEnvelope) -> ResponseFrame {
-        let submit = pb::Submit { isn: self.next_isn, envelope: Some(envelope), possible_duplicate: false };
+        let isn = self.next_isn;
         self.next_isn += 1;
+        self.submit_as(isn, envelope).await
+    }
+
+    /// Submits an envelope with any ISN and returns the hub's answer.
+    async fn submit_as(&mut self, isn: u64, envelope: pb::SignedEnvelope) -> ResponseFrame {
+        let submit = pb::Submit { isn, envelope: Some(envelope), possible_duplicate: false };
         self.sender.send(pb::SessionRequest { frame: Some(RequestFrame::Submit(submit)) }).await.unwrap();
         loop {
             match self.inbound.message().await.unwrap().unwrap().frame.unwrap() {
@@ -337,6 +351,11 @@ async fn tampered_misaddressed_unauthorised_and_oversized_messages_are_refused()
     let mut short = pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")));
     short.signature = Bytes::from_static(b"abc");
     expect_nak(session.submit(short).await, Code::InvalidArgument, "FF01");
+
+    // A gap in the input sequence is refused, never skipped.
+    let ahead = session.next_isn + 5;
+    let gap = ru.sign(&transfer(RU, IR, "C002"));
+    expect_nak(session.submit_as(ahead, pb::SignedEnvelope::from(&gap)).await, Code::FailedPrecondition, "");
 
     // And the session still works: a good message is ACKed after all that.
     expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
@@ -507,5 +526,17 @@ async fn hub_and_banks_serve_health_and_reflection() {
             "{listed}"
         );
     }
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bank_reporting_more_deliveries_than_the_hub_sent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    // This hub never sent RU anything: a Hello claiming OSN 7 means another journal.
+    let channel = net::connect(&network.network, Role::Bank(bic(RU)), &network.hub_url).await.unwrap();
+    let refused = RawSession::open_with(channel, 7).await.err().expect("the session is refused");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("journal"), "{}", refused.message());
     network.stop().await.unwrap();
 }

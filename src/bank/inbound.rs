@@ -13,20 +13,34 @@ use crate::pb;
 use crate::store::Ticket;
 
 impl Bank {
-    /// A new session began: everything not yet ACKed goes out again.
-    pub(crate) fn on_welcome(&self, next_isn_expected: u64) {
+    /// A new session began: everything not yet ACKed goes out again. The hub must expect
+    /// an input sequence number between the oldest unanswered message and the next one;
+    /// anything else means the hub lost (or never had) messages it answered, and
+    /// carrying on would skip or repeat numbers.
+    pub(crate) fn on_welcome(&self, next_isn_expected: u64) -> Result<(), String> {
         let mut state = self.state();
+        let next = state.cursor.next_isn;
+        let oldest = state.outbox.keys().next().copied().unwrap_or(next);
+        if !(oldest..=next).contains(&next_isn_expected) {
+            return Err(format!(
+                "the hub expects input sequence {next_isn_expected}, but this bank's oldest unanswered message is \
+                 {oldest} and its next is {next}: the hub's journal does not match this bank's store"
+            ));
+        }
         for outgoing in state.outbox.values_mut() {
             outgoing.sent_this_session = false;
         }
         tracing::info!(bank = %self.bic(), next_isn_expected, unacknowledged = state.outbox.len(), "session welcomed");
+        Ok(())
     }
 
     /// Up to `limit` durable submissions not yet put on this session, in sequence order,
-    /// marked as sent.
-    pub(crate) fn take_unsent(&self, limit: usize) -> Vec<pb::Submit> {
+    /// marked as sent; fewer if `window` are already on the session unanswered.
+    pub(crate) fn take_unsent(&self, limit: usize, window: usize) -> Vec<pb::Submit> {
         let durable = self.inner.journal.durable();
         let mut state = self.state();
+        let in_flight = state.outbox.values().filter(|o| o.sent_this_session).count();
+        let limit = limit.min(window.saturating_sub(in_flight));
         let mut submits = Vec::new();
         let unsent = state.outbox.values_mut().filter(|o| !o.sent_this_session);
         // Tickets grow with sequence numbers: stop at the first not yet durable.
@@ -84,9 +98,24 @@ impl Bank {
     }
 
     /// The hub refused a message. A refused pacs.008 is a rejected payment: reverse it.
-    pub(crate) fn on_nak(&self, nak: &pb::Nak) {
+    /// A sequence gap is not a refusal of the message: it stays, and the session ends so
+    /// that the next one starts from the number the hub expects.
+    pub(crate) fn on_nak(&self, nak: &pb::Nak) -> Result<(), String> {
+        if nak.code == tonic::Code::FailedPrecondition as i32 {
+            return Err(format!("the hub reports a sequence problem: {}", nak.detail));
+        }
         let mut state = self.state();
-        let Some(outgoing) = state.outbox_remove(nak.isn) else { return };
+        match state.outbox.get(&nak.isn) {
+            Some(outgoing) if outgoing.entry.message_id.as_str() == nak.message_id => {}
+            Some(outgoing) => {
+                return Err(format!(
+                    "the hub NAKed ISN {} for message {:?}, we sent {}",
+                    nak.isn, nak.message_id, outgoing.entry.message_id
+                ));
+            }
+            None => return Ok(()),
+        }
+        let outgoing = state.outbox_remove(nak.isn).expect("present");
         let uetr = outgoing.entry.uetr.map(|u| u.to_string()).unwrap_or_default();
         tracing::warn!(%uetr, bank = %self.bic(), message_id = %outgoing.entry.message_id, reason = %nak.reason_code, detail = %nak.detail, "hub refused our {}", outgoing.entry.message_type);
         if let (MessageType::Pacs008, Some(uetr)) = (outgoing.entry.message_type, outgoing.entry.uetr) {
@@ -95,15 +124,29 @@ impl Bank {
             self.finish_outgoing(&mut state, uetr, PaymentStatus::Rjct, Some(reason), detail);
         }
         state.commit(&self.inner.journal);
+        Ok(())
     }
 
     /// Processes one delivery from the hub. Returns the confirmation to send once the
-    /// returned ticket is durable.
-    pub(crate) fn on_deliver(&self, deliver: &pb::Deliver) -> (pb::Delivered, Ticket) {
+    /// returned ticket is durable, or an error (ending the session) on a sequence gap:
+    /// output sequence numbers are processed one after another, never skipped.
+    pub(crate) fn on_deliver(&self, deliver: &pb::Deliver) -> Result<(pb::Delivered, Ticket), String> {
+        // Signature and decoding are checked before taking the lock: CPU work, no state.
+        let checked = self.check_delivery(deliver);
         let mut state = self.state();
-        if deliver.osn > state.cursor.last_osn_processed {
-            if let Err(problem) = self.process_delivery(&mut state, deliver) {
-                tracing::error!(bank = %self.bic(), osn = deliver.osn, %problem, "refused a delivered message");
+        let last = state.cursor.last_osn_processed;
+        if deliver.osn > last + 1 {
+            return Err(format!(
+                "output sequence gap: processed up to {last}, the hub delivered {}",
+                deliver.osn
+            ));
+        }
+        if deliver.osn == last + 1 {
+            match checked {
+                Ok(message) => self.process_delivery(&mut state, &message),
+                Err(problem) => {
+                    tracing::error!(bank = %self.bic(), osn = deliver.osn, %problem, "refused a delivered message")
+                }
             }
             state.cursor.last_osn_processed = deliver.osn;
         }
@@ -111,7 +154,7 @@ impl Bank {
         let ticket = state.commit(&self.inner.journal);
         drop(state);
         self.inner.outbox_wake.notify_one();
-        (pb::Delivered { osn: deliver.osn }, ticket)
+        Ok((pb::Delivered { osn: deliver.osn }, ticket))
     }
 
     /// The processing of every delivery up to `osn` is durable.
@@ -119,10 +162,11 @@ impl Bank {
         self.inner.last_osn_durable.fetch_max(osn, Ordering::AcqRel);
     }
 
-    fn process_delivery(&self, state: &mut BankState, deliver: &pb::Deliver) -> Result<(), String> {
+    /// End to end: the bank checks the sender's signature itself, trusting the hub for
+    /// nothing, and that the message is addressed to it.
+    fn check_delivery(&self, deliver: &pb::Deliver) -> Result<Message, String> {
         let envelope = deliver.envelope.clone().ok_or("a delivery without an envelope")?;
         let envelope = SignedEnvelope::try_from(envelope).map_err(|e| e.to_string())?;
-        // End to end: the bank checks the sender's signature itself, trusting the hub for nothing.
         self.inner.directory.keys().verify(&envelope).map_err(|e| e.to_string())?;
         let message = wire::decode_message(&envelope.payload).map_err(|e| e.to_string())?;
         let header = message.header();
@@ -132,9 +176,14 @@ impl Bank {
                 header.message_id, header.sender, header.receiver
             ));
         }
+        Ok(message)
+    }
+
+    fn process_delivery(&self, state: &mut BankState, message: &Message) {
+        let header = message.header();
         if !state.mark_processed(header.sender, &header.message_id) {
             tracing::info!(bank = %self.bic(), message_id = %header.message_id, "duplicate delivery ignored");
-            return Ok(());
+            return;
         }
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),
@@ -143,7 +192,6 @@ impl Bank {
                 tracing::warn!(bank = %self.bic(), "{} is not handled by bank nodes yet", other.message_type())
             }
         }
-        Ok(())
     }
 
     fn receive_transfer(&self, state: &mut BankState, header: &Header, transfer: &CreditTransfer) {

@@ -140,6 +140,8 @@ impl Bank {
                 debtor.currency
             )));
         }
+        let debtor_party = Party::new(&debtor.name, debtor_id.as_str())?;
+        // Booking is the last step that may refuse the order; after it, it must be queued.
         ledger_book::book_outgoing(&mut state.ledger, uetr, &debtor_id, amount).map_err(|e| match e {
             LedgerError::FloorBreached { .. } => {
                 BankError::Refused(format!("insufficient funds on {debtor_id} (AM04)"))
@@ -153,7 +155,7 @@ impl Bank {
             amount,
             settlement_date: time::OffsetDateTime::now_utc().date(),
             charge_bearer: ChargeBearer::Shar,
-            debtor: Party::new(&debtor.name, debtor_id.as_str())?,
+            debtor: debtor_party,
             debtor_agent: bic,
             creditor,
             creditor_agent,

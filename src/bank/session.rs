@@ -24,6 +24,9 @@ pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 pub const SESSION_QUEUE_DEPTH: usize = 1024;
 /// Submissions put on the session per round.
 const SUBMIT_BATCH_MAX: usize = 64;
+/// Most submissions on the session without an answer yet. Well below the queue depths
+/// of both sides, so that neither side can block the other with answers it must send.
+pub const SUBMIT_WINDOW: usize = 256;
 
 /// Keeps `bank` in session with the hub at `hub_url` until `shutdown` is cancelled.
 pub async fn run_session(bank: Bank, network: NetworkDir, hub_url: String, shutdown: CancellationToken) {
@@ -73,14 +76,14 @@ async fn session_once(
     if welcome.bic != bank.bic().as_str() {
         return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()));
     }
-    bank.on_welcome(welcome.next_isn_expected);
+    bank.on_welcome(welcome.next_isn_expected)?;
     *backoff = RECONNECT_BACKOFF_MIN;
     let (confirmations, pending) = mpsc::channel(SESSION_QUEUE_DEPTH);
     let confirmer = tokio::spawn(confirm_when_durable(bank.clone(), pending, sender.clone()));
     let _stop_confirmer = AbortOnDrop(confirmer);
     let mut durability = bank.durability();
     loop {
-        for submit in bank.take_unsent(SUBMIT_BATCH_MAX) {
+        for submit in bank.take_unsent(SUBMIT_BATCH_MAX, SUBMIT_WINDOW) {
             sender.send(frame(RequestFrame::Submit(submit))).await.map_err(|_| "session closed")?;
         }
         let received = tokio::select! {
@@ -92,9 +95,9 @@ async fn session_once(
         match received {
             Ok(Some(pb::SessionResponse { frame: Some(response) })) => match response {
                 ResponseFrame::Ack(ack) => bank.on_ack(&ack),
-                ResponseFrame::Nak(nak) => bank.on_nak(&nak),
+                ResponseFrame::Nak(nak) => bank.on_nak(&nak)?,
                 ResponseFrame::Deliver(deliver) => {
-                    confirmations.send(bank.on_deliver(&deliver)).await.map_err(|_| "session closed")?;
+                    confirmations.send(bank.on_deliver(&deliver)?).await.map_err(|_| "session closed")?;
                 }
                 ResponseFrame::Welcome(_) => return Err("the hub sent a second Welcome".into()),
             },

@@ -87,9 +87,9 @@ struct HubState {
     next_session_id: u64,
 }
 
-/// What the hub keeps of an accepted message to answer its duplicates.
+/// What the hub keeps of an accepted message to answer its duplicates: its signature
+/// stands for its bytes (verified, deterministic), so the payload itself is not kept.
 struct Accepted {
-    payload: Bytes,
     signature: [u8; 64],
     receipt: Bytes,
     /// Durable once the journal reaches this: a duplicate's ACK waits for it too.
@@ -190,11 +190,22 @@ impl Hub {
 
     /// Opens a session for `bank` (replacing any older one, which is cancelled). The bank
     /// has durably processed every delivery up to `last_osn_processed`.
-    pub(crate) fn open_session(&self, bank: Bic, last_osn_processed: u64) -> OpenSession {
+    ///
+    /// Refused when the bank reports more than the hub ever sent it: then this hub's
+    /// journal is not the one the bank talked to, and trusting the bank would drop
+    /// messages the hub has ACKed.
+    pub(crate) fn open_session(&self, bank: Bic, last_osn_processed: u64) -> Result<OpenSession, String> {
         let mut state = self.inner.state.lock().expect("hub state lock");
         state.next_session_id += 1;
         let id = state.next_session_id;
         let participant = state.participants.get_mut(&bank).expect("sessions open only for participants");
+        let issued = participant.next_osn - 1;
+        if last_osn_processed > issued {
+            return Err(format!(
+                "you report processing output sequence {last_osn_processed}, but this hub has sent you only up to \
+                 {issued}: its journal is not the one you talked to (restored or replaced?)"
+            ));
+        }
         if let Some(old) = participant.session.take() {
             old.cancel.cancel();
         }
@@ -211,7 +222,7 @@ impl Hub {
             next_osn_to_send: last_osn_processed + 1,
         };
         participant.session = Some(session);
-        open
+        Ok(open)
     }
 
     /// Forgets a session that ended, unless a newer one already replaced it.
@@ -254,6 +265,10 @@ impl Hub {
     pub(crate) fn confirm_delivered(&self, bank: Bic, osn: u64) {
         let mut state = self.inner.state.lock().expect("hub state lock");
         if let Some(participant) = state.participants.get_mut(&bank) {
+            if osn > participant.osn_sent_high_water {
+                tracing::warn!(%bank, osn, sent = participant.osn_sent_high_water, "confirmation of a delivery never sent; ignored");
+                return;
+            }
             participant.outbox.retain(|queued, _| *queued > osn);
             // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
             self.inner.journal.append(vec![HubRecord::Delivered { participant: bank, osn }]);
@@ -279,11 +294,11 @@ impl Hub {
         // Kept (a reference count, not a copy) to name the message in a NAK when the
         // checks stop before the payload is decoded.
         let payload = envelope.payload.clone();
-        let consumed = match self.check_sequence(peer, isn) {
-            Ok(consumed) => consumed,
+        let sequenced = match self.check_sequence(peer, isn) {
+            Ok(sequenced) => sequenced,
             Err(refusal) => return (refusal.into_nak(isn, &peek_message_id(&payload)), Ticket::DURABLE),
         };
-        match self.check_and_store(peer, isn, consumed, envelope) {
+        match self.check_and_store(peer, isn, envelope) {
             Ok((message_id, receipt, ticket)) => {
                 let ack = pb::Ack {
                     isn,
@@ -291,33 +306,30 @@ impl Hub {
                     receipt,
                     receipt_key_id: self.inner.identity.key_id().to_string(),
                 };
-                (pb::session_response::Frame::Ack(ack), ticket)
+                (pb::session_response::Frame::Ack(ack), ticket.max(sequenced))
             }
             Err(refusal) => {
                 let message_id = peek_message_id(&payload);
                 tracing::info!(sender = %peer, isn, %message_id, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
-                // The NAK consumed the sequence number: that must survive a crash too.
-                let ticket = if consumed { self.consume(peer, isn) } else { Ticket::DURABLE };
-                (refusal.into_nak(isn, &message_id), ticket)
+                // The NAK goes out once the sequence number it consumed is durable.
+                (refusal.into_nak(isn, &message_id), sequenced)
             }
         }
     }
 
-    fn consume(&self, participant: Bic, isn: u64) -> Ticket {
-        let _state = self.inner.state.lock().expect("hub state lock");
-        self.inner.journal.append(vec![HubRecord::IsnConsumed { participant, isn }])
-    }
-
     /// Input sequence numbers run 1, 2, ... per participant; a resend may repeat an old
     /// one (duplicates are caught by message id), but a gap is refused, never skipped:
-    /// the bank resends from the number the hub expects. Returns whether this
-    /// submission consumed a new number.
-    fn check_sequence(&self, peer: Bic, isn: u64) -> Result<bool, Refusal> {
+    /// the bank resends from the number the hub expects.
+    ///
+    /// A new number is journalled as consumed at once, and the returned ticket covers it
+    /// (or, for a resend, every number consumed so far): no answer about a number can
+    /// leave before the number's consumption is durable, whichever session consumed it.
+    fn check_sequence(&self, peer: Bic, isn: u64) -> Result<Ticket, Refusal> {
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&peer).expect("sessions open only for participants");
         if isn == participant.next_isn {
             participant.next_isn += 1;
-            Ok(true)
+            Ok(self.inner.journal.append(vec![HubRecord::IsnConsumed { participant: peer, isn }]))
         } else if isn == 0 || isn > participant.next_isn {
             Err(Refusal::new(
                 Code::FailedPrecondition,
@@ -328,7 +340,7 @@ impl Hub {
                 ),
             ))
         } else {
-            Ok(false)
+            Ok(self.inner.journal.appended())
         }
     }
 
@@ -338,7 +350,6 @@ impl Hub {
         &self,
         peer: Bic,
         isn: u64,
-        consumed: bool,
         envelope_pb: pb::SignedEnvelope,
     ) -> Result<(MessageId, Bytes, Ticket), Refusal> {
         let directory = &self.inner.directory;
@@ -408,26 +419,26 @@ impl Hub {
         let receiver = header.receiver;
         let message_type = message.message_type();
         let key = (peer, header.message_id.clone());
-        // Signed before taking the lock: the lock guards bookkeeping, not crypto.
+        // Signed and converted before taking the lock: the lock guards bookkeeping only.
         let receipt = Bytes::from(self.inner.identity.sign_receipt(&envelope).to_bytes().to_vec());
+        let queued_envelope = pb::SignedEnvelope::from(&envelope);
+        let signature = envelope.signature.to_bytes();
+        let uetr_text = uetr.map(|u| u.to_string()).unwrap_or_default();
         let mut state = self.inner.state.lock().expect("hub state lock");
         if let Some(accepted) = state.accepted.get(&key) {
-            if accepted.payload != envelope.payload || accepted.signature != envelope.signature.to_bytes() {
+            // The signature was verified over these exact bytes, and Ed25519 signatures are
+            // deterministic: the same signature means the same bytes.
+            if accepted.signature != signature {
                 return Err(Refusal::new(
                     Code::AlreadyExists,
                     Some(ReasonCode::Dupl),
                     format!("message id {} was already used for a different message", key.1),
                 ));
             }
-            let uetr = uetr.map(|u| u.to_string()).unwrap_or_default();
-            tracing::info!(%uetr, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
-            let (receipt, original) = (accepted.receipt.clone(), accepted.ticket);
-            // The ACK waits for the original to be durable, and for this ISN if it is new.
-            let ticket = if consumed {
-                self.inner.journal.append(vec![HubRecord::IsnConsumed { participant: peer, isn }])
-            } else {
-                original
-            };
+            // The ACK waits for the original to be durable (and the caller adds this ISN's).
+            let (receipt, ticket) = (accepted.receipt.clone(), accepted.ticket);
+            drop(state);
+            tracing::info!(uetr = %uetr_text, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
             return Ok((key.1, receipt, ticket));
         }
         let participant = state.participants.get_mut(&receiver).expect("checked: receiver is a participant");
@@ -441,22 +452,16 @@ impl Hub {
             osn,
             uetr,
             message_type,
-            envelope: envelope.clone(),
+            envelope,
             receipt: receipt.clone(),
             accepted_unix_ms: crate::bank::unix_ms_now(),
         };
         let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record))]);
-        participant.outbox.insert(osn, Queued { envelope: pb::SignedEnvelope::from(&envelope), ticket });
-        let uetr = uetr.map(|u| u.to_string()).unwrap_or_default();
-        tracing::info!(%uetr, sender = %peer, %receiver, %message_type, message_id = %key.1, osn, "accepted and queued");
+        participant.outbox.insert(osn, Queued { envelope: queued_envelope, ticket });
         let message_id = key.1.clone();
-        let accepted = Accepted {
-            payload: envelope.payload,
-            signature: envelope.signature.to_bytes(),
-            receipt: receipt.clone(),
-            ticket,
-        };
-        state.accepted.insert(key, accepted);
+        state.accepted.insert(key, Accepted { signature, receipt: receipt.clone(), ticket });
+        drop(state);
+        tracing::info!(uetr = %uetr_text, sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
         Ok((message_id, receipt, ticket))
     }
 }
@@ -489,7 +494,6 @@ fn recover(directory: &Directory, recovered: RecoveredHub) -> Result<HubState, S
             receiver.outbox.insert(record.osn, Queued { envelope, ticket: Ticket::DURABLE });
         }
         let accepted = Accepted {
-            payload: record.envelope.payload,
             signature: record.envelope.signature.to_bytes(),
             receipt: record.receipt,
             ticket: Ticket::DURABLE,

@@ -100,7 +100,8 @@ impl HubService for HubServer {
             Err(_) => return Err(Status::deadline_exceeded("no Hello within the session timeout")),
             Ok(_) => return Err(Status::failed_precondition("the first frame of a session must be Hello")),
         };
-        let open = self.hub.open_session(bank, hello.last_osn_processed);
+        let open =
+            self.hub.open_session(bank, hello.last_osn_processed).map_err(Status::failed_precondition)?;
         tracing::info!(%bank, session = open.id, last_osn_processed = hello.last_osn_processed, "session opened");
         let (sender, receiver) = mpsc::channel(self.hub.config().session_queue_depth);
         let welcome = pb::SessionResponse { frame: Some(ResponseFrame::Welcome(open.welcome.clone())) };

@@ -33,17 +33,15 @@ pub fn open_sqlite(
     schema: &str,
 ) -> Result<(Connection, DataLock), StoreError> {
     let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
-    let exists = path.exists();
-    if !exists && let Some(parent) = path.parent() {
+    if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| unusable(format!("cannot create the data directory: {e}")))?;
     }
     let lock = lock(path).map_err(unusable)?;
-    let flags = if exists {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
-    };
+    if !path.exists() {
+        create(path, role, participant, schema).map_err(unusable)?;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = Connection::open_with_flags(path, flags).map_err(|e| unusable(e.to_string()))?;
     let mode: String = connection
         .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
@@ -52,12 +50,36 @@ pub fn open_sqlite(
         return Err(unusable(format!("cannot use write-ahead logging (journal mode {mode})")));
     }
     connection.pragma_update(None, "synchronous", "FULL").map_err(|e| unusable(e.to_string()))?;
-    if exists {
-        check_meta(&connection, role, participant).map_err(unusable)?;
-    } else {
-        create(&connection, role, participant, schema).map_err(|e| unusable(e.to_string()))?;
-    }
+    check_meta(&connection, role, participant).map_err(unusable)?;
     Ok((connection, lock))
+}
+
+/// Creates a store whole or not at all: built in a side file (schema and identity in
+/// one transaction), made durable, then renamed into place. A crash at any moment
+/// leaves either no store or a complete one, never a half-made file that cannot open.
+fn create(path: &Path, role: &str, participant: &str, schema: &str) -> Result<(), String> {
+    let building = path.with_extension("sqlite-new");
+    let _ = std::fs::remove_file(&building);
+    let connection = Connection::open(&building).map_err(|e| format!("cannot create the store: {e}"))?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA synchronous=FULL;
+             BEGIN;
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             {schema}
+             INSERT INTO meta (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}'), ('role', '{role}'),
+                                                  ('participant', '{participant}');
+             COMMIT;"
+        ))
+        .map_err(|e| format!("cannot create the store: {e}"))?;
+    drop(connection);
+    let sync = |target: &Path| File::open(target).and_then(|f| f.sync_all());
+    sync(&building).map_err(|e| format!("cannot sync the new store: {e}"))?;
+    std::fs::rename(&building, path).map_err(|e| format!("cannot put the new store in place: {e}"))?;
+    if let Some(parent) = path.parent() {
+        sync(parent).map_err(|e| format!("cannot sync the data directory: {e}"))?;
+    }
+    Ok(())
 }
 
 fn lock(path: &Path) -> Result<DataLock, String> {
@@ -81,25 +103,6 @@ fn lock(path: &Path) -> Result<DataLock, String> {
             Err(TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
         }
     }
-}
-
-fn create(
-    connection: &Connection,
-    role: &str,
-    participant: &str,
-    schema: &str,
-) -> Result<(), rusqlite::Error> {
-    connection.execute_batch(&format!(
-        "BEGIN;
-         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-         {schema}
-         COMMIT;"
-    ))?;
-    let mut insert = connection.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
-    insert.execute(["schema_version", &SCHEMA_VERSION.to_string()])?;
-    insert.execute(["role", role])?;
-    insert.execute(["participant", participant])?;
-    Ok(())
 }
 
 fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<(), String> {
