@@ -16,31 +16,7 @@ fn bic(text: &str) -> Bic {
 }
 
 fn sample_message() -> Message {
-    let uetr = Uetr::generate();
-    let cny = Currency::parse("CNY").unwrap();
-    let transfer = CreditTransfer {
-        instruction_id: "INSTR-1".into(),
-        end_to_end_id: "E2E-1".into(),
-        uetr,
-        amount: Amount::parse("1234.56", cny).unwrap(),
-        settlement_date: time::macros::date!(2026 - 11 - 28),
-        charge_bearer: ChargeBearer::Shar,
-        debtor: Party::new("Ivan Petrov", "RU-0001").unwrap(),
-        debtor_agent: bic("BANKRUMMXXX"),
-        creditor: Party::new("Sara Ahmadi", "IR-0001").unwrap(),
-        creditor_agent: bic("BANKIRTHXXX"),
-        remittance_information: "Invoice 42 for machine parts, delivered November".into(),
-    };
-    let header = Header {
-        message_id: MessageId::generate(),
-        uetr: Some(uetr),
-        sender: bic("BANKRUMMXXX"),
-        receiver: bic("BANKIRTHXXX"),
-        creation_time_unix_ms: 1_796_000_000_000,
-        sequence_number: 1,
-        possible_duplicate: false,
-    };
-    Message::new(header, Body::Pacs008(transfer)).unwrap()
+    corridor::sim::sample_credit_transfer(bic("BANKRUMMXXX"), bic("BANKIRTHXXX"))
 }
 
 fn signing(c: &mut Criterion) {

@@ -28,38 +28,16 @@ struct Records {
 impl Records {
     fn new() -> Self {
         let identity = SigningIdentity::generate(bic("BANKRUMMXXX"), KeyId::parse("k1").unwrap());
-        let uetr = Uetr::generate();
-        let cny = Currency::parse("CNY").unwrap();
-        let transfer = CreditTransfer {
-            instruction_id: "INSTR-1".into(),
-            end_to_end_id: "E2E-1".into(),
-            uetr,
-            amount: Amount::parse("1234.56", cny).unwrap(),
-            settlement_date: time::macros::date!(2026 - 11 - 28),
-            charge_bearer: ChargeBearer::Shar,
-            debtor: Party::new("Ivan Petrov", "RU-0001").unwrap(),
-            debtor_agent: bic("BANKRUMMXXX"),
-            creditor: Party::new("Sara Ahmadi", "IR-0001").unwrap(),
-            creditor_agent: bic("BANKIRTHXXX"),
-            remittance_information: "Invoice 42 for machine parts, delivered November".into(),
-        };
-        let header = Header {
-            message_id: MessageId::generate(),
-            uetr: Some(uetr),
-            sender: bic("BANKRUMMXXX"),
-            receiver: bic("BANKIRTHXXX"),
-            creation_time_unix_ms: 1_796_000_000_000,
-            sequence_number: 1,
-            possible_duplicate: false,
-        };
-        let envelope = identity.sign(&Message::new(header.clone(), Body::Pacs008(transfer)).unwrap());
+        let message = corridor::sim::sample_credit_transfer(bic("BANKRUMMXXX"), bic("BANKIRTHXXX"));
+        let header = message.header().clone();
+        let envelope = identity.sign(&message);
         let template = AcceptedRecord {
             sender: header.sender,
             message_id: header.message_id,
             isn: 1,
             receiver: header.receiver,
             osn: 0,
-            uetr: Some(uetr),
+            uetr: header.uetr,
             message_type: MessageType::Pacs008,
             receipt: Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec()),
             envelope,

@@ -95,6 +95,38 @@ pub fn endpoint(url: &str) -> Result<Endpoint, String> {
     Ok(endpoint)
 }
 
+/// Serves a node's `router` until `shutdown` completes or `storage_failure` yields a
+/// reason. Either way `on_stop` runs first (health to NOT_SERVING, sessions ended), then
+/// the server drains. A storage failure is returned as the error that stopped the node.
+pub async fn serve_node(
+    node: &str,
+    router: Router,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    storage_failure: impl Future<Output = String>,
+    on_stop: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let failure = Arc::new(std::sync::Mutex::new(None));
+    let drain = {
+        let (failure, node) = (Arc::clone(&failure), node.to_owned());
+        async move {
+            tokio::select! {
+                _ = shutdown => tracing::info!(%node, "shutting down: refusing new work, draining"),
+                reason = storage_failure => {
+                    tracing::error!(%node, %reason, "stopping: storage cannot be written");
+                    *failure.lock().expect("failure lock") = Some(reason);
+                }
+            }
+            on_stop.await;
+        }
+    };
+    serve(router, listener, drain).await.map_err(|e| format!("{node} server: {}", error_chain(&e)))?;
+    match failure.lock().expect("failure lock").take() {
+        Some(reason) => Err(format!("{node} stopped because its storage cannot be written: {reason}")),
+        None => Ok(()),
+    }
+}
+
 /// A client channel to `url` with mTLS as `role`.
 pub async fn connect(network: &NetworkDir, role: Role, url: &str) -> Result<Channel, String> {
     let tls = network.client_tls(role).map_err(|e| e.to_string())?;

@@ -18,7 +18,7 @@ use corridor::hub::SqliteHubJournal;
 use corridor::ledger::AccountKind;
 use corridor::model::{Bic, Body, MessageType, PaymentStatus, Uetr, wire};
 use corridor::pb;
-use corridor::sim::operator_client;
+use corridor::sim::{Rng, operator_client};
 use corridor::tls::{HUB_BIC, NetworkDir};
 
 const BANKS: [&str; 3] = ["BANKRUMMXXX", "BANKIRTHXXX", "BANKCNSHXXX"];
@@ -26,23 +26,6 @@ const CUSTOMERS: [&str; 2] = ["C001", "C002"];
 /// 1,000,000.00 CNY per customer.
 const DEPOSIT_MINOR_UNITS: i64 = 100_000_000;
 const PAYMENTS_PER_ROUND: usize = 12;
-
-/// A deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One `corridor` process that can be killed and started again on the same port.
 struct Node {
@@ -148,7 +131,7 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     });
     let rounds: usize = std::env::var("CORRIDOR_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
     eprintln!("crash test seed {seed} ({rounds} rounds); replay with CORRIDOR_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
 
     let dir = tempfile::tempdir().unwrap();
     let net = dir.path().join("net");

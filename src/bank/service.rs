@@ -45,28 +45,14 @@ pub async fn run(
     let mut builder = net::server_builder(network, Role::Bank(bank.bic())).map_err(|e| e.to_string())?;
     let (router, health) = net::with_health_and_reflection(builder.add_service(service));
     health.set_serving::<BankServiceServer<BankServer>>().await;
-    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let drain = {
-        let failure = std::sync::Arc::clone(&failure);
-        async move {
-            tokio::select! {
-                _ = shutdown => tracing::info!(bank = %bank.bic(), "shutting down"),
-                reason = bank.storage_failure() => {
-                    tracing::error!(bank = %bank.bic(), %reason, "stopping: the store cannot be written");
-                    *failure.lock().expect("failure lock") = Some(reason);
-                }
-            }
-            health.set_not_serving::<BankServiceServer<BankServer>>().await;
-            session_end.cancel();
-        }
+    let on_stop = async move {
+        health.set_not_serving::<BankServiceServer<BankServer>>().await;
+        session_end.cancel();
     };
-    let served = net::serve(router, listener, drain).await;
+    let node = format!("bank {}", bank.bic());
+    let served = net::serve_node(&node, router, listener, shutdown, bank.storage_failure(), on_stop).await;
     let _ = session.await;
-    served.map_err(|e| format!("bank server: {}", net::error_chain(&e)))?;
-    match failure.lock().expect("failure lock").take() {
-        Some(reason) => Err(format!("the bank stopped because its store cannot be written: {reason}")),
-        None => Ok(()),
-    }
+    served
 }
 
 fn operator_only<T>(request: &Request<T>) -> Result<(), Status> {

@@ -54,26 +54,11 @@ pub async fn run(
     let mut builder = net::server_builder(network, Role::Hub).map_err(|e| e.to_string())?;
     let (router, health) = net::with_health_and_reflection(builder.add_service(service));
     health.set_serving::<HubServiceServer<HubServer>>().await;
-    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let drain = {
-        let failure = std::sync::Arc::clone(&failure);
-        async move {
-            tokio::select! {
-                _ = shutdown => tracing::info!("shutting down: refusing new work, ending sessions"),
-                reason = hub.storage_failure() => {
-                    tracing::error!(%reason, "stopping: the journal cannot be written");
-                    *failure.lock().expect("failure lock") = Some(reason);
-                }
-            }
-            health.set_not_serving::<HubServiceServer<HubServer>>().await;
-            sessions_end.cancel();
-        }
+    let on_stop = async move {
+        health.set_not_serving::<HubServiceServer<HubServer>>().await;
+        sessions_end.cancel();
     };
-    net::serve(router, listener, drain).await.map_err(|e| format!("hub server: {}", net::error_chain(&e)))?;
-    match failure.lock().expect("failure lock").take() {
-        Some(reason) => Err(format!("the hub stopped because its journal cannot be written: {reason}")),
-        None => Ok(()),
-    }
+    net::serve_node("hub", router, listener, shutdown, hub.storage_failure(), on_stop).await
 }
 
 #[tonic::async_trait]

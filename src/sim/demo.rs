@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use super::LocalNetwork;
+use super::{LocalNetwork, Rng};
 use crate::model::{Bic, Currency, format_minor_units};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
@@ -141,23 +141,6 @@ impl DemoSummary {
     }
 }
 
-/// A small deterministic generator (SplitMix64): the same seed, the same workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// One payment of the workload.
 struct PlannedPayment {
     from: usize,
@@ -168,19 +151,22 @@ struct PlannedPayment {
 }
 
 fn plan(config: &DemoConfig) -> Vec<PlannedPayment> {
-    let mut rng = Rng(config.seed);
+    let mut rng = Rng::new(config.seed);
     (0..config.payments)
         .map(|n| {
-            let from = rng.below(config.banks);
-            let to = (from + 1 + rng.below(config.banks - 1)) % config.banks;
+            let from = rng.below(config.banks as u64) as usize;
+            let to = (from + 1 + rng.below(config.banks as u64 - 1) as usize) % config.banks;
             // Every seventh payment goes to an account that does not exist: AC01.
-            let creditor =
-                if n % 7 == 6 { "C999".to_owned() } else { CUSTOMERS[rng.below(CUSTOMERS.len())].to_owned() };
+            let creditor = if n % 7 == 6 {
+                "C999".to_owned()
+            } else {
+                CUSTOMERS[rng.below(CUSTOMERS.len() as u64) as usize].to_owned()
+            };
             PlannedPayment {
                 from,
                 to,
                 // The last customer of the last bank is blocked; it never pays.
-                debtor: CUSTOMERS[rng.below(CUSTOMERS.len() - 1)],
+                debtor: CUSTOMERS[rng.below(CUSTOMERS.len() as u64 - 1) as usize],
                 creditor,
                 minor_units: 100 + rng.below(500_000) as i64,
             }

@@ -5,5 +5,7 @@
 
 pub mod demo;
 mod local;
+mod workload;
 
 pub use local::{LocalBank, LocalNetwork, operator_client};
+pub use workload::{Rng, sample_credit_transfer};
