@@ -11,10 +11,20 @@
 //! - [`crypto`]: signing keys, signed envelopes over the exact payload bytes, the key
 //!   directory.
 //! - [`ledger`]: the double-entry ledger core: accounts, postings, invariants. No I/O.
+//! - [`directory`]: the network directory: participants, signing keys, relationships (RMA).
+//! - [`tls`]: the demo PKI (`corridor pki init`) and the mTLS configurations; certificate
+//!   to BIC.
+//! - [`net`]: server and client plumbing: limits, health, reflection, graceful shutdown.
+//! - [`store`]: durable storage: the group-commit journal and the SQLite backend.
+//! - [`hub`]: the relay hub: checks, journal, sequence numbers, store-and-forward.
+//! - [`bank`]: a bank node: ledger bookings, payments, its session, the operator API.
+//! - [`sim`]: a whole network in one process, the demo, workload building blocks.
 //! - [`pb`]: the generated wire types of `proto/corridor/v1` (package `corridor.v1`).
 //!
 //! The core (`model`, `crypto`, `ledger`) is pure: it takes inputs and returns outputs,
 //! with no sockets, clocks or files, except where `crypto` saves and loads key files.
+//! `hub` and `bank` keep their logic in plain methods ([`hub::Hub::submit`], the bank's
+//! handlers) and put it on the network in their `service` and `session` modules.
 
 pub mod bank;
 pub mod crypto;

@@ -1,10 +1,10 @@
 //! A bank node: its ledger, its payments, and its side of the session with the hub.
 //!
 //! [`Bank`] holds the logic without the network: an operator's payment becomes a
-//! booked, signed pacs.008 in the outbox ([`operator`]); the hub's ACK, NAK and
-//! deliveries move payments along and book every step ([`inbound`]). Every change is
+//! booked, signed pacs.008 in the outbox (`operator`); the hub's ACK, NAK and
+//! deliveries move payments along and book every step (`inbound`). Every change is
 //! journalled ([`store`]) and nothing leaves the bank before it is durable.
-//! [`session`] keeps the bank connected to the hub; [`service`] serves the operator API.
+//! `session` keeps the bank connected to the hub; `service` serves the operator API.
 
 mod inbound;
 mod ledger_book;

@@ -3,7 +3,7 @@
 //! [`Hub`] is the message path without the network: [`Hub::submit`] runs every check in
 //! the order DESIGN.md gives and answers with an ACK or a NAK; accepted messages wait in
 //! the receiver's outbox, numbered by output sequence, until the receiver confirms it
-//! processed them. [`service`] puts it on gRPC with mTLS; [`journal`] makes it durable.
+//! processed them. `service` puts it on gRPC with mTLS; [`journal`] makes it durable.
 //!
 //! Every decision is journalled before it is told: an ACK leaves only once its message
 //! is durable, and a message is delivered only once it is durable, so a crash at any
