@@ -16,6 +16,26 @@ use corridor::sim::operator_client;
 use corridor::tls::{self, NetworkDir, Role};
 use tokio::net::TcpListener;
 
+/// Writes a line to stdout. A closed pipe (`corridor payments | head`) ends the program
+/// quietly, as for any Unix tool; it is not a bug.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        write_line(&format!($($arg)*))
+    };
+}
+
+fn write_line(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
+
 /// Corridor: a payment messaging network you can run on one machine.
 #[derive(Parser)]
 #[command(name = "corridor", version, about)]
@@ -246,7 +266,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 .map(|p| parse_bic(p.trim(), "--participants"))
                 .collect::<Result<Vec<_>>>()?;
             tls::init(&dir, &bics)?;
-            println!("created a network for {} banks in {}", bics.len(), dir.display());
+            say!("created a network for {} banks in {}", bics.len(), dir.display());
         }
         Command::Hub { dir, listen, payload_size_max_bytes, data } => {
             let network = NetworkDir::new(dir);
@@ -258,7 +278,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             // The first line on stdout says where to connect (useful with port 0).
-            println!("hub listening on https://{}", listener.local_addr()?);
+            say!("hub listening on https://{}", listener.local_addr()?);
             hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
         Command::Bank { dir, bic, hub, listen, data } => {
@@ -271,21 +291,21 @@ async fn execute(command: Command) -> Result<ExitCode> {
             corridor::net::endpoint(&hub).map_err(|e| anyhow!("--hub: {e}"))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-            println!("bank {bic} listening on https://{}", listener.local_addr()?);
+            say!("bank {bic} listening on https://{}", listener.local_addr()?);
             bank::run(bank, &network, &hub, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
         Command::Demo { banks, payments, seed, currency, json, data } => {
             let config = DemoConfig { banks, payments, seed, currency, data };
             let mut progress = |line: &str| {
                 if !json {
-                    println!("{line}");
+                    say!("{line}");
                 }
             };
             let summary = run_demo(&config, &mut progress).await.map_err(|e| anyhow!(e))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                say!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                print!("{}", render(&summary));
+                say!("{}", render(&summary).trim_end());
             }
             return Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
@@ -310,7 +330,7 @@ async fn operate(command: Command) -> Result<()> {
                 pb::OpenAccountRequest { account_id: account, currency, name, opening_deposit: deposit };
             let account =
                 client.open_account(request).await.map_err(status)?.into_inner().account.unwrap_or_default();
-            println!("opened {} with {}", account.id, money(account.balance.as_ref()));
+            say!("opened {} with {}", account.id, money(account.balance.as_ref()));
         }
         Command::BlockAccount { bank, account, unblock } => {
             let mut client = connect(&bank).await?;
@@ -322,7 +342,7 @@ async fn operate(command: Command) -> Result<()> {
                 .into_inner()
                 .account
                 .unwrap_or_default();
-            println!("{} is {}", account.id, if account.blocked { "blocked" } else { "unblocked" });
+            say!("{} is {}", account.id, if account.blocked { "blocked" } else { "unblocked" });
         }
         Command::Pay { bank, from, to_bank, to, amount, currency, name, remittance } => {
             let mut client = connect(&bank).await?;
@@ -343,19 +363,19 @@ async fn operate(command: Command) -> Result<()> {
                 .into_inner()
                 .payment
                 .unwrap_or_default();
-            println!("{}", payment.uetr);
+            say!("{}", payment.uetr);
         }
         Command::Status { bank, uetr } => {
             let mut client = connect(&bank).await?;
             let response = client.get_payment(pb::GetPaymentRequest { uetr }).await.map_err(status)?;
             let p = response.into_inner().payment.unwrap_or_default();
-            println!("{}", payment_line(&p));
+            say!("{}", payment_line(&p));
         }
         Command::Payments { bank } => {
             let mut client = connect(&bank).await?;
             let response = client.list_payments(pb::ListPaymentsRequest {}).await.map_err(status)?;
             for p in response.into_inner().payments {
-                println!("{}", payment_line(&p));
+                say!("{}", payment_line(&p));
             }
         }
         Command::Balances { bank } => {
@@ -364,9 +384,9 @@ async fn operate(command: Command) -> Result<()> {
                 client.list_accounts(pb::ListAccountsRequest {}).await.map_err(status)?.into_inner();
             for a in &response.accounts {
                 let blocked = if a.blocked { "  (blocked)" } else { "" };
-                println!("{:<24} {:>20}{blocked}", a.id, money(a.balance.as_ref()));
+                say!("{:<24} {:>20}{blocked}", a.id, money(a.balance.as_ref()));
             }
-            println!("ledger balances: {}", if response.ledger_balanced { "yes" } else { "NO" });
+            say!("ledger balances: {}", if response.ledger_balanced { "yes" } else { "NO" });
         }
         _ => bail!("not an operator command"),
     }

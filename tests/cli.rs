@@ -544,3 +544,22 @@ fn a_balance_overflow_is_refused_and_never_crashes_the_bank() {
     let stderr = network.bank(PAYEE).stderr.text();
     assert!(shows_no_panic(&stderr), "{stderr}");
 }
+
+/// A reader that goes away early (`corridor demo --json | head -1`) ends the program
+/// quietly: a closed pipe is not a bug, so no panic and no backtrace.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(["demo", "--json", "--payments", "5"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the demo (which takes a while) writes anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}

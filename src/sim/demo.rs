@@ -28,8 +28,11 @@ pub const DEMO_BANKS: [(&str, &str); 8] = [
 pub const DEMO_PAYMENTS_MAX: usize = 100_000;
 /// Customers each demo bank opens.
 const CUSTOMERS: [&str; 3] = ["C001", "C002", "C003"];
-/// Opening deposit of each customer, in major units.
-const OPENING_DEPOSIT: &str = "100000";
+/// Opening deposit of each customer, in major units, before the part that scales with
+/// the number of payments (so that no customer ever runs short, however long the run).
+const OPENING_DEPOSIT: u64 = 100_000;
+/// Largest demo payment, in major units, rounded up.
+const PAYMENT_MAX: u64 = 5_001;
 /// How long the demo waits for every payment to reach a final status.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -118,6 +121,8 @@ pub struct BankSummary {
 pub struct DemoSummary {
     /// Workload seed.
     pub seed: u64,
+    /// Payment orders the banks refused before sending anything (none when all is well).
+    pub orders_refused: usize,
     /// pacs.008s sent.
     pub payments_sent: usize,
     /// Settled (ACSC).
@@ -135,9 +140,10 @@ pub struct DemoSummary {
 }
 
 impl DemoSummary {
-    /// True when the demo succeeded: every payment final, every ledger balanced.
+    /// True when the demo succeeded: every order sent, every payment final, every
+    /// ledger balanced.
     pub fn ok(&self) -> bool {
-        self.all_final && self.ledgers_balanced
+        self.orders_refused == 0 && self.all_final && self.ledgers_balanced
     }
 }
 
@@ -211,7 +217,7 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
             DEMO_BANKS[index].1, network.banks[index].url
         ));
         let mut client = network.operator(index).await?;
-        open_accounts(&mut client, &config.currency, index + 1 == bics.len()).await?;
+        open_accounts(&mut client, &config.currency, index + 1 == bics.len(), config.payments).await?;
         clients.push(client);
     }
     let mut before = Vec::new();
@@ -220,6 +226,7 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     }
     progress(&format!("Sending {} payments (seed {})", config.payments, config.seed));
     let mut sent = Vec::new();
+    let mut orders_refused = 0;
     for planned in plan(config) {
         let request = pb::SubmitPaymentRequest {
             debtor_account: planned.debtor.into(),
@@ -233,15 +240,17 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
         };
         match clients[planned.from].submit_payment(request).await {
             Ok(response) => sent.push((planned.from, response.into_inner().payment.unwrap_or_default().uetr)),
-            // A customer short of funds is refused at the bank, before any message: say so.
+            // Every order is funded and valid: a refusal here is a failure of the demo.
             Err(status) => {
-                progress(&format!("  {} refused a payment order: {}", bics[planned.from], status.message()))
+                progress(&format!("  {} refused a payment order: {}", bics[planned.from], status.message()));
+                orders_refused += 1;
             }
         }
     }
     progress("Waiting for every payment's pacs.002");
     let finals = wait_final(&mut clients, &sent).await?;
-    let summary = summarise(config, &bics, &mut clients, &before, &sent, finals).await?;
+    let mut summary = summarise(config, &bics, &mut clients, &before, &sent, finals).await?;
+    summary.orders_refused = orders_refused;
     drop(clients);
     network.stop().await?;
     Ok(summary)
@@ -251,13 +260,15 @@ async fn open_accounts(
     client: &mut BankServiceClient<Channel>,
     currency: &str,
     block_last: bool,
+    payments: usize,
 ) -> Result<(), String> {
+    let deposit = OPENING_DEPOSIT + PAYMENT_MAX * payments as u64;
     for customer in CUSTOMERS {
         let request = pb::OpenAccountRequest {
             account_id: customer.into(),
             currency: currency.into(),
             name: format!("Customer {customer}"),
-            opening_deposit: OPENING_DEPOSIT.into(),
+            opening_deposit: deposit.to_string(),
         };
         client.open_account(request).await.map_err(|s| s.message().to_owned())?;
     }
@@ -346,6 +357,7 @@ async fn summarise(
     }
     Ok(DemoSummary {
         seed: config.seed,
+        orders_refused: 0,
         payments_sent: sent.len(),
         payments_settled: settled,
         payments_rejected: rejections.len(),
@@ -367,6 +379,12 @@ pub fn render(summary: &DemoSummary) -> String {
         summary.payments_rejected,
         yes_no(summary.all_final)
     ));
+    if summary.orders_refused > 0 {
+        out.push_str(&format!(
+            "{} payment orders were refused by their bank before sending\n",
+            summary.orders_refused
+        ));
+    }
     if !summary.rejections.is_empty() {
         out.push_str("\nRejected payments (the beneficiary bank answered pacs.002 RJCT):\n");
         for r in &summary.rejections {
