@@ -540,3 +540,44 @@ async fn a_bank_reporting_more_deliveries_than_the_hub_sent_is_refused() {
     assert!(refused.message().contains("journal"), "{}", refused.message());
     network.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_delivery_the_receiver_cannot_verify_is_rejected_and_never_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[RU]).await;
+    // IR's copy of the directory holds another key for RU (an outdated copy, say): the
+    // hub, with the right key, accepts RU's pacs.008, but IR cannot verify it.
+    let text = std::fs::read_to_string(dir.path().join(DIRECTORY_FILE)).unwrap();
+    let mut file: DirectoryFile = serde_json::from_str(&text).unwrap();
+    let stranger = SigningIdentity::generate(bic(RU), corridor::crypto::KeyId::parse("k1").unwrap());
+    let ru_entry = file.participants.iter_mut().find(|p| p.bic == RU).unwrap();
+    ru_entry.keys[0].public_key = corridor::crypto::hex_encode(&stranger.verifying_key_bytes());
+    let directory = corridor::directory::Directory::from_file(&file).unwrap();
+    let identity = network.network.signing_identity(Role::Bank(bic(IR))).unwrap();
+    let ir =
+        corridor::bank::Bank::open(identity, directory, &network.network.bank_data_dir(bic(IR))).unwrap();
+    ir.open_account("C002", "CNY", "Payee", "").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let node = {
+        let (ir, pki, hub_url, stop) =
+            (ir.clone(), network.network.clone(), network.hub_url.clone(), stop.clone());
+        tokio::spawn(async move {
+            corridor::bank::run(ir, &pki, &hub_url, listener, stop.cancelled_owned()).await
+        })
+    };
+
+    let payment = network.banks[0].bank.submit_payment(&order(IR, "C002", "7.00")).await.unwrap();
+    let uetr = payment.uetr.to_string();
+    let at_sender = final_status(&network, 0, &uetr).await;
+    assert_eq!((status_of(&at_sender), at_sender.reason_code.as_str()), (pb::PaymentStatus::Rjct, "NARR"));
+    assert!(at_sender.detail.contains("does not verify"), "{}", at_sender.detail);
+    assert_eq!(balance(&network, 0, "C001"), 100_000, "the sender's customer is whole again");
+    assert_eq!(ir.payment(&uetr).unwrap().status, PaymentStatus::Rjct);
+    let (accounts, balanced) = ir.accounts();
+    assert!(balanced);
+    assert!(accounts.iter().all(|a| a.balance == 0), "nothing was booked at the receiver");
+    stop.cancel();
+    node.await.unwrap().unwrap();
+    network.stop().await.unwrap();
+}

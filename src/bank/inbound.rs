@@ -144,9 +144,7 @@ impl Bank {
         if deliver.osn == last + 1 {
             match checked {
                 Ok(message) => self.process_delivery(&mut state, &message),
-                Err(problem) => {
-                    tracing::error!(bank = %self.bic(), osn = deliver.osn, %problem, "refused a delivered message")
-                }
+                Err(problem) => self.refuse_delivery(&mut state, deliver, &problem),
             }
             state.cursor.last_osn_processed = deliver.osn;
         }
@@ -155,6 +153,47 @@ impl Bank {
         drop(state);
         self.inner.outbox_wake.notify_one();
         Ok((pb::Delivered { osn: deliver.osn }, ticket))
+    }
+
+    /// A delivered message that does not verify is never applied. If it reads as a
+    /// pacs.008 to this bank from a participant, the claimed sender gets a pacs.002 RJCT
+    /// saying why, so that its payment does not wait in in-flight forever (a sender that
+    /// sent nothing finds no matching payment and ignores it).
+    fn refuse_delivery(&self, state: &mut BankState, deliver: &pb::Deliver, problem: &str) {
+        tracing::error!(bank = %self.bic(), osn = deliver.osn, %problem, "refused a delivered message");
+        let Some(envelope) = &deliver.envelope else { return };
+        let Ok(message) = wire::decode_message(&envelope.payload) else { return };
+        let (header, Body::Pacs008(transfer)) = (message.header(), message.body()) else { return };
+        if header.receiver != self.bic()
+            || header.sender.as_str() != envelope.signer_bic
+            || !self.inner.directory.is_participant(header.sender)
+            || !state.mark_processed(header.sender, &header.message_id)
+        {
+            return;
+        }
+        let uetr = transfer.uetr;
+        let detail = format!("not applied: {problem}");
+        tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, "answering an unverifiable pacs.008 with RJCT");
+        state.put_payment(Payment {
+            uetr,
+            message_id: header.message_id.clone(),
+            direction: Direction::Incoming,
+            counterparty: header.sender,
+            debtor_account: transfer.debtor.account.clone(),
+            creditor_account: transfer.creditor.account.clone(),
+            amount: transfer.amount,
+            status: PaymentStatus::Rjct,
+            reason: Some(ReasonCode::Narr),
+            detail: detail.clone(),
+        });
+        let report = PaymentStatusReport {
+            original_message_id: header.message_id.clone(),
+            uetr,
+            status: PaymentStatus::Rjct,
+            reason: Some(ReasonCode::Narr),
+            additional_information: detail.chars().take(message::TEXT_LENGTH_MAX).collect(),
+        };
+        self.queue(state, header.sender, Some(uetr), Body::Pacs002(report));
     }
 
     /// The processing of every delivery up to `osn` is durable.
