@@ -171,29 +171,9 @@ impl Bank {
         {
             return;
         }
-        let uetr = transfer.uetr;
+        tracing::warn!(uetr = %transfer.uetr, bank = %self.bic(), sender = %header.sender, "answering an unverifiable pacs.008 with RJCT");
         let detail = format!("not applied: {problem}");
-        tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, "answering an unverifiable pacs.008 with RJCT");
-        state.put_payment(Payment {
-            uetr,
-            message_id: header.message_id.clone(),
-            direction: Direction::Incoming,
-            counterparty: header.sender,
-            debtor_account: transfer.debtor.account.clone(),
-            creditor_account: transfer.creditor.account.clone(),
-            amount: transfer.amount,
-            status: PaymentStatus::Rjct,
-            reason: Some(ReasonCode::Narr),
-            detail: detail.clone(),
-        });
-        let report = PaymentStatusReport {
-            original_message_id: header.message_id.clone(),
-            uetr,
-            status: PaymentStatus::Rjct,
-            reason: Some(ReasonCode::Narr),
-            additional_information: detail.chars().take(message::TEXT_LENGTH_MAX).collect(),
-        };
-        self.queue(state, header.sender, Some(uetr), Body::Pacs002(report));
+        self.answer_transfer(state, header, transfer, PaymentStatus::Rjct, Some(ReasonCode::Narr), detail);
     }
 
     /// The processing of every delivery up to `osn` is durable.
@@ -234,13 +214,25 @@ impl Bank {
     }
 
     fn receive_transfer(&self, state: &mut BankState, header: &Header, transfer: &CreditTransfer) {
-        let uetr = transfer.uetr;
-        let outcome = ledger_book::book_incoming(&mut state.ledger, transfer);
-        let (status, reason, detail) = match outcome {
+        let (status, reason, detail) = match ledger_book::book_incoming(&mut state.ledger, transfer) {
             Ok(()) => (PaymentStatus::Acsc, None, format!("credited to {}", transfer.creditor.account)),
             Err((reason, detail)) => (PaymentStatus::Rjct, Some(reason), detail),
         };
-        tracing::info!(%uetr, bank = %self.bic(), sender = %header.sender, status = %status, reason = reason.map(|r| r.code()), "incoming pacs.008 processed");
+        tracing::info!(uetr = %transfer.uetr, bank = %self.bic(), sender = %header.sender, status = %status, reason = reason.map(|r| r.code()), "incoming pacs.008 processed");
+        self.answer_transfer(state, header, transfer, status, reason, detail);
+    }
+
+    /// Records an incoming payment's outcome and queues the pacs.002 that tells its sender.
+    fn answer_transfer(
+        &self,
+        state: &mut BankState,
+        header: &Header,
+        transfer: &CreditTransfer,
+        status: PaymentStatus,
+        reason: Option<ReasonCode>,
+        detail: String,
+    ) {
+        let uetr = transfer.uetr;
         state.put_payment(Payment {
             uetr,
             message_id: header.message_id.clone(),
@@ -258,7 +250,8 @@ impl Bank {
             uetr,
             status,
             reason,
-            additional_information: detail,
+            // ISO Max140Text: the sentence is cut, never the message refused.
+            additional_information: detail.chars().take(message::TEXT_LENGTH_MAX).collect(),
         };
         self.queue(state, header.sender, Some(uetr), Body::Pacs002(report));
     }
