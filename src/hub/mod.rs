@@ -131,12 +131,6 @@ pub(crate) struct OpenSession {
     pub(crate) next_osn_to_send: u64,
 }
 
-/// A delivery ready to go on a session.
-pub(crate) struct Delivery {
-    pub(crate) osn: u64,
-    pub(crate) frame: pb::Deliver,
-}
-
 impl Hub {
     /// A hub for the network in `directory`, signing receipts with `identity`, keeping
     /// its journal in `data_dir` and carrying on from what the journal holds.
@@ -236,23 +230,20 @@ impl Hub {
     }
 
     /// Up to `limit` durable deliveries for `bank` from output sequence number `from` on.
-    pub(crate) fn deliveries_from(&self, bank: Bic, from: u64, limit: usize) -> Vec<Delivery> {
+    pub(crate) fn deliveries_from(&self, bank: Bic, from: u64, limit: usize) -> Vec<pb::Deliver> {
         let durable = self.inner.journal.durable();
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&bank).expect("participant");
-        let deliveries: Vec<Delivery> = participant
+        let deliveries: Vec<pb::Deliver> = participant
             .outbox
             .range(from..)
             .take(limit)
             // Tickets grow with output sequence numbers: stop at the first not yet durable.
             .take_while(|(_, queued)| queued.ticket <= durable)
-            .map(|(osn, queued)| Delivery {
+            .map(|(osn, queued)| pb::Deliver {
                 osn: *osn,
-                frame: pb::Deliver {
-                    osn: *osn,
-                    envelope: Some(queued.envelope.clone()),
-                    possible_duplicate: *osn <= participant.osn_sent_high_water,
-                },
+                envelope: Some(queued.envelope.clone()),
+                possible_duplicate: *osn <= participant.osn_sent_high_water,
             })
             .collect();
         if let Some(last) = deliveries.last() {
@@ -376,6 +367,9 @@ impl Hub {
                 ),
             ));
         }
+        // The outbox keeps the envelope as it came (a reference-counted payload), not a
+        // conversion back from the parsed one.
+        let queued_envelope = envelope_pb.clone();
         let envelope = SignedEnvelope::try_from(envelope_pb)
             .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
         let message = wire::decode_message(&envelope.payload)
@@ -419,9 +413,8 @@ impl Hub {
         let receiver = header.receiver;
         let message_type = message.message_type();
         let key = (peer, header.message_id.clone());
-        // Signed and converted before taking the lock: the lock guards bookkeeping only.
+        // Signed before taking the lock: the lock guards bookkeeping only.
         let receipt = Bytes::from(self.inner.identity.sign_receipt(&envelope).to_bytes().to_vec());
-        let queued_envelope = pb::SignedEnvelope::from(&envelope);
         let signature = envelope.signature.to_bytes();
         let uetr_text = uetr.map(|u| u.to_string()).unwrap_or_default();
         let mut state = self.inner.state.lock().expect("hub state lock");

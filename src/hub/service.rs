@@ -185,7 +185,8 @@ async fn deliver(hub: Hub, bank: Bic, mut next_osn: u64, cancel: CancellationTok
             }
         }
         for delivery in deliveries {
-            let frame = pb::SessionResponse { frame: Some(ResponseFrame::Deliver(delivery.frame)) };
+            let osn = delivery.osn;
+            let frame = pb::SessionResponse { frame: Some(ResponseFrame::Deliver(delivery)) };
             let sent = tokio::select! {
                 sent = sender.send(Ok(frame)) => sent.is_ok(),
                 _ = cancel.cancelled() => false,
@@ -193,7 +194,7 @@ async fn deliver(hub: Hub, bank: Bic, mut next_osn: u64, cancel: CancellationTok
             if !sent {
                 return;
             }
-            next_osn = delivery.osn + 1;
+            next_osn = osn + 1;
         }
     }
 }
