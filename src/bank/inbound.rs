@@ -98,10 +98,11 @@ impl Bank {
     }
 
     /// The hub refused a message. A refused pacs.008 is a rejected payment: reverse it.
-    /// A sequence gap is not a refusal of the message: it stays, and the session ends so
-    /// that the next one starts from the number the hub expects.
+    /// A sequence gap (FAILED_PRECONDITION without an ISO reason) is not a refusal of the
+    /// message: it stays, and the session ends so that the next one starts from the
+    /// number the hub expects.
     pub(crate) fn on_nak(&self, nak: &pb::Nak) -> Result<(), String> {
-        if nak.code == tonic::Code::FailedPrecondition as i32 {
+        if nak.code == tonic::Code::FailedPrecondition as i32 && nak.reason_code.is_empty() {
             return Err(format!("the hub reports a sequence problem: {}", nak.detail));
         }
         let mut state = self.state();

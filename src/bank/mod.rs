@@ -12,6 +12,7 @@ mod operator;
 mod service;
 mod session;
 mod state;
+pub mod statement;
 pub mod store;
 
 pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
@@ -169,6 +170,28 @@ impl Bank {
     /// Every payment, oldest first.
     pub fn payments(&self) -> Vec<Payment> {
         self.state().payments().cloned().collect()
+    }
+
+    /// A camt.053-style statement of `account_id` (empty: the settlement account in
+    /// `currency`) over `[from, to)`.
+    pub fn statement(
+        &self,
+        account_id: &str,
+        currency: &str,
+        from_time_unix_ms: i64,
+        to_time_unix_ms: i64,
+    ) -> Result<Statement, BankError> {
+        let account = if account_id.is_empty() {
+            let currency = Currency::parse(currency)?;
+            system_account(crate::ledger::AccountKind::Settlement, currency)
+        } else {
+            crate::ledger::AccountId::parse(account_id).map_err(|e| e.at("account_id"))?
+        };
+        let state = self.state();
+        let message_ids = state.payments().map(|p| (p.uetr, p.message_id.clone())).collect();
+        let (from, to) = (from_time_unix_ms, to_time_unix_ms);
+        statement::account_statement(&state.ledger, state.posting_times(), &message_ids, &account, from, to)
+            .ok_or_else(|| BankError::NotFound(format!("no account {account} at this bank")))
     }
 
     /// Messages waiting for the hub's ACK.

@@ -116,6 +116,17 @@ fn account_to_pb(account: &Account) -> pb::Account {
 
 #[tonic::async_trait]
 impl BankService for BankServer {
+    async fn get_statement(
+        &self,
+        request: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::Statement>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let (from, to) = crate::hub::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)?;
+        let statement = self.bank.statement(&r.account_id, &r.currency, from, to)?;
+        Ok(Response::new(crate::model::wire::statement_to_pb(&statement)))
+    }
+
     async fn submit_payment(
         &self,
         request: Request<pb::SubmitPaymentRequest>,

@@ -33,6 +33,8 @@ pub(super) struct BankState {
     changes: Vec<BankChange>,
     /// Outbox entries queued since the last commit: they get its ticket.
     outbox_uncommitted: Vec<u64>,
+    /// When each posting of the ledger was booked (Unix ms), in the same order.
+    posting_times: Vec<i64>,
     accounts_journalled: usize,
     postings_journalled: usize,
     cursor_journalled: Cursor,
@@ -46,6 +48,7 @@ impl BankState {
         let mut state = Self {
             accounts_journalled: ledger.opening_order().len(),
             postings_journalled: ledger.postings().len(),
+            posting_times: recovered.posting_times.clone(),
             ledger,
             payments: HashMap::new(),
             payment_order: Vec::new(),
@@ -76,6 +79,11 @@ impl BankState {
     /// Every payment, oldest first.
     pub(super) fn payments(&self) -> impl Iterator<Item = &Payment> {
         self.payment_order.iter().map(|uetr| &self.payments[uetr])
+    }
+
+    /// When each posting was booked, in the ledger's order.
+    pub(super) fn posting_times(&self) -> &[i64] {
+        &self.posting_times
     }
 
     /// Records a new or changed payment.
@@ -132,8 +140,10 @@ impl BankState {
             .collect();
         changes.append(&mut self.changes);
         self.accounts_journalled = self.ledger.opening_order().len();
+        let booked_unix_ms = super::unix_ms_now();
         for posting in &self.ledger.postings()[self.postings_journalled..] {
-            changes.push(BankChange::Posting(posting.clone()));
+            changes.push(BankChange::Posting(posting.clone(), booked_unix_ms));
+            self.posting_times.push(booked_unix_ms);
         }
         self.postings_journalled = self.ledger.postings().len();
         if self.cursor != self.cursor_journalled {

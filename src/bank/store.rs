@@ -33,7 +33,8 @@ const SCHEMA: &str = "
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
         description TEXT NOT NULL,
-        legs TEXT NOT NULL
+        legs TEXT NOT NULL,
+        booked_unix_ms INTEGER NOT NULL
     );
     CREATE TABLE payments (
         uetr TEXT PRIMARY KEY,
@@ -107,8 +108,8 @@ impl Default for Cursor {
 pub enum BankChange {
     /// An account opened or its flags changed (balances come from postings).
     Account(Account),
-    /// A posting applied.
-    Posting(Posting),
+    /// A posting applied, and when (Unix ms).
+    Posting(Posting, i64),
     /// A payment created or changed.
     Payment(Payment),
     /// A message received and processed.
@@ -128,6 +129,8 @@ pub struct RecoveredBank {
     pub accounts: Vec<Account>,
     /// Postings in the order they were applied.
     pub postings: Vec<Posting>,
+    /// When each posting was booked (Unix ms), in the same order.
+    pub posting_times: Vec<i64>,
     /// Payments in the order the bank learnt of them.
     pub payments: Vec<Payment>,
     /// Messages processed.
@@ -267,12 +270,14 @@ fn recover(connection: &Connection, bic: Bic) -> Result<RecoveredBank, StoreErro
         account.blocked = row.get::<_, i64>(4)? != 0;
         recovered.accounts.push(account);
     }
-    let mut statement = connection.prepare("SELECT id, description, legs FROM postings ORDER BY seq")?;
+    let mut statement =
+        connection.prepare("SELECT id, description, legs, booked_unix_ms FROM postings ORDER BY seq")?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
         let id = PostingId::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("posting id", e))?;
         let legs = legs_from_json(&row.get::<_, String>(2)?)?;
         recovered.postings.push(Posting { id, legs, description: row.get(1)? });
+        recovered.posting_times.push(row.get(3)?);
     }
     recovered.payments = recover_payments(connection)?;
     let mut statement = connection.prepare("SELECT sender, message_id FROM processed")?;
@@ -380,10 +385,10 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
                 )?
                 .execute(params![a.id.as_str(), kind_name(a.kind), a.currency.code(), a.name, a.blocked as i64, floor])?;
         }
-        BankChange::Posting(p) => {
+        BankChange::Posting(p, booked_unix_ms) => {
             transaction
-                .prepare_cached("INSERT INTO postings (id, description, legs) VALUES (?1, ?2, ?3)")?
-                .execute(params![p.id.as_str(), p.description, legs_to_json(&p.legs)])?;
+                .prepare_cached("INSERT INTO postings (id, description, legs, booked_unix_ms) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![p.id.as_str(), p.description, legs_to_json(&p.legs), booked_unix_ms])?;
         }
         BankChange::Payment(p) => {
             transaction

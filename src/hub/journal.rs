@@ -1,14 +1,16 @@
 //! The hub's durable journal: every accepted message, every input sequence number
-//! consumed, every delivery confirmed; and recovery from it.
+//! consumed, every ACK sent and delivery confirmed, every operator action; and recovery
+//! from it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::positions::SettlementModel;
 use crate::crypto::{KeyId, SignedEnvelope};
-use crate::model::{Bic, MessageId, MessageType, Uetr};
+use crate::model::{Amount, Bic, Currency, MessageId, MessageType, Uetr};
 use crate::store::{Backend, DataLock, StoreError, open_sqlite};
 
 /// File name of the hub's store inside its data directory.
@@ -39,6 +41,26 @@ const SCHEMA: &str = "
         participant TEXT PRIMARY KEY,
         isn_consumed INTEGER NOT NULL DEFAULT 0,
         osn_delivered INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE confirmations (
+        seq INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('acked', 'delivered')),
+        participant TEXT NOT NULL,
+        through INTEGER NOT NULL,
+        unix_ms INTEGER NOT NULL
+    );
+    CREATE TABLE operator_actions (
+        seq INTEGER PRIMARY KEY,
+        after_messages INTEGER NOT NULL,
+        unix_ms INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        participant TEXT,
+        currency TEXT,
+        minor_units INTEGER
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
 ";
 
@@ -85,7 +107,91 @@ pub enum HubRecord {
         participant: Bic,
         /// Up to which output sequence number.
         osn: u64,
+        /// When the hub learnt it.
+        unix_ms: i64,
     },
+    /// The hub sent the participant its answers up to input sequence number `isn`.
+    Acked {
+        /// To whom.
+        participant: Bic,
+        /// Up to which input sequence number.
+        isn: u64,
+        /// When.
+        unix_ms: i64,
+    },
+    /// The hub operator changed positions, suspensions or windows.
+    Operator(OperatorRecord),
+    /// The settlement model, recorded once when the journal is new.
+    SettlementModel(SettlementModel),
+}
+
+/// An operator's action, placed in the journal's order by the number of messages
+/// accepted before it, so that recovery replays it at the same point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorRecord {
+    /// Messages accepted before it.
+    pub after_messages: u64,
+    /// When.
+    pub unix_ms: i64,
+    /// What.
+    pub action: OperatorAction,
+}
+
+/// What the hub operator can do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Add prefunded liquidity.
+    Fund(Bic, Amount),
+    /// Take liquidity back.
+    Defund(Bic, Amount),
+    /// Set a net debit cap (minor units).
+    SetNetDebitCap(Bic, Currency, i64),
+    /// Suspend a participant.
+    Suspend(Bic),
+    /// Resume a participant.
+    Resume(Bic),
+    /// Close the settlement window.
+    CloseWindow,
+}
+
+impl OperatorAction {
+    fn columns(&self) -> (&'static str, Option<Bic>, Option<Currency>, Option<i64>) {
+        match self {
+            Self::Fund(p, a) => ("fund", Some(*p), Some(a.currency()), Some(a.minor_units())),
+            Self::Defund(p, a) => ("defund", Some(*p), Some(a.currency()), Some(a.minor_units())),
+            Self::SetNetDebitCap(p, c, cap) => ("set_net_debit_cap", Some(*p), Some(*c), Some(*cap)),
+            Self::Suspend(p) => ("suspend", Some(*p), None, None),
+            Self::Resume(p) => ("resume", Some(*p), None, None),
+            Self::CloseWindow => ("close_window", None, None, None),
+        }
+    }
+
+    fn from_columns(
+        action: &str,
+        participant: Option<String>,
+        currency: Option<String>,
+        minor_units: Option<i64>,
+    ) -> Result<Self, StoreError> {
+        let participant = || -> Result<Bic, StoreError> {
+            Bic::parse(participant.as_deref().unwrap_or_default()).map_err(|e| corrupt("operator action", e))
+        };
+        let currency = || -> Result<Currency, StoreError> {
+            Currency::parse(currency.as_deref().unwrap_or_default()).map_err(|e| corrupt("operator action", e))
+        };
+        let minor = || minor_units.ok_or_else(|| corrupt("operator action", "no amount"));
+        let amount = || -> Result<Amount, StoreError> {
+            Amount::from_minor_units(minor()?, currency()?).map_err(|e| corrupt("operator action", e))
+        };
+        Ok(match action {
+            "fund" => Self::Fund(participant()?, amount()?),
+            "defund" => Self::Defund(participant()?, amount()?),
+            "set_net_debit_cap" => Self::SetNetDebitCap(participant()?, currency()?, minor()?),
+            "suspend" => Self::Suspend(participant()?),
+            "resume" => Self::Resume(participant()?),
+            "close_window" => Self::CloseWindow,
+            other => return Err(corrupt("operator action", other)),
+        })
+    }
 }
 
 /// What the journal held at start.
@@ -96,6 +202,14 @@ pub struct RecoveredHub {
     /// Per participant: highest input sequence number consumed, highest output sequence
     /// number it confirmed.
     pub sequences: HashMap<Bic, (u64, u64)>,
+    /// ACKs sent, in journal order: (participant, through ISN, when).
+    pub acks: Vec<(Bic, u64, i64)>,
+    /// Deliveries confirmed, in journal order: (participant, through OSN, when).
+    pub deliveries: Vec<(Bic, u64, i64)>,
+    /// Operator actions, in journal order.
+    pub operator_actions: Vec<OperatorRecord>,
+    /// The settlement model recorded, if any yet.
+    pub settlement_model: Option<SettlementModel>,
 }
 
 /// The hub's journal in SQLite.
@@ -177,6 +291,36 @@ fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
         let participant = Bic::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("participant", e))?;
         recovered.sequences.insert(participant, (row.get::<_, i64>(1)? as u64, row.get::<_, i64>(2)? as u64));
     }
+    let mut statement =
+        connection.prepare("SELECT kind, participant, through, unix_ms FROM confirmations ORDER BY seq")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let participant = Bic::parse(&row.get::<_, String>(1)?).map_err(|e| corrupt("participant", e))?;
+        let confirmation = (participant, row.get::<_, i64>(2)? as u64, row.get::<_, i64>(3)?);
+        match row.get::<_, String>(0)?.as_str() {
+            "acked" => recovered.acks.push(confirmation),
+            _ => recovered.deliveries.push(confirmation),
+        }
+    }
+    let mut statement = connection.prepare(
+        "SELECT after_messages, unix_ms, action, participant, currency, minor_units FROM operator_actions ORDER BY seq",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let action = OperatorAction::from_columns(&row.get::<_, String>(2)?, row.get(3)?, row.get(4)?, row.get(5)?)?;
+        let record = OperatorRecord { after_messages: row.get::<_, i64>(0)? as u64, unix_ms: row.get(1)?, action };
+        if recovered.operator_actions.last().is_some_and(|last| last.after_messages > record.after_messages)
+            || record.after_messages > recovered.messages.len() as u64
+        {
+            return Err(corrupt("operator_actions", "out of order with the messages"));
+        }
+        recovered.operator_actions.push(record);
+    }
+    let model: Option<String> = connection
+        .query_row("SELECT value FROM settings WHERE key = 'settlement_model'", [], |row| row.get(0))
+        .optional()?;
+    recovered.settlement_model =
+        model.map(|m| SettlementModel::parse(&m)).transpose().map_err(|e| corrupt("settlement_model", e))?;
     Ok(recovered)
 }
 
@@ -199,12 +343,26 @@ impl Backend for SqliteHubJournal {
                 "INSERT INTO sequences (participant, osn_delivered) VALUES (?1, ?2)
                  ON CONFLICT (participant) DO UPDATE SET osn_delivered = max(osn_delivered, excluded.osn_delivered)",
             )?;
-            // Sequence counters only grow: one update per participant per batch.
+            let mut confirmation = transaction.prepare_cached(
+                "INSERT INTO confirmations (kind, participant, through, unix_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut operator = transaction.prepare_cached(
+                "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            // Sequence counters only grow: one update per participant per batch, and one
+            // confirmation row per participant and kind (the highest, with its time).
             let mut isn_consumed: HashMap<Bic, u64> = HashMap::new();
             let mut osn_delivered: HashMap<Bic, u64> = HashMap::new();
+            let mut acked: HashMap<Bic, (u64, i64)> = HashMap::new();
+            let mut delivered_at: HashMap<Bic, (u64, i64)> = HashMap::new();
             let raise = |counters: &mut HashMap<Bic, u64>, participant: Bic, value: u64| {
                 let counter = counters.entry(participant).or_default();
                 *counter = (*counter).max(value);
+            };
+            let raise_timed = |counters: &mut HashMap<Bic, (u64, i64)>, participant: Bic, value: u64, at: i64| {
+                let counter = counters.entry(participant).or_default();
+                *counter = (counter.0.max(value), counter.1.max(at));
             };
             for record in records {
                 match record {
@@ -228,9 +386,35 @@ impl Backend for SqliteHubJournal {
                     HubRecord::IsnConsumed { participant, isn } => {
                         raise(&mut isn_consumed, *participant, *isn)
                     }
-                    HubRecord::Delivered { participant, osn } => {
-                        raise(&mut osn_delivered, *participant, *osn)
+                    HubRecord::Delivered { participant, osn, unix_ms } => {
+                        raise(&mut osn_delivered, *participant, *osn);
+                        raise_timed(&mut delivered_at, *participant, *osn, *unix_ms);
                     }
+                    HubRecord::Acked { participant, isn, unix_ms } => {
+                        raise_timed(&mut acked, *participant, *isn, *unix_ms)
+                    }
+                    HubRecord::Operator(record) => {
+                        let (action, participant, currency, minor_units) = record.action.columns();
+                        operator.execute(params![
+                            record.after_messages as i64,
+                            record.unix_ms,
+                            action,
+                            participant.map(|p| p.to_string()),
+                            currency.map(|c| c.code().to_owned()),
+                            minor_units,
+                        ])?;
+                    }
+                    HubRecord::SettlementModel(model) => {
+                        transaction.execute(
+                            "INSERT INTO settings (key, value) VALUES ('settlement_model', ?1)",
+                            params![model.name()],
+                        )?;
+                    }
+                }
+            }
+            for (kind, confirmations) in [("acked", acked), ("delivered", delivered_at)] {
+                for (participant, (through, unix_ms)) in confirmations {
+                    confirmation.execute(params![kind, participant.as_str(), through as i64, unix_ms])?;
                 }
             }
             for (participant, isn) in isn_consumed {

@@ -9,11 +9,17 @@
 //! is durable, and a message is delivered only once it is durable, so a crash at any
 //! moment loses nothing that anyone was told about.
 
+mod admin;
 pub mod journal;
+pub mod positions;
 mod service;
+pub mod tracker;
 
-pub use journal::{AcceptedRecord, HubRecord, RecoveredHub, SqliteHubJournal};
+pub use journal::{AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal};
+pub use positions::{Position, Positions, SettlementModel, SettlementReport};
+pub use admin::period as statement_period;
 pub use service::{HubServer, run};
+pub use tracker::{HubPayment, Tracker};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -24,7 +30,9 @@ use tonic::Code;
 
 use crate::crypto::{SignedEnvelope, SigningIdentity};
 use crate::directory::Directory;
-use crate::model::{Bic, MessageId, ReasonCode, wire};
+use crate::model::{Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
+use positions::PositionError;
+use tracker::StatusEffect;
 use crate::pb;
 use crate::store::{GroupCommit, StoreError, Ticket};
 
@@ -37,11 +45,18 @@ pub struct HubConfig {
     pub session_queue_depth: usize,
     /// Deliveries the hub puts on a session per round.
     pub delivery_batch_max: usize,
+    /// How payments settle. Fixed when the journal is created.
+    pub settlement_model: SettlementModel,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
-        Self { payload_size_max_bytes: 64 * 1024, session_queue_depth: 1024, delivery_batch_max: 64 }
+        Self {
+            payload_size_max_bytes: 64 * 1024,
+            session_queue_depth: 1024,
+            delivery_batch_max: 64,
+            settlement_model: SettlementModel::Gross,
+        }
     }
 }
 
@@ -79,11 +94,14 @@ struct HubInner {
     journal: GroupCommit<HubRecord>,
 }
 
-#[derive(Default)]
 struct HubState {
     participants: HashMap<Bic, Participant>,
     /// Accepted messages by (sender, message id): the duplicate check.
     accepted: HashMap<(Bic, MessageId), Accepted>,
+    /// How many messages the journal holds: operator actions are placed by it.
+    messages_accepted: u64,
+    positions: Positions,
+    tracker: Tracker,
     next_session_id: u64,
 }
 
@@ -98,6 +116,8 @@ struct Accepted {
 
 /// A message waiting in a receiver's outbox.
 struct Queued {
+    /// The payment it is about, for the tracker.
+    uetr: Option<Uetr>,
     envelope: pb::SignedEnvelope,
     /// Delivered only once durable.
     ticket: Ticket,
@@ -111,6 +131,8 @@ struct Participant {
     next_osn: u64,
     /// Deliveries not yet confirmed by the bank, by output sequence number.
     outbox: BTreeMap<u64, Queued>,
+    /// Its payment messages not yet ACKed, by input sequence number (for the tracker).
+    awaiting_ack: BTreeMap<u64, Uetr>,
     /// Highest output sequence number ever put on a session: a delivery at or below it
     /// may have arrived before, so it goes out flagged as a possible duplicate (PDM).
     osn_sent_high_water: u64,
@@ -150,8 +172,20 @@ impl Hub {
         }
         let (backend, recovered) =
             SqliteHubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
-        let state = recover(&directory, recovered)?;
+        let new_journal = recovered.settlement_model.is_none();
+        if let Some(model) = recovered.settlement_model
+            && model != config.settlement_model
+        {
+            return Err(format!(
+                "this hub's journal settles {model}, not {}: the model is fixed when the journal is created",
+                config.settlement_model
+            ));
+        }
+        let state = recover(&directory, config.settlement_model, recovered)?;
         let journal = GroupCommit::start(backend, "hub");
+        if new_journal {
+            journal.append(vec![HubRecord::SettlementModel(config.settlement_model)]);
+        }
         Ok(Self {
             inner: Arc::new(HubInner { config, directory, identity, state: Mutex::new(state), journal }),
         })
@@ -203,11 +237,6 @@ impl Hub {
         if let Some(old) = participant.session.take() {
             old.cancel.cancel();
         }
-        participant.outbox.retain(|osn, _| *osn > last_osn_processed);
-        if last_osn_processed > 0 {
-            let record = HubRecord::Delivered { participant: bank, osn: last_osn_processed };
-            self.inner.journal.append(vec![record]);
-        }
         let session = ActiveSession { id, cancel: CancellationToken::new() };
         let open = OpenSession {
             id,
@@ -216,6 +245,10 @@ impl Hub {
             next_osn_to_send: last_osn_processed + 1,
         };
         participant.session = Some(session);
+        if last_osn_processed > 0 {
+            let record = state.delivered(bank, last_osn_processed, crate::bank::unix_ms_now());
+            self.inner.journal.append(vec![record]);
+        }
         Ok(open)
     }
 
@@ -255,15 +288,53 @@ impl Hub {
     /// The bank confirms it durably processed every delivery up to `osn`.
     pub(crate) fn confirm_delivered(&self, bank: Bic, osn: u64) {
         let mut state = self.inner.state.lock().expect("hub state lock");
-        if let Some(participant) = state.participants.get_mut(&bank) {
-            if osn > participant.osn_sent_high_water {
-                tracing::warn!(%bank, osn, sent = participant.osn_sent_high_water, "confirmation of a delivery never sent; ignored");
-                return;
-            }
-            participant.outbox.retain(|queued, _| *queued > osn);
-            // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
-            self.inner.journal.append(vec![HubRecord::Delivered { participant: bank, osn }]);
+        let Some(participant) = state.participants.get(&bank) else { return };
+        if osn > participant.osn_sent_high_water {
+            tracing::warn!(%bank, osn, sent = participant.osn_sent_high_water, "confirmation of a delivery never sent; ignored");
+            return;
         }
+        // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
+        let record = state.delivered(bank, osn, crate::bank::unix_ms_now());
+        self.inner.journal.append(vec![record]);
+    }
+
+    /// The hub sent `bank` its answers up to input sequence number `isn` (for the tracker;
+    /// not waited for).
+    pub(crate) fn acknowledged(&self, bank: Bic, isn: u64) {
+        let unix_ms = crate::bank::unix_ms_now();
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        state.acknowledged(bank, isn, unix_ms);
+        self.inner.journal.append(vec![HubRecord::Acked { participant: bank, isn, unix_ms }]);
+    }
+
+    /// Applies an operator's action and journals it; the answer is given once durable.
+    /// Refused, changing nothing, when the positions cannot take it.
+    pub async fn operate(&self, action: OperatorAction) -> Result<OperatorOutcome, String> {
+        let unix_ms = crate::bank::unix_ms_now();
+        let (outcome, ticket) = {
+            let mut state = self.inner.state.lock().expect("hub state lock");
+            let outcome = state.operate(&action, unix_ms)?;
+            tracing::info!(?action, "operator action");
+            let record = OperatorRecord { after_messages: state.messages_accepted, unix_ms, action };
+            (outcome, self.inner.journal.append(vec![HubRecord::Operator(record)]))
+        };
+        self.durable(ticket).await.map_err(|e| e.to_string())?;
+        Ok(outcome)
+    }
+
+    /// A copy of every position, the suspensions and the settlement reports.
+    pub fn positions(&self) -> Positions {
+        self.inner.state.lock().expect("hub state lock").positions.clone()
+    }
+
+    /// One payment as the hub saw it.
+    pub fn payment(&self, uetr: &Uetr) -> Option<HubPayment> {
+        self.inner.state.lock().expect("hub state lock").tracker.get(uetr).cloned()
+    }
+
+    /// Every payment the hub saw, oldest first.
+    pub fn payments(&self) -> Vec<HubPayment> {
+        self.inner.state.lock().expect("hub state lock").tracker.payments().cloned().collect()
     }
 
     /// Deliveries waiting for `bank` (sent or not, not yet confirmed).
@@ -434,12 +505,13 @@ impl Hub {
             tracing::info!(uetr = %uetr_text, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
             return Ok((key.1, receipt, ticket));
         }
-        let participant = state.participants.get_mut(&receiver).expect("checked: receiver is a participant");
-        let osn = participant.next_osn;
-        participant.next_osn += 1;
+        // 6. Suspensions, the payment's story so far and the sender's position.
+        let accepted_unix_ms = crate::bank::unix_ms_now();
+        let osn = state.participants.get(&receiver).expect("checked: receiver is a participant").next_osn;
+        state.settle(peer, &message, osn, accepted_unix_ms)?;
         let record = AcceptedRecord {
             sender: peer,
-            message_id: key.1.clone(),
+            message_id: key.1,
             isn,
             receiver,
             osn,
@@ -447,22 +519,182 @@ impl Hub {
             message_type,
             envelope,
             receipt: receipt.clone(),
-            accepted_unix_ms: crate::bank::unix_ms_now(),
+            accepted_unix_ms,
         };
-        let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record))]);
-        participant.outbox.insert(osn, Queued { envelope: queued_envelope, ticket });
-        let message_id = key.1.clone();
-        state.accepted.insert(key, Accepted { signature, receipt: receipt.clone(), ticket });
+        let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record.clone()))]);
+        state.admit(&record, Some(queued_envelope), ticket);
         drop(state);
+        let message_id = record.message_id;
         tracing::info!(uetr = %uetr_text, sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
         Ok((message_id, receipt, ticket))
     }
 }
 
-/// Rebuilds the hub's state from its journal: the duplicate check, every outbox with
-/// what its receiver has not confirmed, and both sequence counters of every participant.
-fn recover(directory: &Directory, recovered: RecoveredHub) -> Result<HubState, String> {
-    let mut state = HubState::default();
+impl HubState {
+    /// Step 6 of the checks, then its effects, all or nothing: no new payment from or to
+    /// a suspended participant; a pacs.008 needs a new UETR and reserves its amount
+    /// against the sender's position (AM04 if it cannot); a pacs.002 must come from the
+    /// payment's receiver and settles it (ACSC) or releases it (RJCT).
+    fn settle(&mut self, sender: Bic, message: &Message, osn: u64, unix_ms: i64) -> Result<(), Refusal> {
+        let header = message.header();
+        match message.body() {
+            Body::Pacs008(transfer) => {
+                for party in [sender, header.receiver] {
+                    if self.positions.is_suspended(party) {
+                        return Err(Refusal::new(
+                            Code::PermissionDenied,
+                            Some(ReasonCode::Ag01),
+                            format!("{party} is suspended by the hub operator: no payments from or to it until resumed"),
+                        ));
+                    }
+                }
+                self.tracker
+                    .check_transfer(transfer)
+                    .map_err(|detail| Refusal::new(Code::AlreadyExists, Some(ReasonCode::Dupl), detail))?;
+                self.positions.reserve(sender, transfer.amount).map_err(|PositionError(detail)| {
+                    Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail)
+                })?;
+                self.tracker.record_transfer(header.message_id.clone(), sender, transfer, osn, unix_ms);
+            }
+            Body::Pacs002(report) => {
+                let (payment, effect) = self
+                    .tracker
+                    .check_status(sender, header.receiver, report)
+                    .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
+                let (debtor, creditor, amount) = (payment.sender, payment.receiver, payment.amount);
+                let window = match effect {
+                    StatusEffect::Settle => {
+                        self.positions.settle(debtor, creditor, amount).map_err(|PositionError(detail)| {
+                            Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail)
+                        })?;
+                        (self.positions.model() == SettlementModel::DeferredNet)
+                            .then(|| self.positions.open_window_id())
+                    }
+                    StatusEffect::Release => {
+                        self.positions.release(debtor, amount);
+                        None
+                    }
+                    StatusEffect::Record => None,
+                };
+                self.tracker.record_status(header.message_id.clone(), report, osn, unix_ms, window);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Takes an accepted message in: sequence counters, the receiver's outbox (unless it
+    /// was delivered already), the duplicate check, and the ACK the tracker waits for.
+    fn admit(&mut self, record: &AcceptedRecord, queued: Option<pb::SignedEnvelope>, ticket: Ticket) {
+        self.messages_accepted += 1;
+        let sender = self.participants.get_mut(&record.sender).expect("checked: sender is a participant");
+        if record.message_type == MessageType::Pacs008
+            && let Some(uetr) = record.uetr
+        {
+            sender.awaiting_ack.insert(record.isn, uetr);
+        }
+        let receiver = self.participants.get_mut(&record.receiver).expect("checked: receiver is a participant");
+        receiver.next_osn = receiver.next_osn.max(record.osn + 1);
+        if let Some(envelope) = queued {
+            receiver.outbox.insert(record.osn, Queued { uetr: record.uetr, envelope, ticket });
+        }
+        let accepted =
+            Accepted { signature: record.envelope.signature.to_bytes(), receipt: record.receipt.clone(), ticket };
+        self.accepted.insert((record.sender, record.message_id.clone()), accepted);
+    }
+
+    /// `bank` confirmed every delivery up to `osn`: they leave its outbox, and the tracker
+    /// learns when. Returns the journal record.
+    fn delivered(&mut self, bank: Bic, osn: u64, unix_ms: i64) -> HubRecord {
+        let participant = self.participants.get_mut(&bank).expect("confirmations come from participants");
+        let rest = participant.outbox.split_off(&(osn + 1));
+        let confirmed = std::mem::replace(&mut participant.outbox, rest);
+        for (confirmed_osn, queued) in confirmed {
+            if let Some(uetr) = queued.uetr {
+                self.tracker.delivered(&uetr, bank, confirmed_osn, unix_ms);
+            }
+        }
+        HubRecord::Delivered { participant: bank, osn, unix_ms }
+    }
+
+    /// The hub sent `bank` its answers up to `isn`: the tracker learns when.
+    fn acknowledged(&mut self, bank: Bic, isn: u64, unix_ms: i64) {
+        let participant = self.participants.get_mut(&bank).expect("ACKs go to participants");
+        let rest = participant.awaiting_ack.split_off(&(isn + 1));
+        for uetr in std::mem::replace(&mut participant.awaiting_ack, rest).into_values() {
+            self.tracker.acknowledged(&uetr, unix_ms);
+        }
+    }
+
+    /// Applies an operator's action to the positions; refused (changing nothing) when
+    /// the positions cannot take it.
+    fn operate(&mut self, action: &OperatorAction, unix_ms: i64) -> Result<OperatorOutcome, String> {
+        let participant = match action {
+            OperatorAction::Fund(p, _)
+            | OperatorAction::Defund(p, _)
+            | OperatorAction::SetNetDebitCap(p, _, _)
+            | OperatorAction::Suspend(p)
+            | OperatorAction::Resume(p) => Some(*p),
+            OperatorAction::CloseWindow => None,
+        };
+        if let Some(p) = participant.filter(|p| !self.participants.contains_key(p)) {
+            return Err(format!("{p} is not a participant of this network"));
+        }
+        let positions = &mut self.positions;
+        Ok(match action {
+            OperatorAction::Fund(p, amount) => {
+                OperatorOutcome::Position(*p, amount.currency(), positions.fund(*p, *amount)?)
+            }
+            OperatorAction::Defund(p, amount) => {
+                OperatorOutcome::Position(*p, amount.currency(), positions.defund(*p, *amount)?)
+            }
+            OperatorAction::SetNetDebitCap(p, currency, cap) => {
+                OperatorOutcome::Position(*p, *currency, positions.set_net_debit_cap(*p, *currency, *cap)?)
+            }
+            OperatorAction::Suspend(p) => {
+                positions.set_suspended(*p, true);
+                OperatorOutcome::Suspended(*p, true)
+            }
+            OperatorAction::Resume(p) => {
+                positions.set_suspended(*p, false);
+                OperatorOutcome::Suspended(*p, false)
+            }
+            OperatorAction::CloseWindow => OperatorOutcome::Report(positions.close_window(unix_ms)?.clone()),
+        })
+    }
+}
+
+/// What an operator's action left.
+#[derive(Clone, Debug)]
+pub enum OperatorOutcome {
+    /// The participant's position in a currency after it.
+    Position(Bic, Currency, Position),
+    /// Whether the participant is now suspended.
+    Suspended(Bic, bool),
+    /// The closed window's report.
+    Report(SettlementReport),
+}
+
+impl From<PositionError> for String {
+    fn from(error: PositionError) -> Self {
+        error.0
+    }
+}
+
+/// Rebuilds the hub's state from its journal by replaying it through the same steps
+/// the live hub took: every message admitted and settled again in order (each must pass
+/// again, or the journal is corrupt), operator actions at their place between messages,
+/// then the times of ACKs and deliveries for the tracker.
+fn recover(directory: &Directory, model: SettlementModel, recovered: RecoveredHub) -> Result<HubState, String> {
+    let first_unix_ms = recovered.messages.first().map_or_else(crate::bank::unix_ms_now, |m| m.accepted_unix_ms);
+    let mut state = HubState {
+        participants: HashMap::new(),
+        accepted: HashMap::new(),
+        messages_accepted: 0,
+        positions: Positions::new(model, first_unix_ms),
+        tracker: Tracker::default(),
+        next_session_id: 0,
+    };
     for (bic, _) in directory.participants() {
         let (isn_consumed, osn_delivered) = recovered.sequences.get(&bic).copied().unwrap_or((0, 0));
         let participant =
@@ -470,31 +702,64 @@ fn recover(directory: &Directory, recovered: RecoveredHub) -> Result<HubState, S
         state.participants.insert(bic, participant);
     }
     let count = recovered.messages.len();
+    let mut actions = recovered.operator_actions.into_iter().peekable();
+    // Payment messages by (receiver, output sequence number), until their delivery's time is known.
+    let mut undelivered: HashMap<Bic, BTreeMap<u64, Uetr>> = HashMap::new();
     for record in recovered.messages {
-        let sender_known = state.participants.contains_key(&record.sender);
-        let Some(receiver) = state.participants.get_mut(&record.receiver).filter(|_| sender_known) else {
+        while let Some(action) = actions.next_if(|a| a.after_messages == state.messages_accepted) {
+            state.operate(&action.action, action.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
+        }
+        if !state.participants.contains_key(&record.sender) || !state.participants.contains_key(&record.receiver) {
             return Err(format!(
                 "the journal holds a message between {} and {}, which the directory does not list",
                 record.sender, record.receiver
             ));
-        };
-        receiver.next_osn = receiver.next_osn.max(record.osn + 1);
+        }
+        let message = wire::decode_message(&record.envelope.payload)
+            .map_err(|e| format!("corrupt hub journal: message {} does not decode: {e}", record.message_id))?;
+        state.settle(record.sender, &message, record.osn, record.accepted_unix_ms).map_err(|refusal| {
+            format!("corrupt hub journal: message {} does not replay: {}", record.message_id, refusal.detail)
+        })?;
+        if let Some(uetr) = record.uetr {
+            undelivered.entry(record.receiver).or_default().insert(record.osn, uetr);
+        }
         // Anything recovered may have been delivered before the restart: flag it (PDM).
+        let receiver = state.participants.get_mut(&record.receiver).expect("checked above");
         receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
         let osn_delivered = recovered.sequences.get(&record.receiver).map_or(0, |s| s.1);
-        if record.osn > osn_delivered {
-            let envelope = pb::SignedEnvelope::from(&record.envelope);
-            receiver.outbox.insert(record.osn, Queued { envelope, ticket: Ticket::DURABLE });
+        let queued = (record.osn > osn_delivered).then(|| pb::SignedEnvelope::from(&record.envelope));
+        state.admit(&record, queued, Ticket::DURABLE);
+    }
+    for action in actions {
+        state.operate(&action.action, action.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
+    }
+    for (participant, isn, unix_ms) in recovered.acks {
+        if state.participants.contains_key(&participant) {
+            state.acknowledged(participant, isn, unix_ms);
         }
-        let accepted = Accepted {
-            signature: record.envelope.signature.to_bytes(),
-            receipt: record.receipt,
-            ticket: Ticket::DURABLE,
-        };
-        state.accepted.insert((record.sender, record.message_id), accepted);
+    }
+    for (participant, osn, unix_ms) in recovered.deliveries {
+        let Some(pending) = undelivered.get_mut(&participant) else { continue };
+        let rest = pending.split_off(&(osn + 1));
+        for (delivered_osn, uetr) in std::mem::replace(pending, rest) {
+            state.tracker.delivered(&uetr, participant, delivered_osn, unix_ms);
+        }
     }
     tracing::info!(messages = count, "hub journal recovered");
     Ok(state)
+}
+
+/// Reads the journal of a stopped hub in `data_dir` without changing it: its positions
+/// and every payment, replayed as the hub would at start.
+pub fn read_journal(directory: &Directory, data_dir: &std::path::Path) -> Result<(Positions, Vec<HubPayment>), String> {
+    let path = journal::store_path(data_dir);
+    if !path.exists() {
+        return Err(format!("no hub journal at {}", path.display()));
+    }
+    let recovered = SqliteHubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+    let model = recovered.settlement_model.unwrap_or(SettlementModel::Gross);
+    let state = recover(directory, model, recovered)?;
+    Ok((state.positions, state.tracker.payments().cloned().collect()))
 }
 
 /// The message id of a payload if it can be read at all (for a NAK).

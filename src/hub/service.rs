@@ -13,7 +13,9 @@ use super::{Hub, OpenSession};
 use crate::model::Bic;
 use crate::net;
 use crate::pb;
+use crate::pb::hub_admin_service_server::HubAdminServiceServer;
 use crate::pb::hub_service_server::{HubService, HubServiceServer};
+use crate::pb::tracker_service_server::TrackerServiceServer;
 use crate::pb::session_request::Frame as RequestFrame;
 use crate::pb::session_response::Frame as ResponseFrame;
 use crate::store::Ticket;
@@ -21,6 +23,9 @@ use crate::tls::{NetworkDir, Role};
 
 /// How long a new session may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers sent in one run after one durability wait.
+const ANSWER_RUN_MAX: usize = 256;
 
 type SessionSender = mpsc::Sender<Result<pb::SessionResponse, Status>>;
 
@@ -51,8 +56,13 @@ pub async fn run(
     let service = HubServiceServer::new(HubServer::new(hub.clone(), sessions_end.clone()))
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
+    let admin = super::admin::HubAdmin::new(hub.clone());
     let mut builder = net::server_builder(network, Role::Hub).map_err(|e| e.to_string())?;
-    let (router, health) = net::with_health_and_reflection(builder.add_service(service));
+    let router = builder
+        .add_service(service)
+        .add_service(HubAdminServiceServer::new(admin.clone()))
+        .add_service(TrackerServiceServer::new(admin));
+    let (router, health) = net::with_health_and_reflection(router);
     health.set_serving::<HubServiceServer<HubServer>>().await;
     let on_stop = async move {
         health.set_not_serving::<HubServiceServer<HubServer>>().await;
@@ -112,7 +122,7 @@ async fn receive(
     shutdown: CancellationToken,
 ) {
     let (answers, pending) = mpsc::channel(hub.config().session_queue_depth);
-    tokio::spawn(answer_when_durable(hub.clone(), pending, sender.clone()));
+    tokio::spawn(answer_when_durable(hub.clone(), bank, pending, sender.clone()));
     loop {
         let frame = tokio::select! {
             _ = open.cancel.cancelled() => break,
@@ -151,21 +161,35 @@ async fn receive(
     tracing::info!(%bank, session = open.id, "session closed");
 }
 
-/// Sends each ACK or NAK once its journal ticket is durable, in submission order.
+/// Sends each ACK or NAK once its journal ticket is durable, in submission order. The
+/// answers ready together wait for the durability of the last one (tickets grow in
+/// order), and the tracker learns once per run when the ACKs left.
 async fn answer_when_durable(
     hub: Hub,
+    bank: Bic,
     mut pending: mpsc::Receiver<(ResponseFrame, Ticket)>,
     sender: SessionSender,
 ) {
-    while let Some((answer, ticket)) = pending.recv().await {
+    let mut ready = Vec::with_capacity(ANSWER_RUN_MAX);
+    while pending.recv_many(&mut ready, ANSWER_RUN_MAX).await > 0 {
+        let ticket = ready.iter().map(|(_, ticket)| *ticket).max().expect("at least one");
         if let Err(error) = hub.durable(ticket).await {
             let _ = sender
                 .send(Err(Status::unavailable(format!("the hub cannot store messages: {error}"))))
                 .await;
             return;
         }
-        if sender.send(Ok(pb::SessionResponse { frame: Some(answer) })).await.is_err() {
-            return;
+        let mut acked_isn = None;
+        for (answer, _) in ready.drain(..) {
+            if let ResponseFrame::Ack(ack) = &answer {
+                acked_isn = acked_isn.max(Some(ack.isn));
+            }
+            if sender.send(Ok(pb::SessionResponse { frame: Some(answer) })).await.is_err() {
+                return;
+            }
+        }
+        if let Some(isn) = acked_isn {
+            hub.acknowledged(bank, isn);
         }
     }
 }

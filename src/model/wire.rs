@@ -216,7 +216,7 @@ impl TryFrom<pb::Message> for Message {
             pb::message::Body::Pacs004(b) => Body::Pacs004(payment_return(b)?),
             pb::message::Body::Camt056(b) => Body::Camt056(cancellation_request(b)?),
             pb::message::Body::Camt029(b) => Body::Camt029(resolution(b)?),
-            pb::message::Body::Camt053(b) => Body::Camt053(statement(b)?),
+            pb::message::Body::Camt053(b) => Body::Camt053(statement_from_pb(b)?),
         };
         let declared = header.message_type;
         if declared != message_type_to_pb(body.message_type()) as i32 {
@@ -304,7 +304,8 @@ fn resolution(b: pb::ResolutionOfInvestigation) -> Result<ResolutionOfInvestigat
     Ok(resolution)
 }
 
-fn statement(b: pb::Statement) -> Result<Statement, ModelError> {
+/// A statement from the wire, checked: every field, and that its balances add up.
+pub fn statement_from_pb(b: pb::Statement) -> Result<Statement, ModelError> {
     let mut entries = Vec::with_capacity(b.entries.len());
     for (index, entry) in b.entries.into_iter().enumerate() {
         let field = format!("camt053.entries[{index}]");
@@ -336,6 +337,30 @@ fn statement(b: pb::Statement) -> Result<Statement, ModelError> {
     };
     statement.validate()?;
     Ok(statement)
+}
+
+/// A statement on the wire.
+pub fn statement_to_pb(b: &Statement) -> pb::Statement {
+    pb::Statement {
+        statement_id: b.statement_id.clone(),
+        account: b.account.clone(),
+        from_time_unix_ms: b.from_time_unix_ms,
+        to_time_unix_ms: b.to_time_unix_ms,
+        opening_balance: Some(money_of_balance(&b.opening_balance)),
+        closing_balance: Some(money_of_balance(&b.closing_balance)),
+        entries: b
+            .entries
+            .iter()
+            .map(|e| pb::StatementEntry {
+                entry_reference: e.entry_reference.clone(),
+                uetr: e.uetr.map(|u| u.to_string()).unwrap_or_default(),
+                message_id: e.message_id.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                amount: Some(money_of_amount(&e.amount)),
+                direction: entry_direction_to_pb(e.direction) as i32,
+                booking_time_unix_ms: e.booking_time_unix_ms,
+            })
+            .collect(),
+    }
 }
 
 impl From<&Message> for pb::Message {
@@ -386,26 +411,7 @@ impl From<&Message> for pb::Message {
                 reason_code: b.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
                 additional_information: b.additional_information.clone(),
             }),
-            Body::Camt053(b) => pb::message::Body::Camt053(pb::Statement {
-                statement_id: b.statement_id.clone(),
-                account: b.account.clone(),
-                from_time_unix_ms: b.from_time_unix_ms,
-                to_time_unix_ms: b.to_time_unix_ms,
-                opening_balance: Some(money_of_balance(&b.opening_balance)),
-                closing_balance: Some(money_of_balance(&b.closing_balance)),
-                entries: b
-                    .entries
-                    .iter()
-                    .map(|e| pb::StatementEntry {
-                        entry_reference: e.entry_reference.clone(),
-                        uetr: e.uetr.map(|u| u.to_string()).unwrap_or_default(),
-                        message_id: e.message_id.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-                        amount: Some(money_of_amount(&e.amount)),
-                        direction: entry_direction_to_pb(e.direction) as i32,
-                        booking_time_unix_ms: e.booking_time_unix_ms,
-                    })
-                    .collect(),
-            }),
+            Body::Camt053(b) => pb::message::Body::Camt053(statement_to_pb(b)),
         };
         pb::Message {
             header: Some(pb::MessageHeader {

@@ -9,8 +9,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use super::StoreError;
 
-/// Schema version this build writes. A newer one in a file is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version this build reads and writes. Any other in a file is refused: there are
+/// no migrations yet, so an older store is kept as it is rather than half-read.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long opening waits for a previous process on the same data to let go of it.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -118,7 +119,13 @@ fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<
         .map_err(|_| "not a Corridor store: unreadable schema version")?;
     if version > SCHEMA_VERSION {
         return Err(format!(
-            "written by a newer Corridor (schema {version}; this build reads up to {SCHEMA_VERSION}): upgrade Corridor"
+            "written by a newer Corridor (schema {version}; this build reads {SCHEMA_VERSION}): upgrade Corridor"
+        ));
+    }
+    if version < SCHEMA_VERSION {
+        return Err(format!(
+            "written by an older Corridor (schema {version}; this build reads {SCHEMA_VERSION}, with no migration): \
+             start from a new data directory"
         ));
     }
     let (found_role, found_participant) =

@@ -19,6 +19,16 @@ pub struct StatementEntry {
     pub booking_time_unix_ms: i64,
 }
 
+impl StatementEntry {
+    /// The amount with its sign: credits positive, debits negative.
+    pub fn signed_minor_units(&self) -> i64 {
+        match self.direction {
+            EntryDirection::Crdt => self.amount.minor_units(),
+            EntryDirection::Dbit => -self.amount.minor_units(),
+        }
+    }
+}
+
 /// The entries on one account over `[from, to)`, between two balances.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Statement {
@@ -39,6 +49,41 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// The statement of `account` in `currency` over `[from, to)` from every entry the
+    /// account ever had (`all_entries`, in booking order, credit-positive from zero):
+    /// those before the period make the opening balance.
+    pub fn over_period(
+        account: &str,
+        currency: crate::model::Currency,
+        from_time_unix_ms: i64,
+        to_time_unix_ms: i64,
+        all_entries: impl IntoIterator<Item = StatementEntry>,
+    ) -> Self {
+        let mut opening = 0i64;
+        let mut entries = Vec::new();
+        for entry in all_entries {
+            if entry.booking_time_unix_ms >= to_time_unix_ms {
+                continue;
+            }
+            if entry.booking_time_unix_ms < from_time_unix_ms {
+                opening = opening.saturating_add(entry.signed_minor_units());
+            } else {
+                entries.push(entry);
+            }
+        }
+        let closing = entries.iter().fold(opening, |sum, e| sum.saturating_add(e.signed_minor_units()));
+        Self {
+            // Max35Text: two 64-bit numbers in hex fit.
+            statement_id: format!("{from_time_unix_ms:x}-{to_time_unix_ms:x}"),
+            account: account.to_owned(),
+            from_time_unix_ms,
+            to_time_unix_ms,
+            opening_balance: Balance { minor_units: opening, currency },
+            closing_balance: Balance { minor_units: closing, currency },
+            entries,
+        }
+    }
+
     /// Checks the rules across fields: the period is not empty, every amount is in the
     /// statement's currency, and opening balance plus entries gives the closing balance.
     pub fn validate(&self) -> Result<(), ModelError> {
