@@ -16,8 +16,11 @@
 //!   to BIC.
 //! - [`net`]: server and client plumbing: limits, health, reflection, graceful shutdown.
 //! - [`store`]: durable storage: the group-commit journal and the SQLite backend.
-//! - [`hub`]: the relay hub: checks, journal, sequence numbers, store-and-forward.
+//! - [`hub`]: the relay hub: checks, journal, sequence numbers, store-and-forward,
+//!   settlement positions and windows, the operator's admin service, the tracker.
 //! - [`bank`]: a bank node: ledger bookings, payments, its session, the operator API.
+//! - [`reconcile`]: the reconciler: the hub's journal and every bank's records in,
+//!   breaks out; live over gRPC or offline from data directories.
 //! - [`sim`]: a whole network in one process, the demo, workload building blocks.
 //! - [`pb`]: the generated wire types of `proto/corridor/v1` (package `corridor.v1`).
 //!
@@ -33,6 +36,7 @@ pub mod hub;
 pub mod ledger;
 pub mod model;
 pub mod net;
+pub mod reconcile;
 pub mod sim;
 pub mod store;
 pub mod tls;

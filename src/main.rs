@@ -8,11 +8,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use corridor::bank::{self, Bank};
 use corridor::directory::Directory;
-use corridor::hub::{self, Hub, HubConfig};
+use corridor::hub::{self, Hub, HubConfig, SettlementModel};
 use corridor::model::{Bic, Currency, format_minor_units};
 use corridor::pb;
 use corridor::sim::demo::{DemoConfig, render, run_demo};
-use corridor::sim::operator_client;
+use corridor::sim::{admin_client, operator_client, tracker_client};
 use corridor::tls::{self, NetworkDir, Role};
 use tokio::net::TcpListener;
 
@@ -63,6 +63,10 @@ enum Command {
         /// Where the hub keeps its journal [default: DIR/data/hub].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// How payments settle: gross (each final at once) or deferred-net (in windows
+        /// closed by the operator). Fixed when the journal is created.
+        #[arg(long, default_value = "gross", value_parser = SettlementModel::parse)]
+        settlement: SettlementModel,
     },
     /// Run a bank node.
     Bank {
@@ -153,6 +157,56 @@ enum Command {
         #[command(flatten)]
         bank: BankArgs,
     },
+    /// A camt.053-style statement of a bank's account (by default its settlement account).
+    Statement {
+        #[command(flatten)]
+        bank: BankArgs,
+        /// Account id [default: the settlement account in --currency].
+        #[arg(long, default_value = "")]
+        account: String,
+        /// ISO 4217 code of the settlement account.
+        #[arg(long, default_value = "")]
+        currency: String,
+        #[command(flatten)]
+        period: PeriodArgs,
+    },
+    /// The hub operator's control of the hub: positions, suspensions, settlement windows.
+    Admin {
+        #[command(flatten)]
+        hub: HubArgs,
+        #[command(subcommand)]
+        action: AdminCommand,
+    },
+    /// A payment's path through the hub, step by step with times (like a gpi tracker).
+    Track {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The payment's UETR.
+        uetr: String,
+    },
+    /// Prove that the hub and every bank agree: compares the hub's journal with each
+    /// bank's records, live (--hub and --bank) or offline from stopped nodes' data.
+    /// Exits 0 when clean, 1 when it found breaks, 2 when it could not run.
+    Reconcile {
+        /// Network directory (directory file and operator certificate).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The running hub's URL; without it, reads stopped nodes' data offline.
+        #[arg(long, requires = "banks")]
+        hub: Option<String>,
+        /// A running bank as BIC=URL, once per bank (with --hub).
+        #[arg(long = "bank", value_name = "BIC=URL", requires = "hub")]
+        banks: Vec<String>,
+        /// Offline: the data root holding hub/ and banks/<BIC>/ [default: DIR/data].
+        #[arg(long, conflicts_with = "hub")]
+        data: Option<PathBuf>,
+        /// Live: how long to wait for payments in transit to settle, in seconds.
+        #[arg(long, default_value_t = 10)]
+        wait_secs: u64,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a whole network in this process, send payments, and tell what happened.
     Demo {
         /// Number of banks (2 to 8).
@@ -188,6 +242,78 @@ enum PkiCommand {
         #[arg(long, value_delimiter = ',', required = true)]
         participants: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Add prefunded liquidity to a participant's position.
+    Fund(AmountArgs),
+    /// Take liquidity back (refused if the position could not cover its reservations).
+    Defund(AmountArgs),
+    /// Set a participant's net debit cap in a currency ("0" for none).
+    Cap(AmountArgs),
+    /// Refuse new payments from and to a participant.
+    Suspend(ParticipantArgs),
+    /// Lift a suspension.
+    Resume(ParticipantArgs),
+    /// Close the settlement window (deferred net) and print its report.
+    CloseWindow,
+    /// Every position.
+    Positions,
+    /// The report of every closed settlement window.
+    Reports,
+    /// A participant's settlement statement from the hub's journal.
+    Statement {
+        #[command(flatten)]
+        participant: ParticipantArgs,
+        /// ISO 4217 code.
+        #[arg(long)]
+        currency: String,
+        #[command(flatten)]
+        period: PeriodArgs,
+    },
+}
+
+#[derive(Args)]
+struct ParticipantArgs {
+    /// The participant's BIC.
+    #[arg(long)]
+    participant: String,
+}
+
+#[derive(Args)]
+struct AmountArgs {
+    /// The participant's BIC.
+    #[arg(long)]
+    participant: String,
+    /// ISO 4217 code.
+    #[arg(long)]
+    currency: String,
+    /// Decimal text, for example 1000000.00.
+    #[arg(long)]
+    amount: String,
+}
+
+/// A period `[from, to)` in Unix milliseconds; both 0 for everything.
+#[derive(Args)]
+struct PeriodArgs {
+    /// Start, Unix milliseconds (inclusive).
+    #[arg(long, default_value_t = 0)]
+    from_ms: i64,
+    /// End, Unix milliseconds (exclusive).
+    #[arg(long, default_value_t = 0)]
+    to_ms: i64,
+}
+
+/// Where the hub is and who we are.
+#[derive(Args)]
+struct HubArgs {
+    /// Network directory (for the operator certificate).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The hub's URL, for example https://127.0.0.1:7000.
+    #[arg(long)]
+    hub: String,
 }
 
 /// Where a bank node's operator API is and who we are.
@@ -268,11 +394,12 @@ async fn execute(command: Command) -> Result<ExitCode> {
             tls::init(&dir, &bics)?;
             say!("created a network for {} banks in {}", bics.len(), dir.display());
         }
-        Command::Hub { dir, listen, payload_size_max_bytes, data } => {
+        Command::Hub { dir, listen, payload_size_max_bytes, data, settlement } => {
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Hub)?;
-            let config = HubConfig { payload_size_max_bytes, ..HubConfig::default() };
+            let config =
+                HubConfig { payload_size_max_bytes, settlement_model: settlement, ..HubConfig::default() };
             let data = data.unwrap_or_else(|| network.hub_data_dir());
             let hub = Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?;
             let listener =
@@ -309,9 +436,212 @@ async fn execute(command: Command) -> Result<ExitCode> {
             }
             return Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
+        Command::Admin { hub, action } => administer(&hub, action).await?,
+        Command::Reconcile { dir, hub, banks, data, wait_secs, json } => {
+            // Exit status 2 when it could not run, so that 1 always means breaks found.
+            let report = match reconcile(dir, hub, banks, data, wait_secs).await {
+                Ok(report) => report,
+                Err(error) => {
+                    eprintln!("error: cannot reconcile: {error:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                say!("{}", report.render().trim_end());
+            }
+            return Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) });
+        }
+        Command::Track { hub, uetr } => {
+            let mut client = tracker_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
+            let tracked = client.track(pb::TrackRequest { uetr }).await.map_err(hub_status)?.into_inner();
+            let p = tracked.payment.unwrap_or_default();
+            say!("{}  {} from {} to {}", p.uetr, money(p.amount.as_ref()), p.sender_bic, p.receiver_bic);
+            for step in tracked.steps {
+                say!("{}  {:<16} {:<12} {}", time_text(step.time_unix_ms), step.step, step.by_bic, step.detail);
+            }
+        }
         operator => operate(operator).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn reconcile(
+    dir: PathBuf,
+    hub: Option<String>,
+    banks: Vec<String>,
+    data: Option<PathBuf>,
+    wait_secs: u64,
+) -> Result<corridor::reconcile::Report> {
+    use corridor::reconcile::{reconcile, sources};
+    let network = NetworkDir::new(dir);
+    let directory = Directory::load(network.root())?;
+    let Some(hub) = hub else {
+        let data = data.unwrap_or_else(|| network.root().join("data"));
+        let (hub, views) = sources::offline(&directory, &data.join("hub"), &data.join("banks")).map_err(|e| anyhow!(e))?;
+        return Ok(reconcile(&hub, &views));
+    };
+    let mut nodes = Vec::new();
+    for bank in &banks {
+        let (bic, url) = bank.split_once('=').ok_or_else(|| anyhow!("--bank {bank:?}: expected BIC=URL"))?;
+        let bic = parse_bic(bic, "--bank")?;
+        if !directory.is_participant(bic) {
+            bail!("--bank: {bic} is not a participant of this network");
+        }
+        nodes.push((bic, url.to_owned()));
+    }
+    let wait = std::time::Duration::from_secs(wait_secs);
+    sources::reconcile_live(&network, &hub, &nodes, wait).await.map_err(|e| anyhow!(e))
+}
+
+fn hub_status(s: tonic::Status) -> anyhow::Error {
+    match s.code() {
+        tonic::Code::Unimplemented => anyhow!("that server is not a Corridor hub: is --hub the hub's URL?"),
+        code => anyhow!("{} ({code:?})", s.message()),
+    }
+}
+
+/// A Unix millisecond time as RFC 3339 UTC text.
+fn time_text(unix_ms: i64) -> String {
+    let format = time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix_ms.to_string())
+}
+
+/// The hub operator's commands.
+async fn administer(hub: &HubArgs, action: AdminCommand) -> Result<()> {
+    let mut client = admin_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
+    let position = |response: pb::PositionResponse| position_line(&response.position.unwrap_or_default());
+    match action {
+        AdminCommand::Fund(a) => {
+            let request = pb::FundRequest { participant_bic: a.participant, currency: a.currency, amount: a.amount };
+            say!("{}", position(client.fund(request).await.map_err(hub_status)?.into_inner()));
+        }
+        AdminCommand::Defund(a) => {
+            let request = pb::FundRequest { participant_bic: a.participant, currency: a.currency, amount: a.amount };
+            say!("{}", position(client.defund(request).await.map_err(hub_status)?.into_inner()));
+        }
+        AdminCommand::Cap(a) => {
+            let request =
+                pb::SetNetDebitCapRequest { participant_bic: a.participant, currency: a.currency, cap: a.amount };
+            say!("{}", position(client.set_net_debit_cap(request).await.map_err(hub_status)?.into_inner()));
+        }
+        AdminCommand::Suspend(p) => {
+            let request = pb::SuspendRequest { participant_bic: p.participant };
+            let r = client.suspend(request).await.map_err(hub_status)?.into_inner();
+            say!("{} is suspended", r.participant_bic);
+        }
+        AdminCommand::Resume(p) => {
+            let request = pb::SuspendRequest { participant_bic: p.participant };
+            let r = client.resume(request).await.map_err(hub_status)?.into_inner();
+            say!("{} is resumed", r.participant_bic);
+        }
+        AdminCommand::CloseWindow => {
+            let report = client.close_window(pb::CloseWindowRequest {}).await.map_err(hub_status)?.into_inner();
+            say!("{}", report_text(&report).trim_end());
+        }
+        AdminCommand::Positions => {
+            let r = client.list_positions(pb::ListPositionsRequest {}).await.map_err(hub_status)?.into_inner();
+            say!("settlement: {}, open window {}", model_name(r.model), r.open_window_id);
+            for p in &r.positions {
+                say!("{}", position_line(p));
+            }
+        }
+        AdminCommand::Reports => {
+            let request = pb::ListSettlementReportsRequest {};
+            let r = client.list_settlement_reports(request).await.map_err(hub_status)?.into_inner();
+            say!("settlement: {}, {} closed windows", model_name(r.model), r.reports.len());
+            for report in &r.reports {
+                say!("{}", report_text(report).trim_end());
+            }
+        }
+        AdminCommand::Statement { participant, currency, period } => {
+            let request = pb::HubStatementRequest {
+                participant_bic: participant.participant,
+                currency,
+                from_time_unix_ms: period.from_ms,
+                to_time_unix_ms: period.to_ms,
+            };
+            say!("{}", statement_text(&client.get_statement(request).await.map_err(hub_status)?.into_inner()).trim_end());
+        }
+    }
+    Ok(())
+}
+
+fn model_name(model: i32) -> &'static str {
+    match pb::SettlementModel::try_from(model) {
+        Ok(pb::SettlementModel::DeferredNet) => "deferred net",
+        _ => "gross",
+    }
+}
+
+fn minor(minor_units: i64, currency: &str) -> String {
+    money(Some(&pb::Money { minor_units, currency: currency.to_owned() }))
+}
+
+fn position_line(p: &pb::Position) -> String {
+    let c = &p.currency;
+    let suspended = if p.suspended { "  SUSPENDED" } else { "" };
+    if c.is_empty() {
+        return format!("{}{suspended}", p.participant_bic);
+    }
+    format!(
+        "{}  available {}  (liquidity {}, net debit cap {}, reserved {}, window net {}; settled net {}){suspended}",
+        p.participant_bic,
+        minor(p.available, c),
+        minor(p.liquidity, c),
+        minor(p.net_debit_cap, c),
+        minor(p.reserved, c),
+        minor(p.window_net, c),
+        minor(p.settled_net, c),
+    )
+}
+
+fn report_text(r: &pb::SettlementReport) -> String {
+    let mut text = format!(
+        "window {} ({} to {})\n",
+        r.window_id,
+        time_text(r.opened_unix_ms),
+        time_text(r.closed_unix_ms)
+    );
+    for l in &r.lines {
+        let (c, net) = (&l.currency, l.net);
+        text += &format!(
+            "  {}  sent {}  received {}  net {}\n",
+            l.participant_bic,
+            minor(l.sent, c),
+            minor(l.received, c),
+            minor(net, c)
+        );
+    }
+    for t in &r.totals {
+        let c = &t.currency;
+        text += &format!(
+            "  {c}: {} payments, gross {}, net {}, netting saved {}\n",
+            t.payments,
+            minor(t.gross, c),
+            minor(t.net, c),
+            minor(t.saved, c)
+        );
+    }
+    text
+}
+
+fn statement_text(s: &pb::Statement) -> String {
+    let mut text = format!("statement of {}\n  opening balance {}\n", s.account, money(s.opening_balance.as_ref()));
+    for e in &s.entries {
+        let direction = if e.direction == pb::EntryDirection::Crdt as i32 { "CRDT" } else { "DBIT" };
+        text += &format!(
+            "  {}  {direction}  {:>20}  {}\n",
+            time_text(e.booking_time_unix_ms),
+            money(e.amount.as_ref()),
+            e.uetr
+        );
+    }
+    text + &format!("  closing balance {}\n", money(s.closing_balance.as_ref()))
 }
 
 /// The commands that drive a bank node's operator API.
@@ -387,6 +717,16 @@ async fn operate(command: Command) -> Result<()> {
                 say!("{:<24} {:>20}{blocked}", a.id, money(a.balance.as_ref()));
             }
             say!("ledger balances: {}", if response.ledger_balanced { "yes" } else { "NO" });
+        }
+        Command::Statement { bank, account, currency, period } => {
+            let mut client = connect(&bank).await?;
+            let request = pb::GetStatementRequest {
+                account_id: account,
+                currency,
+                from_time_unix_ms: period.from_ms,
+                to_time_unix_ms: period.to_ms,
+            };
+            say!("{}", statement_text(&client.get_statement(request).await.map_err(status)?.into_inner()).trim_end());
         }
         _ => bail!("not an operator command"),
     }

@@ -11,6 +11,8 @@ use super::{LocalNetwork, Rng};
 use crate::model::{Bic, Currency, format_minor_units};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
+use crate::reconcile::Report;
+use crate::reconcile::sources::reconcile_live;
 
 /// Banks the demo can start: fictional BICs in countries that built SWIFT alternatives
 /// (SPFS, SEPAM, CIPS, SFMS) and in their partners.
@@ -137,13 +139,15 @@ pub struct DemoSummary {
     pub rejections: Vec<Rejection>,
     /// Per bank.
     pub banks: Vec<BankSummary>,
+    /// The reconciliation of the hub with every bank at the end.
+    pub reconciliation: Report,
 }
 
 impl DemoSummary {
     /// True when the demo succeeded: every order sent, every payment final, every
     /// ledger balanced.
     pub fn ok(&self) -> bool {
-        self.orders_refused == 0 && self.all_final && self.ledgers_balanced
+        self.orders_refused == 0 && self.all_final && self.ledgers_balanced && self.reconciliation.is_clean()
     }
 }
 
@@ -209,6 +213,10 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     progress(&format!("Creating a demo PKI for {} banks in {}", bics.len(), dir.path().display()));
     let mut network = LocalNetwork::create(dir.path(), &bics).await?;
     progress(&format!("Hub listening on {} (mTLS)", network.hub_url));
+    // Enough for every payment to go one way: the demo shows messaging, not a liquidity squeeze.
+    let liquidity = (PAYMENT_MAX * config.payments.max(1) as u64).to_string();
+    network.fund_all(&config.currency, &liquidity).await?;
+    progress(&format!("Hub operator prefunds each bank's position with {liquidity} {currency}"));
     let mut clients = Vec::new();
     for (index, bic) in bics.iter().enumerate() {
         network.start_bank(*bic).await?;
@@ -251,6 +259,10 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     let finals = wait_final(&mut clients, &sent).await?;
     let mut summary = summarise(config, &bics, &mut clients, &before, &sent, finals).await?;
     summary.orders_refused = orders_refused;
+    progress("Reconciling the hub's journal with every bank's records");
+    let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
+    summary.reconciliation =
+        reconcile_live(&network.network, &network.hub_url, &banks, SETTLE_TIMEOUT).await?;
     drop(clients);
     network.stop().await?;
     Ok(summary)
@@ -356,6 +368,7 @@ async fn summarise(
         });
     }
     Ok(DemoSummary {
+        reconciliation: Report::default(),
         seed: config.seed,
         orders_refused: 0,
         payments_sent: sent.len(),
@@ -413,5 +426,7 @@ pub fn render(summary: &DemoSummary) -> String {
         "\nEvery ledger balances (debits = credits): {}\n",
         yes_no(summary.ledgers_balanced)
     ));
+    out.push('\n');
+    out.push_str(&summary.reconciliation.render());
     out
 }

@@ -12,7 +12,10 @@ use crate::directory::Directory;
 use crate::hub::{self, Hub, HubConfig};
 use crate::model::Bic;
 use crate::net;
+use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
+use crate::pb::hub_admin_service_client::HubAdminServiceClient;
+use crate::pb::tracker_service_client::TrackerServiceClient;
 use crate::tls::{self, NetworkDir, Role};
 
 /// A running bank node.
@@ -125,6 +128,24 @@ impl LocalNetwork {
         Ok(self.banks.len() - 1)
     }
 
+    /// The hub operator's admin client.
+    pub async fn admin(&self) -> Result<HubAdminServiceClient<Channel>, String> {
+        admin_client(&self.network, &self.hub_url).await
+    }
+
+    /// Funds every participant of the directory with `amount` of `currency` at the hub
+    /// (through the admin service, as an operator would).
+    pub async fn fund_all(&self, currency: &str, amount: &str) -> Result<(), String> {
+        let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
+        let mut admin = self.admin().await?;
+        for (bic, _) in directory.participants() {
+            let request =
+                pb::FundRequest { participant_bic: bic.to_string(), currency: currency.into(), amount: amount.into() };
+            admin.fund(request).await.map_err(|e| format!("funding {bic}: {}", e.message()))?;
+        }
+        Ok(())
+    }
+
     /// An operator's client for bank `index`.
     pub async fn operator(&self, index: usize) -> Result<BankServiceClient<Channel>, String> {
         operator_client(&self.network, &self.banks[index].url).await
@@ -159,6 +180,16 @@ async fn spawn_hub(
         tokio::spawn(async move { hub::run(hub, &network, listener, shutdown.cancelled_owned()).await })
     };
     Ok((hub, shutdown, task))
+}
+
+/// The hub operator's admin client for the hub at `url`, with the operator's certificate.
+pub async fn admin_client(network: &NetworkDir, url: &str) -> Result<HubAdminServiceClient<Channel>, String> {
+    Ok(HubAdminServiceClient::new(net::connect(network, Role::Operator, url).await?))
+}
+
+/// A tracker client for the hub at `url`, with the operator's certificate.
+pub async fn tracker_client(network: &NetworkDir, url: &str) -> Result<TrackerServiceClient<Channel>, String> {
+    Ok(TrackerServiceClient::new(net::connect(network, Role::Operator, url).await?))
 }
 
 /// An operator's client for the bank node at `url`, with the operator's certificate.

@@ -7,5 +7,5 @@ pub mod demo;
 mod local;
 mod workload;
 
-pub use local::{LocalBank, LocalNetwork, operator_client};
+pub use local::{LocalBank, LocalNetwork, admin_client, operator_client, tracker_client};
 pub use workload::{Rng, sample_credit_transfer};
