@@ -454,12 +454,19 @@ async fn execute(command: Command) -> Result<ExitCode> {
             return Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) });
         }
         Command::Track { hub, uetr } => {
-            let mut client = tracker_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
+            let mut client =
+                tracker_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
             let tracked = client.track(pb::TrackRequest { uetr }).await.map_err(hub_status)?.into_inner();
             let p = tracked.payment.unwrap_or_default();
             say!("{}  {} from {} to {}", p.uetr, money(p.amount.as_ref()), p.sender_bic, p.receiver_bic);
             for step in tracked.steps {
-                say!("{}  {:<16} {:<12} {}", time_text(step.time_unix_ms), step.step, step.by_bic, step.detail);
+                say!(
+                    "{}  {:<16} {:<12} {}",
+                    time_text(step.time_unix_ms),
+                    step.step,
+                    step.by_bic,
+                    step.detail
+                );
             }
         }
         operator => operate(operator).await?,
@@ -479,7 +486,8 @@ async fn reconcile(
     let directory = Directory::load(network.root())?;
     let Some(hub) = hub else {
         let data = data.unwrap_or_else(|| network.root().join("data"));
-        let (hub, views) = sources::offline(&directory, &data.join("hub"), &data.join("banks")).map_err(|e| anyhow!(e))?;
+        let (hub, views) =
+            sources::offline(&directory, &data.join("hub"), &data.join("banks")).map_err(|e| anyhow!(e))?;
         return Ok(reconcile(&hub, &views));
     };
     let mut nodes = Vec::new();
@@ -517,16 +525,21 @@ async fn administer(hub: &HubArgs, action: AdminCommand) -> Result<()> {
     let position = |response: pb::PositionResponse| position_line(&response.position.unwrap_or_default());
     match action {
         AdminCommand::Fund(a) => {
-            let request = pb::FundRequest { participant_bic: a.participant, currency: a.currency, amount: a.amount };
+            let request =
+                pb::FundRequest { participant_bic: a.participant, currency: a.currency, amount: a.amount };
             say!("{}", position(client.fund(request).await.map_err(hub_status)?.into_inner()));
         }
         AdminCommand::Defund(a) => {
-            let request = pb::FundRequest { participant_bic: a.participant, currency: a.currency, amount: a.amount };
+            let request =
+                pb::FundRequest { participant_bic: a.participant, currency: a.currency, amount: a.amount };
             say!("{}", position(client.defund(request).await.map_err(hub_status)?.into_inner()));
         }
         AdminCommand::Cap(a) => {
-            let request =
-                pb::SetNetDebitCapRequest { participant_bic: a.participant, currency: a.currency, cap: a.amount };
+            let request = pb::SetNetDebitCapRequest {
+                participant_bic: a.participant,
+                currency: a.currency,
+                cap: a.amount,
+            };
             say!("{}", position(client.set_net_debit_cap(request).await.map_err(hub_status)?.into_inner()));
         }
         AdminCommand::Suspend(p) => {
@@ -540,11 +553,13 @@ async fn administer(hub: &HubArgs, action: AdminCommand) -> Result<()> {
             say!("{} is resumed", r.participant_bic);
         }
         AdminCommand::CloseWindow => {
-            let report = client.close_window(pb::CloseWindowRequest {}).await.map_err(hub_status)?.into_inner();
+            let report =
+                client.close_window(pb::CloseWindowRequest {}).await.map_err(hub_status)?.into_inner();
             say!("{}", report_text(&report).trim_end());
         }
         AdminCommand::Positions => {
-            let r = client.list_positions(pb::ListPositionsRequest {}).await.map_err(hub_status)?.into_inner();
+            let r =
+                client.list_positions(pb::ListPositionsRequest {}).await.map_err(hub_status)?.into_inner();
             say!("settlement: {}, open window {}", model_name(r.model), r.open_window_id);
             for p in &r.positions {
                 say!("{}", position_line(p));
@@ -565,7 +580,11 @@ async fn administer(hub: &HubArgs, action: AdminCommand) -> Result<()> {
                 from_time_unix_ms: period.from_ms,
                 to_time_unix_ms: period.to_ms,
             };
-            say!("{}", statement_text(&client.get_statement(request).await.map_err(hub_status)?.into_inner()).trim_end());
+            say!(
+                "{}",
+                statement_text(&client.get_statement(request).await.map_err(hub_status)?.into_inner())
+                    .trim_end()
+            );
         }
     }
     Ok(())
@@ -631,7 +650,8 @@ fn report_text(r: &pb::SettlementReport) -> String {
 }
 
 fn statement_text(s: &pb::Statement) -> String {
-    let mut text = format!("statement of {}\n  opening balance {}\n", s.account, money(s.opening_balance.as_ref()));
+    let mut text =
+        format!("statement of {}\n  opening balance {}\n", s.account, money(s.opening_balance.as_ref()));
     for e in &s.entries {
         let direction = if e.direction == pb::EntryDirection::Crdt as i32 { "CRDT" } else { "DBIT" };
         text += &format!(
@@ -726,7 +746,10 @@ async fn operate(command: Command) -> Result<()> {
                 from_time_unix_ms: period.from_ms,
                 to_time_unix_ms: period.to_ms,
             };
-            say!("{}", statement_text(&client.get_statement(request).await.map_err(status)?.into_inner()).trim_end());
+            say!(
+                "{}",
+                statement_text(&client.get_statement(request).await.map_err(status)?.into_inner()).trim_end()
+            );
         }
         _ => bail!("not an operator command"),
     }

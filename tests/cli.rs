@@ -209,6 +209,13 @@ impl Network {
         let temp = tempfile::tempdir().expect("create a temporary directory");
         let dir = pki_init(&temp, bics);
         let hub = start_server(&["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT], "hub");
+        // The hub operator prefunds every bank's position, far beyond any payment here.
+        for &bic in bics {
+            let fund = ["--participant", bic, "--currency", "CNY", "--amount", "1000000000"];
+            succeeded(corridor(
+                &[&["admin", "--dir", text(&dir), "--hub", &hub.url, "fund"][..], &fund].concat(),
+            ));
+        }
         let banks = bics
             .iter()
             .map(|&bic| {

@@ -140,6 +140,16 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     let network = NetworkDir::new(&net);
     let mut hub = Node::new("hub", vec!["hub".into(), "--dir".into(), net_text.clone()], dir.path());
     hub.start();
+    let mut admin = corridor::sim::admin_client(&network, &hub.url()).await.unwrap();
+    for bic in BANKS {
+        let request = pb::FundRequest {
+            participant_bic: bic.into(),
+            currency: "CNY".into(),
+            amount: "1000000000".into(),
+        };
+        admin.fund(request).await.unwrap();
+    }
+    drop(admin);
     let mut banks: Vec<Node> = BANKS
         .iter()
         .map(|bic| {
@@ -216,6 +226,16 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     hub.stop();
 
     check(&network, &acknowledged, seed);
+
+    // The reconciler, run as a user would on the stopped network, agrees: no break.
+    let output = Command::new(env!("CARGO_BIN_EXE_corridor"))
+        .args(["reconcile", "--dir", &net_text, "--json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["breaks"], serde_json::json!([]), "seed {seed}: {report:#}");
+    assert_eq!(output.status.code(), Some(0), "seed {seed}: {report:#}");
+    assert!(report["payments_checked"].as_u64().unwrap() >= acknowledged.len() as u64);
 }
 
 /// The offline checks, on the data the stopped nodes left.

@@ -51,6 +51,7 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 /// stopped, so that everything sent to it waits at the hub.
 async fn network_with_ir_offline(dir: &std::path::Path, deposit: &str) -> LocalNetwork {
     let mut network = LocalNetwork::create(dir, &[bic(RU), bic(IR)]).await.unwrap();
+    network.fund_all("CNY", "1000000000").await.unwrap();
     for b in [RU, IR] {
         let index = network.start_bank(bic(b)).await.unwrap();
         let bank = &network.banks[index].bank;

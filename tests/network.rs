@@ -26,9 +26,12 @@ use tonic::Code;
 const RU: &str = "BANKRUMMXXX";
 const IR: &str = "BANKIRTHXXX";
 const CN: &str = "BANKCNSHXXX";
+/// Each bank's prefunded liquidity at the hub, in CNY.
+const HUB_LIQUIDITY: &str = "1000000000";
 
 /// A network with the hub and every bank running, each with customer accounts
-/// C001 (funded with 1000.00 CNY) and C002 (empty).
+/// C001 (funded with 1000.00 CNY) and C002 (empty), and a position at the hub far
+/// larger than any payment here (positions have their own tests in settlement.rs).
 async fn network(dir: &std::path::Path, bics: &[&str]) -> LocalNetwork {
     network_with_nodes(dir, bics, bics).await
 }
@@ -38,6 +41,7 @@ async fn network(dir: &std::path::Path, bics: &[&str]) -> LocalNetwork {
 async fn network_with_nodes(dir: &std::path::Path, bics: &[&str], nodes: &[&str]) -> LocalNetwork {
     let bics: Vec<Bic> = bics.iter().map(|b| bic(b)).collect();
     let mut network = LocalNetwork::create(dir, &bics).await.unwrap();
+    network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
     for node in nodes {
         let index = network.start_bank(bic(node)).await.unwrap();
         open_accounts(&network, index).await;
@@ -314,6 +318,7 @@ async fn tampered_misaddressed_unauthorised_and_oversized_messages_are_refused()
     }
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
     let mut network = LocalNetwork::start_hub(pki, HubConfig::default()).await.unwrap();
+    network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
     for b in [IR, CN] {
         let index = network.start_bank(bic(b)).await.unwrap();
         open_accounts(&network, index).await;

@@ -37,5 +37,11 @@ pub fn account_statement(
             });
         }
     }
-    Some(Statement::over_period(account.as_str(), holder.currency, from_time_unix_ms, to_time_unix_ms, entries))
+    Some(Statement::over_period(
+        account.as_str(),
+        holder.currency,
+        from_time_unix_ms,
+        to_time_unix_ms,
+        entries,
+    ))
 }

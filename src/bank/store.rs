@@ -387,7 +387,9 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
         }
         BankChange::Posting(p, booked_unix_ms) => {
             transaction
-                .prepare_cached("INSERT INTO postings (id, description, legs, booked_unix_ms) VALUES (?1, ?2, ?3, ?4)")?
+                .prepare_cached(
+                    "INSERT INTO postings (id, description, legs, booked_unix_ms) VALUES (?1, ?2, ?3, ?4)",
+                )?
                 .execute(params![p.id.as_str(), p.description, legs_to_json(&p.legs), booked_unix_ms])?;
         }
         BankChange::Payment(p) => {

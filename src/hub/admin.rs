@@ -30,7 +30,8 @@ impl HubAdmin {
     }
 
     fn participant(&self, text: &str) -> Result<Bic, Status> {
-        let bic = Bic::parse(text).map_err(|e| Status::invalid_argument(e.at("participant_bic").to_string()))?;
+        let bic =
+            Bic::parse(text).map_err(|e| Status::invalid_argument(e.at("participant_bic").to_string()))?;
         if !self.hub.directory().is_participant(bic) {
             return Err(Status::not_found(format!("{bic} is not a participant of this network")));
         }
@@ -153,13 +154,26 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         "submitted",
         payment.submitted_unix_ms,
         payment.sender,
-        format!("pacs.008 {} for {amount} to {} checked and journalled", payment.message_id, payment.receiver),
+        format!(
+            "pacs.008 {} for {amount} to {} checked and journalled",
+            payment.message_id, payment.receiver
+        ),
     )];
     if let Some(at) = payment.acknowledged_unix_ms {
-        steps.push(step("acknowledged", at, payment.sender, "the hub's ACK, with its signed receipt, left".into()));
+        steps.push(step(
+            "acknowledged",
+            at,
+            payment.sender,
+            "the hub's ACK, with its signed receipt, left".into(),
+        ));
     }
     if let Some(at) = payment.delivered_unix_ms {
-        steps.push(step("delivered", at, payment.receiver, "the receiver confirmed it processed the pacs.008".into()));
+        steps.push(step(
+            "delivered",
+            at,
+            payment.receiver,
+            "the receiver confirmed it processed the pacs.008".into(),
+        ));
     }
     let Some(status) = &payment.status else { return steps };
     let reason = status.reason.map(|r| format!(" ({r})")).unwrap_or_default();
@@ -172,7 +186,9 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
     if payment.settled() {
         let closed = status.window_id.and_then(|id| reports.iter().find(|r| r.window_id == id));
         let detail = match (status.window_id, closed) {
-            (None, _) => format!("{amount} moved from {} to {} (gross, final)", payment.sender, payment.receiver),
+            (None, _) => {
+                format!("{amount} moved from {} to {} (gross, final)", payment.sender, payment.receiver)
+            }
             (Some(id), Some(_)) => format!("settled net when window {id} closed"),
             (Some(id), None) => format!("in settlement window {id}, settles net when it closes"),
         };
@@ -180,10 +196,20 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         steps.push(step("settled", at, Bic::parse(crate::tls::HUB_BIC).expect("valid"), detail));
     } else if status.status == crate::model::PaymentStatus::Rjct {
         let detail = format!("reservation of {amount} on {}'s position released", payment.sender);
-        steps.push(step("released", status.reported_unix_ms, Bic::parse(crate::tls::HUB_BIC).expect("valid"), detail));
+        steps.push(step(
+            "released",
+            status.reported_unix_ms,
+            Bic::parse(crate::tls::HUB_BIC).expect("valid"),
+            detail,
+        ));
     }
     if let Some(at) = status.delivered_unix_ms {
-        steps.push(step("status_delivered", at, payment.sender, "the sender confirmed it processed the pacs.002".into()));
+        steps.push(step(
+            "status_delivered",
+            at,
+            payment.sender,
+            "the sender confirmed it processed the pacs.002".into(),
+        ));
     }
     steps.sort_by_key(|s| s.time_unix_ms);
     steps
@@ -197,7 +223,10 @@ fn step(name: &str, time_unix_ms: i64, by: Bic, detail: String) -> pb::TrackStep
 impl HubAdminService for HubAdmin {
     type ExportPaymentsStream = ReceiverStream<Result<pb::HubPayment, Status>>;
 
-    async fn fund(&self, request: Request<pb::FundRequest>) -> Result<Response<pb::PositionResponse>, Status> {
+    async fn fund(
+        &self,
+        request: Request<pb::FundRequest>,
+    ) -> Result<Response<pb::PositionResponse>, Status> {
         operator_only(&request)?;
         let r = request.into_inner();
         let bic = self.participant(&r.participant_bic)?;
@@ -205,7 +234,10 @@ impl HubAdminService for HubAdmin {
         self.position_change(OperatorAction::Fund(bic, amount)).await
     }
 
-    async fn defund(&self, request: Request<pb::FundRequest>) -> Result<Response<pb::PositionResponse>, Status> {
+    async fn defund(
+        &self,
+        request: Request<pb::FundRequest>,
+    ) -> Result<Response<pb::PositionResponse>, Status> {
         operator_only(&request)?;
         let r = request.into_inner();
         let bic = self.participant(&r.participant_bic)?;
@@ -228,13 +260,19 @@ impl HubAdminService for HubAdmin {
         self.position_change(OperatorAction::SetNetDebitCap(bic, currency, cap)).await
     }
 
-    async fn suspend(&self, request: Request<pb::SuspendRequest>) -> Result<Response<pb::SuspendResponse>, Status> {
+    async fn suspend(
+        &self,
+        request: Request<pb::SuspendRequest>,
+    ) -> Result<Response<pb::SuspendResponse>, Status> {
         operator_only(&request)?;
         let bic = self.participant(&request.get_ref().participant_bic)?;
         suspend_response(self.operate(OperatorAction::Suspend(bic)).await?)
     }
 
-    async fn resume(&self, request: Request<pb::SuspendRequest>) -> Result<Response<pb::SuspendResponse>, Status> {
+    async fn resume(
+        &self,
+        request: Request<pb::SuspendRequest>,
+    ) -> Result<Response<pb::SuspendResponse>, Status> {
         operator_only(&request)?;
         let bic = self.participant(&request.get_ref().participant_bic)?;
         suspend_response(self.operate(OperatorAction::Resume(bic)).await?)
@@ -276,7 +314,11 @@ impl HubAdminService for HubAdmin {
         // A suspended participant without a position is still shown.
         for (bic, _) in self.hub.directory().participants() {
             if positions.is_suspended(bic) && !listed.iter().any(|p| p.participant_bic == bic.as_str()) {
-                listed.push(pb::Position { participant_bic: bic.to_string(), suspended: true, ..Default::default() });
+                listed.push(pb::Position {
+                    participant_bic: bic.to_string(),
+                    suspended: true,
+                    ..Default::default()
+                });
             }
         }
         Ok(Response::new(pb::ListPositionsResponse {
@@ -349,7 +391,9 @@ impl TrackerService for HubAdmin {
             _ => false,
         };
         // A bank learns nothing about payments that are not its own, not even whether they exist.
-        let payment = payment.filter(|_| visible).ok_or_else(|| Status::not_found(format!("no payment {uetr} of yours")))?;
+        let payment = payment
+            .filter(|_| visible)
+            .ok_or_else(|| Status::not_found(format!("no payment {uetr} of yours")))?;
         let positions = self.hub.positions();
         Ok(Response::new(pb::TrackResponse {
             steps: track_steps(&payment, positions.reports()),

@@ -176,7 +176,8 @@ impl OperatorAction {
             Bic::parse(participant.as_deref().unwrap_or_default()).map_err(|e| corrupt("operator action", e))
         };
         let currency = || -> Result<Currency, StoreError> {
-            Currency::parse(currency.as_deref().unwrap_or_default()).map_err(|e| corrupt("operator action", e))
+            Currency::parse(currency.as_deref().unwrap_or_default())
+                .map_err(|e| corrupt("operator action", e))
         };
         let minor = || minor_units.ok_or_else(|| corrupt("operator action", "no amount"));
         let amount = || -> Result<Amount, StoreError> {
@@ -307,8 +308,10 @@ fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
     )?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let action = OperatorAction::from_columns(&row.get::<_, String>(2)?, row.get(3)?, row.get(4)?, row.get(5)?)?;
-        let record = OperatorRecord { after_messages: row.get::<_, i64>(0)? as u64, unix_ms: row.get(1)?, action };
+        let action =
+            OperatorAction::from_columns(&row.get::<_, String>(2)?, row.get(3)?, row.get(4)?, row.get(5)?)?;
+        let record =
+            OperatorRecord { after_messages: row.get::<_, i64>(0)? as u64, unix_ms: row.get(1)?, action };
         if recovered.operator_actions.last().is_some_and(|last| last.after_messages > record.after_messages)
             || record.after_messages > recovered.messages.len() as u64
         {
@@ -360,10 +363,11 @@ impl Backend for SqliteHubJournal {
                 let counter = counters.entry(participant).or_default();
                 *counter = (*counter).max(value);
             };
-            let raise_timed = |counters: &mut HashMap<Bic, (u64, i64)>, participant: Bic, value: u64, at: i64| {
-                let counter = counters.entry(participant).or_default();
-                *counter = (counter.0.max(value), counter.1.max(at));
-            };
+            let raise_timed =
+                |counters: &mut HashMap<Bic, (u64, i64)>, participant: Bic, value: u64, at: i64| {
+                    let counter = counters.entry(participant).or_default();
+                    *counter = (counter.0.max(value), counter.1.max(at));
+                };
             for record in records {
                 match record {
                     HubRecord::Accepted(m) => {

@@ -15,9 +15,11 @@ pub mod positions;
 mod service;
 pub mod tracker;
 
-pub use journal::{AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal};
-pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use admin::period as statement_period;
+pub use journal::{
+    AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal,
+};
+pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use service::{HubServer, run};
 pub use tracker::{HubPayment, Tracker};
 
@@ -31,10 +33,10 @@ use tonic::Code;
 use crate::crypto::{SignedEnvelope, SigningIdentity};
 use crate::directory::Directory;
 use crate::model::{Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
-use positions::PositionError;
-use tracker::StatusEffect;
 use crate::pb;
 use crate::store::{GroupCommit, StoreError, Ticket};
+use positions::PositionError;
+use tracker::StatusEffect;
 
 /// Limits of a hub, each explicit.
 #[derive(Clone, Debug)]
@@ -544,7 +546,9 @@ impl HubState {
                         return Err(Refusal::new(
                             Code::PermissionDenied,
                             Some(ReasonCode::Ag01),
-                            format!("{party} is suspended by the hub operator: no payments from or to it until resumed"),
+                            format!(
+                                "{party} is suspended by the hub operator: no payments from or to it until resumed"
+                            ),
                         ));
                     }
                 }
@@ -564,9 +568,11 @@ impl HubState {
                 let (debtor, creditor, amount) = (payment.sender, payment.receiver, payment.amount);
                 let window = match effect {
                     StatusEffect::Settle => {
-                        self.positions.settle(debtor, creditor, amount).map_err(|PositionError(detail)| {
-                            Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail)
-                        })?;
+                        self.positions.settle(debtor, creditor, amount).map_err(
+                            |PositionError(detail)| {
+                                Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail)
+                            },
+                        )?;
                         (self.positions.model() == SettlementModel::DeferredNet)
                             .then(|| self.positions.open_window_id())
                     }
@@ -593,13 +599,17 @@ impl HubState {
         {
             sender.awaiting_ack.insert(record.isn, uetr);
         }
-        let receiver = self.participants.get_mut(&record.receiver).expect("checked: receiver is a participant");
+        let receiver =
+            self.participants.get_mut(&record.receiver).expect("checked: receiver is a participant");
         receiver.next_osn = receiver.next_osn.max(record.osn + 1);
         if let Some(envelope) = queued {
             receiver.outbox.insert(record.osn, Queued { uetr: record.uetr, envelope, ticket });
         }
-        let accepted =
-            Accepted { signature: record.envelope.signature.to_bytes(), receipt: record.receipt.clone(), ticket };
+        let accepted = Accepted {
+            signature: record.envelope.signature.to_bytes(),
+            receipt: record.receipt.clone(),
+            ticket,
+        };
         self.accepted.insert((record.sender, record.message_id.clone()), accepted);
     }
 
@@ -685,8 +695,13 @@ impl From<PositionError> for String {
 /// the live hub took: every message admitted and settled again in order (each must pass
 /// again, or the journal is corrupt), operator actions at their place between messages,
 /// then the times of ACKs and deliveries for the tracker.
-fn recover(directory: &Directory, model: SettlementModel, recovered: RecoveredHub) -> Result<HubState, String> {
-    let first_unix_ms = recovered.messages.first().map_or_else(crate::bank::unix_ms_now, |m| m.accepted_unix_ms);
+fn recover(
+    directory: &Directory,
+    model: SettlementModel,
+    recovered: RecoveredHub,
+) -> Result<HubState, String> {
+    let first_unix_ms =
+        recovered.messages.first().map_or_else(crate::bank::unix_ms_now, |m| m.accepted_unix_ms);
     let mut state = HubState {
         participants: HashMap::new(),
         accepted: HashMap::new(),
@@ -709,14 +724,17 @@ fn recover(directory: &Directory, model: SettlementModel, recovered: RecoveredHu
         while let Some(action) = actions.next_if(|a| a.after_messages == state.messages_accepted) {
             state.operate(&action.action, action.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
         }
-        if !state.participants.contains_key(&record.sender) || !state.participants.contains_key(&record.receiver) {
+        if !state.participants.contains_key(&record.sender)
+            || !state.participants.contains_key(&record.receiver)
+        {
             return Err(format!(
                 "the journal holds a message between {} and {}, which the directory does not list",
                 record.sender, record.receiver
             ));
         }
-        let message = wire::decode_message(&record.envelope.payload)
-            .map_err(|e| format!("corrupt hub journal: message {} does not decode: {e}", record.message_id))?;
+        let message = wire::decode_message(&record.envelope.payload).map_err(|e| {
+            format!("corrupt hub journal: message {} does not decode: {e}", record.message_id)
+        })?;
         state.settle(record.sender, &message, record.osn, record.accepted_unix_ms).map_err(|refusal| {
             format!("corrupt hub journal: message {} does not replay: {}", record.message_id, refusal.detail)
         })?;
@@ -751,7 +769,10 @@ fn recover(directory: &Directory, model: SettlementModel, recovered: RecoveredHu
 
 /// Reads the journal of a stopped hub in `data_dir` without changing it: its positions
 /// and every payment, replayed as the hub would at start.
-pub fn read_journal(directory: &Directory, data_dir: &std::path::Path) -> Result<(Positions, Vec<HubPayment>), String> {
+pub fn read_journal(
+    directory: &Directory,
+    data_dir: &std::path::Path,
+) -> Result<(Positions, Vec<HubPayment>), String> {
     let path = journal::store_path(data_dir);
     if !path.exists() {
         return Err(format!("no hub journal at {}", path.display()));

@@ -384,7 +384,10 @@ mod tests {
         positions.reserve(a, rub(150)).unwrap();
         positions.settle(a, b, rub(150)).unwrap();
         let after = positions.position(a, rub(1).currency());
-        assert_eq!((after.liquidity, after.reserved, after.settled_net, after.available()), (-50, 0, -150, 0));
+        assert_eq!(
+            (after.liquidity, after.reserved, after.settled_net, after.available()),
+            (-50, 0, -150, 0)
+        );
         assert_eq!(positions.position(b, rub(1).currency()).liquidity, 150);
     }
 

@@ -15,9 +15,9 @@ use crate::net;
 use crate::pb;
 use crate::pb::hub_admin_service_server::HubAdminServiceServer;
 use crate::pb::hub_service_server::{HubService, HubServiceServer};
-use crate::pb::tracker_service_server::TrackerServiceServer;
 use crate::pb::session_request::Frame as RequestFrame;
 use crate::pb::session_response::Frame as ResponseFrame;
+use crate::pb::tracker_service_server::TrackerServiceServer;
 use crate::store::Ticket;
 use crate::tls::{NetworkDir, Role};
 

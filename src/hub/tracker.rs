@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use crate::model::{Amount, Bic, CreditTransfer, MessageId, PaymentStatus, PaymentStatusReport, ReasonCode, Uetr};
+use crate::model::{
+    Amount, Bic, CreditTransfer, MessageId, PaymentStatus, PaymentStatusReport, ReasonCode, Uetr,
+};
 
 /// A payment as the hub saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,13 +227,13 @@ pub fn settlement_statement<'a>(
     let settled_unix_ms = |p: &HubPayment| p.status.as_ref().map_or(0, |s| s.reported_unix_ms);
     settled.sort_by_key(|p| settled_unix_ms(p));
     let entries = settled.into_iter().enumerate().map(|(index, p)| StatementEntry {
-            entry_reference: format!("E{index}"),
-            uetr: Some(p.uetr),
-            message_id: Some(p.message_id.clone()),
-            amount: p.amount,
-            direction: if p.receiver == participant { EntryDirection::Crdt } else { EntryDirection::Dbit },
-            booking_time_unix_ms: settled_unix_ms(p),
-        });
+        entry_reference: format!("E{index}"),
+        uetr: Some(p.uetr),
+        message_id: Some(p.message_id.clone()),
+        amount: p.amount,
+        direction: if p.receiver == participant { EntryDirection::Crdt } else { EntryDirection::Dbit },
+        booking_time_unix_ms: settled_unix_ms(p),
+    });
     let account = format!("{participant}-{currency}");
     crate::model::Statement::over_period(&account, currency, from_time_unix_ms, to_time_unix_ms, entries)
 }

@@ -214,7 +214,12 @@ pub fn reconcile(hub: &HubView, banks: &[BankView]) -> Report {
         checked.extend(bank.payments.iter().map(|p| p.uetr));
         run.check_applied_once(bank);
         if !bank.ledger_balanced {
-            run.add(BreakKind::LedgerUnbalanced, None, bank.bic, "debits do not equal credits in its ledger".into());
+            run.add(
+                BreakKind::LedgerUnbalanced,
+                None,
+                bank.bic,
+                "debits do not equal credits in its ledger".into(),
+            );
         }
     }
     for bank in banks {
@@ -256,7 +261,10 @@ impl<'a> Reconciliation<'a> {
                 if direction == Direction::Incoming && !hub.delivered_to_receiver {
                     self.transit(uetr);
                 } else {
-                    let detail = format!("the hub relayed {} from {} to {}; {bank} has no record", hub.amount, hub.sender, hub.receiver);
+                    let detail = format!(
+                        "the hub relayed {} from {} to {}; {bank} has no record",
+                        hub.amount, hub.sender, hub.receiver
+                    );
                     self.add(BreakKind::MissingAtBank, Some(uetr), bank, detail);
                 }
                 continue;
@@ -266,7 +274,10 @@ impl<'a> Reconciliation<'a> {
                 let detail = format!("hub {}, bank {}", hub.amount, record.amount);
                 self.add(BreakKind::AmountMismatch, Some(uetr), bank, detail);
             }
-            if record.message_id != hub.message_id || record.direction != direction || record.counterparty != counterparty {
+            if record.message_id != hub.message_id
+                || record.direction != direction
+                || record.counterparty != counterparty
+            {
                 let detail = format!(
                     "hub: {} {direction:?} with {counterparty}; bank: {} {:?} with {}",
                     hub.message_id, record.message_id, record.direction, record.counterparty
@@ -285,14 +296,20 @@ impl<'a> Reconciliation<'a> {
         match (hub.final_status, bank_final, direction) {
             (Some(h), Some(b), _) if agree(h, b) => {}
             (Some(h), Some(b), _) => {
-                self.add(BreakKind::StatusMismatch, Some(uetr), bank, format!("hub relayed {h}, bank has {b}"));
+                self.add(
+                    BreakKind::StatusMismatch,
+                    Some(uetr),
+                    bank,
+                    format!("hub relayed {h}, bank has {b}"),
+                );
             }
             // The receiver answered; its answer has not reached the hub yet.
             (None, Some(_), Direction::Incoming) => self.transit(uetr),
             // The hub relayed the answer; the sender has not processed it yet.
             (Some(_), None, Direction::Outgoing) if !hub.status_delivered_to_sender => self.transit(uetr),
             (Some(h), None, _) => {
-                let detail = format!("hub relayed {h} and the bank confirmed it, but the bank has {}", record.status);
+                let detail =
+                    format!("hub relayed {h} and the bank confirmed it, but the bank has {}", record.status);
                 self.add(BreakKind::StatusMismatch, Some(uetr), bank, detail);
             }
             (None, Some(b), Direction::Outgoing) => {
@@ -320,8 +337,11 @@ impl<'a> Reconciliation<'a> {
             }
             let detail = format!(
                 "{:?} {} {} {} is {} at the bank; the hub's journal has no such payment",
-                record.direction, record.amount, if record.direction == Direction::Outgoing { "to" } else { "from" },
-                record.counterparty, record.status
+                record.direction,
+                record.amount,
+                if record.direction == Direction::Outgoing { "to" } else { "from" },
+                record.counterparty,
+                record.status
             );
             self.add(BreakKind::MissingAtHub, Some(record.uetr), bank.bic, detail);
         }
@@ -375,7 +395,13 @@ impl<'a> Reconciliation<'a> {
                 .filter(|p| p.settled() && self.excluded.contains(&p.uetr) && p.amount.currency() == currency)
                 .map(|p| {
                     let minor = p.amount.minor_units();
-                    if p.receiver == bank.bic { minor } else if p.sender == bank.bic { -minor } else { 0 }
+                    if p.receiver == bank.bic {
+                        minor
+                    } else if p.sender == bank.bic {
+                        -minor
+                    } else {
+                        0
+                    }
                 })
                 .sum();
             let hub_net = hub_net - hub_excluded;

@@ -50,7 +50,11 @@ impl From<&bank::Payment> for BankRecord {
 /// The hub's view from its stopped journal in `data_dir` and every bank's from its
 /// stopped store under `banks_dir/<BIC>`. A participant without a store (never run) is
 /// left out.
-pub fn offline(directory: &Directory, hub_dir: &Path, banks_dir: &Path) -> Result<(HubView, Vec<BankView>), String> {
+pub fn offline(
+    directory: &Directory,
+    hub_dir: &Path,
+    banks_dir: &Path,
+) -> Result<(HubView, Vec<BankView>), String> {
     let (positions, payments) = hub::read_journal(directory, hub_dir)?;
     let hub = HubView {
         payments: payments.iter().map(HubRecord::from).collect(),
@@ -71,7 +75,9 @@ pub fn offline(directory: &Directory, hub_dir: &Path, banks_dir: &Path) -> Resul
         let settlement = ledger
             .accounts()
             .filter(|a| a.kind == AccountKind::Settlement)
-            .filter_map(|a| account_statement(&ledger, &recovered.posting_times, &message_ids, &a.id, 0, i64::MAX))
+            .filter_map(|a| {
+                account_statement(&ledger, &recovered.posting_times, &message_ids, &a.id, 0, i64::MAX)
+            })
             .collect();
         banks.push(BankView {
             bic,
@@ -140,11 +146,8 @@ pub async fn live(
 ) -> Result<(HubView, Vec<BankView>), String> {
     let mut admin = admin_client(network, hub_url).await?;
     let grpc = |what: &str, s: tonic::Status| format!("{what}: {} ({:?})", s.message(), s.code());
-    let mut stream = admin
-        .export_payments(pb::ExportPaymentsRequest {})
-        .await
-        .map_err(|s| grpc("hub", s))?
-        .into_inner();
+    let mut stream =
+        admin.export_payments(pb::ExportPaymentsRequest {}).await.map_err(|s| grpc("hub", s))?.into_inner();
     let mut hub = HubView::default();
     while let Some(payment) = stream.next().await {
         hub.payments.push(hub_record(payment.map_err(|s| grpc("hub", s))?)?);
@@ -165,7 +168,8 @@ async fn live_bank(network: &NetworkDir, bic: Bic, url: &str) -> Result<BankView
     let what = format!("bank {bic}");
     let grpc = |s: tonic::Status| format!("{what}: {} ({:?})", s.message(), s.code());
     let mut client = operator_client(network, url).await?;
-    let payments = client.list_payments(pb::ListPaymentsRequest {}).await.map_err(grpc)?.into_inner().payments;
+    let payments =
+        client.list_payments(pb::ListPaymentsRequest {}).await.map_err(grpc)?.into_inner().payments;
     let accounts = client.list_accounts(pb::ListAccountsRequest {}).await.map_err(grpc)?.into_inner();
     let mut settlement = Vec::new();
     for account in accounts.accounts.iter().filter(|a| a.kind == pb::AccountKind::Settlement as i32) {

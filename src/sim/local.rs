@@ -139,8 +139,11 @@ impl LocalNetwork {
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
         let mut admin = self.admin().await?;
         for (bic, _) in directory.participants() {
-            let request =
-                pb::FundRequest { participant_bic: bic.to_string(), currency: currency.into(), amount: amount.into() };
+            let request = pb::FundRequest {
+                participant_bic: bic.to_string(),
+                currency: currency.into(),
+                amount: amount.into(),
+            };
             admin.fund(request).await.map_err(|e| format!("funding {bic}: {}", e.message()))?;
         }
         Ok(())
@@ -188,7 +191,10 @@ pub async fn admin_client(network: &NetworkDir, url: &str) -> Result<HubAdminSer
 }
 
 /// A tracker client for the hub at `url`, with the operator's certificate.
-pub async fn tracker_client(network: &NetworkDir, url: &str) -> Result<TrackerServiceClient<Channel>, String> {
+pub async fn tracker_client(
+    network: &NetworkDir,
+    url: &str,
+) -> Result<TrackerServiceClient<Channel>, String> {
     Ok(TrackerServiceClient::new(net::connect(network, Role::Operator, url).await?))
 }
 
