@@ -240,6 +240,12 @@ impl Network {
         self.banks.iter_mut().find(|(b, _)| *b == bic).map(|(_, server)| server).expect("a bank we started")
     }
 
+    /// Runs a hub operator's command (`admin ...`, `track`) against the hub.
+    fn hub_command(&self, command: &[&str]) -> Outcome {
+        let (head, rest) = command.split_first().expect("a command");
+        corridor(&[&[*head, "--dir", text(&self.dir), "--hub", &self.hub.url][..], rest].concat())
+    }
+
     /// Runs an operator command (`open-account`, `pay`, `status`, ...) against a bank.
     fn operate(&mut self, bic: &str, command: &str, args: &[&str]) -> Outcome {
         let dir = self.dir.clone();
@@ -398,6 +404,25 @@ fn garbage_arguments_are_refused_with_an_error_and_no_panic() {
         vec!["hub", "--dir", missing, "--listen", any],
         vec!["hub", "--dir", dir, "--listen", "notanaddress"],
         vec!["hub", "--dir", garbled, "--listen", any],
+        vec!["hub", "--dir", dir, "--listen", any, "--settlement", "sometimes"],
+        vec!["admin", "--dir", dir, "--hub", &nothing, "positions"],
+        vec![
+            "admin",
+            "--dir",
+            dir,
+            "--hub",
+            "not-a-url",
+            "fund",
+            "--participant",
+            PAYER,
+            "--currency",
+            "CNY",
+            "--amount",
+            "1",
+        ],
+        vec!["admin", "--dir", dir, "--hub", &nothing, "launch-missiles"],
+        vec!["track", "--dir", missing, "--hub", &nothing, "00000000-0000-4000-8000-000000000000"],
+        vec!["statement", "--dir", dir, "--bank", &nothing, "--currency", "CNY"],
         vec!["bank", "--dir", dir, "--bic", "lowercase", "--hub", &nothing, "--listen", any],
         vec!["bank", "--dir", dir, "--bic", "BANKDEFFXXX", "--hub", &nothing, "--listen", any],
         vec!["bank", "--dir", garbled, "--bic", PAYER, "--hub", &nothing, "--listen", any],
@@ -473,6 +498,63 @@ fn a_payment_between_two_bank_processes_settles_and_a_bad_account_is_rejected() 
     assert_eq!(words[1..3], ["RJCT", "AC01"], "status words: {words:?}");
     assert_eq!(network.balances(PAYER)["A1"], "749.50 CNY", "a rejected payment returns the money");
     assert_eq!(network.balances(PAYEE)["B1"], "250.50 CNY");
+}
+
+/// The hub operator's commands as a user runs them: positions, suspend and resume (a
+/// suspended payer's payment is rejected AG01), the tracker's steps, the hub's and the
+/// bank's statements, and the reconciler live; garbage gets an error, never a panic.
+#[test]
+fn the_hub_operator_drives_positions_suspensions_tracking_statements_and_reconciliation() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    network.open_account(PAYER, "A1", "1000.00");
+    network.open_account(PAYEE, "B1", "0");
+    let positions = succeeded(network.hub_command(&["admin", "positions"]));
+    assert!(positions.contains(&format!("{PAYER}  available 1000000000.00 CNY")), "{positions}");
+
+    let suspended = succeeded(network.hub_command(&["admin", "suspend", "--participant", PAYER]));
+    assert_eq!(suspended.trim(), format!("{PAYER} is suspended"));
+    let while_suspended = network.pay("A1", "B1", "10.00");
+    assert_eq!(network.wait_final(PAYER, &while_suspended)[1..3], ["RJCT", "AG01"]);
+    succeeded(network.hub_command(&["admin", "resume", "--participant", PAYER]));
+    let uetr = network.pay("A1", "B1", "10.00");
+    assert_eq!(network.wait_final(PAYER, &uetr)[1], "ACSC");
+
+    let track = succeeded(network.hub_command(&["track", &uetr]));
+    for step in ["submitted", "acknowledged", "delivered", "status_reported", "settled"] {
+        assert!(track.contains(step), "{step} missing: {track}");
+    }
+    let hub_statement = ["admin", "statement", "--participant", PAYER, "--currency", "CNY"];
+    let statement = succeeded(network.hub_command(&hub_statement));
+    assert!(statement.contains(&uetr) && statement.contains("closing balance -10.00 CNY"), "{statement}");
+    let statement = succeeded(network.operate(PAYER, "statement", &["--currency", "CNY"]));
+    assert!(statement.contains(&uetr) && statement.contains("closing balance -10.00 CNY"), "{statement}");
+
+    let banks: Vec<String> =
+        network.banks.iter().map(|(bic, server)| format!("{bic}={}", server.url)).collect();
+    let mut reconcile = vec!["reconcile", "--json"];
+    for bank in &banks {
+        reconcile.extend(["--bank", bank]);
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&succeeded(network.hub_command(&reconcile))).unwrap();
+    assert_eq!(
+        (report["breaks"].as_array().map(Vec::len), report["payments_checked"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    for garbage in [
+        &["admin", "fund", "--participant", "NOTABIC", "--currency", "CNY", "--amount", "1"][..],
+        &["admin", "fund", "--participant", PAYER, "--currency", "CNY", "--amount", "-1"],
+        &["admin", "cap", "--participant", PAYER, "--currency", "XYZ", "--amount", "1"],
+        &["admin", "suspend", "--participant", "ZZZZZZZZXXX"],
+        &["admin", "close-window"],
+        &["track", "not-a-uetr"],
+    ] {
+        let stderr = refused(network.hub_command(garbage));
+        assert!(stderr.starts_with("error: "), "{garbage:?}: {stderr}");
+    }
+    let positions_after = succeeded(network.hub_command(&["admin", "positions"]));
+    assert!(!positions_after.contains("SUSPENDED"), "{positions_after}");
 }
 
 // ---------------------------------------------------------------------------------------
