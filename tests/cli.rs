@@ -634,6 +634,22 @@ fn a_balance_overflow_is_refused_and_never_crashes_the_bank() {
     assert!(shows_no_panic(&stderr), "{stderr}");
 }
 
+/// `demo --data DIR` keeps the whole network it ran in DIR, so that a user can inspect it
+/// afterwards: `reconcile` on it offline agrees with the demo (no break); a second demo
+/// refuses to overwrite it.
+#[test]
+fn demo_data_keeps_the_network_and_it_reconciles_offline() {
+    let temp = tempfile::tempdir().unwrap();
+    let kept = temp.path().join("net");
+    let demo = ["demo", "--banks", "3", "--payments", "30", "--data", text(&kept)];
+    succeeded(corridor(&demo));
+    assert!(kept.join("directory.json").exists() && kept.join("data").join("hub").exists());
+    let report = succeeded(corridor(&["reconcile", "--dir", text(&kept)]));
+    assert!(report.contains("30 payments checked across 3 participants, 0 in transit, 0 breaks"), "{report}");
+    let stderr = refused(corridor(&demo));
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
+
 /// A reader that goes away early (`corridor demo --json | head -1`) ends the program
 /// quietly: a closed pipe is not a bug, so no panic and no backtrace.
 #[test]

@@ -225,6 +225,7 @@ pub fn reconcile(hub: &HubView, banks: &[BankView]) -> Report {
     for bank in banks {
         run.check_positions(hub, bank);
     }
+    run.check_every_participant_read(hub);
     run.breaks.sort_by(|a, b| (a.kind, &a.participant, &a.uetr).cmp(&(b.kind, &b.participant, &b.uetr)));
     Report {
         breaks: run.breaks,
@@ -317,6 +318,32 @@ impl<'a> Reconciliation<'a> {
                 self.add(BreakKind::StatusMismatch, Some(uetr), bank, detail);
             }
             (None, None, _) => self.transit(uetr),
+        }
+    }
+
+    /// A participant the hub relayed payments for, or holds a position of, must have had
+    /// its records read: otherwise none of its payments was checked, and saying "clean"
+    /// would be a lie.
+    fn check_every_participant_read(&mut self, hub: &HubView) {
+        let mut unread: BTreeMap<Bic, usize> = BTreeMap::new();
+        for payment in &hub.payments {
+            for bic in [payment.sender, payment.receiver] {
+                if !self.banks.contains_key(&bic) {
+                    *unread.entry(bic).or_default() += 1;
+                }
+            }
+        }
+        for (bic, _) in hub.settled_net.keys() {
+            if !self.banks.contains_key(bic) {
+                unread.entry(*bic).or_default();
+            }
+        }
+        for (bic, payments) in unread {
+            let detail = format!(
+                "the hub has {payments} payments and a position of {bic}, but its records were not read (no store, or \
+                 no --bank {bic}=URL): none of them was checked"
+            );
+            self.add(BreakKind::MissingAtBank, None, bic, detail);
         }
     }
 

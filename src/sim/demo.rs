@@ -207,11 +207,26 @@ async fn balances(client: &mut BankServiceClient<Channel>) -> Result<(Balances, 
 /// Runs the demo and returns its summary. `progress` hears each step, for people.
 pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Result<DemoSummary, String> {
     let currency = config.validate()?;
-    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    // Kept in `--data` when given (a new directory), else in one removed at the end.
+    let temporary;
+    let dir = match &config.data {
+        Some(path) if path.exists() => {
+            return Err(format!(
+                "--data {}: already exists; the demo makes a new network there",
+                path.display()
+            ));
+        }
+        Some(path) => path.clone(),
+        None => {
+            temporary =
+                tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+            temporary.path().to_path_buf()
+        }
+    };
     let bics: Vec<Bic> =
         DEMO_BANKS[..config.banks].iter().map(|(bic, _)| Bic::parse(bic).expect("valid")).collect();
-    progress(&format!("Creating a demo PKI for {} banks in {}", bics.len(), dir.path().display()));
-    let mut network = LocalNetwork::create(dir.path(), &bics).await?;
+    progress(&format!("Creating a demo PKI for {} banks in {}", bics.len(), dir.display()));
+    let mut network = LocalNetwork::create(&dir, &bics).await?;
     progress(&format!("Hub listening on {} (mTLS)", network.hub_url));
     // Enough for every payment to go one way: the demo shows messaging, not a liquidity squeeze.
     let liquidity = (PAYMENT_MAX * config.payments.max(1) as u64).to_string();
@@ -265,6 +280,13 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
         reconcile_live(&network.network, &network.hub_url, &banks, SETTLE_TIMEOUT).await?;
     drop(clients);
     network.stop().await?;
+    if config.data.is_some() {
+        progress(&format!(
+            "The network is kept in {}: `corridor reconcile --dir {}` checks it again offline",
+            dir.display(),
+            dir.display()
+        ));
+    }
     Ok(summary)
 }
 
