@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corridor/v1/hub_service.proto",
         "proto/corridor/v1/bank_service.proto",
         "proto/corridor/v1/admin_service.proto",
+        "proto/corridor/v1/loopback.proto",
     ];
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = prost_build::Config::new();

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
@@ -12,6 +13,7 @@ use corridor::hub::{self, Hub, HubConfig, SettlementModel};
 use corridor::model::{Bic, Currency, format_minor_units};
 use corridor::pb;
 use corridor::sim::demo::{DemoConfig, render, run_demo};
+use corridor::sim::loadgen::{self, LoadgenConfig};
 use corridor::sim::{admin_client, operator_client, tracker_client};
 use corridor::tls::{self, NetworkDir, Role};
 use tokio::net::TcpListener;
@@ -204,6 +206,44 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         wait_secs: u64,
         /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load-test: payments among banks, closed loop or at --rate, measured from submission
+    /// to the pacs.002 at the sender, beside the machine's crypto and transport ceilings.
+    /// Starts a hub and banks of its own, or drives running banks (--dir and --bank).
+    Loadgen {
+        /// Banks of its own network (2 to 8).
+        #[arg(long, default_value_t = LoadgenConfig::default().banks)]
+        banks: usize,
+        /// Payments per second (open loop); without it, as fast as the network takes them.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Seconds to measure, after the warm-up.
+        #[arg(long, default_value_t = LoadgenConfig::default().duration.as_secs_f64())]
+        duration: f64,
+        /// Measure this many payments instead of a duration.
+        #[arg(long)]
+        payments: Option<u64>,
+        /// Seconds of load before measuring.
+        #[arg(long, default_value_t = LoadgenConfig::default().warmup.as_secs_f64())]
+        warmup: f64,
+        /// Closed loop: payments in flight at once.
+        #[arg(long, default_value_t = LoadgenConfig::default().in_flight_max)]
+        in_flight: usize,
+        /// Seconds to measure each ceiling (0 skips them).
+        #[arg(long, default_value_t = LoadgenConfig::default().ceiling_duration.as_secs_f64())]
+        ceiling_secs: f64,
+        /// Seed of the choice of senders and receivers.
+        #[arg(long, default_value_t = LoadgenConfig::default().seed)]
+        seed: u64,
+        /// A running network's directory (with --bank): drive it instead of starting one.
+        #[arg(long, requires = "banks_running")]
+        dir: Option<PathBuf>,
+        /// A running bank as BIC=URL, once per bank (with --dir). Fund them at the hub first.
+        #[arg(long = "bank", value_name = "BIC=URL", id = "banks_running", requires = "dir")]
+        banks_running: Vec<String>,
+        /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -437,6 +477,48 @@ async fn execute(command: Command) -> Result<ExitCode> {
             return Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         Command::Admin { hub, action } => administer(&hub, action).await?,
+        Command::Loadgen {
+            banks,
+            rate,
+            duration,
+            payments,
+            warmup,
+            in_flight,
+            ceiling_secs,
+            seed,
+            dir,
+            banks_running,
+            json,
+        } => {
+            let seconds = |value: f64, flag: &str| {
+                Duration::try_from_secs_f64(value).map_err(|_| anyhow!("{flag} must be a number of seconds, 0 or more"))
+            };
+            let target = match dir {
+                Some(dir) => {
+                    let directory = Directory::load(&dir)?;
+                    let banks = bank_urls(&directory, &banks_running)?;
+                    Some(loadgen::Target { dir, banks })
+                }
+                None => None,
+            };
+            let config = LoadgenConfig {
+                banks,
+                rate_per_s: rate,
+                duration: seconds(duration, "--duration")?,
+                payments,
+                warmup: seconds(warmup, "--warmup")?,
+                in_flight_max: in_flight,
+                ceiling_duration: seconds(ceiling_secs, "--ceiling-secs")?,
+                seed,
+                target,
+            };
+            let report = loadgen::run(&config, &|line: &str| eprintln!("{line}")).await.map_err(|e| anyhow!(e))?;
+            if json {
+                say!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                say!("{}", report.render());
+            }
+        }
         Command::Reconcile { dir, hub, banks, data, wait_secs, json } => {
             // Exit status 2 when it could not run, so that 1 always means breaks found.
             let report = match reconcile(dir, hub, banks, data, wait_secs).await {
@@ -490,8 +572,15 @@ async fn reconcile(
             sources::offline(&directory, &data.join("hub"), &data.join("banks")).map_err(|e| anyhow!(e))?;
         return Ok(reconcile(&hub, &views));
     };
+    let nodes = bank_urls(&directory, &banks)?;
+    let wait = std::time::Duration::from_secs(wait_secs);
+    sources::reconcile_live(&network, &hub, &nodes, wait).await.map_err(|e| anyhow!(e))
+}
+
+/// `BIC=URL` arguments, each BIC a participant of `directory`.
+fn bank_urls(directory: &Directory, banks: &[String]) -> Result<Vec<(Bic, String)>> {
     let mut nodes = Vec::new();
-    for bank in &banks {
+    for bank in banks {
         let (bic, url) = bank.split_once('=').ok_or_else(|| anyhow!("--bank {bank:?}: expected BIC=URL"))?;
         let bic = parse_bic(bic, "--bank")?;
         if !directory.is_participant(bic) {
@@ -499,8 +588,7 @@ async fn reconcile(
         }
         nodes.push((bic, url.to_owned()));
     }
-    let wait = std::time::Duration::from_secs(wait_secs);
-    sources::reconcile_live(&network, &hub, &nodes, wait).await.map_err(|e| anyhow!(e))
+    Ok(nodes)
 }
 
 fn hub_status(s: tonic::Status) -> anyhow::Error {

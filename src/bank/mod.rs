@@ -17,7 +17,7 @@ pub mod store;
 
 pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
 pub use operator::PaymentOrder;
-pub use service::{BankServer, run};
+pub use service::{BankServer, SUBMIT_STREAM_WINDOW, run};
 pub use session::run_session;
 pub use store::{BankChange, RecoveredBank, SqliteBankStore};
 
@@ -33,6 +33,7 @@ use crate::directory::Directory;
 use crate::ledger::{Account, LedgerError};
 use crate::model::*;
 use crate::store::{GroupCommit, StoreError, Ticket};
+pub use state::PaymentEvent;
 use state::BankState;
 
 /// Why the bank refused an operator's request. A refused request changes nothing.
@@ -142,11 +143,25 @@ impl Bank {
         self.inner.identity.bic()
     }
 
+    /// Tells the session there is something new to send.
+    pub(crate) fn wake_outbox(&self) {
+        self.inner.outbox_wake.notify_one();
+    }
+
+    /// Payments that become final from now on, each told once durable.
+    pub fn watch(&self) -> PaymentWatch {
+        PaymentWatch {
+            events: self.state().subscribe(),
+            durability: self.inner.journal.subscribe(),
+            waiting: std::collections::VecDeque::new(),
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, BankState> {
         self.inner.state.lock().expect("bank state lock")
     }
 
-    async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
+    pub(crate) async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
         self.inner.journal.wait(ticket).await
     }
 
@@ -202,6 +217,40 @@ impl Bank {
     /// The highest output sequence number whose processing is durable.
     pub(crate) fn last_osn_durable(&self) -> u64 {
         self.inner.last_osn_durable.load(Ordering::Acquire)
+    }
+}
+
+/// Payments of one bank as they become final and durable (see [`Bank::watch`]).
+pub struct PaymentWatch {
+    events: tokio::sync::broadcast::Receiver<(PaymentEvent, Ticket)>,
+    durability: tokio::sync::watch::Receiver<u64>,
+    /// Told but not yet durable, in ticket order.
+    waiting: std::collections::VecDeque<(PaymentEvent, Ticket)>,
+}
+
+impl PaymentWatch {
+    /// The next payment that became final, once durable. Fails if this watcher fell
+    /// more than [`state::PAYMENT_EVENTS_BUFFERED`] events behind, or the bank stopped.
+    pub async fn next(&mut self) -> Result<PaymentEvent, String> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            let durable = Ticket(*self.durability.borrow_and_update());
+            if self.waiting.front().is_some_and(|(_, ticket)| *ticket <= durable) {
+                return Ok(self.waiting.pop_front().expect("checked").0);
+            }
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Ok(event) => self.waiting.push_back(event),
+                    Err(RecvError::Lagged(missed)) => return Err(format!("the watcher fell {missed} payments behind")),
+                    Err(RecvError::Closed) => return Err("the bank stopped".into()),
+                },
+                changed = self.durability.changed() => {
+                    if changed.is_err() {
+                        return Err("the bank stopped".into());
+                    }
+                }
+            }
+        }
     }
 }
 

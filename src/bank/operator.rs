@@ -102,11 +102,13 @@ impl Bank {
         let (payment, ticket) = self.submit_payment_now(order)?;
         self.durable(ticket).await?;
         tracing::info!(uetr = %payment.uetr, bank = %self.bic(), receiver = %payment.counterparty, amount = %payment.amount, "payment submitted");
-        self.inner.outbox_wake.notify_one();
+        self.wake_outbox();
         Ok(payment)
     }
 
-    fn submit_payment_now(&self, order: &PaymentOrder) -> Result<(Payment, Ticket), BankError> {
+    /// Takes an order now (validated, booked, signed, queued), without waiting: the
+    /// payment may be told to anyone, and sent, only once the ticket is durable.
+    pub(crate) fn submit_payment_now(&self, order: &PaymentOrder) -> Result<(Payment, Ticket), BankError> {
         let bic = self.bic();
         let creditor_agent = Bic::parse(&order.creditor_agent).map_err(|e| e.at("creditor_agent_bic"))?;
         if creditor_agent == bic || !self.inner.directory.is_participant(creditor_agent) {

@@ -4,12 +4,15 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use super::{Bank, BankError, Direction, Payment, PaymentOrder, run_session};
 use crate::ledger::{Account, AccountKind};
 use crate::model::wire::payment_status_to_pb;
 use crate::net;
+use crate::store::Ticket;
 use crate::pb;
 use crate::pb::bank_service_server::{BankService, BankServiceServer};
 use crate::tls::{NetworkDir, Role};
@@ -76,14 +79,18 @@ impl From<BankError> for Status {
     }
 }
 
+fn direction_to_pb(direction: Direction) -> pb::PaymentDirection {
+    match direction {
+        Direction::Outgoing => pb::PaymentDirection::Outgoing,
+        Direction::Incoming => pb::PaymentDirection::Incoming,
+    }
+}
+
 fn payment_to_pb(payment: &Payment) -> pb::Payment {
     pb::Payment {
         uetr: payment.uetr.to_string(),
         message_id: payment.message_id.to_string(),
-        direction: match payment.direction {
-            Direction::Outgoing => pb::PaymentDirection::Outgoing,
-            Direction::Incoming => pb::PaymentDirection::Incoming,
-        } as i32,
+        direction: direction_to_pb(payment.direction) as i32,
         counterparty_bic: payment.counterparty.to_string(),
         debtor_account: payment.debtor_account.clone(),
         creditor_account: payment.creditor_account.clone(),
@@ -114,8 +121,107 @@ fn account_to_pb(account: &Account) -> pb::Account {
     }
 }
 
+fn order_of(r: pb::SubmitPaymentRequest) -> PaymentOrder {
+    PaymentOrder {
+        debtor_account: r.debtor_account,
+        creditor_agent: r.creditor_agent_bic,
+        creditor_account: r.creditor_account,
+        creditor_name: r.creditor_name,
+        amount: r.amount,
+        currency: r.currency,
+        remittance_information: r.remittance_information,
+    }
+}
+
+/// Orders of one SubmitPayments stream taken but not yet answered: the stream is read
+/// no further ahead than this (backpressure on the caller).
+pub const SUBMIT_STREAM_WINDOW: usize = 1024;
+
+type Answers = mpsc::Sender<Result<pb::SubmitPaymentResult, Status>>;
+
+/// Takes each order of a SubmitPayments stream at once (booked, signed, queued) and
+/// hands it on to be answered once durable, so that one stream fills group commits.
+async fn take_orders(
+    bank: Bank,
+    mut orders: Streaming<pb::SubmitPaymentRequest>,
+    taken: mpsc::Sender<(Result<Payment, BankError>, Ticket)>,
+) {
+    while let Ok(Some(request)) = orders.message().await {
+        let answer = match bank.submit_payment_now(&order_of(request)) {
+            Ok((payment, ticket)) => (Ok(payment), ticket),
+            Err(error) => (Err(error), Ticket::DURABLE),
+        };
+        if taken.send(answer).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Answers each taken order, in order, once durable.
+async fn answer_orders(bank: Bank, mut taken: mpsc::Receiver<(Result<Payment, BankError>, Ticket)>, answers: Answers) {
+    while let Some((result, ticket)) = taken.recv().await {
+        if let Err(error) = bank.durable(ticket).await {
+            let _ = answers.send(Err(Status::from(BankError::Storage(error)))).await;
+            return;
+        }
+        bank.wake_outbox();
+        let answer = match result {
+            Ok(payment) => pb::SubmitPaymentResult { payment: Some(payment_to_pb(&payment)), ..Default::default() },
+            Err(error) => {
+                let status = Status::from(error);
+                pb::SubmitPaymentResult { payment: None, code: status.code() as i32, detail: status.message().to_owned() }
+            }
+        };
+        if answers.send(Ok(answer)).await.is_err() {
+            return;
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl BankService for BankServer {
+    type SubmitPaymentsStream = ReceiverStream<Result<pb::SubmitPaymentResult, Status>>;
+    type WatchPaymentsStream = ReceiverStream<Result<pb::PaymentEvent, Status>>;
+
+    async fn submit_payments(
+        &self,
+        request: Request<Streaming<pb::SubmitPaymentRequest>>,
+    ) -> Result<Response<Self::SubmitPaymentsStream>, Status> {
+        operator_only(&request)?;
+        let (taken, pending) = mpsc::channel(SUBMIT_STREAM_WINDOW);
+        let (answers, stream) = mpsc::channel(SUBMIT_STREAM_WINDOW);
+        tokio::spawn(take_orders(self.bank.clone(), request.into_inner(), taken));
+        tokio::spawn(answer_orders(self.bank.clone(), pending, answers));
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
+    async fn watch_payments(
+        &self,
+        request: Request<pb::WatchPaymentsRequest>,
+    ) -> Result<Response<Self::WatchPaymentsStream>, Status> {
+        operator_only(&request)?;
+        let mut watch = self.bank.watch();
+        let (events, stream) = mpsc::channel(SUBMIT_STREAM_WINDOW);
+        tokio::spawn(async move {
+            loop {
+                let event = match watch.next().await {
+                    Ok(event) => Ok(pb::PaymentEvent {
+                        uetr: event.uetr.to_string(),
+                        direction: direction_to_pb(event.direction) as i32,
+                        status: payment_status_to_pb(event.status) as i32,
+                        reason_code: event.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
+                    }),
+                    Err(problem) => Err(Status::resource_exhausted(problem)),
+                };
+                let end = event.is_err();
+                if events.send(event).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(stream)))
+    }
+
     async fn get_statement(
         &self,
         request: Request<pb::GetStatementRequest>,
@@ -132,16 +238,7 @@ impl BankService for BankServer {
         request: Request<pb::SubmitPaymentRequest>,
     ) -> Result<Response<pb::SubmitPaymentResponse>, Status> {
         operator_only(&request)?;
-        let r = request.into_inner();
-        let order = PaymentOrder {
-            debtor_account: r.debtor_account,
-            creditor_agent: r.creditor_agent_bic,
-            creditor_account: r.creditor_account,
-            creditor_name: r.creditor_name,
-            amount: r.amount,
-            currency: r.currency,
-            remittance_information: r.remittance_information,
-        };
+        let order = order_of(request.into_inner());
         let payment = self.bank.submit_payment(&order).await?;
         Ok(Response::new(pb::SubmitPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
     }

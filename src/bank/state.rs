@@ -2,11 +2,28 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::Payment;
+use super::{Direction, Payment};
+use crate::model::{PaymentStatus, ReasonCode};
 use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank};
 use crate::ledger::{AccountId, Ledger};
 use crate::model::{Bic, MessageId, Uetr};
 use crate::store::{GroupCommit, Ticket};
+
+/// Finished payments a watcher may fall behind by before it misses some.
+pub const PAYMENT_EVENTS_BUFFERED: usize = 65_536;
+
+/// A payment that became final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentEvent {
+    /// Which.
+    pub uetr: Uetr,
+    /// Which way.
+    pub direction: Direction,
+    /// ACSC, ACCC or RJCT.
+    pub status: PaymentStatus,
+    /// Why, when rejected.
+    pub reason: Option<ReasonCode>,
+}
 
 /// A message waiting for the hub's ACK.
 pub(super) struct Outgoing {
@@ -31,6 +48,10 @@ pub(super) struct BankState {
     pub(super) outbox: BTreeMap<u64, Outgoing>,
     pub(super) cursor: Cursor,
     changes: Vec<BankChange>,
+    /// Payments that became final since the last commit; told once it is durable.
+    finished: Vec<PaymentEvent>,
+    /// Where finished payments are told (with the ticket that makes them durable).
+    events: tokio::sync::broadcast::Sender<(PaymentEvent, Ticket)>,
     /// Outbox entries queued since the last commit: they get its ticket.
     outbox_uncommitted: Vec<u64>,
     /// When each posting of the ledger was booked (Unix ms), in the same order.
@@ -56,6 +77,8 @@ impl BankState {
             outbox: BTreeMap::new(),
             cursor: recovered.cursor,
             changes: Vec::new(),
+            finished: Vec::new(),
+            events: tokio::sync::broadcast::channel(PAYMENT_EVENTS_BUFFERED).0,
             outbox_uncommitted: Vec::new(),
             cursor_journalled: recovered.cursor,
         };
@@ -86,8 +109,21 @@ impl BankState {
         &self.posting_times
     }
 
+    /// Finished payments from now on, each with the ticket after which it is durable.
+    pub(super) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<(PaymentEvent, Ticket)> {
+        self.events.subscribe()
+    }
+
     /// Records a new or changed payment.
     pub(super) fn put_payment(&mut self, payment: Payment) {
+        if payment.status.is_final() {
+            self.finished.push(PaymentEvent {
+                uetr: payment.uetr,
+                direction: payment.direction,
+                status: payment.status,
+                reason: payment.reason,
+            });
+        }
         if !self.payments.contains_key(&payment.uetr) {
             self.payment_order.push(payment.uetr);
         }
@@ -154,6 +190,10 @@ impl BankState {
             return journal.appended();
         }
         let ticket = journal.append(changes);
+        for event in self.finished.drain(..) {
+            // Nobody listening is fine: the events are for watchers, not the record.
+            let _ = self.events.send((event, ticket));
+        }
         for isn in self.outbox_uncommitted.drain(..) {
             if let Some(outgoing) = self.outbox.get_mut(&isn) {
                 outgoing.ticket = ticket;

@@ -53,30 +53,76 @@ impl KeyDirectory {
 
     /// Verifies an envelope strictly against its signer's registered key.
     pub fn verify(&self, envelope: &SignedEnvelope) -> Result<(), CryptoError> {
-        let key = self.lookup(envelope)?;
-        let input = signing_input(envelope.signer, &envelope.key_id, &envelope.payload);
-        key.verify_strict(&input, &envelope.signature).map_err(|_| CryptoError::BadSignature {
+        let check = self.envelope_check(envelope)?;
+        check.verify_strict().then_some(()).ok_or_else(|| check.refusal())
+    }
+
+    /// Verifies many envelopes at once (see [`KeyDirectory::verify_checks`]); the result
+    /// has one entry per envelope, in order.
+    pub fn verify_batch(&self, envelopes: &[&SignedEnvelope]) -> Vec<Result<(), CryptoError>> {
+        let checks: Vec<Result<SignatureCheck, CryptoError>> =
+            envelopes.iter().map(|e| self.envelope_check(e)).collect();
+        Self::verify_all(checks)
+    }
+
+    /// Verifies checks that may have failed already (unknown key): those pass through as
+    /// they are, the rest are verified in one batch.
+    pub fn verify_all(checks: Vec<Result<SignatureCheck, CryptoError>>) -> Vec<Result<(), CryptoError>> {
+        let ready: Vec<SignatureCheck> = checks.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let mut verified = Self::verify_checks(&ready).into_iter();
+        checks
+            .into_iter()
+            .map(|check| {
+                let check = check?;
+                verified.next().expect("one result per ready check").then_some(()).ok_or_else(|| check.refusal())
+            })
+            .collect()
+    }
+
+    /// Verifies many signatures at once with batch verification, about twice as fast per
+    /// signature as one by one. If the batch fails, each is verified strictly on its own
+    /// to find the culprits. One answer per check, in order.
+    pub fn verify_checks(checks: &[SignatureCheck]) -> Vec<bool> {
+        if checks.len() > 1 {
+            let messages: Vec<&[u8]> = checks.iter().map(|c| c.input.as_slice()).collect();
+            let signatures: Vec<_> = checks.iter().map(|c| c.signature).collect();
+            let keys: Vec<_> = checks.iter().map(|c| c.key).collect();
+            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+                return vec![true; checks.len()];
+            }
+        }
+        checks.iter().map(SignatureCheck::verify_strict).collect()
+    }
+
+    /// What verifying an envelope takes: its signer's key, the signed input, the signature.
+    pub fn envelope_check(&self, envelope: &SignedEnvelope) -> Result<SignatureCheck, CryptoError> {
+        Ok(SignatureCheck {
+            key: *self.lookup(envelope)?,
+            input: signing_input(envelope.signer, &envelope.key_id, &envelope.payload),
+            signature: envelope.signature,
             signer: envelope.signer,
             key_id: envelope.key_id.clone(),
         })
     }
 
-    /// Verifies many envelopes at once with batch verification, about twice as fast per
-    /// signature as one by one. If the batch fails, each is verified strictly on its own
-    /// to find the culprits; the result has one entry per envelope, in order.
-    pub fn verify_batch(&self, envelopes: &[&SignedEnvelope]) -> Vec<Result<(), CryptoError>> {
-        let keys: Result<Vec<VerifyingKey>, CryptoError> =
-            envelopes.iter().map(|e| self.lookup(e).copied()).collect();
-        if let Ok(keys) = keys {
-            let inputs: Vec<Vec<u8>> =
-                envelopes.iter().map(|e| signing_input(e.signer, &e.key_id, &e.payload)).collect();
-            let messages: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
-            let signatures: Vec<_> = envelopes.iter().map(|e| e.signature).collect();
-            if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-                return envelopes.iter().map(|_| Ok(())).collect();
-            }
-        }
-        envelopes.iter().map(|e| self.verify(e)).collect()
+    /// What verifying the receipt the hub (`hub`, key `key_id`) signed for `envelope` takes.
+    pub fn receipt_check(
+        &self,
+        hub: Bic,
+        key_id: &KeyId,
+        envelope: &SignedEnvelope,
+        receipt: &ed25519_dalek::Signature,
+    ) -> Result<SignatureCheck, CryptoError> {
+        let key = self
+            .key(hub, key_id)
+            .ok_or_else(|| CryptoError::UnknownKey { signer: hub, key_id: key_id.clone() })?;
+        Ok(SignatureCheck {
+            key: *key,
+            input: receipt_input(envelope),
+            signature: *receipt,
+            signer: hub,
+            key_id: key_id.clone(),
+        })
     }
 
     /// Verifies a receipt the hub (`hub`, key `key_id`) signed for `envelope`.
@@ -87,11 +133,8 @@ impl KeyDirectory {
         envelope: &SignedEnvelope,
         receipt: &ed25519_dalek::Signature,
     ) -> Result<(), CryptoError> {
-        let key = self
-            .key(hub, key_id)
-            .ok_or_else(|| CryptoError::UnknownKey { signer: hub, key_id: key_id.clone() })?;
-        key.verify_strict(&receipt_input(envelope), receipt)
-            .map_err(|_| CryptoError::BadSignature { signer: hub, key_id: key_id.clone() })
+        let check = self.receipt_check(hub, key_id, envelope, receipt)?;
+        check.verify_strict().then_some(()).ok_or_else(|| check.refusal())
     }
 
     fn lookup(&self, envelope: &SignedEnvelope) -> Result<&VerifyingKey, CryptoError> {
@@ -99,5 +142,25 @@ impl KeyDirectory {
             signer: envelope.signer,
             key_id: envelope.key_id.clone(),
         })
+    }
+}
+
+/// One signature to verify: the key, the exact signed input, the signature.
+#[derive(Clone, Debug)]
+pub struct SignatureCheck {
+    key: VerifyingKey,
+    input: Vec<u8>,
+    signature: ed25519_dalek::Signature,
+    signer: Bic,
+    key_id: KeyId,
+}
+
+impl SignatureCheck {
+    fn verify_strict(&self) -> bool {
+        self.key.verify_strict(&self.input, &self.signature).is_ok()
+    }
+
+    fn refusal(&self) -> CryptoError {
+        CryptoError::BadSignature { signer: self.signer, key_id: self.key_id.clone() }
     }
 }

@@ -11,7 +11,7 @@ mod directory;
 mod envelope;
 mod keys;
 
-pub use directory::KeyDirectory;
+pub use directory::{KeyDirectory, SignatureCheck};
 pub use envelope::{RECEIPT_DOMAIN, SIGNATURE_DOMAIN, SignedEnvelope, receipt_input, signing_input};
 pub use keys::{KeyId, SigningIdentity, hex_decode, hex_encode, load_signing_key, save_signing_key};
 

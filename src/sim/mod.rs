@@ -3,7 +3,9 @@
 //! Everything here runs the real parts: real gRPC over real sockets, real mTLS with
 //! certificates from the demo PKI, real signatures.
 
+pub mod ceilings;
 pub mod demo;
+pub mod loadgen;
 mod local;
 mod workload;
 
