@@ -4,9 +4,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::state::{BankState, Outgoing};
+use super::state::BankState;
 use super::{Bank, Direction, Payment, ledger_book};
-use crate::crypto::SignedEnvelope;
+use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope};
 use crate::ledger::AccountId;
 use crate::model::*;
 use crate::pb;
@@ -27,23 +27,23 @@ impl Bank {
                  {oldest} and its next is {next}: the hub's journal does not match this bank's store"
             ));
         }
-        for outgoing in state.outbox.values_mut() {
-            outgoing.sent_this_session = false;
-        }
+        state.unsent_from = 0;
         tracing::info!(bank = %self.bic(), next_isn_expected, unacknowledged = state.outbox.len(), "session welcomed");
         Ok(())
     }
 
-    /// Up to `limit` durable submissions not yet put on this session, in sequence order,
-    /// marked as sent; fewer if `window` are already on the session unanswered.
+    /// Up to `limit` durable submissions not yet put on this session, in sequence order;
+    /// fewer if `window` are already on the session unanswered.
     pub(crate) fn take_unsent(&self, limit: usize, window: usize) -> Vec<pb::Submit> {
         let durable = self.inner.journal.durable();
         let mut state = self.state();
-        let in_flight = state.outbox.values().filter(|o| o.sent_this_session).count();
+        // What this session has sent is a prefix of the outbox (it sends in sequence order).
+        let unsent_from = state.unsent_from;
+        let in_flight = state.outbox.range(..unsent_from).count();
         let limit = limit.min(window.saturating_sub(in_flight));
         let mut submits = Vec::new();
-        let unsent = state.outbox.values_mut().filter(|o| !o.sent_this_session);
         // Tickets grow with sequence numbers: stop at the first not yet durable.
+        let unsent = state.outbox.range_mut(unsent_from..).map(|(_, o)| o);
         for outgoing in unsent.take_while(|o| o.ticket <= durable).take(limit) {
             submits.push(pb::Submit {
                 isn: outgoing.entry.isn,
@@ -51,7 +51,9 @@ impl Bank {
                 possible_duplicate: outgoing.sent_before,
             });
             outgoing.sent_before = true;
-            outgoing.sent_this_session = true;
+        }
+        if let Some(last) = submits.last() {
+            state.unsent_from = last.isn + 1;
         }
         submits
     }
@@ -61,8 +63,52 @@ impl Bank {
         self.inner.journal.subscribe()
     }
 
-    /// The hub accepted a message.
-    pub(crate) fn on_ack(&self, ack: &pb::Ack) {
+    /// The signature checks of frames that arrived together, verified in one batch: an
+    /// ACK's receipt (over the message it acknowledges) and a delivery's sender
+    /// signature. One result per frame; other frames have nothing to verify.
+    pub(crate) fn verify_responses(&self, responses: &[pb::session_response::Frame]) -> Vec<Result<(), String>> {
+        use pb::session_response::Frame;
+        let keys = self.inner.directory.keys();
+        let hub = self.inner.directory.hub();
+        let state = self.state();
+        let checks: Vec<Option<Result<SignatureCheck, String>>> = responses
+            .iter()
+            .map(|response| match response {
+                Frame::Ack(ack) => {
+                    let outgoing = state.outbox.get(&ack.isn)?;
+                    let check = SignedEnvelope::try_from(outgoing.entry.envelope.clone())
+                        .map_err(|e| e.to_string())
+                        .and_then(|envelope| {
+                            let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt)
+                                .map_err(|_| "a receipt is 64 bytes".to_owned())?;
+                            keys.receipt_check(hub, &self.inner.hub_key_id, &envelope, &receipt).map_err(|e| e.to_string())
+                        });
+                    Some(check)
+                }
+                Frame::Deliver(deliver) => Some(
+                    delivered_envelope(deliver).and_then(|e| keys.envelope_check(&e).map_err(|e| e.to_string())),
+                ),
+                _ => None,
+            })
+            .collect();
+        drop(state);
+        let ready: Vec<SignatureCheck> = checks.iter().flatten().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let mut verified = KeyDirectory::verify_checks(&ready).into_iter();
+        checks
+            .into_iter()
+            .map(|check| match check {
+                None => Ok(()),
+                Some(Err(problem)) => Err(problem),
+                Some(Ok(_)) => {
+                    let ok = verified.next().expect("one result per ready check");
+                    ok.then_some(()).ok_or_else(|| "the signature does not verify".to_owned())
+                }
+            })
+            .collect()
+    }
+
+    /// The hub accepted a message; `receipt` says whether its receipt verified.
+    pub(crate) fn on_ack(&self, ack: &pb::Ack, receipt: Result<(), String>) {
         let mut state = self.state();
         let Some(outgoing) = state.outbox.get(&ack.isn) else { return };
         if outgoing.entry.message_id.as_str() != ack.message_id {
@@ -70,7 +116,9 @@ impl Bank {
             return;
         }
         let outgoing = state.outbox_remove(ack.isn).expect("present");
-        self.check_receipt(&outgoing, ack);
+        if let Err(problem) = receipt {
+            tracing::error!(bank = %self.bic(), message_id = %outgoing.entry.message_id, %problem, "the hub's receipt does not verify");
+        }
         if let (MessageType::Pacs008, Some(uetr)) = (outgoing.entry.message_type, outgoing.entry.uetr)
             && let Some(payment) = state.payment(&uetr).filter(|p| p.status == PaymentStatus::Pdng)
         {
@@ -84,17 +132,6 @@ impl Bank {
         }
         // Not waited for: if it is lost, the bank resends and the hub ACKs again.
         state.commit(&self.inner.journal);
-    }
-
-    fn check_receipt(&self, outgoing: &Outgoing, ack: &pb::Ack) {
-        let verified = SignedEnvelope::try_from(outgoing.entry.envelope.clone()).ok().and_then(|envelope| {
-            let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt).ok()?;
-            let hub = self.inner.directory.hub();
-            self.inner.directory.keys().verify_receipt(hub, &self.inner.hub_key_id, &envelope, &receipt).ok()
-        });
-        if verified.is_none() {
-            tracing::error!(bank = %self.bic(), message_id = %outgoing.entry.message_id, "the hub's receipt does not verify");
-        }
     }
 
     /// The hub refused a message. A refused pacs.008 is a rejected payment: reverse it.
@@ -131,9 +168,13 @@ impl Bank {
     /// Processes one delivery from the hub. Returns the confirmation to send once the
     /// returned ticket is durable, or an error (ending the session) on a sequence gap:
     /// output sequence numbers are processed one after another, never skipped.
-    pub(crate) fn on_deliver(&self, deliver: &pb::Deliver) -> Result<(pb::Delivered, Ticket), String> {
-        // Signature and decoding are checked before taking the lock: CPU work, no state.
-        let checked = self.check_delivery(deliver);
+    pub(crate) fn on_deliver(
+        &self,
+        deliver: &pb::Deliver,
+        signature: Result<(), String>,
+    ) -> Result<(pb::Delivered, Ticket), String> {
+        // Decoding is checked before taking the lock: CPU work, no state.
+        let checked = self.check_delivery(deliver, signature);
         let mut state = self.state();
         let last = state.cursor.last_osn_processed;
         if deliver.osn > last + 1 {
@@ -182,12 +223,12 @@ impl Bank {
         self.inner.last_osn_durable.fetch_max(osn, Ordering::AcqRel);
     }
 
-    /// End to end: the bank checks the sender's signature itself, trusting the hub for
-    /// nothing, and that the message is addressed to it.
-    fn check_delivery(&self, deliver: &pb::Deliver) -> Result<Message, String> {
-        let envelope = deliver.envelope.clone().ok_or("a delivery without an envelope")?;
-        let envelope = SignedEnvelope::try_from(envelope).map_err(|e| e.to_string())?;
-        self.inner.directory.keys().verify(&envelope).map_err(|e| e.to_string())?;
+    /// End to end: the bank checks the sender's signature itself (`signature`, verified
+    /// by [`Bank::verify_responses`]), trusting the hub for nothing, and that the message
+    /// is addressed to it.
+    fn check_delivery(&self, deliver: &pb::Deliver, signature: Result<(), String>) -> Result<Message, String> {
+        let envelope = delivered_envelope(deliver)?;
+        signature?;
         let message = wire::decode_message(&envelope.payload).map_err(|e| e.to_string())?;
         let header = message.header();
         if header.sender != envelope.signer || header.receiver != self.bic() {
@@ -310,4 +351,10 @@ impl Bank {
         tracing::info!(%uetr, bank = %self.bic(), status = %status, reason = reason.map(|r| r.code()), "outgoing payment {}", if status.is_final() { "final" } else { "updated" });
         state.put_payment(Payment { status, reason, detail, ..payment });
     }
+}
+
+/// The envelope of a delivery, well formed.
+fn delivered_envelope(deliver: &pb::Deliver) -> Result<SignedEnvelope, String> {
+    let envelope = deliver.envelope.clone().ok_or("a delivery without an envelope")?;
+    SignedEnvelope::try_from(envelope).map_err(|e| e.to_string())
 }

@@ -30,8 +30,6 @@ pub(super) struct Outgoing {
     pub(super) entry: OutboxEntry,
     /// Put on a session at least once: a resend is flagged as a possible duplicate.
     pub(super) sent_before: bool,
-    /// Put on the current session already.
-    pub(super) sent_this_session: bool,
     /// Sent only once durable.
     pub(super) ticket: Ticket,
 }
@@ -46,6 +44,8 @@ pub(super) struct BankState {
     /// Messages received and processed, by (sender, message id): the duplicate check.
     processed: HashSet<(Bic, MessageId)>,
     pub(super) outbox: BTreeMap<u64, Outgoing>,
+    /// Input sequence numbers from here on have not been put on the current session.
+    pub(super) unsent_from: u64,
     pub(super) cursor: Cursor,
     changes: Vec<BankChange>,
     /// Payments that became final since the last commit; told once it is durable.
@@ -75,6 +75,7 @@ impl BankState {
             payment_order: Vec::new(),
             processed: recovered.processed.into_iter().collect(),
             outbox: BTreeMap::new(),
+            unsent_from: 0,
             cursor: recovered.cursor,
             changes: Vec::new(),
             finished: Vec::new(),
@@ -89,7 +90,7 @@ impl BankState {
         for entry in recovered.outbox {
             // It may have reached the hub before the restart: a resend is a possible duplicate.
             let outgoing =
-                Outgoing { entry, sent_before: true, sent_this_session: false, ticket: Ticket::DURABLE };
+                Outgoing { entry, sent_before: true, ticket: Ticket::DURABLE };
             state.outbox.insert(outgoing.entry.isn, outgoing);
         }
         Ok(state)
@@ -153,7 +154,7 @@ impl BankState {
         self.outbox_uncommitted.push(entry.isn);
         // The real ticket comes with the commit; until then it is never durable.
         let outgoing =
-            Outgoing { entry, sent_before: false, sent_this_session: false, ticket: Ticket(u64::MAX) };
+            Outgoing { entry, sent_before: false, ticket: Ticket(u64::MAX) };
         self.outbox.insert(outgoing.entry.isn, outgoing);
     }
 

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::crypto::{SignedEnvelope, SigningIdentity};
+use crate::crypto::{KeyDirectory, SignedEnvelope, SigningIdentity};
 use crate::directory::Directory;
 use crate::model::{Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
 use crate::pb;
@@ -350,19 +350,76 @@ impl Hub {
     /// NAK (nothing changed but the input sequence number). The answer may be sent only
     /// once the returned ticket is durable.
     pub fn submit(&self, peer: Bic, submit: pb::Submit) -> (pb::session_response::Frame, Ticket) {
+        self.submit_batch(peer, vec![submit]).pop().expect("one answer per submission")
+    }
+
+    /// [`Hub::submit`] for the submissions of one session that arrived together: each is
+    /// checked in order as on its own, except that their signatures are verified in one
+    /// batch (about twice as fast per signature; a failed batch is verified one by one).
+    /// One answer per submission, in order.
+    pub fn submit_batch(&self, peer: Bic, submits: Vec<pb::Submit>) -> Vec<(pb::session_response::Frame, Ticket)> {
+        let steps: Vec<Step> = submits.into_iter().map(|submit| self.check_before_signature(peer, submit)).collect();
+        let keys = self.inner.directory.keys();
+        let checks = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::Checked { checked, .. } => Some(keys.envelope_check(&checked.envelope)),
+                Step::Answered(..) => None,
+            })
+            .collect();
+        let mut verified = KeyDirectory::verify_all(checks).into_iter();
+        steps
+            .into_iter()
+            .map(|step| match step {
+                Step::Answered(frame, ticket) => (frame, ticket),
+                Step::Checked { isn, sequenced, checked } => {
+                    let payload = checked.envelope.payload.clone();
+                    let verified = verified.next().expect("one result per checked submission");
+                    // 3. The signature, against the directory.
+                    let outcome = verified
+                        .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))
+                        .and_then(|()| self.check_after_signature(peer, isn, checked));
+                    self.answer(peer, isn, sequenced, &payload, outcome)
+                }
+            })
+            .collect()
+    }
+
+    /// The input sequence number, then checks 1 and 2 of DESIGN.md.
+    fn check_before_signature(&self, peer: Bic, submit: pb::Submit) -> Step {
         let isn = submit.isn;
         let Some(envelope) = submit.envelope else {
             let detail = "a Submit carries an envelope";
-            return (nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail), Ticket::DURABLE);
+            return Step::Answered(nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail), Ticket::DURABLE);
+        };
+        let sequenced = match self.check_sequence(peer, isn) {
+            Ok(sequenced) => sequenced,
+            Err(refusal) => {
+                return Step::Answered(refusal.into_nak(isn, &peek_message_id(&envelope.payload)), Ticket::DURABLE);
+            }
         };
         // Kept (a reference count, not a copy) to name the message in a NAK when the
         // checks stop before the payload is decoded.
         let payload = envelope.payload.clone();
-        let sequenced = match self.check_sequence(peer, isn) {
-            Ok(sequenced) => sequenced,
-            Err(refusal) => return (refusal.into_nak(isn, &peek_message_id(&payload)), Ticket::DURABLE),
-        };
-        match self.check_and_store(peer, isn, envelope) {
+        match self.check_envelope(peer, envelope) {
+            Ok(checked) => Step::Checked { isn, sequenced, checked },
+            Err(refusal) => {
+                let (frame, ticket) = self.answer(peer, isn, sequenced, &payload, Err(refusal));
+                Step::Answered(frame, ticket)
+            }
+        }
+    }
+
+    /// The ACK or NAK for a checked submission, with the ticket it waits for.
+    fn answer(
+        &self,
+        peer: Bic,
+        isn: u64,
+        sequenced: Ticket,
+        payload: &[u8],
+        outcome: Result<(MessageId, Bytes, Ticket), Refusal>,
+    ) -> (pb::session_response::Frame, Ticket) {
+        match outcome {
             Ok((message_id, receipt, ticket)) => {
                 let ack = pb::Ack {
                     isn,
@@ -373,7 +430,7 @@ impl Hub {
                 (pb::session_response::Frame::Ack(ack), ticket.max(sequenced))
             }
             Err(refusal) => {
-                let message_id = peek_message_id(&payload);
+                let message_id = peek_message_id(payload);
                 tracing::info!(sender = %peer, isn, %message_id, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
                 // The NAK goes out once the sequence number it consumed is durable.
                 (refusal.into_nak(isn, &message_id), sequenced)
@@ -408,15 +465,9 @@ impl Hub {
         }
     }
 
-    /// Checks 1-5 of DESIGN.md in order; on success the message is journalled and
-    /// queued, and its id, the hub's receipt and the journal ticket are returned.
-    fn check_and_store(
-        &self,
-        peer: Bic,
-        isn: u64,
-        envelope_pb: pb::SignedEnvelope,
-    ) -> Result<(MessageId, Bytes, Ticket), Refusal> {
-        let directory = &self.inner.directory;
+    /// Checks 1 and 2 of DESIGN.md: the authenticated peer is the signer and the sender,
+    /// and the envelope and message are well formed and within size.
+    fn check_envelope(&self, peer: Bic, envelope_pb: pb::SignedEnvelope) -> Result<Checked, Refusal> {
         // 1. The authenticated peer is the signer.
         if Bic::parse(&envelope_pb.signer_bic).ok() != Some(peer) {
             return Err(Refusal::new(
@@ -447,19 +498,27 @@ impl Hub {
             .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
         let message = wire::decode_message(&envelope.payload)
             .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
-        let header = message.header();
-        if header.sender != peer {
+        if message.header().sender != peer {
             return Err(Refusal::new(
                 Code::PermissionDenied,
                 None,
-                format!("your certificate is {peer}'s but the message says it is from {}", header.sender),
+                format!("your certificate is {peer}'s but the message says it is from {}", message.header().sender),
             ));
         }
-        // 3. The signature, against the directory.
-        directory
-            .keys()
-            .verify(&envelope)
-            .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))?;
+        Ok(Checked { queued_envelope, envelope, message })
+    }
+
+    /// Checks 4-6 of DESIGN.md, after the signature; on success the message is journalled
+    /// and queued, and its id, the hub's receipt and the journal ticket are returned.
+    fn check_after_signature(
+        &self,
+        peer: Bic,
+        isn: u64,
+        checked: Checked,
+    ) -> Result<(MessageId, Bytes, Ticket), Refusal> {
+        let directory = &self.inner.directory;
+        let Checked { queued_envelope, envelope, message } = checked;
+        let header = message.header();
         // 4. The receiver and the relationship (RMA).
         if !directory.is_participant(header.receiver) {
             return Err(Refusal::new(
@@ -791,6 +850,21 @@ fn peek_message_id(payload: &[u8]) -> String {
         .and_then(|m| m.header)
         .map(|h| h.message_id.chars().take(crate::model::MESSAGE_ID_LENGTH_MAX).collect())
         .unwrap_or_default()
+}
+
+/// A submission well formed and from its signer, its signature not yet verified.
+struct Checked {
+    queued_envelope: pb::SignedEnvelope,
+    envelope: SignedEnvelope,
+    message: Message,
+}
+
+/// Where a submission of a batch stands before the signatures are verified.
+enum Step {
+    /// Already answered (a NAK before the signature check).
+    Answered(pb::session_response::Frame, Ticket),
+    /// Checked up to the signature; its sequence number's consumption has `sequenced`.
+    Checked { isn: u64, sequenced: Ticket, checked: Checked },
 }
 
 /// Why the hub refused a submission.

@@ -110,55 +110,86 @@ impl HubService for HubServer {
 }
 
 /// Reads a bank's frames until it hangs up, the session is replaced, or the hub shuts down.
-/// Submissions are checked and journalled one after another; their answers wait for
-/// durability in a pipeline (see [`answer_when_durable`]), so one session can have many
-/// messages in one group commit.
+/// The frames that arrived together are taken together (up to [`INGEST_BATCH_MAX`]), so
+/// that their signatures are verified in one batch; never waiting for a batch to fill.
+/// Their answers wait for durability in a pipeline (see [`answer_when_durable`]), so one
+/// session can have many messages in one group commit.
 async fn receive(
     hub: Hub,
     bank: Bic,
     open: OpenSession,
-    mut inbound: Streaming<pb::SessionRequest>,
+    inbound: Streaming<pb::SessionRequest>,
     sender: SessionSender,
     shutdown: CancellationToken,
 ) {
     let (answers, pending) = mpsc::channel(hub.config().session_queue_depth);
     tokio::spawn(answer_when_durable(hub.clone(), bank, pending, sender.clone()));
-    loop {
-        let frame = tokio::select! {
+    let (frames, mut arrived) = mpsc::channel(INGEST_BATCH_MAX);
+    let reader = tokio::spawn(read_frames(inbound, frames));
+    let mut batch = Vec::with_capacity(INGEST_BATCH_MAX);
+    'session: loop {
+        let received = tokio::select! {
             _ = open.cancel.cancelled() => break,
             _ = shutdown.cancelled() => break,
-            frame = inbound.message() => frame,
+            received = arrived.recv_many(&mut batch, INGEST_BATCH_MAX) => received,
         };
-        let frame = match frame {
-            Ok(Some(pb::SessionRequest { frame: Some(frame) })) => frame,
-            Ok(Some(pb::SessionRequest { frame: None })) => {
-                let _ = sender.send(Err(Status::invalid_argument("empty session frame"))).await;
-                break;
-            }
-            Ok(None) => break,
-            Err(status) => {
-                tracing::info!(%bank, %status, "session stream ended with an error");
-                break;
-            }
-        };
-        match frame {
-            RequestFrame::Submit(submit) => {
-                if answers.send(hub.submit(bank, submit)).await.is_err() {
-                    break;
+        if received == 0 {
+            break;
+        }
+        let mut submits = Vec::with_capacity(batch.len());
+        for frame in batch.drain(..) {
+            match frame {
+                Ok(RequestFrame::Submit(submit)) => submits.push(submit),
+                Ok(RequestFrame::Delivered(delivered)) => hub.confirm_delivered(bank, delivered.osn),
+                Ok(RequestFrame::Hello(_)) => {
+                    let _ = sender
+                        .send(Err(Status::failed_precondition("Hello is only the first frame of a session")))
+                        .await;
+                    break 'session;
+                }
+                Err(ended) => {
+                    if let Some(status) = ended {
+                        let _ = sender.send(Err(status)).await;
+                    }
+                    break 'session;
                 }
             }
-            RequestFrame::Delivered(delivered) => hub.confirm_delivered(bank, delivered.osn),
-            RequestFrame::Hello(_) => {
-                let _ = sender
-                    .send(Err(Status::failed_precondition("Hello is only the first frame of a session")))
-                    .await;
-                break;
+        }
+        for answer in hub.submit_batch(bank, submits) {
+            if answers.send(answer).await.is_err() {
+                break 'session;
             }
         }
     }
+    reader.abort();
     open.cancel.cancel();
     hub.close_session(bank, open.id);
     tracing::info!(%bank, session = open.id, "session closed");
+}
+
+/// Frames submitted together are checked together, up to this many.
+pub const INGEST_BATCH_MAX: usize = 64;
+
+/// A frame of a session, or its end (with the status to tell the bank, if any).
+type Arrived = Result<RequestFrame, Option<Status>>;
+
+/// Reads a session's frames into `frames` until the stream ends.
+async fn read_frames(mut inbound: Streaming<pb::SessionRequest>, frames: mpsc::Sender<Arrived>) {
+    loop {
+        let arrived = match inbound.message().await {
+            Ok(Some(pb::SessionRequest { frame: Some(frame) })) => Ok(frame),
+            Ok(Some(pb::SessionRequest { frame: None })) => Err(Some(Status::invalid_argument("empty session frame"))),
+            Ok(None) => Err(None),
+            Err(status) => {
+                tracing::info!(%status, "session stream ended with an error");
+                Err(None)
+            }
+        };
+        let end = arrived.is_err();
+        if frames.send(arrived).await.is_err() || end {
+            return;
+        }
+    }
 }
 
 /// Sends each ACK or NAK once its journal ticket is durable, in submission order. The
