@@ -14,6 +14,7 @@
 //! - [`directory`]: the network directory: participants, signing keys, relationships (RMA).
 //! - [`tls`]: the demo PKI (`corridor pki init`) and the mTLS configurations; certificate
 //!   to BIC.
+//! - [`metrics`]: the Prometheus metrics nodes serve, by name.
 //! - [`net`]: server and client plumbing: limits, health, reflection, graceful shutdown.
 //! - [`store`]: durable storage: the group-commit journal and the SQLite backend.
 //! - [`hub`]: the relay hub: checks, journal, sequence numbers, store-and-forward,
@@ -34,6 +35,7 @@ pub mod crypto;
 pub mod directory;
 pub mod hub;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod reconcile;

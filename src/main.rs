@@ -69,6 +69,9 @@ enum Command {
         /// closed by the operator). Fixed when the journal is created.
         #[arg(long, default_value = "gross", value_parser = SettlementModel::parse)]
         settlement: SettlementModel,
+        /// Serve Prometheus metrics on this address (GET /metrics).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Run a bank node.
     Bank {
@@ -87,6 +90,9 @@ enum Command {
         /// Where the bank keeps its ledger and payments [default: DIR/data/banks/BIC].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Serve Prometheus metrics on this address (GET /metrics).
+        #[arg(long)]
+        metrics_addr: Option<SocketAddr>,
     },
     /// Open a customer account at a bank node.
     OpenAccount {
@@ -434,7 +440,8 @@ async fn execute(command: Command) -> Result<ExitCode> {
             tls::init(&dir, &bics)?;
             say!("created a network for {} banks in {}", bics.len(), dir.display());
         }
-        Command::Hub { dir, listen, payload_size_max_bytes, data, settlement } => {
+        Command::Hub { dir, listen, payload_size_max_bytes, data, settlement, metrics_addr } => {
+            serve_metrics(metrics_addr)?;
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Hub)?;
@@ -448,7 +455,8 @@ async fn execute(command: Command) -> Result<ExitCode> {
             say!("hub listening on https://{}", listener.local_addr()?);
             hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
-        Command::Bank { dir, bic, hub, listen, data } => {
+        Command::Bank { dir, bic, hub, listen, data, metrics_addr } => {
+            serve_metrics(metrics_addr)?;
             let bic = parse_bic(&bic, "--bic")?;
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
@@ -491,7 +499,8 @@ async fn execute(command: Command) -> Result<ExitCode> {
             json,
         } => {
             let seconds = |value: f64, flag: &str| {
-                Duration::try_from_secs_f64(value).map_err(|_| anyhow!("{flag} must be a number of seconds, 0 or more"))
+                Duration::try_from_secs_f64(value)
+                    .map_err(|_| anyhow!("{flag} must be a number of seconds, 0 or more"))
             };
             let target = match dir {
                 Some(dir) => {
@@ -512,7 +521,8 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 seed,
                 target,
             };
-            let report = loadgen::run(&config, &|line: &str| eprintln!("{line}")).await.map_err(|e| anyhow!(e))?;
+            let report =
+                loadgen::run(&config, &|line: &str| eprintln!("{line}")).await.map_err(|e| anyhow!(e))?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -575,6 +585,14 @@ async fn reconcile(
     let nodes = bank_urls(&directory, &banks)?;
     let wait = std::time::Duration::from_secs(wait_secs);
     sources::reconcile_live(&network, &hub, &nodes, wait).await.map_err(|e| anyhow!(e))
+}
+
+fn serve_metrics(addr: Option<SocketAddr>) -> Result<()> {
+    if let Some(addr) = addr {
+        corridor::metrics::serve(addr).map_err(|e| anyhow!(e))?;
+        eprintln!("metrics on http://{addr}/metrics");
+    }
+    Ok(())
 }
 
 /// `BIC=URL` arguments, each BIC a participant of `directory`.

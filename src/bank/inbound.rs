@@ -66,7 +66,10 @@ impl Bank {
     /// The signature checks of frames that arrived together, verified in one batch: an
     /// ACK's receipt (over the message it acknowledges) and a delivery's sender
     /// signature. One result per frame; other frames have nothing to verify.
-    pub(crate) fn verify_responses(&self, responses: &[pb::session_response::Frame]) -> Vec<Result<(), String>> {
+    pub(crate) fn verify_responses(
+        &self,
+        responses: &[pb::session_response::Frame],
+    ) -> Vec<Result<(), String>> {
         use pb::session_response::Frame;
         let keys = self.inner.directory.keys();
         let hub = self.inner.directory.hub();
@@ -81,18 +84,21 @@ impl Bank {
                         .and_then(|envelope| {
                             let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt)
                                 .map_err(|_| "a receipt is 64 bytes".to_owned())?;
-                            keys.receipt_check(hub, &self.inner.hub_key_id, &envelope, &receipt).map_err(|e| e.to_string())
+                            keys.receipt_check(hub, &self.inner.hub_key_id, &envelope, &receipt)
+                                .map_err(|e| e.to_string())
                         });
                     Some(check)
                 }
                 Frame::Deliver(deliver) => Some(
-                    delivered_envelope(deliver).and_then(|e| keys.envelope_check(&e).map_err(|e| e.to_string())),
+                    delivered_envelope(deliver)
+                        .and_then(|e| keys.envelope_check(&e).map_err(|e| e.to_string())),
                 ),
                 _ => None,
             })
             .collect();
         drop(state);
-        let ready: Vec<SignatureCheck> = checks.iter().flatten().filter_map(|c| c.as_ref().ok().cloned()).collect();
+        let ready: Vec<SignatureCheck> =
+            checks.iter().flatten().filter_map(|c| c.as_ref().ok().cloned()).collect();
         let mut verified = KeyDirectory::verify_checks(&ready).into_iter();
         checks
             .into_iter()
@@ -226,7 +232,11 @@ impl Bank {
     /// End to end: the bank checks the sender's signature itself (`signature`, verified
     /// by [`Bank::verify_responses`]), trusting the hub for nothing, and that the message
     /// is addressed to it.
-    fn check_delivery(&self, deliver: &pb::Deliver, signature: Result<(), String>) -> Result<Message, String> {
+    fn check_delivery(
+        &self,
+        deliver: &pb::Deliver,
+        signature: Result<(), String>,
+    ) -> Result<Message, String> {
         let envelope = delivered_envelope(deliver)?;
         signature?;
         let message = wire::decode_message(&envelope.payload).map_err(|e| e.to_string())?;

@@ -33,8 +33,8 @@ use crate::directory::Directory;
 use crate::ledger::{Account, LedgerError};
 use crate::model::*;
 use crate::store::{GroupCommit, StoreError, Ticket};
-pub use state::PaymentEvent;
 use state::BankState;
+pub use state::PaymentEvent;
 
 /// Why the bank refused an operator's request. A refused request changes nothing.
 #[derive(Debug, Error)]

@@ -3,18 +3,18 @@
 use std::future::Future;
 
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{Bank, BankError, Direction, Payment, PaymentOrder, run_session};
 use crate::ledger::{Account, AccountKind};
 use crate::model::wire::payment_status_to_pb;
 use crate::net;
-use crate::store::Ticket;
 use crate::pb;
 use crate::pb::bank_service_server::{BankService, BankServiceServer};
+use crate::store::Ticket;
 use crate::tls::{NetworkDir, Role};
 
 /// The gRPC face of a [`Bank`].
@@ -158,7 +158,11 @@ async fn take_orders(
 }
 
 /// Answers each taken order, in order, once durable.
-async fn answer_orders(bank: Bank, mut taken: mpsc::Receiver<(Result<Payment, BankError>, Ticket)>, answers: Answers) {
+async fn answer_orders(
+    bank: Bank,
+    mut taken: mpsc::Receiver<(Result<Payment, BankError>, Ticket)>,
+    answers: Answers,
+) {
     while let Some((result, ticket)) = taken.recv().await {
         if let Err(error) = bank.durable(ticket).await {
             let _ = answers.send(Err(Status::from(BankError::Storage(error)))).await;
@@ -166,10 +170,16 @@ async fn answer_orders(bank: Bank, mut taken: mpsc::Receiver<(Result<Payment, Ba
         }
         bank.wake_outbox();
         let answer = match result {
-            Ok(payment) => pb::SubmitPaymentResult { payment: Some(payment_to_pb(&payment)), ..Default::default() },
+            Ok(payment) => {
+                pb::SubmitPaymentResult { payment: Some(payment_to_pb(&payment)), ..Default::default() }
+            }
             Err(error) => {
                 let status = Status::from(error);
-                pb::SubmitPaymentResult { payment: None, code: status.code() as i32, detail: status.message().to_owned() }
+                pb::SubmitPaymentResult {
+                    payment: None,
+                    code: status.code() as i32,
+                    detail: status.message().to_owned(),
+                }
             }
         };
         if answers.send(Ok(answer)).await.is_err() {

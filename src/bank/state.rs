@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Direction, Payment};
-use crate::model::{PaymentStatus, ReasonCode};
 use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank};
+use super::{Direction, Payment};
 use crate::ledger::{AccountId, Ledger};
 use crate::model::{Bic, MessageId, Uetr};
+use crate::model::{PaymentStatus, ReasonCode};
 use crate::store::{GroupCommit, Ticket};
 
 /// Finished payments a watcher may fall behind by before it misses some.
@@ -48,6 +48,8 @@ pub(super) struct BankState {
     pub(super) unsent_from: u64,
     pub(super) cursor: Cursor,
     changes: Vec<BankChange>,
+    /// When each outgoing payment not yet final was ordered (for its latency metric).
+    started: HashMap<Uetr, std::time::Instant>,
     /// Payments that became final since the last commit; told once it is durable.
     finished: Vec<PaymentEvent>,
     /// Where finished payments are told (with the ticket that makes them durable).
@@ -79,6 +81,7 @@ impl BankState {
             cursor: recovered.cursor,
             changes: Vec::new(),
             finished: Vec::new(),
+            started: HashMap::new(),
             events: tokio::sync::broadcast::channel(PAYMENT_EVENTS_BUFFERED).0,
             outbox_uncommitted: Vec::new(),
             cursor_journalled: recovered.cursor,
@@ -89,8 +92,7 @@ impl BankState {
         }
         for entry in recovered.outbox {
             // It may have reached the hub before the restart: a resend is a possible duplicate.
-            let outgoing =
-                Outgoing { entry, sent_before: true, ticket: Ticket::DURABLE };
+            let outgoing = Outgoing { entry, sent_before: true, ticket: Ticket::DURABLE };
             state.outbox.insert(outgoing.entry.isn, outgoing);
         }
         Ok(state)
@@ -117,7 +119,17 @@ impl BankState {
 
     /// Records a new or changed payment.
     pub(super) fn put_payment(&mut self, payment: Payment) {
+        if payment.direction == Direction::Outgoing && payment.status == PaymentStatus::Pdng {
+            self.started.insert(payment.uetr, std::time::Instant::now());
+        }
         if payment.status.is_final() {
+            let direction = if payment.direction == Direction::Outgoing { "outgoing" } else { "incoming" };
+            metrics::counter!(crate::metrics::BANK_PAYMENTS, "direction" => direction, "status" => payment.status.code())
+                .increment(1);
+            if let Some(started) = self.started.remove(&payment.uetr) {
+                metrics::histogram!(crate::metrics::BANK_PAYMENT_LATENCY)
+                    .record(started.elapsed().as_secs_f64());
+            }
             self.finished.push(PaymentEvent {
                 uetr: payment.uetr,
                 direction: payment.direction,
@@ -153,8 +165,7 @@ impl BankState {
         self.changes.push(BankChange::OutboxPut(entry.clone()));
         self.outbox_uncommitted.push(entry.isn);
         // The real ticket comes with the commit; until then it is never durable.
-        let outgoing =
-            Outgoing { entry, sent_before: false, ticket: Ticket(u64::MAX) };
+        let outgoing = Outgoing { entry, sent_before: false, ticket: Ticket(u64::MAX) };
         self.outbox.insert(outgoing.entry.isn, outgoing);
     }
 
@@ -191,6 +202,7 @@ impl BankState {
             return journal.appended();
         }
         let ticket = journal.append(changes);
+        metrics::gauge!(crate::metrics::BANK_OUTBOX).set(self.outbox.len() as f64);
         for event in self.finished.drain(..) {
             // Nobody listening is fine: the events are for watchers, not the record.
             let _ = self.events.send((event, ticket));

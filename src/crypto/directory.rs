@@ -74,7 +74,11 @@ impl KeyDirectory {
             .into_iter()
             .map(|check| {
                 let check = check?;
-                verified.next().expect("one result per ready check").then_some(()).ok_or_else(|| check.refusal())
+                verified
+                    .next()
+                    .expect("one result per ready check")
+                    .then_some(())
+                    .ok_or_else(|| check.refusal())
             })
             .collect()
     }

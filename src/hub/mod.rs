@@ -102,6 +102,8 @@ struct HubState {
     accepted: HashMap<(Bic, MessageId), Accepted>,
     /// How many messages the journal holds: operator actions are placed by it.
     messages_accepted: u64,
+    /// Deliveries in every outbox.
+    outbox_total: usize,
     positions: Positions,
     tracker: Tracker,
     next_session_id: u64,
@@ -247,6 +249,7 @@ impl Hub {
             next_osn_to_send: last_osn_processed + 1,
         };
         participant.session = Some(session);
+        state.count_sessions();
         if last_osn_processed > 0 {
             let record = state.delivered(bank, last_osn_processed, crate::bank::unix_ms_now());
             self.inner.journal.append(vec![record]);
@@ -261,6 +264,7 @@ impl Hub {
             && participant.session.as_ref().is_some_and(|s| s.id == session_id)
         {
             participant.session = None;
+            state.count_sessions();
         }
     }
 
@@ -357,8 +361,13 @@ impl Hub {
     /// checked in order as on its own, except that their signatures are verified in one
     /// batch (about twice as fast per signature; a failed batch is verified one by one).
     /// One answer per submission, in order.
-    pub fn submit_batch(&self, peer: Bic, submits: Vec<pb::Submit>) -> Vec<(pb::session_response::Frame, Ticket)> {
-        let steps: Vec<Step> = submits.into_iter().map(|submit| self.check_before_signature(peer, submit)).collect();
+    pub fn submit_batch(
+        &self,
+        peer: Bic,
+        submits: Vec<pb::Submit>,
+    ) -> Vec<(pb::session_response::Frame, Ticket)> {
+        let steps: Vec<Step> =
+            submits.into_iter().map(|submit| self.check_before_signature(peer, submit)).collect();
         let keys = self.inner.directory.keys();
         let checks = steps
             .iter()
@@ -366,7 +375,8 @@ impl Hub {
                 Step::Checked { checked, .. } => Some(keys.envelope_check(&checked.envelope)),
                 Step::Answered(..) => None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        metrics::histogram!(crate::metrics::HUB_VERIFY_BATCH).record(checks.len() as f64);
         let mut verified = KeyDirectory::verify_all(checks).into_iter();
         steps
             .into_iter()
@@ -390,12 +400,18 @@ impl Hub {
         let isn = submit.isn;
         let Some(envelope) = submit.envelope else {
             let detail = "a Submit carries an envelope";
-            return Step::Answered(nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail), Ticket::DURABLE);
+            return Step::Answered(
+                nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail),
+                Ticket::DURABLE,
+            );
         };
         let sequenced = match self.check_sequence(peer, isn) {
             Ok(sequenced) => sequenced,
             Err(refusal) => {
-                return Step::Answered(refusal.into_nak(isn, &peek_message_id(&envelope.payload)), Ticket::DURABLE);
+                return Step::Answered(
+                    refusal.into_nak(isn, &peek_message_id(&envelope.payload)),
+                    Ticket::DURABLE,
+                );
             }
         };
         // Kept (a reference count, not a copy) to name the message in a NAK when the
@@ -430,6 +446,8 @@ impl Hub {
                 (pb::session_response::Frame::Ack(ack), ticket.max(sequenced))
             }
             Err(refusal) => {
+                metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => "any", "result" => "refused")
+                    .increment(1);
                 let message_id = peek_message_id(payload);
                 tracing::info!(sender = %peer, isn, %message_id, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
                 // The NAK goes out once the sequence number it consumed is durable.
@@ -502,7 +520,10 @@ impl Hub {
             return Err(Refusal::new(
                 Code::PermissionDenied,
                 None,
-                format!("your certificate is {peer}'s but the message says it is from {}", message.header().sender),
+                format!(
+                    "your certificate is {peer}'s but the message says it is from {}",
+                    message.header().sender
+                ),
             ));
         }
         Ok(Checked { queued_envelope, envelope, message })
@@ -563,6 +584,8 @@ impl Hub {
             // The ACK waits for the original to be durable (and the caller adds this ISN's).
             let (receipt, ticket) = (accepted.receipt.clone(), accepted.ticket);
             drop(state);
+            metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "duplicate")
+                .increment(1);
             tracing::info!(uetr = %uetr_text, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
             return Ok((key.1, receipt, ticket));
         }
@@ -584,7 +607,9 @@ impl Hub {
         };
         let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record.clone()))]);
         state.admit(&record, Some(queued_envelope), ticket);
+        metrics::gauge!(crate::metrics::HUB_OUTBOX).set(state.outbox_total as f64);
         drop(state);
+        metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted").increment(1);
         let message_id = record.message_id;
         tracing::info!(uetr = %uetr_text, sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
         Ok((message_id, receipt, ticket))
@@ -592,6 +617,11 @@ impl Hub {
 }
 
 impl HubState {
+    fn count_sessions(&self) {
+        let open = self.participants.values().filter(|p| p.session.is_some()).count();
+        metrics::gauge!(crate::metrics::HUB_SESSIONS).set(open as f64);
+    }
+
     /// Step 6 of the checks, then its effects, all or nothing: no new payment from or to
     /// a suspended participant; a pacs.008 needs a new UETR and reserves its amount
     /// against the sender's position (AM04 if it cannot); a pacs.002 must come from the
@@ -663,6 +693,7 @@ impl HubState {
         receiver.next_osn = receiver.next_osn.max(record.osn + 1);
         if let Some(envelope) = queued {
             receiver.outbox.insert(record.osn, Queued { uetr: record.uetr, envelope, ticket });
+            self.outbox_total += 1;
         }
         let accepted = Accepted {
             signature: record.envelope.signature.to_bytes(),
@@ -678,6 +709,8 @@ impl HubState {
         let participant = self.participants.get_mut(&bank).expect("confirmations come from participants");
         let rest = participant.outbox.split_off(&(osn + 1));
         let confirmed = std::mem::replace(&mut participant.outbox, rest);
+        self.outbox_total -= confirmed.len();
+        metrics::gauge!(crate::metrics::HUB_OUTBOX).set(self.outbox_total as f64);
         for (confirmed_osn, queued) in confirmed {
             if let Some(uetr) = queued.uetr {
                 self.tracker.delivered(&uetr, bank, confirmed_osn, unix_ms);
@@ -765,6 +798,7 @@ fn recover(
         participants: HashMap::new(),
         accepted: HashMap::new(),
         messages_accepted: 0,
+        outbox_total: 0,
         positions: Positions::new(model, first_unix_ms),
         tracker: Tracker::default(),
         next_session_id: 0,

@@ -178,7 +178,9 @@ async fn read_frames(mut inbound: Streaming<pb::SessionRequest>, frames: mpsc::S
     loop {
         let arrived = match inbound.message().await {
             Ok(Some(pb::SessionRequest { frame: Some(frame) })) => Ok(frame),
-            Ok(Some(pb::SessionRequest { frame: None })) => Err(Some(Status::invalid_argument("empty session frame"))),
+            Ok(Some(pb::SessionRequest { frame: None })) => {
+                Err(Some(Status::invalid_argument("empty session frame")))
+            }
             Ok(None) => Err(None),
             Err(status) => {
                 tracing::info!(%status, "session stream ended with an error");

@@ -80,9 +80,13 @@ fn crypto_worker(duration: Duration) -> u64 {
                 assert!(keys.verify_batch(&refs).iter().all(Result::is_ok), "sample signatures verify");
             }
             let receipts: Vec<_> = envelopes.iter().map(|e| hub.sign_receipt(e)).collect();
+            let checks: Vec<_> = envelopes
+                .iter()
+                .zip(&receipts)
+                .map(|(e, r)| keys.receipt_check(hub.bic(), hub.key_id(), e, r))
+                .collect();
             let checks: Vec<_> =
-                envelopes.iter().zip(&receipts).map(|(e, r)| keys.receipt_check(hub.bic(), hub.key_id(), e, r)).collect();
-            let checks: Vec<_> = checks.into_iter().collect::<Result<_, _>>().expect("the hub's key is known");
+                checks.into_iter().collect::<Result<_, _>>().expect("the hub's key is known");
             assert!(KeyDirectory::verify_checks(&checks).iter().all(|ok| *ok), "sample receipts verify");
         }
         payments += CRYPTO_BATCH as u64;

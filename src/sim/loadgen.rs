@@ -100,7 +100,11 @@ impl LoadgenConfig {
     /// Checks the configuration.
     pub fn validate(&self) -> Result<(), String> {
         if self.target.is_none() && !(2..=LOADGEN_BANKS.len()).contains(&self.banks) {
-            return Err(format!("--banks must be between 2 and {} (got {})", LOADGEN_BANKS.len(), self.banks));
+            return Err(format!(
+                "--banks must be between 2 and {} (got {})",
+                LOADGEN_BANKS.len(),
+                self.banks
+            ));
         }
         if self.target.as_ref().is_some_and(|t| t.banks.len() < 2) {
             return Err("a running network needs at least two --bank".into());
@@ -266,7 +270,8 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
                 temporary.path().display()
             ));
             let local = start_own(temporary.path(), config.banks).await?;
-            let started = (local.network.clone(), local.banks.iter().map(|b| (b.bic, b.url.clone())).collect());
+            let started =
+                (local.network.clone(), local.banks.iter().map(|b| (b.bic, b.url.clone())).collect());
             own = Some(local);
             started
         }
@@ -275,9 +280,10 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
     if !config.ceiling_duration.is_zero() {
         let duration = config.ceiling_duration;
         progress(&format!("measuring the crypto ceiling for {} s", duration.as_secs_f64()));
-        report.crypto_ceiling_payments_per_s = tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(duration))
-            .await
-            .map_err(|e| e.to_string())?;
+        report.crypto_ceiling_payments_per_s =
+            tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(duration))
+                .await
+                .map_err(|e| e.to_string())?;
         progress(&format!("measuring the transport ceiling for {} s", duration.as_secs_f64()));
         let bytes = envelope_bytes();
         report.transport_ceiling_messages_per_s =
@@ -304,9 +310,11 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
 fn envelope_bytes() -> usize {
     use prost::Message as _;
     let (a, b) = (Bic::parse(LOADGEN_BANKS[0]).expect("valid"), Bic::parse(LOADGEN_BANKS[1]).expect("valid"));
-    let identity = crate::crypto::SigningIdentity::generate(a, crate::crypto::KeyId::parse("k1").expect("valid"));
+    let identity =
+        crate::crypto::SigningIdentity::generate(a, crate::crypto::KeyId::parse("k1").expect("valid"));
     let envelope = identity.sign(&super::sample_credit_transfer(a, b));
-    let submit = pb::Submit { isn: 1, envelope: Some(pb::SignedEnvelope::from(&envelope)), possible_duplicate: false };
+    let submit =
+        pb::Submit { isn: 1, envelope: Some(pb::SignedEnvelope::from(&envelope)), possible_duplicate: false };
     submit.encoded_len()
 }
 
@@ -402,18 +410,31 @@ async fn drive(
     for (index, (bic, url)) in banks.iter().enumerate() {
         let mut client = operator_client(network, url).await.map_err(|e| format!("bank {bic}: {e}"))?;
         prepare(&mut client).await.map_err(|e| format!("bank {bic}: {e}"))?;
-        let events = client.watch_payments(pb::WatchPaymentsRequest {}).await.map_err(|s| format!("bank {bic}: {}", s.message()))?;
+        let events = client
+            .watch_payments(pb::WatchPaymentsRequest {})
+            .await
+            .map_err(|s| format!("bank {bic}: {}", s.message()))?;
         let (sender, receiver) = mpsc::channel(crate::bank::SUBMIT_STREAM_WINDOW);
-        let answers = client.submit_payments(ReceiverStream::new(receiver)).await.map_err(|s| format!("bank {bic}: {}", s.message()))?;
+        let answers = client
+            .submit_payments(ReceiverStream::new(receiver))
+            .await
+            .map_err(|s| format!("bank {bic}: {}", s.message()))?;
         orders.push(sender);
         tasks.spawn(watch(events.into_inner(), book.clone(), closed_loop.then(|| window.clone())));
-        tasks.spawn(read_answers(index, answers.into_inner(), book.clone(), closed_loop.then(|| window.clone())));
+        tasks.spawn(read_answers(
+            index,
+            answers.into_inner(),
+            book.clone(),
+            closed_loop.then(|| window.clone()),
+        ));
     }
     let bics: Vec<Bic> = banks.iter().map(|(bic, _)| *bic).collect();
     let counter = progress_bar(book.clone(), measure_from);
     progress(&format!(
         "sending {} for {}{} after a {} s warm-up",
-        config.rate_per_s.map_or("as fast as the network takes them".to_owned(), |r| format!("{r} payments/s")),
+        config
+            .rate_per_s
+            .map_or("as fast as the network takes them".to_owned(), |r| format!("{r} payments/s")),
         config.payments.map_or(format!("{} s", config.duration.as_secs_f64()), |n| format!("{n} payments")),
         if closed_loop { format!(", {} in flight", config.in_flight_max) } else { String::new() },
         config.warmup.as_secs_f64(),
@@ -441,7 +462,8 @@ async fn drive(
     report.payments_completed = book.completed;
     report.payments_rejected = book.rejected;
     report.orders_refused = book.refused;
-    report.payments_per_s = if report.duration_s > 0.0 { book.completed as f64 / report.duration_s } else { 0.0 };
+    report.payments_per_s =
+        if report.duration_s > 0.0 { book.completed as f64 / report.duration_s } else { 0.0 };
     report.cpu_cores_used = cpu;
     let ms = |micros: u64| micros as f64 / 1000.0;
     let latency = &book.latency;
@@ -496,7 +518,10 @@ async fn generate(
             }
             drop(book);
             let to = (from as u64 + 1 + rng.below(banks - 1)) % banks;
-            orders[from].send(order(bics[to as usize])).await.map_err(|_| format!("bank {} closed its order stream", bics[from]))?;
+            orders[from]
+                .send(order(bics[to as usize]))
+                .await
+                .map_err(|_| format!("bank {} closed its order stream", bics[from]))?;
         }
     }
     Ok(())
@@ -504,7 +529,10 @@ async fn generate(
 
 /// Waits until every measured payment is final (or refused), at most [`DRAIN_TIMEOUT`];
 /// a driving task that fails ends the wait with its error.
-async fn drain(book: &Mutex<Book>, tasks: &mut tokio::task::JoinSet<Result<(), String>>) -> Result<(), String> {
+async fn drain(
+    book: &Mutex<Book>,
+    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
+) -> Result<(), String> {
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     loop {
         {
@@ -569,7 +597,9 @@ async fn watch(
     book: Arc<Mutex<Book>>,
     window: Option<Arc<Semaphore>>,
 ) -> Result<(), String> {
-    while let Some(event) = events.message().await.map_err(|s| format!("watching payments: {}", s.message()))? {
+    while let Some(event) =
+        events.message().await.map_err(|s| format!("watching payments: {}", s.message()))?
+    {
         if event.direction != pb::PaymentDirection::Outgoing as i32 {
             continue;
         }

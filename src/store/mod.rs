@@ -83,6 +83,8 @@ struct Shared<R> {
     durable: watch::Sender<u64>,
     /// Set when the writer stopped on a failure.
     failed: watch::Sender<Option<String>>,
+    /// Whose journal (the `node` label of its metrics).
+    name: &'static str,
 }
 
 /// A journal with group commit: many appends, one transaction and one fsync per batch.
@@ -93,12 +95,13 @@ pub struct GroupCommit<R> {
 
 impl<R: Send + 'static> GroupCommit<R> {
     /// Starts the writer thread over `backend`.
-    pub fn start<B: Backend<Record = R>>(mut backend: B, name: &str) -> Self {
+    pub fn start<B: Backend<Record = R>>(mut backend: B, name: &'static str) -> Self {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue { pending: VecDeque::new(), appended: 0, closing: false }),
             work: Condvar::new(),
             durable: watch::Sender::new(0),
             failed: watch::Sender::new(None),
+            name,
         });
         let writer_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
@@ -197,7 +200,12 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
             }
             (batch, ticket)
         };
-        if let Err(error) = backend.write_batch(&batch) {
+        let started = std::time::Instant::now();
+        let written = backend.write_batch(&batch);
+        metrics::histogram!(crate::metrics::JOURNAL_COMMIT, "node" => shared.name)
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::JOURNAL_BATCH, "node" => shared.name).record(batch.len() as f64);
+        if let Err(error) = written {
             // In-memory state is now ahead of the disk: nothing more may be confirmed.
             tracing::error!(%error, "journal write failed; the node must stop");
             shared.failed.send_replace(Some(error.to_string()));
