@@ -314,7 +314,8 @@ async fn a_settled_payment_rejected_at_the_sender_is_a_status_mismatch_break() {
     let payment = network.settled;
     let changed = plant(
         &network.bank_store(payment.sender),
-        "UPDATE payments SET status = 'RJCT' WHERE uetr = ?1",
+        // Each change of a payment is a row (append-only): change its latest, its state.
+        "UPDATE payments SET status = 'RJCT' WHERE seq = (SELECT max(seq) FROM payments WHERE uetr = ?1)",
         [payment.uetr.to_string()],
     );
     assert_eq!(changed, 1);
@@ -430,7 +431,8 @@ fn corridor_reconcile_reports_agreement_breaks_and_bad_input_by_exit_status() {
     assert_eq!(report["payments_checked"], PAYMENTS_SENT, "{report:#}");
 
     let payment = network.settled;
-    let sql = "UPDATE payments SET status = 'RJCT' WHERE uetr = ?1";
+    let sql =
+        "UPDATE payments SET status = 'RJCT' WHERE seq = (SELECT max(seq) FROM payments WHERE uetr = ?1)";
     assert_eq!(plant(&network.bank_store(payment.sender), sql, [payment.uetr.to_string()]), 1);
     let (code, report) = reconcile_json(dir);
     assert_eq!(code, Some(1), "{report:#}");
