@@ -207,11 +207,10 @@ fn hub_and_bank_serve_prometheus_metrics() {
     let hub_url = announced(&mut hub);
     let mut banks = Vec::new();
     for (bic, metrics) in [("BANKRUMMXXX", Some(bank_port)), ("BANKIRTHXXX", None)] {
-        let mut args =
-            vec!["bank", "--dir", dir_text, "--bic", bic, "--hub", &hub_url, "--listen", "127.0.0.1:0"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>();
+        let mut args: Vec<String> =
+            ["bank", "--dir", dir_text, "--bic", bic, "--hub", &hub_url, "--listen", "127.0.0.1:0"]
+                .map(String::from)
+                .to_vec();
         if let Some(port) = metrics {
             args.extend(["--metrics-addr".into(), format!("127.0.0.1:{port}")]);
         }

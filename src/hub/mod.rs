@@ -388,7 +388,7 @@ impl Hub {
                     // 3. The signature, against the directory.
                     let outcome = verified
                         .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))
-                        .and_then(|()| self.check_after_signature(peer, isn, checked));
+                        .and_then(|()| self.check_after_signature(peer, isn, *checked));
                     self.answer(peer, isn, sequenced, &payload, outcome)
                 }
             })
@@ -418,7 +418,7 @@ impl Hub {
         // checks stop before the payload is decoded.
         let payload = envelope.payload.clone();
         match self.check_envelope(peer, envelope) {
-            Ok(checked) => Step::Checked { isn, sequenced, checked },
+            Ok(checked) => Step::Checked { isn, sequenced, checked: Box::new(checked) },
             Err(refusal) => {
                 let (frame, ticket) = self.answer(peer, isn, sequenced, &payload, Err(refusal));
                 Step::Answered(frame, ticket)
@@ -898,7 +898,7 @@ enum Step {
     /// Already answered (a NAK before the signature check).
     Answered(pb::session_response::Frame, Ticket),
     /// Checked up to the signature; its sequence number's consumption has `sequenced`.
-    Checked { isn: u64, sequenced: Ticket, checked: Checked },
+    Checked { isn: u64, sequenced: Ticket, checked: Box<Checked> },
 }
 
 /// Why the hub refused a submission.

@@ -501,7 +501,7 @@ async fn generate(
                 Instant::now()
             }
         };
-        {
+        let from = {
             let mut book = book.lock().expect("book lock");
             let ended = match (book.measure_until, config.payments) {
                 (Some(until), _) => due >= until,
@@ -516,13 +516,11 @@ async fn generate(
             if book.measured(due) {
                 book.measured_due += 1;
             }
-            drop(book);
-            let to = (from as u64 + 1 + rng.below(banks - 1)) % banks;
-            orders[from]
-                .send(order(bics[to as usize]))
-                .await
-                .map_err(|_| format!("bank {} closed its order stream", bics[from]))?;
-        }
+            from
+        };
+        let to = (from as u64 + 1 + rng.below(banks - 1)) % banks;
+        let sent = orders[from].send(order(bics[to as usize])).await;
+        sent.map_err(|_| format!("bank {} closed its order stream", bics[from]))?;
     }
     Ok(())
 }
