@@ -28,8 +28,13 @@ fn hub_path(c: &mut Criterion) {
     let (ru, ir) = (bic("BANKRUMMXXX"), bic("BANKIRTHXXX"));
     let pki = tls::init(dir.path(), &[ru, ir]).unwrap();
     let directory = Directory::load(pki.root()).unwrap();
-    let hub = Hub::open(HubConfig::default(), directory, pki.signing_identity(Role::Hub).unwrap(), &pki.hub_data_dir())
-        .unwrap();
+    let hub = Hub::open(
+        HubConfig::default(),
+        directory,
+        pki.signing_identity(Role::Hub).unwrap(),
+        &pki.hub_data_dir(),
+    )
+    .unwrap();
     let liquidity = Amount::parse("90000000000000000", Currency::parse("CNY").unwrap()).unwrap();
     runtime.block_on(hub.operate(OperatorAction::Fund(ru, liquidity))).unwrap();
     let sender: SigningIdentity = pki.signing_identity(Role::Bank(ru)).unwrap();
@@ -42,8 +47,11 @@ fn hub_path(c: &mut Criterion) {
                 (0..BATCH)
                     .map(|_| {
                         let envelope = sender.sign(&corridor::sim::sample_credit_transfer(ru, ir));
-                        let submit =
-                            pb::Submit { isn: next_isn, envelope: Some((&envelope).into()), possible_duplicate: false };
+                        let submit = pb::Submit {
+                            isn: next_isn,
+                            envelope: Some((&envelope).into()),
+                            possible_duplicate: false,
+                        };
                         next_isn += 1;
                         submit
                     })
@@ -51,7 +59,9 @@ fn hub_path(c: &mut Criterion) {
             },
             |submits| {
                 let answers = hub.submit_batch(ru, submits);
-                assert!(answers.iter().all(|(frame, _)| matches!(frame, pb::session_response::Frame::Ack(_))));
+                assert!(
+                    answers.iter().all(|(frame, _)| matches!(frame, pb::session_response::Frame::Ack(_)))
+                );
                 answers
             },
             BatchSize::SmallInput,

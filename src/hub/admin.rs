@@ -38,6 +38,14 @@ impl HubAdmin {
         Ok(bic)
     }
 
+    /// The participant and amount of a fund or defund request, from the operator.
+    fn funding(&self, request: Request<pb::FundRequest>) -> Result<(Bic, Amount), Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let bic = self.participant(&r.participant_bic)?;
+        Ok((bic, amount(&r.amount, currency(&r.currency)?, "amount")?))
+    }
+
     async fn operate(&self, action: OperatorAction) -> Result<OperatorOutcome, Status> {
         self.hub.operate(action).await.map_err(Status::failed_precondition)
     }
@@ -227,10 +235,7 @@ impl HubAdminService for HubAdmin {
         &self,
         request: Request<pb::FundRequest>,
     ) -> Result<Response<pb::PositionResponse>, Status> {
-        operator_only(&request)?;
-        let r = request.into_inner();
-        let bic = self.participant(&r.participant_bic)?;
-        let amount = amount(&r.amount, currency(&r.currency)?, "amount")?;
+        let (bic, amount) = self.funding(request)?;
         self.position_change(OperatorAction::Fund(bic, amount)).await
     }
 
@@ -238,10 +243,7 @@ impl HubAdminService for HubAdmin {
         &self,
         request: Request<pb::FundRequest>,
     ) -> Result<Response<pb::PositionResponse>, Status> {
-        operator_only(&request)?;
-        let r = request.into_inner();
-        let bic = self.participant(&r.participant_bic)?;
-        let amount = amount(&r.amount, currency(&r.currency)?, "amount")?;
+        let (bic, amount) = self.funding(request)?;
         self.position_change(OperatorAction::Defund(bic, amount)).await
     }
 
