@@ -298,6 +298,18 @@ async fn bad_admin_requests_are_refused_and_change_nothing() {
     // Taking back more than is available, a negative cap, an overflowing fund.
     let status = client.defund(request(RU, "CNY", "10.01")).await.unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{}", status.message());
+    // The net debit cap is credit for payments, never money to take out.
+    let cap = pb::SetNetDebitCapRequest {
+        participant_bic: RU.into(),
+        currency: "CNY".into(),
+        cap: "1000.00".into(),
+    };
+    client.set_net_debit_cap(cap).await.unwrap();
+    let status = client.defund(request(RU, "CNY", "10.01")).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{}", status.message());
+    let no_cap =
+        pb::SetNetDebitCapRequest { participant_bic: RU.into(), currency: "CNY".into(), cap: "0".into() };
+    client.set_net_debit_cap(no_cap).await.unwrap();
     let cap =
         pb::SetNetDebitCapRequest { participant_bic: RU.into(), currency: "CNY".into(), cap: "-5".into() };
     assert_eq!(client.set_net_debit_cap(cap).await.unwrap_err().code(), Code::InvalidArgument);
@@ -369,10 +381,14 @@ async fn the_tracker_shows_each_step_and_everything_survives_a_hub_restart() {
     admin(&network).await.close_window(pb::CloseWindowRequest {}).await.unwrap();
     let before =
         admin(&network).await.list_positions(pb::ListPositionsRequest {}).await.unwrap().into_inner();
+    let reports = pb::ListSettlementReportsRequest {};
+    let reports_before = admin(&network).await.list_settlement_reports(reports).await.unwrap().into_inner();
     let tracked_before = tracker.track(pb::TrackRequest { uetr: uetr.clone() }).await.unwrap().into_inner();
     network.restart_hub().await.unwrap();
     let after = admin(&network).await.list_positions(pb::ListPositionsRequest {}).await.unwrap().into_inner();
     assert_eq!(before, after);
+    let reports_after = admin(&network).await.list_settlement_reports(reports).await.unwrap().into_inner();
+    assert_eq!(reports_before, reports_after, "windows, with their opening times, come back whole");
     let mut tracker = TrackerServiceClient::new(operator().await.unwrap());
     let tracked_after = tracker.track(pb::TrackRequest { uetr }).await.unwrap().into_inner();
     assert_eq!(tracked_before, tracked_after);
@@ -496,6 +512,36 @@ async fn status_reports_settle_only_from_the_receiver_once_and_uetrs_are_not_reu
     let (code, reason, _) = answer(hub.submit(bic(RU), submit(2, &ru, &reused)).0).unwrap_err();
     assert_eq!((code, reason.as_str()), (Code::AlreadyExists, "DUPL"));
     assert_eq!(hub.positions().position(bic(RU), common::currency("RUB")), settled, "nothing moved");
+}
+
+/// A status report answers a payment the hub relayed, so relationships (RMA) that
+/// would not let the receiver send a pacs.002 to the sender do not strand the payment:
+/// the hub checks instead that the report comes from that payment's receiver.
+#[tokio::test]
+async fn a_status_report_settles_even_where_rma_lists_no_pacs002_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = tls::init(dir.path(), &[bic(RU), bic(IR)]).unwrap();
+    let path = dir.path().join(corridor::directory::DIRECTORY_FILE);
+    let mut file: corridor::directory::DirectoryFile =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for relationship in &mut file.relationships {
+        if relationship.sender == IR && relationship.receiver == RU {
+            relationship.message_types.retain(|t| t != "pacs.002");
+        }
+    }
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    let mut network = LocalNetwork::start_hub(pki, HubConfig::default()).await.unwrap();
+    for b in [RU, IR] {
+        let index = network.start_bank(bic(b)).await.unwrap();
+        let bank = &network.banks[index].bank;
+        bank.open_account("C001", "CNY", "Payer", "100000.00").await.unwrap();
+        bank.open_account("C002", "CNY", "Payee", "").await.unwrap();
+    }
+    fund(&network, RU, "100.00").await;
+    assert_eq!(pay(&network, RU, IR, "10.00").await.status, PaymentStatus::Acsc);
+    let after = position(&network, RU).await;
+    assert_eq!((after.reserved, after.settled_net), (0, -1_000));
+    network.stop().await.unwrap();
 }
 
 /// The settlement model is fixed when the journal is created: a hub started on the

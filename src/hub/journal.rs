@@ -121,8 +121,14 @@ pub enum HubRecord {
     },
     /// The hub operator changed positions, suspensions or windows.
     Operator(OperatorRecord),
-    /// The settlement model, recorded once when the journal is new.
-    SettlementModel(SettlementModel),
+    /// How the hub settles and when it started (the first window opens then): recorded
+    /// once, when the journal is new.
+    Created {
+        /// The settlement model.
+        model: SettlementModel,
+        /// When.
+        unix_ms: i64,
+    },
 }
 
 /// An operator's action, placed in the journal's order by the number of messages
@@ -209,8 +215,8 @@ pub struct RecoveredHub {
     pub deliveries: Vec<(Bic, u64, i64)>,
     /// Operator actions, in journal order.
     pub operator_actions: Vec<OperatorRecord>,
-    /// The settlement model recorded, if any yet.
-    pub settlement_model: Option<SettlementModel>,
+    /// The settlement model and the creation time recorded, if any yet.
+    pub created: Option<(SettlementModel, i64)>,
 }
 
 /// The hub's journal in SQLite.
@@ -319,11 +325,16 @@ fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
         }
         recovered.operator_actions.push(record);
     }
-    let model: Option<String> = connection
-        .query_row("SELECT value FROM settings WHERE key = 'settlement_model'", [], |row| row.get(0))
-        .optional()?;
-    recovered.settlement_model =
-        model.map(|m| SettlementModel::parse(&m)).transpose().map_err(|e| corrupt("settlement_model", e))?;
+    let setting = |key: &str| -> Result<Option<String>, StoreError> {
+        Ok(connection
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| row.get(0))
+            .optional()?)
+    };
+    if let (Some(model), Some(created)) = (setting("settlement_model")?, setting("created_unix_ms")?) {
+        let model = SettlementModel::parse(&model).map_err(|e| corrupt("settlement_model", e))?;
+        let created = created.parse().map_err(|e| corrupt("created_unix_ms", e))?;
+        recovered.created = Some((model, created));
+    }
     Ok(recovered)
 }
 
@@ -408,10 +419,10 @@ impl Backend for SqliteHubJournal {
                             minor_units,
                         ])?;
                     }
-                    HubRecord::SettlementModel(model) => {
+                    HubRecord::Created { model, unix_ms } => {
                         transaction.execute(
-                            "INSERT INTO settings (key, value) VALUES ('settlement_model', ?1)",
-                            params![model.name()],
+                            "INSERT INTO settings (key, value) VALUES ('settlement_model', ?1), ('created_unix_ms', ?2)",
+                            params![model.name(), unix_ms.to_string()],
                         )?;
                     }
                 }

@@ -176,19 +176,19 @@ impl Hub {
         }
         let (backend, recovered) =
             SqliteHubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
-        let new_journal = recovered.settlement_model.is_none();
-        if let Some(model) = recovered.settlement_model
-            && model != config.settlement_model
-        {
+        let new_journal = recovered.created.is_none();
+        let (model, created_unix_ms) =
+            recovered.created.unwrap_or((config.settlement_model, crate::bank::unix_ms_now()));
+        if model != config.settlement_model {
             return Err(format!(
                 "this hub's journal settles {model}, not {}: the model is fixed when the journal is created",
                 config.settlement_model
             ));
         }
-        let state = recover(&directory, config.settlement_model, recovered)?;
+        let state = recover(&directory, Positions::new(model, created_unix_ms), recovered)?;
         let journal = GroupCommit::start(backend, "hub");
         if new_journal {
-            journal.append(vec![HubRecord::SettlementModel(config.settlement_model)]);
+            journal.append(vec![HubRecord::Created { model, unix_ms: created_unix_ms }]);
         }
         Ok(Self {
             inner: Arc::new(HubInner { config, directory, identity, state: Mutex::new(state), journal }),
@@ -548,7 +548,11 @@ impl Hub {
                 format!("{} is not a participant of this network", header.receiver),
             ));
         }
-        if !directory.allows(header.sender, header.receiver, message.message_type()) {
+        // A status report answers a payment the hub relayed: the tracker checks (step 6)
+        // that it comes from that payment's receiver to its sender, which is stricter than
+        // RMA, and refusing it on RMA would leave the payment unsettled at the hub forever.
+        let answers_a_payment = message.message_type() == MessageType::Pacs002;
+        if !answers_a_payment && !directory.allows(header.sender, header.receiver, message.message_type()) {
             return Err(Refusal::new(
                 Code::PermissionDenied,
                 Some(ReasonCode::Ag01),
@@ -787,19 +791,13 @@ impl From<PositionError> for String {
 /// the live hub took: every message admitted and settled again in order (each must pass
 /// again, or the journal is corrupt), operator actions at their place between messages,
 /// then the times of ACKs and deliveries for the tracker.
-fn recover(
-    directory: &Directory,
-    model: SettlementModel,
-    recovered: RecoveredHub,
-) -> Result<HubState, String> {
-    let first_unix_ms =
-        recovered.messages.first().map_or_else(crate::bank::unix_ms_now, |m| m.accepted_unix_ms);
+fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub) -> Result<HubState, String> {
     let mut state = HubState {
         participants: HashMap::new(),
         accepted: HashMap::new(),
         messages_accepted: 0,
         outbox_total: 0,
-        positions: Positions::new(model, first_unix_ms),
+        positions,
         tracker: Tracker::default(),
         next_session_id: 0,
     };
@@ -871,8 +869,8 @@ pub fn read_journal(
         return Err(format!("no hub journal at {}", path.display()));
     }
     let recovered = SqliteHubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
-    let model = recovered.settlement_model.unwrap_or(SettlementModel::Gross);
-    let state = recover(directory, model, recovered)?;
+    let (model, created_unix_ms) = recovered.created.unwrap_or((SettlementModel::Gross, 0));
+    let state = recover(directory, Positions::new(model, created_unix_ms), recovered)?;
     Ok((state.positions, state.tracker.payments().cloned().collect()))
 }
 

@@ -211,14 +211,18 @@ impl Positions {
         })
     }
 
-    /// Takes liquidity back, unless the position could then not cover what it reserved.
+    /// Takes liquidity back: at most what the participant's own funds cover once its
+    /// reservations and the open window's debts are met. The net debit cap is credit the
+    /// hub extends for payments, never money to take out.
     pub fn defund(&mut self, participant: Bic, amount: Amount) -> Result<Position, PositionError> {
         let currency = amount.currency();
         self.update(participant, currency, |p| {
-            if p.available() < i128::from(amount.minor_units()) {
+            let own = i128::from(p.liquidity) + i128::from(p.window_net.min(0)) - i128::from(p.reserved);
+            if own < i128::from(amount.minor_units()) {
                 return Err(PositionError(format!(
-                    "{participant} has only {} {currency} available; cannot take back {amount}",
-                    format_i128(p.available(), currency)
+                    "{participant} has only {} {currency} of its own funds free (liquidity less reservations and \
+                     window debts, the net debit cap not counted); cannot take back {amount}",
+                    format_i128(own, currency)
                 )));
             }
             p.liquidity = add(p.liquidity, -amount.minor_units(), "liquidity")?;
@@ -392,6 +396,19 @@ mod tests {
     }
 
     #[test]
+    fn the_net_debit_cap_is_never_paid_out() {
+        let a = bic("AAAARUMMXXX");
+        let mut positions = Positions::new(SettlementModel::Gross, 0);
+        positions.fund(a, rub(1_000)).unwrap();
+        positions.set_net_debit_cap(a, rub(1).currency(), 100_000).unwrap();
+        positions.reserve(a, rub(300)).unwrap();
+        let before = positions.position(a, rub(1).currency());
+        assert!(positions.defund(a, rub(701)).is_err(), "only 1,000 - 300 reserved is its own");
+        assert_eq!(positions.position(a, rub(1).currency()), before);
+        assert_eq!(positions.defund(a, rub(700)).unwrap().liquidity, 300);
+    }
+
+    #[test]
     fn a_circle_of_payments_nets_to_nothing() {
         let (a, b, c) = (bic("AAAARUMMXXX"), bic("BBBBRUMMXXX"), bic("CCCCRUMMXXX"));
         let mut positions = Positions::new(SettlementModel::DeferredNet, 0);
@@ -401,6 +418,8 @@ mod tests {
             positions.settle(from, to, rub(100)).unwrap();
         }
         let report = positions.close_window(10).unwrap().clone();
+        // The window moved nothing: each can take back its 100, and not a fen more.
+        assert!(positions.defund(a, rub(101)).is_err());
         assert_eq!(report.totals.len(), 1);
         assert_eq!((report.totals[0].gross, report.totals[0].net, report.totals[0].payments), (300, 0, 3));
         assert!(report.lines.iter().all(|l| l.sent == 100 && l.received == 100 && l.net == 0));

@@ -333,8 +333,9 @@ impl<'a> Reconciliation<'a> {
                 }
             }
         }
-        for (bic, _) in hub.settled_net.keys() {
-            if !self.banks.contains_key(bic) {
+        for ((bic, _), net) in &hub.settled_net {
+            // A position that never moved (funded, say, but no payment) has nothing to check.
+            if *net != 0 && !self.banks.contains_key(bic) {
                 unread.entry(*bic).or_default();
             }
         }
