@@ -29,6 +29,12 @@ fn signing(c: &mut Criterion) {
     c.bench_function("verify_strict one envelope", |b| {
         b.iter(|| directory.verify(black_box(&envelope)).unwrap())
     });
+    // The plain (non-strict) check, for comparison: Corridor never uses it alone.
+    let key = *directory.key(identity.bic(), identity.key_id()).unwrap();
+    let input = corridor::crypto::signing_input(envelope.signer, &envelope.key_id, &envelope.payload);
+    c.bench_function("verify one envelope (not strict)", |b| {
+        b.iter(|| ed25519_dalek::Verifier::verify(&key, black_box(&input), &envelope.signature).unwrap())
+    });
     let mut group = c.benchmark_group("verify_batch");
     for size in [16usize, 64] {
         let envelopes: Vec<SignedEnvelope> = (0..size).map(|_| identity.sign(&sample_message())).collect();
