@@ -222,3 +222,27 @@ impl AsyncWrite for LimitedConnection {
         self.stream.is_write_vectored()
     }
 }
+
+/// Frames of a stream taken together, up to this many, so that their signatures are
+/// verified in one batch; never waiting for a batch to fill.
+pub const INGEST_BATCH_MAX: usize = 64;
+
+/// A message of a stream, or its end: `None` when the peer closed it, the status when it
+/// failed.
+pub type Arrived<T> = Result<T, Option<Status>>;
+
+/// Reads a gRPC stream into `out` until it ends (the last item says how), so that its
+/// consumer can take everything that has arrived at once with `recv_many`.
+pub async fn forward_stream<T>(mut inbound: tonic::Streaming<T>, out: tokio::sync::mpsc::Sender<Arrived<T>>) {
+    loop {
+        let arrived = match inbound.message().await {
+            Ok(Some(message)) => Ok(message),
+            Ok(None) => Err(None),
+            Err(status) => Err(Some(status)),
+        };
+        let end = arrived.is_err();
+        if out.send(arrived).await.is_err() || end {
+            return;
+        }
+    }
+}

@@ -65,49 +65,46 @@ impl Bank {
 
     /// The signature checks of frames that arrived together, verified in one batch: an
     /// ACK's receipt (over the message it acknowledges) and a delivery's sender
-    /// signature. One result per frame; other frames have nothing to verify.
+    /// signature. One result per frame, with a delivery's parsed envelope once verified;
+    /// other frames have nothing to verify.
     pub(crate) fn verify_responses(
         &self,
         responses: &[pb::session_response::Frame],
-    ) -> Vec<Result<(), String>> {
+    ) -> Vec<Result<Option<SignedEnvelope>, String>> {
         use pb::session_response::Frame;
         let keys = self.inner.directory.keys();
         let hub = self.inner.directory.hub();
         let state = self.state();
-        let checks: Vec<Option<Result<SignatureCheck, String>>> = responses
+        let receipt_check = |ack: &pb::Ack, outgoing: &pb::SignedEnvelope| {
+            let envelope = SignedEnvelope::try_from(outgoing.clone()).map_err(|e| e.to_string())?;
+            let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt)
+                .map_err(|_| "a receipt is 64 bytes".to_owned())?;
+            let check = keys.receipt_check(hub, &self.inner.hub_key_id, &envelope, &receipt);
+            Ok((check.map_err(|e| e.to_string())?, None))
+        };
+        let checks: Vec<Option<Result<PendingCheck, String>>> = responses
             .iter()
             .map(|response| match response {
-                Frame::Ack(ack) => {
-                    let outgoing = state.outbox.get(&ack.isn)?;
-                    let check = SignedEnvelope::try_from(outgoing.entry.envelope.clone())
-                        .map_err(|e| e.to_string())
-                        .and_then(|envelope| {
-                            let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt)
-                                .map_err(|_| "a receipt is 64 bytes".to_owned())?;
-                            keys.receipt_check(hub, &self.inner.hub_key_id, &envelope, &receipt)
-                                .map_err(|e| e.to_string())
-                        });
-                    Some(check)
-                }
-                Frame::Deliver(deliver) => Some(
-                    delivered_envelope(deliver)
-                        .and_then(|e| keys.envelope_check(&e).map_err(|e| e.to_string())),
-                ),
+                Frame::Ack(ack) => Some(receipt_check(ack, &state.outbox.get(&ack.isn)?.entry.envelope)),
+                Frame::Deliver(deliver) => Some(delivered_envelope(deliver).and_then(|envelope| {
+                    let check = keys.envelope_check(&envelope).map_err(|e| e.to_string())?;
+                    Ok((check, Some(envelope)))
+                })),
                 _ => None,
             })
             .collect();
         drop(state);
         let ready: Vec<SignatureCheck> =
-            checks.iter().flatten().filter_map(|c| c.as_ref().ok().cloned()).collect();
+            checks.iter().flatten().filter_map(|c| c.as_ref().ok().map(|(check, _)| check.clone())).collect();
         let mut verified = KeyDirectory::verify_checks(&ready).into_iter();
         checks
             .into_iter()
             .map(|check| match check {
-                None => Ok(()),
+                None => Ok(None),
                 Some(Err(problem)) => Err(problem),
-                Some(Ok(_)) => {
+                Some(Ok((_, envelope))) => {
                     let ok = verified.next().expect("one result per ready check");
-                    ok.then_some(()).ok_or_else(|| "the signature does not verify".to_owned())
+                    ok.then_some(envelope).ok_or_else(|| "the signature does not verify".to_owned())
                 }
             })
             .collect()
@@ -177,10 +174,10 @@ impl Bank {
     pub(crate) fn on_deliver(
         &self,
         deliver: &pb::Deliver,
-        signature: Result<(), String>,
+        verified: Result<SignedEnvelope, String>,
     ) -> Result<(pb::Delivered, Ticket), String> {
         // Decoding is checked before taking the lock: CPU work, no state.
-        let checked = self.check_delivery(deliver, signature);
+        let checked = verified.and_then(|envelope| self.check_delivery(&envelope));
         let mut state = self.state();
         let last = state.cursor.last_osn_processed;
         if deliver.osn > last + 1 {
@@ -229,16 +226,10 @@ impl Bank {
         self.inner.last_osn_durable.fetch_max(osn, Ordering::AcqRel);
     }
 
-    /// End to end: the bank checks the sender's signature itself (`signature`, verified
-    /// by [`Bank::verify_responses`]), trusting the hub for nothing, and that the message
-    /// is addressed to it.
-    fn check_delivery(
-        &self,
-        deliver: &pb::Deliver,
-        signature: Result<(), String>,
-    ) -> Result<Message, String> {
-        let envelope = delivered_envelope(deliver)?;
-        signature?;
+    /// End to end: the bank checks the sender's signature itself (verified by
+    /// [`Bank::verify_responses`]), trusting the hub for nothing, and that the message is
+    /// addressed to it.
+    fn check_delivery(&self, envelope: &SignedEnvelope) -> Result<Message, String> {
         let message = wire::decode_message(&envelope.payload).map_err(|e| e.to_string())?;
         let header = message.header();
         if header.sender != envelope.signer || header.receiver != self.bic() {
@@ -368,3 +359,6 @@ fn delivered_envelope(deliver: &pb::Deliver) -> Result<SignedEnvelope, String> {
     let envelope = deliver.envelope.clone().ok_or("a delivery without an envelope")?;
     SignedEnvelope::try_from(envelope).map_err(|e| e.to_string())
 }
+
+/// A signature to verify, with the delivery's envelope it belongs to (none for a receipt).
+type PendingCheck = (SignatureCheck, Option<SignedEnvelope>);

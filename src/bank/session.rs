@@ -82,9 +82,9 @@ async fn session_once(
     let confirmer = tokio::spawn(confirm_when_durable(bank.clone(), pending, sender.clone()));
     let _stop_confirmer = AbortOnDrop(confirmer);
     let mut durability = bank.durability();
-    let (frames, mut arrived) = mpsc::channel(INGEST_BATCH_MAX);
-    let _stop_reader = AbortOnDrop(tokio::spawn(read_frames(inbound, frames)));
-    let mut batch = Vec::with_capacity(INGEST_BATCH_MAX);
+    let (frames, mut arrived) = mpsc::channel(net::INGEST_BATCH_MAX);
+    let _stop_reader = AbortOnDrop(tokio::spawn(net::forward_stream(inbound, frames)));
+    let mut batch = Vec::with_capacity(net::INGEST_BATCH_MAX);
     loop {
         for submit in bank.take_unsent(SUBMIT_BATCH_MAX, SUBMIT_WINDOW) {
             sender.send(frame(RequestFrame::Submit(submit))).await.map_err(|_| "session closed")?;
@@ -93,20 +93,23 @@ async fn session_once(
             _ = shutdown.cancelled() => return Ok(()),
             _ = bank.inner.outbox_wake.notified() => continue,
             _ = durability.changed() => continue,
-            received = arrived.recv_many(&mut batch, INGEST_BATCH_MAX) => received,
+            received = arrived.recv_many(&mut batch, net::INGEST_BATCH_MAX) => received,
         };
         if received == 0 {
             return Err("the hub ended the session".into());
         }
-        let responses = batch.drain(..).collect::<Result<Vec<ResponseFrame>, String>>()?;
+        let responses =
+            batch.drain(..).map(response_frame).collect::<Result<Vec<ResponseFrame>, String>>()?;
         // The signatures of everything that arrived together are verified in one batch.
         let verified = bank.verify_responses(&responses);
         for (response, verified) in responses.into_iter().zip(verified) {
             match response {
-                ResponseFrame::Ack(ack) => bank.on_ack(&ack, verified),
+                ResponseFrame::Ack(ack) => bank.on_ack(&ack, verified.map(drop)),
                 ResponseFrame::Nak(nak) => bank.on_nak(&nak)?,
                 ResponseFrame::Deliver(deliver) => {
-                    let confirmation = bank.on_deliver(&deliver, verified)?;
+                    let envelope =
+                        verified.and_then(|e| e.ok_or_else(|| "a delivery without an envelope".to_owned()));
+                    let confirmation = bank.on_deliver(&deliver, envelope)?;
                     confirmations.send(confirmation).await.map_err(|_| "session closed")?;
                 }
                 ResponseFrame::Welcome(_) => return Err("the hub sent a second Welcome".into()),
@@ -115,26 +118,13 @@ async fn session_once(
     }
 }
 
-/// Frames from the hub taken together, up to this many: their signatures are verified
-/// in one batch.
-const INGEST_BATCH_MAX: usize = 64;
-
-/// Reads the hub's frames into `frames` until the session ends (then sends why).
-async fn read_frames(
-    mut inbound: tonic::Streaming<pb::SessionResponse>,
-    frames: mpsc::Sender<Result<ResponseFrame, String>>,
-) {
-    loop {
-        let arrived = match inbound.message().await {
-            Ok(Some(pb::SessionResponse { frame: Some(response) })) => Ok(response),
-            Ok(Some(_)) => Err("the hub sent an empty frame".to_owned()),
-            Ok(None) => Err("the hub ended the session".to_owned()),
-            Err(status) => Err(format!("{} ({:?})", status.message(), status.code())),
-        };
-        let end = arrived.is_err();
-        if frames.send(arrived).await.is_err() || end {
-            return;
-        }
+/// A frame from the hub, or why the session ended.
+fn response_frame(arrived: net::Arrived<pb::SessionResponse>) -> Result<ResponseFrame, String> {
+    match arrived {
+        Ok(pb::SessionResponse { frame: Some(response) }) => Ok(response),
+        Ok(_) => Err("the hub sent an empty frame".into()),
+        Err(None) => Err("the hub ended the session".into()),
+        Err(Some(status)) => Err(format!("{} ({:?})", status.message(), status.code())),
     }
 }
 

@@ -110,7 +110,7 @@ impl HubService for HubServer {
 }
 
 /// Reads a bank's frames until it hangs up, the session is replaced, or the hub shuts down.
-/// The frames that arrived together are taken together (up to [`INGEST_BATCH_MAX`]), so
+/// The frames that arrived together are taken together (up to [`net::INGEST_BATCH_MAX`]), so
 /// that their signatures are verified in one batch; never waiting for a batch to fill.
 /// Their answers wait for durability in a pipeline (see [`answer_when_durable`]), so one
 /// session can have many messages in one group commit.
@@ -124,36 +124,43 @@ async fn receive(
 ) {
     let (answers, pending) = mpsc::channel(hub.config().session_queue_depth);
     tokio::spawn(answer_when_durable(hub.clone(), bank, pending, sender.clone()));
-    let (frames, mut arrived) = mpsc::channel(INGEST_BATCH_MAX);
-    let reader = tokio::spawn(read_frames(inbound, frames));
-    let mut batch = Vec::with_capacity(INGEST_BATCH_MAX);
+    let (frames, mut arrived) = mpsc::channel(net::INGEST_BATCH_MAX);
+    let reader = tokio::spawn(net::forward_stream(inbound, frames));
+    let mut batch = Vec::with_capacity(net::INGEST_BATCH_MAX);
     'session: loop {
         let received = tokio::select! {
             _ = open.cancel.cancelled() => break,
             _ = shutdown.cancelled() => break,
-            received = arrived.recv_many(&mut batch, INGEST_BATCH_MAX) => received,
+            received = arrived.recv_many(&mut batch, net::INGEST_BATCH_MAX) => received,
         };
         if received == 0 {
             break;
         }
         let mut submits = Vec::with_capacity(batch.len());
-        for frame in batch.drain(..) {
-            match frame {
-                Ok(RequestFrame::Submit(submit)) => submits.push(submit),
-                Ok(RequestFrame::Delivered(delivered)) => hub.confirm_delivered(bank, delivered.osn),
-                Ok(RequestFrame::Hello(_)) => {
-                    let _ = sender
-                        .send(Err(Status::failed_precondition("Hello is only the first frame of a session")))
-                        .await;
-                    break 'session;
+        for arrived in batch.drain(..) {
+            let refusal = match arrived.map(|request| request.frame) {
+                Ok(Some(RequestFrame::Submit(submit))) => {
+                    submits.push(submit);
+                    continue;
                 }
-                Err(ended) => {
-                    if let Some(status) = ended {
-                        let _ = sender.send(Err(status)).await;
-                    }
-                    break 'session;
+                Ok(Some(RequestFrame::Delivered(delivered))) => {
+                    hub.confirm_delivered(bank, delivered.osn);
+                    continue;
                 }
+                Ok(Some(RequestFrame::Hello(_))) => {
+                    Some(Status::failed_precondition("Hello is only the first frame of a session"))
+                }
+                Ok(None) => Some(Status::invalid_argument("empty session frame")),
+                Err(None) => None,
+                Err(Some(status)) => {
+                    tracing::info!(%bank, %status, "session stream ended with an error");
+                    None
+                }
+            };
+            if let Some(status) = refusal {
+                let _ = sender.send(Err(status)).await;
             }
+            break 'session;
         }
         for answer in hub.submit_batch(bank, submits) {
             if answers.send(answer).await.is_err() {
@@ -165,33 +172,6 @@ async fn receive(
     open.cancel.cancel();
     hub.close_session(bank, open.id);
     tracing::info!(%bank, session = open.id, "session closed");
-}
-
-/// Frames submitted together are checked together, up to this many.
-pub const INGEST_BATCH_MAX: usize = 64;
-
-/// A frame of a session, or its end (with the status to tell the bank, if any).
-type Arrived = Result<RequestFrame, Option<Status>>;
-
-/// Reads a session's frames into `frames` until the stream ends.
-async fn read_frames(mut inbound: Streaming<pb::SessionRequest>, frames: mpsc::Sender<Arrived>) {
-    loop {
-        let arrived = match inbound.message().await {
-            Ok(Some(pb::SessionRequest { frame: Some(frame) })) => Ok(frame),
-            Ok(Some(pb::SessionRequest { frame: None })) => {
-                Err(Some(Status::invalid_argument("empty session frame")))
-            }
-            Ok(None) => Err(None),
-            Err(status) => {
-                tracing::info!(%status, "session stream ended with an error");
-                Err(None)
-            }
-        };
-        let end = arrived.is_err();
-        if frames.send(arrived).await.is_err() || end {
-            return;
-        }
-    }
 }
 
 /// Sends each ACK or NAK once its journal ticket is durable, in submission order. The
