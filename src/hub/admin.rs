@@ -91,7 +91,7 @@ pub fn position_to_pb(bic: Bic, currency: Currency, position: &Position, suspend
         liquidity: position.liquidity,
         net_debit_cap: position.net_debit_cap,
         reserved: position.reserved,
-        window_net: position.window_net,
+        window_net: position.window_net(),
         available: i64::try_from(position.available()).unwrap_or(i64::MAX),
         settled_net: position.settled_net,
         suspended,

@@ -54,20 +54,24 @@ pub struct Position {
     pub net_debit_cap: i64,
     /// Sent and ACKed, not yet answered.
     pub reserved: i64,
-    /// Net of payments settled in the open window (deferred net only).
-    pub window_net: i64,
-    /// Sent in the open window (gross figure).
+    /// Sent in the open window (deferred net only; zero under gross settlement).
     pub window_sent: i64,
-    /// Received in the open window (gross figure).
+    /// Received in the open window (deferred net only).
     pub window_received: i64,
     /// Net of every payment ever settled: received minus sent.
     pub settled_net: i64,
 }
 
 impl Position {
+    /// Net of the payments settled in the open window: received minus sent.
+    pub fn window_net(&self) -> i64 {
+        // Both are zero or more, so the difference cannot overflow.
+        self.window_received - self.window_sent
+    }
+
     /// What the participant can still send: liquidity + cap + window net - reserved.
     pub fn available(&self) -> i128 {
-        i128::from(self.liquidity) + i128::from(self.net_debit_cap) + i128::from(self.window_net)
+        i128::from(self.liquidity) + i128::from(self.net_debit_cap) + i128::from(self.window_net())
             - i128::from(self.reserved)
     }
 }
@@ -217,7 +221,7 @@ impl Positions {
     pub fn defund(&mut self, participant: Bic, amount: Amount) -> Result<Position, PositionError> {
         let currency = amount.currency();
         self.update(participant, currency, |p| {
-            let own = i128::from(p.liquidity) + i128::from(p.window_net.min(0)) - i128::from(p.reserved);
+            let own = i128::from(p.liquidity) + i128::from(p.window_net().min(0)) - i128::from(p.reserved);
             if own < i128::from(amount.minor_units()) {
                 return Err(PositionError(format!(
                     "{participant} has only {} {currency} of its own funds free (liquidity less reservations and \
@@ -258,7 +262,7 @@ impl Positions {
                      reserved {} leaves {} available; the hub operator funds it with `corridor admin fund`",
                     format_minor_units(p.liquidity, currency),
                     format_minor_units(p.net_debit_cap, currency),
-                    format_minor_units(p.window_net, currency),
+                    format_minor_units(p.window_net(), currency),
                     format_minor_units(p.reserved, currency),
                     format_i128(available, currency),
                 )));
@@ -294,15 +298,16 @@ impl Positions {
             sender_position.liquidity = add(sender_position.liquidity, -minor, "liquidity")?;
             receiver_position.liquidity = add(receiver_position.liquidity, minor, "liquidity")?;
         } else {
-            sender_position.window_net = add(sender_position.window_net, -minor, "window net")?;
-            receiver_position.window_net = add(receiver_position.window_net, minor, "window net")?;
+            sender_position.window_sent = add(sender_position.window_sent, minor, "window gross")?;
+            receiver_position.window_received =
+                add(receiver_position.window_received, minor, "window gross")?;
         }
-        sender_position.window_sent = add(sender_position.window_sent, minor, "window gross")?;
-        receiver_position.window_received = add(receiver_position.window_received, minor, "window gross")?;
         let code = currency.code().to_owned();
         self.book.insert((sender, code.clone()), (currency, sender_position));
         self.book.insert((receiver, code.clone()), (currency, receiver_position));
-        *self.window_payments.entry(code).or_default() += 1;
+        if !gross {
+            *self.window_payments.entry(code).or_default() += 1;
+        }
         Ok(())
     }
 
@@ -317,7 +322,7 @@ impl Positions {
         let mut lines = Vec::new();
         let mut totals: BTreeMap<String, SettlementTotal> = BTreeMap::new();
         for ((participant, code), (currency, position)) in &mut self.book {
-            if position.window_sent == 0 && position.window_received == 0 && position.window_net == 0 {
+            if position.window_sent == 0 && position.window_received == 0 {
                 continue;
             }
             lines.push(SettlementLine {
@@ -325,7 +330,7 @@ impl Positions {
                 currency: *currency,
                 sent: position.window_sent,
                 received: position.window_received,
-                net: position.window_net,
+                net: position.window_net(),
             });
             let total = totals.entry(code.clone()).or_insert_with(|| SettlementTotal {
                 currency: *currency,
@@ -335,9 +340,9 @@ impl Positions {
             });
             // Each payment is sent once: the sum of gross sent is the window's gross.
             total.gross = total.gross.saturating_add(position.window_sent);
-            total.net = total.net.saturating_add((-position.window_net).max(0));
-            position.liquidity = position.liquidity.saturating_add(position.window_net);
-            (position.window_net, position.window_sent, position.window_received) = (0, 0, 0);
+            total.net = total.net.saturating_add((-position.window_net()).max(0));
+            position.liquidity = position.liquidity.saturating_add(position.window_net());
+            (position.window_sent, position.window_received) = (0, 0);
         }
         for (code, total) in &mut totals {
             total.payments = self.window_payments.get(code).copied().unwrap_or(0);
