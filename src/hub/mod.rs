@@ -711,8 +711,7 @@ impl HubState {
     /// learns when. Returns the journal record.
     fn delivered(&mut self, bank: Bic, osn: u64, unix_ms: i64) -> HubRecord {
         let participant = self.participants.get_mut(&bank).expect("confirmations come from participants");
-        let rest = participant.outbox.split_off(&(osn + 1));
-        let confirmed = std::mem::replace(&mut participant.outbox, rest);
+        let confirmed = take_through(&mut participant.outbox, osn);
         self.outbox_total -= confirmed.len();
         metrics::gauge!(crate::metrics::HUB_OUTBOX).set(self.outbox_total as f64);
         for (confirmed_osn, queued) in confirmed {
@@ -726,8 +725,7 @@ impl HubState {
     /// The hub sent `bank` its answers up to `isn`: the tracker learns when.
     fn acknowledged(&mut self, bank: Bic, isn: u64, unix_ms: i64) {
         let participant = self.participants.get_mut(&bank).expect("ACKs go to participants");
-        let rest = participant.awaiting_ack.split_off(&(isn + 1));
-        for uetr in std::mem::replace(&mut participant.awaiting_ack, rest).into_values() {
+        for uetr in take_through(&mut participant.awaiting_ack, isn).into_values() {
             self.tracker.acknowledged(&uetr, unix_ms);
         }
     }
@@ -768,6 +766,12 @@ impl HubState {
             OperatorAction::CloseWindow => OperatorOutcome::Report(positions.close_window(unix_ms)?.clone()),
         })
     }
+}
+
+/// Takes every entry up to and including sequence number `through` out of `map`.
+fn take_through<T>(map: &mut BTreeMap<u64, T>, through: u64) -> BTreeMap<u64, T> {
+    let rest = map.split_off(&through.saturating_add(1));
+    std::mem::replace(map, rest)
 }
 
 /// What an operator's action left.
@@ -849,8 +853,7 @@ fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub)
     }
     for (participant, osn, unix_ms) in recovered.deliveries {
         let Some(pending) = undelivered.get_mut(&participant) else { continue };
-        let rest = pending.split_off(&(osn + 1));
-        for (delivered_osn, uetr) in std::mem::replace(pending, rest) {
+        for (delivered_osn, uetr) in take_through(pending, osn) {
             state.tracker.delivered(&uetr, participant, delivered_osn, unix_ms);
         }
     }
