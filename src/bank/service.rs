@@ -94,10 +94,7 @@ fn payment_to_pb(payment: &Payment) -> pb::Payment {
         counterparty_bic: payment.counterparty.to_string(),
         debtor_account: payment.debtor_account.clone(),
         creditor_account: payment.creditor_account.clone(),
-        amount: Some(pb::Money {
-            minor_units: payment.amount.minor_units(),
-            currency: payment.amount.currency().to_string(),
-        }),
+        amount: Some(crate::model::wire::money_of_amount(&payment.amount)),
         status: payment_status_to_pb(payment.status) as i32,
         reason_code: payment.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
         detail: payment.detail.clone(),

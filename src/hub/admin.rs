@@ -143,10 +143,7 @@ pub fn hub_payment_to_pb(payment: &HubPayment) -> pb::HubPayment {
         message_id: payment.message_id.to_string(),
         sender_bic: payment.sender.to_string(),
         receiver_bic: payment.receiver.to_string(),
-        amount: Some(pb::Money {
-            minor_units: payment.amount.minor_units(),
-            currency: payment.amount.currency().code().to_owned(),
-        }),
+        amount: Some(wire::money_of_amount(&payment.amount)),
         status: status.map_or(pb::PaymentStatus::Unspecified, |s| payment_status_to_pb(s.status)) as i32,
         reason_code: status.and_then(|s| s.reason).map(|r| r.code().to_owned()).unwrap_or_default(),
         delivered_to_receiver: payment.delivered_unix_ms.is_some(),

@@ -60,8 +60,8 @@ fn currency(text: &str, field: &str) -> Result<Currency, ModelError> {
     Currency::parse(text).map_err(|e| e.at(field))
 }
 
-/// A positive amount from wire money.
-fn amount(money: Option<pb::Money>, field: &str) -> Result<Amount, ModelError> {
+/// A positive amount from wire money; errors name `field`.
+pub fn amount(money: Option<pb::Money>, field: &str) -> Result<Amount, ModelError> {
     let money = required(money, field)?;
     let currency = currency(&money.currency, &format!("{field}.currency"))?;
     Amount::from_minor_units(money.minor_units, currency).map_err(|e| e.at(&format!("{field}.minor_units")))
@@ -74,7 +74,8 @@ fn balance(money: Option<pb::Money>, field: &str) -> Result<Balance, ModelError>
     Ok(Balance { minor_units: money.minor_units, currency })
 }
 
-fn money_of_amount(amount: &Amount) -> pb::Money {
+/// Wire money of an amount.
+pub fn money_of_amount(amount: &Amount) -> pb::Money {
     pb::Money { minor_units: amount.minor_units(), currency: amount.currency().code().to_owned() }
 }
 

@@ -11,7 +11,7 @@ use crate::bank::{self, SqliteBankStore, statement::account_statement};
 use crate::directory::Directory;
 use crate::hub::{self, HubPayment};
 use crate::ledger::AccountKind;
-use crate::model::{Amount, Bic, Currency, MessageId, PaymentStatus, Uetr, wire};
+use crate::model::{Amount, Bic, MessageId, PaymentStatus, Uetr, wire};
 use crate::pb;
 use crate::sim::{admin_client, operator_client};
 use crate::tls::NetworkDir;
@@ -94,9 +94,7 @@ fn field<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> Result<T,
 }
 
 fn amount(money: Option<pb::Money>, what: &str) -> Result<Amount, String> {
-    let money = money.ok_or_else(|| format!("{what}: no amount"))?;
-    let currency = field(Currency::parse(&money.currency), what)?;
-    field(Amount::from_minor_units(money.minor_units, currency), what)
+    field(wire::amount(money, "amount"), what)
 }
 
 fn status(value: i32, what: &str) -> Result<Option<PaymentStatus>, String> {
