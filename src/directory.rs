@@ -6,17 +6,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::crypto::{CryptoError, KeyDirectory, KeyId};
-use crate::model::{Bic, MessageType, ModelError};
+use crate::crypto::{CryptoError, KeyDirectory, KeyId, KeyValidity, SigningIdentity};
+use crate::model::{Bic, MessageType, ModelError, wire};
 
 /// File name of the directory inside a network directory.
 pub const DIRECTORY_FILE: &str = "directory.json";
-/// Format version this build reads and writes.
-pub const DIRECTORY_VERSION: u32 = 1;
+/// Format version this build reads and writes (2: keys have validity periods and can
+/// be revoked).
+pub const DIRECTORY_VERSION: u32 = 2;
 
 /// Why a directory could not be read.
 #[derive(Debug, Error)]
@@ -39,13 +41,56 @@ pub enum DirectoryError {
     },
 }
 
-/// One signing key as the directory file holds it.
+/// One signing key as the directory file holds it. Times are RFC 3339 text; a key
+/// with neither bound is valid for ever.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KeyEntry {
     /// Key id.
     pub key_id: String,
     /// Ed25519 public key, 64 hexadecimal digits.
     pub public_key: String,
+    /// First creation time the key may sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    /// Last creation time the key may sign (set by `corridor pki rotate`: the end of the
+    /// overlap with its successor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// When the key was revoked (`corridor pki revoke`): from then on it signs nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+impl KeyEntry {
+    /// A key valid from `valid_from` (RFC 3339) with no end.
+    pub fn new(key_id: &str, public_key: &[u8; 32], valid_from: Option<String>) -> Self {
+        Self {
+            key_id: key_id.to_owned(),
+            public_key: crate::crypto::hex_encode(public_key),
+            valid_from,
+            valid_until: None,
+            revoked_at: None,
+        }
+    }
+
+    fn validity(&self) -> Result<KeyValidity, String> {
+        let time = |text: &Option<String>, field: &str, default: i64| match text {
+            None => Ok(default),
+            Some(text) => wire::parse_unix_ms(text, field).map_err(|e| e.to_string()),
+        };
+        let validity = KeyValidity {
+            from_unix_ms: time(&self.valid_from, "valid_from", i64::MIN)?,
+            until_unix_ms: time(&self.valid_until, "valid_until", i64::MAX)?,
+            revoked_unix_ms: match &self.revoked_at {
+                None => None,
+                Some(_) => Some(time(&self.revoked_at, "revoked_at", 0)?),
+            },
+        };
+        if validity.until_unix_ms < validity.from_unix_ms {
+            return Err("valid_until is before valid_from".into());
+        }
+        Ok(validity)
+    }
 }
 
 /// One participant as the directory file holds it.
@@ -83,12 +128,54 @@ pub struct DirectoryFile {
     pub relationships: Vec<RelationshipEntry>,
 }
 
-/// The directory, validated: every BIC, key and message type parsed, every weak key refused.
+impl DirectoryFile {
+    /// Reads `directory.json` from a network directory as it is (not validated).
+    pub fn read(network_dir: &Path) -> Result<Self, DirectoryError> {
+        let path = network_dir.join(DIRECTORY_FILE);
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| DirectoryError::Io { path: shown.clone(), reason: e.to_string() })?;
+        serde_json::from_str(&text)
+            .map_err(|e| DirectoryError::Invalid { path: shown, reason: e.to_string() })
+    }
+
+    /// Validates this file and replaces `directory.json` in `network_dir` with it
+    /// atomically (a side file, fsynced, renamed into place, the folder fsynced): running
+    /// nodes that reload it see the old file or the new one, never half of one.
+    pub fn save(&self, network_dir: &Path) -> Result<(), DirectoryError> {
+        let path = network_dir.join(DIRECTORY_FILE);
+        let shown = path.display().to_string();
+        Directory::from_file(self)
+            .map_err(|reason| DirectoryError::Invalid { path: shown.clone(), reason })?;
+        let io = |e: std::io::Error| DirectoryError::Io { path: shown.clone(), reason: e.to_string() };
+        let json = serde_json::to_string_pretty(self).expect("the directory serialises");
+        let side = network_dir.join(format!("{DIRECTORY_FILE}.new"));
+        {
+            use std::io::Write as _;
+            let mut file = std::fs::File::create(&side).map_err(io)?;
+            file.write_all(json.as_bytes()).map_err(io)?;
+            file.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&side, &path).map_err(io)?;
+        std::fs::File::open(network_dir).and_then(|dir| dir.sync_all()).map_err(io)
+    }
+
+    /// The entry of the hub or of a bank.
+    pub fn participant_mut(&mut self, bic: Bic) -> Option<&mut ParticipantEntry> {
+        std::iter::once(&mut self.hub).chain(&mut self.participants).find(|p| p.bic == bic.as_str())
+    }
+}
+
+/// The directory, validated: every BIC, key, time and message type parsed, every weak
+/// key refused.
 #[derive(Clone, Debug)]
 pub struct Directory {
     hub: Bic,
     names: BTreeMap<Bic, String>,
     keys: KeyDirectory,
+    /// Each participant's key ids (the hub's too), in the order the file lists them:
+    /// the newest last.
+    key_ids: BTreeMap<Bic, Vec<KeyId>>,
     relationships: BTreeSet<(Bic, Bic, MessageType)>,
 }
 
@@ -103,9 +190,10 @@ impl Directory {
         }
         let mut keys = KeyDirectory::new();
         let mut names = BTreeMap::new();
-        let hub = register(&mut keys, &file.hub)?;
+        let mut key_ids = BTreeMap::new();
+        let hub = register(&mut keys, &mut key_ids, &file.hub)?;
         for participant in &file.participants {
-            let bic = register(&mut keys, participant)?;
+            let bic = register(&mut keys, &mut key_ids, participant)?;
             if bic == hub || names.insert(bic, participant.name.clone()).is_some() {
                 return Err(format!("participant {bic} is listed twice"));
             }
@@ -124,18 +212,29 @@ impl Directory {
                 relationships.insert((sender, receiver, MessageType::parse(message_type).map_err(field)?));
             }
         }
-        Ok(Self { hub, names, keys, relationships })
+        Ok(Self { hub, names, keys, key_ids, relationships })
     }
 
     /// Reads and validates `directory.json` from a network directory.
     pub fn load(network_dir: &Path) -> Result<Self, DirectoryError> {
-        let path = network_dir.join(DIRECTORY_FILE);
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| DirectoryError::Io { path: shown.clone(), reason: e.to_string() })?;
-        let file: DirectoryFile = serde_json::from_str(&text)
-            .map_err(|e| DirectoryError::Invalid { path: shown.clone(), reason: e.to_string() })?;
-        Self::from_file(&file).map_err(|reason| DirectoryError::Invalid { path: shown, reason })
+        let file = DirectoryFile::read(network_dir)?;
+        Self::from_file(&file).map_err(|reason| DirectoryError::Invalid {
+            path: network_dir.join(DIRECTORY_FILE).display().to_string(),
+            reason,
+        })
+    }
+
+    /// The key `bic` signs with now: the newest of its keys usable at `now_unix_ms`.
+    pub fn current_key(&self, bic: Bic, now_unix_ms: i64) -> Option<&KeyId> {
+        self.key_ids.get(&bic)?.iter().rev().find(|key_id| {
+            self.keys.validity(bic, key_id).is_some_and(|validity| validity.usable_at(now_unix_ms))
+        })
+    }
+
+    /// True when `other` has the same hub and participants: only keys and
+    /// relationships differ, so a running node can take it in place of this one.
+    pub fn same_participants(&self, other: &Directory) -> bool {
+        self.hub == other.hub && self.names.keys().eq(other.names.keys())
     }
 
     /// The hub's participant id.
@@ -164,7 +263,11 @@ impl Directory {
     }
 }
 
-fn register(keys: &mut KeyDirectory, participant: &ParticipantEntry) -> Result<Bic, String> {
+fn register(
+    keys: &mut KeyDirectory,
+    key_ids: &mut BTreeMap<Bic, Vec<KeyId>>,
+    participant: &ParticipantEntry,
+) -> Result<Bic, String> {
     let bic = Bic::parse(&participant.bic).map_err(|e| format!("participant {}", e))?;
     if participant.keys.is_empty() {
         return Err(format!("participant {bic} has no signing key"));
@@ -176,7 +279,67 @@ fn register(keys: &mut KeyDirectory, participant: &ParticipantEntry) -> Result<B
             .ok_or_else(|| {
                 format!("participant {bic} key {key_id}: public_key is not 64 hexadecimal digits")
             })?;
-        keys.register(bic, key_id, &bytes).map_err(|e: CryptoError| format!("participant {bic}: {e}"))?;
+        let validity = key.validity().map_err(|e| format!("participant {bic} key {key_id}: {e}"))?;
+        keys.register_with(bic, key_id.clone(), &bytes, validity)
+            .map_err(|e: CryptoError| format!("participant {bic}: {e}"))?;
+        let ids = key_ids.entry(bic).or_default();
+        if ids.contains(&key_id) {
+            return Err(format!("participant {bic} lists key {key_id} twice"));
+        }
+        ids.push(key_id);
     }
     Ok(bic)
+}
+
+/// What a running node verifies and signs with: the directory and its own current
+/// signing key, replaced together when `directory.json` changes (a rotation, a
+/// revocation) without stopping the node.
+#[derive(Debug)]
+pub struct Credentials {
+    current: RwLock<(Arc<Directory>, Arc<SigningIdentity>)>,
+}
+
+impl Credentials {
+    /// Checks that `identity` is a participant's (or the hub's) key as `directory` lists it.
+    pub fn new(directory: Directory, identity: SigningIdentity) -> Result<Self, String> {
+        check_identity(&directory, &identity)?;
+        Ok(Self { current: RwLock::new((Arc::new(directory), Arc::new(identity))) })
+    }
+
+    /// The directory in force.
+    pub fn directory(&self) -> Arc<Directory> {
+        Arc::clone(&self.current.read().expect("credentials lock").0)
+    }
+
+    /// The signing key in force.
+    pub fn identity(&self) -> Arc<SigningIdentity> {
+        Arc::clone(&self.current.read().expect("credentials lock").1)
+    }
+
+    /// Puts a new directory and signing key in force. Refused (the old ones stay) if
+    /// the participants changed, which takes a restart, or the key does not match.
+    pub fn replace(&self, directory: Directory, identity: SigningIdentity) -> Result<(), String> {
+        check_identity(&directory, &identity)?;
+        let mut current = self.current.write().expect("credentials lock");
+        if !current.0.same_participants(&directory) {
+            return Err("the participants changed: restart the node to take the new directory".into());
+        }
+        if identity.bic() != current.1.bic() {
+            return Err(format!("the new signing key is {}'s, not {}'s", identity.bic(), current.1.bic()));
+        }
+        *current = (Arc::new(directory), Arc::new(identity));
+        Ok(())
+    }
+}
+
+fn check_identity(directory: &Directory, identity: &SigningIdentity) -> Result<(), String> {
+    let bic = identity.bic();
+    if bic != directory.hub() && !directory.is_participant(bic) {
+        return Err(format!("{bic} is not a participant of this network's directory"));
+    }
+    let registered = directory.keys().key(bic, identity.key_id());
+    if registered.map(|k| k.to_bytes()) != Some(identity.verifying_key_bytes()) {
+        return Err(format!("the signing key {} of {bic} does not match the directory", identity.key_id()));
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use corridor::bank::{self, Bank};
 use corridor::directory::Directory;
 use corridor::hub::{self, Hub, HubConfig, SettlementModel};
-use corridor::model::{Bic, Currency, format_minor_units};
+use corridor::model::{Bic, Currency, format_minor_units, wire};
 use corridor::pb;
 use corridor::sim::demo::{DemoConfig, render, run_demo};
 use corridor::sim::loadgen::{self, LoadgenConfig};
@@ -72,6 +72,18 @@ enum Command {
         /// Serve Prometheus metrics on this address (GET /metrics).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        #[command(flatten)]
+        limits: HubLimitArgs,
+    },
+    /// Verify every message in a stopped hub's journal against the signing key that
+    /// was valid when it was created (exit 1 if any fails).
+    Audit {
+        /// Network directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The hub's data directory [default: DIR/data/hub].
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Run a bank node.
     Bank {
@@ -277,6 +289,52 @@ enum Command {
     },
 }
 
+/// The hub's replay window, rate limits, connection limits and timeouts.
+#[derive(Args)]
+struct HubLimitArgs {
+    /// Replay window: messages created longer ago than this are refused (TM01).
+    #[arg(long, default_value_t = hub::MESSAGE_AGE_MAX.as_secs())]
+    message_age_max_secs: u64,
+    /// Messages created further ahead than this (clocks apart) are refused (TM01).
+    #[arg(long, default_value_t = hub::CLOCK_SKEW_MAX.as_secs())]
+    clock_skew_max_secs: u64,
+    /// Messages per second each participant may submit; the excess is shed with
+    /// RESOURCE_EXHAUSTED and a time to retry, and resent by the bank.
+    #[arg(long, default_value_t = hub::PARTICIPANT_RATE_MAX)]
+    participant_rate: u32,
+    /// Messages a participant may submit at once above its rate [default: the rate].
+    #[arg(long)]
+    participant_burst: Option<u32>,
+    /// Connections each certificate may hold at once.
+    #[arg(long, default_value_t = corridor::net::CONNECTIONS_PER_PEER_MAX)]
+    connections_per_peer: usize,
+    /// Longest TLS handshake, in seconds.
+    #[arg(long, default_value_t = corridor::net::HANDSHAKE_TIMEOUT.as_secs())]
+    handshake_timeout_secs: u64,
+    /// A connection silent this long is closed, in seconds.
+    #[arg(long, default_value_t = corridor::net::IDLE_TIMEOUT.as_secs())]
+    idle_timeout_secs: u64,
+}
+
+impl HubLimitArgs {
+    fn apply(&self, config: HubConfig) -> HubConfig {
+        let connections = corridor::net::ConnectionLimits {
+            connections_per_peer_max: self.connections_per_peer,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            ..config.connections
+        };
+        HubConfig {
+            message_age_max: Duration::from_secs(self.message_age_max_secs),
+            clock_skew_max: Duration::from_secs(self.clock_skew_max_secs),
+            participant_rate_max: self.participant_rate,
+            participant_burst_max: self.participant_burst.unwrap_or(self.participant_rate),
+            connections,
+            ..config
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum PkiCommand {
     /// Create a network: CA, hub, operator, and a bank per BIC.
@@ -287,6 +345,36 @@ enum PkiCommand {
         /// Comma-separated BICs of the banks.
         #[arg(long, value_delimiter = ',', required = true)]
         participants: Vec<String>,
+    },
+    /// Give a bank (or the hub, by its id CRDRZZ00XXX) a new signing key. Its other keys
+    /// still verify until the overlap ends; running nodes switch at once.
+    Rotate {
+        /// Network directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Whose key: a bank's BIC or the hub's id.
+        #[arg(long)]
+        bic: String,
+        /// How long the old key still signs, in seconds.
+        #[arg(long, default_value_t = 3600)]
+        overlap_secs: u64,
+    },
+    /// Revoke a signing key (--key) or a TLS certificate (--certificate) for good.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["key", "certificate"])))]
+    Revoke {
+        /// Network directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Whose: a bank's BIC or the hub's id (CRDRZZ00XXX); with --certificate,
+        /// "operator" for the operators' certificate.
+        #[arg(long)]
+        bic: String,
+        /// The signing key id to revoke (k1, k2, ...).
+        #[arg(long)]
+        key: Option<String>,
+        /// Revoke the TLS certificate instead: servers refuse it at the handshake.
+        #[arg(long)]
+        certificate: bool,
     },
 }
 
@@ -440,13 +528,63 @@ async fn execute(command: Command) -> Result<ExitCode> {
             tls::init(&dir, &bics)?;
             say!("created a network for {} banks in {}", bics.len(), dir.display());
         }
-        Command::Hub { dir, listen, payload_size_max_bytes, data, settlement, metrics_addr } => {
+        Command::Pki(PkiCommand::Rotate { dir, bic, overlap_secs }) => {
+            let bic = parse_bic(&bic, "--bic")?;
+            let rotation = tls::rotate(&dir, bic, Duration::from_secs(overlap_secs))?;
+            let retired: Vec<String> = rotation.retired.iter().map(|k| k.to_string()).collect();
+            say!(
+                "{bic} now signs with key {}; {} retire(s) at {}",
+                rotation.new_key,
+                if retired.is_empty() { "no other key".to_owned() } else { retired.join(", ") },
+                wire::format_unix_ms(rotation.overlap_until_unix_ms)
+            );
+        }
+        Command::Pki(PkiCommand::Revoke { dir, bic, key, certificate }) => {
+            if certificate {
+                let role = if bic == "operator" {
+                    Role::Operator
+                } else {
+                    tls::role_of_bic(parse_bic(&bic, "--bic")?)
+                };
+                let serial = tls::revoke_certificate(&dir, role)?;
+                say!(
+                    "revoked the TLS certificate of {bic} (serial {})",
+                    corridor::crypto::hex_encode(&serial)
+                );
+            } else {
+                let bic = parse_bic(&bic, "--bic")?;
+                let key = corridor::crypto::KeyId::parse(key.as_deref().unwrap_or_default())
+                    .map_err(|e| anyhow!("--key: {}", e.rule))?;
+                let at = tls::revoke_key(&dir, bic, &key)?;
+                say!("revoked signing key {key} of {bic} at {}", wire::format_unix_ms(at));
+            }
+        }
+        Command::Audit { dir, data } => {
+            let network = NetworkDir::new(dir);
+            let directory = Directory::load(network.root())?;
+            let data = data.unwrap_or_else(|| network.hub_data_dir());
+            let report = hub::audit_journal(&directory, &data).map_err(|e| anyhow!(e))?;
+            say!(
+                "{} archived messages verified against the keys valid when they were created",
+                report.verified
+            );
+            for (message_id, problem) in &report.failed {
+                say!("FAILED {message_id}: {problem}");
+            }
+            if !report.failed.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Hub { dir, listen, payload_size_max_bytes, data, settlement, metrics_addr, limits } => {
             serve_metrics(metrics_addr)?;
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Hub)?;
-            let config =
-                HubConfig { payload_size_max_bytes, settlement_model: settlement, ..HubConfig::default() };
+            let config = limits.apply(HubConfig {
+                payload_size_max_bytes,
+                settlement_model: settlement,
+                ..HubConfig::default()
+            });
             let data = data.unwrap_or_else(|| network.hub_data_dir());
             let hub = Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?;
             let listener =
@@ -554,7 +692,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
             for step in tracked.steps {
                 say!(
                     "{}  {:<16} {:<12} {}",
-                    time_text(step.time_unix_ms),
+                    wire::format_unix_ms(step.time_unix_ms),
                     step.step,
                     step.by_bic,
                     step.detail
@@ -614,15 +752,6 @@ fn hub_status(s: tonic::Status) -> anyhow::Error {
         tonic::Code::Unimplemented => anyhow!("that server is not a Corridor hub: is --hub the hub's URL?"),
         code => anyhow!("{} ({code:?})", s.message()),
     }
-}
-
-/// A Unix millisecond time as RFC 3339 UTC text.
-fn time_text(unix_ms: i64) -> String {
-    let format = time::format_description::well_known::Rfc3339;
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| unix_ms.to_string())
 }
 
 /// The hub operator's commands.
@@ -729,8 +858,8 @@ fn report_text(r: &pb::SettlementReport) -> String {
     let mut text = format!(
         "window {} ({} to {})\n",
         r.window_id,
-        time_text(r.opened_unix_ms),
-        time_text(r.closed_unix_ms)
+        wire::format_unix_ms(r.opened_unix_ms),
+        wire::format_unix_ms(r.closed_unix_ms)
     );
     for l in &r.lines {
         let (c, net) = (&l.currency, l.net);
@@ -762,7 +891,7 @@ fn statement_text(s: &pb::Statement) -> String {
         let direction = if e.direction == pb::EntryDirection::Crdt as i32 { "CRDT" } else { "DBIT" };
         text += &format!(
             "  {}  {direction}  {:>20}  {}\n",
-            time_text(e.booking_time_unix_ms),
+            wire::format_unix_ms(e.booking_time_unix_ms),
             money(e.amount.as_ref()),
             e.uetr
         );

@@ -27,6 +27,8 @@ pub const BANK_PAYMENTS: &str = "corridor_bank_payments_total";
 pub const BANK_PAYMENT_LATENCY: &str = "corridor_bank_payment_latency_seconds";
 /// Messages in a bank's outbox, not yet ACKed by the hub.
 pub const BANK_OUTBOX: &str = "corridor_bank_outbox_messages";
+/// Submissions the hub shed (over this bank's rate) and the bank will resend.
+pub const BANK_SHED: &str = "corridor_bank_shed_total";
 
 /// Serves the metrics of this process on `addr` (`GET /metrics`), from the tokio runtime
 /// the caller runs on.

@@ -1,26 +1,43 @@
 //! Server and client plumbing shared by the hub and the bank nodes: limits, mTLS,
 //! health and reflection, graceful shutdown, and the peer's identity.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_stream::{Stream, StreamExt as _};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
 use tonic::transport::server::{Connected, Router, TcpConnectInfo};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Status};
 
 use crate::pb;
-use crate::tls::{NetworkDir, PkiError, Role, role_of_certificate};
+use crate::tls::{CRL_FILE, NetworkDir, PkiError, Role, certificate_serial, role_of_certificate};
 
 /// Most TCP connections a server holds at once; more are closed on accept.
 pub const CONNECTIONS_MAX: usize = 512;
+/// Most connections one certificate (one bank, the hub, the operators) holds at once on
+/// a server; more are closed after the handshake.
+pub const CONNECTIONS_PER_PEER_MAX: usize = 32;
+/// A connection that sends nothing for this long is closed. Clients ping every
+/// [`KEEPALIVE_INTERVAL`] and servers ping idle sessions, so a live peer never gets there.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often running nodes look for a changed directory or revocation list.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// Most HTTP/2 streams a client may reset before the server accepted them, and most
+/// the server resets for a client's errors, before the connection is closed (the
+/// "rapid reset" flood).
+pub const RESET_STREAMS_MAX: usize = 64;
+/// Largest HTTP/2 header list a server takes.
+pub const HEADER_LIST_SIZE_MAX_BYTES: u32 = 16 * 1024;
 /// Most concurrent HTTP/2 streams per connection.
 pub const CONCURRENT_STREAMS_MAX: u32 = 64;
 /// Largest gRPC frame a server or client decodes. A submission must also fit the
@@ -47,18 +64,254 @@ pub fn peer_role<T>(request: &Request<T>) -> Result<Role, Status> {
     })
 }
 
-/// A server builder with mTLS for `role` and every limit set.
-pub fn server_builder(network: &NetworkDir, role: Role) -> Result<Server, PkiError> {
-    let tls = network.server_tls(role)?.timeout(HANDSHAKE_TIMEOUT);
-    let builder = Server::builder()
-        .tls_config(tls)
-        .map_err(|e| PkiError::Invalid(format!("TLS configuration: {e}")))?
+/// A server builder with every HTTP/2 limit set. TLS is not the builder's: [`serve`]
+/// terminates it with a [`ServerTls`].
+pub fn server_builder() -> Server {
+    Server::builder()
         .max_concurrent_streams(CONCURRENT_STREAMS_MAX)
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_INTERVAL))
-        .http2_max_pending_accept_reset_streams(Some(64))
-        .tcp_nodelay(true);
-    Ok(builder)
+        .http2_max_pending_accept_reset_streams(Some(RESET_STREAMS_MAX))
+        .http2_max_local_error_reset_streams(Some(RESET_STREAMS_MAX))
+        .http2_max_header_list_size(HEADER_LIST_SIZE_MAX_BYTES)
+        .tcp_nodelay(true)
+}
+
+/// How many connections a server holds and how long it waits for them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections at once; more are closed on accept.
+    pub connections_max: usize,
+    /// Connections at once per certificate; more are closed after the handshake.
+    pub connections_per_peer_max: usize,
+    /// Longest TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Longest silence from a peer before its connection is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            connections_max: CONNECTIONS_MAX,
+            connections_per_peer_max: CONNECTIONS_PER_PEER_MAX,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// Checks that every limit is usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections_max == 0 || self.connections_per_peer_max == 0 {
+            return Err("connection limits must be positive".into());
+        }
+        if self.handshake_timeout.is_zero() || self.idle_timeout.is_zero() {
+            return Err("the handshake and idle timeouts must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A server's side of mutual TLS: its rustls configuration, with the network CA's
+/// revocation list, and the connections it holds, by peer. [`ServerTls::reload`] takes a
+/// new revocation list and closes the connections of certificates it revokes.
+pub struct ServerTls {
+    network: NetworkDir,
+    role: Role,
+    limits: ConnectionLimits,
+    config: RwLock<Arc<rustls::ServerConfig>>,
+    connections: Mutex<Connections>,
+}
+
+#[derive(Default)]
+struct Connections {
+    next_id: u64,
+    by_peer: HashMap<Role, usize>,
+    live: HashMap<u64, (Vec<u8>, Arc<Kill>)>,
+}
+
+impl ServerTls {
+    /// The TLS side of a server for `role`.
+    pub fn new(network: &NetworkDir, role: Role, limits: ConnectionLimits) -> Result<Arc<Self>, PkiError> {
+        limits.validate().map_err(PkiError::Invalid)?;
+        let config = network.server_config(role)?;
+        Ok(Arc::new(Self {
+            network: network.clone(),
+            role,
+            limits,
+            config: RwLock::new(Arc::new(config)),
+            connections: Mutex::new(Connections::default()),
+        }))
+    }
+
+    /// Reads the revocation list again: new handshakes are checked against it, and the
+    /// connections of certificates it revokes are closed. A list that cannot be read
+    /// leaves the old one in force.
+    pub fn reload(&self) -> Result<(), PkiError> {
+        let config = self.network.server_config(self.role)?;
+        let revoked: HashSet<Vec<u8>> = self.network.revoked_serials()?.into_iter().collect();
+        *self.config.write().expect("TLS config lock") = Arc::new(config);
+        let connections = self.connections.lock().expect("connections lock");
+        for (serial, kill) in connections.live.values() {
+            if revoked.contains(serial) {
+                kill.kill();
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the handshake on a new connection, within the handshake timeout, then
+    /// checks and counts its peer. `None` (logged) if it fails any of that.
+    async fn accept(
+        self: Arc<Self>,
+        mut connection: LimitedConnection,
+    ) -> Option<TlsStream<LimitedConnection>> {
+        let config = Arc::clone(&self.config.read().expect("TLS config lock"));
+        connection.idle_timeout = self.limits.idle_timeout;
+        let peer = connection.stream.peer_addr().ok();
+        let accepted = tokio_rustls::TlsAcceptor::from(config).accept(connection);
+        let mut tls = match tokio::time::timeout(self.limits.handshake_timeout, accepted).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                tracing::info!(?peer, %error, "TLS handshake refused");
+                return None;
+            }
+            Err(_) => {
+                tracing::info!(?peer, "TLS handshake timed out");
+                return None;
+            }
+        };
+        let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec())?;
+        let (role, serial) = (role_of_certificate(&leaf)?, certificate_serial(&leaf)?);
+        let mut connections = self.connections.lock().expect("connections lock");
+        let count = connections.by_peer.entry(role).or_default();
+        if *count >= self.limits.connections_per_peer_max {
+            tracing::warn!(
+                ?role,
+                limit = self.limits.connections_per_peer_max,
+                "per-peer connection limit reached; closing a new connection"
+            );
+            return None;
+        }
+        *count += 1;
+        connections.next_id += 1;
+        let id = connections.next_id;
+        let kill = Arc::new(Kill::default());
+        connections.live.insert(id, (serial, Arc::clone(&kill)));
+        drop(connections);
+        tls.get_mut().0.registration = Some(Registration { tls: Arc::clone(&self), id, role, kill });
+        Some(tls)
+    }
+
+    fn forget(&self, id: u64, role: Role) {
+        let mut connections = self.connections.lock().expect("connections lock");
+        connections.live.remove(&id);
+        if let Some(count) = connections.by_peer.get_mut(&role) {
+            *count = count.saturating_sub(1);
+        }
+    }
+}
+
+/// Watches the network directory's `directory.json` and revocation list: when the list
+/// changes, `tls` reloads it; when the directory changes, `on_directory` is called (the
+/// node takes the new keys). Runs until aborted; a file that cannot be read is logged
+/// and the old one stays in force.
+pub fn watch_network(
+    tls: Arc<ServerTls>,
+    on_directory: impl Fn(&NetworkDir) -> Result<(), String> + Send + 'static,
+) -> AbortOnDrop {
+    let stamp = |path: std::path::PathBuf| {
+        std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len(), m.ino_or_zero()))
+    };
+    AbortOnDrop(tokio::spawn(async move {
+        let network = tls.network.clone();
+        let directory_path = network.root().join(crate::directory::DIRECTORY_FILE);
+        let crl_path = network.root().join(CRL_FILE);
+        let (mut directory_seen, mut crl_seen) = (stamp(directory_path.clone()), stamp(crl_path.clone()));
+        loop {
+            tokio::time::sleep(RELOAD_INTERVAL).await;
+            let (directory_now, crl_now) = (stamp(directory_path.clone()), stamp(crl_path.clone()));
+            if crl_now != crl_seen {
+                crl_seen = crl_now;
+                match tls.reload() {
+                    Ok(()) => tracing::info!(role = ?tls.role, "revocation list reloaded"),
+                    Err(error) => {
+                        tracing::error!(role = ?tls.role, %error, "revocation list not reloaded; the old one stays in force")
+                    }
+                }
+            }
+            if directory_now != directory_seen {
+                directory_seen = directory_now;
+                match on_directory(&network) {
+                    Ok(()) => tracing::info!(role = ?tls.role, "directory reloaded"),
+                    Err(error) => {
+                        tracing::error!(role = ?tls.role, %error, "directory not reloaded; the old one stays in force")
+                    }
+                }
+            }
+        }
+    }))
+}
+
+/// The inode of a file where the platform has one (a rename changes it even when the
+/// size and time do not).
+trait InodeOrZero {
+    fn ino_or_zero(&self) -> u64;
+}
+
+impl InodeOrZero for std::fs::Metadata {
+    #[cfg(unix)]
+    fn ino_or_zero(&self) -> u64 {
+        std::os::unix::fs::MetadataExt::ino(self)
+    }
+    #[cfg(not(unix))]
+    fn ino_or_zero(&self) -> u64 {
+        0
+    }
+}
+
+/// Ends a connection from outside (its certificate was revoked): its next read or write
+/// fails.
+#[derive(Default)]
+struct Kill {
+    killed: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Kill {
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        if let Some(waker) = self.waker.lock().expect("waker lock").take() {
+            waker.wake();
+        }
+    }
+
+    fn check(&self, cx: &Context<'_>) -> io::Result<()> {
+        *self.waker.lock().expect("waker lock") = Some(cx.waker().clone());
+        if self.killed.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the peer's certificate was revoked",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A connection's place in its server's books, given back when it closes.
+struct Registration {
+    tls: Arc<ServerTls>,
+    id: u64,
+    role: Role,
+    kill: Arc<Kill>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.tls.forget(self.id, self.role);
+    }
 }
 
 /// Adds the standard health service and server reflection (v1 and v1alpha) to a router.
@@ -75,13 +328,29 @@ pub fn with_health_and_reflection(router: Router) -> (Router, tonic_health::serv
     (router.add_service(health).add_service(v1).add_service(v1alpha), reporter)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains and returns.
+/// Serves `router` on `listener` with mutual TLS from `tls` until `shutdown` completes,
+/// then drains and returns.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
+    tls: Arc<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), tonic::transport::Error> {
-    router.serve_with_incoming_shutdown(limited_incoming(listener, CONNECTIONS_MAX), shutdown).await
+    let (connections, incoming) = mpsc::channel(CONCURRENT_STREAMS_MAX as usize);
+    let accepting = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, connections)));
+    let incoming = tokio_stream::wrappers::ReceiverStream::new(incoming);
+    let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
+    drop(accepting);
+    served
+}
+
+/// Aborts a task when dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Checks that `url` is a server URL Corridor can use: `https://HOST:PORT`.
@@ -102,6 +371,7 @@ pub async fn serve_node(
     node: &str,
     router: Router,
     listener: TcpListener,
+    tls: Arc<ServerTls>,
     shutdown: impl Future<Output = ()>,
     storage_failure: impl Future<Output = String>,
     on_stop: impl Future<Output = ()>,
@@ -120,7 +390,7 @@ pub async fn serve_node(
             on_stop.await;
         }
     };
-    serve(router, listener, drain).await.map_err(|e| format!("{node} server: {}", error_chain(&e)))?;
+    serve(router, listener, tls, drain).await.map_err(|e| format!("{node} server: {}", error_chain(&e)))?;
     match failure.lock().expect("failure lock").take() {
         Some(reason) => Err(format!("{node} stopped because its storage cannot be written: {reason}")),
         None => Ok(()),
@@ -152,36 +422,68 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Accepted connections, at most `connections_max` at once: one past the limit is
-/// closed at once (and logged) rather than left waiting.
-fn limited_incoming(
+/// Accepts connections, at most `connections_max` at once: one past the limit is closed
+/// at once (and logged) rather than left waiting. Each handshake runs on its own task,
+/// so a slow or silent client holds up nobody; the connections that pass it go to
+/// `connections`, for the server.
+async fn accept_loop(
     listener: TcpListener,
-    connections_max: usize,
-) -> impl Stream<Item = io::Result<LimitedConnection>> {
-    let permits = Arc::new(Semaphore::new(connections_max));
-    tokio_stream::wrappers::TcpListenerStream::new(listener).filter_map(move |accepted| match accepted {
-        Ok(stream) => match Arc::clone(&permits).try_acquire_owned() {
-            Ok(permit) => {
-                let _ = stream.set_nodelay(true);
-                Some(Ok(LimitedConnection { stream, _permit: permit }))
+    tls: Arc<ServerTls>,
+    connections: mpsc::Sender<io::Result<TlsStream<LimitedConnection>>>,
+) {
+    let permits = Arc::new(Semaphore::new(tls.limits.connections_max));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // A failed accept (for example, out of file descriptors) is logged, not fatal.
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
-            Err(_) => {
-                tracing::warn!(limit = connections_max, "connection limit reached; closing a new connection");
-                None
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::warn!(
+                limit = tls.limits.connections_max,
+                "connection limit reached; closing a new connection"
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = LimitedConnection::new(stream, permit);
+        let (tls, connections) = (Arc::clone(&tls), connections.clone());
+        tokio::spawn(async move {
+            if let Some(accepted) = tls.accept(connection).await {
+                let _ = connections.send(Ok(accepted)).await;
             }
-        },
-        // A failed accept (for example, out of file descriptors) is logged, not fatal.
-        Err(error) => {
-            tracing::warn!(%error, "accept failed");
-            None
-        }
-    })
+        });
+    }
 }
 
-/// A TCP connection holding one of the server's connection permits until it closes.
+/// A TCP connection holding one of the server's connection permits until it closes,
+/// closed when its peer is silent for the idle timeout or its certificate is revoked.
 pub struct LimitedConnection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+    registration: Option<Registration>,
+}
+
+impl LimitedConnection {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Self {
+        Self {
+            stream,
+            _permit: permit,
+            idle_timeout: IDLE_TIMEOUT,
+            idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+            registration: None,
+        }
+    }
+
+    fn check_kill(&self, cx: &Context<'_>) -> io::Result<()> {
+        self.registration.as_ref().map_or(Ok(()), |r| r.kill.check(cx))
+    }
 }
 
 impl Connected for LimitedConnection {
@@ -197,12 +499,30 @@ impl AsyncRead for LimitedConnection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        self.check_kill(cx)?;
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let deadline = Instant::now() + self.idle_timeout;
+                    self.idle.as_mut().reset(deadline);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => match self.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the peer was silent too long")))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
 impl AsyncWrite for LimitedConnection {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.check_kill(cx)?;
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -216,6 +536,7 @@ impl AsyncWrite for LimitedConnection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.check_kill(cx)?;
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {

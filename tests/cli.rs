@@ -335,7 +335,7 @@ fn pki_init_writes_the_layout_with_private_keys_owner_only_and_never_overwrites(
         assert!(dir.join(role).join("tls.pem").is_file(), "{role}/tls.pem");
         private_keys.push(dir.join(role).join("tls.key"));
         if role != "operator" {
-            private_keys.push(dir.join(role).join("signing.key"));
+            private_keys.push(dir.join(role).join("signing-k1.key"));
         }
     }
     for public in ["ca.pem", "directory.json"] {

@@ -265,7 +265,7 @@ fn transfer(sender: &str, receiver: &str, account: &str) -> Message {
         uetr: Some(uetr),
         sender: bic(sender),
         receiver: bic(receiver),
-        creation_time_unix_ms: 1_796_000_000_000,
+        creation_time_unix_ms: corridor::bank::unix_ms_now(),
         sequence_number: 1,
         possible_duplicate: false,
     };

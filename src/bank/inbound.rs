@@ -28,6 +28,8 @@ impl Bank {
             ));
         }
         state.unsent_from = 0;
+        state.shed_at = None;
+        state.resume_at = None;
         tracing::info!(bank = %self.bic(), next_isn_expected, unacknowledged = state.outbox.len(), "session welcomed");
         Ok(())
     }
@@ -37,6 +39,9 @@ impl Bank {
     pub(crate) fn take_unsent(&self, limit: usize, window: usize) -> Vec<pb::Submit> {
         let durable = self.inner.journal.durable();
         let mut state = self.state();
+        if state.resume_at.is_some_and(|at| tokio::time::Instant::now() < at) {
+            return Vec::new();
+        }
         // What this session has sent is a prefix of the outbox (it sends in sequence order).
         let unsent_from = state.unsent_from;
         let in_flight = state.outbox.range(..unsent_from).count();
@@ -72,14 +77,16 @@ impl Bank {
         responses: &[pb::session_response::Frame],
     ) -> Vec<Result<Option<SignedEnvelope>, String>> {
         use pb::session_response::Frame;
-        let keys = self.inner.directory.keys();
-        let hub = self.inner.directory.hub();
+        let directory = self.inner.credentials.directory();
+        let keys = directory.keys();
+        let hub = directory.hub();
         let state = self.state();
         let receipt_check = |ack: &pb::Ack, outgoing: &pb::SignedEnvelope| {
             let envelope = SignedEnvelope::try_from(outgoing.clone()).map_err(|e| e.to_string())?;
             let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt)
                 .map_err(|_| "a receipt is 64 bytes".to_owned())?;
-            let check = keys.receipt_check(hub, &self.inner.hub_key_id, &envelope, &receipt);
+            let key_id = crate::crypto::KeyId::parse(&ack.receipt_key_id).map_err(|e| e.to_string())?;
+            let check = keys.receipt_check(hub, &key_id, &envelope, &receipt);
             Ok((check.map_err(|e| e.to_string())?, None))
         };
         let checks: Vec<Option<Result<PendingCheck, String>>> = responses
@@ -119,6 +126,7 @@ impl Bank {
             return;
         }
         let outgoing = state.outbox_remove(ack.isn).expect("present");
+        state.answered(ack.isn);
         if let Err(problem) = receipt {
             tracing::error!(bank = %self.bic(), message_id = %outgoing.entry.message_id, %problem, "the hub's receipt does not verify");
         }
@@ -138,14 +146,30 @@ impl Bank {
     }
 
     /// The hub refused a message. A refused pacs.008 is a rejected payment: reverse it.
-    /// A sequence gap (FAILED_PRECONDITION without an ISO reason) is not a refusal of the
-    /// message: it stays, and the session ends so that the next one starts from the
-    /// number the hub expects.
+    /// A pacs.002 refused as too old (TM01, it waited in the outbox past the hub's replay
+    /// window) is issued again, fresh. A sequence gap (FAILED_PRECONDITION without an ISO
+    /// reason) is not a refusal of the message: it stays, and the session ends so that the
+    /// next one starts from the number the hub expects. Nor is shedding (a time to retry):
+    /// the message stays, and the session resends from it after that time.
     pub(crate) fn on_nak(&self, nak: &pb::Nak) -> Result<(), String> {
         if nak.code == tonic::Code::FailedPrecondition as i32 && nak.reason_code.is_empty() {
             return Err(format!("the hub reports a sequence problem: {}", nak.detail));
         }
         let mut state = self.state();
+        if nak.retry_after_ms > 0 {
+            // Everything the session sent after the first shed message was shed too.
+            if state.shed_at.is_some_and(|at| nak.isn > at) {
+                return Ok(());
+            }
+            state.shed_at = Some(nak.isn);
+            state.unsent_from = state.unsent_from.min(nak.isn);
+            let wait = std::time::Duration::from_millis(nak.retry_after_ms);
+            state.resume_at = Some(tokio::time::Instant::now() + wait);
+            metrics::counter!(crate::metrics::BANK_SHED).increment(1);
+            tracing::info!(bank = %self.bic(), isn = nak.isn, retry_after_ms = nak.retry_after_ms, "the hub shed our submissions; resending later");
+            return Ok(());
+        }
+        state.answered(nak.isn);
         match state.outbox.get(&nak.isn) {
             Some(outgoing) if outgoing.entry.message_id.as_str() == nak.message_id => {}
             Some(outgoing) => {
@@ -159,10 +183,16 @@ impl Bank {
         let outgoing = state.outbox_remove(nak.isn).expect("present");
         let uetr = outgoing.entry.uetr.map(|u| u.to_string()).unwrap_or_default();
         tracing::warn!(%uetr, bank = %self.bic(), message_id = %outgoing.entry.message_id, reason = %nak.reason_code, detail = %nak.detail, "hub refused our {}", outgoing.entry.message_type);
-        if let (MessageType::Pacs008, Some(uetr)) = (outgoing.entry.message_type, outgoing.entry.uetr) {
-            let reason = ReasonCode::parse(&nak.reason_code).unwrap_or(ReasonCode::Narr);
-            let detail = format!("refused by the hub: {}", nak.detail);
-            self.finish_outgoing(&mut state, uetr, PaymentStatus::Rjct, Some(reason), detail);
+        let reason = ReasonCode::parse(&nak.reason_code).unwrap_or(ReasonCode::Narr);
+        match (outgoing.entry.message_type, outgoing.entry.uetr) {
+            (MessageType::Pacs008, Some(uetr)) => {
+                let detail = format!("refused by the hub: {}", nak.detail);
+                self.finish_outgoing(&mut state, uetr, PaymentStatus::Rjct, Some(reason), detail);
+            }
+            (MessageType::Pacs002, Some(uetr)) if reason == ReasonCode::Tm01 => {
+                self.reissue_status(&mut state, uetr);
+            }
+            _ => {}
         }
         state.commit(&self.inner.journal);
         Ok(())
@@ -211,7 +241,7 @@ impl Bank {
         let (header, Body::Pacs008(transfer)) = (message.header(), message.body()) else { return };
         if header.receiver != self.bic()
             || header.sender.as_str() != envelope.signer_bic
-            || !self.inner.directory.is_participant(header.sender)
+            || !self.inner.credentials.directory().is_participant(header.sender)
             || !state.mark_processed(header.sender, &header.message_id)
         {
             return;
@@ -238,6 +268,16 @@ impl Bank {
                 header.message_id, header.sender, header.receiver
             ));
         }
+        // The key must have been valid when the message was created (and not revoked by
+        // then): the hub may hold a message for an offline bank, so it is judged by its
+        // creation time, which the hub checked against its replay window.
+        let created = header.creation_time_unix_ms;
+        self.inner
+            .credentials
+            .directory()
+            .keys()
+            .check_validity(envelope.signer, &envelope.key_id, created, created)
+            .map_err(|e| e.to_string())?;
         Ok(message)
     }
 
@@ -297,6 +337,24 @@ impl Bank {
             additional_information: detail.chars().take(message::TEXT_LENGTH_MAX).collect(),
         };
         self.queue(state, header.sender, Some(uetr), Body::Pacs002(report));
+    }
+
+    /// Queues a fresh pacs.002 (new id, created now) for an incoming payment whose status
+    /// report the hub refused as too old.
+    fn reissue_status(&self, state: &mut BankState, uetr: Uetr) {
+        let Some(payment) = state.payment(&uetr).filter(|p| p.direction == Direction::Incoming).cloned()
+        else {
+            return;
+        };
+        tracing::warn!(%uetr, bank = %self.bic(), "issuing the status report again: the hub found the first one too old");
+        let report = PaymentStatusReport {
+            original_message_id: payment.message_id,
+            uetr,
+            status: payment.status,
+            reason: payment.reason,
+            additional_information: payment.detail.chars().take(message::TEXT_LENGTH_MAX).collect(),
+        };
+        self.queue(state, payment.counterparty, Some(uetr), Body::Pacs002(report));
     }
 
     fn receive_status(&self, state: &mut BankState, header: &Header, report: &PaymentStatusReport) {

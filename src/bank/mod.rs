@@ -28,8 +28,8 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::sync::Notify;
 
-use crate::crypto::{KeyId, SigningIdentity};
-use crate::directory::Directory;
+use crate::crypto::SigningIdentity;
+use crate::directory::{Credentials, Directory};
 use crate::ledger::{Account, LedgerError};
 use crate::model::*;
 use crate::store::{GroupCommit, StoreError, Ticket};
@@ -97,9 +97,9 @@ pub struct Bank {
 }
 
 struct BankInner {
-    identity: SigningIdentity,
-    directory: Directory,
-    hub_key_id: KeyId,
+    bic: Bic,
+    /// The directory and this bank's signing key, replaced when `directory.json` changes.
+    credentials: Credentials,
     /// Short critical sections only, never held across an `.await`. Changes are
     /// journalled while it is held, so the journal's order is the state's.
     state: Mutex<BankState>,
@@ -118,18 +118,14 @@ impl Bank {
         if !directory.is_participant(bic) {
             return Err(format!("{bic} is not a participant of this network's directory"));
         }
-        let registered = directory.keys().key(bic, identity.key_id());
-        if registered.map(|k| k.to_bytes()) != Some(identity.verifying_key_bytes()) {
-            return Err(format!("the signing key of {bic} does not match the directory"));
-        }
+        let credentials = Credentials::new(directory, identity)?;
         let (store, recovered) = SqliteBankStore::open(data_dir, bic).map_err(|e| e.to_string())?;
         let state = BankState::recover(recovered)?;
         tracing::info!(bank = %bic, payments = state.payments().count(), unacknowledged = state.outbox.len(), "bank store recovered");
         let last_osn = state.cursor.last_osn_processed;
         let inner = BankInner {
-            identity,
-            directory,
-            hub_key_id: KeyId::parse(crate::tls::INITIAL_KEY_ID).expect("valid key id"),
+            bic,
+            credentials,
             state: Mutex::new(state),
             journal: GroupCommit::start(store, "bank"),
             outbox_wake: Notify::new(),
@@ -138,9 +134,17 @@ impl Bank {
         Ok(Self { inner: Arc::new(inner) })
     }
 
+    /// Takes the directory and this bank's signing key as `network` holds them now
+    /// (after a rotation or revocation), without a restart.
+    pub fn reload_credentials(&self, network: &crate::tls::NetworkDir) -> Result<(), String> {
+        let role = crate::tls::Role::Bank(self.bic());
+        let (directory, identity) = network.credentials(role).map_err(|e| e.to_string())?;
+        self.inner.credentials.replace(directory, identity)
+    }
+
     /// This bank's BIC.
     pub fn bic(&self) -> Bic {
-        self.inner.identity.bic()
+        self.inner.bic
     }
 
     /// Tells the session there is something new to send.

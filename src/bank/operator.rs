@@ -111,7 +111,7 @@ impl Bank {
     pub(crate) fn submit_payment_now(&self, order: &PaymentOrder) -> Result<(Payment, Ticket), BankError> {
         let bic = self.bic();
         let creditor_agent = Bic::parse(&order.creditor_agent).map_err(|e| e.at("creditor_agent_bic"))?;
-        if creditor_agent == bic || !self.inner.directory.is_participant(creditor_agent) {
+        if creditor_agent == bic || !self.inner.credentials.directory().is_participant(creditor_agent) {
             return Err(BankError::Refused(format!(
                 "creditor_agent_bic: {creditor_agent} is not another participant of this network"
             )));
@@ -202,7 +202,7 @@ impl Bank {
         state.cursor.next_sequence_number += 1;
         let message_id = header.message_id.clone();
         let message = Message::new(header, body).expect("the bank builds consistent messages");
-        let envelope = self.inner.identity.sign(&message);
+        let envelope = self.inner.credentials.identity().sign(&message);
         let isn = state.cursor.next_isn;
         state.cursor.next_isn += 1;
         state.outbox_put(OutboxEntry {

@@ -45,7 +45,14 @@ pub async fn run(
     let session =
         tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
     let service = BankServiceServer::new(BankServer::new(bank.clone()));
-    let mut builder = net::server_builder(network, Role::Bank(bank.bic())).map_err(|e| e.to_string())?;
+    let role = Role::Bank(bank.bic());
+    let tls =
+        net::ServerTls::new(network, role, net::ConnectionLimits::default()).map_err(|e| e.to_string())?;
+    let _watch = {
+        let bank = bank.clone();
+        net::watch_network(std::sync::Arc::clone(&tls), move |network| bank.reload_credentials(network))
+    };
+    let mut builder = net::server_builder();
     let (router, health) = net::with_health_and_reflection(builder.add_service(service));
     health.set_serving::<BankServiceServer<BankServer>>().await;
     let on_stop = async move {
@@ -53,7 +60,8 @@ pub async fn run(
         session_end.cancel();
     };
     let node = format!("bank {}", bank.bic());
-    let served = net::serve_node(&node, router, listener, shutdown, bank.storage_failure(), on_stop).await;
+    let served =
+        net::serve_node(&node, router, listener, tls, shutdown, bank.storage_failure(), on_stop).await;
     let _ = session.await;
     served
 }

@@ -80,19 +80,21 @@ async fn session_once(
     *backoff = RECONNECT_BACKOFF_MIN;
     let (confirmations, pending) = mpsc::channel(SESSION_QUEUE_DEPTH);
     let confirmer = tokio::spawn(confirm_when_durable(bank.clone(), pending, sender.clone()));
-    let _stop_confirmer = AbortOnDrop(confirmer);
+    let _stop_confirmer = net::AbortOnDrop(confirmer);
     let mut durability = bank.durability();
     let (frames, mut arrived) = mpsc::channel(net::INGEST_BATCH_MAX);
-    let _stop_reader = AbortOnDrop(tokio::spawn(net::forward_stream(inbound, frames)));
+    let _stop_reader = net::AbortOnDrop(tokio::spawn(net::forward_stream(inbound, frames)));
     let mut batch = Vec::with_capacity(net::INGEST_BATCH_MAX);
     loop {
         for submit in bank.take_unsent(SUBMIT_BATCH_MAX, SUBMIT_WINDOW) {
             sender.send(frame(RequestFrame::Submit(submit))).await.map_err(|_| "session closed")?;
         }
+        let resume_at = bank.state().resume_at;
         let received = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = bank.inner.outbox_wake.notified() => continue,
             _ = durability.changed() => continue,
+            _ = async { tokio::time::sleep_until(resume_at.expect("guarded")).await }, if resume_at.is_some() => continue,
             received = arrived.recv_many(&mut batch, net::INGEST_BATCH_MAX) => received,
         };
         if received == 0 {
@@ -142,14 +144,5 @@ async fn confirm_when_durable(
         if sender.send(frame(RequestFrame::Delivered(delivered))).await.is_err() {
             return;
         }
-    }
-}
-
-/// Aborts a task when dropped, so that no helper outlives its session.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

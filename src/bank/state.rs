@@ -46,6 +46,11 @@ pub(super) struct BankState {
     pub(super) outbox: BTreeMap<u64, Outgoing>,
     /// Input sequence numbers from here on have not been put on the current session.
     pub(super) unsent_from: u64,
+    /// The input sequence number the hub shed (over this bank's rate), until the hub
+    /// answers it for real: later sheds of the same burst are ignored.
+    pub(super) shed_at: Option<u64>,
+    /// Nothing is sent before this (the hub asked to wait after shedding).
+    pub(super) resume_at: Option<tokio::time::Instant>,
     pub(super) cursor: Cursor,
     changes: Vec<BankChange>,
     /// When each outgoing payment not yet final was ordered (for its latency metric).
@@ -78,6 +83,8 @@ impl BankState {
             processed: recovered.processed.into_iter().collect(),
             outbox: BTreeMap::new(),
             unsent_from: 0,
+            shed_at: None,
+            resume_at: None,
             cursor: recovered.cursor,
             changes: Vec::new(),
             finished: Vec::new(),
@@ -167,6 +174,15 @@ impl BankState {
         // The real ticket comes with the commit; until then it is never durable.
         let outgoing = Outgoing { entry, sent_before: false, ticket: Ticket(u64::MAX) };
         self.outbox.insert(outgoing.entry.isn, outgoing);
+    }
+
+    /// The hub answered `isn` for real (an ACK or a refusal): if it was the one it shed,
+    /// the shedding is over.
+    pub(super) fn answered(&mut self, isn: u64) {
+        if self.shed_at == Some(isn) {
+            self.shed_at = None;
+            self.resume_at = None;
+        }
     }
 
     /// Takes a message the hub answered out of the outbox.

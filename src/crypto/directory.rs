@@ -8,11 +8,61 @@ use super::envelope::{SignedEnvelope, receipt_input, signing_input};
 use super::{CryptoError, KeyId};
 use crate::model::Bic;
 
+/// When a key may sign: from `from_unix_ms` until `until_unix_ms` (inclusive, by the
+/// message's creation time), unless revoked, which stops it for good from
+/// `revoked_unix_ms` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyValidity {
+    /// First creation time the key may sign (Unix milliseconds).
+    pub from_unix_ms: i64,
+    /// Last creation time the key may sign (Unix milliseconds): its retirement.
+    pub until_unix_ms: i64,
+    /// When the key was revoked, if it was.
+    pub revoked_unix_ms: Option<i64>,
+}
+
+impl KeyValidity {
+    /// Valid for ever and never revoked.
+    pub const ALWAYS: Self = Self { from_unix_ms: i64::MIN, until_unix_ms: i64::MAX, revoked_unix_ms: None };
+
+    /// True when the key may sign something created now (`unix_ms`).
+    pub fn usable_at(&self, unix_ms: i64) -> bool {
+        self.why_not(unix_ms, unix_ms).is_none()
+    }
+
+    /// Why the key may not sign a message created at `created_unix_ms` and judged at
+    /// `now_unix_ms` (for an archived message, its creation time), or `None` if it may.
+    fn why_not(&self, created_unix_ms: i64, now_unix_ms: i64) -> Option<String> {
+        let text = crate::model::wire::format_unix_ms;
+        if let Some(revoked) = self.revoked_unix_ms
+            && now_unix_ms >= revoked
+        {
+            return Some(format!("was revoked at {}", text(revoked)));
+        }
+        if created_unix_ms < self.from_unix_ms {
+            return Some(format!(
+                "is valid only from {}, but the message was created at {}",
+                text(self.from_unix_ms),
+                text(created_unix_ms)
+            ));
+        }
+        if created_unix_ms > self.until_unix_ms {
+            return Some(format!(
+                "was retired at {}, but the message was created at {}",
+                text(self.until_unix_ms),
+                text(created_unix_ms)
+            ));
+        }
+        None
+    }
+}
+
 /// Verifying keys by participant and key id, decoded once at registration (decoding
-/// costs more than a tenth of a verification, so it stays off the hot path).
+/// costs more than a tenth of a verification, so it stays off the hot path), each with
+/// its validity.
 #[derive(Clone, Debug, Default)]
 pub struct KeyDirectory {
-    keys: HashMap<(Bic, KeyId), VerifyingKey>,
+    keys: HashMap<(Bic, KeyId), (VerifyingKey, KeyValidity)>,
 }
 
 impl KeyDirectory {
@@ -21,24 +71,61 @@ impl KeyDirectory {
         Self::default()
     }
 
-    /// Registers a participant's public key. Refuses bytes that are not a valid point,
-    /// weak (small-order) keys, which batch verification would not catch, and a second,
-    /// different key under an id already in use.
+    /// Registers a participant's public key, valid for ever. See [`KeyDirectory::register_with`].
     pub fn register(&mut self, bic: Bic, key_id: KeyId, public_key: &[u8; 32]) -> Result<(), CryptoError> {
+        self.register_with(bic, key_id, public_key, KeyValidity::ALWAYS)
+    }
+
+    /// Registers a participant's public key with its validity. Refuses bytes that are
+    /// not a valid point, weak (small-order) keys, which batch verification would not
+    /// catch, and a second, different key under an id already in use.
+    pub fn register_with(
+        &mut self,
+        bic: Bic,
+        key_id: KeyId,
+        public_key: &[u8; 32],
+        validity: KeyValidity,
+    ) -> Result<(), CryptoError> {
         let key = VerifyingKey::from_bytes(public_key)
             .map_err(|_| CryptoError::BadKey(format!("{bic} key {key_id} is not a valid Ed25519 point")))?;
         if key.is_weak() {
             return Err(CryptoError::BadKey(format!("{bic} key {key_id} is a weak (small-order) key")));
         }
         match self.keys.get(&(bic, key_id.clone())) {
-            Some(existing) if existing != &key => {
+            Some((existing, _)) if existing != &key => {
                 Err(CryptoError::BadKey(format!("{bic} already has a different key registered as {key_id}")))
             }
             _ => {
-                self.keys.insert((bic, key_id), key);
+                self.keys.insert((bic, key_id), (key, validity));
                 Ok(())
             }
         }
+    }
+
+    /// Checks that `signer`'s key `key_id` may sign a message created at
+    /// `created_unix_ms`, judged at `now_unix_ms`: live, the hub passes the present time,
+    /// so a revoked key signs nothing more; for an archived message, pass its creation
+    /// time, so that it still verifies against the key that was valid when it was made.
+    pub fn check_validity(
+        &self,
+        signer: Bic,
+        key_id: &KeyId,
+        created_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<(), CryptoError> {
+        let (_, validity) = self
+            .keys
+            .get(&(signer, key_id.clone()))
+            .ok_or_else(|| CryptoError::UnknownKey { signer, key_id: key_id.clone() })?;
+        match validity.why_not(created_unix_ms, now_unix_ms) {
+            None => Ok(()),
+            Some(reason) => Err(CryptoError::KeyNotValid { signer, key_id: key_id.clone(), reason }),
+        }
+    }
+
+    /// The validity of a registered key.
+    pub fn validity(&self, bic: Bic, key_id: &KeyId) -> Option<KeyValidity> {
+        self.keys.get(&(bic, key_id.clone())).map(|(_, validity)| *validity)
     }
 
     /// True when `bic` has at least one registered key.
@@ -48,7 +135,7 @@ impl KeyDirectory {
 
     /// The registered key, if any.
     pub fn key(&self, bic: Bic, key_id: &KeyId) -> Option<&VerifyingKey> {
-        self.keys.get(&(bic, key_id.clone()))
+        self.keys.get(&(bic, key_id.clone())).map(|(key, _)| key)
     }
 
     /// Verifies an envelope strictly against its signer's registered key.
@@ -142,7 +229,7 @@ impl KeyDirectory {
     }
 
     fn lookup(&self, envelope: &SignedEnvelope) -> Result<&VerifyingKey, CryptoError> {
-        self.keys.get(&(envelope.signer, envelope.key_id.clone())).ok_or_else(|| CryptoError::UnknownKey {
+        self.key(envelope.signer, &envelope.key_id).ok_or_else(|| CryptoError::UnknownKey {
             signer: envelope.signer,
             key_id: envelope.key_id.clone(),
         })

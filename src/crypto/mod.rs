@@ -11,7 +11,7 @@ mod directory;
 mod envelope;
 mod keys;
 
-pub use directory::{KeyDirectory, SignatureCheck};
+pub use directory::{KeyDirectory, KeyValidity, SignatureCheck};
 pub use envelope::{RECEIPT_DOMAIN, SIGNATURE_DOMAIN, SignedEnvelope, receipt_input, signing_input};
 pub use keys::{KeyId, SigningIdentity, hex_decode, hex_encode, load_signing_key, save_signing_key};
 
@@ -37,6 +37,17 @@ pub enum CryptoError {
         signer: Bic,
         /// With which key.
         key_id: KeyId,
+    },
+    /// The key is registered but may not sign this message: it was not yet valid or
+    /// already retired when the message was created, or it has been revoked.
+    #[error("key {key_id} of {signer} {reason}")]
+    KeyNotValid {
+        /// Who claims to have signed.
+        signer: Bic,
+        /// With which key.
+        key_id: KeyId,
+        /// Why the key may not sign it.
+        reason: String,
     },
     /// A key is malformed, weak, or conflicts with one already registered.
     #[error("refused key: {0}")]

@@ -1,6 +1,7 @@
 //! The hub on gRPC: `HubService.Session` over mTLS, one long-lived stream per bank.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -57,7 +58,12 @@ pub async fn run(
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let admin = super::admin::HubAdmin::new(hub.clone());
-    let mut builder = net::server_builder(network, Role::Hub).map_err(|e| e.to_string())?;
+    let tls = net::ServerTls::new(network, Role::Hub, hub.config().connections).map_err(|e| e.to_string())?;
+    let _watch = {
+        let hub = hub.clone();
+        net::watch_network(Arc::clone(&tls), move |network| hub.reload_credentials(network))
+    };
+    let mut builder = net::server_builder();
     let router = builder
         .add_service(service)
         .add_service(HubAdminServiceServer::new(admin.clone()))
@@ -68,7 +74,7 @@ pub async fn run(
         health.set_not_serving::<HubServiceServer<HubServer>>().await;
         sessions_end.cancel();
     };
-    net::serve_node("hub", router, listener, shutdown, hub.storage_failure(), on_stop).await
+    net::serve_node("hub", router, listener, tls, shutdown, hub.storage_failure(), on_stop).await
 }
 
 #[tonic::async_trait]

@@ -170,6 +170,9 @@ code_enum! {
         Rc01 = "RC01",
         /// Regulatory reason.
         Rr04 = "RR04",
+        /// Received outside the agreed time window (here: the message's creation time is
+        /// outside the hub's replay window).
+        Tm01 = "TM01",
     }
 }
 

@@ -97,6 +97,25 @@ fn party_of(party: &Party) -> pb::Party {
 const DATE_FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]");
 
+/// A Unix millisecond time as RFC 3339 UTC text (the number itself if out of range).
+pub fn format_unix_ms(unix_ms: i64) -> String {
+    let format = time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix_ms.to_string())
+}
+
+/// RFC 3339 text (such as `2026-11-28T22:43:00Z`) as Unix milliseconds.
+pub fn parse_unix_ms(text: &str, field: &str) -> Result<i64, ModelError> {
+    let format = time::format_description::well_known::Rfc3339;
+    let parsed = time::OffsetDateTime::parse(text, &format).map_err(|e| {
+        ModelError::new(field, format!("is an RFC 3339 time such as 2026-11-28T22:43:00Z ({e})"))
+    })?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ModelError::new(field, "is out of range"))
+}
+
 /// Formats a settlement date as ISO 8601 (`2026-11-28`).
 pub fn format_date(date: Date) -> String {
     date.format(DATE_FORMAT).expect("a Date always formats as YYYY-MM-DD")

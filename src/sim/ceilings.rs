@@ -105,11 +105,12 @@ pub async fn transport_ceiling(
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let url = format!("https://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let stop = CancellationToken::new();
-    let mut builder = net::server_builder(network, Role::Hub).map_err(|e| e.to_string())?;
-    let router = builder.add_service(LoopbackServiceServer::new(Echo));
+    let tls = net::ServerTls::new(network, Role::Hub, net::ConnectionLimits::default())
+        .map_err(|e| e.to_string())?;
+    let router = net::server_builder().add_service(LoopbackServiceServer::new(Echo));
     let server = {
         let stop = stop.clone();
-        tokio::spawn(async move { net::serve(router, listener, stop.cancelled_owned()).await })
+        tokio::spawn(async move { net::serve(router, listener, tls, stop.cancelled_owned()).await })
     };
     let measured = drive_echo(network, &url, payload_bytes, window, duration).await;
     stop.cancel();

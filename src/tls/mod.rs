@@ -8,34 +8,49 @@
 //!
 //! ```text
 //! DIR/ca.pem  DIR/ca.key                      network CA (key owner-only)
-//! DIR/hub/tls.pem  tls.key  signing.key        the hub
+//! DIR/crl.pem                                  revoked certificates (once one is revoked)
+//! DIR/hub/tls.pem  tls.key  signing-k1.key     the hub
 //! DIR/operator/tls.pem  tls.key                the operators' client identity
-//! DIR/banks/<BIC>/tls.pem  tls.key  signing.key
+//! DIR/banks/<BIC>/tls.pem  tls.key  signing-k1.key  (signing-k2.key, ... after rotations)
 //! DIR/directory.json                           participants, signing keys, RMA
 //! ```
+//!
+//! Keys and certificates have a lifecycle: [`rotate`] gives a participant a new signing
+//! key and retires the old one after an overlap, [`revoke_key`] stops a signing key for
+//! good, and [`revoke_certificate`] puts a TLS certificate on the CA's revocation list,
+//! which every server checks at the handshake ([`NetworkDir::server_config`]).
 
 use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use thiserror::Error;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use std::sync::Arc;
 
-use crate::crypto::{KeyId, SigningIdentity, hex_encode, load_signing_key, save_signing_key};
-use crate::directory::{
-    DIRECTORY_FILE, DIRECTORY_VERSION, DirectoryFile, KeyEntry, ParticipantEntry, RelationshipEntry,
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
 };
-use crate::model::{Bic, MessageType};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use thiserror::Error;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+use crate::crypto::{KeyId, SigningIdentity, load_signing_key, save_signing_key};
+use crate::directory::{
+    DIRECTORY_FILE, DIRECTORY_VERSION, Directory, DirectoryFile, KeyEntry, ParticipantEntry,
+    RelationshipEntry,
+};
+use crate::model::{Bic, MessageType, wire};
 
 /// The hub's participant id: it signs receipts under it.
 pub const HUB_BIC: &str = "CRDRZZ00XXX";
-/// Id of every signing key `init` creates.
+/// Id of every signing key `init` creates; [`rotate`] makes k2, k3, ...
 pub const INITIAL_KEY_ID: &str = "k1";
+/// File name of the network CA's certificate revocation list.
+pub const CRL_FILE: &str = "crl.pem";
+/// How long a revocation list says it is good for (it is reissued at every revocation).
+const CRL_VALIDITY_DAYS: i64 = 3650;
 /// TLS server name every certificate carries and every client asks for.
 pub const SERVER_NAME: &str = "localhost";
 const URI_BIC_PREFIX: &str = "urn:corridor:bic:";
@@ -126,22 +141,104 @@ impl NetworkDir {
         Ok(Identity::from_pem(read(&dir.join("tls.pem"))?, read(&dir.join("tls.key"))?))
     }
 
-    /// A role's Ed25519 signing identity (hub or bank).
-    pub fn signing_identity(&self, role: Role) -> Result<SigningIdentity, PkiError> {
-        let (bic, dir) = match role {
-            Role::Hub => (Bic::parse(HUB_BIC).expect("HUB_BIC is a valid BIC"), self.role_dir(role)),
-            Role::Bank(bic) => (bic, self.role_dir(role)),
-            Role::Operator => return Err(PkiError::Invalid("operators do not sign messages".into())),
-        };
-        let key = load_signing_key(&dir.join("signing.key"))
-            .map_err(|e| PkiError::Io { path: dir.display().to_string(), reason: e.to_string() })?;
-        Ok(SigningIdentity::new(bic, KeyId::parse(INITIAL_KEY_ID).expect("valid key id"), key))
+    /// The file of a role's signing key `key_id`.
+    pub fn signing_key_path(&self, role: Role, key_id: &KeyId) -> PathBuf {
+        self.role_dir(role).join(format!("signing-{key_id}.key"))
     }
 
-    /// Server-side mTLS: this role's identity, and client certificates required from the
-    /// network CA.
-    pub fn server_tls(&self, role: Role) -> Result<ServerTlsConfig, PkiError> {
-        Ok(ServerTlsConfig::new().identity(self.tls_identity(role)?).client_ca_root(self.ca_certificate()?))
+    /// A role's Ed25519 signing identity (hub or bank) as `directory.json` says now: its
+    /// newest key usable now.
+    pub fn signing_identity(&self, role: Role) -> Result<SigningIdentity, PkiError> {
+        Ok(self.credentials(role)?.1)
+    }
+
+    /// The directory as `directory.json` says now, and the role's signing identity
+    /// under it.
+    pub fn credentials(&self, role: Role) -> Result<(Directory, SigningIdentity), PkiError> {
+        let directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
+        let identity = self.signing_identity_in(role, &directory, crate::bank::unix_ms_now())?;
+        Ok((directory, identity))
+    }
+
+    /// A role's signing identity under `directory`: the newest of its keys usable at
+    /// `now_unix_ms`.
+    pub fn signing_identity_in(
+        &self,
+        role: Role,
+        directory: &Directory,
+        now_unix_ms: i64,
+    ) -> Result<SigningIdentity, PkiError> {
+        let bic = signer_of(role)?;
+        let key_id = directory.current_key(bic, now_unix_ms).ok_or_else(|| {
+            PkiError::Invalid(format!(
+                "{bic} has no signing key usable now (every key is retired or revoked): \
+                 give it a new one with `corridor pki rotate`"
+            ))
+        })?;
+        let path = self.signing_key_path(role, key_id);
+        let key = load_signing_key(&path)
+            .map_err(|e| PkiError::Io { path: path.display().to_string(), reason: e.to_string() })?;
+        Ok(SigningIdentity::new(bic, key_id.clone(), key))
+    }
+
+    /// Server-side mTLS for this role: its certificate, client certificates required from
+    /// the network CA and checked against its revocation list (if one was issued), and
+    /// HTTP/2 by ALPN.
+    pub fn server_config(&self, role: Role) -> Result<rustls::ServerConfig, PkiError> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| PkiError::Invalid(format!("{what}: {e}"));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in pem_certificates(&self.root.join("ca.pem"))? {
+            roots.add(certificate).map_err(|e| invalid("the network CA certificate", &e))?;
+        }
+        let crls = self.revocation_list()?.into_iter().collect::<Vec<_>>();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&provider),
+        )
+        .with_crls(crls)
+        .build()
+        .map_err(|e| invalid("the client certificate verifier", &e))?;
+        let dir = self.role_dir(role);
+        let chain = pem_certificates(&dir.join("tls.pem"))?;
+        let key_path = dir.join("tls.key");
+        let key = PrivateKeyDer::from_pem_slice(&read(&key_path)?)
+            .map_err(|e| invalid(&key_path.display().to_string(), &e))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid("TLS versions", &e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid("the server certificate", &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
+    /// The network CA's revocation list, if one has been issued.
+    pub fn revocation_list(&self) -> Result<Option<CertificateRevocationListDer<'static>>, PkiError> {
+        let path = self.root.join(CRL_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        CertificateRevocationListDer::from_pem_slice(&read(&path)?)
+            .map(Some)
+            .map_err(|e| PkiError::Invalid(format!("{}: {e}", path.display())))
+    }
+
+    /// Serial numbers of the certificates on the revocation list.
+    pub fn revoked_serials(&self) -> Result<Vec<Vec<u8>>, PkiError> {
+        Ok(self.revoked()?.into_iter().map(|(serial, _)| serial).collect())
+    }
+
+    /// The revoked certificates' serial numbers and revocation times (Unix seconds).
+    fn revoked(&self) -> Result<Vec<(Vec<u8>, i64)>, PkiError> {
+        let Some(der) = self.revocation_list()? else { return Ok(Vec::new()) };
+        let (_, crl) =
+            x509_parser::parse_x509_crl(&der).map_err(|e| PkiError::Invalid(format!("{CRL_FILE}: {e}")))?;
+        Ok(crl
+            .iter_revoked_certificates()
+            .map(|revoked| (revoked.raw_serial().to_vec(), revoked.revocation_date.timestamp()))
+            .collect())
     }
 
     /// Client-side mTLS: this role's identity, servers trusted only from the network CA.
@@ -155,6 +252,36 @@ impl NetworkDir {
 
 fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
     fs::read(path).map_err(|e| PkiError::Io { path: path.display().to_string(), reason: e.to_string() })
+}
+
+fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    let certificates = CertificateDer::pem_slice_iter(&read(path)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::Invalid(format!("{}: {e}", path.display())))?;
+    if certificates.is_empty() {
+        return Err(PkiError::Invalid(format!("{}: no certificate", path.display())));
+    }
+    Ok(certificates)
+}
+
+/// The participant a role signs as.
+fn signer_of(role: Role) -> Result<Bic, PkiError> {
+    match role {
+        Role::Hub => Ok(Bic::parse(HUB_BIC).expect("HUB_BIC is a valid BIC")),
+        Role::Bank(bic) => Ok(bic),
+        Role::Operator => Err(PkiError::Invalid("operators do not sign messages".into())),
+    }
+}
+
+/// The role whose signing keys and certificate are `bic`'s: the hub's id or a bank.
+pub fn role_of_bic(bic: Bic) -> Role {
+    if bic.as_str() == HUB_BIC { Role::Hub } else { Role::Bank(bic) }
+}
+
+/// The serial number of a certificate (DER), as its bytes.
+pub fn certificate_serial(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(certificate.raw_serial().to_vec())
 }
 
 /// Reads who a verified peer certificate (DER) belongs to, from its SAN URI.
@@ -207,15 +334,16 @@ pub fn init(dir: &Path, participants: &[Bic]) -> Result<NetworkDir, PkiError> {
 
     issue(&network, &issuer, Role::Hub)?;
     issue(&network, &issuer, Role::Operator)?;
+    let initial = KeyId::parse(INITIAL_KEY_ID).expect("valid key id");
     let hub = ParticipantEntry {
         bic: HUB_BIC.into(),
         name: "Corridor hub".into(),
-        keys: vec![new_signing_key(&network, Role::Hub)?],
+        keys: vec![new_signing_key(&network, Role::Hub, &initial, None)?],
     };
     let mut entries = Vec::new();
     for bic in participants {
         issue(&network, &issuer, Role::Bank(*bic))?;
-        let keys = vec![new_signing_key(&network, Role::Bank(*bic))?];
+        let keys = vec![new_signing_key(&network, Role::Bank(*bic), &initial, None)?];
         entries.push(ParticipantEntry { bic: bic.to_string(), name: format!("Bank {bic}"), keys });
     }
     let all_types: Vec<String> = MessageType::ALL.iter().map(|t| t.code().to_owned()).collect();
@@ -282,16 +410,135 @@ fn issue(network: &NetworkDir, issuer: &Issuer<'_, KeyPair>, role: Role) -> Resu
     write_new(&dir.join("tls.pem"), certificate.pem().as_bytes(), false)
 }
 
-fn new_signing_key(network: &NetworkDir, role: Role) -> Result<KeyEntry, PkiError> {
-    let bic = match role {
-        Role::Bank(bic) => bic,
-        _ => Bic::parse(HUB_BIC).expect("valid"),
-    };
-    let identity = SigningIdentity::generate(bic, KeyId::parse(INITIAL_KEY_ID).expect("valid key id"));
-    let path = network.role_dir(role).join("signing.key");
+/// Generates a signing key `key_id` for `role`, saves its secret half beside the role's
+/// certificate and returns its directory entry, valid from `valid_from`.
+fn new_signing_key(
+    network: &NetworkDir,
+    role: Role,
+    key_id: &KeyId,
+    valid_from: Option<String>,
+) -> Result<KeyEntry, PkiError> {
+    let identity = SigningIdentity::generate(signer_of(role)?, key_id.clone());
+    let path = network.signing_key_path(role, key_id);
     save_signing_key(&path, identity.signing_key())
         .map_err(|e| PkiError::Io { path: path.display().to_string(), reason: e.to_string() })?;
-    Ok(KeyEntry { key_id: INITIAL_KEY_ID.into(), public_key: hex_encode(&identity.verifying_key_bytes()) })
+    Ok(KeyEntry::new(key_id.as_str(), &identity.verifying_key_bytes(), valid_from))
+}
+
+/// What [`rotate`] did.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    /// The new key.
+    pub new_key: KeyId,
+    /// The keys it replaces, which sign nothing created after `overlap_until_unix_ms`.
+    pub retired: Vec<KeyId>,
+    /// End of the overlap.
+    pub overlap_until_unix_ms: i64,
+}
+
+/// Gives `bic` (a bank or the hub) a new signing key, valid from now, and retires its
+/// other keys at the end of `overlap`: until then messages signed with either verify, so
+/// nodes can switch over without a message being refused. Running nodes pick the new
+/// directory up by themselves (they watch the file) and sign with the new key at once.
+pub fn rotate(dir: &Path, bic: Bic, overlap: std::time::Duration) -> Result<Rotation, PkiError> {
+    let mut file = DirectoryFile::read(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
+    let now = crate::bank::unix_ms_now();
+    let until = now.saturating_add(i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX));
+    let entry = file
+        .participant_mut(bic)
+        .ok_or_else(|| PkiError::Invalid(format!("{bic} is not in the directory")))?;
+    let number = entry
+        .keys
+        .iter()
+        .filter_map(|key| key.key_id.strip_prefix('k').and_then(|n| n.parse::<u32>().ok()))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let new_key = KeyId::parse(&format!("k{number}")).expect("k<number> is a valid key id");
+    let mut retired = Vec::new();
+    for key in entry.keys.iter_mut().filter(|key| key.revoked_at.is_none()) {
+        let ends_later = match &key.valid_until {
+            None => true,
+            Some(text) => wire::parse_unix_ms(text, "valid_until").map_or(true, |t| t > until),
+        };
+        if ends_later {
+            key.valid_until = Some(wire::format_unix_ms(until));
+            retired.push(KeyId::parse(&key.key_id).map_err(|e| PkiError::Invalid(e.to_string()))?);
+        }
+    }
+    let role = role_of_bic(bic);
+    entry.keys.push(new_signing_key(&NetworkDir::new(dir), role, &new_key, Some(wire::format_unix_ms(now)))?);
+    file.save(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
+    Ok(Rotation { new_key, retired, overlap_until_unix_ms: until })
+}
+
+/// Revokes `bic`'s signing key `key_id` now: from then on nothing it signs is accepted.
+/// Messages it signed before the revocation still verify in the archive.
+pub fn revoke_key(dir: &Path, bic: Bic, key_id: &KeyId) -> Result<i64, PkiError> {
+    let mut file = DirectoryFile::read(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
+    let entry = file
+        .participant_mut(bic)
+        .ok_or_else(|| PkiError::Invalid(format!("{bic} is not in the directory")))?;
+    let key = entry
+        .keys
+        .iter_mut()
+        .find(|key| key.key_id == key_id.as_str())
+        .ok_or_else(|| PkiError::Invalid(format!("{bic} has no key {key_id}")))?;
+    if let Some(at) = &key.revoked_at {
+        return Err(PkiError::Invalid(format!("{bic} key {key_id} was already revoked at {at}")));
+    }
+    let now = crate::bank::unix_ms_now();
+    key.revoked_at = Some(wire::format_unix_ms(now));
+    file.save(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
+    Ok(now)
+}
+
+/// Puts `role`'s TLS certificate on the network CA's revocation list (`crl.pem`,
+/// reissued with every revocation): servers refuse it at the handshake from then on
+/// and close the connections it already has.
+pub fn revoke_certificate(dir: &Path, role: Role) -> Result<Vec<u8>, PkiError> {
+    let network = NetworkDir::new(dir);
+    let der = pem_certificates(&network.role_dir(role).join("tls.pem"))?.remove(0);
+    let serial = certificate_serial(&der)
+        .ok_or_else(|| PkiError::Invalid(format!("the certificate of {role:?} cannot be read")))?;
+    let mut revoked = network.revoked()?;
+    if revoked.iter().any(|(known, _)| *known == serial) {
+        return Err(PkiError::Invalid(format!("the certificate of {role:?} is already revoked")));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    revoked.push((serial.clone(), now.unix_timestamp()));
+    let ca_key_pem = String::from_utf8(read(&dir.join("ca.key"))?)
+        .map_err(|_| PkiError::Invalid("ca.key is not PEM text".into()))?;
+    let ca_pem = String::from_utf8(read(&dir.join("ca.pem"))?)
+        .map_err(|_| PkiError::Invalid("ca.pem is not PEM text".into()))?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key_pem)?)?;
+    let params = CertificateRevocationListParams {
+        this_update: now,
+        next_update: now + time::Duration::days(CRL_VALIDITY_DAYS),
+        crl_number: SerialNumber::from(u64::try_from(revoked.len()).expect("a count fits")),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|(serial, at)| RevokedCertParams {
+                serial_number: SerialNumber::from_slice(serial),
+                revocation_time: time::OffsetDateTime::from_unix_timestamp(*at).unwrap_or(now),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let crl = params.signed_by(&issuer)?;
+    let side = dir.join(format!("{CRL_FILE}.new"));
+    let _ = fs::remove_file(&side);
+    write_new(&side, crl.pem()?.as_bytes(), false)?;
+    let io = |e: std::io::Error| PkiError::Io {
+        path: dir.join(CRL_FILE).display().to_string(),
+        reason: e.to_string(),
+    };
+    fs::rename(&side, dir.join(CRL_FILE)).map_err(io)?;
+    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(serial)
 }
 
 fn create_dir(dir: &Path) -> Result<(), PkiError> {

@@ -25,7 +25,7 @@ pub fn header(sender: &str, receiver: &str, uetr: Option<Uetr>) -> Header {
         uetr,
         sender: bic(sender),
         receiver: bic(receiver),
-        creation_time_unix_ms: 1_796_000_000_000,
+        creation_time_unix_ms: corridor::bank::unix_ms_now(),
         sequence_number: 7,
         possible_duplicate: false,
     }
