@@ -182,6 +182,8 @@ struct Participant {
     /// from. Until it does, everything after it on the session is shed too (it would be
     /// a sequence gap), and nothing is consumed.
     shed_from: Option<u64>,
+    /// Submissions shed so far.
+    shed_total: u64,
 }
 
 /// A token bucket: `rate` tokens a second, at most `burst` saved up.
@@ -283,6 +285,12 @@ impl Hub {
     /// The network directory in force.
     pub fn directory(&self) -> Arc<Directory> {
         self.inner.credentials.directory()
+    }
+
+    /// Submissions from `bank` shed so far because it was over its rate (since start).
+    pub fn shed_count(&self, bank: Bic) -> u64 {
+        let state = self.inner.state.lock().expect("hub state lock");
+        state.participants.get(&bank).map_or(0, |p| p.shed_total)
     }
 
     /// Takes the directory and the hub's signing key as `network` holds them now (after
@@ -555,6 +563,7 @@ impl Hub {
             && isn > from
         {
             // Sent before the bank heard of the shedding: shed too, with no token taken.
+            participant.shed_total += 1;
             return Err(Duration::from_secs_f64(1.0 / f64::from(config.participant_rate_max)));
         }
         match participant.rate.take(config.participant_rate_max, config.participant_burst_max) {
@@ -563,6 +572,7 @@ impl Hub {
                 Ok(())
             }
             Err(retry_after) => {
+                participant.shed_total += 1;
                 participant.shed_from = Some(participant.shed_from.map_or(isn, |from| from.min(isn)));
                 drop(state);
                 metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => "any", "result" => "shed")

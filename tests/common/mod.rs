@@ -1,6 +1,8 @@
 //! Fixtures shared by the integration tests: one sample of every message type.
 #![allow(dead_code)]
 
+pub mod net;
+
 use corridor::model::*;
 use time::macros::date;
 

@@ -1,0 +1,329 @@
+//! Hostile participants (SECURITY.md's table of attacks): a captured message replayed
+//! late, on another session or to another receiver; a malleated signature; a participant
+//! flooding the hub; connections that never finish their handshake or pile up. Each test
+//! asserts the refusal and that nothing moved that should not have.
+//!
+//! Keys and certificates (rotation, retirement, revocation, weak keys) are in
+//! key_lifecycle.rs; garbage on the wire in hostile_wire.rs.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::bic;
+use common::net::*;
+use corridor::hub::HubConfig;
+use corridor::model::*;
+use corridor::net::{self, ConnectionLimits};
+use corridor::pb;
+use corridor::pb::session_response::Frame as ResponseFrame;
+use corridor::sim::LocalNetwork;
+use corridor::tls::{self, Role};
+use tokio::io::AsyncReadExt as _;
+use tonic::Code;
+
+/// A network of `bics` with a hub configured by `config`, bank nodes for `nodes`, each
+/// with accounts C001 (1000.00 CNY) and C002 and a large position at the hub.
+async fn network_with(
+    dir: &std::path::Path,
+    bics: &[&str],
+    nodes: &[&str],
+    config: HubConfig,
+) -> LocalNetwork {
+    let all: Vec<Bic> = bics.iter().map(|b| bic(b)).collect();
+    let pki = tls::init(dir, &all).unwrap();
+    let mut network = LocalNetwork::start_hub(pki, config).await.unwrap();
+    network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
+    for node in nodes {
+        let index = network.start_bank(bic(node)).await.unwrap();
+        open_accounts(&network, index).await;
+    }
+    network
+}
+
+/// `message` with its creation time moved by `offset_ms`.
+fn created_at_offset(message: &Message, offset_ms: i64) -> Message {
+    let mut moved = pb::Message::from(message);
+    let header = moved.header.as_mut().unwrap();
+    header.creation_time_unix_ms += offset_ms;
+    Message::try_from(moved).unwrap()
+}
+
+#[tokio::test]
+async fn a_message_created_outside_the_replay_window_is_refused_tm01_and_moves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let ru = signer(&network.network, RU);
+    let window_ms = i64::try_from(HubConfig::default().message_age_max.as_millis()).unwrap();
+    let skew_ms = i64::try_from(HubConfig::default().clock_skew_max.as_millis()).unwrap();
+
+    // Captured a while ago, validly signed, never seen by the hub: too old now.
+    let stale = created_at_offset(&transfer(RU, IR, "C002"), -window_ms - 60_000);
+    let nak = expect_nak(
+        session.submit(pb::SignedEnvelope::from(&ru.sign(&stale))).await,
+        Code::FailedPrecondition,
+        "TM01",
+    );
+    assert!(nak.detail.contains("outside the hub's window"), "{nak:?}");
+    // Dated in the future beyond the clock skew allowed.
+    let ahead = created_at_offset(&transfer(RU, IR, "C002"), skew_ms + 60_000);
+    expect_nak(
+        session.submit(pb::SignedEnvelope::from(&ru.sign(&ahead))).await,
+        Code::FailedPrecondition,
+        "TM01",
+    );
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    nothing_reached(&network, 0);
+    assert!(network.hub().payments().is_empty(), "the journal holds no payment");
+    // A fresh message on the same session still goes through.
+    expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_captured_message_replayed_on_another_session_has_no_second_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR, CN], &[IR]).await;
+    let ru = signer(&network.network, RU);
+    let message = transfer(RU, IR, "C002");
+    let captured = pb::SignedEnvelope::from(&ru.sign(&message));
+    let first = {
+        let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+        expect_ack(session.submit(captured.clone()).await)
+    };
+    let uetr = message.header().uetr.unwrap().to_string();
+    assert_eq!(status_of(&final_status(&network, 0, &uetr).await), pb::PaymentStatus::Acsc);
+
+    // The same bank's next session: the original ACK again, no second payment.
+    let mut again = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let second = expect_ack(again.submit(captured.clone()).await);
+    assert_eq!(first.receipt, second.receipt, "the original receipt, not a new acceptance");
+    // Another participant's session: it is not the signer.
+    let mut other = RawSession::open(&network.network, CN, &network.hub_url).await.unwrap();
+    expect_nak(other.submit(captured).await, Code::PermissionDenied, "");
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(balance(&network, 0, "C002"), 500, "applied once");
+    assert_eq!(network.banks[0].bank.payments().len(), 1);
+    assert_eq!(network.hub().payments().len(), 1, "one payment in the journal");
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_message_redirected_to_another_receiver_is_refused_and_reaches_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR, CN], &[IR, CN]).await;
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let ru = signer(&network.network, RU);
+    let signed = ru.sign(&transfer(RU, IR, "C002"));
+    // The receiver is inside what is signed: pointing the captured message at CN breaks
+    // the signature, whichever way the bytes are re-encoded.
+    let mut redirected = pb::Message::from(&corridor::model::wire::decode_message(&signed.payload).unwrap());
+    redirected.header.as_mut().unwrap().receiver_bic = CN.into();
+    let Some(pb::message::Body::Pacs008(body)) = redirected.body.as_mut() else { panic!("a pacs.008") };
+    body.creditor_agent_bic = CN.into();
+    let mut envelope = pb::SignedEnvelope::from(&signed);
+    envelope.payload = Bytes::from(prost::Message::encode_to_vec(&redirected));
+    expect_nak(session.submit(envelope).await, Code::Unauthenticated, "");
+
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    nothing_reached(&network, 0);
+    nothing_reached(&network, 1);
+    assert!(network.hub().payments().is_empty());
+    network.stop().await.unwrap();
+}
+
+/// The group order of Ed25519, little-endian: adding it to a signature's scalar `s`
+/// gives the classic malleated signature, which the same equation would accept if `s`
+/// were not checked to be canonical.
+const GROUP_ORDER_LE: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+fn malleate(envelope: &pb::SignedEnvelope) -> pb::SignedEnvelope {
+    let mut signature = envelope.signature.to_vec();
+    let mut carry = 0u16;
+    for (byte, order) in signature[32..].iter_mut().zip(GROUP_ORDER_LE) {
+        let sum = u16::from(*byte) + u16::from(order) + carry;
+        *byte = sum as u8;
+        carry = sum >> 8;
+    }
+    assert_eq!(carry, 0, "s + L fits in 32 bytes");
+    pb::SignedEnvelope { signature: Bytes::from(signature), ..envelope.clone() }
+}
+
+#[tokio::test]
+async fn a_malleated_signature_is_refused_even_for_a_message_already_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let ru = signer(&network.network, RU);
+
+    // A message the hub never saw, with s + L: refused.
+    let fresh = pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")));
+    expect_nak(session.submit(malleate(&fresh)).await, Code::Unauthenticated, "");
+    // A message it accepted, replayed with s + L: refused, not taken for a duplicate.
+    let message = transfer(RU, IR, "C002");
+    let accepted = pb::SignedEnvelope::from(&ru.sign(&message));
+    expect_ack(session.submit(accepted.clone()).await);
+    expect_nak(session.submit(malleate(&accepted)).await, Code::Unauthenticated, "");
+    // Several in one batch (the hub verifies what arrives together in one batch): each
+    // malleated one is found and refused, the honest one among them accepted.
+    let honest = pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")));
+    let batch = [malleate(&fresh), honest, malleate(&accepted)];
+    let answers = session.submit_pipelined(batch.to_vec()).await;
+    expect_nak(answers[0].clone(), Code::Unauthenticated, "");
+    expect_ack(answers[1].clone());
+    expect_nak(answers[2].clone(), Code::Unauthenticated, "");
+
+    let uetr = message.header().uetr.unwrap().to_string();
+    assert_eq!(status_of(&final_status(&network, 0, &uetr).await), pb::PaymentStatus::Acsc);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(network.hub().payments().len(), 2, "the two honest payments, once each");
+    assert_eq!(balance(&network, 0, "C002"), 1_000, "two payments of 5.00, nothing else");
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn over_its_rate_a_session_is_shed_with_a_time_to_retry_and_nothing_is_consumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HubConfig { participant_rate_max: 1, participant_burst_max: 3, ..HubConfig::default() };
+    let network = network_with(dir.path(), &[RU, IR], &[IR], config).await;
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let ru = signer(&network.network, RU);
+    let first_isn = session.next_isn;
+    let envelopes: Vec<pb::SignedEnvelope> =
+        (0..8).map(|_| pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).collect();
+
+    // Eight at once against a burst of three: three accepted, the rest shed.
+    let answers = session.submit_pipelined(envelopes.clone()).await;
+    for answer in &answers[..3] {
+        expect_ack(answer.clone());
+    }
+    for (offset, answer) in answers[3..].iter().enumerate() {
+        let nak = expect_nak(answer.clone(), Code::ResourceExhausted, "");
+        assert_eq!(nak.isn, first_isn + 3 + offset as u64);
+        assert!(nak.retry_after_ms > 0, "a shed message says when to retry: {nak:?}");
+    }
+    assert_eq!(network.hub().shed_count(bic(RU)), 5);
+    // Nothing shed was consumed: a new session is told to go on from the first shed ISN.
+    drop(session);
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    assert_eq!(session.next_isn, first_isn + 3, "the shed ISNs were not consumed");
+    // Resent (paced to the rate, as the hub asked), every one is accepted.
+    for envelope in &envelopes[3..] {
+        loop {
+            match session.submit_as(session.next_isn, envelope.clone()).await {
+                ResponseFrame::Ack(_) => break,
+                ResponseFrame::Nak(nak) if nak.retry_after_ms > 0 => {
+                    tokio::time::sleep(Duration::from_millis(nak.retry_after_ms)).await;
+                }
+                other => panic!("expected an ACK or a shed NAK, got {other:?}"),
+            }
+        }
+        session.next_isn += 1;
+    }
+    for envelope in &envelopes {
+        let message = corridor::model::wire::decode_message(&envelope.payload).unwrap();
+        let uetr = message.header().uetr.unwrap().to_string();
+        assert_eq!(status_of(&final_status(&network, 0, &uetr).await), pb::PaymentStatus::Acsc);
+    }
+    assert_eq!(balance(&network, 0, "C002"), 8 * 500, "each of the eight once, none lost");
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_participant_flooding_the_hub_is_shed_while_others_flow_and_none_of_its_payments_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = HubConfig { participant_rate_max: 40, participant_burst_max: 10, ..HubConfig::default() };
+    let network = network_with(dir.path(), &[RU, IR, CN], &[RU, IR, CN], config).await;
+    const FLOOD: usize = 120;
+    // RU floods IR with far more than its rate, all at once.
+    let flood = {
+        let bank = network.banks[0].bank.clone();
+        tokio::spawn(async move {
+            let mut orders = tokio::task::JoinSet::new();
+            for _ in 0..FLOOD {
+                let bank = bank.clone();
+                orders.spawn(async move { bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap() });
+            }
+            orders.join_all().await.into_iter().map(|p| p.uetr.to_string()).collect::<Vec<_>>()
+        })
+    };
+    // Meanwhile CN pays IR at a normal pace: every one of its payments settles.
+    for _ in 0..5 {
+        let payment = network.banks[2].bank.submit_payment(&order(IR, "C002", "2.00")).await.unwrap();
+        let status = final_status(&network, 2, &payment.uetr.to_string()).await;
+        assert_eq!(status_of(&status), pb::PaymentStatus::Acsc);
+    }
+    // RU's excess was shed and resent: every one of its payments settles, once.
+    let uetrs = flood.await.unwrap();
+    for uetr in &uetrs {
+        assert_eq!(status_of(&final_status(&network, 0, uetr).await), pb::PaymentStatus::Acsc);
+    }
+    assert!(network.hub().shed_count(bic(RU)) > 0, "the flood was shed");
+    assert_eq!(network.hub().shed_count(bic(CN)), 0, "the others were not");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(balance(&network, 1, "C002"), (FLOOD as i64) * 100 + 5 * 200);
+    assert_eq!(balance(&network, 0, "C001"), 100_000 - (FLOOD as i64) * 100);
+    assert_eq!(network.hub().payments().len(), FLOOD + 5);
+    network.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_past_the_per_peer_limit_or_silent_in_the_handshake_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let connections = ConnectionLimits {
+        connections_per_peer_max: 2,
+        handshake_timeout: Duration::from_millis(500),
+        ..ConnectionLimits::default()
+    };
+    let config = HubConfig { connections, ..HubConfig::default() };
+    let network = network_with(dir.path(), &[RU, IR], &[], config).await;
+    let health = |channel| async move {
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+    };
+    // Two connections with IR's certificate work; a third is closed after the handshake.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let channel = net::connect(&network.network, Role::Bank(bic(IR)), &network.hub_url).await.unwrap();
+        health(channel.clone()).await.unwrap();
+        held.push(channel);
+    }
+    let third = net::connect(&network.network, Role::Bank(bic(IR)), &network.hub_url).await;
+    let refused = match third {
+        Err(_) => true,
+        Ok(channel) => health(channel).await.is_err(),
+    };
+    assert!(refused, "a third connection with the same certificate is refused");
+    // Another participant is not affected.
+    let other = net::connect(&network.network, Role::Bank(bic(RU)), &network.hub_url).await.unwrap();
+    health(other).await.unwrap();
+    // Closing one frees its place.
+    held.pop();
+    let mut reconnected = false;
+    for _ in 0..100 {
+        if let Ok(channel) = net::connect(&network.network, Role::Bank(bic(IR)), &network.hub_url).await
+            && health(channel).await.is_ok()
+        {
+            reconnected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reconnected, "a closed connection gives its place back");
+
+    // A client that connects and never starts its TLS handshake is closed.
+    let address = network.hub_url.trim_start_matches("https://").to_owned();
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(30), silent.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the hub closes a silent connection: {read:?}");
+    network.stop().await.unwrap();
+}
