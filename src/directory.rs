@@ -224,6 +224,11 @@ impl Directory {
         })
     }
 
+    /// `bic`'s key ids, oldest first.
+    pub fn key_ids(&self, bic: Bic) -> &[KeyId] {
+        self.key_ids.get(&bic).map_or(&[], Vec::as_slice)
+    }
+
     /// The key `bic` signs with now: the newest of its keys usable at `now_unix_ms`.
     pub fn current_key(&self, bic: Bic, now_unix_ms: i64) -> Option<&KeyId> {
         self.key_ids.get(&bic)?.iter().rev().find(|key_id| {
@@ -291,19 +296,22 @@ fn register(
     Ok(bic)
 }
 
-/// What a running node verifies and signs with: the directory and its own current
-/// signing key, replaced together when `directory.json` changes (a rotation, a
-/// revocation) without stopping the node.
+/// What a running node verifies and signs with: the directory and its own signing
+/// keys, replaced together when `directory.json` changes (a rotation, a revocation)
+/// without stopping the node. It signs with the newest of its keys that is usable at
+/// the time, so a rotated key takes over when its validity begins, not when this node
+/// happens to read the new directory.
 #[derive(Debug)]
 pub struct Credentials {
-    current: RwLock<(Arc<Directory>, Arc<SigningIdentity>)>,
+    bic: Bic,
+    current: RwLock<(Arc<Directory>, Vec<Arc<SigningIdentity>>)>,
 }
 
 impl Credentials {
     /// Checks that `identity` is a participant's (or the hub's) key as `directory` lists it.
     pub fn new(directory: Directory, identity: SigningIdentity) -> Result<Self, String> {
         check_identity(&directory, &identity)?;
-        Ok(Self { current: RwLock::new((Arc::new(directory), Arc::new(identity))) })
+        Ok(Self { bic: identity.bic(), current: RwLock::new((Arc::new(directory), vec![Arc::new(identity)])) })
     }
 
     /// The directory in force.
@@ -311,23 +319,33 @@ impl Credentials {
         Arc::clone(&self.current.read().expect("credentials lock").0)
     }
 
-    /// The signing key in force.
+    /// The key to sign with now: the newest usable now, or if none is (all retired or
+    /// revoked; the hub will say so), the newest there is.
     pub fn identity(&self) -> Arc<SigningIdentity> {
-        Arc::clone(&self.current.read().expect("credentials lock").1)
+        let current = self.current.read().expect("credentials lock");
+        let (directory, keys) = &*current;
+        let now = crate::bank::unix_ms_now();
+        let usable = directory.current_key(self.bic, now).and_then(|id| keys.iter().find(|k| k.key_id() == id));
+        Arc::clone(usable.unwrap_or_else(|| keys.last().expect("at least one key")))
     }
 
-    /// Puts a new directory and signing key in force. Refused (the old ones stay) if
-    /// the participants changed, which takes a restart, or the key does not match.
-    pub fn replace(&self, directory: Directory, identity: SigningIdentity) -> Result<(), String> {
-        check_identity(&directory, &identity)?;
+    /// Puts a new directory and signing keys in force. Refused (the old ones stay) if
+    /// the participants changed, which takes a restart, or a key does not match.
+    pub fn replace(&self, directory: Directory, identities: Vec<SigningIdentity>) -> Result<(), String> {
+        if identities.is_empty() {
+            return Err(format!("{} has no signing key", self.bic));
+        }
+        for identity in &identities {
+            check_identity(&directory, identity)?;
+            if identity.bic() != self.bic {
+                return Err(format!("a new signing key is {}'s, not {}'s", identity.bic(), self.bic));
+            }
+        }
         let mut current = self.current.write().expect("credentials lock");
         if !current.0.same_participants(&directory) {
             return Err("the participants changed: restart the node to take the new directory".into());
         }
-        if identity.bic() != current.1.bic() {
-            return Err(format!("the new signing key is {}'s, not {}'s", identity.bic(), current.1.bic()));
-        }
-        *current = (Arc::new(directory), Arc::new(identity));
+        *current = (Arc::new(directory), identities.into_iter().map(Arc::new).collect());
         Ok(())
     }
 }

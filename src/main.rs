@@ -533,8 +533,9 @@ async fn execute(command: Command) -> Result<ExitCode> {
             let rotation = tls::rotate(&dir, bic, Duration::from_secs(overlap_secs))?;
             let retired: Vec<String> = rotation.retired.iter().map(|k| k.to_string()).collect();
             say!(
-                "{bic} now signs with key {}; {} retire(s) at {}",
+                "{bic} signs with key {} from {}; {} retire(s) at {}",
                 rotation.new_key,
+                wire::format_unix_ms(rotation.activates_unix_ms),
                 if retired.is_empty() { "no other key".to_owned() } else { retired.join(", ") },
                 wire::format_unix_ms(rotation.overlap_until_unix_ms)
             );

@@ -138,8 +138,8 @@ impl Bank {
     /// (after a rotation or revocation), without a restart.
     pub fn reload_credentials(&self, network: &crate::tls::NetworkDir) -> Result<(), String> {
         let role = crate::tls::Role::Bank(self.bic());
-        let (directory, identity) = network.credentials(role).map_err(|e| e.to_string())?;
-        self.inner.credentials.replace(directory, identity)
+        let (directory, identities) = network.credentials(role).map_err(|e| e.to_string())?;
+        self.inner.credentials.replace(directory, identities)
     }
 
     /// This bank's BIC.

@@ -107,6 +107,9 @@ impl HubConfig {
     }
 }
 
+/// Longest NAK detail, in characters: a refusal may quote what the bank sent.
+pub const NAK_DETAIL_MAX: usize = 512;
+
 /// Default replay window.
 pub const MESSAGE_AGE_MAX: Duration = Duration::from_secs(10 * 60);
 /// Default tolerance for clocks ahead of the hub's.
@@ -296,8 +299,8 @@ impl Hub {
     /// Takes the directory and the hub's signing key as `network` holds them now (after
     /// a rotation or revocation), without a restart.
     pub fn reload_credentials(&self, network: &crate::tls::NetworkDir) -> Result<(), String> {
-        let (directory, identity) = network.credentials(crate::tls::Role::Hub).map_err(|e| e.to_string())?;
-        self.inner.credentials.replace(directory, identity)
+        let (directory, identities) = network.credentials(crate::tls::Role::Hub).map_err(|e| e.to_string())?;
+        self.inner.credentials.replace(directory, identities)
     }
 
     /// The limits.
@@ -1135,8 +1138,15 @@ struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal whose detail is cut to [`NAK_DETAIL_MAX`] characters: it may quote
+    /// what the bank sent, which can be as large as a frame.
     fn new(code: Code, reason: Option<ReasonCode>, detail: impl Into<String>) -> Self {
-        Self { code, reason, detail: detail.into() }
+        let mut detail = detail.into();
+        if let Some((cut, _)) = detail.char_indices().nth(NAK_DETAIL_MAX) {
+            detail.truncate(cut);
+            detail.push_str("...");
+        }
+        Self { code, reason, detail }
     }
 
     fn into_nak(self, isn: u64, message_id: &str) -> pb::session_response::Frame {

@@ -129,22 +129,26 @@ async fn receive(
     shutdown: CancellationToken,
 ) {
     let (answers, pending) = mpsc::channel(hub.config().session_queue_depth);
-    tokio::spawn(answer_when_durable(hub.clone(), bank, pending, sender.clone()));
+    let answering = tokio::spawn(answer_when_durable(hub.clone(), bank, pending, sender.clone()));
     let (frames, mut arrived) = mpsc::channel(net::INGEST_BATCH_MAX);
     let reader = tokio::spawn(net::forward_stream(inbound, frames));
     let mut batch = Vec::with_capacity(net::INGEST_BATCH_MAX);
-    'session: loop {
+    // Why the bank's side ended, once it has (its stream closed or sent a bad frame):
+    // everything it submitted before that is still answered, then the session ends.
+    let mut ended: Option<Option<Status>> = None;
+    while ended.is_none() {
         let received = tokio::select! {
             _ = open.cancel.cancelled() => break,
             _ = shutdown.cancelled() => break,
             received = arrived.recv_many(&mut batch, net::INGEST_BATCH_MAX) => received,
         };
         if received == 0 {
+            ended = Some(None);
             break;
         }
         let mut submits = Vec::with_capacity(batch.len());
         for arrived in batch.drain(..) {
-            let refusal = match arrived.map(|request| request.frame) {
+            let end = match arrived.map(|request| request.frame) {
                 Ok(Some(RequestFrame::Submit(submit))) => {
                     submits.push(submit);
                     continue;
@@ -160,18 +164,25 @@ async fn receive(
                 Err(None) => None,
                 Err(Some(status)) => {
                     tracing::info!(%bank, %status, "session stream ended with an error");
-                    None
+                    Some(Status::invalid_argument(format!("unreadable session frame: {}", status.message())))
                 }
             };
-            if let Some(status) = refusal {
-                let _ = sender.send(Err(status)).await;
-            }
-            break 'session;
+            ended = Some(end);
+            break;
         }
         for answer in hub.submit_batch(bank, submits) {
             if answers.send(answer).await.is_err() {
-                break 'session;
+                ended = Some(None);
+                break;
             }
+        }
+    }
+    if let Some(end) = ended {
+        // The answers go out first, then the status that ends the session, if any.
+        drop(answers);
+        let _ = answering.await;
+        if let Some(status) = end {
+            let _ = sender.send(Err(status)).await;
         }
     }
     reader.abort();

@@ -149,36 +149,39 @@ impl NetworkDir {
     /// A role's Ed25519 signing identity (hub or bank) as `directory.json` says now: its
     /// newest key usable now.
     pub fn signing_identity(&self, role: Role) -> Result<SigningIdentity, PkiError> {
-        Ok(self.credentials(role)?.1)
-    }
-
-    /// The directory as `directory.json` says now, and the role's signing identity
-    /// under it.
-    pub fn credentials(&self, role: Role) -> Result<(Directory, SigningIdentity), PkiError> {
         let directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
-        let identity = self.signing_identity_in(role, &directory, crate::bank::unix_ms_now())?;
-        Ok((directory, identity))
-    }
-
-    /// A role's signing identity under `directory`: the newest of its keys usable at
-    /// `now_unix_ms`.
-    pub fn signing_identity_in(
-        &self,
-        role: Role,
-        directory: &Directory,
-        now_unix_ms: i64,
-    ) -> Result<SigningIdentity, PkiError> {
         let bic = signer_of(role)?;
-        let key_id = directory.current_key(bic, now_unix_ms).ok_or_else(|| {
+        let key_id = directory.current_key(bic, crate::bank::unix_ms_now()).ok_or_else(|| {
             PkiError::Invalid(format!(
                 "{bic} has no signing key usable now (every key is retired or revoked): \
                  give it a new one with `corridor pki rotate`"
             ))
         })?;
+        self.load_signing_key(role, key_id)
+    }
+
+    /// The directory as `directory.json` says now, and every signing key of the role's
+    /// that it lists and this directory holds, oldest first.
+    pub fn credentials(&self, role: Role) -> Result<(Directory, Vec<SigningIdentity>), PkiError> {
+        let directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
+        let bic = signer_of(role)?;
+        let keys = directory
+            .key_ids(bic)
+            .iter()
+            .filter(|key_id| self.signing_key_path(role, key_id).exists())
+            .map(|key_id| self.load_signing_key(role, key_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(PkiError::Invalid(format!("no signing key of {bic} is in {}", self.role_dir(role).display())));
+        }
+        Ok((directory, keys))
+    }
+
+    fn load_signing_key(&self, role: Role, key_id: &KeyId) -> Result<SigningIdentity, PkiError> {
         let path = self.signing_key_path(role, key_id);
         let key = load_signing_key(&path)
             .map_err(|e| PkiError::Io { path: path.display().to_string(), reason: e.to_string() })?;
-        Ok(SigningIdentity::new(bic, key_id.clone(), key))
+        Ok(SigningIdentity::new(signer_of(role)?, key_id.clone(), key))
     }
 
     /// Server-side mTLS for this role: its certificate, client certificates required from
@@ -430,20 +433,28 @@ fn new_signing_key(
 pub struct Rotation {
     /// The new key.
     pub new_key: KeyId,
+    /// When it begins to sign.
+    pub activates_unix_ms: i64,
     /// The keys it replaces, which sign nothing created after `overlap_until_unix_ms`.
     pub retired: Vec<KeyId>,
     /// End of the overlap.
     pub overlap_until_unix_ms: i64,
 }
 
-/// Gives `bic` (a bank or the hub) a new signing key, valid from now, and retires its
-/// other keys at the end of `overlap`: until then messages signed with either verify, so
-/// nodes can switch over without a message being refused. Running nodes pick the new
-/// directory up by themselves (they watch the file) and sign with the new key at once.
+/// How long after a rotation the new key begins to sign: long enough for every running
+/// node to have read the new directory (they look every [`crate::net::RELOAD_INTERVAL`]),
+/// so that no node meets a key it does not know yet.
+pub const ROTATION_ACTIVATION: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Gives `bic` (a bank or the hub) a new signing key, valid from
+/// [`ROTATION_ACTIVATION`] from now, and retires its other keys `overlap` after that:
+/// until then messages signed with either verify. Running nodes pick the new directory
+/// up by themselves (they watch the file) and sign with the new key from its activation.
 pub fn rotate(dir: &Path, bic: Bic, overlap: std::time::Duration) -> Result<Rotation, PkiError> {
     let mut file = DirectoryFile::read(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
-    let now = crate::bank::unix_ms_now();
-    let until = now.saturating_add(i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX));
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let now = crate::bank::unix_ms_now().saturating_add(ms(ROTATION_ACTIVATION));
+    let until = now.saturating_add(ms(overlap));
     let entry = file
         .participant_mut(bic)
         .ok_or_else(|| PkiError::Invalid(format!("{bic} is not in the directory")))?;
@@ -469,7 +480,7 @@ pub fn rotate(dir: &Path, bic: Bic, overlap: std::time::Duration) -> Result<Rota
     let role = role_of_bic(bic);
     entry.keys.push(new_signing_key(&NetworkDir::new(dir), role, &new_key, Some(wire::format_unix_ms(now)))?);
     file.save(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
-    Ok(Rotation { new_key, retired, overlap_until_unix_ms: until })
+    Ok(Rotation { new_key, activates_unix_ms: now, retired, overlap_until_unix_ms: until })
 }
 
 /// Revokes `bic`'s signing key `key_id` now: from then on nothing it signs is accepted.
@@ -497,6 +508,22 @@ pub fn revoke_key(dir: &Path, bic: Bic, key_id: &KeyId) -> Result<i64, PkiError>
 /// reissued with every revocation): servers refuse it at the handshake from then on
 /// and close the connections it already has.
 pub fn revoke_certificate(dir: &Path, role: Role) -> Result<Vec<u8>, PkiError> {
+    match role {
+        Role::Hub => {
+            return Err(PkiError::Invalid(
+                "the hub's certificate is checked by its clients, which do not read the revocation list: \
+                 to replace it, create a new network"
+                    .into(),
+            ));
+        }
+        Role::Bank(bic) => {
+            let directory = Directory::load(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
+            if !directory.is_participant(bic) {
+                return Err(PkiError::Invalid(format!("{bic} is not in the directory")));
+            }
+        }
+        Role::Operator => {}
+    }
     let network = NetworkDir::new(dir);
     let der = pem_certificates(&network.role_dir(role).join("tls.pem"))?.remove(0);
     let serial = certificate_serial(&der)
