@@ -311,7 +311,10 @@ impl Credentials {
     /// Checks that `identity` is a participant's (or the hub's) key as `directory` lists it.
     pub fn new(directory: Directory, identity: SigningIdentity) -> Result<Self, String> {
         check_identity(&directory, &identity)?;
-        Ok(Self { bic: identity.bic(), current: RwLock::new((Arc::new(directory), vec![Arc::new(identity)])) })
+        Ok(Self {
+            bic: identity.bic(),
+            current: RwLock::new((Arc::new(directory), vec![Arc::new(identity)])),
+        })
     }
 
     /// The directory in force.
@@ -325,7 +328,8 @@ impl Credentials {
         let current = self.current.read().expect("credentials lock");
         let (directory, keys) = &*current;
         let now = crate::bank::unix_ms_now();
-        let usable = directory.current_key(self.bic, now).and_then(|id| keys.iter().find(|k| k.key_id() == id));
+        let usable =
+            directory.current_key(self.bic, now).and_then(|id| keys.iter().find(|k| k.key_id() == id));
         Arc::clone(usable.unwrap_or_else(|| keys.last().expect("at least one key")))
     }
 

@@ -700,16 +700,16 @@ async fn oversized_fields_are_refused_and_change_nothing() {
 }
 
 // ---------------------------------------------------------------------------------------
-// FINDINGS: the hub misbehaves here. Each test asserts what DESIGN.md promises and fails
-// today; they are ignored so that the suite stays green. Run them with
-// `cargo test --test hostile_wire -- --ignored`.
+// Found by these tests and fixed: the hub once ended a session on an unreadable frame
+// with status OK, left submissions that arrived with the end of the stream unanswered,
+// and quoted oversized fields whole in its NAKs.
 
 /// DESIGN.md: "Bad input gets a clear error (gRPC status ...)". Before a Hello, a frame
 /// the decoder cannot read ends the call with the decoder's status; after a Hello the
 /// hub's session reader (hub/service.rs `receive`) only logs that status and ends the
 /// session with grpc-status 0 OK, as if the bank had hung up cleanly.
 #[tokio::test]
-#[ignore = "FINDING: after Hello, an undecodable frame ends the session with grpc-status OK"]
+
 async fn an_undecodable_frame_after_hello_ends_the_session_with_an_error_status() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
@@ -737,7 +737,7 @@ async fn an_undecodable_frame_after_hello_ends_the_session_with_an_error_status(
 /// submission is neither ACKed nor NAKed (nor journalled): the session ends with
 /// Welcome only.
 #[tokio::test]
-#[ignore = "FINDING: submissions that arrive with the end of the request stream are dropped unanswered"]
+
 async fn a_submission_followed_by_the_end_of_the_stream_is_still_answered() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
@@ -760,7 +760,7 @@ async fn a_submission_followed_by_the_end_of_the_stream_is_still_answered() {
 /// 1 MiB encoding limit: the session ends with OUT_OF_RANGE ("encoded message length
 /// too large") instead of the NAK.
 #[tokio::test]
-#[ignore = "FINDING: NAK details echo oversized envelope fields whole, past the frame limit"]
+
 async fn a_nak_quotes_no_more_than_a_bounded_prefix_of_an_oversized_field() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;

@@ -299,7 +299,8 @@ impl Hub {
     /// Takes the directory and the hub's signing key as `network` holds them now (after
     /// a rotation or revocation), without a restart.
     pub fn reload_credentials(&self, network: &crate::tls::NetworkDir) -> Result<(), String> {
-        let (directory, identities) = network.credentials(crate::tls::Role::Hub).map_err(|e| e.to_string())?;
+        let (directory, identities) =
+            network.credentials(crate::tls::Role::Hub).map_err(|e| e.to_string())?;
         self.inner.credentials.replace(directory, identities)
     }
 

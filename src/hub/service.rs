@@ -164,7 +164,8 @@ async fn receive(
                 Err(None) => None,
                 Err(Some(status)) => {
                     tracing::info!(%bank, %status, "session stream ended with an error");
-                    Some(Status::invalid_argument(format!("unreadable session frame: {}", status.message())))
+                    // The decoder's own status, as before Hello: the bank learns what was wrong.
+                    Some(status)
                 }
             };
             ended = Some(end);

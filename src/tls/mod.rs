@@ -172,7 +172,10 @@ impl NetworkDir {
             .map(|key_id| self.load_signing_key(role, key_id))
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
-            return Err(PkiError::Invalid(format!("no signing key of {bic} is in {}", self.role_dir(role).display())));
+            return Err(PkiError::Invalid(format!(
+                "no signing key of {bic} is in {}",
+                self.role_dir(role).display()
+            )));
         }
         Ok((directory, keys))
     }
