@@ -27,8 +27,8 @@ pub const CONNECTIONS_MAX: usize = 512;
 /// Most connections one certificate (one bank, the hub, the operators) holds at once on
 /// a server; more are closed after the handshake.
 pub const CONNECTIONS_PER_PEER_MAX: usize = 32;
-/// A connection that sends nothing for this long is closed. Clients ping every
-/// [`KEEPALIVE_INTERVAL`] and servers ping idle sessions, so a live peer never gets there.
+/// A connection that sends nothing for this long is closed. Servers ping their peers
+/// well within it (see [`server_builder`]), so a live peer never gets there.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often running nodes look for a changed directory or revocation list.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -65,12 +65,15 @@ pub fn peer_role<T>(request: &Request<T>) -> Result<Role, Status> {
 }
 
 /// A server builder with every HTTP/2 limit set. TLS is not the builder's: [`serve`]
-/// terminates it with a [`ServerTls`].
-pub fn server_builder() -> Server {
+/// terminates it with a [`ServerTls`]. The server pings its peers at least three times
+/// per idle timeout, so that a live peer (which answers pings) is never taken for a
+/// silent one.
+pub fn server_builder(limits: &ConnectionLimits) -> Server {
+    let keepalive = KEEPALIVE_INTERVAL.min(limits.idle_timeout / 3);
     Server::builder()
         .max_concurrent_streams(CONCURRENT_STREAMS_MAX)
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive))
         .http2_max_pending_accept_reset_streams(Some(RESET_STREAMS_MAX))
         .http2_max_local_error_reset_streams(Some(RESET_STREAMS_MAX))
         .http2_max_header_list_size(HEADER_LIST_SIZE_MAX_BYTES)

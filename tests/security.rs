@@ -327,3 +327,55 @@ async fn connections_past_the_per_peer_limit_or_silent_in_the_handshake_are_clos
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the hub closes a silent connection: {read:?}");
     network.stop().await.unwrap();
 }
+
+/// A TLS client with `bank`'s certificate that speaks no HTTP/2 at all after the
+/// handshake.
+async fn tls_only(
+    network: &LocalNetwork,
+    bank: &str,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let root = network.network.root();
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in CertificateDer::pem_file_iter(root.join("ca.pem")).unwrap() {
+        roots.add(certificate.unwrap()).unwrap();
+    }
+    let own = network.network.role_dir(Role::Bank(bic(bank)));
+    let chain = CertificateDer::pem_file_iter(own.join("tls.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(own.join("tls.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(network.hub_url.trim_start_matches("https://")).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    connector.connect(ServerName::try_from(tls::SERVER_NAME).unwrap(), tcp).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_peer_silent_past_the_idle_timeout_is_closed_and_a_live_idle_session_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let connections =
+        ConnectionLimits { idle_timeout: Duration::from_secs(1), ..ConnectionLimits::default() };
+    let config = HubConfig { connections, ..HubConfig::default() };
+    let network = network_with(dir.path(), &[RU, IR], &[IR], config).await;
+
+    // Through the TLS handshake, then nothing: closed after the idle timeout.
+    // (The server speaks first, its HTTP/2 settings; the client never answers.)
+    let mut silent = tls_only(&network, RU).await;
+    let mut buffer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), silent.read_to_end(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "the hub closes a silent peer: {read:?}");
+
+    // A live session idle for several idle timeouts is kept: the hub pings it, it answers.
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let ru = signer(&network.network, RU);
+    expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
+    network.stop().await.unwrap();
+}

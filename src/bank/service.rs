@@ -46,13 +46,13 @@ pub async fn run(
         tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
     let service = BankServiceServer::new(BankServer::new(bank.clone()));
     let role = Role::Bank(bank.bic());
-    let tls =
-        net::ServerTls::new(network, role, net::ConnectionLimits::default()).map_err(|e| e.to_string())?;
+    let limits = net::ConnectionLimits::default();
+    let tls = net::ServerTls::new(network, role, limits).map_err(|e| e.to_string())?;
     let _watch = {
         let bank = bank.clone();
         net::watch_network(std::sync::Arc::clone(&tls), move |network| bank.reload_credentials(network))
     };
-    let mut builder = net::server_builder();
+    let mut builder = net::server_builder(&limits);
     let (router, health) = net::with_health_and_reflection(builder.add_service(service));
     health.set_serving::<BankServiceServer<BankServer>>().await;
     let on_stop = async move {

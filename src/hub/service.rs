@@ -63,7 +63,7 @@ pub async fn run(
         let hub = hub.clone();
         net::watch_network(Arc::clone(&tls), move |network| hub.reload_credentials(network))
     };
-    let mut builder = net::server_builder();
+    let mut builder = net::server_builder(&hub.config().connections);
     let router = builder
         .add_service(service)
         .add_service(HubAdminServiceServer::new(admin.clone()))

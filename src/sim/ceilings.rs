@@ -105,9 +105,9 @@ pub async fn transport_ceiling(
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let url = format!("https://{}", listener.local_addr().map_err(|e| e.to_string())?);
     let stop = CancellationToken::new();
-    let tls = net::ServerTls::new(network, Role::Hub, net::ConnectionLimits::default())
-        .map_err(|e| e.to_string())?;
-    let router = net::server_builder().add_service(LoopbackServiceServer::new(Echo));
+    let limits = net::ConnectionLimits::default();
+    let tls = net::ServerTls::new(network, Role::Hub, limits).map_err(|e| e.to_string())?;
+    let router = net::server_builder(&limits).add_service(LoopbackServiceServer::new(Echo));
     let server = {
         let stop = stop.clone();
         tokio::spawn(async move { net::serve(router, listener, tls, stop.cancelled_owned()).await })
