@@ -456,11 +456,9 @@ pub const ROTATION_ACTIVATION: std::time::Duration = std::time::Duration::from_s
 pub fn rotate(dir: &Path, bic: Bic, overlap: std::time::Duration) -> Result<Rotation, PkiError> {
     let mut file = DirectoryFile::read(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
     let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let now = crate::bank::unix_ms_now().saturating_add(ms(ROTATION_ACTIVATION));
-    let until = now.saturating_add(ms(overlap));
-    let entry = file
-        .participant_mut(bic)
-        .ok_or_else(|| PkiError::Invalid(format!("{bic} is not in the directory")))?;
+    let activates = crate::bank::unix_ms_now().saturating_add(ms(ROTATION_ACTIVATION));
+    let until = activates.saturating_add(ms(overlap));
+    let entry = entry_of(&mut file, bic)?;
     let number = entry
         .keys
         .iter()
@@ -480,20 +478,26 @@ pub fn rotate(dir: &Path, bic: Bic, overlap: std::time::Duration) -> Result<Rota
             retired.push(KeyId::parse(&key.key_id).map_err(|e| PkiError::Invalid(e.to_string()))?);
         }
     }
-    let role = role_of_bic(bic);
-    entry.keys.push(new_signing_key(&NetworkDir::new(dir), role, &new_key, Some(wire::format_unix_ms(now)))?);
-    file.save(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
-    Ok(Rotation { new_key, activates_unix_ms: now, retired, overlap_until_unix_ms: until })
+    let (network, role) = (NetworkDir::new(dir), role_of_bic(bic));
+    entry.keys.push(new_signing_key(&network, role, &new_key, Some(wire::format_unix_ms(activates)))?);
+    if let Err(error) = file.save(dir) {
+        // The directory never listed the key: its secret half goes too.
+        let _ = fs::remove_file(network.signing_key_path(role, &new_key));
+        return Err(PkiError::Invalid(error.to_string()));
+    }
+    Ok(Rotation { new_key, activates_unix_ms: activates, retired, overlap_until_unix_ms: until })
+}
+
+/// `bic`'s entry in the directory file.
+fn entry_of(file: &mut DirectoryFile, bic: Bic) -> Result<&mut ParticipantEntry, PkiError> {
+    file.participant_mut(bic).ok_or_else(|| PkiError::Invalid(format!("{bic} is not in the directory")))
 }
 
 /// Revokes `bic`'s signing key `key_id` now: from then on nothing it signs is accepted.
 /// Messages it signed before the revocation still verify in the archive.
 pub fn revoke_key(dir: &Path, bic: Bic, key_id: &KeyId) -> Result<i64, PkiError> {
     let mut file = DirectoryFile::read(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
-    let entry = file
-        .participant_mut(bic)
-        .ok_or_else(|| PkiError::Invalid(format!("{bic} is not in the directory")))?;
-    let key = entry
+    let key = entry_of(&mut file, bic)?
         .keys
         .iter_mut()
         .find(|key| key.key_id == key_id.as_str())
