@@ -7,26 +7,28 @@
 //! or fail, and every wait is bounded: a stuck process fails its test instead of hanging it.
 #![cfg(unix)] // file modes and SIGINT
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use tempfile::{NamedTempFile, TempDir};
+use common::cli::{
+    Capture, ChildGuard, Outcome, corridor, corridor_command, files_under, refused, shows_no_panic,
+    succeeded, text,
+};
+use tempfile::TempDir;
 
 const PAYER: &str = "BANKRUMMXXX";
 const PAYEE: &str = "BANKIRTHXXX";
 /// Port 0: the system picks a free port and the node prints which.
 const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
 
-/// A one-shot command (even `demo`) finishes in well under a second; this bounds a stuck one
-/// at 60 s.
-const COMMAND_POLLS_MAX: usize = 3000;
-const COMMAND_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// A payment is final within milliseconds; this bounds the wait at about 10 s plus the
 /// time to run `status` that many times.
 const STATUS_POLLS_MAX: usize = 200;
@@ -36,110 +38,7 @@ const SHUTDOWN_POLLS_MAX: usize = 300;
 const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------
-// Processes
-
-/// A child process that is killed and reaped when dropped, however the test ends.
-struct ChildGuard(Child);
-
-impl ChildGuard {
-    /// Waits for the process to exit, polling `polls` times; `None` if it is still running.
-    fn wait_bounded(&mut self, polls: usize, interval: Duration) -> Option<ExitStatus> {
-        for _ in 0..polls {
-            if let Some(status) = self.0.try_wait().expect("try_wait on a child") {
-                return Some(status);
-            }
-            sleep(interval);
-        }
-        None
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // Both fail harmlessly when the process has already exited and been reaped.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A file one output stream of a child goes to. The child writes through its own open
-/// file and we read by path, so reading never moves the child's write offset.
-struct Capture(NamedTempFile);
-
-impl Capture {
-    fn new() -> Self {
-        Self(NamedTempFile::new().expect("create a capture file"))
-    }
-
-    fn stdio(&self) -> Stdio {
-        Stdio::from(self.0.reopen().expect("reopen a capture file"))
-    }
-
-    fn text(&self) -> String {
-        fs::read_to_string(self.0.path()).expect("read a capture file")
-    }
-}
-
-/// The `corridor` binary with a predictable log level: RUST_LOG from the environment
-/// would change what lands on stderr.
-fn corridor_command(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_corridor"));
-    command.args(args).env_remove("RUST_LOG").stdin(Stdio::null());
-    command
-}
-
-/// How a one-shot command ended.
-struct Outcome {
-    args: Vec<String>,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `corridor ARGS` to completion.
-fn corridor(args: &[&str]) -> Outcome {
-    let (stdout, stderr) = (Capture::new(), Capture::new());
-    let child = corridor_command(args).stdout(stdout.stdio()).stderr(stderr.stdio()).spawn();
-    let mut child = ChildGuard(child.expect("spawn corridor"));
-    let status = child
-        .wait_bounded(COMMAND_POLLS_MAX, COMMAND_POLL_INTERVAL)
-        .unwrap_or_else(|| panic!("`corridor {}` did not finish", args.join(" ")));
-    Outcome {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        status,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-    }
-}
-
-/// Asserts that the command succeeded and returns its stdout.
-fn succeeded(outcome: Outcome) -> String {
-    assert!(
-        outcome.status.success(),
-        "`corridor {}` failed with {}\nstderr: {}",
-        outcome.args.join(" "),
-        outcome.status,
-        outcome.stderr
-    );
-    outcome.stdout
-}
-
-/// Asserts a refusal as DESIGN.md wants it ("Bad input gets a clear error"): a non-zero
-/// exit, an error on stderr, nothing on stdout, and no panic. Returns stderr.
-fn refused(outcome: Outcome) -> String {
-    let Outcome { args, status, stdout, stderr } = outcome;
-    let command = format!("`corridor {}`", args.join(" "));
-    assert!(!status.success(), "{command} succeeded; stdout: {stdout}");
-    assert!(stderr.contains("error"), "{command} gave no error on stderr: {stderr:?}");
-    assert!(shows_no_panic(&stderr), "{command} panicked: {stderr}");
-    assert!(stdout.trim().is_empty(), "{command} printed on a refusal: {stdout}");
-    stderr
-}
-
-/// True when stderr shows no panic (the hint to set RUST_BACKTRACE comes with every panic).
-fn shows_no_panic(stderr: &str) -> bool {
-    !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE")
-}
+// Processes (one-shot commands: `common::cli`)
 
 /// A long-running node (hub or bank), killed when dropped.
 struct Server {
@@ -183,10 +82,6 @@ impl Server {
 
 // ---------------------------------------------------------------------------------------
 // Networks
-
-fn text(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
 
 /// `corridor pki init` in DIR/net with the given banks; returns the network directory.
 fn pki_init(dir: &TempDir, bics: &[&str]) -> PathBuf {
@@ -305,21 +200,6 @@ impl Network {
 
 // ---------------------------------------------------------------------------------------
 // pki init
-
-/// Every file under `dir` with its bytes.
-fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in fs::read_dir(dir).expect("read a directory") {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            let bytes = fs::read(&path).expect("read a file");
-            files.insert(path, bytes);
-        }
-    }
-    files
-}
 
 /// `pki init` writes the layout documented in `src/tls/mod.rs`, keeps every private key
 /// readable by its owner only, and refuses to run again on the same directory: a second run

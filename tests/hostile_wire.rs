@@ -12,35 +12,31 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{bic, credit_transfer};
+use common::bic;
+use common::net::{CN, IR, RU, RawSession, balance, expect_nak, network_with_nodes, order, signer, transfer};
 use corridor::hub::{HubConfig, Position, SqliteHubJournal};
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
-use corridor::pb::hub_service_client::HubServiceClient;
 use corridor::pb::session_request::Frame as RequestFrame;
 use corridor::pb::session_response::Frame as ResponseFrame;
 use corridor::sim::{LocalNetwork, Rng};
-use corridor::tls::{self, NetworkDir, Role};
+use corridor::tls::{self, Role};
 use http_body_util::BodyExt as _;
 use prost::Message as _;
 use prost::encoding::{WireType, encode_key, encode_varint};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tower::ServiceExt as _;
 
 /// Speaks by hand with its own certificate and key; runs no bank node.
-const ATTACKER: &str = "BANKRUMMXXX";
+const ATTACKER: &str = RU;
 /// Run bank nodes: the good payment goes from the first to the second.
-const PAYER: &str = "BANKIRTHXXX";
-const PAYEE: &str = "BANKCNSHXXX";
-/// Each bank's prefunded liquidity at the hub, in CNY.
-const HUB_LIQUIDITY: &str = "1000000000";
+const PAYER: &str = IR;
+const PAYEE: &str = CN;
 /// Generous bound on anything a test waits for, so that a hang fails instead of
 /// blocking the suite. Never a performance budget.
 const WAIT_MAX: Duration = Duration::from_secs(30);
@@ -58,16 +54,7 @@ const SESSION_PATH: &str = "/corridor.v1.HubService/Session";
 /// The hub, the attacker's registration, and the payer and payee bank nodes, each with
 /// customer accounts C001 (1000.00 CNY) and C002 (empty) and a large position.
 async fn network(dir: &std::path::Path) -> LocalNetwork {
-    let participants: Vec<Bic> = [ATTACKER, PAYER, PAYEE].iter().map(|b| bic(b)).collect();
-    let mut network = LocalNetwork::create(dir, &participants).await.unwrap();
-    network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
-    for node in [PAYER, PAYEE] {
-        let index = network.start_bank(bic(node)).await.unwrap();
-        let bank = &network.banks[index].bank;
-        bank.open_account("C001", "CNY", "Customer one", "1000.00").await.unwrap();
-        bank.open_account("C002", "CNY", "Customer two", "").await.unwrap();
-    }
-    network
+    network_with_nodes(dir, &[ATTACKER, PAYER, PAYEE], &[PAYER, PAYEE]).await
 }
 
 /// What must not change: every position at the hub.
@@ -86,12 +73,6 @@ fn positions(network: &LocalNetwork) -> Vec<(Bic, Currency, Position)> {
         .positions()
         .map(|(bic, currency, position)| (bic, currency, *position))
         .collect()
-}
-
-fn balance(network: &LocalNetwork, index: usize, account: &str) -> i64 {
-    let (accounts, balanced) = network.banks[index].bank.accounts();
-    assert!(balanced, "every ledger balances");
-    accounts.iter().find(|a| a.id.as_str() == account).map(|a| a.balance).unwrap()
 }
 
 /// No payment reached the hub or any bank, nothing waits at the hub, and no position or
@@ -114,13 +95,8 @@ fn assert_nothing_changed(network: &LocalNetwork, before: &Before) {
 /// settle. Returns its UETR.
 async fn a_good_payment_settles(network: &LocalNetwork) -> Uetr {
     let order = corridor::bank::PaymentOrder {
-        debtor_account: "C001".into(),
-        creditor_agent: PAYEE.into(),
-        creditor_account: "C002".into(),
-        creditor_name: "Beneficiary".into(),
-        amount: "5.00".into(),
-        currency: "CNY".into(),
         remittance_information: "after the attack".into(),
+        ..order(PAYEE, "C002", "5.00")
     };
     let uetr = network.banks[0].bank.submit_payment(&order).await.unwrap().uetr;
     let uetr_text = uetr.to_string();
@@ -151,9 +127,10 @@ async fn stop_and_check_journal(network: LocalNetwork, good: Uetr) {
     );
 }
 
-/// Refusal checked: nothing changed, the hub still settles a payment, and its journal
-/// holds only that payment.
+/// Refusal checked: the hub answers a health check, nothing changed, the hub still
+/// settles a payment, and its journal holds only that payment.
 async fn nothing_changed_and_the_hub_still_works(network: LocalNetwork, before: &Before) {
+    hub_is_serving(&network).await;
     // The attacks above were answered; give any stray effect a moment to show before
     // looking (a wait for something that must not happen, not a readiness wait).
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -165,35 +142,10 @@ async fn nothing_changed_and_the_hub_still_works(network: LocalNetwork, before: 
 // ---------------------------------------------------------------------------------------
 // Bytes on the wire.
 
-/// The current time: the hub refuses messages created far from now.
-fn now_unix_ms() -> i64 {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    i64::try_from(since_epoch.as_millis()).unwrap()
-}
-
-/// A pacs.008 of 5.00 CNY from the attacker to the payee's C002, created now.
+/// A pacs.008 of 5.00 CNY from the attacker to the payee's C002, created now (the hub
+/// refuses messages created far from now).
 fn transfer_now() -> Message {
-    let uetr = Uetr::generate();
-    let mut body = credit_transfer(uetr);
-    body.debtor_agent = bic(ATTACKER);
-    body.creditor_agent = bic(PAYEE);
-    body.debtor = Party::new("Raw sender", "C001").unwrap();
-    body.creditor = Party::new("Beneficiary", "C002").unwrap();
-    body.amount = Amount::parse("5.00", Currency::parse("CNY").unwrap()).unwrap();
-    let header = Header {
-        message_id: MessageId::generate(),
-        uetr: Some(uetr),
-        sender: bic(ATTACKER),
-        receiver: bic(PAYEE),
-        creation_time_unix_ms: now_unix_ms(),
-        sequence_number: 1,
-        possible_duplicate: false,
-    };
-    Message::new(header, Body::Pacs008(body)).unwrap()
-}
-
-fn attacker_key(network: &NetworkDir) -> corridor::crypto::SigningIdentity {
-    network.signing_identity(Role::Bank(bic(ATTACKER))).unwrap()
+    transfer(ATTACKER, PAYEE, "C002")
 }
 
 /// A gRPC length prefix: uncompressed, declaring `declared_bytes`.
@@ -417,50 +369,32 @@ async fn assert_session_ended_after_welcome(
     call.end().await
 }
 
-/// A bank's session spoken by hand (as in tests/network.rs), to submit what no honest
-/// bank node would.
-struct RawSession {
-    sender: mpsc::Sender<pb::SessionRequest>,
-    inbound: tonic::Streaming<pb::SessionResponse>,
-    next_isn: u64,
+/// Sends `hostile` twice, each time on a new call: as the first frame, which ends the call
+/// at once with `code`, no frame and a message that mentions `mentions`; and after a good
+/// Hello, where the hub ends the session by itself ([`assert_session_ended_after_welcome`]).
+async fn assert_refused_first_and_after_hello(
+    network: &LocalNetwork,
+    hostile: &[u8],
+    request: Request,
+    code: Code,
+    mentions: &str,
+) {
+    let end = RawCall::send(network, hostile.to_vec(), request).await.end().await;
+    assert_refused_before_hello(&end, code);
+    assert!(end.message.contains(mentions), "{end:?}");
+    assert_session_ended_after_welcome(network, hostile, request).await;
 }
 
-impl RawSession {
-    async fn open(network: &LocalNetwork) -> Self {
-        let channel =
-            net::connect(&network.network, Role::Bank(bic(ATTACKER)), &network.hub_url).await.unwrap();
-        let (sender, receiver) = mpsc::channel(16);
-        let hello = pb::Hello { last_osn_processed: 0 };
-        sender.send(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }).await.unwrap();
-        let mut inbound =
-            HubServiceClient::new(channel).session(ReceiverStream::new(receiver)).await.unwrap().into_inner();
-        let Some(pb::SessionResponse { frame: Some(ResponseFrame::Welcome(welcome)) }) =
-            inbound.message().await.unwrap()
-        else {
-            panic!("no Welcome");
-        };
-        Self { sender, inbound, next_isn: welcome.next_isn_expected }
-    }
-
-    /// Submits an envelope with the next ISN and returns the hub's answer (bounded).
-    async fn submit(&mut self, envelope: pb::SignedEnvelope) -> Result<ResponseFrame, tonic::Status> {
-        let submit = pb::Submit { isn: self.next_isn, envelope: Some(envelope), possible_duplicate: false };
-        self.next_isn += 1;
-        self.sender.send(pb::SessionRequest { frame: Some(RequestFrame::Submit(submit)) }).await.unwrap();
-        let answer = tokio::time::timeout(WAIT_MAX, self.inbound.message()).await.expect("the hub answers");
-        Ok(answer?.expect("an answer, not the end of the session").frame.unwrap())
-    }
+/// The attacker's own session, spoken by hand (`common::net::RawSession`), to submit what
+/// no honest bank node would.
+async fn attacker_session(network: &LocalNetwork) -> RawSession {
+    RawSession::open(&network.network, ATTACKER, &network.hub_url).await.unwrap()
 }
 
-fn expect_nak(answer: ResponseFrame, code: Code, reason: &str) -> pb::Nak {
-    match answer {
-        ResponseFrame::Nak(nak) => {
-            assert_eq!((Code::from(nak.code), nak.reason_code.as_str()), (code, reason), "{}", nak.detail);
-            assert!(!nak.detail.is_empty(), "a NAK says why");
-            nak
-        }
-        other => panic!("expected a NAK, got {other:?}"),
-    }
+/// Submits `envelope` on `session` and returns the hub's answer, bounded: a hub that never
+/// answers fails the test instead of hanging it.
+async fn submit_bounded(session: &mut RawSession, envelope: pb::SignedEnvelope) -> ResponseFrame {
+    tokio::time::timeout(WAIT_MAX, session.submit(envelope)).await.expect("the hub answers")
 }
 
 /// The hub answers a health check: the server is responsive, not just alive.
@@ -520,7 +454,6 @@ async fn garbage_bytes_at_the_hub_port_are_closed_and_change_nothing() {
         // At most a TLS alert: a record of content type 21 (or nothing at all).
         assert!(answer.is_empty() || answer[0] == 0x15, "{attack}: the hub answered {answer:02x?}");
     }
-    hub_is_serving(&network).await;
     nothing_changed_and_the_hub_still_works(network, &before).await;
 }
 
@@ -561,11 +494,15 @@ async fn a_truncated_frame_ends_the_call_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
     let before = before(&network);
-    let end = RawCall::send(&network, truncated_frame(), Request::EndsAfterBytes).await.end().await;
-    assert_refused_before_hello(&end, Code::Internal);
-    assert!(end.message.contains("EOF"), "{end:?}");
-    assert_session_ended_after_welcome(&network, &truncated_frame(), Request::EndsAfterBytes).await;
-    hub_is_serving(&network).await;
+    let truncated = truncated_frame();
+    assert_refused_first_and_after_hello(
+        &network,
+        &truncated,
+        Request::EndsAfterBytes,
+        Code::Internal,
+        "EOF",
+    )
+    .await;
     nothing_changed_and_the_hub_still_works(network, &before).await;
 }
 
@@ -606,12 +543,16 @@ async fn garbage_inside_a_frame_is_refused_and_changes_nothing() {
     let network = network(dir.path()).await;
     let before = before(&network);
     for garbage in [random_frame(), wrong_wire_type_frame()] {
-        let end = RawCall::send(&network, garbage.clone(), Request::StaysOpen).await.end().await;
-        assert_refused_before_hello(&end, Code::Internal);
-        assert!(end.message.contains("failed to decode Protobuf message"), "{end:?}");
-        assert_session_ended_after_welcome(&network, &garbage, Request::StaysOpen).await;
+        let mentions = "failed to decode Protobuf message";
+        assert_refused_first_and_after_hello(
+            &network,
+            &garbage,
+            Request::StaysOpen,
+            Code::Internal,
+            mentions,
+        )
+        .await;
     }
-    hub_is_serving(&network).await;
     nothing_changed_and_the_hub_still_works(network, &before).await;
 }
 
@@ -629,10 +570,10 @@ async fn deeply_nested_fields_are_refused_and_change_nothing() {
     let network = network(dir.path()).await;
     let before = before(&network);
 
-    let end = RawCall::send(&network, nested_groups_frame(), Request::StaysOpen).await.end().await;
-    assert_refused_before_hello(&end, Code::Internal);
-    assert!(end.message.contains("recursion limit reached"), "{end:?}");
-    assert_session_ended_after_welcome(&network, &nested_groups_frame(), Request::StaysOpen).await;
+    let groups = nested_groups_frame();
+    let mentions = "recursion limit reached";
+    assert_refused_first_and_after_hello(&network, &groups, Request::StaysOpen, Code::Internal, mentions)
+        .await;
 
     // A Submit without an envelope whose unknown field nests 5000 levels.
     let mut submit = pb::Submit { isn: 1, envelope: None, possible_duplicate: false }.encode_to_vec();
@@ -648,8 +589,8 @@ async fn deeply_nested_fields_are_refused_and_change_nothing() {
     expect_nak(answer, Code::InvalidArgument, "FF01");
     assert_eq!(call.end().await.code, Code::Ok, "the session ends when the bank ends it");
 
-    let key = attacker_key(&network.network);
-    let mut session = RawSession::open(&network).await;
+    let key = signer(&network.network, ATTACKER);
+    let mut session = attacker_session(&network).await;
     let good_message = corridor::model::wire::encode_message(&transfer_now());
     let payloads = [
         [good_message.as_slice(), &nested_groups(99, NESTING_DEPTH)].concat(),
@@ -658,9 +599,8 @@ async fn deeply_nested_fields_are_refused_and_change_nothing() {
     ];
     for payload in payloads {
         let envelope = pb::SignedEnvelope::from(&key.sign_payload(Bytes::from(payload)));
-        expect_nak(session.submit(envelope).await.unwrap(), Code::InvalidArgument, "FF01");
+        expect_nak(submit_bounded(&mut session, envelope).await, Code::InvalidArgument, "FF01");
     }
-    hub_is_serving(&network).await;
     nothing_changed_and_the_hub_still_works(network, &before).await;
 }
 
@@ -674,18 +614,18 @@ async fn oversized_fields_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
     let before = before(&network);
-    let key = attacker_key(&network.network);
-    let mut session = RawSession::open(&network).await;
+    let key = signer(&network.network, ATTACKER);
+    let mut session = attacker_session(&network).await;
     let good = pb::SignedEnvelope::from(&key.sign(&transfer_now()));
 
     let oversized_signer =
         pb::SignedEnvelope { signer_bic: "A".repeat(OVERSIZED_FIELD_BYTES), ..good.clone() };
-    expect_nak(session.submit(oversized_signer).await.unwrap(), Code::PermissionDenied, "");
+    expect_nak(submit_bounded(&mut session, oversized_signer).await, Code::PermissionDenied, "");
     let oversized_key_id = pb::SignedEnvelope { key_id: "A".repeat(OVERSIZED_FIELD_BYTES), ..good.clone() };
-    expect_nak(session.submit(oversized_key_id).await.unwrap(), Code::InvalidArgument, "FF01");
+    expect_nak(submit_bounded(&mut session, oversized_key_id).await, Code::InvalidArgument, "FF01");
     let oversized_signature =
         pb::SignedEnvelope { signature: Bytes::from(vec![0xAB; OVERSIZED_FIELD_BYTES]), ..good.clone() };
-    expect_nak(session.submit(oversized_signature).await.unwrap(), Code::InvalidArgument, "FF01");
+    expect_nak(submit_bounded(&mut session, oversized_signature).await, Code::InvalidArgument, "FF01");
 
     let payload_limit = HubConfig::default().payload_size_max_bytes;
     let mut payload = good.payload.to_vec();
@@ -693,9 +633,8 @@ async fn oversized_fields_are_refused_and_change_nothing() {
     encode_varint(payload_limit as u64, &mut payload);
     payload.resize(payload.len() + payload_limit, b'x');
     let oversized_payload = pb::SignedEnvelope::from(&key.sign_payload(Bytes::from(payload)));
-    expect_nak(session.submit(oversized_payload).await.unwrap(), Code::ResourceExhausted, "");
+    expect_nak(submit_bounded(&mut session, oversized_payload).await, Code::ResourceExhausted, "");
 
-    hub_is_serving(&network).await;
     nothing_changed_and_the_hub_still_works(network, &before).await;
 }
 
@@ -741,7 +680,7 @@ async fn an_undecodable_frame_after_hello_ends_the_session_with_an_error_status(
 async fn a_submission_followed_by_the_end_of_the_stream_is_still_answered() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
-    let key = attacker_key(&network.network);
+    let key = signer(&network.network, ATTACKER);
     let envelope = pb::SignedEnvelope::from(&key.sign(&transfer_now()));
     let submit = pb::Submit { isn: 1, envelope: Some(envelope), possible_duplicate: false };
     let request = pb::SessionRequest { frame: Some(RequestFrame::Submit(submit)) };
@@ -764,18 +703,18 @@ async fn a_submission_followed_by_the_end_of_the_stream_is_still_answered() {
 async fn a_nak_quotes_no_more_than_a_bounded_prefix_of_an_oversized_field() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
-    let key = attacker_key(&network.network);
-    let mut session = RawSession::open(&network).await;
+    let key = signer(&network.network, ATTACKER);
+    let mut session = attacker_session(&network).await;
     let good = pb::SignedEnvelope::from(&key.sign(&transfer_now()));
     let detail_max_bytes = 1024;
 
     let oversized_signer =
         pb::SignedEnvelope { signer_bic: "A".repeat(OVERSIZED_FIELD_BYTES), ..good.clone() };
-    let nak = expect_nak(session.submit(oversized_signer).await.unwrap(), Code::PermissionDenied, "");
+    let nak = expect_nak(submit_bounded(&mut session, oversized_signer).await, Code::PermissionDenied, "");
     assert!(nak.detail.len() <= detail_max_bytes, "a NAK detail of {} bytes", nak.detail.len());
     let escaped_key_id = pb::SignedEnvelope { key_id: "\u{1}".repeat(300 * 1024), ..good.clone() };
-    let answer = session.submit(escaped_key_id).await;
-    let nak = expect_nak(answer.expect("a NAK, not the end of the session"), Code::InvalidArgument, "FF01");
+    let answer = submit_bounded(&mut session, escaped_key_id).await;
+    let nak = expect_nak(answer, Code::InvalidArgument, "FF01");
     assert!(nak.detail.len() <= detail_max_bytes, "a NAK detail of {} bytes", nak.detail.len());
     network.stop().await.unwrap();
 }

@@ -20,11 +20,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use common::bic;
+use common::cli::{self, Outcome, files_under, refused_in_one_line, succeeded, text};
 use common::net::{
     CN, IR, RU, RawSession, balance, expect_ack, expect_nak, network_with_nodes, order, transfer,
 };
@@ -39,7 +39,6 @@ use corridor::pb::session_response::Frame as ResponseFrame;
 use corridor::sim::LocalNetwork;
 use corridor::tls::{self, HUB_BIC, NetworkDir, Role};
 use ed25519_dalek::VerifyingKey;
-use tempfile::NamedTempFile;
 use tonic::Code;
 
 /// A well-formed BIC that no network here lists.
@@ -67,9 +66,6 @@ const QUIET_PERIOD: Duration = Duration::from_millis(300);
 /// How long a refused node is given to get through anyway: several reload intervals, in
 /// which its session reconnects several times (its backoff starts at 100 ms).
 const REFUSED_NODE_WATCH: Duration = Duration::from_secs(3);
-/// A one-shot `corridor` command finishes in well under a second; bounded at 60 s.
-const COMMAND_POLLS_MAX: usize = 3000;
-const COMMAND_POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Small-order Ed25519 points (their canonical encodings, from the well-known list:
 /// orders 1, 2, 4, 4, 8, 8, 8, 8) and non-canonical encodings of small-order points
@@ -225,13 +221,18 @@ async fn nothing_changed(network: &LocalNetwork, before: &Books) {
 // ---------------------------------------------------------------------------------------
 // Raw sessions (`common::net::RawSession`)
 
-/// Signs `message` with `identity` and submits it on `session`.
-async fn submit_signed(
+/// Submits `message`, signed with `identity`, on `session`: the hub ACKs it and the bank
+/// node at `receiver` settles it.
+async fn acked_and_settled(
+    network: &LocalNetwork,
     session: &mut RawSession,
     identity: &SigningIdentity,
     message: &Message,
-) -> ResponseFrame {
-    session.submit(pb::SignedEnvelope::from(&identity.sign(message))).await
+    receiver: usize,
+) {
+    expect_ack(session.submit_signed(identity, message).await);
+    let at_receiver = wait_final(network, receiver, &uetr_of(message)).await;
+    assert_eq!(at_receiver.status, PaymentStatus::Acsc, "{}", at_receiver.detail);
 }
 
 /// A NAK with `code`, no ISO reason code, and a detail that mentions `mentions`.
@@ -262,6 +263,14 @@ fn key_from_file(network: &NetworkDir, bank: &str, key: &str) -> SigningIdentity
 /// The validity of `bank`'s key `key` in the directory the running hub has in force.
 fn validity_at_hub(network: &LocalNetwork, bank: &str, key: &str) -> Option<KeyValidity> {
     network.hub().directory().keys().validity(bic(bank), &key_id(key))
+}
+
+/// Waits (bounded) until the running hub has taken the revocation of `bank`'s key `key`.
+async fn the_hub_takes_the_revocation(network: &LocalNetwork, bank: &str, key: &str) {
+    eventually(&format!("the hub takes the revocation of {bank}'s {key}"), || async {
+        validity_at_hub(network, bank, key).is_some_and(|v| v.revoked_unix_ms.is_some())
+    })
+    .await;
 }
 
 /// The running hub's journal, opened read-only as an auditor would, without disturbing
@@ -380,92 +389,13 @@ async fn serves(network: &NetworkDir, role: Role, url: &str) -> bool {
 // ---------------------------------------------------------------------------------------
 // The command line
 
-fn text(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// How a one-shot `corridor` command ended.
-struct Outcome {
-    args: Vec<String>,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `corridor ARGS` to completion, bounded (a stuck process fails the test), off the
-/// test's runtime thread so that the network in this process keeps running meanwhile.
+/// Runs `corridor ARGS` (bounded, see [`cli::corridor`]) off the test's runtime thread, so
+/// that the network in this process keeps running meanwhile.
 async fn corridor(args: &[&str]) -> Outcome {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || run_corridor(args)).await.unwrap()
-}
-
-fn run_corridor(args: Vec<String>) -> Outcome {
-    let (stdout, stderr) = (NamedTempFile::new().unwrap(), NamedTempFile::new().unwrap());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_corridor"))
-        .args(&args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(stdout.reopen().unwrap())
-        .stderr(stderr.reopen().unwrap())
-        .spawn()
-        .expect("spawn corridor");
-    let mut status = None;
-    for _ in 0..COMMAND_POLLS_MAX {
-        status = child.try_wait().unwrap();
-        if status.is_some() {
-            break;
-        }
-        std::thread::sleep(COMMAND_POLL_INTERVAL);
-    }
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("`corridor {}` did not finish", args.join(" "));
-    };
-    let read = |file: &NamedTempFile| std::fs::read_to_string(file.path()).unwrap();
-    Outcome { args, status, stdout: read(&stdout), stderr: read(&stderr) }
-}
-
-/// Asserts that the command succeeded; returns its stdout.
-fn succeeded(outcome: Outcome) -> String {
-    assert!(
-        outcome.status.success(),
-        "`corridor {}` failed with {}\nstderr: {}",
-        outcome.args.join(" "),
-        outcome.status,
-        outcome.stderr
-    );
-    outcome.stdout
-}
-
-/// Asserts a refusal: a non-zero exit, nothing on stdout, no panic, and exactly one
-/// line on stderr, an error. Returns that line.
-fn refused_in_one_line(outcome: Outcome) -> String {
-    let Outcome { args, status, stdout, stderr } = outcome;
-    let command = format!("`corridor {}`", args.join(" "));
-    assert!(!status.success(), "{command} succeeded; stdout: {stdout}");
-    assert!(status.code().is_some(), "{command} was killed by a signal: {status}");
-    assert!(stdout.trim().is_empty(), "{command} printed on a refusal: {stdout}");
-    assert!(!stderr.contains("panicked"), "{command} panicked: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|line| !line.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{command} should explain itself in one line: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{command}: {stderr}");
-    lines[0].to_owned()
-}
-
-/// Every file under `dir` with its bytes.
-fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            let bytes = std::fs::read(&path).unwrap();
-            files.insert(path, bytes);
-        }
-    }
-    files
+    tokio::task::spawn_blocking(move || cli::corridor(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .await
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -505,10 +435,7 @@ async fn a_rotation_with_overlap_switches_a_running_node_and_payments_keep_settl
     let cn_new = network.network.signing_identity(Role::Bank(bic(CN))).unwrap();
     assert_eq!(cn_new.key_id(), &key_id("k2"));
     for identity in [&cn_old, &cn_new] {
-        let message = transfer(CN, IR, "C002");
-        expect_ack(submit_signed(&mut cn, identity, &message).await);
-        let at_receiver = wait_final(&network, ir, &uetr_of(&message)).await;
-        assert_eq!(at_receiver.status, PaymentStatus::Acsc, "{}", at_receiver.detail);
+        acked_and_settled(&network, &mut cn, identity, &transfer(CN, IR, "C002"), ir).await;
     }
     assert_eq!(balance(&network, ru, "C001"), OPENING_MINOR_UNITS - paid * 100);
     assert_eq!(balance(&network, ir, "C002"), paid * 100 + 2 * TRANSFER_MINOR_UNITS);
@@ -566,8 +493,7 @@ async fn a_retired_key_is_refused_and_what_it_signed_before_still_verifies() {
     let mut ru = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
     let old = key_from_file(&network.network, RU, "k1");
     let paid_before = transfer(RU, IR, "C002");
-    expect_ack(submit_signed(&mut ru, &old, &paid_before).await);
-    assert_eq!(wait_final(&network, ir, &uetr_of(&paid_before)).await.status, PaymentStatus::Acsc);
+    acked_and_settled(&network, &mut ru, &old, &paid_before, ir).await;
     // Created (and signed) before the retirement, sent after it.
     let created_before = transfer(RU, CN, "C002");
 
@@ -582,7 +508,7 @@ async fn a_retired_key_is_refused_and_what_it_signed_before_still_verifies() {
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
     let before = settled_books(&network).await;
     for receiver in [IR, CN] {
-        let answer = submit_signed(&mut ru, &old, &transfer(RU, receiver, "C002")).await;
+        let answer = ru.submit_signed(&old, &transfer(RU, receiver, "C002")).await;
         let nak = expect_refusal(answer, Code::Unauthenticated, "retired");
         assert!(nak.detail.contains("k1") && nak.detail.contains(RU), "{nak:?}");
     }
@@ -590,10 +516,10 @@ async fn a_retired_key_is_refused_and_what_it_signed_before_still_verifies() {
 
     // Judged by its creation time, the message made before the retirement is taken; and
     // the new key works (to CN, which runs no node, so it waits at the hub).
-    expect_ack(submit_signed(&mut ru, &old, &created_before).await);
+    expect_ack(ru.submit_signed(&old, &created_before).await);
     let new = network.network.signing_identity(Role::Bank(bic(RU))).unwrap();
     assert_eq!(new.key_id(), &key_id("k2"));
-    expect_ack(submit_signed(&mut ru, &new, &transfer(RU, CN, "C002")).await);
+    expect_ack(ru.submit_signed(&new, &transfer(RU, CN, "C002")).await);
     assert_eq!(network.hub().queued_for(bic(CN)), 2);
     drop(ru);
     network.stop().await.unwrap();
@@ -620,21 +546,17 @@ async fn a_revoked_key_is_refused_and_a_bank_left_without_a_key_gets_nothing_app
     let mut ru = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
     let stolen = key_from_file(&network.network, RU, "k1");
     let paid_before = transfer(RU, IR, "C002");
-    expect_ack(submit_signed(&mut ru, &stolen, &paid_before).await);
-    assert_eq!(wait_final(&network, ir, &uetr_of(&paid_before)).await.status, PaymentStatus::Acsc);
+    acked_and_settled(&network, &mut ru, &stolen, &paid_before, ir).await;
     let created_before = transfer(RU, IR, "C002");
     let before = settled_books(&network).await;
 
     let revoke_ru = ["pki", "revoke", "--dir", text(dir.path()), "--bic", RU, "--key", "k1"];
     let said = succeeded(corridor(&revoke_ru).await);
     assert!(said.starts_with(&format!("revoked signing key k1 of {RU} at ")), "{said}");
-    eventually("the hub takes the revocation", || async {
-        validity_at_hub(&network, RU, "k1").is_some_and(|v| v.revoked_unix_ms.is_some())
-    })
-    .await;
+    the_hub_takes_the_revocation(&network, RU, "k1").await;
     // Revoked means revoked now: a message created before the revocation is refused too.
     for message in [transfer(RU, IR, "C002"), transfer(RU, CN, "C002"), created_before] {
-        expect_refusal(submit_signed(&mut ru, &stolen, &message).await, Code::Unauthenticated, "revoked");
+        expect_refusal(ru.submit_signed(&stolen, &message).await, Code::Unauthenticated, "revoked");
     }
     nothing_changed(&network, &before).await;
 
@@ -642,10 +564,7 @@ async fn a_revoked_key_is_refused_and_a_bank_left_without_a_key_gets_nothing_app
     // refuses every payment, which CN reverses. IR sees nothing.
     let revoke_cn = ["pki", "revoke", "--dir", text(dir.path()), "--bic", CN, "--key", "k1"];
     succeeded(corridor(&revoke_cn).await);
-    eventually("the hub takes CN's revocation", || async {
-        validity_at_hub(&network, CN, "k1").is_some_and(|v| v.revoked_unix_ms.is_some())
-    })
-    .await;
+    the_hub_takes_the_revocation(&network, CN, "k1").await;
     let refused = pay(&network, cn, IR, "3.00").await;
     assert_eq!(refused.status, PaymentStatus::Rjct);
     assert!(refused.detail.contains("revoked"), "{}", refused.detail);
@@ -672,14 +591,11 @@ async fn a_message_held_for_an_offline_bank_is_delivered_after_its_key_is_revoke
     network.stop_bank(bic(IR)).await.unwrap();
     let mut ru = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
     let held = transfer(RU, IR, "C002");
-    expect_ack(submit_signed(&mut ru, &key_from_file(&network.network, RU, "k1"), &held).await);
+    expect_ack(ru.submit_signed(&key_from_file(&network.network, RU, "k1"), &held).await);
     assert_eq!(network.hub().queued_for(bic(IR)), 1, "the message waits at the hub");
 
     tls::revoke_key(dir.path(), bic(RU), &key_id("k1")).unwrap();
-    eventually("the hub takes the revocation", || async {
-        validity_at_hub(&network, RU, "k1").is_some_and(|v| v.revoked_unix_ms.is_some())
-    })
-    .await;
+    the_hub_takes_the_revocation(&network, RU, "k1").await;
     let ir = network.start_bank(bic(IR)).await.unwrap();
     let at_receiver = wait_final(&network, ir, &uetr_of(&held)).await;
     assert_eq!(at_receiver.status, PaymentStatus::Acsc, "{}", at_receiver.detail);
@@ -707,10 +623,7 @@ async fn a_bank_that_rotated_first_keeps_paying_after_its_old_key_is_revoked() {
 
     let revoke = ["pki", "revoke", "--dir", text(dir.path()), "--bic", RU, "--key", "k1"];
     succeeded(corridor(&revoke).await);
-    eventually("the hub takes the revocation", || async {
-        validity_at_hub(&network, RU, "k1").is_some_and(|v| v.revoked_unix_ms.is_some())
-    })
-    .await;
+    the_hub_takes_the_revocation(&network, RU, "k1").await;
     pay_settled(&network, ru, IR, "1.00").await;
     paid += 1;
     assert_eq!(balance(&network, ru, "C001"), OPENING_MINOR_UNITS - paid * 100);
@@ -919,10 +832,9 @@ async fn a_weak_key_written_into_a_running_networks_directory_is_not_taken() {
     nothing_changed(&network, &before).await;
 
     // CN's real key still works, and so do the nodes.
-    let genuine = transfer(CN, IR, "C002");
-    expect_ack(submit_signed(&mut cn, &real, &genuine).await);
     let ir = network.index_of(bic(IR));
-    assert_eq!(wait_final(&network, ir, &uetr_of(&genuine)).await.status, PaymentStatus::Acsc);
+    let genuine = transfer(CN, IR, "C002");
+    acked_and_settled(&network, &mut cn, &real, &genuine, ir).await;
     pay_settled(&network, ru, IR, "1.00").await;
 
     // The watcher is alive: a good directory after the bad one is taken.

@@ -15,7 +15,6 @@ use corridor::hub::HubConfig;
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
-use corridor::sim::LocalNetwork;
 use corridor::tls::{self, Role};
 use tonic::Code;
 
@@ -134,12 +133,7 @@ async fn tampered_misaddressed_unauthorised_and_oversized_messages_are_refused()
         }
     }
     std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
-    let mut network = LocalNetwork::start_hub(pki, HubConfig::default()).await.unwrap();
-    network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
-    for b in [IR, CN] {
-        let index = network.start_bank(bic(b)).await.unwrap();
-        open_accounts(&network, index).await;
-    }
+    let network = start_network(pki, &[IR, CN], HubConfig::default()).await;
     let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
     let ru = signer(&network.network, RU);
 
@@ -180,7 +174,7 @@ async fn tampered_misaddressed_unauthorised_and_oversized_messages_are_refused()
     expect_nak(session.submit_as(ahead, pb::SignedEnvelope::from(&gap)).await, Code::FailedPrecondition, "");
 
     // And the session still works: a good message is ACKed after all that.
-    expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
+    expect_ack(session.submit_signed(&ru, &transfer(RU, IR, "C002")).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     nothing_reached(&network, 1);
     network.stop().await.unwrap();

@@ -23,25 +23,6 @@ use corridor::tls::{self, Role};
 use tokio::io::AsyncReadExt as _;
 use tonic::Code;
 
-/// A network of `bics` with a hub configured by `config`, bank nodes for `nodes`, each
-/// with accounts C001 (1000.00 CNY) and C002 and a large position at the hub.
-async fn network_with(
-    dir: &std::path::Path,
-    bics: &[&str],
-    nodes: &[&str],
-    config: HubConfig,
-) -> LocalNetwork {
-    let all: Vec<Bic> = bics.iter().map(|b| bic(b)).collect();
-    let pki = tls::init(dir, &all).unwrap();
-    let mut network = LocalNetwork::start_hub(pki, config).await.unwrap();
-    network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
-    for node in nodes {
-        let index = network.start_bank(bic(node)).await.unwrap();
-        open_accounts(&network, index).await;
-    }
-    network
-}
-
 /// `message` with its creation time moved by `offset_ms`.
 fn created_at_offset(message: &Message, offset_ms: i64) -> Message {
     let mut moved = pb::Message::from(message);
@@ -61,25 +42,17 @@ async fn a_message_created_outside_the_replay_window_is_refused_tm01_and_moves_n
 
     // Captured a while ago, validly signed, never seen by the hub: too old now.
     let stale = created_at_offset(&transfer(RU, IR, "C002"), -window_ms - 60_000);
-    let nak = expect_nak(
-        session.submit(pb::SignedEnvelope::from(&ru.sign(&stale))).await,
-        Code::FailedPrecondition,
-        "TM01",
-    );
+    let nak = expect_nak(session.submit_signed(&ru, &stale).await, Code::FailedPrecondition, "TM01");
     assert!(nak.detail.contains("outside the hub's window"), "{nak:?}");
     // Dated in the future beyond the clock skew allowed.
     let ahead = created_at_offset(&transfer(RU, IR, "C002"), skew_ms + 60_000);
-    expect_nak(
-        session.submit(pb::SignedEnvelope::from(&ru.sign(&ahead))).await,
-        Code::FailedPrecondition,
-        "TM01",
-    );
+    expect_nak(session.submit_signed(&ru, &ahead).await, Code::FailedPrecondition, "TM01");
 
     tokio::time::sleep(Duration::from_millis(100)).await;
     nothing_reached(&network, 0);
     assert!(network.hub().payments().is_empty(), "the journal holds no payment");
     // A fresh message on the same session still goes through.
-    expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
+    expect_ack(session.submit_signed(&ru, &transfer(RU, IR, "C002")).await);
     network.stop().await.unwrap();
 }
 
@@ -192,7 +165,7 @@ async fn a_malleated_signature_is_refused_even_for_a_message_already_accepted() 
 async fn over_its_rate_a_session_is_shed_with_a_time_to_retry_and_nothing_is_consumed() {
     let dir = tempfile::tempdir().unwrap();
     let config = HubConfig { participant_rate_max: 1, participant_burst_max: 3, ..HubConfig::default() };
-    let network = network_with(dir.path(), &[RU, IR], &[IR], config).await;
+    let network = network_with_config(dir.path(), &[RU, IR], &[IR], config).await;
     let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
     let ru = signer(&network.network, RU);
     let first_isn = session.next_isn;
@@ -240,7 +213,7 @@ async fn over_its_rate_a_session_is_shed_with_a_time_to_retry_and_nothing_is_con
 async fn a_participant_flooding_the_hub_is_shed_while_others_flow_and_none_of_its_payments_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let config = HubConfig { participant_rate_max: 40, participant_burst_max: 10, ..HubConfig::default() };
-    let network = network_with(dir.path(), &[RU, IR, CN], &[RU, IR, CN], config).await;
+    let network = network_with_config(dir.path(), &[RU, IR, CN], &[RU, IR, CN], config).await;
     const FLOOD: usize = 120;
     // RU floods IR with far more than its rate, all at once.
     let flood = {
@@ -283,7 +256,7 @@ async fn connections_past_the_per_peer_limit_or_silent_in_the_handshake_are_clos
         ..ConnectionLimits::default()
     };
     let config = HubConfig { connections, ..HubConfig::default() };
-    let network = network_with(dir.path(), &[RU, IR], &[], config).await;
+    let network = network_with_config(dir.path(), &[RU, IR], &[], config).await;
     let health = |channel| async move {
         tonic_health::pb::health_client::HealthClient::new(channel)
             .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
@@ -363,7 +336,7 @@ async fn a_peer_silent_past_the_idle_timeout_is_closed_and_a_live_idle_session_i
     let connections =
         ConnectionLimits { idle_timeout: Duration::from_secs(1), ..ConnectionLimits::default() };
     let config = HubConfig { connections, ..HubConfig::default() };
-    let network = network_with(dir.path(), &[RU, IR], &[IR], config).await;
+    let network = network_with_config(dir.path(), &[RU, IR], &[IR], config).await;
 
     // Through the TLS handshake, then nothing: closed after the idle timeout.
     // (The server speaks first, its HTTP/2 settings; the client never answers.)
@@ -376,6 +349,6 @@ async fn a_peer_silent_past_the_idle_timeout_is_closed_and_a_live_idle_session_i
     let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let ru = signer(&network.network, RU);
-    expect_ack(session.submit(pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).await);
+    expect_ack(session.submit_signed(&ru, &transfer(RU, IR, "C002")).await);
     network.stop().await.unwrap();
 }

@@ -1,6 +1,7 @@
 //! Fixtures shared by the integration tests: one sample of every message type.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod net;
 
 use corridor::model::*;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use corridor::crypto::SigningIdentity;
+use corridor::hub::HubConfig;
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
@@ -11,7 +12,7 @@ use corridor::pb::hub_service_client::HubServiceClient;
 use corridor::pb::session_request::Frame as RequestFrame;
 use corridor::pb::session_response::Frame as ResponseFrame;
 use corridor::sim::LocalNetwork;
-use corridor::tls::{NetworkDir, Role};
+use corridor::tls::{self, NetworkDir, Role};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -34,8 +35,25 @@ pub async fn network(dir: &std::path::Path, bics: &[&str]) -> LocalNetwork {
 /// A network of `bics` where only `nodes` run a bank node (in that order); the others
 /// are left for a test to speak for by hand (a second session would replace the first).
 pub async fn network_with_nodes(dir: &std::path::Path, bics: &[&str], nodes: &[&str]) -> LocalNetwork {
+    network_with_config(dir, bics, nodes, HubConfig::default()).await
+}
+
+/// Like [`network_with_nodes`], with a hub configured by `config`.
+pub async fn network_with_config(
+    dir: &std::path::Path,
+    bics: &[&str],
+    nodes: &[&str],
+    config: HubConfig,
+) -> LocalNetwork {
     let bics: Vec<Bic> = bics.iter().map(|b| bic(b)).collect();
-    let mut network = LocalNetwork::create(dir, &bics).await.unwrap();
+    start_network(tls::init(dir, &bics).unwrap(), nodes, config).await
+}
+
+/// Starts a hub configured by `config` on the network directory `pki` (made and perhaps
+/// edited by the test), funds every participant and starts bank nodes for `nodes`, each
+/// with the accounts of [`network`].
+pub async fn start_network(pki: NetworkDir, nodes: &[&str], config: HubConfig) -> LocalNetwork {
+    let mut network = LocalNetwork::start_hub(pki, config).await.unwrap();
     network.fund_all("CNY", HUB_LIQUIDITY).await.unwrap();
     for node in nodes {
         let index = network.start_bank(bic(node)).await.unwrap();
@@ -130,6 +148,12 @@ impl RawSession {
         let isn = self.next_isn;
         self.next_isn += 1;
         self.submit_as(isn, envelope).await
+    }
+
+    /// Signs `message` with `identity` and submits it with the next ISN; returns the hub's
+    /// answer.
+    pub async fn submit_signed(&mut self, identity: &SigningIdentity, message: &Message) -> ResponseFrame {
+        self.submit(pb::SignedEnvelope::from(&identity.sign(message))).await
     }
 
     /// Submits envelopes with the next ISNs all at once, before reading any answer,
