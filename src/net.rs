@@ -350,6 +350,14 @@ pub async fn serve(
 /// Aborts a task when dropped.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
+impl AbortOnDrop {
+    /// Aborts the task and waits until it is gone, with everything it held.
+    pub async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();

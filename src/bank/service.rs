@@ -48,7 +48,7 @@ pub async fn run(
     let role = Role::Bank(bank.bic());
     let limits = net::ConnectionLimits::default();
     let tls = net::ServerTls::new(network, role, limits).map_err(|e| e.to_string())?;
-    let _watch = {
+    let watch = {
         let bank = bank.clone();
         net::watch_network(std::sync::Arc::clone(&tls), move |network| bank.reload_credentials(network))
     };
@@ -63,6 +63,8 @@ pub async fn run(
     let served =
         net::serve_node(&node, router, listener, tls, shutdown, bank.storage_failure(), on_stop).await;
     let _ = session.await;
+    // The watcher holds the bank: gone before this returns, so the store can close.
+    watch.stop().await;
     served
 }
 

@@ -290,6 +290,24 @@ impl Hub {
         self.inner.credentials.directory()
     }
 
+    /// Waits until this is the last handle on the hub (every session, service and task
+    /// that held one has let go), then closes it: its journal is written out and closed
+    /// when this returns. Refused after `wait` if something still holds it.
+    pub async fn close(self, wait: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        while Arc::strong_count(&self.inner) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "the hub is still in use by {} handles",
+                    Arc::strong_count(&self.inner) - 1
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The last handle: dropping it joins the journal's writer.
+        tokio::task::spawn_blocking(move || drop(self)).await.map_err(|e| e.to_string())
+    }
+
     /// Submissions from `bank` shed so far because it was over its rate (since start).
     pub fn shed_count(&self, bank: Bic) -> u64 {
         let state = self.inner.state.lock().expect("hub state lock");

@@ -59,7 +59,7 @@ pub async fn run(
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let admin = super::admin::HubAdmin::new(hub.clone());
     let tls = net::ServerTls::new(network, Role::Hub, hub.config().connections).map_err(|e| e.to_string())?;
-    let _watch = {
+    let watch = {
         let hub = hub.clone();
         net::watch_network(Arc::clone(&tls), move |network| hub.reload_credentials(network))
     };
@@ -74,7 +74,11 @@ pub async fn run(
         health.set_not_serving::<HubServiceServer<HubServer>>().await;
         sessions_end.cancel();
     };
-    net::serve_node("hub", router, listener, tls, shutdown, hub.storage_failure(), on_stop).await
+    let served =
+        net::serve_node("hub", router, listener, tls, shutdown, hub.storage_failure(), on_stop).await;
+    // The watcher holds the hub: gone before this returns, so the journal can close.
+    watch.stop().await;
+    served
 }
 
 #[tonic::async_trait]

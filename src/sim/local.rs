@@ -1,6 +1,7 @@
 //! A hub and banks in one process, each on its own loopback port.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -89,7 +90,9 @@ impl LocalNetwork {
         let listener =
             TcpListener::bind(&addr).await.map_err(|e| format!("cannot bind {addr} again: {e}"))?;
         // Let go of the old hub (and its journal) before the new one opens the journal.
-        self.hub = None;
+        if let Some(hub) = self.hub.take() {
+            hub.close(HUB_CLOSE_WAIT).await?;
+        }
         let (hub, shutdown, hub_task) = spawn_hub(&self.network, self.config.clone(), listener).await?;
         (self.hub, self.shutdown, self.hub_task) = (Some(hub), shutdown, hub_task);
         Ok(())
@@ -160,11 +163,19 @@ impl LocalNetwork {
             bank.stop().await?;
         }
         self.shutdown.cancel();
-        self.hub_task.await.map_err(|e| e.to_string())?
+        self.hub_task.await.map_err(|e| e.to_string())??;
+        // Returns once the journal is closed, so that it can be read or reopened at once.
+        match self.hub {
+            Some(hub) => hub.close(HUB_CLOSE_WAIT).await,
+            None => Ok(()),
+        }
     }
 }
 
 type HubTask = JoinHandle<Result<(), String>>;
+
+/// How long a stopped hub's last sessions and tasks may take to let go of it.
+const HUB_CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 async fn spawn_hub(
     network: &NetworkDir,
