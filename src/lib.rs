@@ -23,6 +23,7 @@
 //! - [`reconcile`]: the reconciler: the hub's journal and every bank's records in,
 //!   breaks out; live over gRPC or offline from data directories.
 //! - [`sim`]: a whole network in one process, the demo, workload building blocks.
+//! - [`fuzzing`]: the fuzz targets, one function per target, for `fuzz/` and the corpus test.
 //! - [`pb`]: the generated wire types of `proto/corridor/v1` (package `corridor.v1`).
 //!
 //! The core (`model`, `crypto`, `ledger`) is pure: it takes inputs and returns outputs,
@@ -33,6 +34,7 @@
 pub mod bank;
 pub mod crypto;
 pub mod directory;
+pub mod fuzzing;
 pub mod hub;
 pub mod ledger;
 pub mod metrics;

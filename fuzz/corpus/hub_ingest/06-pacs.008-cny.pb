@@ -1,0 +1,8 @@
+
+T
+SEED-15$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6bBANKRUMMXXX"BANKIRTHXXX(0Ä–ƒœ¢48R§
+INSTR-1E2E-1$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6b"êNCNY*
+2026-11-280:
+Ivan PetrovRU-0001BBANKRUMMXXXJ
+Sara AhmadiIR-0001RBANKIRTHXXXZ
+Invoice 42

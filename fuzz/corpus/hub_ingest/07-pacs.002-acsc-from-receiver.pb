@@ -1,0 +1,4 @@
+
+T
+SEED-13$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKIRTHXXX"BANKRUMMXXX(0€ÐÄÏ¢48Z0
+SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e

@@ -1,0 +1,4 @@
+
+T
+SEED-14$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6bBANKIRTHXXX"BANKRUMMXXX(0€ÐÄÏ¢48Z6
+SEED-0$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6b"AC01

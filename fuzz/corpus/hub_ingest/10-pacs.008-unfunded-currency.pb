@@ -1,0 +1,8 @@
+
+T
+SEED-17$1c2d3e4f-5a6b-4c8d-9e0f-1a2b3c4d5e6fBANKRUMMXXX"BANKIRTHXXX(0€ÐÄÏ¢48R¤
+INSTR-1E2E-1$1c2d3e4f-5a6b-4c8d-9e0f-1a2b3c4d5e6f"ôEUR*
+2026-11-280:
+Ivan PetrovRU-0001BBANKRUMMXXXJ
+Sara AhmadiIR-0001RBANKIRTHXXXZ
+Invoice 42

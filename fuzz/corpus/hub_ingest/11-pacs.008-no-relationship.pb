@@ -1,0 +1,8 @@
+
+T
+SEED-18$2d3e4f5a-6b7c-4d9e-8f1a-2b3c4d5e6f7aBANKRUMMXXX"BANKCNBJXXX(0€ÐÄÏ¢48R£
+INSTR-1E2E-1$2d3e4f5a-6b7c-4d9e-8f1a-2b3c4d5e6f7a"dRUB*
+2026-11-280:
+Ivan PetrovRU-0001BBANKRUMMXXXJ
+Sara AhmadiIR-0001RBANKCNBJXXXZ
+Invoice 42

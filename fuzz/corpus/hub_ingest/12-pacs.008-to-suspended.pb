@@ -1,0 +1,8 @@
+
+T
+SEED-19$3e4f5a6b-7c8d-4e0f-9a2b-3c4d5e6f7a8bBANKIRTHXXX"BANKCNBJXXX(0€ÐÄÏ¢48R£
+INSTR-1E2E-1$3e4f5a6b-7c8d-4e0f-9a2b-3c4d5e6f7a8b"dRUB*
+2026-11-280:
+Ivan PetrovRU-0001BBANKIRTHXXXJ
+Sara AhmadiIR-0001RBANKCNBJXXXZ
+Invoice 42

@@ -1,0 +1,8 @@
+
+T
+SEED-20$4f5a6b7c-8d9e-4f1a-8b3c-4d5e6f7a8b9cBANKRUMMXXX"CRDRZZ00XXX(0€ÐÄÏ¢48R£
+INSTR-1E2E-1$4f5a6b7c-8d9e-4f1a-8b3c-4d5e6f7a8b9c"dRUB*
+2026-11-280:
+Ivan PetrovRU-0001BBANKRUMMXXXJ
+Sara AhmadiIR-0001RCRDRZZ00XXXZ
+Invoice 42

@@ -1,0 +1,2 @@
+ZG
+SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e"AC01*no such account
