@@ -74,8 +74,10 @@ async fn a_receiver_offline_for_1000_payments_gets_each_exactly_once_when_it_com
     }
     let uetrs: std::collections::HashSet<_> = submissions.join_all().await.into_iter().collect();
     assert_eq!(uetrs.len(), 1_000);
-    let hub = network.hub().clone();
-    eventually("the hub holds all 1000 for IR", || hub.queued_for(bic(IR)) == 1_000).await;
+    {
+        let hub = network.hub().clone();
+        eventually("the hub holds all 1000 for IR", || hub.queued_for(bic(IR)) == 1_000).await;
+    }
 
     network.start_bank(bic(IR)).await.unwrap();
     eventually("every payment is final at RU", || ru.payments().iter().all(|p| p.status.is_final())).await;
