@@ -451,6 +451,22 @@ async fn a_rotation_with_overlap_switches_a_running_node_and_payments_keep_settl
     audit_passes(&NetworkDir::new(dir.path())).await;
 }
 
+/// A node that starts after a rotation but before the new key activates signs with the
+/// old key until then and with the new one after, without another change to the
+/// directory to wake it.
+#[tokio::test]
+async fn a_node_started_before_its_new_key_activates_switches_to_it_at_activation() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_nodes(dir.path(), &[RU, IR], &[RU, IR]).await;
+    tls::rotate(dir.path(), bic(RU), OVERLAP_LONG).unwrap();
+    network.stop_bank(bic(RU)).await.unwrap();
+    let ru = network.start_bank(bic(RU)).await.unwrap();
+    pay_settled(&network, ru, IR, "1.00").await;
+    assert_eq!(newest_key_signed_by(&network.network, RU).as_deref(), Some("k1"), "k2 is not active yet");
+    pay_until_signing_with(&network, ru, IR, "k2").await;
+    network.stop().await.unwrap();
+}
+
 /// A rotation refuses no payment whatever order the nodes read the new directory in:
 /// the new key signs only from its activation, when every node knows it. Here RU's node
 /// reads the directory first, before the hub and the receiver (the race this once lost).

@@ -48,6 +48,8 @@ pub async fn run(
     let role = Role::Bank(bank.bic());
     let limits = net::ConnectionLimits::default();
     let tls = net::ServerTls::new(network, role, limits).map_err(|e| e.to_string())?;
+    // All of the bank's keys, not only the one it opened with: one may activate later.
+    bank.reload_credentials(network)?;
     let watch = {
         let bank = bank.clone();
         net::watch_network(std::sync::Arc::clone(&tls), move |network| bank.reload_credentials(network))

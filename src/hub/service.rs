@@ -59,6 +59,8 @@ pub async fn run(
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let admin = super::admin::HubAdmin::new(hub.clone());
     let tls = net::ServerTls::new(network, Role::Hub, hub.config().connections).map_err(|e| e.to_string())?;
+    // All of the hub's keys, not only the one it opened with: one may activate later.
+    hub.reload_credentials(network)?;
     let watch = {
         let hub = hub.clone();
         net::watch_network(Arc::clone(&tls), move |network| hub.reload_credentials(network))
