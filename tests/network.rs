@@ -15,7 +15,7 @@ use corridor::hub::HubConfig;
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
-use corridor::tls::{self, Role};
+use corridor::tls::{self, NetworkDir, Role};
 use tonic::Code;
 
 #[tokio::test]
@@ -361,15 +361,25 @@ async fn a_bank_reporting_more_deliveries_than_the_hub_sent_is_refused() {
 async fn a_delivery_the_receiver_cannot_verify_is_rejected_and_never_applied() {
     let dir = tempfile::tempdir().unwrap();
     let network = network_with_nodes(dir.path(), &[RU, IR], &[RU]).await;
-    // IR's copy of the directory holds another key for RU (an outdated copy, say): the
-    // hub, with the right key, accepts RU's pacs.008, but IR cannot verify it.
-    let text = std::fs::read_to_string(dir.path().join(DIRECTORY_FILE)).unwrap();
-    let mut file: DirectoryFile = serde_json::from_str(&text).unwrap();
+    // IR's own copy of the network directory (its CA certificate, its identity and the
+    // directory file) holds another key for RU (an outdated copy, say): the hub, with the
+    // right key, accepts RU's pacs.008, but IR cannot verify it.
+    let ir_copy = tempfile::tempdir().unwrap();
+    let ir_network = NetworkDir::new(ir_copy.path());
+    std::fs::copy(dir.path().join("ca.pem"), ir_copy.path().join("ca.pem")).unwrap();
+    let ir_dir = ir_network.role_dir(Role::Bank(bic(IR)));
+    std::fs::create_dir_all(&ir_dir).unwrap();
+    for entry in std::fs::read_dir(network.network.role_dir(Role::Bank(bic(IR)))).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), ir_dir.join(entry.file_name())).unwrap();
+    }
+    let mut file = DirectoryFile::read(dir.path()).unwrap();
     let stranger = SigningIdentity::generate(bic(RU), corridor::crypto::KeyId::parse("k1").unwrap());
     let ru_entry = file.participants.iter_mut().find(|p| p.bic == RU).unwrap();
     ru_entry.keys[0].public_key = corridor::crypto::hex_encode(&stranger.verifying_key_bytes());
-    let directory = corridor::directory::Directory::from_file(&file).unwrap();
-    let identity = network.network.signing_identity(Role::Bank(bic(IR))).unwrap();
+    file.save(ir_copy.path()).unwrap();
+    let directory = corridor::directory::Directory::load(ir_copy.path()).unwrap();
+    let identity = ir_network.signing_identity(Role::Bank(bic(IR))).unwrap();
     let ir =
         corridor::bank::Bank::open(identity, directory, &network.network.bank_data_dir(bic(IR))).unwrap();
     ir.open_account("C002", "CNY", "Payee", "").await.unwrap();
@@ -377,7 +387,7 @@ async fn a_delivery_the_receiver_cannot_verify_is_rejected_and_never_applied() {
     let stop = tokio_util::sync::CancellationToken::new();
     let node = {
         let (ir, pki, hub_url, stop) =
-            (ir.clone(), network.network.clone(), network.hub_url.clone(), stop.clone());
+            (ir.clone(), ir_network.clone(), network.hub_url.clone(), stop.clone());
         tokio::spawn(async move {
             corridor::bank::run(ir, &pki, &hub_url, listener, stop.cancelled_owned()).await
         })
