@@ -113,12 +113,35 @@ impl KeyDirectory {
         created_unix_ms: i64,
         now_unix_ms: i64,
     ) -> Result<(), CryptoError> {
-        let (_, validity) = self
+        self.valid_entry(signer, key_id, created_unix_ms, now_unix_ms).map(drop)
+    }
+
+    /// [`KeyDirectory::envelope_check`] for a message created at `created_unix_ms`, with
+    /// [`KeyDirectory::check_validity`] of its key in the same lookup.
+    pub fn envelope_check_at(
+        &self,
+        envelope: &SignedEnvelope,
+        created_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<SignatureCheck, CryptoError> {
+        let key = self.valid_entry(envelope.signer, &envelope.key_id, created_unix_ms, now_unix_ms)?;
+        Ok(SignatureCheck::of_envelope(*key, envelope))
+    }
+
+    /// The key, if registered and allowed to sign what was created then, judged now.
+    fn valid_entry(
+        &self,
+        signer: Bic,
+        key_id: &KeyId,
+        created_unix_ms: i64,
+        now_unix_ms: i64,
+    ) -> Result<&VerifyingKey, CryptoError> {
+        let (key, validity) = self
             .keys
             .get(&(signer, key_id.clone()))
             .ok_or_else(|| CryptoError::UnknownKey { signer, key_id: key_id.clone() })?;
         match validity.why_not(created_unix_ms, now_unix_ms) {
-            None => Ok(()),
+            None => Ok(key),
             Some(reason) => Err(CryptoError::KeyNotValid { signer, key_id: key_id.clone(), reason }),
         }
     }
@@ -187,13 +210,7 @@ impl KeyDirectory {
 
     /// What verifying an envelope takes: its signer's key, the signed input, the signature.
     pub fn envelope_check(&self, envelope: &SignedEnvelope) -> Result<SignatureCheck, CryptoError> {
-        Ok(SignatureCheck {
-            key: *self.lookup(envelope)?,
-            input: signing_input(envelope.signer, &envelope.key_id, &envelope.payload),
-            signature: envelope.signature,
-            signer: envelope.signer,
-            key_id: envelope.key_id.clone(),
-        })
+        Ok(SignatureCheck::of_envelope(*self.lookup(envelope)?, envelope))
     }
 
     /// What verifying the receipt the hub (`hub`, key `key_id`) signed for `envelope` takes.
@@ -247,6 +264,16 @@ pub struct SignatureCheck {
 }
 
 impl SignatureCheck {
+    fn of_envelope(key: VerifyingKey, envelope: &SignedEnvelope) -> Self {
+        Self {
+            key,
+            input: signing_input(envelope.signer, &envelope.key_id, &envelope.payload),
+            signature: envelope.signature,
+            signer: envelope.signer,
+            key_id: envelope.key_id.clone(),
+        }
+    }
+
     fn verify_strict(&self) -> bool {
         self.key.verify_strict(&self.input, &self.signature).is_ok()
     }

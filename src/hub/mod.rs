@@ -31,7 +31,7 @@ use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tonic::Code;
 
-use crate::crypto::{CryptoError, KeyDirectory, KeyId, SignedEnvelope, SigningIdentity};
+use crate::crypto::{CryptoError, KeyDirectory, SignatureCheck, SignedEnvelope, SigningIdentity};
 use crate::directory::{Credentials, Directory};
 use crate::model::{Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
 use crate::pb;
@@ -476,18 +476,11 @@ impl Hub {
     ) -> Vec<(pb::session_response::Frame, Ticket)> {
         let directory = self.directory();
         let now = crate::bank::unix_ms_now();
-        let steps: Vec<Step> = submits
+        let (steps, checks): (Vec<Step>, Vec<Option<SignatureCheck>>) = submits
             .into_iter()
             .map(|submit| self.check_before_signature(peer, submit, &directory, now))
-            .collect();
-        let keys = directory.keys();
-        let checks = steps
-            .iter()
-            .filter_map(|step| match step {
-                Step::Checked { checked, .. } => Some(keys.envelope_check(&checked.envelope)),
-                Step::Answered(..) => None,
-            })
-            .collect::<Vec<_>>();
+            .unzip();
+        let checks: Vec<_> = checks.into_iter().flatten().map(Ok).collect();
         metrics::histogram!(crate::metrics::HUB_VERIFY_BATCH).record(checks.len() as f64);
         let mut verified = KeyDirectory::verify_all(checks).into_iter();
         steps
@@ -507,39 +500,43 @@ impl Hub {
             .collect()
     }
 
-    /// The participant's rate, the input sequence number, then checks 1 and 2 of
-    /// DESIGN.md, with the message's freshness and its key's validity.
-    fn check_before_signature(&self, peer: Bic, submit: pb::Submit, directory: &Directory, now: i64) -> Step {
+    /// The participant's rate and the input sequence number, then checks 1 and 2 of
+    /// DESIGN.md, with the message's freshness and its key's validity. A submission that
+    /// passes comes with what verifying its signature takes.
+    fn check_before_signature(
+        &self,
+        peer: Bic,
+        submit: pb::Submit,
+        directory: &Directory,
+        now: i64,
+    ) -> (Step, Option<SignatureCheck>) {
         let isn = submit.isn;
-        if let Err(retry_after) = self.check_rate(peer, isn) {
-            let message_id =
-                submit.envelope.as_ref().map(|e| peek_message_id(&e.payload)).unwrap_or_default();
-            return Step::Answered(shed(isn, &message_id, retry_after), Ticket::DURABLE);
-        }
         let Some(envelope) = submit.envelope else {
             let detail = "a Submit carries an envelope";
-            return Step::Answered(
-                nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail),
-                Ticket::DURABLE,
-            );
+            let frame = nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail);
+            return (Step::Answered(frame, Ticket::DURABLE), None);
         };
-        let sequenced = match self.check_sequence(peer, isn) {
+        let sequenced = match self.check_rate_and_sequence(peer, isn) {
             Ok(sequenced) => sequenced,
-            Err(refusal) => {
-                return Step::Answered(
-                    refusal.into_nak(isn, &peek_message_id(&envelope.payload)),
-                    Ticket::DURABLE,
-                );
+            // Shed: nothing is read, not even the message id.
+            Err(Admission::Shed(retry_after)) => {
+                return (Step::Answered(shed(isn, retry_after), Ticket::DURABLE), None);
+            }
+            Err(Admission::Refused(refusal)) => {
+                let frame = refusal.into_nak(isn, &peek_message_id(&envelope.payload));
+                return (Step::Answered(frame, Ticket::DURABLE), None);
             }
         };
         // Kept (a reference count, not a copy) to name the message in a NAK when the
         // checks stop before the payload is decoded.
         let payload = envelope.payload.clone();
         match self.check_envelope(peer, envelope, directory, now) {
-            Ok(checked) => Step::Checked { isn, sequenced, checked: Box::new(checked) },
+            Ok((checked, check)) => {
+                (Step::Checked { isn, sequenced, checked: Box::new(checked) }, Some(check))
+            }
             Err(refusal) => {
                 let (frame, ticket) = self.answer(peer, isn, sequenced, &payload, Err(refusal));
-                Step::Answered(frame, ticket)
+                (Step::Answered(frame, ticket), None)
             }
         }
     }
@@ -555,12 +552,7 @@ impl Hub {
     ) -> (pb::session_response::Frame, Ticket) {
         match outcome {
             Ok(Accept { message_id, receipt, receipt_key_id, ticket }) => {
-                let ack = pb::Ack {
-                    isn,
-                    message_id: message_id.to_string(),
-                    receipt,
-                    receipt_key_id: receipt_key_id.to_string(),
-                };
+                let ack = pb::Ack { isn, message_id: message_id.to_string(), receipt, receipt_key_id };
                 (pb::session_response::Frame::Ack(ack), ticket.max(sequenced))
             }
             Err(refusal) => {
@@ -574,36 +566,12 @@ impl Hub {
         }
     }
 
-    /// The participant's rate: a submission past it is shed, not refused: its sequence
-    /// number is not consumed, and neither is anything after it on the session until the
-    /// bank resends from it. Returns how long to wait.
-    fn check_rate(&self, peer: Bic, isn: u64) -> Result<(), Duration> {
-        let config = &self.inner.config;
-        let mut state = self.inner.state.lock().expect("hub state lock");
-        let participant = state.participants.get_mut(&peer).expect("sessions open only for participants");
-        if let Some(from) = participant.shed_from
-            && isn > from
-        {
-            // Sent before the bank heard of the shedding: shed too, with no token taken.
-            participant.shed_total += 1;
-            return Err(Duration::from_secs_f64(1.0 / f64::from(config.participant_rate_max)));
-        }
-        match participant.rate.take(config.participant_rate_max, config.participant_burst_max) {
-            Ok(()) => {
-                participant.shed_from = None;
-                Ok(())
-            }
-            Err(retry_after) => {
-                participant.shed_total += 1;
-                participant.shed_from = Some(participant.shed_from.map_or(isn, |from| from.min(isn)));
-                drop(state);
-                metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => "any", "result" => "shed")
-                    .increment(1);
-                Err(retry_after)
-            }
-        }
-    }
-
+    /// The participant's rate, then its input sequence number, under one lock.
+    ///
+    /// A submission past the rate is shed, not refused: its sequence number is not
+    /// consumed, and neither is anything after it on the session until the bank resends
+    /// from it (it would be a gap); the bank is told how long to wait.
+    ///
     /// Input sequence numbers run 1, 2, ... per participant; a resend may repeat an old
     /// one (duplicates are caught by message id), but a gap is refused, never skipped:
     /// the bank resends from the number the hub expects.
@@ -611,21 +579,37 @@ impl Hub {
     /// A new number is journalled as consumed at once, and the returned ticket covers it
     /// (or, for a resend, every number consumed so far): no answer about a number can
     /// leave before the number's consumption is durable, whichever session consumed it.
-    fn check_sequence(&self, peer: Bic, isn: u64) -> Result<Ticket, Refusal> {
+    fn check_rate_and_sequence(&self, peer: Bic, isn: u64) -> Result<Ticket, Admission> {
+        let config = &self.inner.config;
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&peer).expect("sessions open only for participants");
+        let shed_behind = participant.shed_from.is_some_and(|from| isn > from);
+        let rate = if shed_behind {
+            // Sent before the bank heard of the shedding: shed too, with no token taken.
+            Err(Duration::from_secs_f64(1.0 / f64::from(config.participant_rate_max)))
+        } else {
+            participant.rate.take(config.participant_rate_max, config.participant_burst_max)
+        };
+        if let Err(retry_after) = rate {
+            participant.shed_total += 1;
+            participant.shed_from = Some(participant.shed_from.map_or(isn, |from| from.min(isn)));
+            drop(state);
+            metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => "any", "result" => "shed").increment(1);
+            return Err(Admission::Shed(retry_after));
+        }
+        participant.shed_from = None;
         if isn == participant.next_isn {
             participant.next_isn += 1;
             Ok(self.inner.journal.append(vec![HubRecord::IsnConsumed { participant: peer, isn }]))
         } else if isn == 0 || isn > participant.next_isn {
-            Err(Refusal::new(
+            Err(Admission::Refused(Refusal::new(
                 Code::FailedPrecondition,
                 None,
                 format!(
                     "input sequence gap: expected ISN {} or a resend below it, got {isn}",
                     participant.next_isn
                 ),
-            ))
+            )))
         } else {
             Ok(self.inner.journal.appended())
         }
@@ -640,7 +624,7 @@ impl Hub {
         envelope_pb: pb::SignedEnvelope,
         directory: &Directory,
         now: i64,
-    ) -> Result<Checked, Refusal> {
+    ) -> Result<(Checked, SignatureCheck), Refusal> {
         // 1. The authenticated peer is the signer.
         if Bic::parse(&envelope_pb.signer_bic).ok() != Some(peer) {
             return Err(Refusal::new(
@@ -702,11 +686,11 @@ impl Hub {
             ));
         }
         // The key may sign what was created then, and is not revoked now.
-        directory
+        let check = directory
             .keys()
-            .check_validity(peer, &envelope.key_id, created, now)
+            .envelope_check_at(&envelope, created, now)
             .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))?;
-        Ok(Checked { queued_envelope, envelope, message })
+        Ok((Checked { queued_envelope, envelope, message }, check))
     }
 
     /// Checks 4-6 of DESIGN.md, after the signature; on success the message is journalled
@@ -754,7 +738,7 @@ impl Hub {
         // gets a receipt signed now too: the same bytes unless the hub's key rotated.
         let identity = self.inner.credentials.identity();
         let receipt = Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec());
-        let receipt_key_id = identity.key_id().clone();
+        let receipt_key_id = identity.key_id().to_string();
         let signature = envelope.signature.to_bytes();
         let uetr_text = uetr.map(|u| u.to_string()).unwrap_or_default();
         let mut state = self.inner.state.lock().expect("hub state lock");
@@ -1082,8 +1066,7 @@ pub fn audit_journal(directory: &Directory, data_dir: &std::path::Path) -> Resul
             let envelope = &record.envelope;
             let message = wire::decode_message(&envelope.payload).map_err(CryptoError::Malformed)?;
             let created = message.header().creation_time_unix_ms;
-            keys.check_validity(envelope.signer, &envelope.key_id, created, created)?;
-            keys.envelope_check(envelope)
+            keys.envelope_check_at(envelope, created, created)
         })
         .collect();
     let mut report = AuditReport::default();
@@ -1111,7 +1094,7 @@ fn peek_message_id(payload: &[u8]) -> String {
 struct Accept {
     message_id: MessageId,
     receipt: Bytes,
-    receipt_key_id: KeyId,
+    receipt_key_id: String,
     ticket: Ticket,
 }
 
@@ -1119,12 +1102,21 @@ fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The answer to a shed submission: RESOURCE_EXHAUSTED with when to resend it.
-fn shed(isn: u64, message_id: &str, retry_after: Duration) -> pb::session_response::Frame {
+/// Why a submission goes no further than its sequence number.
+enum Admission {
+    /// Over the participant's rate: resend after this long.
+    Shed(Duration),
+    /// A sequence gap.
+    Refused(Refusal),
+}
+
+/// The answer to a shed submission: RESOURCE_EXHAUSTED with when to resend it. Its
+/// message id is left empty: a shed payload is not even read.
+fn shed(isn: u64, retry_after: Duration) -> pb::session_response::Frame {
     let retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX).max(1);
     pb::session_response::Frame::Nak(pb::Nak {
         isn,
-        message_id: message_id.to_owned(),
+        message_id: String::new(),
         code: Code::ResourceExhausted as i32,
         reason_code: String::new(),
         detail: format!(
