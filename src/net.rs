@@ -7,9 +7,10 @@ use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -167,12 +168,8 @@ impl ServerTls {
 
     /// Runs the handshake on a new connection, within the handshake timeout, then
     /// checks and counts its peer. `None` (logged) if it fails any of that.
-    async fn accept(
-        self: Arc<Self>,
-        mut connection: LimitedConnection,
-    ) -> Option<TlsStream<LimitedConnection>> {
+    async fn accept(self: Arc<Self>, connection: LimitedConnection) -> Option<TlsStream<LimitedConnection>> {
         let config = Arc::clone(&self.config.read().expect("TLS config lock"));
-        connection.idle_timeout = self.limits.idle_timeout;
         let peer = connection.stream.peer_addr().ok();
         let accepted = tokio_rustls::TlsAcceptor::from(config).accept(connection);
         let mut tls = match tokio::time::timeout(self.limits.handshake_timeout, accepted).await {
@@ -225,9 +222,7 @@ pub fn watch_network(
     tls: Arc<ServerTls>,
     on_directory: impl Fn(&NetworkDir) -> Result<(), String> + Send + 'static,
 ) -> AbortOnDrop {
-    let stamp = |path: std::path::PathBuf| {
-        std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len(), m.ino_or_zero()))
-    };
+    let stamp = |path: std::path::PathBuf| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
     AbortOnDrop(tokio::spawn(async move {
         let network = tls.network.clone();
         let directory_path = network.root().join(crate::directory::DIRECTORY_FILE);
@@ -258,41 +253,22 @@ pub fn watch_network(
     }))
 }
 
-/// The inode of a file where the platform has one (a rename changes it even when the
-/// size and time do not).
-trait InodeOrZero {
-    fn ino_or_zero(&self) -> u64;
-}
-
-impl InodeOrZero for std::fs::Metadata {
-    #[cfg(unix)]
-    fn ino_or_zero(&self) -> u64 {
-        std::os::unix::fs::MetadataExt::ino(self)
-    }
-    #[cfg(not(unix))]
-    fn ino_or_zero(&self) -> u64 {
-        0
-    }
-}
-
 /// Ends a connection from outside (its certificate was revoked): its next read or write
-/// fails.
+/// fails. Lock-free: it is looked at on every read and write.
 #[derive(Default)]
 struct Kill {
     killed: AtomicBool,
-    waker: Mutex<Option<Waker>>,
+    waker: AtomicWaker,
 }
 
 impl Kill {
     fn kill(&self) {
         self.killed.store(true, Ordering::Release);
-        if let Some(waker) = self.waker.lock().expect("waker lock").take() {
-            waker.wake();
-        }
+        self.waker.wake();
     }
 
     fn check(&self, cx: &Context<'_>) -> io::Result<()> {
-        *self.waker.lock().expect("waker lock") = Some(cx.waker().clone());
+        self.waker.register(cx.waker());
         if self.killed.load(Ordering::Acquire) {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
@@ -461,7 +437,7 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let connection = LimitedConnection::new(stream, permit);
+        let connection = LimitedConnection::new(stream, permit, tls.limits.idle_timeout);
         let (tls, connections) = (Arc::clone(&tls), connections.clone());
         tokio::spawn(async move {
             if let Some(accepted) = tls.accept(connection).await {
@@ -477,19 +453,36 @@ pub struct LimitedConnection {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
     idle_timeout: Duration,
+    /// When the peer last sent something: a read only notes the time.
+    last_read: Instant,
+    /// Fires at most once per idle timeout, and is then set again from `last_read`.
     idle: Pin<Box<Sleep>>,
     registration: Option<Registration>,
 }
 
 impl LimitedConnection {
-    fn new(stream: TcpStream, permit: OwnedSemaphorePermit) -> Self {
+    fn new(stream: TcpStream, permit: OwnedSemaphorePermit, idle_timeout: Duration) -> Self {
         Self {
             stream,
             _permit: permit,
-            idle_timeout: IDLE_TIMEOUT,
-            idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
+            idle_timeout,
+            last_read: Instant::now(),
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
             registration: None,
         }
+    }
+
+    /// Whether the peer has been silent past the idle timeout; if not, the timer is set
+    /// for when it would be.
+    fn silent_too_long(&mut self, cx: &mut Context<'_>) -> bool {
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let deadline = self.last_read + self.idle_timeout;
+            if deadline <= Instant::now() {
+                return true;
+            }
+            self.idle.as_mut().reset(deadline);
+        }
+        false
     }
 
     fn check_kill(&self, cx: &Context<'_>) -> io::Result<()> {
@@ -515,18 +508,15 @@ impl AsyncRead for LimitedConnection {
         match Pin::new(&mut self.stream).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let deadline = Instant::now() + self.idle_timeout;
-                    self.idle.as_mut().reset(deadline);
+                    self.last_read = Instant::now();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => match self.idle.as_mut().poll(cx) {
-                Poll::Ready(()) => {
-                    Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the peer was silent too long")))
-                }
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending if self.silent_too_long(cx) => {
+                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the peer was silent too long")))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
