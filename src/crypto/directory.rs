@@ -27,7 +27,8 @@ impl KeyValidity {
 
     /// True when the key may sign something created now (`unix_ms`).
     pub fn usable_at(&self, unix_ms: i64) -> bool {
-        self.why_not(unix_ms, unix_ms).is_none()
+        self.revoked_unix_ms.is_none_or(|revoked| unix_ms < revoked)
+            && (self.from_unix_ms..=self.until_unix_ms).contains(&unix_ms)
     }
 
     /// Why the key may not sign a message created at `created_unix_ms` and judged at
