@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/corridor/v1/camt056.proto",
         "proto/corridor/v1/camt029.proto",
         "proto/corridor/v1/camt053.proto",
+        "proto/corridor/v1/fx.proto",
         "proto/corridor/v1/hub_service.proto",
         "proto/corridor/v1/bank_service.proto",
         "proto/corridor/v1/admin_service.proto",

@@ -6,11 +6,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::positions::{Position, SettlementReport};
+use super::fx::Agreement;
+use super::positions::{FxLine, Position, SettlementReport};
 use super::tracker::{HubPayment, settlement_statement};
 use super::{Hub, OperatorAction, OperatorOutcome, SettlementModel};
-use crate::model::wire::payment_status_to_pb;
-use crate::model::{Amount, Bic, Currency, Uetr, wire};
+use crate::model::wire::{investigation_status_to_pb, payment_status_to_pb};
+use crate::model::{Amount, Bic, Currency, CurrencyPair, InvestigationStatus, Rate, Uetr, wire};
 use crate::net;
 use crate::pb;
 use crate::pb::hub_admin_service_server::HubAdminService;
@@ -132,7 +133,42 @@ fn report_to_pb(report: &SettlementReport) -> pb::SettlementReport {
                 saved: t.gross - t.net,
             })
             .collect(),
+        fx_lines: report.fx.iter().map(fx_line_to_pb).collect(),
     }
+}
+
+fn fx_line_to_pb(line: &FxLine) -> pb::FxPosition {
+    pb::FxPosition {
+        currency_pair: line.pair.to_string(),
+        currency: line.currency.code().to_owned(),
+        settled_net: line.net,
+    }
+}
+
+/// An agreement on the wire.
+pub fn agreement_to_pb(agreement: &Agreement) -> pb::RateAgreement {
+    pb::RateAgreement {
+        currency_pair: agreement.pair.to_string(),
+        rate: agreement.rate.to_string(),
+        spread_bps: agreement.spread_bps,
+        valid_from_unix_ms: agreement.valid_from_unix_ms,
+        valid_until_unix_ms: agreement.valid_until_unix_ms.unwrap_or(0),
+        applied_rate: agreement.applied.to_string(),
+    }
+}
+
+/// An agreement from the wire, checked; a zero start means `now`, a zero end none.
+pub fn agreement_from_pb(agreement: Option<pb::RateAgreement>, now: i64) -> Result<Agreement, Status> {
+    let a = agreement.ok_or_else(|| Status::invalid_argument("agreement: is required"))?;
+    let invalid = |field: &str, e: crate::model::ModelError| Status::invalid_argument(e.at(field).to_string());
+    let pair = CurrencyPair::parse(&a.currency_pair).map_err(|e| invalid("agreement.currency_pair", e))?;
+    let rate = Rate::parse(&a.rate).map_err(|e| invalid("agreement.rate", e))?;
+    if a.valid_from_unix_ms < 0 || a.valid_until_unix_ms < 0 {
+        return Err(Status::invalid_argument("agreement: validity times are Unix milliseconds, 0 or more"));
+    }
+    let from = if a.valid_from_unix_ms == 0 { now } else { a.valid_from_unix_ms };
+    let until = (a.valid_until_unix_ms != 0).then_some(a.valid_until_unix_ms);
+    Agreement::new(pair, rate, a.spread_bps, from, until).map_err(|e| invalid("agreement", e))
 }
 
 /// A payment as the hub saw it, on the wire.
@@ -149,21 +185,83 @@ pub fn hub_payment_to_pb(payment: &HubPayment) -> pb::HubPayment {
         delivered_to_receiver: payment.delivered_unix_ms.is_some(),
         status_delivered_to_sender: status.is_some_and(|s| s.delivered_unix_ms.is_some()),
         settled: payment.settled(),
+        instructed_amount: Some(wire::money_of_amount(&payment.instructed)),
+        exchange_rate: payment.conversion.map(|(_, rate)| rate.to_string()).unwrap_or_default(),
+        returned: payment.returned.is_some(),
+        return_reason_code: payment.returned.as_ref().map(|r| r.reason.code().to_owned()).unwrap_or_default(),
+        return_delivered_to_sender: payment.returned.as_ref().is_some_and(|r| r.delivered_unix_ms.is_some()),
+        recall_case_id: payment.recall.as_ref().map(|c| c.case_id.clone()).unwrap_or_default(),
+        recall_status: payment
+            .recall
+            .as_ref()
+            .map_or(pb::InvestigationStatus::Unspecified, |c| investigation_status_to_pb(c.status()))
+            as i32,
+        recall_reason_code: payment
+            .recall
+            .as_ref()
+            .map(|c| c.answer.as_ref().and_then(|a| a.reason).unwrap_or(c.reason).code().to_owned())
+            .unwrap_or_default(),
     }
 }
 
 /// The steps of a payment's path, in time order.
 pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb::TrackStep> {
     let amount = payment.amount;
+    let converted = match payment.conversion {
+        Some((pair, rate)) => format!("{} converted at {rate} ({pair}) into ", payment.instructed),
+        None => String::new(),
+    };
     let mut steps = vec![step(
         "submitted",
         payment.submitted_unix_ms,
         payment.sender,
         format!(
-            "pacs.008 {} for {amount} to {} checked and journalled",
+            "pacs.008 {} for {converted}{amount} to {} checked and journalled",
             payment.message_id, payment.receiver
         ),
     )];
+    let hub = Bic::parse(crate::tls::HUB_BIC).expect("valid");
+    if let Some(case) = &payment.recall {
+        steps.push(step(
+            "recall_requested",
+            case.requested_unix_ms,
+            payment.sender,
+            format!("camt.056 {} opens recall case {} ({})", case.message_id, case.case_id, case.reason),
+        ));
+        if let Some(at) = case.delivered_unix_ms {
+            steps.push(step("recall_delivered", at, payment.receiver, "the receiver confirmed it processed the camt.056".into()));
+        }
+        if let Some(answer) = &case.answer {
+            let detail = match answer.status {
+                InvestigationStatus::Cncl => format!("camt.029 {}: CNCL, the funds were returned", answer.message_id),
+                _ => format!(
+                    "camt.029 {}: {} ({})",
+                    answer.message_id,
+                    answer.status,
+                    answer.reason.map(|r| r.code()).unwrap_or("no reason")
+                ),
+            };
+            steps.push(step("recall_answered", answer.answered_unix_ms, payment.receiver, detail));
+            if let Some(at) = answer.delivered_unix_ms {
+                steps.push(step("recall_answer_delivered", at, payment.sender, "the sender confirmed it processed the camt.029".into()));
+            }
+        }
+    }
+    if let Some(returned) = &payment.returned {
+        let undone = match payment.conversion {
+            Some((_, rate)) => format!("{amount} back as {} (at the original {rate})", payment.instructed),
+            None => format!("{amount} back"),
+        };
+        steps.push(step(
+            "returned",
+            returned.returned_unix_ms,
+            payment.receiver,
+            format!("pacs.004 {} ({}) settled: {undone} from {} to {}", returned.message_id, returned.reason, payment.receiver, payment.sender),
+        ));
+        if let Some(at) = returned.delivered_unix_ms {
+            steps.push(step("return_delivered", at, payment.sender, "the sender confirmed it processed the pacs.004".into()));
+        }
+    }
     if let Some(at) = payment.acknowledged_unix_ms {
         steps.push(step(
             "acknowledged",
@@ -191,22 +289,20 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
     if payment.settled() {
         let closed = status.window_id.and_then(|id| reports.iter().find(|r| r.window_id == id));
         let detail = match (status.window_id, closed) {
-            (None, _) => {
-                format!("{amount} moved from {} to {} (gross, final)", payment.sender, payment.receiver)
-            }
+            (None, _) => format!(
+                "{}{amount} moved from {} to {} (gross, final)",
+                if converted.is_empty() { String::new() } else { format!("{} paid, ", payment.instructed) },
+                payment.sender,
+                payment.receiver
+            ),
             (Some(id), Some(_)) => format!("settled net when window {id} closed"),
             (Some(id), None) => format!("in settlement window {id}, settles net when it closes"),
         };
         let at = closed.map_or(status.reported_unix_ms, |r| r.closed_unix_ms);
-        steps.push(step("settled", at, Bic::parse(crate::tls::HUB_BIC).expect("valid"), detail));
+        steps.push(step("settled", at, hub, detail));
     } else if status.status == crate::model::PaymentStatus::Rjct {
-        let detail = format!("reservation of {amount} on {}'s position released", payment.sender);
-        steps.push(step(
-            "released",
-            status.reported_unix_ms,
-            Bic::parse(crate::tls::HUB_BIC).expect("valid"),
-            detail,
-        ));
+        let detail = format!("reservation of {} on {}'s position released", payment.instructed, payment.sender);
+        steps.push(step("released", status.reported_unix_ms, hub, detail));
     }
     if let Some(at) = status.delivered_unix_ms {
         steps.push(step(
@@ -324,7 +420,31 @@ impl HubAdminService for HubAdmin {
             model: model_to_pb(positions.model()) as i32,
             open_window_id: positions.open_window_id(),
             positions: listed,
+            fx_positions: positions.fx_positions().map(|l| fx_line_to_pb(&l)).collect(),
         }))
+    }
+
+    async fn set_agreement(
+        &self,
+        request: Request<pb::SetAgreementRequest>,
+    ) -> Result<Response<pb::AgreementResponse>, Status> {
+        operator_only(&request)?;
+        let agreement = agreement_from_pb(request.into_inner().agreement, crate::bank::unix_ms_now())?;
+        match self.operate(OperatorAction::SetAgreement(agreement)).await? {
+            OperatorOutcome::Agreement(agreement) => {
+                Ok(Response::new(pb::AgreementResponse { agreement: Some(agreement_to_pb(&agreement)) }))
+            }
+            other => unreachable!("setting an agreement answers with it, not {other:?}"),
+        }
+    }
+
+    async fn list_agreements(
+        &self,
+        request: Request<pb::ListAgreementsRequest>,
+    ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
+        operator_only(&request)?;
+        let agreements = self.hub.agreements().iter().map(agreement_to_pb).collect();
+        Ok(Response::new(pb::ListAgreementsResponse { agreements }))
     }
 
     async fn get_statement(

@@ -56,7 +56,8 @@ const SCHEMA: &str = "
         action TEXT NOT NULL,
         participant TEXT,
         currency TEXT,
-        minor_units INTEGER
+        minor_units INTEGER,
+        detail TEXT
     );
     CREATE TABLE settings (
         key TEXT PRIMARY KEY,
@@ -158,17 +159,25 @@ pub enum OperatorAction {
     Resume(Bic),
     /// Close the settlement window.
     CloseWindow,
+    /// Set the rate agreement of a currency pair.
+    SetAgreement(super::fx::Agreement),
+    /// The hub gave a participant a firm quote (journalled so that it is honoured
+    /// after a restart).
+    Quote(super::fx::Quote),
 }
 
 impl OperatorAction {
-    fn columns(&self) -> (&'static str, Option<Bic>, Option<Currency>, Option<i64>) {
+    #[allow(clippy::type_complexity)]
+    fn columns(&self) -> (&'static str, Option<Bic>, Option<Currency>, Option<i64>, Option<String>) {
         match self {
-            Self::Fund(p, a) => ("fund", Some(*p), Some(a.currency()), Some(a.minor_units())),
-            Self::Defund(p, a) => ("defund", Some(*p), Some(a.currency()), Some(a.minor_units())),
-            Self::SetNetDebitCap(p, c, cap) => ("set_net_debit_cap", Some(*p), Some(*c), Some(*cap)),
-            Self::Suspend(p) => ("suspend", Some(*p), None, None),
-            Self::Resume(p) => ("resume", Some(*p), None, None),
-            Self::CloseWindow => ("close_window", None, None, None),
+            Self::Fund(p, a) => ("fund", Some(*p), Some(a.currency()), Some(a.minor_units()), None),
+            Self::Defund(p, a) => ("defund", Some(*p), Some(a.currency()), Some(a.minor_units()), None),
+            Self::SetNetDebitCap(p, c, cap) => ("set_net_debit_cap", Some(*p), Some(*c), Some(*cap), None),
+            Self::Suspend(p) => ("suspend", Some(*p), None, None, None),
+            Self::Resume(p) => ("resume", Some(*p), None, None, None),
+            Self::CloseWindow => ("close_window", None, None, None, None),
+            Self::SetAgreement(a) => ("set_agreement", None, None, None, Some(a.to_record())),
+            Self::Quote(q) => ("quote", Some(q.participant), None, None, Some(q.to_record())),
         }
     }
 
@@ -177,7 +186,9 @@ impl OperatorAction {
         participant: Option<String>,
         currency: Option<String>,
         minor_units: Option<i64>,
+        detail: Option<String>,
     ) -> Result<Self, StoreError> {
+        let detail = || detail.clone().ok_or_else(|| corrupt("operator action", "no detail"));
         let participant = || -> Result<Bic, StoreError> {
             Bic::parse(participant.as_deref().unwrap_or_default()).map_err(|e| corrupt("operator action", e))
         };
@@ -196,6 +207,10 @@ impl OperatorAction {
             "suspend" => Self::Suspend(participant()?),
             "resume" => Self::Resume(participant()?),
             "close_window" => Self::CloseWindow,
+            "set_agreement" => Self::SetAgreement(
+                super::fx::Agreement::from_record(&detail()?).map_err(|e| corrupt("agreement", e))?,
+            ),
+            "quote" => Self::Quote(super::fx::Quote::from_record(&detail()?).map_err(|e| corrupt("quote", e))?),
             other => return Err(corrupt("operator action", other)),
         })
     }
@@ -310,12 +325,18 @@ fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
         }
     }
     let mut statement = connection.prepare(
-        "SELECT after_messages, unix_ms, action, participant, currency, minor_units FROM operator_actions ORDER BY seq",
+        "SELECT after_messages, unix_ms, action, participant, currency, minor_units, detail FROM operator_actions
+         ORDER BY seq",
     )?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let action =
-            OperatorAction::from_columns(&row.get::<_, String>(2)?, row.get(3)?, row.get(4)?, row.get(5)?)?;
+        let action = OperatorAction::from_columns(
+            &row.get::<_, String>(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+        )?;
         let record =
             OperatorRecord { after_messages: row.get::<_, i64>(0)? as u64, unix_ms: row.get(1)?, action };
         if recovered.operator_actions.last().is_some_and(|last| last.after_messages > record.after_messages)
@@ -361,8 +382,8 @@ impl Backend for SqliteHubJournal {
                 "INSERT INTO confirmations (kind, participant, through, unix_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut operator = transaction.prepare_cached(
-                "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             // Sequence counters only grow: one update per participant per batch, and one
             // confirmation row per participant and kind (the highest, with its time).
@@ -409,7 +430,7 @@ impl Backend for SqliteHubJournal {
                         raise_timed(&mut acked, *participant, *isn, *unix_ms)
                     }
                     HubRecord::Operator(record) => {
-                        let (action, participant, currency, minor_units) = record.action.columns();
+                        let (action, participant, currency, minor_units, detail) = record.action.columns();
                         operator.execute(params![
                             record.after_messages as i64,
                             record.unix_ms,
@@ -417,6 +438,7 @@ impl Backend for SqliteHubJournal {
                             participant.map(|p| p.to_string()),
                             currency.map(|c| c.code().to_owned()),
                             minor_units,
+                            detail,
                         ])?;
                     }
                     HubRecord::Created { model, unix_ms } => {

@@ -10,6 +10,7 @@
 //! moment loses nothing that anyone was told about.
 
 mod admin;
+pub mod fx;
 pub mod journal;
 pub mod positions;
 mod service;
@@ -20,6 +21,7 @@ pub use journal::{
     AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
+pub use fx::{Agreement, FxDesk, Quote};
 pub use service::{HubServer, run};
 pub use tracker::{HubPayment, Tracker};
 
@@ -33,7 +35,7 @@ use tonic::Code;
 
 use crate::crypto::{CryptoError, KeyDirectory, SignatureCheck, SignedEnvelope, SigningIdentity};
 use crate::directory::{Credentials, Directory};
-use crate::model::{Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
+use crate::model::{Amount, Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
 use crate::pb;
 use crate::store::{GroupCommit, StoreError, Ticket};
 use positions::PositionError;
@@ -62,6 +64,8 @@ pub struct HubConfig {
     pub participant_burst_max: u32,
     /// The server's connection limits and timeouts.
     pub connections: crate::net::ConnectionLimits,
+    /// How long a quote is honoured.
+    pub quote_ttl: Duration,
 }
 
 impl Default for HubConfig {
@@ -76,6 +80,7 @@ impl Default for HubConfig {
             participant_rate_max: PARTICIPANT_RATE_MAX,
             participant_burst_max: PARTICIPANT_RATE_MAX,
             connections: crate::net::ConnectionLimits::default(),
+            quote_ttl: QUOTE_TTL,
         }
     }
 }
@@ -100,6 +105,9 @@ impl HubConfig {
         if self.clock_skew_max > self.message_age_max {
             return Err("clock_skew_max must not exceed the replay window".into());
         }
+        if self.quote_ttl < Duration::from_secs(1) || self.quote_ttl > Duration::from_secs(24 * 3600) {
+            return Err("quote_ttl must be between 1 s and 24 hours".into());
+        }
         if self.participant_rate_max == 0 || self.participant_burst_max == 0 {
             return Err("participant_rate_max and participant_burst_max must be positive".into());
         }
@@ -110,6 +118,8 @@ impl HubConfig {
 /// Longest NAK detail, in characters: a refusal may quote what the bank sent.
 pub const NAK_DETAIL_MAX: usize = 512;
 
+/// Default time a quote is honoured.
+pub const QUOTE_TTL: Duration = Duration::from_secs(60);
 /// Default replay window.
 pub const MESSAGE_AGE_MAX: Duration = Duration::from_secs(10 * 60);
 /// Default tolerance for clocks ahead of the hub's.
@@ -144,6 +154,8 @@ struct HubState {
     /// Deliveries in every outbox.
     outbox_total: usize,
     positions: Positions,
+    /// Rate agreements and quotes.
+    fx: FxDesk,
     tracker: Tracker,
     next_session_id: u64,
 }
@@ -436,6 +448,29 @@ impl Hub {
         Ok(outcome)
     }
 
+    /// Every rate agreement, by pair.
+    pub fn agreements(&self) -> Vec<fx::Agreement> {
+        self.inner.state.lock().expect("hub state lock").fx.agreements().cloned().collect()
+    }
+
+    /// A firm quote for `participant` converting `instructed` into `to` at the agreement
+    /// in force now, honoured until it expires; journalled (and durable) before it is
+    /// given, so that a restart honours it too.
+    pub async fn quote(&self, participant: Bic, instructed: Amount, to: Currency) -> Result<fx::Quote, fx::FxRefusal> {
+        let unix_ms = crate::bank::unix_ms_now();
+        let id = format!("Q{}", uuid::Uuid::new_v4().simple());
+        let ttl_ms = duration_ms(self.inner.config.quote_ttl);
+        let quote = {
+            let state = self.inner.state.lock().expect("hub state lock");
+            state.fx.quote(id, participant, instructed, to, unix_ms, ttl_ms)?
+        };
+        match self.operate(OperatorAction::Quote(quote)).await {
+            Ok(OperatorOutcome::Quote(quote)) => Ok(quote),
+            Ok(_) => unreachable!("a quote action gives a quote"),
+            Err(problem) => Err((ReasonCode::Narr, problem)),
+        }
+    }
+
     /// A copy of every position, the suspensions and the settlement reports.
     pub fn positions(&self) -> Positions {
         self.inner.state.lock().expect("hub state lock").positions.clone()
@@ -712,10 +747,12 @@ impl Hub {
                 format!("{} is not a participant of this network", header.receiver),
             ));
         }
-        // A status report answers a payment the hub relayed: the tracker checks (step 6)
-        // that it comes from that payment's receiver to its sender, which is stricter than
-        // RMA, and refusing it on RMA would leave the payment unsettled at the hub forever.
-        let answers_a_payment = message.message_type() == MessageType::Pacs002;
+        // A status report, a return and a recall's answer answer a payment the hub
+        // relayed: the tracker checks (step 6) that each comes from that payment's
+        // receiver to its sender, which is stricter than RMA, and refusing a status report
+        // on RMA would leave the payment unsettled at the hub forever.
+        let answers_a_payment =
+            matches!(message.message_type(), MessageType::Pacs002 | MessageType::Pacs004 | MessageType::Camt029);
         if !answers_a_payment && !directory.allows(header.sender, header.receiver, message.message_type()) {
             return Err(Refusal::new(
                 Code::PermissionDenied,
@@ -793,58 +830,96 @@ impl HubState {
         metrics::gauge!(crate::metrics::HUB_SESSIONS).set(open as f64);
     }
 
-    /// Step 6 of the checks, then its effects, all or nothing: no new payment from or to
-    /// a suspended participant; a pacs.008 needs a new UETR and reserves its amount
-    /// against the sender's position (AM04 if it cannot); a pacs.002 must come from the
-    /// payment's receiver and settles it (ACSC) or releases it (RJCT).
+    /// Step 6 of the checks, then its effects, all or nothing: no payment or return
+    /// from or to a suspended participant; a pacs.008 needs a new UETR, a conversion that
+    /// matches its agreement or quote, and reserves its instructed amount against the
+    /// sender's position (AM04 if it cannot); a pacs.002 must come from the payment's
+    /// receiver and settles it (ACSC) or releases it (RJCT); a pacs.004 returns a settled
+    /// payment whole and settles at once against the returner's position; a camt.056 and
+    /// its camt.029 must fit the payment's recall case.
     fn settle(&mut self, sender: Bic, message: &Message, osn: u64, unix_ms: i64) -> Result<(), Refusal> {
         let header = message.header();
+        let refused = |code: Code, reason: Option<ReasonCode>| move |detail: String| Refusal::new(code, reason, detail);
+        let moves_money = matches!(message.body(), Body::Pacs008(_) | Body::Pacs004(_));
+        if moves_money {
+            for party in [sender, header.receiver] {
+                if self.positions.is_suspended(party) {
+                    return Err(Refusal::new(
+                        Code::PermissionDenied,
+                        Some(ReasonCode::Ag01),
+                        format!("{party} is suspended by the hub operator: no payments from or to it until resumed"),
+                    ));
+                }
+            }
+        }
+        let window = |positions: &Positions| {
+            (positions.model() == SettlementModel::DeferredNet).then(|| positions.open_window_id())
+        };
+        let overflow = |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail);
+        let short = |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail);
         match message.body() {
             Body::Pacs008(transfer) => {
-                for party in [sender, header.receiver] {
-                    if self.positions.is_suspended(party) {
-                        return Err(Refusal::new(
-                            Code::PermissionDenied,
-                            Some(ReasonCode::Ag01),
-                            format!(
-                                "{party} is suspended by the hub operator: no payments from or to it until resumed"
-                            ),
-                        ));
-                    }
+                self.tracker.check_transfer(transfer).map_err(refused(Code::AlreadyExists, Some(ReasonCode::Dupl)))?;
+                if let Some(conversion) = &transfer.conversion {
+                    self.fx
+                        .check(sender, conversion, transfer.amount, unix_ms)
+                        .map_err(|(reason, detail)| Refusal::new(Code::FailedPrecondition, Some(reason), detail))?;
                 }
-                self.tracker
-                    .check_transfer(transfer)
-                    .map_err(|detail| Refusal::new(Code::AlreadyExists, Some(ReasonCode::Dupl), detail))?;
-                self.positions.reserve(sender, transfer.amount).map_err(|PositionError(detail)| {
-                    Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail)
-                })?;
+                self.positions.reserve(sender, transfer.instructed_amount()).map_err(short)?;
+                if let Some(conversion) = &transfer.conversion {
+                    self.fx.use_quote(conversion);
+                }
                 self.tracker.record_transfer(header.message_id.clone(), sender, transfer, osn, unix_ms);
             }
             Body::Pacs002(report) => {
                 let (payment, effect) = self
                     .tracker
                     .check_status(sender, header.receiver, report)
-                    .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
-                let (debtor, creditor, amount) = (payment.sender, payment.receiver, payment.amount);
+                    .map_err(refused(Code::InvalidArgument, None))?;
+                let (debtor, creditor) = (payment.sender, payment.receiver);
+                let (debit, credit, pair) = (payment.instructed, payment.amount, payment.conversion.map(|c| c.0));
                 let window = match effect {
                     StatusEffect::Settle => {
-                        self.positions.settle(debtor, creditor, amount).map_err(
-                            |PositionError(detail)| {
-                                Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail)
-                            },
-                        )?;
-                        (self.positions.model() == SettlementModel::DeferredNet)
-                            .then(|| self.positions.open_window_id())
+                        self.positions.settle(debtor, creditor, debit, credit, pair).map_err(overflow)?;
+                        window(&self.positions)
                     }
                     StatusEffect::Release => {
-                        self.positions.release(debtor, amount);
+                        self.positions.release(debtor, debit);
                         None
                     }
                     StatusEffect::Record => None,
                 };
                 self.tracker.record_status(header.message_id.clone(), report, osn, unix_ms, window);
             }
-            _ => {}
+            Body::Pacs004(ret) => {
+                let payment = self
+                    .tracker
+                    .check_return(sender, header.receiver, ret)
+                    .map_err(refused(Code::FailedPrecondition, None))?;
+                // The conversion undone: the returner pays back what it received, the
+                // original sender gets back what it paid, the FX accounts reverse.
+                let (paid_back, restored, pair) = (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
+                self.positions.reserve(sender, paid_back).map_err(short)?;
+                if let Err(error) = self.positions.settle(sender, header.receiver, paid_back, restored, pair) {
+                    self.positions.release(sender, paid_back);
+                    return Err(overflow(error));
+                }
+                let window = window(&self.positions);
+                self.tracker.record_return(header.message_id.clone(), ret, osn, unix_ms, window);
+            }
+            Body::Camt056(request) => {
+                self.tracker
+                    .check_recall(sender, header.receiver, request)
+                    .map_err(refused(Code::FailedPrecondition, None))?;
+                self.tracker.record_recall(header.message_id.clone(), request, osn, unix_ms);
+            }
+            Body::Camt029(resolution) => {
+                self.tracker
+                    .check_resolution(sender, header.receiver, resolution)
+                    .map_err(refused(Code::FailedPrecondition, None))?;
+                self.tracker.record_resolution(header.message_id.clone(), resolution, osn, unix_ms);
+            }
+            Body::Camt053(_) => {}
         }
         Ok(())
     }
@@ -902,7 +977,8 @@ impl HubState {
             | OperatorAction::SetNetDebitCap(p, _, _)
             | OperatorAction::Suspend(p)
             | OperatorAction::Resume(p) => Some(*p),
-            OperatorAction::CloseWindow => None,
+            OperatorAction::Quote(q) => Some(q.participant),
+            OperatorAction::CloseWindow | OperatorAction::SetAgreement(_) => None,
         };
         if let Some(p) = participant.filter(|p| !self.participants.contains_key(p)) {
             return Err(format!("{p} is not a participant of this network"));
@@ -927,6 +1003,14 @@ impl HubState {
                 OperatorOutcome::Suspended(*p, false)
             }
             OperatorAction::CloseWindow => OperatorOutcome::Report(positions.close_window(unix_ms)?.clone()),
+            OperatorAction::SetAgreement(agreement) => {
+                self.fx.set_agreement(agreement.clone());
+                OperatorOutcome::Agreement(agreement.clone())
+            }
+            OperatorAction::Quote(quote) => {
+                self.fx.keep_quote(quote.clone(), unix_ms);
+                OperatorOutcome::Quote(quote.clone())
+            }
         })
     }
 }
@@ -946,6 +1030,10 @@ pub enum OperatorOutcome {
     Suspended(Bic, bool),
     /// The closed window's report.
     Report(SettlementReport),
+    /// The agreement set.
+    Agreement(fx::Agreement),
+    /// The quote given.
+    Quote(fx::Quote),
 }
 
 impl From<PositionError> for String {
@@ -965,6 +1053,7 @@ fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub)
         messages_accepted: 0,
         outbox_total: 0,
         positions,
+        fx: FxDesk::default(),
         tracker: Tracker::default(),
         next_session_id: 0,
     };

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::model::{Amount, Bic, Currency, format_minor_units};
+use crate::model::{Amount, Bic, Currency, CurrencyPair, format_minor_units};
 
 /// How the hub settles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +114,19 @@ pub struct SettlementTotal {
     pub net: i64,
 }
 
+/// A rate agreement's FX account in one currency: the other side of every conversion
+/// under the agreement. In each currency, the participants' settled nets and these add
+/// up to zero: value is conserved per currency across conversions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FxLine {
+    /// The agreement's pair.
+    pub pair: CurrencyPair,
+    /// Which of its two currencies.
+    pub currency: Currency,
+    /// Received minus paid out in `currency`, minor units.
+    pub net: i64,
+}
+
 /// What closing a window settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SettlementReport {
@@ -127,6 +140,8 @@ pub struct SettlementReport {
     pub lines: Vec<SettlementLine>,
     /// Per currency, sorted.
     pub totals: Vec<SettlementTotal>,
+    /// What the window's conversions moved on each FX account, sorted.
+    pub fx: Vec<FxLine>,
 }
 
 /// Every position at the hub, the suspensions and the settlement windows.
@@ -139,6 +154,8 @@ pub struct Positions {
     window_opened_unix_ms: i64,
     window_payments: BTreeMap<String, u64>,
     reports: Vec<SettlementReport>,
+    /// FX accounts by (pair, currency): (settled net, net in the open window).
+    fx: BTreeMap<(CurrencyPair, Currency), (i64, i64)>,
 }
 
 fn add(value: i64, delta: i64, what: &str) -> Result<i64, PositionError> {
@@ -156,7 +173,13 @@ impl Positions {
             window_opened_unix_ms: opened_unix_ms,
             window_payments: BTreeMap::new(),
             reports: Vec::new(),
+            fx: BTreeMap::new(),
         }
+    }
+
+    /// Every FX account's settled net, by pair then currency.
+    pub fn fx_positions(&self) -> impl Iterator<Item = FxLine> + '_ {
+        self.fx.iter().map(|((pair, currency), (net, _))| FxLine { pair: *pair, currency: *currency, net: *net })
     }
 
     /// The settlement model.
@@ -283,32 +306,63 @@ impl Positions {
         assert!(position.reserved >= 0, "released more than was reserved");
     }
 
-    /// The receiver accepted a reserved payment: it settles. Fails (changing nothing)
-    /// only when a figure would overflow.
-    pub fn settle(&mut self, sender: Bic, receiver: Bic, amount: Amount) -> Result<(), PositionError> {
-        let (currency, minor) = (amount.currency(), amount.minor_units());
+    /// The receiver accepted a reserved payment: it settles. The sender pays `debit`
+    /// (what was reserved) and the receiver gets `credit`; when their currencies differ,
+    /// the agreement of `pair` takes `debit` and pays `credit` on its FX accounts. Fails
+    /// (changing nothing) only when a figure would overflow.
+    pub fn settle(
+        &mut self,
+        sender: Bic,
+        receiver: Bic,
+        debit: Amount,
+        credit: Amount,
+        pair: Option<CurrencyPair>,
+    ) -> Result<(), PositionError> {
         let gross = self.model == SettlementModel::Gross;
-        let mut sender_position = self.position(sender, currency);
-        let mut receiver_position = self.position(receiver, currency);
-        sender_position.reserved -= minor;
+        let converted = debit.currency() != credit.currency();
+        let pair = match (converted, pair) {
+            (false, _) => None,
+            (true, Some(pair)) => Some(pair),
+            (true, None) => panic!("a conversion settles against an agreement's FX accounts"),
+        };
+        let (debit_minor, credit_minor) = (debit.minor_units(), credit.minor_units());
+        let mut sender_position = self.position(sender, debit.currency());
+        sender_position.reserved -= debit_minor;
         assert!(sender_position.reserved >= 0, "settled more than was reserved");
-        sender_position.settled_net = add(sender_position.settled_net, -minor, "settled net")?;
-        receiver_position.settled_net = add(receiver_position.settled_net, minor, "settled net")?;
+        sender_position.settled_net = add(sender_position.settled_net, -debit_minor, "settled net")?;
+        // Same currency: the receiver's position is read after the sender's change (they
+        // may be one record only if sender == receiver, which messages never are).
+        let mut receiver_position = self.position(receiver, credit.currency());
+        receiver_position.settled_net = add(receiver_position.settled_net, credit_minor, "settled net")?;
         if gross {
-            sender_position.liquidity = add(sender_position.liquidity, -minor, "liquidity")?;
-            receiver_position.liquidity = add(receiver_position.liquidity, minor, "liquidity")?;
+            sender_position.liquidity = add(sender_position.liquidity, -debit_minor, "liquidity")?;
+            receiver_position.liquidity = add(receiver_position.liquidity, credit_minor, "liquidity")?;
         } else {
-            sender_position.window_sent = add(sender_position.window_sent, minor, "window gross")?;
+            sender_position.window_sent = add(sender_position.window_sent, debit_minor, "window gross")?;
             receiver_position.window_received =
-                add(receiver_position.window_received, minor, "window gross")?;
+                add(receiver_position.window_received, credit_minor, "window gross")?;
         }
-        let code = currency.code().to_owned();
-        self.book.insert((sender, code.clone()), (currency, sender_position));
-        self.book.insert((receiver, code.clone()), (currency, receiver_position));
+        let fx_updates = match pair {
+            None => Vec::new(),
+            Some(pair) => {
+                let (debit_side, credit_side) = (self.fx_entry(pair, debit.currency()), self.fx_entry(pair, credit.currency()));
+                vec![
+                    ((pair, debit.currency()), (add(debit_side.0, debit_minor, "FX net")?, add(debit_side.1, debit_minor, "FX window net")?)),
+                    ((pair, credit.currency()), (add(credit_side.0, -credit_minor, "FX net")?, add(credit_side.1, -credit_minor, "FX window net")?)),
+                ]
+            }
+        };
+        self.book.insert((sender, debit.currency().code().to_owned()), (debit.currency(), sender_position));
+        self.book.insert((receiver, credit.currency().code().to_owned()), (credit.currency(), receiver_position));
+        self.fx.extend(fx_updates);
         if !gross {
-            *self.window_payments.entry(code).or_default() += 1;
+            *self.window_payments.entry(debit.currency().code().to_owned()).or_default() += 1;
         }
         Ok(())
+    }
+
+    fn fx_entry(&self, pair: CurrencyPair, currency: Currency) -> (i64, i64) {
+        self.fx.get(&(pair, currency)).copied().unwrap_or_default()
     }
 
     /// Closes the open window (deferred net only): each participant's window net moves
@@ -347,12 +401,20 @@ impl Positions {
         for (code, total) in &mut totals {
             total.payments = self.window_payments.get(code).copied().unwrap_or(0);
         }
+        let mut fx = Vec::new();
+        for ((pair, currency), (_, window_net)) in &mut self.fx {
+            if *window_net != 0 {
+                fx.push(FxLine { pair: *pair, currency: *currency, net: *window_net });
+                *window_net = 0;
+            }
+        }
         let report = SettlementReport {
             window_id: self.window_id,
             opened_unix_ms: self.window_opened_unix_ms,
             closed_unix_ms,
             lines,
             totals: totals.into_values().collect(),
+            fx,
         };
         self.window_id += 1;
         self.window_opened_unix_ms = closed_unix_ms;
@@ -391,7 +453,7 @@ mod tests {
         assert!(positions.reserve(a, rub(151)).is_err());
         assert_eq!(positions.position(a, rub(1).currency()), before);
         positions.reserve(a, rub(150)).unwrap();
-        positions.settle(a, b, rub(150)).unwrap();
+        positions.settle(a, b, rub(150), rub(150), None).unwrap();
         let after = positions.position(a, rub(1).currency());
         assert_eq!(
             (after.liquidity, after.reserved, after.settled_net, after.available()),
@@ -420,7 +482,7 @@ mod tests {
         for (from, to) in [(a, b), (b, c), (c, a)] {
             positions.fund(from, rub(100)).unwrap();
             positions.reserve(from, rub(100)).unwrap();
-            positions.settle(from, to, rub(100)).unwrap();
+            positions.settle(from, to, rub(100), rub(100), None).unwrap();
         }
         let report = positions.close_window(10).unwrap().clone();
         // The window moved nothing: each can take back its 100, and not a fen more.

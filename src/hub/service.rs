@@ -119,6 +119,56 @@ impl HubService for HubServer {
         tokio::spawn(receive(self.hub.clone(), bank, open, inbound, sender, shutdown));
         Ok(Response::new(ReceiverStream::new(receiver)))
     }
+
+    async fn list_agreements(
+        &self,
+        request: Request<pb::ListAgreementsRequest>,
+    ) -> Result<Response<pb::ListAgreementsResponse>, Status> {
+        self.participant_or_operator(&request)?;
+        let agreements = self.hub.agreements().iter().map(super::admin::agreement_to_pb).collect();
+        Ok(Response::new(pb::ListAgreementsResponse { agreements }))
+    }
+
+    async fn get_quote(&self, request: Request<pb::QuoteRequest>) -> Result<Response<pb::Quote>, Status> {
+        let bank = match net::peer_role(&request)? {
+            Role::Bank(bic) if self.hub.directory().is_participant(bic) => bic,
+            other => return Err(Status::permission_denied(format!("only a participant may ask for a quote, not {other:?}"))),
+        };
+        let r = request.into_inner();
+        let instructed = crate::model::wire::amount(r.instructed_amount, "instructed_amount")
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let to = crate::model::Currency::parse(&r.settlement_currency)
+            .map_err(|e| Status::invalid_argument(e.at("settlement_currency").to_string()))?;
+        let quote = self
+            .hub
+            .quote(bank, instructed, to)
+            .await
+            .map_err(|(reason, detail)| Status::failed_precondition(format!("{reason}: {detail}")))?;
+        Ok(Response::new(quote_to_pb(&quote)))
+    }
+}
+
+/// A quote on the wire.
+pub fn quote_to_pb(quote: &super::Quote) -> pb::Quote {
+    pb::Quote {
+        quote_id: quote.id.clone(),
+        participant_bic: quote.participant.to_string(),
+        instructed_amount: Some(crate::model::wire::money_of_amount(&quote.instructed)),
+        settlement_amount: Some(crate::model::wire::money_of_amount(&quote.settlement)),
+        exchange_rate: quote.rate.to_string(),
+        expires_unix_ms: quote.expires_unix_ms,
+    }
+}
+
+impl HubServer {
+    /// Participants and the operator may read the agreements; nobody else.
+    fn participant_or_operator<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match net::peer_role(request)? {
+            Role::Operator => Ok(()),
+            Role::Bank(bic) if self.hub.directory().is_participant(bic) => Ok(()),
+            other => Err(Status::permission_denied(format!("{other:?} certificates cannot read the agreements"))),
+        }
+    }
 }
 
 /// Reads a bank's frames until it hangs up, the session is replaced, or the hub shuts down.

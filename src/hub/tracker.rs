@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    Amount, Bic, CreditTransfer, MessageId, PaymentStatus, PaymentStatusReport, ReasonCode, Uetr,
+    Amount, Bic, CancellationRequest, CreditTransfer, CurrencyPair, InvestigationStatus, MessageId, PaymentReturn,
+    PaymentStatus, PaymentStatusReport, Rate, ReasonCode, ResolutionOfInvestigation, Uetr,
 };
 
 /// A payment as the hub saw it.
@@ -19,8 +20,12 @@ pub struct HubPayment {
     pub sender: Bic,
     /// Creditor agent.
     pub receiver: Bic,
-    /// Interbank settlement amount.
+    /// Interbank settlement amount: what the receiver gets, in its currency.
     pub amount: Amount,
+    /// What the sender instructed and pays, in its currency (`amount` when not converted).
+    pub instructed: Amount,
+    /// A conversion's agreement pair and rate.
+    pub conversion: Option<(CurrencyPair, Rate)>,
     /// Output sequence number of the pacs.008 towards the receiver.
     pub osn: u64,
     /// The hub accepted (checked and journalled) the pacs.008.
@@ -31,6 +36,70 @@ pub struct HubPayment {
     pub delivered_unix_ms: Option<i64>,
     /// The receiver's answer, once the hub relayed one.
     pub status: Option<StatusStep>,
+    /// The return (pacs.004) of the settled payment, once the hub accepted and settled it.
+    pub returned: Option<ReturnStep>,
+    /// The latest recall (camt.056) case.
+    pub recall: Option<RecallCase>,
+}
+
+/// A settled payment's return, as the hub relayed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReturnStep {
+    /// Message id of the pacs.004.
+    pub message_id: MessageId,
+    /// Why.
+    pub reason: ReasonCode,
+    /// The hub accepted the pacs.004 and settled it back.
+    pub returned_unix_ms: i64,
+    /// Output sequence number of the pacs.004 towards the original sender.
+    pub osn: u64,
+    /// The original sender confirmed it processed the pacs.004.
+    pub delivered_unix_ms: Option<i64>,
+    /// The settlement window it settled in (deferred net).
+    pub window_id: Option<u64>,
+}
+
+/// A recall: the sender's camt.056 and the receiver's camt.029 answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecallCase {
+    /// Case id.
+    pub case_id: String,
+    /// Message id of the camt.056.
+    pub message_id: MessageId,
+    /// Why the sender asks.
+    pub reason: ReasonCode,
+    /// The hub accepted the camt.056.
+    pub requested_unix_ms: i64,
+    /// Output sequence number of the camt.056 towards the receiver.
+    pub osn: u64,
+    /// The receiver confirmed it processed the camt.056.
+    pub delivered_unix_ms: Option<i64>,
+    /// The receiver's final answer (CNCL or RJCR), once relayed.
+    pub answer: Option<RecallAnswer>,
+}
+
+/// The receiver's camt.029 answer to a recall.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecallAnswer {
+    /// Message id of the camt.029.
+    pub message_id: MessageId,
+    /// CNCL (returned) or RJCR (refused).
+    pub status: InvestigationStatus,
+    /// Why, when refused.
+    pub reason: Option<ReasonCode>,
+    /// The hub accepted the camt.029.
+    pub answered_unix_ms: i64,
+    /// Output sequence number of the camt.029 towards the sender.
+    pub osn: u64,
+    /// The sender confirmed it processed the camt.029.
+    pub delivered_unix_ms: Option<i64>,
+}
+
+impl RecallCase {
+    /// How the case stands: PDCR until answered, then the answer.
+    pub fn status(&self) -> InvestigationStatus {
+        self.answer.as_ref().map_or(InvestigationStatus::Pdcr, |a| a.status)
+    }
 }
 
 /// The receiver's pacs.002 for a payment, as the hub relayed it.
@@ -61,6 +130,30 @@ impl HubPayment {
     /// True when the receiver accepted it and its amount moved from sender to receiver.
     pub fn settled(&self) -> bool {
         matches!(self.final_status(), Some(PaymentStatus::Acsc | PaymentStatus::Accc))
+    }
+
+    /// What the payment and its return moved on `participant`'s position: (currency,
+    /// signed minor units) for each leg it took part in.
+    pub fn position_effects(&self, participant: Bic) -> Vec<(crate::model::Currency, i64)> {
+        let mut effects = Vec::new();
+        if !self.settled() {
+            return effects;
+        }
+        let sent = (self.instructed.currency(), self.instructed.minor_units());
+        let received = (self.amount.currency(), self.amount.minor_units());
+        if participant == self.sender {
+            effects.push((sent.0, -sent.1));
+            if self.returned.is_some() {
+                effects.push((sent.0, sent.1));
+            }
+        }
+        if participant == self.receiver {
+            effects.push((received.0, received.1));
+            if self.returned.is_some() {
+                effects.push((received.0, -received.1));
+            }
+        }
+        effects
     }
 }
 
@@ -119,11 +212,18 @@ impl Tracker {
             sender,
             receiver: transfer.creditor_agent,
             amount: transfer.amount,
+            instructed: transfer.instructed_amount(),
+            conversion: transfer.conversion.as_ref().map(|c| {
+                let pair = CurrencyPair { from: c.instructed.currency(), to: transfer.amount.currency() };
+                (pair, c.rate)
+            }),
             osn,
             submitted_unix_ms: unix_ms,
             acknowledged_unix_ms: None,
             delivered_unix_ms: None,
             status: None,
+            returned: None,
+            recall: None,
         };
         let replaced = self.payments.insert(transfer.uetr, payment);
         assert!(replaced.is_none(), "a UETR is recorded once (checked before)");
@@ -187,6 +287,161 @@ impl Tracker {
         });
     }
 
+    /// The payment a follow-up message (pacs.004, camt.056, camt.029) is about: it must
+    /// have passed through this hub under `uetr` as pacs.008 `original`, have settled and
+    /// not have been returned, and the message must travel between its two banks, from
+    /// `from_receiver`'s side or the sender's.
+    fn settled_payment(
+        &self,
+        uetr: &Uetr,
+        original: &MessageId,
+        sender: Bic,
+        receiver: Bic,
+        from_receiver: bool,
+        what: &str,
+    ) -> Result<&HubPayment, String> {
+        let payment = self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let (from, to) = if from_receiver { (payment.receiver, payment.sender) } else { (payment.sender, payment.receiver) };
+        if (sender, receiver) != (from, to) {
+            return Err(format!(
+                "payment {uetr} went from {} to {}: only {from} may send its {what}, to {to}",
+                payment.sender, payment.receiver
+            ));
+        }
+        if &payment.message_id != original {
+            return Err(format!("payment {uetr} is message {}, not {original}", payment.message_id));
+        }
+        if !payment.settled() {
+            return Err(format!("payment {uetr} has not settled: only a settled payment has a {what}"));
+        }
+        if let Some(returned) = &payment.returned {
+            return Err(format!("payment {uetr} was already returned (pacs.004 {})", returned.message_id));
+        }
+        Ok(payment)
+    }
+
+    /// Checks a pacs.004 against its payment: from the payment's receiver to its sender,
+    /// once, of the whole settled amount and, for a converted payment, of its instructed
+    /// amount at its rate (the conversion undone). Returns the payment.
+    pub fn check_return(&self, sender: Bic, receiver: Bic, ret: &PaymentReturn) -> Result<&HubPayment, String> {
+        let payment = self.settled_payment(&ret.uetr, &ret.original_message_id, sender, receiver, true, "return")?;
+        if ret.returned_amount != payment.amount {
+            return Err(format!(
+                "payment {} settled {}: a return gives back all of it, not {}",
+                ret.uetr, payment.amount, ret.returned_amount
+            ));
+        }
+        let original = payment.conversion.map(|(_, rate)| (payment.instructed, rate));
+        let returned = ret.conversion.as_ref().map(|c| (c.instructed, c.rate));
+        if original != returned {
+            let show = |c: Option<(Amount, Rate)>| c.map_or_else(|| "no conversion".to_owned(), |(a, r)| format!("{a} at {r}"));
+            return Err(format!(
+                "payment {} was {}: its return undoes exactly that, not {}",
+                ret.uetr,
+                show(original),
+                show(returned)
+            ));
+        }
+        Ok(payment)
+    }
+
+    /// Records an accepted pacs.004 (after [`Tracker::check_return`]).
+    pub fn record_return(&mut self, message_id: MessageId, ret: &PaymentReturn, osn: u64, unix_ms: i64, window_id: Option<u64>) {
+        let payment = self.payments.get_mut(&ret.uetr).expect("checked before");
+        payment.returned = Some(ReturnStep {
+            message_id,
+            reason: ret.reason,
+            returned_unix_ms: unix_ms,
+            osn,
+            delivered_unix_ms: None,
+            window_id,
+        });
+    }
+
+    /// Checks a camt.056 against its payment: from the payment's sender to its receiver,
+    /// about the whole settled amount, with no case open.
+    pub fn check_recall(&self, sender: Bic, receiver: Bic, request: &CancellationRequest) -> Result<(), String> {
+        let payment =
+            self.settled_payment(&request.uetr, &request.original_message_id, sender, receiver, false, "recall")?;
+        if request.original_amount != payment.amount {
+            return Err(format!(
+                "payment {} settled {}, not {}: a recall names the original amount",
+                request.uetr, payment.amount, request.original_amount
+            ));
+        }
+        if let Some(case) = payment.recall.as_ref().filter(|c| c.answer.is_none()) {
+            return Err(format!("recall case {} of payment {} is still open", case.case_id, request.uetr));
+        }
+        Ok(())
+    }
+
+    /// Records an accepted camt.056 (after [`Tracker::check_recall`]).
+    pub fn record_recall(&mut self, message_id: MessageId, request: &CancellationRequest, osn: u64, unix_ms: i64) {
+        let payment = self.payments.get_mut(&request.uetr).expect("checked before");
+        payment.recall = Some(RecallCase {
+            case_id: request.case_id.clone(),
+            message_id,
+            reason: request.reason,
+            requested_unix_ms: unix_ms,
+            osn,
+            delivered_unix_ms: None,
+            answer: None,
+        });
+    }
+
+    /// Checks a camt.029 against its case: from the payment's receiver to its sender,
+    /// answering the open case's camt.056; CNCL only once the funds went back (the
+    /// pacs.004 comes first), and a final answer only once.
+    pub fn check_resolution(
+        &self,
+        sender: Bic,
+        receiver: Bic,
+        resolution: &ResolutionOfInvestigation,
+    ) -> Result<(), String> {
+        let uetr = &resolution.uetr;
+        let payment = self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        if (sender, receiver) != (payment.receiver, payment.sender) {
+            return Err(format!(
+                "payment {uetr} went from {} to {}: only {} may answer its recall, to {}",
+                payment.sender, payment.receiver, payment.receiver, payment.sender
+            ));
+        }
+        let case = payment.recall.as_ref().ok_or_else(|| format!("payment {uetr} has no recall case"))?;
+        if case.case_id != resolution.case_id || case.message_id != resolution.original_message_id {
+            return Err(format!(
+                "payment {uetr}'s recall is case {} (camt.056 {}), not case {} (camt.056 {})",
+                case.case_id, case.message_id, resolution.case_id, resolution.original_message_id
+            ));
+        }
+        if let Some(answer) = &case.answer {
+            return Err(format!("recall case {} was already answered {}", case.case_id, answer.status));
+        }
+        if resolution.status == InvestigationStatus::Cncl && payment.returned.is_none() {
+            return Err(format!(
+                "CNCL says the funds went back, but payment {uetr} has not been returned: send the pacs.004 first"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records an accepted camt.029 (after [`Tracker::check_resolution`]): a final answer
+    /// closes the case; PDCR only says it is being looked at.
+    pub fn record_resolution(&mut self, message_id: MessageId, resolution: &ResolutionOfInvestigation, osn: u64, unix_ms: i64) {
+        if resolution.status == InvestigationStatus::Pdcr {
+            return;
+        }
+        let payment = self.payments.get_mut(&resolution.uetr).expect("checked before");
+        let case = payment.recall.as_mut().expect("checked before");
+        case.answer = Some(RecallAnswer {
+            message_id,
+            status: resolution.status,
+            reason: resolution.reason,
+            answered_unix_ms: unix_ms,
+            osn,
+            delivered_unix_ms: None,
+        });
+    }
+
     /// The sender's ACK for the pacs.008 left.
     pub fn acknowledged(&mut self, uetr: &Uetr, unix_ms: i64) {
         if let Some(payment) = self.payments.get_mut(uetr) {
@@ -195,15 +450,29 @@ impl Tracker {
     }
 
     /// `participant` confirmed it processed the message with output sequence `osn`
-    /// about payment `uetr`: the pacs.008 (receiver) or its status report (sender).
+    /// about payment `uetr`: the pacs.008 or a camt.056 (receiver), the status report,
+    /// the return or a camt.029 (sender).
     pub fn delivered(&mut self, uetr: &Uetr, participant: Bic, osn: u64, unix_ms: i64) {
         let Some(payment) = self.payments.get_mut(uetr) else { return };
-        if participant == payment.receiver && osn == payment.osn {
-            payment.delivered_unix_ms.get_or_insert(unix_ms);
-        } else if participant == payment.sender
-            && let Some(status) = payment.status.as_mut().filter(|s| s.osn == osn)
-        {
-            status.delivered_unix_ms.get_or_insert(unix_ms);
+        let mut slots: Vec<(u64, &mut Option<i64>)> = Vec::new();
+        if participant == payment.receiver {
+            slots.push((payment.osn, &mut payment.delivered_unix_ms));
+            if let Some(case) = payment.recall.as_mut() {
+                slots.push((case.osn, &mut case.delivered_unix_ms));
+            }
+        } else if participant == payment.sender {
+            if let Some(status) = payment.status.as_mut() {
+                slots.push((status.osn, &mut status.delivered_unix_ms));
+            }
+            if let Some(returned) = payment.returned.as_mut() {
+                slots.push((returned.osn, &mut returned.delivered_unix_ms));
+            }
+            if let Some(answer) = payment.recall.as_mut().and_then(|c| c.answer.as_mut()) {
+                slots.push((answer.osn, &mut answer.delivered_unix_ms));
+            }
+        }
+        if let Some((_, delivered)) = slots.into_iter().find(|(slot_osn, _)| *slot_osn == osn) {
+            delivered.get_or_insert(unix_ms);
         }
     }
 }
@@ -219,20 +488,32 @@ pub fn settlement_statement<'a>(
     to_time_unix_ms: i64,
 ) -> crate::model::Statement {
     use crate::model::{EntryDirection, StatementEntry};
-    let mut settled: Vec<&HubPayment> = payments
-        .into_iter()
-        .filter(|p| p.settled() && p.amount.currency() == currency)
-        .filter(|p| p.sender == participant || p.receiver == participant)
-        .collect();
-    let settled_unix_ms = |p: &HubPayment| p.status.as_ref().map_or(0, |s| s.reported_unix_ms);
-    settled.sort_by_key(|p| settled_unix_ms(p));
-    let entries = settled.into_iter().enumerate().map(|(index, p)| StatementEntry {
+    // Each settled payment, and each return, moves the participant's position once.
+    let mut moves: Vec<(i64, &HubPayment, Amount, EntryDirection)> = Vec::new();
+    for p in payments.into_iter().filter(|p| p.settled()) {
+        let settled_unix_ms = p.status.as_ref().map_or(0, |s| s.reported_unix_ms);
+        let legs = [
+            (p.sender, p.instructed, EntryDirection::Dbit, EntryDirection::Crdt),
+            (p.receiver, p.amount, EntryDirection::Crdt, EntryDirection::Dbit),
+        ];
+        for (party, amount, paid, returned) in legs {
+            if party != participant || amount.currency() != currency {
+                continue;
+            }
+            moves.push((settled_unix_ms, p, amount, paid));
+            if let Some(step) = &p.returned {
+                moves.push((step.returned_unix_ms, p, amount, returned));
+            }
+        }
+    }
+    moves.sort_by_key(|(unix_ms, ..)| *unix_ms);
+    let entries = moves.into_iter().enumerate().map(|(index, (unix_ms, p, amount, direction))| StatementEntry {
         entry_reference: format!("E{index}"),
         uetr: Some(p.uetr),
         message_id: Some(p.message_id.clone()),
-        amount: p.amount,
-        direction: if p.receiver == participant { EntryDirection::Crdt } else { EntryDirection::Dbit },
-        booking_time_unix_ms: settled_unix_ms(p),
+        amount,
+        direction,
+        booking_time_unix_ms: unix_ms,
     });
     let account = format!("{participant}-{currency}");
     crate::model::Statement::over_period(&account, currency, from_time_unix_ms, to_time_unix_ms, entries)

@@ -148,6 +148,10 @@ code_enum! {
         Am03 = "AM03",
         /// Insufficient funds.
         Am04 = "AM04",
+        /// Transaction currency invalid (here: no rate agreement covers the pair).
+        Am11 = "AM11",
+        /// Amount invalid (here: the conversion does not match the agreement or quote).
+        Am12 = "AM12",
         /// Duplication.
         Am05 = "AM05",
         /// Inconsistent with end customer.
@@ -158,6 +162,8 @@ code_enum! {
         Dupl = "DUPL",
         /// Invalid file format.
         Ff01 = "FF01",
+        /// Returned following a cancellation request (a recall).
+        Focr = "FOCR",
         /// Fraudulent origin.
         Frad = "FRAD",
         /// Not specified, agent generated.

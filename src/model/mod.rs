@@ -9,6 +9,7 @@ mod bic;
 mod codes;
 mod currency;
 mod error;
+mod fx;
 mod ids;
 pub mod message;
 pub mod wire;
@@ -18,6 +19,7 @@ pub use bic::Bic;
 pub use codes::{ChargeBearer, EntryDirection, InvestigationStatus, MessageType, PaymentStatus, ReasonCode};
 pub use currency::Currency;
 pub use error::ModelError;
+pub use fx::{Conversion, CurrencyPair, RATE_DIGITS_MAX, RATE_SCALE_MAX, Rate, SPREAD_BPS_MAX};
 pub use ids::{MESSAGE_ID_LENGTH_MAX, MessageId, Uetr};
 pub use message::{
     Body, CancellationRequest, CreditTransfer, Header, Message, Party, PaymentReturn, PaymentStatusReport,

@@ -200,7 +200,8 @@ fn investigation_status(value: i32) -> Result<InvestigationStatus, ModelError> {
     }
 }
 
-fn investigation_status_to_pb(value: InvestigationStatus) -> pb::InvestigationStatus {
+/// An investigation status on the wire.
+pub fn investigation_status_to_pb(value: InvestigationStatus) -> pb::InvestigationStatus {
     match value {
         InvestigationStatus::Cncl => pb::InvestigationStatus::Cncl,
         InvestigationStatus::Rjcr => pb::InvestigationStatus::Rjcr,
@@ -261,12 +262,50 @@ impl TryFrom<pb::Message> for Message {
     }
 }
 
+/// A conversion on the wire: an instructed amount and a rate, both or neither, in
+/// another currency than the settlement amount's; a quote id only with them.
+fn conversion(
+    instructed: Option<pb::Money>,
+    rate: &str,
+    quote_id: &str,
+    settlement: &Amount,
+    message: &str,
+) -> Result<Option<Conversion>, ModelError> {
+    let (instructed_field, rate_field) = (format!("{message}.instructed_amount"), format!("{message}.exchange_rate"));
+    match (instructed, rate.is_empty()) {
+        (None, true) => {
+            if !quote_id.is_empty() {
+                return Err(ModelError::new(&format!("{message}.quote_id"), "is set only with a conversion"));
+            }
+            Ok(None)
+        }
+        (None, false) => Err(ModelError::new(&instructed_field, "is required with an exchange rate")),
+        (Some(_), true) => Err(ModelError::new(&rate_field, "is required with an instructed amount")),
+        (Some(money), false) => {
+            let instructed = amount(Some(money), &instructed_field)?;
+            if instructed.currency() == settlement.currency() {
+                return Err(ModelError::new(
+                    &instructed_field,
+                    format!("is in {}, the settlement currency: nothing to convert", settlement.currency()),
+                ));
+            }
+            let rate = Rate::parse(rate).map_err(|e| e.at(&rate_field))?;
+            let quote_id =
+                if quote_id.is_empty() { None } else { Some(max35(quote_id, &format!("{message}.quote_id"))?) };
+            Ok(Some(Conversion { instructed, rate, quote_id }))
+        }
+    }
+}
+
 fn credit_transfer(b: pb::CreditTransfer) -> Result<CreditTransfer, ModelError> {
+    let settlement_amount = amount(b.interbank_settlement_amount, "pacs008.interbank_settlement_amount")?;
+    let conversion = conversion(b.instructed_amount, &b.exchange_rate, &b.quote_id, &settlement_amount, "pacs008")?;
     Ok(CreditTransfer {
         instruction_id: max35(&b.instruction_id, "pacs008.instruction_id")?,
         end_to_end_id: max35(&b.end_to_end_id, "pacs008.end_to_end_id")?,
         uetr: uetr(&b.uetr, "pacs008.uetr")?,
-        amount: amount(b.interbank_settlement_amount, "pacs008.interbank_settlement_amount")?,
+        amount: settlement_amount,
+        conversion,
         settlement_date: date(&b.settlement_date, "pacs008.settlement_date")?,
         charge_bearer: charge_bearer(b.charge_bearer)?,
         debtor: party(b.debtor, "pacs008.debtor")?,
@@ -290,11 +329,15 @@ fn status_report(b: pb::PaymentStatusReport) -> Result<PaymentStatusReport, Mode
 }
 
 fn payment_return(b: pb::PaymentReturn) -> Result<PaymentReturn, ModelError> {
+    let returned_amount = amount(b.returned_amount, "pacs004.returned_amount")?;
+    let conversion =
+        conversion(b.returned_instructed_amount, &b.exchange_rate, "", &returned_amount, "pacs004")?;
     Ok(PaymentReturn {
         return_id: max35(&b.return_id, "pacs004.return_id")?,
         original_message_id: message_id(&b.original_message_id, "pacs004.original_message_id")?,
         uetr: uetr(&b.uetr, "pacs004.uetr")?,
-        returned_amount: amount(b.returned_amount, "pacs004.returned_amount")?,
+        returned_amount,
+        conversion,
         reason: reason(&b.reason_code, "pacs004.reason_code")?,
         additional_information: info(&b.additional_information, "pacs004.additional_information")?,
     })
@@ -399,6 +442,9 @@ impl From<&Message> for pb::Message {
                 creditor: Some(party_of(&b.creditor)),
                 creditor_agent_bic: b.creditor_agent.to_string(),
                 remittance_information: b.remittance_information.clone(),
+                instructed_amount: b.conversion.as_ref().map(|c| money_of_amount(&c.instructed)),
+                exchange_rate: b.conversion.as_ref().map(|c| c.rate.to_string()).unwrap_or_default(),
+                quote_id: b.conversion.as_ref().and_then(|c| c.quote_id.clone()).unwrap_or_default(),
             }),
             Body::Pacs002(b) => pb::message::Body::Pacs002(pb::PaymentStatusReport {
                 original_message_id: b.original_message_id.to_string(),
@@ -414,6 +460,8 @@ impl From<&Message> for pb::Message {
                 returned_amount: Some(money_of_amount(&b.returned_amount)),
                 reason_code: b.reason.code().to_owned(),
                 additional_information: b.additional_information.clone(),
+                returned_instructed_amount: b.conversion.as_ref().map(|c| money_of_amount(&c.instructed)),
+                exchange_rate: b.conversion.as_ref().map(|c| c.rate.to_string()).unwrap_or_default(),
             }),
             Body::Camt056(b) => pb::message::Body::Camt056(pb::CancellationRequest {
                 case_id: b.case_id.clone(),

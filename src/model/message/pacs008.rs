@@ -2,7 +2,7 @@
 
 use time::Date;
 
-use crate::model::{Amount, Bic, ChargeBearer, ModelError, Uetr};
+use crate::model::{Amount, Bic, ChargeBearer, Conversion, ModelError, Uetr};
 
 use super::{ACCOUNT_LENGTH_MAX, TEXT_LENGTH_MAX, check_text};
 
@@ -48,8 +48,11 @@ pub struct CreditTransfer {
     pub end_to_end_id: String,
     /// UETR of the payment.
     pub uetr: Uetr,
-    /// Interbank settlement amount.
+    /// Interbank settlement amount: what the creditor agent receives, in its currency.
     pub amount: Amount,
+    /// For a cross-currency payment: the instructed amount in the debtor's currency and
+    /// the rate that converts it into `amount`.
+    pub conversion: Option<Conversion>,
     /// Interbank settlement date.
     pub settlement_date: Date,
     /// Who bears the charges.
@@ -64,4 +67,29 @@ pub struct CreditTransfer {
     pub creditor_agent: Bic,
     /// Unstructured remittance information (up to 140 characters).
     pub remittance_information: String,
+}
+
+impl CreditTransfer {
+    /// What the debtor instructed, in the debtor agent's currency: what the debtor agent
+    /// books and settles (the interbank settlement amount when nothing is converted).
+    pub fn instructed_amount(&self) -> Amount {
+        self.conversion.as_ref().map_or(self.amount, |c| c.instructed)
+    }
+
+    /// Checks a conversion's arithmetic: the settlement amount is the instructed amount
+    /// at the rate, by the rounding rule of [`crate::model::Rate::convert`].
+    pub fn check_conversion(&self) -> Result<(), ModelError> {
+        let Some(conversion) = &self.conversion else { return Ok(()) };
+        let expected = conversion.rate.convert(conversion.instructed, self.amount.currency())?;
+        if expected != self.amount {
+            return Err(ModelError::new(
+                "pacs008.interbank_settlement_amount",
+                format!(
+                    "{} at {} is {expected} (nearest minor unit, ties away from zero), not {}",
+                    conversion.instructed, conversion.rate, self.amount
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
