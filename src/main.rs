@@ -941,6 +941,8 @@ async fn operate(command: Command) -> Result<()> {
                 currency,
                 remittance_information: remittance,
                 end_to_end_id: String::new(),
+                settlement_currency: String::new(),
+                quote_id: String::new(),
             };
             let payment = client
                 .submit_payment(request)

@@ -119,6 +119,7 @@ async fn pay(network: &NetworkDir, url: &str, to: usize, creditor: &str, minor_u
         currency: "CNY".into(),
         remittance_information: String::new(),
         end_to_end_id: String::new(),
+        ..Default::default()
     };
     let response = client.submit_payment(request).await.ok()?;
     Uetr::parse(&response.into_inner().payment?.uetr).ok()

@@ -27,6 +27,8 @@ fn order(amount: &str) -> PaymentOrder {
         amount: amount.into(),
         currency: "CNY".into(),
         remittance_information: String::new(),
+        settlement_currency: String::new(),
+        quote_id: String::new(),
     }
 }
 

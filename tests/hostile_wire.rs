@@ -96,6 +96,8 @@ fn assert_nothing_changed(network: &LocalNetwork, before: &Before) {
 async fn a_good_payment_settles(network: &LocalNetwork) -> Uetr {
     let order = corridor::bank::PaymentOrder {
         remittance_information: "after the attack".into(),
+        settlement_currency: String::new(),
+        quote_id: String::new(),
         ..order(PAYEE, "C002", "5.00")
     };
     let uetr = network.banks[0].bank.submit_payment(&order).await.unwrap().uetr;

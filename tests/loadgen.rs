@@ -91,6 +91,8 @@ fn order(to: Bic) -> PaymentOrder {
         amount: "1.00".into(),
         currency: "CNY".into(),
         remittance_information: String::new(),
+        settlement_currency: String::new(),
+        quote_id: String::new(),
     }
 }
 

@@ -32,6 +32,7 @@ async fn a_payment_settles_and_both_ledgers_move_by_its_amount() {
         currency: "CNY".into(),
         remittance_information: "invoice 7".into(),
         end_to_end_id: String::new(),
+        ..Default::default()
     };
     let submitted = client.submit_payment(request).await.unwrap().into_inner().payment.unwrap();
     Uetr::parse(&submitted.uetr).unwrap();
@@ -271,6 +272,7 @@ async fn the_operator_api_refuses_other_certificates_and_bad_input_changes_nothi
         currency: "CNY".into(),
         remittance_information: String::new(),
         end_to_end_id: String::new(),
+        ..Default::default()
     };
     type Corruption = fn(&mut pb::SubmitPaymentRequest);
     let cases: Vec<(Corruption, Code)> = vec![

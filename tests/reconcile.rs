@@ -47,6 +47,8 @@ fn order(creditor_agent: Bic, creditor_account: &str, amount: String) -> Payment
         amount,
         currency: "CNY".into(),
         remittance_information: "reconciliation test".into(),
+        settlement_currency: String::new(),
+        quote_id: String::new(),
     }
 }
 

@@ -52,6 +52,8 @@ fn order(to: &str, amount: &str) -> PaymentOrder {
         amount: amount.into(),
         currency: "CNY".into(),
         remittance_information: String::new(),
+        settlement_currency: String::new(),
+        quote_id: String::new(),
     }
 }
 

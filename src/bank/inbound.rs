@@ -130,6 +130,11 @@ impl Bank {
         if let Err(problem) = receipt {
             tracing::error!(bank = %self.bic(), message_id = %outgoing.entry.message_id, %problem, "the hub's receipt does not verify");
         }
+        if let (MessageType::Pacs004 | MessageType::Camt056 | MessageType::Camt029, Some(uetr)) =
+            (outgoing.entry.message_type, outgoing.entry.uetr)
+        {
+            self.on_case_answered(&mut state, outgoing.entry.message_type, uetr, None);
+        }
         if let (MessageType::Pacs008, Some(uetr)) = (outgoing.entry.message_type, outgoing.entry.uetr)
             && let Some(payment) = state.payment(&uetr).filter(|p| p.status == PaymentStatus::Pdng)
         {
@@ -191,6 +196,10 @@ impl Bank {
             }
             (MessageType::Pacs002, Some(uetr)) if reason == ReasonCode::Tm01 => {
                 self.reissue_status(&mut state, uetr);
+            }
+            (message_type @ (MessageType::Pacs004 | MessageType::Camt056 | MessageType::Camt029), Some(uetr)) => {
+                let refusal = format!("{} ({})", nak.detail, nak.reason_code);
+                self.on_case_answered(&mut state, message_type, uetr, Some(&refusal));
             }
             _ => {}
         }
@@ -290,6 +299,9 @@ impl Bank {
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),
             Body::Pacs002(report) => self.receive_status(state, header, report),
+            Body::Pacs004(ret) => self.receive_return(state, header, ret),
+            Body::Camt056(request) => self.receive_recall(state, header, request),
+            Body::Camt029(resolution) => self.receive_resolution(state, header, resolution),
             other => {
                 tracing::warn!(bank = %self.bic(), "{} is not handled by bank nodes yet", other.message_type())
             }
@@ -297,7 +309,12 @@ impl Bank {
     }
 
     fn receive_transfer(&self, state: &mut BankState, header: &Header, transfer: &CreditTransfer) {
-        let (status, reason, detail) = match ledger_book::book_incoming(&mut state.ledger, transfer) {
+        // End to end: a conversion's arithmetic is checked here too, not taken on trust.
+        let booked = match transfer.check_conversion() {
+            Ok(()) => ledger_book::book_incoming(&mut state.ledger, transfer),
+            Err(error) => Err((ReasonCode::Am12, error.to_string())),
+        };
+        let (status, reason, detail) = match booked {
             Ok(()) => (PaymentStatus::Acsc, None, format!("credited to {}", transfer.creditor.account)),
             Err((reason, detail)) => (PaymentStatus::Rjct, Some(reason), detail),
         };
@@ -327,6 +344,12 @@ impl Bank {
             status,
             reason,
             detail: detail.clone(),
+            conversion: transfer
+                .conversion
+                .as_ref()
+                .map(|c| super::PaymentConversion { counter_amount: c.instructed, rate: c.rate }),
+            return_state: super::ReturnState::None,
+            recall: None,
         });
         let report = PaymentStatusReport {
             original_message_id: header.message_id.clone(),

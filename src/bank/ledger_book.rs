@@ -123,3 +123,53 @@ pub(super) fn book_incoming(
     book(ledger, transfer.uetr, "in", &settlement, &creditor.id, transfer.amount)
         .map_err(|error| (ReasonCode::Am02, format!("cannot credit {account}: {error}")))
 }
+
+/// A return, step 1 at the beneficiary's bank: debit the beneficiary, credit in-flight.
+/// Refused (nothing changes) when the beneficiary's balance is short.
+pub(super) fn book_return_out(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    return_id: &str,
+    creditor: &AccountId,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    let in_flight = system_account(AccountKind::InFlight, amount.currency());
+    book(ledger, uetr, &format!("return-out:{return_id}"), creditor, &in_flight, amount)
+}
+
+/// The hub accepted (and settled) the return: debit in-flight, credit settlement.
+pub(super) fn book_return_settled(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    return_id: &str,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    let in_flight = system_account(AccountKind::InFlight, amount.currency());
+    let settlement = system_account(AccountKind::Settlement, amount.currency());
+    book(ledger, uetr, &format!("return-settled:{return_id}"), &in_flight, &settlement, amount)
+}
+
+/// The hub refused the return: debit in-flight, credit the beneficiary back.
+pub(super) fn book_return_reversed(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    return_id: &str,
+    creditor: &AccountId,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    let in_flight = system_account(AccountKind::InFlight, amount.currency());
+    book(ledger, uetr, &format!("return-reversed:{return_id}"), &in_flight, creditor, amount)
+}
+
+/// A return arrived at the original debtor's bank: debit settlement, credit the debtor
+/// with what it paid.
+pub(super) fn book_returned(
+    ledger: &mut Ledger,
+    uetr: Uetr,
+    return_id: &str,
+    debtor: &AccountId,
+    amount: Amount,
+) -> Result<(), LedgerError> {
+    let settlement = system_account(AccountKind::Settlement, amount.currency());
+    book(ledger, uetr, &format!("returned:{return_id}"), &settlement, debtor, amount)
+}

@@ -6,6 +6,7 @@
 //! journalled ([`store`]) and nothing leaves the bank before it is durable.
 //! `session` keeps the bank connected to the hub; `service` serves the operator API.
 
+mod cases;
 mod inbound;
 mod ledger_book;
 mod operator;
@@ -16,7 +17,7 @@ pub mod statement;
 pub mod store;
 
 pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
-pub use operator::PaymentOrder;
+pub use operator::{PaymentOrder, QuoteOffer};
 pub use service::{BankServer, SUBMIT_STREAM_WINDOW, run};
 pub use session::run_session;
 pub use store::{BankChange, RecoveredBank, SqliteBankStore};
@@ -54,6 +55,9 @@ pub enum BankError {
     /// The bank cannot store anything: it is stopping.
     #[error("{0}")]
     Storage(#[from] StoreError),
+    /// The hub cannot be reached or did not answer.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Direction of a payment seen from this bank.
@@ -88,6 +92,93 @@ pub struct Payment {
     pub reason: Option<ReasonCode>,
     /// A sentence about the last change.
     pub detail: String,
+    /// A converted payment's other side and rate.
+    pub conversion: Option<PaymentConversion>,
+    /// Where a return of it stands.
+    pub return_state: ReturnState,
+    /// The latest recall case.
+    pub recall: Option<Recall>,
+}
+
+impl Payment {
+    /// What the creditor agent receives: the interbank settlement amount.
+    pub fn settlement_amount(&self) -> Amount {
+        match (&self.conversion, self.direction) {
+            (Some(c), Direction::Outgoing) => c.counter_amount,
+            _ => self.amount,
+        }
+    }
+
+    /// What the debtor instructed: the debtor agent's amount.
+    pub fn instructed_amount(&self) -> Amount {
+        match (&self.conversion, self.direction) {
+            (Some(c), Direction::Incoming) => c.counter_amount,
+            _ => self.amount,
+        }
+    }
+
+    /// The conversion as a pacs.008 or pacs.004 carries it (instructed amount and rate).
+    pub(crate) fn wire_conversion(&self) -> Option<Conversion> {
+        self.conversion.as_ref().map(|c| Conversion { instructed: self.instructed_amount(), rate: c.rate, quote_id: None })
+    }
+
+    /// True once the receiver accepted it (ACSC or ACCC).
+    pub fn settled(&self) -> bool {
+        matches!(self.status, PaymentStatus::Acsc | PaymentStatus::Accc)
+    }
+}
+
+/// A converted payment seen from one bank: the other bank's amount and the rate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaymentConversion {
+    /// Outgoing: what the creditor agent receives; incoming: what the debtor instructed.
+    pub counter_amount: Amount,
+    /// Units of the settlement currency per unit of the instructed currency.
+    pub rate: Rate,
+}
+
+/// Where the return (pacs.004) of a settled payment stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReturnState {
+    /// Not returned.
+    None,
+    /// The beneficiary's bank sent the pacs.004 `return_id` and waits for the hub's ACK.
+    Returning {
+        /// Why.
+        reason: ReasonCode,
+        /// The pacs.004's return id.
+        return_id: String,
+    },
+    /// Returned: the funds went back to the original debtor.
+    Returned {
+        /// Why.
+        reason: ReasonCode,
+        /// The pacs.004's return id.
+        return_id: String,
+    },
+}
+
+impl ReturnState {
+    /// The reason, once a return was sent.
+    pub fn reason(&self) -> Option<ReasonCode> {
+        match self {
+            Self::None => None,
+            Self::Returning { reason, .. } | Self::Returned { reason, .. } => Some(*reason),
+        }
+    }
+}
+
+/// A recall (camt.056) case of a payment, as one bank sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recall {
+    /// Case id.
+    pub case_id: String,
+    /// Message id of the camt.056.
+    pub message_id: MessageId,
+    /// PDCR while open, then CNCL or RJCR.
+    pub status: InvestigationStatus,
+    /// Why it was asked, or (RJCR) why it was refused.
+    pub reason: ReasonCode,
 }
 
 /// A bank node's state.
@@ -108,6 +199,10 @@ struct BankInner {
     outbox_wake: Notify,
     /// Highest output sequence number whose processing is durable: what Hello reports.
     last_osn_durable: AtomicU64,
+    /// Where the hub is, once the node runs: for its agreements and quotes.
+    hub_link: Mutex<Option<(crate::tls::NetworkDir, String)>>,
+    /// Quotes the hub gave this bank, by id, until a payment uses them.
+    quotes: Mutex<std::collections::HashMap<String, QuoteOffer>>,
 }
 
 impl Bank {
@@ -130,6 +225,8 @@ impl Bank {
             journal: GroupCommit::start(store, "bank"),
             outbox_wake: Notify::new(),
             last_osn_durable: AtomicU64::new(last_osn),
+            hub_link: Mutex::new(None),
+            quotes: Mutex::new(std::collections::HashMap::new()),
         };
         Ok(Self { inner: Arc::new(inner) })
     }

@@ -27,6 +27,35 @@ pub struct PaymentOrder {
     pub currency: String,
     /// Free text.
     pub remittance_information: String,
+    /// The creditor agent's currency when it differs from `currency` (empty: the same).
+    pub settlement_currency: String,
+    /// A quote from [`Bank::get_quote`] for this amount and pair (empty: the agreement in force).
+    pub quote_id: String,
+}
+
+/// A quote the hub gave this bank.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuoteOffer {
+    /// Its id.
+    pub id: String,
+    /// The instructed amount quoted.
+    pub instructed: Amount,
+    /// What it converts to.
+    pub settlement: Amount,
+    /// The rate.
+    pub rate: Rate,
+    /// Honoured before this time (Unix ms).
+    pub expires_unix_ms: i64,
+}
+
+fn quote_offer(quote: pb::Quote) -> Result<QuoteOffer, String> {
+    Ok(QuoteOffer {
+        id: quote.quote_id,
+        instructed: wire::amount(quote.instructed_amount, "instructed_amount").map_err(|e| e.to_string())?,
+        settlement: wire::amount(quote.settlement_amount, "settlement_amount").map_err(|e| e.to_string())?,
+        rate: Rate::parse(&quote.exchange_rate).map_err(|e| e.to_string())?,
+        expires_unix_ms: quote.expires_unix_ms,
+    })
 }
 
 impl Bank {
@@ -95,11 +124,108 @@ impl Bank {
         Ok(account)
     }
 
+    /// A client of the hub's service, with this bank's certificate.
+    async fn hub_client(
+        &self,
+    ) -> Result<crate::pb::hub_service_client::HubServiceClient<tonic::transport::Channel>, BankError> {
+        let link = self.inner.hub_link.lock().expect("hub link lock").clone();
+        let (network, url) = link.ok_or_else(|| BankError::Refused("this bank node is not connected to a hub".into()))?;
+        let channel = crate::net::connect(&network, crate::tls::Role::Bank(self.bic()), &url)
+            .await
+            .map_err(|e| BankError::Unavailable(format!("cannot reach the hub: {e}")))?;
+        Ok(crate::pb::hub_service_client::HubServiceClient::new(channel))
+    }
+
+    /// Asks the hub for a firm quote converting `amount` of `currency` into
+    /// `settlement_currency`; a payment citing it pays at it until it expires.
+    pub async fn get_quote(
+        &self,
+        amount: &str,
+        currency: &str,
+        settlement_currency: &str,
+    ) -> Result<QuoteOffer, BankError> {
+        let currency = Currency::parse(currency)?;
+        let instructed = Amount::parse(amount, currency)?;
+        let to = Currency::parse(settlement_currency).map_err(|e| e.at("settlement_currency"))?;
+        let request = pb::QuoteRequest {
+            instructed_amount: Some(wire::money_of_amount(&instructed)),
+            settlement_currency: to.to_string(),
+        };
+        let quote = self
+            .hub_client()
+            .await?
+            .get_quote(request)
+            .await
+            .map_err(|status| BankError::Refused(format!("the hub gives no quote: {}", status.message())))?
+            .into_inner();
+        let offer = quote_offer(quote).map_err(|e| BankError::Unavailable(format!("the hub's quote is unreadable: {e}")))?;
+        self.inner.quotes.lock().expect("quotes lock").insert(offer.id.clone(), offer.clone());
+        Ok(offer)
+    }
+
+    /// The conversion an order asks for: none in one currency; a cited quote's; or the
+    /// rate of the hub's agreement in force for the pair, less its spread.
+    pub(crate) async fn conversion_for(&self, order: &PaymentOrder) -> Result<Option<(Conversion, Amount)>, BankError> {
+        let currency = Currency::parse(&order.currency)?;
+        let to = match order.settlement_currency.as_str() {
+            "" => currency,
+            text => Currency::parse(text).map_err(|e| e.at("settlement_currency"))?,
+        };
+        if to == currency {
+            if !order.quote_id.is_empty() {
+                return Err(BankError::Refused("quote_id: a quote is for a payment in two currencies".into()));
+            }
+            return Ok(None);
+        }
+        let instructed = Amount::parse(&order.amount, currency)?;
+        let (rate, quote_id) = if order.quote_id.is_empty() {
+            let agreements = self
+                .hub_client()
+                .await?
+                .list_agreements(pb::ListAgreementsRequest {})
+                .await
+                .map_err(|status| BankError::Unavailable(format!("cannot read the hub's agreements: {}", status.message())))?
+                .into_inner()
+                .agreements;
+            let pair = format!("{currency}/{to}");
+            let now = super::unix_ms_now();
+            let agreement = agreements
+                .into_iter()
+                .find(|a| {
+                    a.currency_pair == pair
+                        && a.valid_from_unix_ms <= now
+                        && (a.valid_until_unix_ms == 0 || now < a.valid_until_unix_ms)
+                })
+                .ok_or_else(|| BankError::Refused(format!("the hub has no {pair} rate agreement in force (AM11)")))?;
+            let rate = Rate::parse(&agreement.applied_rate)
+                .map_err(|e| BankError::Unavailable(format!("the hub's {pair} rate is unreadable: {e}")))?;
+            (rate, None)
+        } else {
+            let quotes = self.inner.quotes.lock().expect("quotes lock");
+            let quote = quotes
+                .get(&order.quote_id)
+                .ok_or_else(|| BankError::NotFound(format!("quote_id: no quote {} from the hub here", order.quote_id)))?;
+            if quote.instructed != instructed || quote.settlement.currency() != to {
+                return Err(BankError::Refused(format!(
+                    "quote_id: quote {} is for {} into {}, not {instructed} into {to}",
+                    quote.id,
+                    quote.instructed,
+                    quote.settlement.currency()
+                )));
+            }
+            (quote.rate, Some(quote.id.clone()))
+        };
+        let settlement = rate.convert(instructed, to)?;
+        Ok(Some((Conversion { instructed, rate, quote_id }, settlement)))
+    }
+
     /// Starts an outgoing payment: validates the order, books debit customer / credit
     /// in-flight, signs the pacs.008 and queues it for the hub. Nothing changes if any
-    /// check fails; the answer (with the UETR) comes once all of it is durable.
+    /// check fails; the answer (with the UETR) comes once all of it is durable. A payment
+    /// into another currency first learns its rate (agreement or quote).
     pub async fn submit_payment(&self, order: &PaymentOrder) -> Result<Payment, BankError> {
-        let (payment, ticket) = self.submit_payment_now(order)?;
+        let conversion = self.conversion_for(order).await?;
+        let (payment, ticket) = self.submit_payment_now(order, conversion)?;
         self.durable(ticket).await?;
         tracing::info!(uetr = %payment.uetr, bank = %self.bic(), receiver = %payment.counterparty, amount = %payment.amount, "payment submitted");
         self.wake_outbox();
@@ -108,7 +234,11 @@ impl Bank {
 
     /// Takes an order now (validated, booked, signed, queued), without waiting: the
     /// payment may be told to anyone, and sent, only once the ticket is durable.
-    pub(crate) fn submit_payment_now(&self, order: &PaymentOrder) -> Result<(Payment, Ticket), BankError> {
+    pub(crate) fn submit_payment_now(
+        &self,
+        order: &PaymentOrder,
+        conversion: Option<(Conversion, Amount)>,
+    ) -> Result<(Payment, Ticket), BankError> {
         let bic = self.bic();
         let creditor_agent = Bic::parse(&order.creditor_agent).map_err(|e| e.at("creditor_agent_bic"))?;
         if creditor_agent == bic || !self.inner.credentials.directory().is_participant(creditor_agent) {
@@ -128,6 +258,11 @@ impl Bank {
             false,
         )?;
         let uetr = Uetr::generate();
+        if let Some((c, _)) = &conversion
+            && c.instructed != amount
+        {
+            return Err(BankError::Refused(format!("the conversion is for {}, the order for {amount}", c.instructed)));
+        }
         let mut state = self.state();
         let debtor = match state.ledger.account(&debtor_id) {
             Some(account) if account.kind == AccountKind::Customer => account.clone(),
@@ -150,11 +285,15 @@ impl Bank {
             }
             other => BankError::Ledger(other),
         })?;
+        let settlement_amount = conversion.as_ref().map_or(amount, |(_, settlement)| *settlement);
+        let payment_conversion =
+            conversion.as_ref().map(|(c, settlement)| super::PaymentConversion { counter_amount: *settlement, rate: c.rate });
         let transfer = CreditTransfer {
             instruction_id: uetr.as_uuid().simple().to_string(),
             end_to_end_id: uetr.as_uuid().simple().to_string(),
             uetr,
-            amount,
+            amount: settlement_amount,
+            conversion: conversion.map(|(c, _)| c),
             settlement_date: time::OffsetDateTime::now_utc().date(),
             charge_bearer: ChargeBearer::Shar,
             debtor: debtor_party,
@@ -163,7 +302,12 @@ impl Bank {
             creditor_agent,
             remittance_information: remittance,
         };
+        let quote_id = transfer.conversion.as_ref().and_then(|c| c.quote_id.clone());
         let message_id = self.queue(&mut state, creditor_agent, Some(uetr), Body::Pacs008(transfer));
+        if let Some(id) = quote_id {
+            // Used once: the hub would refuse a second payment citing it.
+            self.inner.quotes.lock().expect("quotes lock").remove(&id);
+        }
         let payment = Payment {
             uetr,
             message_id,
@@ -175,6 +319,9 @@ impl Bank {
             status: PaymentStatus::Pdng,
             reason: None,
             detail: "booked and queued for the hub".into(),
+            conversion: payment_conversion,
+            return_state: super::ReturnState::None,
+            recall: None,
         };
         state.put_payment(payment.clone());
         let ticket = state.commit(&self.inner.journal);

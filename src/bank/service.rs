@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Bank, BankError, Direction, Payment, PaymentOrder, run_session};
+use super::{Bank, BankError, Direction, Payment, PaymentOrder, ReturnState, run_session};
 use crate::ledger::{Account, AccountKind};
 use crate::model::wire::payment_status_to_pb;
 use crate::net;
@@ -50,6 +50,7 @@ pub async fn run(
     let tls = net::ServerTls::new(network, role, limits).map_err(|e| e.to_string())?;
     // All of the bank's keys, not only the one it opened with: one may activate later.
     bank.reload_credentials(network)?;
+    *bank.inner.hub_link.lock().expect("hub link lock") = Some((network.clone(), hub_url.to_owned()));
     let watch = {
         let bank = bank.clone();
         net::watch_network(std::sync::Arc::clone(&tls), move |network| bank.reload_credentials(network))
@@ -87,6 +88,7 @@ impl From<BankError> for Status {
             BankError::Refused(e) => Status::failed_precondition(e),
             BankError::Ledger(e) => Status::failed_precondition(e.to_string()),
             BankError::Storage(e) => Status::unavailable(format!("the bank cannot store anything: {e}")),
+            BankError::Unavailable(e) => Status::unavailable(e),
         }
     }
 }
@@ -111,6 +113,19 @@ fn payment_to_pb(payment: &Payment) -> pb::Payment {
         reason_code: payment.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
         detail: payment.detail.clone(),
         r#final: payment.status.is_final(),
+        counter_amount: payment.conversion.as_ref().map(|c| crate::model::wire::money_of_amount(&c.counter_amount)),
+        exchange_rate: payment.conversion.as_ref().map(|c| c.rate.to_string()).unwrap_or_default(),
+        return_state: match payment.return_state {
+            ReturnState::None => pb::ReturnState::None,
+            ReturnState::Returning { .. } => pb::ReturnState::Returning,
+            ReturnState::Returned { .. } => pb::ReturnState::Returned,
+        } as i32,
+        return_reason_code: payment.return_state.reason().map(|r| r.code().to_owned()).unwrap_or_default(),
+        recall_case_id: payment.recall.as_ref().map(|r| r.case_id.clone()).unwrap_or_default(),
+        recall_status: payment.recall.as_ref().map_or(pb::InvestigationStatus::Unspecified, |r| {
+            crate::model::wire::investigation_status_to_pb(r.status)
+        }) as i32,
+        recall_reason_code: payment.recall.as_ref().map(|r| r.reason.code().to_owned()).unwrap_or_default(),
     }
 }
 
@@ -139,6 +154,8 @@ fn order_of(r: pb::SubmitPaymentRequest) -> PaymentOrder {
         amount: r.amount,
         currency: r.currency,
         remittance_information: r.remittance_information,
+        settlement_currency: r.settlement_currency,
+        quote_id: r.quote_id,
     }
 }
 
@@ -156,7 +173,12 @@ async fn take_orders(
     taken: mpsc::Sender<(Result<Payment, BankError>, Ticket)>,
 ) {
     while let Ok(Some(request)) = orders.message().await {
-        let answer = match bank.submit_payment_now(&order_of(request)) {
+        let order = order_of(request);
+        let outcome = match bank.conversion_for(&order).await {
+            Ok(conversion) => bank.submit_payment_now(&order, conversion),
+            Err(error) => Err(error),
+        };
+        let answer = match outcome {
             Ok((payment, ticket)) => (Ok(payment), ticket),
             Err(error) => (Err(error), Ticket::DURABLE),
         };
@@ -298,6 +320,57 @@ impl BankService for BankServer {
         let r = request.into_inner();
         let account = self.bank.open_account(&r.account_id, &r.currency, &r.name, &r.opening_deposit).await?;
         Ok(Response::new(pb::OpenAccountResponse { account: Some(account_to_pb(&account)) }))
+    }
+
+    async fn get_quote(&self, request: Request<pb::QuoteRequest>) -> Result<Response<pb::Quote>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let money = r.instructed_amount.ok_or_else(|| Status::invalid_argument("instructed_amount: is required"))?;
+        let currency = crate::model::Currency::parse(&money.currency)
+            .map_err(|e| Status::invalid_argument(e.at("instructed_amount.currency").to_string()))?;
+        let instructed = crate::model::Amount::from_minor_units(money.minor_units, currency)
+            .map_err(|e| Status::invalid_argument(e.at("instructed_amount").to_string()))?;
+        let text = crate::model::format_minor_units(instructed.minor_units(), currency);
+        let offer = self.bank.get_quote(&text, currency.code(), &r.settlement_currency).await?;
+        Ok(Response::new(pb::Quote {
+            quote_id: offer.id,
+            participant_bic: self.bank.bic().to_string(),
+            instructed_amount: Some(crate::model::wire::money_of_amount(&offer.instructed)),
+            settlement_amount: Some(crate::model::wire::money_of_amount(&offer.settlement)),
+            exchange_rate: offer.rate.to_string(),
+            expires_unix_ms: offer.expires_unix_ms,
+        }))
+    }
+
+    async fn return_payment(
+        &self,
+        request: Request<pb::ReturnPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let payment = self.bank.return_payment(&r.uetr, &r.reason_code, &r.additional_information).await?;
+        Ok(Response::new(pb::GetPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
+    }
+
+    async fn recall_payment(
+        &self,
+        request: Request<pb::RecallPaymentRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let payment = self.bank.recall_payment(&r.uetr, &r.reason_code, &r.additional_information).await?;
+        Ok(Response::new(pb::GetPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
+    }
+
+    async fn answer_recall(
+        &self,
+        request: Request<pb::AnswerRecallRequest>,
+    ) -> Result<Response<pb::GetPaymentResponse>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let payment =
+            self.bank.answer_recall(&r.uetr, r.accept, &r.reason_code, &r.additional_information).await?;
+        Ok(Response::new(pb::GetPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
     }
 
     async fn set_account_blocked(

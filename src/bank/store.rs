@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use rusqlite::{Connection, params};
 
-use super::{Direction, Payment};
+use super::{Direction, Payment, PaymentConversion, Recall, ReturnState};
 use crate::crypto::KeyId;
 use crate::ledger::{Account, AccountId, AccountKind, Floor, Leg, Posting, PostingId, Side};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, PaymentStatus, ReasonCode, Uetr};
@@ -53,7 +53,8 @@ const SCHEMA: &str = "
         currency TEXT NOT NULL,
         status TEXT NOT NULL,
         reason TEXT,
-        detail TEXT NOT NULL
+        detail TEXT NOT NULL,
+        story TEXT
     );
     CREATE TABLE processed (
         seq INTEGER PRIMARY KEY,
@@ -332,10 +333,98 @@ fn recover(connection: &Connection, bic: Bic) -> Result<RecoveredBank, StoreErro
     Ok(recovered)
 }
 
+/// What a payment carries beyond a plain one (conversion, return, recall), as JSON;
+/// `None` for a plain payment, so that the hot path writes nothing more.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Story {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counter_minor_units: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counter_currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    return_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    return_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    return_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall_case_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recall_reason: Option<String>,
+}
+
+fn story_to_json(p: &Payment) -> Option<String> {
+    if p.conversion.is_none() && p.return_state == ReturnState::None && p.recall.is_none() {
+        return None;
+    }
+    let mut story = Story::default();
+    if let Some(c) = &p.conversion {
+        story.counter_minor_units = Some(c.counter_amount.minor_units());
+        story.counter_currency = Some(c.counter_amount.currency().to_string());
+        story.rate = Some(c.rate.to_string());
+    }
+    if let ReturnState::Returning { reason, return_id } | ReturnState::Returned { reason, return_id } = &p.return_state {
+        let state = if matches!(p.return_state, ReturnState::Returning { .. }) { "returning" } else { "returned" };
+        story.return_state = Some(state.into());
+        story.return_reason = Some(reason.code().into());
+        story.return_id = Some(return_id.clone());
+    }
+    if let Some(r) = &p.recall {
+        story.recall_case_id = Some(r.case_id.clone());
+        story.recall_message_id = Some(r.message_id.to_string());
+        story.recall_status = Some(r.status.code().into());
+        story.recall_reason = Some(r.reason.code().into());
+    }
+    Some(serde_json::to_string(&story).expect("a story serialises"))
+}
+
+fn story_from_json(text: &str, payment: Payment) -> Result<Payment, String> {
+    let story: Story = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let conversion = match (story.counter_minor_units, story.counter_currency, story.rate) {
+        (Some(minor), Some(code), Some(rate)) => Some(PaymentConversion {
+            counter_amount: Currency::parse(&code)
+                .and_then(|c| Amount::from_minor_units(minor, c))
+                .map_err(|e| e.to_string())?,
+            rate: crate::model::Rate::parse(&rate).map_err(|e| e.to_string())?,
+        }),
+        (None, None, None) => None,
+        _ => return Err("a conversion needs its amount, currency and rate".into()),
+    };
+    let return_state = match (story.return_state.as_deref(), story.return_reason, story.return_id) {
+        (None, None, None) => ReturnState::None,
+        (Some(state), Some(reason), Some(return_id)) => {
+            let reason = ReasonCode::parse(&reason).map_err(|e| e.to_string())?;
+            match state {
+                "returning" => ReturnState::Returning { reason, return_id },
+                "returned" => ReturnState::Returned { reason, return_id },
+                other => return Err(format!("unknown return state {other:?}")),
+            }
+        }
+        _ => return Err("a return needs its state, reason and id".into()),
+    };
+    let recall = match (story.recall_case_id, story.recall_message_id, story.recall_status, story.recall_reason) {
+        (None, None, None, None) => None,
+        (Some(case_id), Some(message_id), Some(status), Some(reason)) => Some(Recall {
+            case_id,
+            message_id: MessageId::parse(&message_id).map_err(|e| e.to_string())?,
+            status: crate::model::InvestigationStatus::parse(&status).map_err(|e| e.to_string())?,
+            reason: ReasonCode::parse(&reason).map_err(|e| e.to_string())?,
+        }),
+        _ => return Err("a recall needs its case, message, status and reason".into()),
+    };
+    Ok(Payment { conversion, return_state, recall, ..payment })
+}
+
 fn recover_payments(connection: &Connection) -> Result<Vec<Payment>, StoreError> {
     let mut statement = connection.prepare(
         "SELECT uetr, message_id, direction, counterparty, debtor_account, creditor_account, minor_units, currency,
-                status, reason, detail
+                status, reason, detail, story
          FROM payments ORDER BY seq",
     )?;
     let mut rows = statement.query([])?;
@@ -361,6 +450,14 @@ fn recover_payments(connection: &Connection) -> Result<Vec<Payment>, StoreError>
             status: PaymentStatus::parse(&text(8)?).map_err(|e| corrupt("status", e))?,
             reason: reason.map(|r| ReasonCode::parse(&r)).transpose().map_err(|e| corrupt("reason", e))?,
             detail: text(10)?,
+            conversion: None,
+            return_state: ReturnState::None,
+            recall: None,
+        };
+        let story: Option<String> = row.get(11)?;
+        let payment = match story {
+            None => payment,
+            Some(text) => story_from_json(&text, payment).map_err(|e| corrupt("payment story", e))?,
         };
         match places.get(&payment.uetr) {
             Some(place) => payments[*place] = payment,
@@ -411,8 +508,8 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
             transaction
                 .prepare_cached(
                     "INSERT INTO payments (uetr, message_id, direction, counterparty, debtor_account, creditor_account,
-                                           minor_units, currency, status, reason, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                                           minor_units, currency, status, reason, detail, story)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
                     p.uetr.to_string(),
@@ -426,6 +523,7 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
                     p.status.code(),
                     p.reason.map(|r| r.code()),
                     p.detail,
+                    story_to_json(p),
                 ])?;
         }
         BankChange::Processed(sender, message_id) => {

@@ -895,7 +895,7 @@ impl HubState {
                 let payment = self
                     .tracker
                     .check_return(sender, header.receiver, ret)
-                    .map_err(refused(Code::FailedPrecondition, None))?;
+                    .map_err(refused(Code::InvalidArgument, None))?;
                 // The conversion undone: the returner pays back what it received, the
                 // original sender gets back what it paid, the FX accounts reverse.
                 let (paid_back, restored, pair) = (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
@@ -910,13 +910,13 @@ impl HubState {
             Body::Camt056(request) => {
                 self.tracker
                     .check_recall(sender, header.receiver, request)
-                    .map_err(refused(Code::FailedPrecondition, None))?;
+                    .map_err(refused(Code::InvalidArgument, None))?;
                 self.tracker.record_recall(header.message_id.clone(), request, osn, unix_ms);
             }
             Body::Camt029(resolution) => {
                 self.tracker
                     .check_resolution(sender, header.receiver, resolution)
-                    .map_err(refused(Code::FailedPrecondition, None))?;
+                    .map_err(refused(Code::InvalidArgument, None))?;
                 self.tracker.record_resolution(header.message_id.clone(), resolution, osn, unix_ms);
             }
             Body::Camt053(_) => {}

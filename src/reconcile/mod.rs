@@ -27,19 +27,45 @@ pub struct HubRecord {
     pub sender: Bic,
     /// Receiver.
     pub receiver: Bic,
-    /// Amount.
+    /// Interbank settlement amount: what the receiver gets.
     pub amount: Amount,
+    /// What the sender instructed and pays (`amount` when not converted).
+    pub instructed: Amount,
     /// The receiver's final answer the hub relayed, if any.
     pub final_status: Option<PaymentStatus>,
     /// The receiver confirmed the pacs.008 processed.
     pub delivered_to_receiver: bool,
     /// The sender confirmed the status report processed.
     pub status_delivered_to_sender: bool,
+    /// The hub accepted and settled a return (pacs.004) of it.
+    pub returned: bool,
+    /// The sender confirmed the return processed.
+    pub return_delivered_to_sender: bool,
 }
 
 impl HubRecord {
     fn settled(&self) -> bool {
         matches!(self.final_status, Some(PaymentStatus::Acsc | PaymentStatus::Accc))
+    }
+
+    /// The amount `direction`'s bank books: the sender its instructed amount, the
+    /// receiver the settlement amount.
+    fn amount_at(&self, direction: Direction) -> Amount {
+        if direction == Direction::Outgoing { self.instructed } else { self.amount }
+    }
+
+    /// What the payment (and its return) moved on `bic`'s position, per currency.
+    fn position_effect(&self, bic: Bic, currency: Currency) -> i64 {
+        if !self.settled() {
+            return 0;
+        }
+        let mut effect = 0;
+        for (party, amount, sign) in [(self.sender, self.instructed, -1), (self.receiver, self.amount, 1)] {
+            if party == bic && amount.currency() == currency && !self.returned {
+                effect += sign * amount.minor_units();
+            }
+        }
+        effect
     }
 }
 
@@ -50,6 +76,8 @@ pub struct HubView {
     pub payments: Vec<HubRecord>,
     /// Each participant's net of settled payments per currency (received minus sent).
     pub settled_net: BTreeMap<(Bic, String), i64>,
+    /// Each rate agreement's FX account per currency: (pair, currency) to its net.
+    pub fx_net: BTreeMap<(String, String), i64>,
 }
 
 /// Which way a payment goes, seen from a bank.
@@ -72,10 +100,23 @@ pub struct BankRecord {
     pub direction: Direction,
     /// The other bank.
     pub counterparty: Bic,
-    /// Amount.
+    /// Amount as the bank booked it, in its own currency.
     pub amount: Amount,
     /// Status.
     pub status: PaymentStatus,
+    /// Where a return of it stands at the bank.
+    pub returned: ReturnView,
+}
+
+/// Where a return stands at a bank.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnView {
+    /// Not returned.
+    None,
+    /// Sent by the beneficiary's bank, not yet ACKed by the hub.
+    Returning,
+    /// Returned.
+    Returned,
 }
 
 /// One bank's side.
@@ -111,6 +152,9 @@ pub enum BreakKind {
     PositionMismatch,
     /// A bank's ledger does not balance.
     LedgerUnbalanced,
+    /// At the hub, the participants' positions and the FX accounts do not add up to
+    /// zero in a currency: value was created or lost.
+    ValueNotConserved,
 }
 
 impl BreakKind {
@@ -125,6 +169,7 @@ impl BreakKind {
             Self::AppliedTwice => "applied_twice",
             Self::PositionMismatch => "position_mismatch",
             Self::LedgerUnbalanced => "ledger_unbalanced",
+            Self::ValueNotConserved => "value_not_conserved",
         }
     }
 }
@@ -226,6 +271,7 @@ pub fn reconcile(hub: &HubView, banks: &[BankView]) -> Report {
         run.check_positions(hub, bank);
     }
     run.check_every_participant_read(hub);
+    run.check_conservation(hub);
     run.breaks.sort_by(|a, b| (a.kind, &a.participant, &a.uetr).cmp(&(b.kind, &b.participant, &b.uetr)));
     Report {
         breaks: run.breaks,
@@ -271,8 +317,8 @@ impl<'a> Reconciliation<'a> {
                 continue;
             };
             let counterparty = if direction == Direction::Outgoing { hub.receiver } else { hub.sender };
-            if record.amount != hub.amount {
-                let detail = format!("hub {}, bank {}", hub.amount, record.amount);
+            if record.amount != hub.amount_at(direction) {
+                let detail = format!("hub {}, bank {}", hub.amount_at(direction), record.amount);
                 self.add(BreakKind::AmountMismatch, Some(uetr), bank, detail);
             }
             if record.message_id != hub.message_id
@@ -286,6 +332,47 @@ impl<'a> Reconciliation<'a> {
                 self.add(BreakKind::ReferenceMismatch, Some(uetr), bank, detail);
             }
             self.check_status(hub, record, bank, direction);
+            self.check_return(hub, record, bank, direction);
+        }
+    }
+
+    /// Hub and bank agree on whether the payment was returned, once the return is no
+    /// longer moving: the returner's ACK or the original sender's delivery may lag.
+    fn check_return(&mut self, hub: &HubRecord, record: &BankRecord, bank: Bic, direction: Direction) {
+        let uetr = hub.uetr;
+        match (hub.returned, record.returned, direction) {
+            (true, ReturnView::Returned, _) | (false, ReturnView::None, _) => {}
+            // The returner sent it; the hub has not answered, or the answer is not processed.
+            (_, ReturnView::Returning, Direction::Incoming) => self.transit(uetr),
+            // The hub settled the return; the original sender has not processed it yet.
+            (true, ReturnView::None, Direction::Outgoing) if !hub.return_delivered_to_sender => self.transit(uetr),
+            (true, _, _) => {
+                let detail = format!("hub settled a return of it, the bank has it {:?}", record.returned);
+                self.add(BreakKind::StatusMismatch, Some(uetr), bank, detail);
+            }
+            (false, _, _) => {
+                let detail = format!("the bank has it {:?}, the hub settled no return of it", record.returned);
+                self.add(BreakKind::StatusMismatch, Some(uetr), bank, detail);
+            }
+        }
+    }
+
+    /// In each currency, the participants' settled nets and the FX accounts add up to
+    /// zero: conversions move value between currencies only through the agreements.
+    fn check_conservation(&mut self, hub: &HubView) {
+        let mut totals: BTreeMap<&str, i128> = BTreeMap::new();
+        for ((_, code), net) in &hub.settled_net {
+            *totals.entry(code).or_default() += i128::from(*net);
+        }
+        for ((_, code), net) in &hub.fx_net {
+            *totals.entry(code).or_default() += i128::from(*net);
+        }
+        let hub_bic = Bic::parse(crate::tls::HUB_BIC).expect("valid");
+        for (code, total) in totals.into_iter().filter(|(_, total)| *total != 0) {
+            let detail = format!(
+                "in {code}, the participants' settled positions and the FX accounts add up to {total} minor units, not 0"
+            );
+            self.add(BreakKind::ValueNotConserved, None, hub_bic, detail);
         }
     }
 
@@ -420,17 +507,8 @@ impl<'a> Reconciliation<'a> {
             let hub_excluded: i64 = self
                 .hub
                 .values()
-                .filter(|p| p.settled() && self.excluded.contains(&p.uetr) && p.amount.currency() == currency)
-                .map(|p| {
-                    let minor = p.amount.minor_units();
-                    if p.receiver == bank.bic {
-                        minor
-                    } else if p.sender == bank.bic {
-                        -minor
-                    } else {
-                        0
-                    }
-                })
+                .filter(|p| self.excluded.contains(&p.uetr))
+                .map(|p| p.position_effect(bank.bic, currency))
                 .sum();
             let hub_net = hub_net - hub_excluded;
             if hub_net != bank_balance {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tokio_stream::StreamExt as _;
 
-use super::{BankRecord, BankView, Direction, HubRecord, HubView};
+use super::{BankRecord, BankView, Direction, HubRecord, HubView, ReturnView};
 use crate::bank::{self, SqliteBankStore, statement::account_statement};
 use crate::directory::Directory;
 use crate::hub::{self, HubPayment};
@@ -24,9 +24,12 @@ impl From<&HubPayment> for HubRecord {
             sender: p.sender,
             receiver: p.receiver,
             amount: p.amount,
+            instructed: p.instructed,
             final_status: p.final_status(),
             delivered_to_receiver: p.delivered_unix_ms.is_some(),
             status_delivered_to_sender: p.status.as_ref().is_some_and(|s| s.delivered_unix_ms.is_some()),
+            returned: p.returned.is_some(),
+            return_delivered_to_sender: p.returned.as_ref().is_some_and(|r| r.delivered_unix_ms.is_some()),
         }
     }
 }
@@ -43,6 +46,11 @@ impl From<&bank::Payment> for BankRecord {
             counterparty: p.counterparty,
             amount: p.amount,
             status: p.status,
+            returned: match p.return_state {
+                bank::ReturnState::None => ReturnView::None,
+                bank::ReturnState::Returning { .. } => ReturnView::Returning,
+                bank::ReturnState::Returned { .. } => ReturnView::Returned,
+            },
         }
     }
 }
@@ -62,6 +70,7 @@ pub fn offline(
             .positions()
             .map(|(bic, currency, p)| ((bic, currency.code().to_owned()), p.settled_net))
             .collect(),
+        fx_net: positions.fx_positions().map(|l| ((l.pair.to_string(), l.currency.to_string()), l.net)).collect(),
     };
     let mut banks = Vec::new();
     for (bic, _) in directory.participants() {
@@ -113,9 +122,12 @@ fn hub_record(p: pb::HubPayment) -> Result<HubRecord, String> {
         sender: field(Bic::parse(&p.sender_bic), &what)?,
         receiver: field(Bic::parse(&p.receiver_bic), &what)?,
         amount: amount(p.amount, &what)?,
+        instructed: amount(p.instructed_amount, &what)?,
         final_status: status(p.status, &what)?.filter(PaymentStatus::is_final),
         delivered_to_receiver: p.delivered_to_receiver,
         status_delivered_to_sender: p.status_delivered_to_sender,
+        returned: p.returned,
+        return_delivered_to_sender: p.return_delivered_to_sender,
     })
 }
 
@@ -132,6 +144,12 @@ fn bank_record(p: pb::Payment) -> Result<BankRecord, String> {
         counterparty: field(Bic::parse(&p.counterparty_bic), &what)?,
         amount: amount(p.amount, &what)?,
         status: status(p.status, &what)?.ok_or_else(|| format!("{what}: no status"))?,
+        returned: match pb::ReturnState::try_from(p.return_state) {
+            Ok(pb::ReturnState::Returning) => ReturnView::Returning,
+            Ok(pb::ReturnState::Returned) => ReturnView::Returned,
+            Ok(pb::ReturnState::None | pb::ReturnState::Unspecified) => ReturnView::None,
+            Err(_) => return Err(format!("{what}: unknown return state {}", p.return_state)),
+        },
     })
 }
 
@@ -151,9 +169,13 @@ pub async fn live(
         hub.payments.push(hub_record(payment.map_err(|s| grpc("hub", s))?)?);
     }
     let positions = admin.list_positions(pb::ListPositionsRequest {}).await.map_err(|s| grpc("hub", s))?;
-    for p in positions.into_inner().positions.into_iter().filter(|p| !p.currency.is_empty()) {
+    let positions = positions.into_inner();
+    for p in positions.positions.into_iter().filter(|p| !p.currency.is_empty()) {
         let bic = field(Bic::parse(&p.participant_bic), "hub position")?;
         hub.settled_net.insert((bic, p.currency), p.settled_net);
+    }
+    for fx in positions.fx_positions {
+        hub.fx_net.insert((fx.currency_pair, fx.currency), fx.settled_net);
     }
     let mut views = Vec::new();
     for (bic, url) in banks {

@@ -252,6 +252,8 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     let mut orders_refused = 0;
     for planned in plan(config) {
         let request = pb::SubmitPaymentRequest {
+            settlement_currency: String::new(),
+            quote_id: String::new(),
             debtor_account: planned.debtor.into(),
             creditor_agent_bic: bics[planned.to].to_string(),
             creditor_account: planned.creditor.clone(),

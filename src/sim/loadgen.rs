@@ -347,6 +347,8 @@ async fn prepare(client: &mut BankServiceClient<Channel>) -> Result<(), String> 
 
 fn order(to: Bic) -> pb::SubmitPaymentRequest {
     pb::SubmitPaymentRequest {
+        settlement_currency: String::new(),
+        quote_id: String::new(),
         debtor_account: ACCOUNT.into(),
         creditor_agent_bic: to.to_string(),
         creditor_account: ACCOUNT.into(),

@@ -40,6 +40,7 @@ pub fn sample_credit_transfer(sender: Bic, receiver: Bic) -> Message {
     let uetr = Uetr::generate();
     let cny = Currency::parse("CNY").expect("CNY is ISO 4217");
     let transfer = CreditTransfer {
+        conversion: None,
         instruction_id: "INSTR-1".into(),
         end_to_end_id: "E2E-1".into(),
         uetr,

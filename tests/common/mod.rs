@@ -40,6 +40,7 @@ pub fn credit_transfer(uetr: Uetr) -> CreditTransfer {
         end_to_end_id: "E2E-1".into(),
         uetr,
         amount: amount("1234.56", "RUB"),
+        conversion: None,
         settlement_date: date!(2026 - 11 - 28),
         charge_bearer: ChargeBearer::Shar,
         debtor: Party::new("Ivan Petrov", "RU-0001").unwrap(),
@@ -67,6 +68,7 @@ pub fn every_message_type() -> Vec<Message> {
         original_message_id: original.clone(),
         uetr,
         returned_amount: amount("10.00", "RUB"),
+        conversion: None,
         reason: ReasonCode::Ac04,
         additional_information: String::new(),
     });

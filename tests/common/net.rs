@@ -83,6 +83,8 @@ pub fn order(to: &str, account: &str, amount: &str) -> corridor::bank::PaymentOr
         amount: amount.into(),
         currency: "CNY".into(),
         remittance_information: "test".into(),
+        settlement_currency: String::new(),
+        quote_id: String::new(),
     }
 }
 
