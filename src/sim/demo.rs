@@ -1,5 +1,7 @@
-//! `corridor demo`: a hub and a few banks on loopback, a stream of payments among
-//! them (some deliberately refused), and a readable account of what happened.
+//! `corridor demo`: a hub and a few banks on loopback, each paying in its own country's
+//! currency under the hub's bilateral rate agreements, a stream of payments among them
+//! (some deliberately refused), a return and recalls after they settle, and a readable
+//! account of what happened, per currency.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,17 +17,23 @@ use crate::reconcile::Report;
 use crate::reconcile::sources::reconcile_live;
 
 /// Banks the demo can start: fictional BICs in countries that built SWIFT alternatives
-/// (SPFS, SEPAM, CIPS, SFMS) and in their partners.
-pub const DEMO_BANKS: [(&str, &str); 8] = [
-    ("CRDARUMMXXX", "Russia"),
-    ("CRDBIRTHXXX", "Iran"),
-    ("CRDCCNSHXXX", "China"),
-    ("CRDDINBBXXX", "India"),
-    ("CRDEBRSPXXX", "Brazil"),
-    ("CRDFZAJJXXX", "South Africa"),
-    ("CRDGTRISXXX", "Turkey"),
-    ("CRDHAEADXXX", "United Arab Emirates"),
+/// (SPFS, SEPAM, CIPS, SFMS) and in their partners, with each country's currency and
+/// roughly how many units of it a US dollar bought (in hundredths), which sets the demo's
+/// agreed rates and keeps its amounts of similar value in every currency.
+pub const DEMO_BANKS: [(&str, &str, &str, u64); 8] = [
+    ("CRDARUMMXXX", "Russia", "RUB", 9_000),
+    ("CRDBIRTHXXX", "Iran", "IRR", 4_200_000),
+    ("CRDCCNSHXXX", "China", "CNY", 720),
+    ("CRDDINBBXXX", "India", "INR", 8_400),
+    ("CRDEBRSPXXX", "Brazil", "BRL", 540),
+    ("CRDFZAJJXXX", "South Africa", "ZAR", 1_850),
+    ("CRDGTRISXXX", "Turkey", "TRY", 3_400),
+    ("CRDHAEADXXX", "United Arab Emirates", "AED", 367),
 ];
+/// `--currency` value for "each bank in its own country's currency".
+pub const HOME_CURRENCIES: &str = "home";
+/// The network's margin on every demo agreement, in basis points.
+const DEMO_SPREAD_BPS: u32 = 25;
 /// Most payments one demo sends.
 pub const DEMO_PAYMENTS_MAX: usize = 100_000;
 /// Customers each demo bank opens.
@@ -47,7 +55,7 @@ pub struct DemoConfig {
     pub payments: usize,
     /// Seed of the workload: the same seed sends the same payments.
     pub seed: u64,
-    /// Currency of every account and payment.
+    /// Currency of every account and payment, or [`HOME_CURRENCIES`] for each bank's own.
     pub currency: String,
     /// Where to keep the network (PKI and data); a temporary directory when `None`.
     pub data: Option<std::path::PathBuf>,
@@ -55,13 +63,13 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { banks: 4, payments: 20, seed: 2026, currency: "CNY".into(), data: None }
+        Self { banks: 4, payments: 20, seed: 2026, currency: HOME_CURRENCIES.into(), data: None }
     }
 }
 
 impl DemoConfig {
-    /// Checks the configuration.
-    pub fn validate(&self) -> Result<Currency, String> {
+    /// Checks the configuration; returns each bank's currency.
+    pub fn validate(&self) -> Result<Vec<Currency>, String> {
         if !(2..=DEMO_BANKS.len()).contains(&self.banks) {
             return Err(format!("--banks must be between 2 and {} (got {})", DEMO_BANKS.len(), self.banks));
         }
@@ -71,8 +79,31 @@ impl DemoConfig {
                 self.payments
             ));
         }
-        Currency::parse(&self.currency).map_err(|e| format!("--currency: {}", e.rule))
+        if self.currency == HOME_CURRENCIES {
+            return Ok(DEMO_BANKS[..self.banks]
+                .iter()
+                .map(|(.., code, _)| Currency::parse(code).expect("demo currencies are ISO 4217"))
+                .collect());
+        }
+        let currency = Currency::parse(&self.currency)
+            .map_err(|e| format!("--currency: {} (or {HOME_CURRENCIES} for each bank's own)", e.rule))?;
+        Ok(vec![currency; self.banks])
     }
+
+    /// Units of bank `index`'s currency a dollar buys, in hundredths (1 when every bank
+    /// uses one currency: then amounts are as given).
+    fn per_dollar(&self, index: usize) -> u64 {
+        if self.currency == HOME_CURRENCIES { DEMO_BANKS[index].3 } else { 100 }
+    }
+}
+
+/// The demo's agreed rate from `from`'s currency into `to`'s: the ratio of what a dollar
+/// buys, to 8 decimals (rounded half up), as decimal text.
+fn demo_rate(from: u64, to: u64) -> String {
+    let scaled = (u128::from(to) * 100_000_000 * 2 + u128::from(from)) / (2 * u128::from(from));
+    let text = format!("{scaled:09}");
+    let (whole, fraction) = text.split_at(text.len() - 8);
+    format!("{whole}.{fraction}")
 }
 
 /// One rejected payment in the summary.
@@ -118,6 +149,48 @@ pub struct BankSummary {
     pub balances: Vec<BalanceLine>,
 }
 
+/// One currency in the summary: what was paid in it and into it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CurrencySummary {
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Payments instructed in it (settled or rejected).
+    pub payments_out: usize,
+    /// Total of those that settled, decimal text.
+    pub paid_out: String,
+    /// Settled payments received in it (after conversion).
+    pub payments_in: usize,
+    /// Their total, decimal text.
+    pub received: String,
+    /// Of those instructed in it and settled, how many were converted into another currency.
+    pub converted: usize,
+    /// Of those instructed in it, how many were returned (and so came back in it).
+    pub returned: usize,
+}
+
+/// A return or a recall the demo made, and how it ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseLine {
+    /// What: "return", "recall accepted" or "recall refused".
+    pub kind: String,
+    /// UETR of the payment.
+    pub uetr: String,
+    /// Its sender.
+    pub from: String,
+    /// Its receiver.
+    pub to: String,
+    /// What the sender paid, with currency.
+    pub paid: String,
+    /// What the receiver got, with currency.
+    pub received: String,
+    /// ISO reason code.
+    pub reason_code: String,
+    /// How it ended at the sender, in a sentence.
+    pub outcome: String,
+    /// True once it ended as the demo expected.
+    pub done: bool,
+}
+
 /// What the demo did.
 #[derive(Clone, Debug, Serialize)]
 pub struct DemoSummary {
@@ -137,6 +210,10 @@ pub struct DemoSummary {
     pub ledgers_balanced: bool,
     /// The rejections with reasons.
     pub rejections: Vec<Rejection>,
+    /// Per currency.
+    pub currencies: Vec<CurrencySummary>,
+    /// The returns and recalls after settlement.
+    pub cases: Vec<CaseLine>,
     /// Per bank.
     pub banks: Vec<BankSummary>,
     /// The reconciliation of the hub with every bank at the end.
@@ -147,7 +224,11 @@ impl DemoSummary {
     /// True when the demo succeeded: every order sent, every payment final, every
     /// ledger balanced.
     pub fn ok(&self) -> bool {
-        self.orders_refused == 0 && self.all_final && self.ledgers_balanced && self.reconciliation.is_clean()
+        self.orders_refused == 0
+            && self.all_final
+            && self.ledgers_balanced
+            && self.cases.iter().all(|c| c.done)
+            && self.reconciliation.is_clean()
     }
 }
 
@@ -157,7 +238,8 @@ struct PlannedPayment {
     to: usize,
     debtor: &'static str,
     creditor: String,
-    minor_units: i64,
+    /// Its value in US cents: the amount in the sender's currency follows from it.
+    cents: u64,
 }
 
 fn plan(config: &DemoConfig) -> Vec<PlannedPayment> {
@@ -178,7 +260,7 @@ fn plan(config: &DemoConfig) -> Vec<PlannedPayment> {
                 // The last customer of the last bank is blocked; it never pays.
                 debtor: CUSTOMERS[rng.below(CUSTOMERS.len() as u64 - 1) as usize],
                 creditor,
-                minor_units: 100 + rng.below(500_000) as i64,
+                cents: 100 + rng.below(500_000),
             }
         })
         .collect()
@@ -206,7 +288,7 @@ async fn balances(client: &mut BankServiceClient<Channel>) -> Result<(Balances, 
 
 /// Runs the demo and returns its summary. `progress` hears each step, for people.
 pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Result<DemoSummary, String> {
-    let currency = config.validate()?;
+    let currencies = config.validate()?;
     // Kept in `--data` when given (a new directory), else in one removed at the end.
     let temporary;
     let dir = match &config.data {
@@ -224,23 +306,30 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
         }
     };
     let bics: Vec<Bic> =
-        DEMO_BANKS[..config.banks].iter().map(|(bic, _)| Bic::parse(bic).expect("valid")).collect();
+        DEMO_BANKS[..config.banks].iter().map(|(bic, ..)| Bic::parse(bic).expect("valid")).collect();
     progress(&format!("Creating a demo PKI for {} banks in {}", bics.len(), dir.display()));
     let mut network = LocalNetwork::create(&dir, &bics).await?;
     progress(&format!("Hub listening on {} (mTLS)", network.hub_url));
+    set_agreements(&network, config, &currencies, progress).await?;
     // Enough for every payment to go one way: the demo shows messaging, not a liquidity squeeze.
-    let liquidity = (PAYMENT_MAX * config.payments.max(1) as u64).to_string();
-    network.fund_all(&config.currency, &liquidity).await?;
-    progress(&format!("Hub operator prefunds each bank's position with {liquidity} {currency}"));
+    let mut admin = network.admin().await?;
+    for (index, bic) in bics.iter().enumerate() {
+        let liquidity = major_units(PAYMENT_MAX * config.payments.max(1) as u64, config.per_dollar(index));
+        let request =
+            pb::FundRequest { participant_bic: bic.to_string(), currency: currencies[index].to_string(), amount: liquidity.clone() };
+        admin.fund(request).await.map_err(|e| format!("funding {bic}: {}", e.message()))?;
+        progress(&format!("Hub operator prefunds {bic}'s position with {liquidity} {}", currencies[index]));
+    }
     let mut clients = Vec::new();
     for (index, bic) in bics.iter().enumerate() {
         network.start_bank(*bic).await?;
         progress(&format!(
-            "Bank {bic} ({}) serving its operators on {}",
-            DEMO_BANKS[index].1, network.banks[index].url
+            "Bank {bic} ({}, {}) serving its operators on {}",
+            DEMO_BANKS[index].1, currencies[index], network.banks[index].url
         ));
         let mut client = network.operator(index).await?;
-        open_accounts(&mut client, &config.currency, index + 1 == bics.len(), config.payments).await?;
+        let deposit = major_units(OPENING_DEPOSIT + PAYMENT_MAX * config.payments as u64, config.per_dollar(index));
+        open_accounts(&mut client, currencies[index], index + 1 == bics.len(), &deposit).await?;
         clients.push(client);
     }
     let mut before = Vec::new();
@@ -251,15 +340,17 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     let mut sent = Vec::new();
     let mut orders_refused = 0;
     for planned in plan(config) {
+        let from_currency = currencies[planned.from];
+        let minor_units = (planned.cents * config.per_dollar(planned.from) / 100).max(1) as i64;
         let request = pb::SubmitPaymentRequest {
-            settlement_currency: String::new(),
-            quote_id: String::new(),
             debtor_account: planned.debtor.into(),
             creditor_agent_bic: bics[planned.to].to_string(),
             creditor_account: planned.creditor.clone(),
             creditor_name: format!("Customer {}", planned.creditor),
-            amount: format_minor_units(planned.minor_units, currency),
-            currency: config.currency.clone(),
+            amount: format_minor_units(minor_units, from_currency),
+            currency: from_currency.to_string(),
+            settlement_currency: currencies[planned.to].to_string(),
+            quote_id: String::new(),
             remittance_information: "Corridor demo".into(),
             end_to_end_id: String::new(),
         };
@@ -274,8 +365,11 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     }
     progress("Waiting for every payment's pacs.002");
     let finals = wait_final(&mut clients, &sent).await?;
+    let cases = after_settlement(&bics, &mut clients, &sent, &finals, progress).await?;
+    let finals = wait_final(&mut clients, &sent).await?;
     let mut summary = summarise(config, &bics, &mut clients, &before, &sent, finals).await?;
     summary.orders_refused = orders_refused;
+    summary.cases = cases;
     progress("Reconciling the hub's journal with every bank's records");
     let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
     summary.reconciliation =
@@ -292,19 +386,172 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     Ok(summary)
 }
 
+/// `dollars` worth of a currency that a dollar buys `per_dollar` hundredths of, in whole
+/// units, as decimal text.
+fn major_units(dollars: u64, per_dollar: u64) -> String {
+    (dollars * per_dollar).div_ceil(100).to_string()
+}
+
+/// The hub operator sets an agreement for every ordered pair of the banks' currencies.
+async fn set_agreements(
+    network: &LocalNetwork,
+    config: &DemoConfig,
+    currencies: &[Currency],
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let mut admin = network.admin().await?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (from, from_currency) in currencies.iter().enumerate() {
+        for (to, to_currency) in currencies.iter().enumerate() {
+            if from_currency == to_currency || !seen.insert((*from_currency, *to_currency)) {
+                continue;
+            }
+            let agreement = pb::RateAgreement {
+                currency_pair: format!("{from_currency}/{to_currency}"),
+                rate: demo_rate(config.per_dollar(from), config.per_dollar(to)),
+                spread_bps: DEMO_SPREAD_BPS,
+                ..Default::default()
+            };
+            let request = pb::SetAgreementRequest { agreement: Some(agreement) };
+            let set = admin.set_agreement(request).await.map_err(|e| format!("agreement: {}", e.message()))?;
+            let set = set.into_inner().agreement.unwrap_or_default();
+            progress(&format!(
+                "Rate agreement {}: {} less {} bp spread = {} applied",
+                set.currency_pair, set.rate, set.spread_bps, set.applied_rate
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// After the payments settle: the receiver of one settled payment returns it (AC04, the
+/// account was closed), the sender of another recalls it (DUPL) and the receiver accepts,
+/// and the sender of a third recalls it (CUST) and the receiver refuses (NOAS). Cross-
+/// currency payments are preferred, so that the conversion back shows.
+async fn after_settlement(
+    bics: &[Bic],
+    clients: &mut [BankServiceClient<Channel>],
+    sent: &[(usize, String)],
+    finals: &BTreeMap<String, pb::Payment>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<CaseLine>, String> {
+    let mut settled: Vec<(usize, &pb::Payment)> = sent
+        .iter()
+        .filter_map(|(from, uetr)| finals.get(uetr).map(|p| (*from, p)))
+        .filter(|(_, p)| p.status == pb::PaymentStatus::Acsc as i32)
+        .collect();
+    // Converted ones first, in the order sent.
+    settled.sort_by_key(|(_, p)| p.exchange_rate.is_empty());
+    let to_index = |p: &pb::Payment| bics.iter().position(|b| b.as_str() == p.counterparty_bic);
+    let mut cases = Vec::new();
+    let kinds = [("return", "AC04"), ("recall accepted", "DUPL"), ("recall refused", "CUST")];
+    for ((kind, reason), (from, payment)) in kinds.into_iter().zip(settled) {
+        let Some(to) = to_index(payment) else { continue };
+        let uetr = payment.uetr.clone();
+        let status = |s: tonic::Status| format!("{kind} of {uetr}: {}", s.message());
+        match kind {
+            "return" => {
+                progress(&format!("{} returns payment {uetr} to {} (pacs.004, AC04: account closed)", bics[to], bics[from]));
+                let request = pb::ReturnPaymentRequest {
+                    uetr: uetr.clone(),
+                    reason_code: reason.into(),
+                    additional_information: "beneficiary account closed".into(),
+                };
+                clients[to].return_payment(request).await.map_err(status)?;
+            }
+            _ => {
+                progress(&format!("{} recalls payment {uetr} from {} (camt.056, {reason})", bics[from], bics[to]));
+                let request = pb::RecallPaymentRequest {
+                    uetr: uetr.clone(),
+                    reason_code: reason.into(),
+                    additional_information: "demo recall".into(),
+                };
+                clients[from].recall_payment(request).await.map_err(status)?;
+                let accept = kind == "recall accepted";
+                wait_for(&mut clients[to], &uetr, |p| p.recall_status == pb::InvestigationStatus::Pdcr as i32).await?;
+                progress(&format!(
+                    "{} {} the recall (camt.029 {})",
+                    bics[to],
+                    if accept { "accepts" } else { "refuses" },
+                    if accept { "CNCL, then the funds back with a pacs.004 FOCR" } else { "RJCR, NOAS: no answer from the customer" }
+                ));
+                let request = pb::AnswerRecallRequest {
+                    uetr: uetr.clone(),
+                    accept,
+                    reason_code: if accept { String::new() } else { "NOAS".into() },
+                    additional_information: "demo answer".into(),
+                };
+                clients[to].answer_recall(request).await.map_err(status)?;
+            }
+        }
+        let returned = kind != "recall refused";
+        let ended = wait_for(&mut clients[from], &uetr, |p| {
+            if returned {
+                p.return_state == pb::ReturnState::Returned as i32
+            } else {
+                p.recall_status == pb::InvestigationStatus::Rjcr as i32
+            }
+        })
+        .await?;
+        let money = |m: Option<&pb::Money>| {
+            m.and_then(|m| Currency::parse(&m.currency).ok().map(|c| format!("{} {c}", format_minor_units(m.minor_units, c))))
+                .unwrap_or_default()
+        };
+        let paid = money(payment.amount.as_ref());
+        let received = money(payment.counter_amount.as_ref().or(payment.amount.as_ref()));
+        cases.push(CaseLine {
+            kind: kind.into(),
+            uetr,
+            from: bics[from].to_string(),
+            to: bics[to].to_string(),
+            outcome: match &ended {
+                Some(p) if returned => format!("{paid} back to {} at the original rate", p.debtor_account),
+                Some(p) => format!("refused ({})", p.recall_reason_code),
+                None => "did not end in time".into(),
+            },
+            done: ended.is_some(),
+            paid,
+            received,
+            reason_code: reason.into(),
+        });
+    }
+    Ok(cases)
+}
+
+/// Polls bank `client`'s payment `uetr` until `done` holds (bounded): the payment then,
+/// or `None` if it never did.
+async fn wait_for(
+    client: &mut BankServiceClient<Channel>,
+    uetr: &str,
+    done: impl Fn(&pb::Payment) -> bool,
+) -> Result<Option<pb::Payment>, String> {
+    let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let request = pb::GetPaymentRequest { uetr: uetr.into() };
+        let payment = client.get_payment(request).await.map_err(|s| s.message().to_owned())?;
+        let payment = payment.into_inner().payment.unwrap_or_default();
+        if done(&payment) {
+            return Ok(Some(payment));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn open_accounts(
     client: &mut BankServiceClient<Channel>,
-    currency: &str,
+    currency: Currency,
     block_last: bool,
-    payments: usize,
+    deposit: &str,
 ) -> Result<(), String> {
-    let deposit = OPENING_DEPOSIT + PAYMENT_MAX * payments as u64;
     for customer in CUSTOMERS {
         let request = pb::OpenAccountRequest {
             account_id: customer.into(),
-            currency: currency.into(),
+            currency: currency.to_string(),
             name: format!("Customer {customer}"),
-            opening_deposit: deposit.to_string(),
+            opening_deposit: deposit.into(),
         };
         client.open_account(request).await.map_err(|s| s.message().to_owned())?;
     }
@@ -392,6 +639,8 @@ async fn summarise(
         });
     }
     Ok(DemoSummary {
+        currencies: per_currency(&finals),
+        cases: Vec::new(),
         reconciliation: Report::default(),
         seed: config.seed,
         orders_refused: 0,
@@ -403,6 +652,52 @@ async fn summarise(
         rejections,
         banks,
     })
+}
+
+/// What was paid in and into each currency, from the senders' final records.
+fn per_currency(finals: &BTreeMap<String, pb::Payment>) -> Vec<CurrencySummary> {
+    #[derive(Default)]
+    struct Totals {
+        out: (usize, i64),
+        into: (usize, i64),
+        converted: usize,
+        returned: usize,
+    }
+    fn entry<'a>(totals: &'a mut BTreeMap<String, (Currency, Totals)>, money: &pb::Money) -> Option<&'a mut Totals> {
+        let currency = Currency::parse(&money.currency).ok()?;
+        Some(&mut totals.entry(money.currency.clone()).or_insert_with(|| (currency, Totals::default())).1)
+    }
+    let mut totals: BTreeMap<String, (Currency, Totals)> = BTreeMap::new();
+    for payment in finals.values() {
+        let Some(paid) = payment.amount.as_ref() else { continue };
+        let settled = payment.status == pb::PaymentStatus::Acsc as i32;
+        if let Some(t) = entry(&mut totals, paid) {
+            t.out.0 += 1;
+            if settled {
+                t.out.1 = t.out.1.saturating_add(paid.minor_units);
+                t.converted += usize::from(payment.counter_amount.is_some());
+            }
+            t.returned += usize::from(payment.return_state == pb::ReturnState::Returned as i32);
+        }
+        if settled {
+            let received = payment.counter_amount.as_ref().unwrap_or(paid);
+            if let Some(t) = entry(&mut totals, received) {
+                t.into = (t.into.0 + 1, t.into.1.saturating_add(received.minor_units));
+            }
+        }
+    }
+    totals
+        .into_iter()
+        .map(|(code, (currency, t))| CurrencySummary {
+            currency: code,
+            payments_out: t.out.0,
+            paid_out: format_minor_units(t.out.1, currency),
+            payments_in: t.into.0,
+            received: format_minor_units(t.into.1, currency),
+            converted: t.converted,
+            returned: t.returned,
+        })
+        .collect()
 }
 
 /// The summary as text for a person.
@@ -428,6 +723,31 @@ pub fn render(summary: &DemoSummary) -> String {
             out.push_str(&format!(
                 "  {}  {} -> {}  {:>14}  {}  {}\n",
                 r.uetr, r.from, r.to, r.amount, r.reason_code, r.detail
+            ));
+        }
+    }
+    if !summary.currencies.is_empty() {
+        out.push_str(
+            "\nPer currency (sent: payments instructed in it; paid: of those, what settled; received: settled \
+             into it after conversion):\n",
+        );
+        out.push_str(&format!(
+            "  {:<4} {:>5} {:>22} {:>5} {:>22} {:>10} {:>9}\n",
+            "", "sent", "paid", "recd", "received", "converted", "returned"
+        ));
+        for c in &summary.currencies {
+            out.push_str(&format!(
+                "  {:<4} {:>5} {:>22} {:>5} {:>22} {:>10} {:>9}\n",
+                c.currency, c.payments_out, c.paid_out, c.payments_in, c.received, c.converted, c.returned
+            ));
+        }
+    }
+    if !summary.cases.is_empty() {
+        out.push_str("\nAfter settlement (returns and recalls):\n");
+        for c in &summary.cases {
+            out.push_str(&format!(
+                "  {:<16} {}  {} -> {}  paid {}, received {}  {}: {}\n",
+                c.kind, c.uetr, c.from, c.to, c.paid, c.received, c.reason_code, c.outcome
             ));
         }
     }

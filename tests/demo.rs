@@ -1,0 +1,49 @@
+//! `corridor demo` across currencies: the demo network pays in each bank's own currency
+//! under the hub's rate agreements, returns one payment and recalls two after they
+//! settle, and its summary reports them per currency; the network reconciles clean.
+
+use corridor::sim::demo::{DemoConfig, render, run_demo};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_pays_across_currencies_returns_and_recalls_and_reconciles_clean() {
+    let config = DemoConfig { banks: 4, payments: 16, seed: 11, ..DemoConfig::default() };
+    let mut steps = Vec::new();
+    let summary = run_demo(&config, &mut |step: &str| steps.push(step.to_owned())).await.unwrap();
+    let text = render(&summary);
+    assert!(summary.ok(), "{text}");
+    assert_eq!(summary.orders_refused, 0, "{text}");
+
+    // Four banks, four currencies; each paid in and converted.
+    let currencies: Vec<&str> = summary.currencies.iter().map(|c| c.currency.as_str()).collect();
+    assert_eq!(currencies, ["CNY", "INR", "IRR", "RUB"], "{text}");
+    let converted: usize = summary.currencies.iter().map(|c| c.converted).sum();
+    assert!(converted >= 3, "cross-currency payments: {converted}\n{text}");
+    let paid: usize = summary.currencies.iter().map(|c| c.payments_out).sum();
+    assert_eq!(paid, summary.payments_sent, "every payment is counted in its currency\n{text}");
+    let received: usize = summary.currencies.iter().map(|c| c.payments_in).sum();
+    assert_eq!(received, summary.payments_settled, "{text}");
+
+    // One return and two recalls (one accepted, one refused), each ended as expected.
+    let kinds: Vec<&str> = summary.cases.iter().map(|c| c.kind.as_str()).collect();
+    assert_eq!(kinds, ["return", "recall accepted", "recall refused"], "{text}");
+    assert!(summary.cases.iter().all(|c| c.done), "{text}");
+    let returned: usize = summary.currencies.iter().map(|c| c.returned).sum();
+    assert_eq!(returned, 2, "the return and the accepted recall came back\n{text}");
+
+    // The narration names the agreements, and the summary shows the per-currency table.
+    assert!(steps.iter().any(|s| s.starts_with("Rate agreement RUB/IRR")), "{steps:#?}");
+    assert!(text.contains("Per currency"), "{text}");
+    assert!(text.contains("After settlement (returns and recalls)"), "{text}");
+    assert!(summary.reconciliation.is_clean(), "{text}");
+}
+
+/// `--currency CNY` still runs a one-currency network: no agreements, nothing converted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_currency_demo_converts_nothing() {
+    let config = DemoConfig { banks: 3, payments: 6, seed: 3, currency: "CNY".into(), ..DemoConfig::default() };
+    let summary = run_demo(&config, &mut |_: &str| {}).await.unwrap();
+    let text = render(&summary);
+    assert!(summary.ok(), "{text}");
+    assert_eq!(summary.currencies.len(), 1, "{text}");
+    assert_eq!(summary.currencies[0].converted, 0, "{text}");
+}
