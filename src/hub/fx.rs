@@ -108,7 +108,8 @@ impl Agreement {
         let r: AgreementRecord = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let pair = CurrencyPair::parse(&r.pair).map_err(|e| e.to_string())?;
         let rate = Rate::parse(&r.rate).map_err(|e| e.to_string())?;
-        Self::new(pair, rate, r.spread_bps, r.valid_from_unix_ms, r.valid_until_unix_ms).map_err(|e| e.to_string())
+        Self::new(pair, rate, r.spread_bps, r.valid_from_unix_ms, r.valid_until_unix_ms)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -172,7 +173,9 @@ impl FxDesk {
             (ReasonCode::Am11, format!("no rate agreement covers {pair}: the hub converts only under one"))
         })?;
         if !agreement.in_force_at(unix_ms) {
-            let until = agreement.valid_until_unix_ms.map_or_else(|| "without end".to_owned(), crate::model::wire::format_unix_ms);
+            let until = agreement
+                .valid_until_unix_ms
+                .map_or_else(|| "without end".to_owned(), crate::model::wire::format_unix_ms);
             return Err((
                 ReasonCode::Am11,
                 format!(
@@ -195,7 +198,8 @@ impl FxDesk {
         unix_ms: i64,
         ttl_ms: i64,
     ) -> Result<Quote, FxRefusal> {
-        let pair = CurrencyPair::new(instructed.currency(), to).map_err(|e| (ReasonCode::Am11, e.to_string()))?;
+        let pair =
+            CurrencyPair::new(instructed.currency(), to).map_err(|e| (ReasonCode::Am11, e.to_string()))?;
         let agreement = self.in_force(pair, unix_ms)?;
         let settlement = agreement.applied.convert(instructed, to).map_err(|e| (ReasonCode::Am12, e.rule))?;
         Ok(Quote {
@@ -228,11 +232,9 @@ impl FxDesk {
             .map_err(|e| (ReasonCode::Am11, e.to_string()))?;
         let expected = match &conversion.quote_id {
             Some(id) => {
-                let quote = self
-                    .quotes
-                    .get(id)
-                    .filter(|q| q.participant == sender)
-                    .ok_or_else(|| (ReasonCode::Am12, format!("no quote {id} for {sender} (unknown, used or expired)")))?;
+                let quote = self.quotes.get(id).filter(|q| q.participant == sender).ok_or_else(|| {
+                    (ReasonCode::Am12, format!("no quote {id} for {sender} (unknown, used or expired)"))
+                })?;
                 if unix_ms >= quote.expires_unix_ms {
                     return Err((
                         ReasonCode::Tm01,
@@ -242,7 +244,9 @@ impl FxDesk {
                         ),
                     ));
                 }
-                if quote.instructed != conversion.instructed || quote.settlement.currency() != settlement.currency() {
+                if quote.instructed != conversion.instructed
+                    || quote.settlement.currency() != settlement.currency()
+                {
                     return Err((
                         ReasonCode::Am12,
                         format!(
@@ -263,9 +267,14 @@ impl FxDesk {
                 Some(id) => format!("quote {id}"),
                 None => format!("the {pair} agreement in force (agreed rate less spread)"),
             };
-            return Err((ReasonCode::Am12, format!("rate {} does not match {source}, which is {expected}", conversion.rate)));
+            return Err((
+                ReasonCode::Am12,
+                format!("rate {} does not match {source}, which is {expected}", conversion.rate),
+            ));
         }
-        let converted = expected.convert(conversion.instructed, settlement.currency()).map_err(|e| (ReasonCode::Am12, e.rule))?;
+        let converted = expected
+            .convert(conversion.instructed, settlement.currency())
+            .map_err(|e| (ReasonCode::Am12, e.rule))?;
         if converted != settlement {
             return Err((
                 ReasonCode::Am12,
@@ -284,5 +293,104 @@ impl FxDesk {
         if let Some(id) = &conversion.quote_id {
             self.quotes.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amount(text: &str, code: &str) -> Amount {
+        Amount::parse(text, Currency::parse(code).unwrap()).unwrap()
+    }
+
+    fn desk() -> (FxDesk, Bic, Bic) {
+        let mut desk = FxDesk::default();
+        let pair = CurrencyPair::parse("RUB/IRR").unwrap();
+        let agreement =
+            Agreement::new(pair, Rate::parse("512.25").unwrap(), 25, 1_000, Some(100_000)).unwrap();
+        desk.set_agreement(agreement);
+        (desk, Bic::parse("AAAARUMMXXX").unwrap(), Bic::parse("BBBBRUMMXXX").unwrap())
+    }
+
+    fn conversion(instructed: &str, rate: &str, quote: Option<&str>) -> Conversion {
+        Conversion {
+            instructed: amount(instructed, "RUB"),
+            rate: Rate::parse(rate).unwrap(),
+            quote_id: quote.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_payment_must_apply_the_agreement_in_force_exactly() {
+        let (desk, a, _) = desk();
+        // 100.00 RUB at 512.25 less 25 bp = 510.969375: 51,096.9375 IRR, rounded to 51,096.94.
+        let good = conversion("100.00", "510.969375", None);
+        assert!(desk.check(a, &good, amount("51096.94", "IRR"), 2_000).is_ok());
+        let (reason, detail) = desk.check(a, &good, amount("51096.93", "IRR"), 2_000).unwrap_err();
+        assert_eq!(reason, ReasonCode::Am12, "{detail}");
+        assert!(detail.contains("51096.94"), "the refusal says what was expected: {detail}");
+        let (reason, detail) = desk
+            .check(a, &conversion("100.00", "512.25", None), amount("51225.00", "IRR"), 2_000)
+            .unwrap_err();
+        assert_eq!(reason, ReasonCode::Am12, "the agreed rate without its spread: {detail}");
+        // Before and after its validity, and for a pair without one: AM11.
+        for at in [999, 100_000] {
+            assert_eq!(desk.check(a, &good, amount("51096.94", "IRR"), at).unwrap_err().0, ReasonCode::Am11);
+        }
+        let cny = Conversion {
+            instructed: amount("100.00", "RUB"),
+            rate: Rate::parse("0.08").unwrap(),
+            quote_id: None,
+        };
+        assert_eq!(desk.check(a, &cny, amount("8.00", "CNY"), 2_000).unwrap_err().0, ReasonCode::Am11);
+    }
+
+    #[test]
+    fn a_quote_is_honoured_for_its_participant_until_it_expires_once() {
+        let (mut desk, a, b) = desk();
+        let quote = desk
+            .quote("Q1".into(), a, amount("100.00", "RUB"), Currency::parse("IRR").unwrap(), 2_000, 60_000)
+            .unwrap();
+        assert_eq!(quote.settlement, amount("51096.94", "IRR"));
+        desk.keep_quote(quote.clone(), 2_000);
+        // The agreement changes: the quote still holds at its own rate.
+        let pair = CurrencyPair::parse("RUB/IRR").unwrap();
+        desk.set_agreement(Agreement::new(pair, Rate::parse("600").unwrap(), 0, 1_000, None).unwrap());
+        let cited = conversion("100.00", "510.969375", Some("Q1"));
+        assert!(desk.check(a, &cited, quote.settlement, 61_999).is_ok());
+        assert_eq!(
+            desk.check(b, &cited, quote.settlement, 3_000).unwrap_err().0,
+            ReasonCode::Am12,
+            "not b's"
+        );
+        assert_eq!(
+            desk.check(a, &cited, quote.settlement, 62_000).unwrap_err().0,
+            ReasonCode::Tm01,
+            "expired"
+        );
+        let other_amount = conversion("200.00", "510.969375", Some("Q1"));
+        assert_eq!(
+            desk.check(a, &other_amount, amount("102193.88", "IRR"), 3_000).unwrap_err().0,
+            ReasonCode::Am12
+        );
+        desk.use_quote(&cited);
+        assert_eq!(
+            desk.check(a, &cited, quote.settlement, 3_000).unwrap_err().0,
+            ReasonCode::Am12,
+            "used once"
+        );
+    }
+
+    #[test]
+    fn agreements_and_quotes_survive_the_journal() {
+        let (desk, a, _) = desk();
+        let agreement = desk.agreements().next().unwrap().clone();
+        assert_eq!(Agreement::from_record(&agreement.to_record()).unwrap(), agreement);
+        let quote = desk
+            .quote("Q9".into(), a, amount("1.00", "RUB"), Currency::parse("IRR").unwrap(), 5_000, 1_000)
+            .unwrap();
+        assert_eq!(Quote::from_record(&quote.to_record()).unwrap(), quote);
+        assert!(Agreement::from_record("{}").is_err() && Quote::from_record("not json").is_err());
     }
 }

@@ -179,7 +179,11 @@ impl Positions {
 
     /// Every FX account's settled net, by pair then currency.
     pub fn fx_positions(&self) -> impl Iterator<Item = FxLine> + '_ {
-        self.fx.iter().map(|((pair, currency), (net, _))| FxLine { pair: *pair, currency: *currency, net: *net })
+        self.fx.iter().map(|((pair, currency), (net, _))| FxLine {
+            pair: *pair,
+            currency: *currency,
+            net: *net,
+        })
     }
 
     /// The settlement model.
@@ -345,15 +349,29 @@ impl Positions {
         let fx_updates = match pair {
             None => Vec::new(),
             Some(pair) => {
-                let (debit_side, credit_side) = (self.fx_entry(pair, debit.currency()), self.fx_entry(pair, credit.currency()));
+                let (debit_side, credit_side) =
+                    (self.fx_entry(pair, debit.currency()), self.fx_entry(pair, credit.currency()));
                 vec![
-                    ((pair, debit.currency()), (add(debit_side.0, debit_minor, "FX net")?, add(debit_side.1, debit_minor, "FX window net")?)),
-                    ((pair, credit.currency()), (add(credit_side.0, -credit_minor, "FX net")?, add(credit_side.1, -credit_minor, "FX window net")?)),
+                    (
+                        (pair, debit.currency()),
+                        (
+                            add(debit_side.0, debit_minor, "FX net")?,
+                            add(debit_side.1, debit_minor, "FX window net")?,
+                        ),
+                    ),
+                    (
+                        (pair, credit.currency()),
+                        (
+                            add(credit_side.0, -credit_minor, "FX net")?,
+                            add(credit_side.1, -credit_minor, "FX window net")?,
+                        ),
+                    ),
                 ]
             }
         };
         self.book.insert((sender, debit.currency().code().to_owned()), (debit.currency(), sender_position));
-        self.book.insert((receiver, credit.currency().code().to_owned()), (credit.currency(), receiver_position));
+        self.book
+            .insert((receiver, credit.currency().code().to_owned()), (credit.currency(), receiver_position));
         self.fx.extend(fx_updates);
         if !gross {
             *self.window_payments.entry(debit.currency().code().to_owned()).or_default() += 1;
@@ -473,6 +491,61 @@ mod tests {
         assert!(positions.defund(a, rub(701)).is_err(), "only 1,000 - 300 reserved is its own");
         assert_eq!(positions.position(a, rub(1).currency()), before);
         assert_eq!(positions.defund(a, rub(700)).unwrap().liquidity, 300);
+    }
+
+    fn irr(units: i64) -> Amount {
+        Amount::from_minor_units(units, Currency::parse("IRR").unwrap()).unwrap()
+    }
+
+    /// Per currency: the participants' settled nets and the FX accounts add up to zero.
+    fn conserved(positions: &Positions) -> bool {
+        let mut totals: BTreeMap<Currency, i64> = BTreeMap::new();
+        for (_, currency, p) in positions.positions() {
+            *totals.entry(currency).or_default() += p.settled_net;
+        }
+        for line in positions.fx_positions() {
+            *totals.entry(line.currency).or_default() += line.net;
+        }
+        totals.values().all(|total| *total == 0)
+    }
+
+    #[test]
+    fn a_conversion_settles_in_two_currencies_against_the_fx_accounts_and_a_return_undoes_it() {
+        let (a, b) = (bic("AAAARUMMXXX"), bic("BBBBIRTHXXX"));
+        let pair = CurrencyPair::parse("RUB/IRR").unwrap();
+        let mut positions = Positions::new(SettlementModel::Gross, 0);
+        positions.fund(a, rub(10_000)).unwrap();
+        positions.reserve(a, rub(10_000)).unwrap();
+        positions.settle(a, b, rub(10_000), irr(5_122_500), Some(pair)).unwrap();
+        assert!(conserved(&positions));
+        assert_eq!(positions.position(a, rub(1).currency()).liquidity, 0);
+        assert_eq!(positions.position(b, irr(1).currency()).liquidity, 5_122_500);
+        let fx: Vec<(Currency, i64)> = positions.fx_positions().map(|l| (l.currency, l.net)).collect();
+        assert_eq!(fx, [(irr(1).currency(), -5_122_500), (rub(1).currency(), 10_000)]);
+        // The return: the receiver pays back what it got, the sender gets back what it paid.
+        positions.reserve(b, irr(5_122_500)).unwrap();
+        positions.settle(b, a, irr(5_122_500), rub(10_000), Some(pair)).unwrap();
+        assert!(conserved(&positions));
+        assert!(positions.fx_positions().all(|l| l.net == 0));
+        assert_eq!(positions.position(a, rub(1).currency()).liquidity, 10_000);
+        assert_eq!(positions.position(b, irr(1).currency()).settled_net, 0);
+    }
+
+    #[test]
+    fn a_window_reports_what_its_conversions_moved() {
+        let (a, b) = (bic("AAAARUMMXXX"), bic("BBBBIRTHXXX"));
+        let pair = CurrencyPair::parse("RUB/IRR").unwrap();
+        let mut positions = Positions::new(SettlementModel::DeferredNet, 0);
+        positions.fund(a, rub(100)).unwrap();
+        positions.reserve(a, rub(100)).unwrap();
+        positions.settle(a, b, rub(100), irr(51_225), Some(pair)).unwrap();
+        let report = positions.close_window(5).unwrap().clone();
+        let fx: Vec<(String, i64)> = report.fx.iter().map(|l| (l.currency.to_string(), l.net)).collect();
+        assert_eq!(fx, [("IRR".to_owned(), -51_225), ("RUB".to_owned(), 100)]);
+        assert_eq!(positions.position(b, irr(1).currency()).liquidity, 51_225);
+        assert!(conserved(&positions));
+        // The next window starts empty.
+        assert!(positions.close_window(6).unwrap().fx.is_empty());
     }
 
     #[test]
