@@ -129,3 +129,73 @@ fn garbage_bytes_are_refused_not_panicked_on() {
         assert!(decode_message(garbage).is_err());
     }
 }
+
+/// A cross-currency pacs.008 (and the pacs.004 that returns it) keep their conversion
+/// through the wire: instructed amount, rate and quote.
+#[test]
+fn a_converted_payment_and_its_return_round_trip() {
+    let mut messages = every_message_type();
+    let conversion = Conversion {
+        instructed: amount("100.00", "RUB"),
+        rate: Rate::parse("510.969375").unwrap(),
+        quote_id: Some("Q1".into()),
+    };
+    let header = messages[0].header().clone();
+    let Body::Pacs008(transfer) = messages[0].body().clone() else { unreachable!("the first is a pacs.008") };
+    let transfer = CreditTransfer {
+        amount: amount("51096.94", "IRR"),
+        conversion: Some(conversion.clone()),
+        ..transfer
+    };
+    transfer.check_conversion().unwrap();
+    let converted = Message::new(header, Body::Pacs008(transfer)).unwrap();
+    assert_eq!(decode_message(&encode_message(&converted)).unwrap(), converted);
+    let header = messages[2].header().clone();
+    let Body::Pacs004(ret) = messages.remove(2).body().clone() else { unreachable!("the third is a pacs.004") };
+    let ret = PaymentReturn {
+        returned_amount: amount("51096.94", "IRR"),
+        conversion: Some(Conversion { quote_id: None, ..conversion }),
+        ..ret
+    };
+    let returned = Message::new(header, Body::Pacs004(ret)).unwrap();
+    assert_eq!(decode_message(&encode_message(&returned)).unwrap(), returned);
+}
+
+/// A conversion on the wire is whole or absent, in another currency, with a rate that
+/// is decimal text; each rule names its field.
+#[test]
+fn a_broken_conversion_is_refused_naming_the_field() {
+    let rub = || Some(pb::Money { minor_units: 10_000, currency: "RUB".into() });
+    type Corruption = fn(&mut pb::CreditTransfer);
+    let cases: Vec<(Corruption, &str)> = vec![
+        (|t| t.exchange_rate = "510.9".into(), "pacs008.instructed_amount"),
+        (|t| t.instructed_amount = Some(pb::Money { minor_units: 10_000, currency: "RUB".into() }), "pacs008.exchange_rate"),
+        (|t| t.quote_id = "Q1".into(), "pacs008.quote_id"),
+        (
+            |t| {
+                t.instructed_amount = t.interbank_settlement_amount.clone();
+                t.exchange_rate = "1".into();
+            },
+            "pacs008.instructed_amount",
+        ),
+        (
+            |t| {
+                t.instructed_amount = Some(pb::Money { minor_units: 0, currency: "CNY".into() });
+                t.exchange_rate = "1".into();
+            },
+            "pacs008.instructed_amount.minor_units",
+        ),
+    ];
+    for (corrupt, field) in cases {
+        let err = refused(|w| corrupt(pacs008(w)));
+        assert_eq!(err.field, field, "{err}");
+    }
+    for rate in ["-1", "0", "1e3", "abc", " 1", "1.", "12345678901234567890"] {
+        let err = refused(|w| {
+            let t = pacs008(w);
+            t.instructed_amount = rub().map(|m| pb::Money { currency: "CNY".into(), ..m });
+            t.exchange_rate = rate.into();
+        });
+        assert_eq!(err.field, "pacs008.exchange_rate", "{rate:?}: {err}");
+    }
+}
