@@ -40,7 +40,8 @@ async fn the_demo_pays_across_currencies_returns_and_recalls_and_reconciles_clea
 /// `--currency CNY` still runs a one-currency network: no agreements, nothing converted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_currency_demo_converts_nothing() {
-    let config = DemoConfig { banks: 3, payments: 6, seed: 3, currency: "CNY".into(), ..DemoConfig::default() };
+    let config =
+        DemoConfig { banks: 3, payments: 6, seed: 3, currency: "CNY".into(), ..DemoConfig::default() };
     let summary = run_demo(&config, &mut |_: &str| {}).await.unwrap();
     let text = render(&summary);
     assert!(summary.ok(), "{text}");

@@ -23,9 +23,15 @@ impl Bank {
     /// debits the beneficiary now and sends the pacs.004. Refused, changing nothing, when
     /// the payment is not a settled incoming one, is already returned, or the beneficiary
     /// cannot cover it.
-    pub async fn return_payment(&self, uetr: &str, reason: &str, information: &str) -> Result<Payment, BankError> {
+    pub async fn return_payment(
+        &self,
+        uetr: &str,
+        reason: &str,
+        information: &str,
+    ) -> Result<Payment, BankError> {
         let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
-        let information = message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
+        let information =
+            message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
         let uetr = Uetr::parse(uetr)?;
         let (payment, ticket) = {
             let mut state = self.state();
@@ -65,13 +71,14 @@ impl Bank {
         let uetr = payment.uetr;
         let creditor = AccountId::parse(&payment.creditor_account).expect("booked from a valid account id");
         let return_id = fresh_id('R');
-        ledger_book::book_return_out(&mut state.ledger, uetr, &return_id, &creditor, payment.amount).map_err(|e| match e {
-            LedgerError::FloorBreached { .. } => BankError::Refused(format!(
-                "{creditor} holds less than {}: cannot return it (AM04)",
-                payment.amount
-            )),
-            other => BankError::Ledger(other),
-        })?;
+        ledger_book::book_return_out(&mut state.ledger, uetr, &return_id, &creditor, payment.amount)
+            .map_err(|e| match e {
+                LedgerError::FloorBreached { .. } => BankError::Refused(format!(
+                    "{creditor} holds less than {}: cannot return it (AM04)",
+                    payment.amount
+                )),
+                other => BankError::Ledger(other),
+            })?;
         let body = PaymentReturn {
             return_id: return_id.clone(),
             original_message_id: payment.message_id.clone(),
@@ -84,20 +91,36 @@ impl Bank {
         self.queue(state, payment.counterparty, Some(uetr), Body::Pacs004(body));
         tracing::info!(%uetr, bank = %self.bic(), %reason, "returning a settled payment");
         let detail = format!("returning {} to {} ({reason})", payment.amount, payment.counterparty);
-        state.put_payment(Payment { return_state: ReturnState::Returning { reason, return_id }, detail, ..payment });
+        state.put_payment(Payment {
+            return_state: ReturnState::Returning { reason, return_id },
+            detail,
+            ..payment
+        });
         Ok(())
     }
 
     /// Asks the receiver of a settled outgoing payment for the money back (a camt.056)
     /// with `reason` (for example DUPL, FRAD or CUST).
-    pub async fn recall_payment(&self, uetr: &str, reason: &str, information: &str) -> Result<Payment, BankError> {
+    pub async fn recall_payment(
+        &self,
+        uetr: &str,
+        reason: &str,
+        information: &str,
+    ) -> Result<Payment, BankError> {
         let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
-        let information = message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
+        let information =
+            message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
         let uetr = Uetr::parse(uetr)?;
         let (payment, ticket) = {
             let mut state = self.state();
-            let payment = state.payment(&uetr).ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?.clone();
-            if payment.direction != Direction::Outgoing || !payment.settled() || payment.return_state != ReturnState::None {
+            let payment = state
+                .payment(&uetr)
+                .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?
+                .clone();
+            if payment.direction != Direction::Outgoing
+                || !payment.settled()
+                || payment.return_state != ReturnState::None
+            {
                 return Err(BankError::Refused(format!(
                     "payment {uetr} is not a settled outgoing payment that was not returned: only those can be recalled"
                 )));
@@ -137,21 +160,29 @@ impl Bank {
         reason: &str,
         information: &str,
     ) -> Result<Payment, BankError> {
-        let information = message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
+        let information =
+            message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
         let refusal = match (accept, reason) {
             (true, _) => None,
-            (false, "") => return Err(BankError::Refused("reason_code: refusing a recall needs a reason".into())),
+            (false, "") => {
+                return Err(BankError::Refused("reason_code: refusing a recall needs a reason".into()));
+            }
             (false, text) => Some(ReasonCode::parse(text).map_err(|e| e.at("reason_code"))?),
         };
         let uetr = Uetr::parse(uetr)?;
         let (payment, ticket) = {
             let mut state = self.state();
-            let payment = state.payment(&uetr).ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?.clone();
+            let payment = state
+                .payment(&uetr)
+                .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?
+                .clone();
             let recall = payment
                 .recall
                 .clone()
                 .filter(|r| payment.direction == Direction::Incoming && r.status == InvestigationStatus::Pdcr)
-                .ok_or_else(|| BankError::Refused(format!("payment {uetr} has no open recall case to answer")))?;
+                .ok_or_else(|| {
+                    BankError::Refused(format!("payment {uetr} has no open recall case to answer"))
+                })?;
             let (status, reason) = match refusal {
                 None => {
                     let payment = self.returnable(&state, &uetr)?;
@@ -196,16 +227,29 @@ impl Bank {
         match (message_type, &payment.return_state, refusal) {
             (MessageType::Pacs004, ReturnState::Returning { reason, return_id }, None) => {
                 let (reason, return_id) = (*reason, return_id.clone());
-                if let Err(error) = ledger_book::book_return_settled(&mut state.ledger, uetr, &return_id, payment.amount) {
+                if let Err(error) =
+                    ledger_book::book_return_settled(&mut state.ledger, uetr, &return_id, payment.amount)
+                {
                     tracing::error!(%uetr, bank = %self.bic(), %error, "cannot book the settled return");
                     return;
                 }
                 let detail = format!("returned {} to {} ({reason})", payment.amount, payment.counterparty);
-                state.put_payment(Payment { return_state: ReturnState::Returned { reason, return_id }, detail, ..payment });
+                state.put_payment(Payment {
+                    return_state: ReturnState::Returned { reason, return_id },
+                    detail,
+                    ..payment
+                });
             }
             (MessageType::Pacs004, ReturnState::Returning { return_id, .. }, Some(refused)) => {
-                let creditor = AccountId::parse(&payment.creditor_account).expect("booked from a valid account id");
-                let reversed = ledger_book::book_return_reversed(&mut state.ledger, uetr, return_id, &creditor, payment.amount);
+                let creditor =
+                    AccountId::parse(&payment.creditor_account).expect("booked from a valid account id");
+                let reversed = ledger_book::book_return_reversed(
+                    &mut state.ledger,
+                    uetr,
+                    return_id,
+                    &creditor,
+                    payment.amount,
+                );
                 if let Err(error) = reversed {
                     tracing::error!(%uetr, bank = %self.bic(), %error, "cannot reverse the refused return");
                     return;
@@ -223,7 +267,8 @@ impl Bank {
                 state.put_payment(Payment { recall: None, detail, ..payment });
             }
             (MessageType::Camt029, _, Some(refused)) if payment.direction == Direction::Incoming => {
-                let recall = payment.recall.clone().map(|r| Recall { status: InvestigationStatus::Pdcr, ..r });
+                let recall =
+                    payment.recall.clone().map(|r| Recall { status: InvestigationStatus::Pdcr, ..r });
                 let detail = format!("recall answer refused by the hub: {refused}");
                 state.put_payment(Payment { recall, detail, ..payment });
             }
@@ -235,7 +280,9 @@ impl Bank {
     pub(super) fn receive_return(&self, state: &mut BankState, header: &Header, ret: &PaymentReturn) {
         let uetr = ret.uetr;
         let Some(payment) = state.payment(&uetr).cloned().filter(|p| {
-            p.direction == Direction::Outgoing && p.counterparty == header.sender && p.message_id == ret.original_message_id
+            p.direction == Direction::Outgoing
+                && p.counterparty == header.sender
+                && p.message_id == ret.original_message_id
         }) else {
             tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, "a return that matches none of our payments; ignored");
             return;
@@ -245,7 +292,9 @@ impl Bank {
             tracing::error!(%uetr, bank = %self.bic(), %restored, paid = %payment.amount, "a return that does not undo our payment; the hub settled it, booking what arrived");
         }
         let debtor = AccountId::parse(&payment.debtor_account).expect("booked from a valid account id");
-        if let Err(error) = ledger_book::book_returned(&mut state.ledger, uetr, &ret.return_id, &debtor, restored) {
+        if let Err(error) =
+            ledger_book::book_returned(&mut state.ledger, uetr, &ret.return_id, &debtor, restored)
+        {
             tracing::error!(%uetr, bank = %self.bic(), %error, "cannot book the return");
             let detail = format!("return of {restored} arrived but was not booked: {error}");
             state.put_payment(Payment { detail, ..payment });
@@ -258,7 +307,12 @@ impl Bank {
     }
 
     /// A camt.056 for a payment we received: the case opens (PDCR) until the operator answers.
-    pub(super) fn receive_recall(&self, state: &mut BankState, header: &Header, request: &CancellationRequest) {
+    pub(super) fn receive_recall(
+        &self,
+        state: &mut BankState,
+        header: &Header,
+        request: &CancellationRequest,
+    ) {
         let uetr = request.uetr;
         let Some(payment) = state.payment(&uetr).cloned().filter(|p| {
             p.direction == Direction::Incoming
@@ -275,12 +329,18 @@ impl Bank {
             status: InvestigationStatus::Pdcr,
             reason: request.reason,
         };
-        let detail = format!("{} recalls it ({}): waiting for the operator's answer", header.sender, request.reason);
+        let detail =
+            format!("{} recalls it ({}): waiting for the operator's answer", header.sender, request.reason);
         state.put_payment(Payment { recall: Some(recall), detail, ..payment });
     }
 
     /// A camt.029 answering our recall.
-    pub(super) fn receive_resolution(&self, state: &mut BankState, header: &Header, resolution: &ResolutionOfInvestigation) {
+    pub(super) fn receive_resolution(
+        &self,
+        state: &mut BankState,
+        header: &Header,
+        resolution: &ResolutionOfInvestigation,
+    ) {
         let uetr = resolution.uetr;
         let Some(payment) = state.payment(&uetr).cloned() else { return };
         let Some(recall) = payment.recall.clone().filter(|r| {
@@ -298,7 +358,9 @@ impl Bank {
         tracing::info!(%uetr, bank = %self.bic(), status = %resolution.status, "recall answered");
         let reason = resolution.reason.unwrap_or(recall.reason);
         let detail = match resolution.status {
-            InvestigationStatus::Cncl => format!("{} accepted the recall and returned the funds", header.sender),
+            InvestigationStatus::Cncl => {
+                format!("{} accepted the recall and returned the funds", header.sender)
+            }
             _ => format!("{} refused the recall ({reason})", header.sender),
         };
         let recall = Recall { status: resolution.status, reason, ..recall };

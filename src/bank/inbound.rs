@@ -197,7 +197,10 @@ impl Bank {
             (MessageType::Pacs002, Some(uetr)) if reason == ReasonCode::Tm01 => {
                 self.reissue_status(&mut state, uetr);
             }
-            (message_type @ (MessageType::Pacs004 | MessageType::Camt056 | MessageType::Camt029), Some(uetr)) => {
+            (
+                message_type @ (MessageType::Pacs004 | MessageType::Camt056 | MessageType::Camt029),
+                Some(uetr),
+            ) => {
                 let refusal = format!("{} ({})", nak.detail, nak.reason_code);
                 self.on_case_answered(&mut state, message_type, uetr, Some(&refusal));
             }

@@ -119,7 +119,11 @@ impl Payment {
 
     /// The conversion as a pacs.008 or pacs.004 carries it (instructed amount and rate).
     pub(crate) fn wire_conversion(&self) -> Option<Conversion> {
-        self.conversion.as_ref().map(|c| Conversion { instructed: self.instructed_amount(), rate: c.rate, quote_id: None })
+        self.conversion.as_ref().map(|c| Conversion {
+            instructed: self.instructed_amount(),
+            rate: c.rate,
+            quote_id: None,
+        })
     }
 
     /// True once the receiver accepted it (ACSC or ACCC).

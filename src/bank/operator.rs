@@ -129,7 +129,8 @@ impl Bank {
         &self,
     ) -> Result<crate::pb::hub_service_client::HubServiceClient<tonic::transport::Channel>, BankError> {
         let link = self.inner.hub_link.lock().expect("hub link lock").clone();
-        let (network, url) = link.ok_or_else(|| BankError::Refused("this bank node is not connected to a hub".into()))?;
+        let (network, url) =
+            link.ok_or_else(|| BankError::Refused("this bank node is not connected to a hub".into()))?;
         let channel = crate::net::connect(&network, crate::tls::Role::Bank(self.bic()), &url)
             .await
             .map_err(|e| BankError::Unavailable(format!("cannot reach the hub: {e}")))?;
@@ -158,14 +159,18 @@ impl Bank {
             .await
             .map_err(|status| BankError::Refused(format!("the hub gives no quote: {}", status.message())))?
             .into_inner();
-        let offer = quote_offer(quote).map_err(|e| BankError::Unavailable(format!("the hub's quote is unreadable: {e}")))?;
+        let offer = quote_offer(quote)
+            .map_err(|e| BankError::Unavailable(format!("the hub's quote is unreadable: {e}")))?;
         self.inner.quotes.lock().expect("quotes lock").insert(offer.id.clone(), offer.clone());
         Ok(offer)
     }
 
     /// The conversion an order asks for: none in one currency; a cited quote's; or the
     /// rate of the hub's agreement in force for the pair, less its spread.
-    pub(crate) async fn conversion_for(&self, order: &PaymentOrder) -> Result<Option<(Conversion, Amount)>, BankError> {
+    pub(crate) async fn conversion_for(
+        &self,
+        order: &PaymentOrder,
+    ) -> Result<Option<(Conversion, Amount)>, BankError> {
         let currency = Currency::parse(&order.currency)?;
         let to = match order.settlement_currency.as_str() {
             "" => currency,
@@ -173,7 +178,9 @@ impl Bank {
         };
         if to == currency {
             if !order.quote_id.is_empty() {
-                return Err(BankError::Refused("quote_id: a quote is for a payment in two currencies".into()));
+                return Err(BankError::Refused(
+                    "quote_id: a quote is for a payment in two currencies".into(),
+                ));
             }
             return Ok(None);
         }
@@ -184,7 +191,9 @@ impl Bank {
                 .await?
                 .list_agreements(pb::ListAgreementsRequest {})
                 .await
-                .map_err(|status| BankError::Unavailable(format!("cannot read the hub's agreements: {}", status.message())))?
+                .map_err(|status| {
+                    BankError::Unavailable(format!("cannot read the hub's agreements: {}", status.message()))
+                })?
                 .into_inner()
                 .agreements;
             let pair = format!("{currency}/{to}");
@@ -196,15 +205,17 @@ impl Bank {
                         && a.valid_from_unix_ms <= now
                         && (a.valid_until_unix_ms == 0 || now < a.valid_until_unix_ms)
                 })
-                .ok_or_else(|| BankError::Refused(format!("the hub has no {pair} rate agreement in force (AM11)")))?;
+                .ok_or_else(|| {
+                    BankError::Refused(format!("the hub has no {pair} rate agreement in force (AM11)"))
+                })?;
             let rate = Rate::parse(&agreement.applied_rate)
                 .map_err(|e| BankError::Unavailable(format!("the hub's {pair} rate is unreadable: {e}")))?;
             (rate, None)
         } else {
             let quotes = self.inner.quotes.lock().expect("quotes lock");
-            let quote = quotes
-                .get(&order.quote_id)
-                .ok_or_else(|| BankError::NotFound(format!("quote_id: no quote {} from the hub here", order.quote_id)))?;
+            let quote = quotes.get(&order.quote_id).ok_or_else(|| {
+                BankError::NotFound(format!("quote_id: no quote {} from the hub here", order.quote_id))
+            })?;
             if quote.instructed != instructed || quote.settlement.currency() != to {
                 return Err(BankError::Refused(format!(
                     "quote_id: quote {} is for {} into {}, not {instructed} into {to}",
@@ -261,7 +272,10 @@ impl Bank {
         if let Some((c, _)) = &conversion
             && c.instructed != amount
         {
-            return Err(BankError::Refused(format!("the conversion is for {}, the order for {amount}", c.instructed)));
+            return Err(BankError::Refused(format!(
+                "the conversion is for {}, the order for {amount}",
+                c.instructed
+            )));
         }
         let mut state = self.state();
         let debtor = match state.ledger.account(&debtor_id) {
@@ -286,8 +300,9 @@ impl Bank {
             other => BankError::Ledger(other),
         })?;
         let settlement_amount = conversion.as_ref().map_or(amount, |(_, settlement)| *settlement);
-        let payment_conversion =
-            conversion.as_ref().map(|(c, settlement)| super::PaymentConversion { counter_amount: *settlement, rate: c.rate });
+        let payment_conversion = conversion
+            .as_ref()
+            .map(|(c, settlement)| super::PaymentConversion { counter_amount: *settlement, rate: c.rate });
         let transfer = CreditTransfer {
             instruction_id: uetr.as_uuid().simple().to_string(),
             end_to_end_id: uetr.as_uuid().simple().to_string(),

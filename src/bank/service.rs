@@ -113,7 +113,10 @@ fn payment_to_pb(payment: &Payment) -> pb::Payment {
         reason_code: payment.reason.map(|r| r.code().to_owned()).unwrap_or_default(),
         detail: payment.detail.clone(),
         r#final: payment.status.is_final(),
-        counter_amount: payment.conversion.as_ref().map(|c| crate::model::wire::money_of_amount(&c.counter_amount)),
+        counter_amount: payment
+            .conversion
+            .as_ref()
+            .map(|c| crate::model::wire::money_of_amount(&c.counter_amount)),
         exchange_rate: payment.conversion.as_ref().map(|c| c.rate.to_string()).unwrap_or_default(),
         return_state: match payment.return_state {
             ReturnState::None => pb::ReturnState::None,
@@ -325,7 +328,8 @@ impl BankService for BankServer {
     async fn get_quote(&self, request: Request<pb::QuoteRequest>) -> Result<Response<pb::Quote>, Status> {
         operator_only(&request)?;
         let r = request.into_inner();
-        let money = r.instructed_amount.ok_or_else(|| Status::invalid_argument("instructed_amount: is required"))?;
+        let money =
+            r.instructed_amount.ok_or_else(|| Status::invalid_argument("instructed_amount: is required"))?;
         let currency = crate::model::Currency::parse(&money.currency)
             .map_err(|e| Status::invalid_argument(e.at("instructed_amount.currency").to_string()))?;
         let instructed = crate::model::Amount::from_minor_units(money.minor_units, currency)

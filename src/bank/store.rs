@@ -369,8 +369,11 @@ fn story_to_json(p: &Payment) -> Option<String> {
         story.counter_currency = Some(c.counter_amount.currency().to_string());
         story.rate = Some(c.rate.to_string());
     }
-    if let ReturnState::Returning { reason, return_id } | ReturnState::Returned { reason, return_id } = &p.return_state {
-        let state = if matches!(p.return_state, ReturnState::Returning { .. }) { "returning" } else { "returned" };
+    if let ReturnState::Returning { reason, return_id } | ReturnState::Returned { reason, return_id } =
+        &p.return_state
+    {
+        let state =
+            if matches!(p.return_state, ReturnState::Returning { .. }) { "returning" } else { "returned" };
         story.return_state = Some(state.into());
         story.return_reason = Some(reason.code().into());
         story.return_id = Some(return_id.clone());
@@ -408,16 +411,17 @@ fn story_from_json(text: &str, payment: Payment) -> Result<Payment, String> {
         }
         _ => return Err("a return needs its state, reason and id".into()),
     };
-    let recall = match (story.recall_case_id, story.recall_message_id, story.recall_status, story.recall_reason) {
-        (None, None, None, None) => None,
-        (Some(case_id), Some(message_id), Some(status), Some(reason)) => Some(Recall {
-            case_id,
-            message_id: MessageId::parse(&message_id).map_err(|e| e.to_string())?,
-            status: crate::model::InvestigationStatus::parse(&status).map_err(|e| e.to_string())?,
-            reason: ReasonCode::parse(&reason).map_err(|e| e.to_string())?,
-        }),
-        _ => return Err("a recall needs its case, message, status and reason".into()),
-    };
+    let recall =
+        match (story.recall_case_id, story.recall_message_id, story.recall_status, story.recall_reason) {
+            (None, None, None, None) => None,
+            (Some(case_id), Some(message_id), Some(status), Some(reason)) => Some(Recall {
+                case_id,
+                message_id: MessageId::parse(&message_id).map_err(|e| e.to_string())?,
+                status: crate::model::InvestigationStatus::parse(&status).map_err(|e| e.to_string())?,
+                reason: ReasonCode::parse(&reason).map_err(|e| e.to_string())?,
+            }),
+            _ => return Err("a recall needs its case, message, status and reason".into()),
+        };
     Ok(Payment { conversion, return_state, recall, ..payment })
 }
 

@@ -160,7 +160,8 @@ pub fn agreement_to_pb(agreement: &Agreement) -> pb::RateAgreement {
 /// An agreement from the wire, checked; a zero start means `now`, a zero end none.
 pub fn agreement_from_pb(agreement: Option<pb::RateAgreement>, now: i64) -> Result<Agreement, Status> {
     let a = agreement.ok_or_else(|| Status::invalid_argument("agreement: is required"))?;
-    let invalid = |field: &str, e: crate::model::ModelError| Status::invalid_argument(e.at(field).to_string());
+    let invalid =
+        |field: &str, e: crate::model::ModelError| Status::invalid_argument(e.at(field).to_string());
     let pair = CurrencyPair::parse(&a.currency_pair).map_err(|e| invalid("agreement.currency_pair", e))?;
     let rate = Rate::parse(&a.rate).map_err(|e| invalid("agreement.rate", e))?;
     if a.valid_from_unix_ms < 0 || a.valid_until_unix_ms < 0 {
@@ -229,11 +230,18 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
             format!("camt.056 {} opens recall case {} ({})", case.message_id, case.case_id, case.reason),
         ));
         if let Some(at) = case.delivered_unix_ms {
-            steps.push(step("recall_delivered", at, payment.receiver, "the receiver confirmed it processed the camt.056".into()));
+            steps.push(step(
+                "recall_delivered",
+                at,
+                payment.receiver,
+                "the receiver confirmed it processed the camt.056".into(),
+            ));
         }
         if let Some(answer) = &case.answer {
             let detail = match answer.status {
-                InvestigationStatus::Cncl => format!("camt.029 {}: CNCL, the funds were returned", answer.message_id),
+                InvestigationStatus::Cncl => {
+                    format!("camt.029 {}: CNCL, the funds were returned", answer.message_id)
+                }
                 _ => format!(
                     "camt.029 {}: {} ({})",
                     answer.message_id,
@@ -243,7 +251,12 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
             };
             steps.push(step("recall_answered", answer.answered_unix_ms, payment.receiver, detail));
             if let Some(at) = answer.delivered_unix_ms {
-                steps.push(step("recall_answer_delivered", at, payment.sender, "the sender confirmed it processed the camt.029".into()));
+                steps.push(step(
+                    "recall_answer_delivered",
+                    at,
+                    payment.sender,
+                    "the sender confirmed it processed the camt.029".into(),
+                ));
             }
         }
     }
@@ -256,10 +269,18 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
             "returned",
             returned.returned_unix_ms,
             payment.receiver,
-            format!("pacs.004 {} ({}) settled: {undone} from {} to {}", returned.message_id, returned.reason, payment.receiver, payment.sender),
+            format!(
+                "pacs.004 {} ({}) settled: {undone} from {} to {}",
+                returned.message_id, returned.reason, payment.receiver, payment.sender
+            ),
         ));
         if let Some(at) = returned.delivered_unix_ms {
-            steps.push(step("return_delivered", at, payment.sender, "the sender confirmed it processed the pacs.004".into()));
+            steps.push(step(
+                "return_delivered",
+                at,
+                payment.sender,
+                "the sender confirmed it processed the pacs.004".into(),
+            ));
         }
     }
     if let Some(at) = payment.acknowledged_unix_ms {
@@ -301,7 +322,8 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         let at = closed.map_or(status.reported_unix_ms, |r| r.closed_unix_ms);
         steps.push(step("settled", at, hub, detail));
     } else if status.status == crate::model::PaymentStatus::Rjct {
-        let detail = format!("reservation of {} on {}'s position released", payment.instructed, payment.sender);
+        let detail =
+            format!("reservation of {} on {}'s position released", payment.instructed, payment.sender);
         steps.push(step("released", status.reported_unix_ms, hub, detail));
     }
     if let Some(at) = status.delivered_unix_ms {

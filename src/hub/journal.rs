@@ -210,7 +210,9 @@ impl OperatorAction {
             "set_agreement" => Self::SetAgreement(
                 super::fx::Agreement::from_record(&detail()?).map_err(|e| corrupt("agreement", e))?,
             ),
-            "quote" => Self::Quote(super::fx::Quote::from_record(&detail()?).map_err(|e| corrupt("quote", e))?),
+            "quote" => {
+                Self::Quote(super::fx::Quote::from_record(&detail()?).map_err(|e| corrupt("quote", e))?)
+            }
             other => return Err(corrupt("operator action", other)),
         })
     }

@@ -17,11 +17,11 @@ mod service;
 pub mod tracker;
 
 pub use admin::period as statement_period;
+pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
     AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
-pub use fx::{Agreement, FxDesk, Quote};
 pub use service::{HubServer, run};
 pub use tracker::{HubPayment, Tracker};
 
@@ -456,7 +456,12 @@ impl Hub {
     /// A firm quote for `participant` converting `instructed` into `to` at the agreement
     /// in force now, honoured until it expires; journalled (and durable) before it is
     /// given, so that a restart honours it too.
-    pub async fn quote(&self, participant: Bic, instructed: Amount, to: Currency) -> Result<fx::Quote, fx::FxRefusal> {
+    pub async fn quote(
+        &self,
+        participant: Bic,
+        instructed: Amount,
+        to: Currency,
+    ) -> Result<fx::Quote, fx::FxRefusal> {
         let unix_ms = crate::bank::unix_ms_now();
         let id = format!("Q{}", uuid::Uuid::new_v4().simple());
         let ttl_ms = duration_ms(self.inner.config.quote_ttl);
@@ -751,8 +756,10 @@ impl Hub {
         // relayed: the tracker checks (step 6) that each comes from that payment's
         // receiver to its sender, which is stricter than RMA, and refusing a status report
         // on RMA would leave the payment unsettled at the hub forever.
-        let answers_a_payment =
-            matches!(message.message_type(), MessageType::Pacs002 | MessageType::Pacs004 | MessageType::Camt029);
+        let answers_a_payment = matches!(
+            message.message_type(),
+            MessageType::Pacs002 | MessageType::Pacs004 | MessageType::Camt029
+        );
         if !answers_a_payment && !directory.allows(header.sender, header.receiver, message.message_type()) {
             return Err(Refusal::new(
                 Code::PermissionDenied,
@@ -839,7 +846,8 @@ impl HubState {
     /// its camt.029 must fit the payment's recall case.
     fn settle(&mut self, sender: Bic, message: &Message, osn: u64, unix_ms: i64) -> Result<(), Refusal> {
         let header = message.header();
-        let refused = |code: Code, reason: Option<ReasonCode>| move |detail: String| Refusal::new(code, reason, detail);
+        let refused =
+            |code: Code, reason: Option<ReasonCode>| move |detail: String| Refusal::new(code, reason, detail);
         let moves_money = matches!(message.body(), Body::Pacs008(_) | Body::Pacs004(_));
         if moves_money {
             for party in [sender, header.receiver] {
@@ -847,7 +855,9 @@ impl HubState {
                     return Err(Refusal::new(
                         Code::PermissionDenied,
                         Some(ReasonCode::Ag01),
-                        format!("{party} is suspended by the hub operator: no payments from or to it until resumed"),
+                        format!(
+                            "{party} is suspended by the hub operator: no payments from or to it until resumed"
+                        ),
                     ));
                 }
             }
@@ -855,15 +865,19 @@ impl HubState {
         let window = |positions: &Positions| {
             (positions.model() == SettlementModel::DeferredNet).then(|| positions.open_window_id())
         };
-        let overflow = |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail);
-        let short = |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail);
+        let overflow =
+            |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail);
+        let short =
+            |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail);
         match message.body() {
             Body::Pacs008(transfer) => {
-                self.tracker.check_transfer(transfer).map_err(refused(Code::AlreadyExists, Some(ReasonCode::Dupl)))?;
+                self.tracker
+                    .check_transfer(transfer)
+                    .map_err(refused(Code::AlreadyExists, Some(ReasonCode::Dupl)))?;
                 if let Some(conversion) = &transfer.conversion {
-                    self.fx
-                        .check(sender, conversion, transfer.amount, unix_ms)
-                        .map_err(|(reason, detail)| Refusal::new(Code::FailedPrecondition, Some(reason), detail))?;
+                    self.fx.check(sender, conversion, transfer.amount, unix_ms).map_err(
+                        |(reason, detail)| Refusal::new(Code::FailedPrecondition, Some(reason), detail),
+                    )?;
                 }
                 self.positions.reserve(sender, transfer.instructed_amount()).map_err(short)?;
                 if let Some(conversion) = &transfer.conversion {
@@ -877,7 +891,8 @@ impl HubState {
                     .check_status(sender, header.receiver, report)
                     .map_err(refused(Code::InvalidArgument, None))?;
                 let (debtor, creditor) = (payment.sender, payment.receiver);
-                let (debit, credit, pair) = (payment.instructed, payment.amount, payment.conversion.map(|c| c.0));
+                let (debit, credit, pair) =
+                    (payment.instructed, payment.amount, payment.conversion.map(|c| c.0));
                 let window = match effect {
                     StatusEffect::Settle => {
                         self.positions.settle(debtor, creditor, debit, credit, pair).map_err(overflow)?;
@@ -898,9 +913,11 @@ impl HubState {
                     .map_err(refused(Code::InvalidArgument, None))?;
                 // The conversion undone: the returner pays back what it received, the
                 // original sender gets back what it paid, the FX accounts reverse.
-                let (paid_back, restored, pair) = (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
+                let (paid_back, restored, pair) =
+                    (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
                 self.positions.reserve(sender, paid_back).map_err(short)?;
-                if let Err(error) = self.positions.settle(sender, header.receiver, paid_back, restored, pair) {
+                if let Err(error) = self.positions.settle(sender, header.receiver, paid_back, restored, pair)
+                {
                     self.positions.release(sender, paid_back);
                     return Err(overflow(error));
                 }

@@ -132,7 +132,11 @@ impl HubService for HubServer {
     async fn get_quote(&self, request: Request<pb::QuoteRequest>) -> Result<Response<pb::Quote>, Status> {
         let bank = match net::peer_role(&request)? {
             Role::Bank(bic) if self.hub.directory().is_participant(bic) => bic,
-            other => return Err(Status::permission_denied(format!("only a participant may ask for a quote, not {other:?}"))),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "only a participant may ask for a quote, not {other:?}"
+                )));
+            }
         };
         let r = request.into_inner();
         let instructed = crate::model::wire::amount(r.instructed_amount, "instructed_amount")
@@ -166,7 +170,9 @@ impl HubServer {
         match net::peer_role(request)? {
             Role::Operator => Ok(()),
             Role::Bank(bic) if self.hub.directory().is_participant(bic) => Ok(()),
-            other => Err(Status::permission_denied(format!("{other:?} certificates cannot read the agreements"))),
+            other => {
+                Err(Status::permission_denied(format!("{other:?} certificates cannot read the agreements")))
+            }
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    Amount, Bic, CancellationRequest, CreditTransfer, CurrencyPair, InvestigationStatus, MessageId, PaymentReturn,
-    PaymentStatus, PaymentStatusReport, Rate, ReasonCode, ResolutionOfInvestigation, Uetr,
+    Amount, Bic, CancellationRequest, CreditTransfer, CurrencyPair, InvestigationStatus, MessageId,
+    PaymentReturn, PaymentStatus, PaymentStatusReport, Rate, ReasonCode, ResolutionOfInvestigation, Uetr,
 };
 
 /// A payment as the hub saw it.
@@ -300,8 +300,13 @@ impl Tracker {
         from_receiver: bool,
         what: &str,
     ) -> Result<&HubPayment, String> {
-        let payment = self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
-        let (from, to) = if from_receiver { (payment.receiver, payment.sender) } else { (payment.sender, payment.receiver) };
+        let payment =
+            self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let (from, to) = if from_receiver {
+            (payment.receiver, payment.sender)
+        } else {
+            (payment.sender, payment.receiver)
+        };
         if (sender, receiver) != (from, to) {
             return Err(format!(
                 "payment {uetr} went from {} to {}: only {from} may send its {what}, to {to}",
@@ -323,8 +328,14 @@ impl Tracker {
     /// Checks a pacs.004 against its payment: from the payment's receiver to its sender,
     /// once, of the whole settled amount and, for a converted payment, of its instructed
     /// amount at its rate (the conversion undone). Returns the payment.
-    pub fn check_return(&self, sender: Bic, receiver: Bic, ret: &PaymentReturn) -> Result<&HubPayment, String> {
-        let payment = self.settled_payment(&ret.uetr, &ret.original_message_id, sender, receiver, true, "return")?;
+    pub fn check_return(
+        &self,
+        sender: Bic,
+        receiver: Bic,
+        ret: &PaymentReturn,
+    ) -> Result<&HubPayment, String> {
+        let payment =
+            self.settled_payment(&ret.uetr, &ret.original_message_id, sender, receiver, true, "return")?;
         if ret.returned_amount != payment.amount {
             return Err(format!(
                 "payment {} settled {}: a return gives back all of it, not {}",
@@ -334,7 +345,9 @@ impl Tracker {
         let original = payment.conversion.map(|(_, rate)| (payment.instructed, rate));
         let returned = ret.conversion.as_ref().map(|c| (c.instructed, c.rate));
         if original != returned {
-            let show = |c: Option<(Amount, Rate)>| c.map_or_else(|| "no conversion".to_owned(), |(a, r)| format!("{a} at {r}"));
+            let show = |c: Option<(Amount, Rate)>| {
+                c.map_or_else(|| "no conversion".to_owned(), |(a, r)| format!("{a} at {r}"))
+            };
             return Err(format!(
                 "payment {} was {}: its return undoes exactly that, not {}",
                 ret.uetr,
@@ -346,7 +359,14 @@ impl Tracker {
     }
 
     /// Records an accepted pacs.004 (after [`Tracker::check_return`]).
-    pub fn record_return(&mut self, message_id: MessageId, ret: &PaymentReturn, osn: u64, unix_ms: i64, window_id: Option<u64>) {
+    pub fn record_return(
+        &mut self,
+        message_id: MessageId,
+        ret: &PaymentReturn,
+        osn: u64,
+        unix_ms: i64,
+        window_id: Option<u64>,
+    ) {
         let payment = self.payments.get_mut(&ret.uetr).expect("checked before");
         payment.returned = Some(ReturnStep {
             message_id,
@@ -360,9 +380,20 @@ impl Tracker {
 
     /// Checks a camt.056 against its payment: from the payment's sender to its receiver,
     /// about the whole settled amount, with no case open.
-    pub fn check_recall(&self, sender: Bic, receiver: Bic, request: &CancellationRequest) -> Result<(), String> {
-        let payment =
-            self.settled_payment(&request.uetr, &request.original_message_id, sender, receiver, false, "recall")?;
+    pub fn check_recall(
+        &self,
+        sender: Bic,
+        receiver: Bic,
+        request: &CancellationRequest,
+    ) -> Result<(), String> {
+        let payment = self.settled_payment(
+            &request.uetr,
+            &request.original_message_id,
+            sender,
+            receiver,
+            false,
+            "recall",
+        )?;
         if request.original_amount != payment.amount {
             return Err(format!(
                 "payment {} settled {}, not {}: a recall names the original amount",
@@ -376,7 +407,13 @@ impl Tracker {
     }
 
     /// Records an accepted camt.056 (after [`Tracker::check_recall`]).
-    pub fn record_recall(&mut self, message_id: MessageId, request: &CancellationRequest, osn: u64, unix_ms: i64) {
+    pub fn record_recall(
+        &mut self,
+        message_id: MessageId,
+        request: &CancellationRequest,
+        osn: u64,
+        unix_ms: i64,
+    ) {
         let payment = self.payments.get_mut(&request.uetr).expect("checked before");
         payment.recall = Some(RecallCase {
             case_id: request.case_id.clone(),
@@ -399,7 +436,8 @@ impl Tracker {
         resolution: &ResolutionOfInvestigation,
     ) -> Result<(), String> {
         let uetr = &resolution.uetr;
-        let payment = self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let payment =
+            self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
         if (sender, receiver) != (payment.receiver, payment.sender) {
             return Err(format!(
                 "payment {uetr} went from {} to {}: only {} may answer its recall, to {}",
@@ -426,7 +464,13 @@ impl Tracker {
 
     /// Records an accepted camt.029 (after [`Tracker::check_resolution`]): a final answer
     /// closes the case; PDCR only says it is being looked at.
-    pub fn record_resolution(&mut self, message_id: MessageId, resolution: &ResolutionOfInvestigation, osn: u64, unix_ms: i64) {
+    pub fn record_resolution(
+        &mut self,
+        message_id: MessageId,
+        resolution: &ResolutionOfInvestigation,
+        osn: u64,
+        unix_ms: i64,
+    ) {
         if resolution.status == InvestigationStatus::Pdcr {
             return;
         }
@@ -507,14 +551,15 @@ pub fn settlement_statement<'a>(
         }
     }
     moves.sort_by_key(|(unix_ms, ..)| *unix_ms);
-    let entries = moves.into_iter().enumerate().map(|(index, (unix_ms, p, amount, direction))| StatementEntry {
-        entry_reference: format!("E{index}"),
-        uetr: Some(p.uetr),
-        message_id: Some(p.message_id.clone()),
-        amount,
-        direction,
-        booking_time_unix_ms: unix_ms,
-    });
+    let entries =
+        moves.into_iter().enumerate().map(|(index, (unix_ms, p, amount, direction))| StatementEntry {
+            entry_reference: format!("E{index}"),
+            uetr: Some(p.uetr),
+            message_id: Some(p.message_id.clone()),
+            amount,
+            direction,
+            booking_time_unix_ms: unix_ms,
+        });
     let account = format!("{participant}-{currency}");
     crate::model::Statement::over_period(&account, currency, from_time_unix_ms, to_time_unix_ms, entries)
 }

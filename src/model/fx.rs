@@ -35,7 +35,10 @@ impl Rate {
         let err = |rule: &str| ModelError::new("exchange_rate", format!("{rule} (got {text:?})"));
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
-        if whole.is_empty() || !digits(whole) || !digits(fraction) || (text.contains('.') && fraction.is_empty())
+        if whole.is_empty()
+            || !digits(whole)
+            || !digits(fraction)
+            || (text.contains('.') && fraction.is_empty())
         {
             return Err(err("a rate is digits with an optional decimal point, like 512.25"));
         }
@@ -80,7 +83,8 @@ impl Rate {
             mantissa /= 10;
             scale -= 1;
         }
-        let mantissa = u64::try_from(mantissa).ok().filter(|m| *m > 0 && *m < 10u64.pow(RATE_DIGITS_MAX as u32))?;
+        let mantissa =
+            u64::try_from(mantissa).ok().filter(|m| *m > 0 && *m < 10u64.pow(RATE_DIGITS_MAX as u32))?;
         (scale <= RATE_SCALE_MAX).then_some(Self { mantissa, scale })
     }
 
@@ -111,7 +115,8 @@ impl Rate {
                 format!("{amount} at {self} is less than one minor unit of {to}"),
             ));
         }
-        let minor = u64::try_from(rounded).ok().filter(|m| *m <= AMOUNT_MINOR_UNITS_MAX).ok_or_else(too_large)?;
+        let minor =
+            u64::try_from(rounded).ok().filter(|m| *m <= AMOUNT_MINOR_UNITS_MAX).ok_or_else(too_large)?;
         Amount::from_minor_units(minor as i64, to)
     }
 }
@@ -156,16 +161,19 @@ impl CurrencyPair {
     /// A pair of two different currencies.
     pub fn new(from: Currency, to: Currency) -> Result<Self, ModelError> {
         if from == to {
-            return Err(ModelError::new("currency_pair", format!("a pair needs two currencies (got {from}/{to})")));
+            return Err(ModelError::new(
+                "currency_pair",
+                format!("a pair needs two currencies (got {from}/{to})"),
+            ));
         }
         Ok(Self { from, to })
     }
 
     /// Parses `RUB/IRR`.
     pub fn parse(text: &str) -> Result<Self, ModelError> {
-        let (from, to) = text
-            .split_once('/')
-            .ok_or_else(|| ModelError::new("currency_pair", format!("is written FROM/TO, like RUB/IRR (got {text:?})")))?;
+        let (from, to) = text.split_once('/').ok_or_else(|| {
+            ModelError::new("currency_pair", format!("is written FROM/TO, like RUB/IRR (got {text:?})"))
+        })?;
         Self::new(Currency::parse(from)?, Currency::parse(to)?)
     }
 }
@@ -204,12 +212,29 @@ mod tests {
 
     #[test]
     fn rates_parse_normalised_and_print_back() {
-        for (text, shown) in [("512.25", "512.25"), ("512.2500", "512.25"), ("0.0019", "0.0019"), ("7", "7"), ("007.10", "7.1")]
-        {
+        for (text, shown) in [
+            ("512.25", "512.25"),
+            ("512.2500", "512.25"),
+            ("0.0019", "0.0019"),
+            ("7", "7"),
+            ("007.10", "7.1"),
+        ] {
             assert_eq!(Rate::parse(text).unwrap().to_string(), shown);
         }
         assert_eq!(Rate::parse("512.25").unwrap(), Rate::parse("512.250").unwrap());
-        for bad in ["", "0", "0.000", "-1", "1e3", " 1", "1.", ".5", "1,5", "12345678901234567890", "0.00000000000000001"] {
+        for bad in [
+            "",
+            "0",
+            "0.000",
+            "-1",
+            "1e3",
+            " 1",
+            "1.",
+            ".5",
+            "1,5",
+            "12345678901234567890",
+            "0.00000000000000001",
+        ] {
             assert!(Rate::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -226,7 +251,10 @@ mod tests {
     fn conversion_rounds_to_the_nearest_minor_unit_ties_away_from_zero() {
         // 100.00 RUB at 512.25 = 51,225.00 IRR exactly.
         let rate = Rate::parse("512.25").unwrap();
-        assert_eq!(rate.convert(amount("100.00", "RUB"), currency("IRR")).unwrap(), amount("51225.00", "IRR"));
+        assert_eq!(
+            rate.convert(amount("100.00", "RUB"), currency("IRR")).unwrap(),
+            amount("51225.00", "IRR")
+        );
         // 0.01 RUB at 0.125 = 0.00125 CNY: below a fen.
         let eighth = Rate::parse("0.125").unwrap();
         assert!(eighth.convert(amount("0.01", "RUB"), currency("CNY")).is_err());
@@ -235,9 +263,15 @@ mod tests {
         // 0.11 RUB at 0.125 = 0.01375 CNY: down to 0.01.
         assert_eq!(eighth.convert(amount("0.11", "RUB"), currency("CNY")).unwrap(), amount("0.01", "CNY"));
         // Exponents differ: 1.00 USD at 150.5 = 150.5 JPY -> 151 (tie away from zero).
-        assert_eq!(Rate::parse("150.5").unwrap().convert(amount("1.00", "USD"), currency("JPY")).unwrap(), amount("151", "JPY"));
+        assert_eq!(
+            Rate::parse("150.5").unwrap().convert(amount("1.00", "USD"), currency("JPY")).unwrap(),
+            amount("151", "JPY")
+        );
         // And the other way: 1,000 JPY at 0.006645 = 6.645 USD -> 6.65.
-        assert_eq!(Rate::parse("0.006645").unwrap().convert(amount("1000", "JPY"), currency("USD")).unwrap(), amount("6.65", "USD"));
+        assert_eq!(
+            Rate::parse("0.006645").unwrap().convert(amount("1000", "JPY"), currency("USD")).unwrap(),
+            amount("6.65", "USD")
+        );
         // Too large to fit.
         let huge = Rate::parse("999999999").unwrap();
         assert!(huge.convert(amount("90000000000000000.00", "RUB"), currency("IRR")).is_err());

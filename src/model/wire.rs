@@ -271,7 +271,8 @@ fn conversion(
     settlement: &Amount,
     message: &str,
 ) -> Result<Option<Conversion>, ModelError> {
-    let (instructed_field, rate_field) = (format!("{message}.instructed_amount"), format!("{message}.exchange_rate"));
+    let (instructed_field, rate_field) =
+        (format!("{message}.instructed_amount"), format!("{message}.exchange_rate"));
     match (instructed, rate.is_empty()) {
         (None, true) => {
             if !quote_id.is_empty() {
@@ -290,8 +291,11 @@ fn conversion(
                 ));
             }
             let rate = Rate::parse(rate).map_err(|e| e.at(&rate_field))?;
-            let quote_id =
-                if quote_id.is_empty() { None } else { Some(max35(quote_id, &format!("{message}.quote_id"))?) };
+            let quote_id = if quote_id.is_empty() {
+                None
+            } else {
+                Some(max35(quote_id, &format!("{message}.quote_id"))?)
+            };
             Ok(Some(Conversion { instructed, rate, quote_id }))
         }
     }
@@ -299,7 +303,8 @@ fn conversion(
 
 fn credit_transfer(b: pb::CreditTransfer) -> Result<CreditTransfer, ModelError> {
     let settlement_amount = amount(b.interbank_settlement_amount, "pacs008.interbank_settlement_amount")?;
-    let conversion = conversion(b.instructed_amount, &b.exchange_rate, &b.quote_id, &settlement_amount, "pacs008")?;
+    let conversion =
+        conversion(b.instructed_amount, &b.exchange_rate, &b.quote_id, &settlement_amount, "pacs008")?;
     Ok(CreditTransfer {
         instruction_id: max35(&b.instruction_id, "pacs008.instruction_id")?,
         end_to_end_id: max35(&b.end_to_end_id, "pacs008.end_to_end_id")?,

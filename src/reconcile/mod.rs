@@ -345,13 +345,16 @@ impl<'a> Reconciliation<'a> {
             // The returner sent it; the hub has not answered, or the answer is not processed.
             (_, ReturnView::Returning, Direction::Incoming) => self.transit(uetr),
             // The hub settled the return; the original sender has not processed it yet.
-            (true, ReturnView::None, Direction::Outgoing) if !hub.return_delivered_to_sender => self.transit(uetr),
+            (true, ReturnView::None, Direction::Outgoing) if !hub.return_delivered_to_sender => {
+                self.transit(uetr)
+            }
             (true, _, _) => {
                 let detail = format!("hub settled a return of it, the bank has it {:?}", record.returned);
                 self.add(BreakKind::StatusMismatch, Some(uetr), bank, detail);
             }
             (false, _, _) => {
-                let detail = format!("the bank has it {:?}, the hub settled no return of it", record.returned);
+                let detail =
+                    format!("the bank has it {:?}, the hub settled no return of it", record.returned);
                 self.add(BreakKind::StatusMismatch, Some(uetr), bank, detail);
             }
         }

@@ -70,7 +70,10 @@ pub fn offline(
             .positions()
             .map(|(bic, currency, p)| ((bic, currency.code().to_owned()), p.settled_net))
             .collect(),
-        fx_net: positions.fx_positions().map(|l| ((l.pair.to_string(), l.currency.to_string()), l.net)).collect(),
+        fx_net: positions
+            .fx_positions()
+            .map(|l| ((l.pair.to_string(), l.currency.to_string()), l.net))
+            .collect(),
     };
     let mut banks = Vec::new();
     for (bic, _) in directory.participants() {

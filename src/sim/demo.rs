@@ -315,8 +315,11 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     let mut admin = network.admin().await?;
     for (index, bic) in bics.iter().enumerate() {
         let liquidity = major_units(PAYMENT_MAX * config.payments.max(1) as u64, config.per_dollar(index));
-        let request =
-            pb::FundRequest { participant_bic: bic.to_string(), currency: currencies[index].to_string(), amount: liquidity.clone() };
+        let request = pb::FundRequest {
+            participant_bic: bic.to_string(),
+            currency: currencies[index].to_string(),
+            amount: liquidity.clone(),
+        };
         admin.fund(request).await.map_err(|e| format!("funding {bic}: {}", e.message()))?;
         progress(&format!("Hub operator prefunds {bic}'s position with {liquidity} {}", currencies[index]));
     }
@@ -328,7 +331,8 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
             DEMO_BANKS[index].1, currencies[index], network.banks[index].url
         ));
         let mut client = network.operator(index).await?;
-        let deposit = major_units(OPENING_DEPOSIT + PAYMENT_MAX * config.payments as u64, config.per_dollar(index));
+        let deposit =
+            major_units(OPENING_DEPOSIT + PAYMENT_MAX * config.payments as u64, config.per_dollar(index));
         open_accounts(&mut client, currencies[index], index + 1 == bics.len(), &deposit).await?;
         clients.push(client);
     }
@@ -413,7 +417,8 @@ async fn set_agreements(
                 ..Default::default()
             };
             let request = pb::SetAgreementRequest { agreement: Some(agreement) };
-            let set = admin.set_agreement(request).await.map_err(|e| format!("agreement: {}", e.message()))?;
+            let set =
+                admin.set_agreement(request).await.map_err(|e| format!("agreement: {}", e.message()))?;
             let set = set.into_inner().agreement.unwrap_or_default();
             progress(&format!(
                 "Rate agreement {}: {} less {} bp spread = {} applied",
@@ -451,7 +456,10 @@ async fn after_settlement(
         let status = |s: tonic::Status| format!("{kind} of {uetr}: {}", s.message());
         match kind {
             "return" => {
-                progress(&format!("{} returns payment {uetr} to {} (pacs.004, AC04: account closed)", bics[to], bics[from]));
+                progress(&format!(
+                    "{} returns payment {uetr} to {} (pacs.004, AC04: account closed)",
+                    bics[to], bics[from]
+                ));
                 let request = pb::ReturnPaymentRequest {
                     uetr: uetr.clone(),
                     reason_code: reason.into(),
@@ -460,7 +468,10 @@ async fn after_settlement(
                 clients[to].return_payment(request).await.map_err(status)?;
             }
             _ => {
-                progress(&format!("{} recalls payment {uetr} from {} (camt.056, {reason})", bics[from], bics[to]));
+                progress(&format!(
+                    "{} recalls payment {uetr} from {} (camt.056, {reason})",
+                    bics[from], bics[to]
+                ));
                 let request = pb::RecallPaymentRequest {
                     uetr: uetr.clone(),
                     reason_code: reason.into(),
@@ -468,12 +479,19 @@ async fn after_settlement(
                 };
                 clients[from].recall_payment(request).await.map_err(status)?;
                 let accept = kind == "recall accepted";
-                wait_for(&mut clients[to], &uetr, |p| p.recall_status == pb::InvestigationStatus::Pdcr as i32).await?;
+                wait_for(&mut clients[to], &uetr, |p| {
+                    p.recall_status == pb::InvestigationStatus::Pdcr as i32
+                })
+                .await?;
                 progress(&format!(
                     "{} {} the recall (camt.029 {})",
                     bics[to],
                     if accept { "accepts" } else { "refuses" },
-                    if accept { "CNCL, then the funds back with a pacs.004 FOCR" } else { "RJCR, NOAS: no answer from the customer" }
+                    if accept {
+                        "CNCL, then the funds back with a pacs.004 FOCR"
+                    } else {
+                        "RJCR, NOAS: no answer from the customer"
+                    }
                 ));
                 let request = pb::AnswerRecallRequest {
                     uetr: uetr.clone(),
@@ -494,8 +512,12 @@ async fn after_settlement(
         })
         .await?;
         let money = |m: Option<&pb::Money>| {
-            m.and_then(|m| Currency::parse(&m.currency).ok().map(|c| format!("{} {c}", format_minor_units(m.minor_units, c))))
-                .unwrap_or_default()
+            m.and_then(|m| {
+                Currency::parse(&m.currency)
+                    .ok()
+                    .map(|c| format!("{} {c}", format_minor_units(m.minor_units, c)))
+            })
+            .unwrap_or_default()
         };
         let paid = money(payment.amount.as_ref());
         let received = money(payment.counter_amount.as_ref().or(payment.amount.as_ref()));
@@ -663,7 +685,10 @@ fn per_currency(finals: &BTreeMap<String, pb::Payment>) -> Vec<CurrencySummary> 
         converted: usize,
         returned: usize,
     }
-    fn entry<'a>(totals: &'a mut BTreeMap<String, (Currency, Totals)>, money: &pb::Money) -> Option<&'a mut Totals> {
+    fn entry<'a>(
+        totals: &'a mut BTreeMap<String, (Currency, Totals)>,
+        money: &pb::Money,
+    ) -> Option<&'a mut Totals> {
         let currency = Currency::parse(&money.currency).ok()?;
         Some(&mut totals.entry(money.currency.clone()).or_insert_with(|| (currency, Totals::default())).1)
     }
