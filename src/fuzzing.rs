@@ -20,8 +20,8 @@ use tonic::Code;
 
 use crate::crypto::{KeyDirectory, KeyId, SignedEnvelope, SigningIdentity};
 use crate::directory::{Directory, DirectoryFile};
-use crate::hub::{Hub, HubConfig, OperatorAction};
-use crate::model::{Amount, Balance, Bic, Currency, wire};
+use crate::hub::{Agreement, Hub, HubConfig, OperatorAction};
+use crate::model::{Amount, Balance, Bic, Currency, CurrencyPair, Rate, wire};
 use crate::pb;
 use crate::pb::session_response::Frame;
 use crate::store::Ticket;
@@ -40,7 +40,10 @@ pub const AMOUNT_DEFAULT_CURRENCY: &str = "EUR";
 /// suspension checks have something to refuse.
 pub const HUB_BANKS: [&str; 3] = ["BANKRUMMXXX", "BANKIRTHXXX", "BANKCNBJXXX"];
 /// What every bank of the hub target is funded with at the hub (`CODE amount`).
-const HUB_FUNDING: [&str; 3] = ["RUB 1000000.00", "CNY 1000000.00", "JPY 100000000"];
+const HUB_FUNDING: [&str; 4] = ["RUB 1000000.00", "CNY 1000000.00", "JPY 100000000", "IRR 1000000000.00"];
+/// The hub target's rate agreements (`PAIR rate spread-bps`), so that conversions,
+/// returns and recalls get past the agreement check.
+pub const HUB_AGREEMENTS: [&str; 2] = ["RUB/IRR 512.25 25", "CNY/RUB 12.5 0"];
 /// First byte of a hub target input that is a raw `pb::SessionRequest` from the bank
 /// whose index (modulo three) is the second byte.
 pub const HUB_RAW_SESSION_REQUEST: u8 = 0xFF;
@@ -261,6 +264,16 @@ impl HubHarness {
             }
         }
         actions.push(OperatorAction::Suspend(self.banks[2].bic()));
+        for agreement in HUB_AGREEMENTS {
+            let [pair, rate, spread] = agreement.split(' ').collect::<Vec<_>>()[..] else {
+                unreachable!("HUB_AGREEMENTS is `PAIR rate spread`")
+            };
+            let pair = CurrencyPair::parse(pair).expect("HUB_AGREEMENTS names pairs");
+            let rate = Rate::parse(rate).expect("HUB_AGREEMENTS holds rates");
+            let spread = spread.parse().expect("HUB_AGREEMENTS holds spreads");
+            let agreement = Agreement::new(pair, rate, spread, 0, None).expect("HUB_AGREEMENTS are valid");
+            actions.push(OperatorAction::SetAgreement(agreement));
+        }
         for action in actions {
             self.runtime.block_on(hub.operate(action)).expect("the operator's setup applies");
         }

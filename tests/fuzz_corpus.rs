@@ -116,6 +116,23 @@ fn transfer(index: usize, sender: &str, receiver: &str, uetr: &str, amount: Amou
     Message::new(header, Body::Pacs008(transfer)).unwrap()
 }
 
+/// IR's ACSC of the converted payment `uetr` (message `SEED-21`).
+fn status_of(index: usize, uetr: &str) -> Message {
+    let uetr = Uetr::parse(uetr).unwrap();
+    let report = PaymentStatusReport {
+        original_message_id: MessageId::parse("SEED-21").unwrap(),
+        uetr,
+        status: PaymentStatus::Acsc,
+        reason: None,
+        additional_information: String::new(),
+    };
+    let header = Header {
+        message_id: MessageId::parse(&format!("SEED-{index}")).unwrap(),
+        ..header(IR, RU, Some(uetr))
+    };
+    Message::new(header, Body::Pacs002(report)).unwrap()
+}
+
 /// A pacs.002 from `sender` to `receiver` about `uetr`.
 fn status(index: usize, sender: &str, receiver: &str, uetr: &str, outcome: PaymentStatus) -> Message {
     let uetr = Uetr::parse(uetr).unwrap();
@@ -132,6 +149,78 @@ fn status(index: usize, sender: &str, receiver: &str, uetr: &str, outcome: Payme
         ..header(sender, receiver, Some(uetr))
     };
     Message::new(header, Body::Pacs002(report)).unwrap()
+}
+
+/// UETR of the seeds' cross-currency payment.
+const CONVERTED_UETR: &str = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d";
+
+/// A pacs.008 from RU to IR of `instructed` RUB converted at `rate` into `settlement` IRR.
+fn converted(index: usize, uetr: &str, instructed: &str, rate: &str, settlement: &str) -> Message {
+    let Body::Pacs008(mut transfer) = transfer(index, RU, IR, uetr, amount(settlement, "IRR")).body().clone() else {
+        unreachable!("transfer builds a pacs.008")
+    };
+    transfer.conversion =
+        Some(Conversion { instructed: amount(instructed, "RUB"), rate: Rate::parse(rate).unwrap(), quote_id: None });
+    let header = Header {
+        message_id: MessageId::parse(&format!("SEED-{index}")).unwrap(),
+        ..header(RU, IR, Some(transfer.uetr))
+    };
+    Message::new(header, Body::Pacs008(transfer)).unwrap()
+}
+
+/// IR's whole return (AC04) of the converted payment `uetr` (message `SEED-21`) to RU.
+fn returned(index: usize, uetr: &str) -> Message {
+    let uetr = Uetr::parse(uetr).unwrap();
+    let ret = PaymentReturn {
+        return_id: format!("RET-{index}"),
+        original_message_id: MessageId::parse("SEED-21").unwrap(),
+        uetr,
+        returned_amount: amount("51096.94", "IRR"),
+        conversion: Some(Conversion {
+            instructed: amount("100.00", "RUB"),
+            rate: Rate::parse("510.969375").unwrap(),
+            quote_id: None,
+        }),
+        reason: ReasonCode::Ac04,
+        additional_information: "account closed".into(),
+    };
+    let header = Header {
+        message_id: MessageId::parse(&format!("SEED-{index}")).unwrap(),
+        ..header(IR, RU, Some(uetr))
+    };
+    Message::new(header, Body::Pacs004(ret)).unwrap()
+}
+
+/// A recall (camt.056 from RU) or its refusal (camt.029 RJCR from IR) of payment `uetr`
+/// (message `SEED-21`, 51,096.94 IRR).
+fn recall_step(index: usize, uetr: &str, answer: bool) -> Message {
+    let uetr = Uetr::parse(uetr).unwrap();
+    let (body, sender, receiver) = if answer {
+        let body = Body::Camt029(ResolutionOfInvestigation {
+            case_id: "CASE-1".into(),
+            original_message_id: MessageId::parse("SEED-23").unwrap(),
+            uetr,
+            status: InvestigationStatus::Rjcr,
+            reason: Some(ReasonCode::Noas),
+            additional_information: String::new(),
+        });
+        (body, IR, RU)
+    } else {
+        let body = Body::Camt056(CancellationRequest {
+            case_id: "CASE-1".into(),
+            original_message_id: MessageId::parse("SEED-21").unwrap(),
+            uetr,
+            original_amount: amount("51096.94", "IRR"),
+            reason: ReasonCode::Dupl,
+            additional_information: String::new(),
+        });
+        (body, RU, IR)
+    };
+    let header = Header {
+        message_id: MessageId::parse(&format!("SEED-{index}")).unwrap(),
+        ..header(sender, receiver, Some(uetr))
+    };
+    Message::new(header, body).unwrap()
 }
 
 /// Writes `fuzz/corpus/<target>/<name>` for every seed (inputs the fuzzer found, kept
@@ -155,6 +244,8 @@ fn message_seeds() -> Vec<(String, Vec<u8>)> {
     let max = transfer(12, RU, IR, SEED_OTHER_UETR, amount("92233720368547758.07", "EUR"));
     seeds.extend([named(&jpy, "-jpy"), named(&kwd, "-kwd"), named(&max, "-max-amount")]);
     seeds.push(named(&status(13, IR, RU, SEED_UETR, PaymentStatus::Acsc), "-acsc"));
+    seeds.push(named(&converted(21, CONVERTED_UETR, "100.00", "510.969375", "51096.94"), "-converted"));
+    seeds.push(named(&returned(22, CONVERTED_UETR), "-converted-return"));
     let mut mismatched = pb::Message::from(&seed_messages()[0]);
     mismatched.header.as_mut().unwrap().message_type = pb::MessageType::Camt053 as i32;
     seeds.push(("header-type-mismatch.pb".into(), mismatched.encode_to_vec()));
@@ -255,6 +346,15 @@ fn hub_seeds() -> Vec<(String, Vec<u8>)> {
         named(&no_relationship, "-no-relationship"),
         named(&to_suspended, "-to-suspended"),
         named(&to_hub, "-to-hub"),
+        // A conversion's story: paid, settled, recalled, the recall refused, returned,
+        // and the refusals of a wrong rate and of a second return.
+        named(&converted(21, CONVERTED_UETR, "100.00", "510.969375", "51096.94"), "-converted"),
+        named(&status_of(24, CONVERTED_UETR), "-converted-acsc"),
+        named(&recall_step(23, CONVERTED_UETR, false), "-recall"),
+        named(&recall_step(25, CONVERTED_UETR, true), "-recall-refused"),
+        named(&returned(22, CONVERTED_UETR), "-return"),
+        named(&returned(26, CONVERTED_UETR), "-second-return"),
+        named(&converted(27, "6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e", "100.00", "512.25", "51225.00"), "-wrong-rate"),
     ]);
     let raw = |selector: u8, bank: u8, frame: Vec<u8>| [vec![selector, bank], frame].concat();
     let request =

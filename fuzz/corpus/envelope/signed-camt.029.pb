@@ -1,6 +1,5 @@
 
 •
 S
-SEED-4$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKRUMMXXX"BANKIRTHXXX(0€ΠΔΟΆ48r>
-CASE-1SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e *NOAS@ώνψ14Ί†ι·L‰2
-/)eHC¶ †ξ]*ƒφθαUv{ώχHLIύγB`΅κΨvÒ――oΜ°ƒ²v±BANKRUMMXXX"k1
+SEED-4$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKRUMMXXX"BANKIRTHXXX(0Ώ¨•¨Ά48r>
+CASE-1SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e *NOAS@©G®ιξvν3όΙ•ς,Yc!Έ>§Zά™Λ²71µQγγA3Bς΄,Hυς‡ΡcÒήΉ΄YΏθ z€ΪBANKRUMMXXX"k1

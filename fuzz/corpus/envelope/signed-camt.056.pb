@@ -1,8 +1,6 @@
 
 ª
 S
-SEED-3$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKRUMMXXX"BANKIRTHXXX(0€ÐÄÏ¢48jS
+SEED-3$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKRUMMXXX"BANKIRTHXXX(0¿¨•¨¢48jS
 CASE-1SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e"	ÀÄRUB*DUPL2
-sent twice@\&óÀív2wÏ
-Âå ¸
-ÐXyÝñ+#nnH`Š™©CœÂ9šüJ0ÏeêIœ<»BANKRUMMXXX"k1
+sent twice@Æ WŒd~lxfz€·ô8­w7b82¶Š3ô­ÕEÆ—"~O(T¢¸mæì)©8S	/täÂªåuÞ*ìßi¾Ôä«BANKRUMMXXX"k1

@@ -1,6 +1,6 @@
 
 T
-SEED-16$0b1c2d3e-4f5a-4b7c-8d9e-0f1a2b3c4d5eBANKRUMMXXX"BANKIRTHXXX(0€ÐÄÏ¢48R§
+SEED-16$0b1c2d3e-4f5a-4b7c-8d9e-0f1a2b3c4d5eBANKRUMMXXX"BANKIRTHXXX(0Ë¨•¨¢48R§
 INSTR-1E2E-1$0b1c2d3e-4f5a-4b7c-8d9e-0f1a2b3c4d5e"œÇ¯ %RUB*
 2026-11-280:
 Ivan PetrovRU-0001BBANKRUMMXXXJ

@@ -1,6 +1,6 @@
 
 S
-SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKRUMMXXX"BANKIRTHXXX(0€ÐÄÏ¢48R¥
+SEED-0$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4eBANKRUMMXXX"BANKIRTHXXX(0¹¨•¨¢48R¥
 INSTR-1E2E-1$3f2b8c1e-4d5a-4b6c-8d7e-9f0a1b2c3d4e"	ÀÄRUB*
 2026-11-280:
 Ivan PetrovRU-0001BBANKRUMMXXXJ

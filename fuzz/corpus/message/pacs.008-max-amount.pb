@@ -1,6 +1,6 @@
 
 T
-SEED-12$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6bBANKRUMMXXX"BANKIRTHXXX(0€ÐÄÏ¢48R«
+SEED-12$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6bBANKRUMMXXX"BANKIRTHXXX(0¸¨•¨¢48R«
 INSTR-1E2E-1$7a1c2e3f-5b6d-4e8f-9a0b-1c2d3e4f5a6b"ÿÿÿÿÿÿÿÿEUR*
 2026-11-280:
 Ivan PetrovRU-0001BBANKRUMMXXXJ

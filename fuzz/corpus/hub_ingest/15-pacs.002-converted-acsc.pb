@@ -1,0 +1,4 @@
+
+T
+SEED-24$5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8dBANKIRTHXXX"BANKRUMMXXX(0Ë¨•¨¢48Z1
+SEED-21$5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d

@@ -1,0 +1,5 @@
+
+T
+SEED-23$5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8dBANKRUMMXXX"BANKIRTHXXX(0Ë¨•¨¢48jI
+CASE-1SEED-21$5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+¾ï·IRR*DUPL

@@ -1,0 +1,9 @@
+
+T
+SEED-27$6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9eBANKRUMMXXX"BANKIRTHXXX(0À®ï®¢48R∏
+INSTR-1E2E-1$6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e"
+ƒ”∏IRR*
+2026-11-280:
+Ivan PetrovRU-0001BBANKRUMMXXXJ
+Sara AhmadiIR-0001RBANKIRTHXXXZ
+Invoice 42bêNRUBj512.25

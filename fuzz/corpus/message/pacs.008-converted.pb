@@ -1,0 +1,10 @@
+
+T
+SEED-21$5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8dBANKRUMMXXX"BANKIRTHXXX(0∏®ï®¢48Rº
+INSTR-1E2E-1$5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d"
+æÔ∑IRR*
+2026-11-280:
+Ivan PetrovRU-0001BBANKRUMMXXXJ
+Sara AhmadiIR-0001RBANKIRTHXXXZ
+Invoice 42bêNRUBj
+510.969375
