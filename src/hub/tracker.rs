@@ -131,30 +131,6 @@ impl HubPayment {
     pub fn settled(&self) -> bool {
         matches!(self.final_status(), Some(PaymentStatus::Acsc | PaymentStatus::Accc))
     }
-
-    /// What the payment and its return moved on `participant`'s position: (currency,
-    /// signed minor units) for each leg it took part in.
-    pub fn position_effects(&self, participant: Bic) -> Vec<(crate::model::Currency, i64)> {
-        let mut effects = Vec::new();
-        if !self.settled() {
-            return effects;
-        }
-        let sent = (self.instructed.currency(), self.instructed.minor_units());
-        let received = (self.amount.currency(), self.amount.minor_units());
-        if participant == self.sender {
-            effects.push((sent.0, -sent.1));
-            if self.returned.is_some() {
-                effects.push((sent.0, sent.1));
-            }
-        }
-        if participant == self.receiver {
-            effects.push((received.0, received.1));
-            if self.returned.is_some() {
-                effects.push((received.0, -received.1));
-            }
-        }
-        effects
-    }
 }
 
 /// What a status report does to its payment.
