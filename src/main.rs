@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use corridor::bank::{self, Bank};
 use corridor::directory::Directory;
 use corridor::hub::{self, Hub, HubConfig, SettlementModel};
-use corridor::model::{Bic, Currency, format_minor_units, wire};
+use corridor::model::{Bic, Currency, CurrencyPair, Rate, format_minor_units, wire};
 use corridor::pb;
 use corridor::sim::demo::{DemoConfig, render, run_demo};
 use corridor::sim::loadgen::{self, LoadgenConfig};
@@ -159,6 +159,94 @@ enum Command {
         /// Free text for the beneficiary.
         #[arg(long, default_value = "")]
         remittance: String,
+        /// The beneficiary bank's currency (ISO 4217), when it is not --currency: the
+        /// payment is converted at the rate of the hub's agreement in force for the pair
+        /// (or at --quote's rate), and the beneficiary receives the converted amount.
+        #[arg(long)]
+        settlement_currency: Option<String>,
+        /// A quote id from `corridor quote` for exactly this amount and pair: the payment
+        /// is converted at the quote's rate, if it has not expired. Used once.
+        #[arg(long, requires = "settlement_currency")]
+        quote: Option<String>,
+    },
+    /// Ask the hub, through this bank, for a firm quote: both amounts, the rate, the expiry.
+    ///
+    /// `pay --settlement-currency CUR --quote ID` then pays at the quote's rate, once,
+    /// until it expires (`hub --quote-ttl-secs`), even if the agreement changes meanwhile.
+    Quote {
+        #[command(flatten)]
+        bank: BankArgs,
+        /// Amount the paying customer would send, decimal text, for example 100.00.
+        #[arg(long)]
+        amount: String,
+        /// Its currency (ISO 4217), for example RUB.
+        #[arg(long)]
+        currency: String,
+        /// The beneficiary bank's currency (ISO 4217), for example IRR.
+        #[arg(long)]
+        to_currency: String,
+    },
+    /// Return a settled incoming payment to its sender (a pacs.004), with a reason.
+    ///
+    /// For example because the beneficiary's account is closed (AC04): the beneficiary's
+    /// account is debited now, and the sender's customer gets back exactly what it paid (a
+    /// converted payment is converted back at its original rate).
+    Return {
+        #[command(flatten)]
+        bank: BankArgs,
+        /// The payment's UETR.
+        #[arg(long)]
+        uetr: String,
+        /// ISO return reason code: AC04 (closed account), AC01 (wrong account), AM05
+        /// (duplicate), CUST (customer's request), ...
+        #[arg(long)]
+        reason: String,
+        /// Free text for the sender.
+        #[arg(long, default_value = "")]
+        info: String,
+    },
+    /// Ask for a settled outgoing payment back (a camt.056), with a reason.
+    ///
+    /// The recall is an open case (PDCR) until the beneficiary's bank answers it with
+    /// `answer-recall`; `status` and `track` show how it stands.
+    Recall {
+        #[command(flatten)]
+        bank: BankArgs,
+        /// The payment's UETR.
+        #[arg(long)]
+        uetr: String,
+        /// ISO cancellation reason code: DUPL (duplicate), FRAD (fraud), CUST (customer's
+        /// request), ...
+        #[arg(long)]
+        reason: String,
+        /// Free text for the beneficiary's bank.
+        #[arg(long, default_value = "")]
+        info: String,
+    },
+    /// Answer the open recall of an incoming payment (a camt.029): --accept or --refuse.
+    ///
+    /// --accept sends the funds back (a pacs.004 with reason FOCR, then CNCL); --refuse
+    /// --reason CODE keeps them (RJCR) and tells the sender why.
+    #[command(group(clap::ArgGroup::new("answer").required(true).args(["accept", "refuse"])))]
+    AnswerRecall {
+        #[command(flatten)]
+        bank: BankArgs,
+        /// The payment's UETR.
+        #[arg(long)]
+        uetr: String,
+        /// Accept: return the funds to the sender.
+        #[arg(long)]
+        accept: bool,
+        /// Refuse: keep the funds (needs --reason).
+        #[arg(long, requires = "reason")]
+        refuse: bool,
+        /// Why it is refused (ISO code): NOAS (no answer from the customer), CUST
+        /// (customer refuses), AC04 (closed account), AM04 (insufficient funds), ...
+        #[arg(long, conflicts_with = "accept")]
+        reason: Option<String>,
+        /// Free text for the sender's bank.
+        #[arg(long, default_value = "")]
+        info: String,
     },
     /// A payment's status as the bank sees it.
     Status {
@@ -190,7 +278,8 @@ enum Command {
         #[command(flatten)]
         period: PeriodArgs,
     },
-    /// The hub operator's control of the hub: positions, suspensions, settlement windows.
+    /// The hub operator's control of the hub: positions, suspensions, settlement windows,
+    /// rate agreements.
     Admin {
         #[command(flatten)]
         hub: HubArgs,
@@ -276,7 +365,8 @@ enum Command {
         /// Seed of the workload.
         #[arg(long, default_value_t = DemoConfig::default().seed)]
         seed: u64,
-        /// Currency of every account and payment.
+        /// `home`: each bank keeps accounts in its own country's currency, and payments
+        /// convert under the hub's rate agreements; or one ISO 4217 code for every bank.
         #[arg(long, default_value_t = DemoConfig::default().currency)]
         currency: String,
         /// Print the summary as one JSON object.
@@ -305,6 +395,10 @@ struct HubLimitArgs {
     /// Messages a participant may submit at once above its rate [default: the rate].
     #[arg(long)]
     participant_burst: Option<u32>,
+    /// How long a quote the hub gives (`corridor quote`) is honoured, in seconds (1 to
+    /// 86400).
+    #[arg(long, default_value_t = hub::QUOTE_TTL.as_secs())]
+    quote_ttl_secs: u64,
     /// Connections each certificate may hold at once.
     #[arg(long, default_value_t = corridor::net::CONNECTIONS_PER_PEER_MAX)]
     connections_per_peer: usize,
@@ -317,21 +411,28 @@ struct HubLimitArgs {
 }
 
 impl HubLimitArgs {
-    fn apply(&self, config: HubConfig) -> HubConfig {
+    /// The limits applied to `config`; refused, naming the flag, when one is out of the
+    /// range [`HubConfig::validate`] allows.
+    fn apply(&self, config: HubConfig) -> Result<HubConfig> {
+        let quote_ttl = Duration::from_secs(self.quote_ttl_secs);
+        HubConfig { quote_ttl, ..HubConfig::default() }
+            .validate()
+            .map_err(|e| anyhow!("--quote-ttl-secs {}: {e}", self.quote_ttl_secs))?;
         let connections = corridor::net::ConnectionLimits {
             connections_per_peer_max: self.connections_per_peer,
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             ..config.connections
         };
-        HubConfig {
+        Ok(HubConfig {
             message_age_max: Duration::from_secs(self.message_age_max_secs),
             clock_skew_max: Duration::from_secs(self.clock_skew_max_secs),
             participant_rate_max: self.participant_rate,
             participant_burst_max: self.participant_burst.unwrap_or(self.participant_rate),
             connections,
+            quote_ttl,
             ..config
-        }
+        })
     }
 }
 
@@ -406,6 +507,31 @@ enum AdminCommand {
         #[command(flatten)]
         period: PeriodArgs,
     },
+    /// Set a currency pair's rate agreement; prints it with its applied rate.
+    ///
+    /// It replaces the pair's previous agreement. While it is in force, payments
+    /// instructed in the first currency settle in the second at the applied rate: the
+    /// rate less the spread. The other direction (IRR/RUB) takes an agreement of its own.
+    Agreement {
+        /// FROM/TO, for example RUB/IRR: payments instructed in RUB settle in IRR.
+        #[arg(long)]
+        pair: String,
+        /// Units of TO per unit of FROM, decimal text, for example 512.25.
+        #[arg(long)]
+        rate: String,
+        /// The network's margin in basis points (hundredths of a percent), taken off the
+        /// rate: 0 to 9999.
+        #[arg(long, default_value_t = 0)]
+        spread_bps: u32,
+        /// In force from (inclusive), RFC 3339 such as 2026-11-28T09:00:00Z [default: now].
+        #[arg(long)]
+        valid_from: Option<String>,
+        /// In force until (exclusive), RFC 3339 [default: without end].
+        #[arg(long)]
+        valid_until: Option<String>,
+    },
+    /// Every rate agreement, in force or not.
+    Agreements,
 }
 
 #[derive(Args)]
@@ -585,7 +711,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 payload_size_max_bytes,
                 settlement_model: settlement,
                 ..HubConfig::default()
-            });
+            })?;
             let data = data.unwrap_or_else(|| network.hub_data_dir());
             let hub = Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?;
             let listener =
@@ -689,10 +815,20 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 tracker_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
             let tracked = client.track(pb::TrackRequest { uetr }).await.map_err(hub_status)?.into_inner();
             let p = tracked.payment.unwrap_or_default();
-            say!("{}  {} from {} to {}", p.uetr, money(p.amount.as_ref()), p.sender_bic, p.receiver_bic);
+            let amount = if p.exchange_rate.is_empty() {
+                money(p.amount.as_ref())
+            } else {
+                format!(
+                    "{} converted at {} into {}",
+                    money(p.instructed_amount.as_ref()),
+                    p.exchange_rate,
+                    money(p.amount.as_ref())
+                )
+            };
+            say!("{}  {amount} from {} to {}", p.uetr, p.sender_bic, p.receiver_bic);
             for step in tracked.steps {
                 say!(
-                    "{}  {:<16} {:<12} {}",
+                    "{}  {:<23} {:<12} {}",
                     wire::format_unix_ms(step.time_unix_ms),
                     step.step,
                     step.by_bic,
@@ -800,6 +936,9 @@ async fn administer(hub: &HubArgs, action: AdminCommand) -> Result<()> {
             for p in &r.positions {
                 say!("{}", position_line(p));
             }
+            for fx in &r.fx_positions {
+                say!("fx account {}  settled net {}", fx.currency_pair, minor(fx.settled_net, &fx.currency));
+            }
         }
         AdminCommand::Reports => {
             let request = pb::ListSettlementReportsRequest {};
@@ -822,8 +961,109 @@ async fn administer(hub: &HubArgs, action: AdminCommand) -> Result<()> {
                     .trim_end()
             );
         }
+        AdminCommand::Agreement { pair, rate, spread_bps, valid_from, valid_until } => {
+            // Checked here too, so that a mistake names the flag and never reaches the hub.
+            let pair = CurrencyPair::parse(&pair).map_err(|e| anyhow!("--pair: {}", e.rule))?;
+            let parsed = Rate::parse(&rate).map_err(|e| anyhow!("--rate: {}", e.rule))?;
+            parsed.less_spread(spread_bps).map_err(|e| anyhow!("--spread-bps: {}", e.rule))?;
+            let time = |text: Option<String>, flag: &str| -> Result<i64> {
+                let Some(text) = text else { return Ok(0) };
+                let unix_ms = wire::parse_unix_ms(&text, flag).map_err(|e| anyhow!("{e}"))?;
+                if unix_ms <= 0 {
+                    bail!("{flag}: must be after 1970-01-01T00:00:00Z (got {text:?})");
+                }
+                Ok(unix_ms)
+            };
+            let (from, until) = (time(valid_from, "--valid-from")?, time(valid_until, "--valid-until")?);
+            if until != 0 && until <= if from == 0 { corridor::bank::unix_ms_now() } else { from } {
+                bail!("--valid-until: must be after --valid-from (which is now when not given)");
+            }
+            let agreement = pb::RateAgreement {
+                currency_pair: pair.to_string(),
+                rate,
+                spread_bps,
+                valid_from_unix_ms: from,
+                valid_until_unix_ms: until,
+                applied_rate: String::new(),
+            };
+            let request = pb::SetAgreementRequest { agreement: Some(agreement) };
+            let r = client.set_agreement(request).await.map_err(hub_status)?.into_inner();
+            say!("{}", agreement_line(&r.agreement.unwrap_or_default()));
+        }
+        AdminCommand::Agreements => {
+            let request = pb::ListAgreementsRequest {};
+            let r = client.list_agreements(request).await.map_err(hub_status)?.into_inner();
+            if r.agreements.is_empty() {
+                say!("no rate agreements");
+            }
+            let now = corridor::bank::unix_ms_now();
+            for line in agreements_table(&r.agreements, now) {
+                say!("{line}");
+            }
+        }
     }
     Ok(())
+}
+
+/// `RUB/IRR  rate 512.25 less 25 bps = applied rate 510.969375, in force from ... until ...`.
+fn agreement_line(a: &pb::RateAgreement) -> String {
+    format!(
+        "{}  rate {} less {} bps = applied rate {}, in force from {} {}",
+        a.currency_pair,
+        a.rate,
+        a.spread_bps,
+        a.applied_rate,
+        wire::format_unix_ms(a.valid_from_unix_ms),
+        match a.valid_until_unix_ms {
+            0 => "without end".to_owned(),
+            until => format!("until {}", wire::format_unix_ms(until)),
+        }
+    )
+}
+
+/// The agreements as a table with a header, each said to be in force or not at `now`.
+fn agreements_table(agreements: &[pb::RateAgreement], now: i64) -> Vec<String> {
+    if agreements.is_empty() {
+        return Vec::new();
+    }
+    let rows: Vec<[String; 7]> = agreements
+        .iter()
+        .map(|a| {
+            let until = a.valid_until_unix_ms;
+            let state = if now < a.valid_from_unix_ms {
+                "not yet"
+            } else if until != 0 && now >= until {
+                "expired"
+            } else {
+                "in force"
+            };
+            [
+                a.currency_pair.clone(),
+                a.rate.clone(),
+                format!("{} bps", a.spread_bps),
+                a.applied_rate.clone(),
+                wire::format_unix_ms(a.valid_from_unix_ms),
+                if until == 0 { "-".to_owned() } else { wire::format_unix_ms(until) },
+                state.to_owned(),
+            ]
+        })
+        .collect();
+    let header =
+        ["pair", "rate", "spread", "applied rate", "valid from", "valid until", "now"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    [header].iter().chain(&rows).map(|row| table_row(row, &widths)).collect()
+}
+
+/// Cells padded to `widths`, two spaces apart, without trailing spaces.
+fn table_row(cells: &[String], widths: &[usize]) -> String {
+    let padded: Vec<String> =
+        cells.iter().zip(widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+    padded.join("  ").trim_end().to_owned()
 }
 
 fn model_name(model: i32) -> &'static str {
@@ -871,6 +1111,9 @@ fn report_text(r: &pb::SettlementReport) -> String {
             minor(l.received, c),
             minor(net, c)
         );
+    }
+    for fx in &r.fx_lines {
+        text += &format!("  fx account {}  net {}\n", fx.currency_pair, minor(fx.settled_net, &fx.currency));
     }
     for t in &r.totals {
         let c = &t.currency;
@@ -930,7 +1173,18 @@ async fn operate(command: Command) -> Result<()> {
                 .unwrap_or_default();
             say!("{} is {}", account.id, if account.blocked { "blocked" } else { "unblocked" });
         }
-        Command::Pay { bank, from, to_bank, to, amount, currency, name, remittance } => {
+        Command::Pay {
+            bank,
+            from,
+            to_bank,
+            to,
+            amount,
+            currency,
+            name,
+            remittance,
+            settlement_currency,
+            quote,
+        } => {
             let mut client = connect(&bank).await?;
             let request = pb::SubmitPaymentRequest {
                 debtor_account: from,
@@ -941,8 +1195,8 @@ async fn operate(command: Command) -> Result<()> {
                 currency,
                 remittance_information: remittance,
                 end_to_end_id: String::new(),
-                settlement_currency: String::new(),
-                quote_id: String::new(),
+                settlement_currency: settlement_currency.unwrap_or_default(),
+                quote_id: quote.unwrap_or_default(),
             };
             let payment = client
                 .submit_payment(request)
@@ -952,6 +1206,51 @@ async fn operate(command: Command) -> Result<()> {
                 .payment
                 .unwrap_or_default();
             say!("{}", payment.uetr);
+        }
+        Command::Quote { bank, amount, currency, to_currency } => {
+            // The amount is decimal text; the request carries minor units.
+            let code = Currency::parse(&currency).map_err(|e| anyhow!("--currency: {}", e.rule))?;
+            let instructed =
+                corridor::model::Amount::parse(&amount, code).map_err(|e| anyhow!("--amount: {}", e.rule))?;
+            let mut client = connect(&bank).await?;
+            let request = pb::QuoteRequest {
+                instructed_amount: Some(wire::money_of_amount(&instructed)),
+                settlement_currency: to_currency,
+            };
+            let q = client.get_quote(request).await.map_err(status)?.into_inner();
+            say!(
+                "{}  {} -> {} at {}, firm until {}",
+                q.quote_id,
+                money(q.instructed_amount.as_ref()),
+                money(q.settlement_amount.as_ref()),
+                q.exchange_rate,
+                wire::format_unix_ms(q.expires_unix_ms)
+            );
+        }
+        Command::Return { bank, uetr, reason, info } => {
+            let mut client = connect(&bank).await?;
+            let request =
+                pb::ReturnPaymentRequest { uetr, reason_code: reason, additional_information: info };
+            let response = client.return_payment(request).await.map_err(status)?;
+            say!("{}", payment_line(&response.into_inner().payment.unwrap_or_default()));
+        }
+        Command::Recall { bank, uetr, reason, info } => {
+            let mut client = connect(&bank).await?;
+            let request =
+                pb::RecallPaymentRequest { uetr, reason_code: reason, additional_information: info };
+            let response = client.recall_payment(request).await.map_err(status)?;
+            say!("{}", payment_line(&response.into_inner().payment.unwrap_or_default()));
+        }
+        Command::AnswerRecall { bank, uetr, accept, refuse: _, reason, info } => {
+            let mut client = connect(&bank).await?;
+            let request = pb::AnswerRecallRequest {
+                uetr,
+                accept,
+                reason_code: reason.unwrap_or_default(),
+                additional_information: info,
+            };
+            let response = client.answer_recall(request).await.map_err(status)?;
+            say!("{}", payment_line(&response.into_inner().payment.unwrap_or_default()));
         }
         Command::Status { bank, uetr } => {
             let mut client = connect(&bank).await?;
@@ -1014,8 +1313,29 @@ fn payment_line(p: &pb::Payment) -> String {
         .unwrap_or_default();
     let direction = if p.direction == pb::PaymentDirection::Incoming as i32 { "from" } else { "to" };
     let reason = if p.reason_code.is_empty() { String::new() } else { format!(" {}", p.reason_code) };
+    // A converted payment: the other bank's side and the rate.
+    let converted = match &p.counter_amount {
+        Some(counter) if !p.exchange_rate.is_empty() => {
+            format!(" ({} at {})", money(Some(counter)), p.exchange_rate)
+        }
+        _ => String::new(),
+    };
+    let returned = match pb::ReturnState::try_from(p.return_state) {
+        Ok(pb::ReturnState::Returning) => format!("  returning {}", p.return_reason_code),
+        Ok(pb::ReturnState::Returned) => format!("  returned {}", p.return_reason_code),
+        _ => String::new(),
+    };
+    let recall = match pb::InvestigationStatus::try_from(p.recall_status) {
+        Ok(status) if status != pb::InvestigationStatus::Unspecified => format!(
+            "  recall {} {} case {}",
+            status.as_str_name().trim_start_matches("INVESTIGATION_STATUS_"),
+            p.recall_reason_code,
+            p.recall_case_id
+        ),
+        _ => String::new(),
+    };
     format!(
-        "{}  {status}{reason}  {} {direction} {}  {}  {}",
+        "{}  {status}{reason}  {}{converted} {direction} {}  {}{returned}{recall}  {}",
         p.uetr,
         money(p.amount.as_ref()),
         p.counterparty_bic,

@@ -156,11 +156,15 @@ const CONVERTED_UETR: &str = "5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d";
 
 /// A pacs.008 from RU to IR of `instructed` RUB converted at `rate` into `settlement` IRR.
 fn converted(index: usize, uetr: &str, instructed: &str, rate: &str, settlement: &str) -> Message {
-    let Body::Pacs008(mut transfer) = transfer(index, RU, IR, uetr, amount(settlement, "IRR")).body().clone() else {
+    let Body::Pacs008(mut transfer) = transfer(index, RU, IR, uetr, amount(settlement, "IRR")).body().clone()
+    else {
         unreachable!("transfer builds a pacs.008")
     };
-    transfer.conversion =
-        Some(Conversion { instructed: amount(instructed, "RUB"), rate: Rate::parse(rate).unwrap(), quote_id: None });
+    transfer.conversion = Some(Conversion {
+        instructed: amount(instructed, "RUB"),
+        rate: Rate::parse(rate).unwrap(),
+        quote_id: None,
+    });
     let header = Header {
         message_id: MessageId::parse(&format!("SEED-{index}")).unwrap(),
         ..header(RU, IR, Some(transfer.uetr))
@@ -354,7 +358,10 @@ fn hub_seeds() -> Vec<(String, Vec<u8>)> {
         named(&recall_step(25, CONVERTED_UETR, true), "-recall-refused"),
         named(&returned(22, CONVERTED_UETR), "-return"),
         named(&returned(26, CONVERTED_UETR), "-second-return"),
-        named(&converted(27, "6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e", "100.00", "512.25", "51225.00"), "-wrong-rate"),
+        named(
+            &converted(27, "6b7c8d9e-0f1a-4b2c-9d3e-4f5a6b7c8d9e", "100.00", "512.25", "51225.00"),
+            "-wrong-rate",
+        ),
     ]);
     let raw = |selector: u8, bank: u8, frame: Vec<u8>| [vec![selector, bank], frame].concat();
     let request =

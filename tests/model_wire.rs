@@ -151,7 +151,9 @@ fn a_converted_payment_and_its_return_round_trip() {
     let converted = Message::new(header, Body::Pacs008(transfer)).unwrap();
     assert_eq!(decode_message(&encode_message(&converted)).unwrap(), converted);
     let header = messages[2].header().clone();
-    let Body::Pacs004(ret) = messages.remove(2).body().clone() else { unreachable!("the third is a pacs.004") };
+    let Body::Pacs004(ret) = messages.remove(2).body().clone() else {
+        unreachable!("the third is a pacs.004")
+    };
     let ret = PaymentReturn {
         returned_amount: amount("51096.94", "IRR"),
         conversion: Some(Conversion { quote_id: None, ..conversion }),
@@ -169,7 +171,10 @@ fn a_broken_conversion_is_refused_naming_the_field() {
     type Corruption = fn(&mut pb::CreditTransfer);
     let cases: Vec<(Corruption, &str)> = vec![
         (|t| t.exchange_rate = "510.9".into(), "pacs008.instructed_amount"),
-        (|t| t.instructed_amount = Some(pb::Money { minor_units: 10_000, currency: "RUB".into() }), "pacs008.exchange_rate"),
+        (
+            |t| t.instructed_amount = Some(pb::Money { minor_units: 10_000, currency: "RUB".into() }),
+            "pacs008.exchange_rate",
+        ),
         (|t| t.quote_id = "Q1".into(), "pacs008.quote_id"),
         (
             |t| {

@@ -169,7 +169,8 @@ pub fn agreement_from_pb(agreement: Option<pb::RateAgreement>, now: i64) -> Resu
     }
     let from = if a.valid_from_unix_ms == 0 { now } else { a.valid_from_unix_ms };
     let until = (a.valid_until_unix_ms != 0).then_some(a.valid_until_unix_ms);
-    Agreement::new(pair, rate, a.spread_bps, from, until).map_err(|e| invalid("agreement", e))
+    Agreement::new(pair, rate, a.spread_bps, from, until)
+        .map_err(|e| Status::invalid_argument(e.under("agreement").to_string()))
 }
 
 /// A payment as the hub saw it, on the wire.
@@ -222,6 +223,31 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         ),
     )];
     let hub = Bic::parse(crate::tls::HUB_BIC).expect("valid");
+    // A return is pushed before a recall's answer: the pacs.004 precedes the camt.029
+    // CNCL, and the two often share a millisecond (the sort keeps ties in this order).
+    if let Some(returned) = &payment.returned {
+        let undone = match payment.conversion {
+            Some((_, rate)) => format!("{amount} back as {} (at the original {rate})", payment.instructed),
+            None => format!("{amount} back"),
+        };
+        steps.push(step(
+            "returned",
+            returned.returned_unix_ms,
+            payment.receiver,
+            format!(
+                "pacs.004 {} ({}) settled: {undone} from {} to {}",
+                returned.message_id, returned.reason, payment.receiver, payment.sender
+            ),
+        ));
+        if let Some(at) = returned.delivered_unix_ms {
+            steps.push(step(
+                "return_delivered",
+                at,
+                payment.sender,
+                "the sender confirmed it processed the pacs.004".into(),
+            ));
+        }
+    }
     if let Some(case) = &payment.recall {
         steps.push(step(
             "recall_requested",
@@ -258,29 +284,6 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
                     "the sender confirmed it processed the camt.029".into(),
                 ));
             }
-        }
-    }
-    if let Some(returned) = &payment.returned {
-        let undone = match payment.conversion {
-            Some((_, rate)) => format!("{amount} back as {} (at the original {rate})", payment.instructed),
-            None => format!("{amount} back"),
-        };
-        steps.push(step(
-            "returned",
-            returned.returned_unix_ms,
-            payment.receiver,
-            format!(
-                "pacs.004 {} ({}) settled: {undone} from {} to {}",
-                returned.message_id, returned.reason, payment.receiver, payment.sender
-            ),
-        ));
-        if let Some(at) = returned.delivered_unix_ms {
-            steps.push(step(
-                "return_delivered",
-                at,
-                payment.sender,
-                "the sender confirmed it processed the pacs.004".into(),
-            ));
         }
     }
     if let Some(at) = payment.acknowledged_unix_ms {

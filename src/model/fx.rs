@@ -79,7 +79,7 @@ impl Rate {
     }
 
     fn normalised(mut mantissa: u128, mut scale: u32) -> Option<Self> {
-        while scale > 0 && mantissa % 10 == 0 {
+        while scale > 0 && mantissa.is_multiple_of(10) {
             mantissa /= 10;
             scale -= 1;
         }

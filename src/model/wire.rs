@@ -276,7 +276,7 @@ fn conversion(
     match (instructed, rate.is_empty()) {
         (None, true) => {
             if !quote_id.is_empty() {
-                return Err(ModelError::new(&format!("{message}.quote_id"), "is set only with a conversion"));
+                return Err(ModelError::new(format!("{message}.quote_id"), "is set only with a conversion"));
             }
             Ok(None)
         }
