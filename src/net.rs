@@ -319,7 +319,9 @@ pub async fn serve(
     let accepting = AbortOnDrop(tokio::spawn(accept_loop(listener, tls, connections)));
     let incoming = tokio_stream::wrappers::ReceiverStream::new(incoming);
     let served = router.serve_with_incoming_shutdown(incoming, shutdown).await;
-    drop(accepting);
+    // Waited for, not only aborted: the listening socket is closed when this returns, so
+    // a node restarted at once can bind the same address again.
+    accepting.stop().await;
     served
 }
 

@@ -212,9 +212,12 @@ impl FxDesk {
         })
     }
 
-    /// Keeps a quote given at `unix_ms`, forgetting those expired by then.
+    /// Keeps a quote given at `unix_ms`. Quotes expired for longer than a quote is
+    /// honoured are forgotten; until then a payment citing one is told that it expired
+    /// (TM01), not that it is unknown, whatever quotes were given since.
     pub fn keep_quote(&mut self, quote: Quote, unix_ms: i64) {
-        self.quotes.retain(|_, q| q.expires_unix_ms > unix_ms);
+        let ttl_ms = quote.expires_unix_ms.saturating_sub(unix_ms);
+        self.quotes.retain(|_, q| q.expires_unix_ms.saturating_add(ttl_ms) > unix_ms);
         self.quotes.insert(quote.id.clone(), quote);
     }
 
