@@ -1330,13 +1330,7 @@ async fn garbage_on_every_new_input_path_is_refused_clearly_and_changes_nothing(
         ("an unknown UETR", IR, answer(&unknown, true, ""), Code::NotFound, &unknown),
         ("no recall case", IR, answer(&settled.uetr, true, ""), Code::FailedPrecondition, "recall"),
         ("the sender's side", RU, answer(&settled.uetr, false, "NOAS"), Code::FailedPrecondition, "recall"),
-        (
-            "refusing without a reason",
-            IR,
-            answer(&settled.uetr, false, ""),
-            Code::InvalidArgument,
-            "reason",
-        ),
+        ("refusing without a reason", IR, answer(&settled.uetr, false, ""), Code::InvalidArgument, "reason"),
         (
             "an unknown reason code",
             IR,

@@ -165,7 +165,10 @@ impl Bank {
         let refusal = match (accept, reason) {
             (true, _) => None,
             (false, "") => {
-                return Err(BankError::Invalid(ModelError::new("reason_code", "refusing a recall needs a reason")));
+                return Err(BankError::Invalid(ModelError::new(
+                    "reason_code",
+                    "refusing a recall needs a reason",
+                )));
             }
             (false, text) => Some(ReasonCode::parse(text).map_err(|e| e.at("reason_code"))?),
         };
