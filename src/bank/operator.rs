@@ -161,7 +161,13 @@ impl Bank {
             .into_inner();
         let offer = quote_offer(quote)
             .map_err(|e| BankError::Unavailable(format!("the hub's quote is unreadable: {e}")))?;
-        self.inner.quotes.lock().expect("quotes lock").insert(offer.id.clone(), offer.clone());
+        let mut quotes = self.inner.quotes.lock().expect("quotes lock");
+        // Bounded as at the hub: a quote expired for longer than a quote lasts is
+        // forgotten; until then a payment citing it goes out and the hub says it expired.
+        let now = super::unix_ms_now();
+        let lifetime_ms = offer.expires_unix_ms.saturating_sub(now);
+        quotes.retain(|_, q| q.expires_unix_ms.saturating_add(lifetime_ms) > now);
+        quotes.insert(offer.id.clone(), offer.clone());
         Ok(offer)
     }
 

@@ -838,18 +838,12 @@ impl HubState {
     }
 
     /// Step 6 of the checks, then its effects, all or nothing: no payment or return
-    /// from or to a suspended participant; a pacs.008 needs a new UETR, a conversion that
-    /// matches its agreement or quote, and reserves its instructed amount against the
-    /// sender's position (AM04 if it cannot); a pacs.002 must come from the payment's
-    /// receiver and settles it (ACSC) or releases it (RJCT); a pacs.004 returns a settled
-    /// payment whole and settles at once against the returner's position; a camt.056 and
-    /// its camt.029 must fit the payment's recall case.
+    /// from or to a suspended participant; then each message type against the payment's
+    /// story so far (see the `settle_*` functions). A camt.056 and its camt.029 must fit
+    /// the payment's recall case; they move no money.
     fn settle(&mut self, sender: Bic, message: &Message, osn: u64, unix_ms: i64) -> Result<(), Refusal> {
-        let header = message.header();
-        let refused =
-            |code: Code, reason: Option<ReasonCode>| move |detail: String| Refusal::new(code, reason, detail);
-        let moves_money = matches!(message.body(), Body::Pacs008(_) | Body::Pacs004(_));
-        if moves_money {
+        let (header, message_id) = (message.header(), message.header().message_id.clone());
+        if matches!(message.body(), Body::Pacs008(_) | Body::Pacs004(_)) {
             for party in [sender, header.receiver] {
                 if self.positions.is_suspended(party) {
                     return Err(Refusal::new(
@@ -862,83 +856,120 @@ impl HubState {
                 }
             }
         }
-        let window = |positions: &Positions| {
-            (positions.model() == SettlementModel::DeferredNet).then(|| positions.open_window_id())
-        };
-        let overflow =
-            |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail);
-        let short =
-            |PositionError(detail)| Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail);
+        let mismatch = |detail| Refusal::new(Code::InvalidArgument, None, detail);
         match message.body() {
-            Body::Pacs008(transfer) => {
-                self.tracker
-                    .check_transfer(transfer)
-                    .map_err(refused(Code::AlreadyExists, Some(ReasonCode::Dupl)))?;
-                if let Some(conversion) = &transfer.conversion {
-                    self.fx.check(sender, conversion, transfer.amount, unix_ms).map_err(
-                        |(reason, detail)| Refusal::new(Code::FailedPrecondition, Some(reason), detail),
-                    )?;
-                }
-                self.positions.reserve(sender, transfer.instructed_amount()).map_err(short)?;
-                if let Some(conversion) = &transfer.conversion {
-                    self.fx.use_quote(conversion);
-                }
-                self.tracker.record_transfer(header.message_id.clone(), sender, transfer, osn, unix_ms);
-            }
+            Body::Pacs008(transfer) => self.settle_transfer(sender, message_id, transfer, osn, unix_ms)?,
             Body::Pacs002(report) => {
-                let (payment, effect) = self
-                    .tracker
-                    .check_status(sender, header.receiver, report)
-                    .map_err(refused(Code::InvalidArgument, None))?;
-                let (debtor, creditor) = (payment.sender, payment.receiver);
-                let (debit, credit, pair) =
-                    (payment.instructed, payment.amount, payment.conversion.map(|c| c.0));
-                let window = match effect {
-                    StatusEffect::Settle => {
-                        self.positions.settle(debtor, creditor, debit, credit, pair).map_err(overflow)?;
-                        window(&self.positions)
-                    }
-                    StatusEffect::Release => {
-                        self.positions.release(debtor, debit);
-                        None
-                    }
-                    StatusEffect::Record => None,
-                };
-                self.tracker.record_status(header.message_id.clone(), report, osn, unix_ms, window);
+                self.settle_status(sender, header.receiver, message_id, report, osn, unix_ms)?
             }
             Body::Pacs004(ret) => {
-                let payment = self
-                    .tracker
-                    .check_return(sender, header.receiver, ret)
-                    .map_err(refused(Code::InvalidArgument, None))?;
-                // The conversion undone: the returner pays back what it received, the
-                // original sender gets back what it paid, the FX accounts reverse.
-                let (paid_back, restored, pair) =
-                    (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
-                self.positions.reserve(sender, paid_back).map_err(short)?;
-                if let Err(error) = self.positions.settle(sender, header.receiver, paid_back, restored, pair)
-                {
-                    self.positions.release(sender, paid_back);
-                    return Err(overflow(error));
-                }
-                let window = window(&self.positions);
-                self.tracker.record_return(header.message_id.clone(), ret, osn, unix_ms, window);
+                self.settle_return(sender, header.receiver, message_id, ret, osn, unix_ms)?
             }
             Body::Camt056(request) => {
-                self.tracker
-                    .check_recall(sender, header.receiver, request)
-                    .map_err(refused(Code::InvalidArgument, None))?;
-                self.tracker.record_recall(header.message_id.clone(), request, osn, unix_ms);
+                self.tracker.check_recall(sender, header.receiver, request).map_err(mismatch)?;
+                self.tracker.record_recall(message_id, request, osn, unix_ms);
             }
             Body::Camt029(resolution) => {
-                self.tracker
-                    .check_resolution(sender, header.receiver, resolution)
-                    .map_err(refused(Code::InvalidArgument, None))?;
-                self.tracker.record_resolution(header.message_id.clone(), resolution, osn, unix_ms);
+                self.tracker.check_resolution(sender, header.receiver, resolution).map_err(mismatch)?;
+                self.tracker.record_resolution(message_id, resolution, osn, unix_ms);
             }
             Body::Camt053(_) => {}
         }
         Ok(())
+    }
+
+    /// A pacs.008 needs a new UETR and a conversion that matches its agreement or quote
+    /// (AM11, AM12, TM01), and reserves its instructed amount against the sender's
+    /// position (AM04 if it cannot).
+    fn settle_transfer(
+        &mut self,
+        sender: Bic,
+        message_id: MessageId,
+        transfer: &crate::model::CreditTransfer,
+        osn: u64,
+        unix_ms: i64,
+    ) -> Result<(), Refusal> {
+        self.tracker
+            .check_transfer(transfer)
+            .map_err(|detail| Refusal::new(Code::AlreadyExists, Some(ReasonCode::Dupl), detail))?;
+        if let Some(conversion) = &transfer.conversion {
+            self.fx
+                .check(sender, conversion, transfer.amount, unix_ms)
+                .map_err(|(reason, detail)| Refusal::new(Code::FailedPrecondition, Some(reason), detail))?;
+        }
+        self.positions.reserve(sender, transfer.instructed_amount()).map_err(position_short)?;
+        if let Some(conversion) = &transfer.conversion {
+            self.fx.use_quote(conversion);
+        }
+        self.tracker.record_transfer(message_id, sender, transfer, osn, unix_ms);
+        Ok(())
+    }
+
+    /// A pacs.002 must come from the payment's receiver; it settles the payment (ACSC:
+    /// the sender pays the instructed amount, the receiver gets the settlement amount,
+    /// the agreement's FX accounts take the difference of currencies) or releases it (RJCT).
+    fn settle_status(
+        &mut self,
+        sender: Bic,
+        receiver: Bic,
+        message_id: MessageId,
+        report: &crate::model::PaymentStatusReport,
+        osn: u64,
+        unix_ms: i64,
+    ) -> Result<(), Refusal> {
+        let (payment, effect) = self
+            .tracker
+            .check_status(sender, receiver, report)
+            .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
+        let (debtor, creditor) = (payment.sender, payment.receiver);
+        let (debit, credit, pair) = (payment.instructed, payment.amount, payment.conversion.map(|c| c.0));
+        let window = match effect {
+            StatusEffect::Settle => {
+                self.positions.settle(debtor, creditor, debit, credit, pair).map_err(position_overflow)?;
+                self.open_window()
+            }
+            StatusEffect::Release => {
+                self.positions.release(debtor, debit);
+                None
+            }
+            StatusEffect::Record => None,
+        };
+        self.tracker.record_status(message_id, report, osn, unix_ms, window);
+        Ok(())
+    }
+
+    /// A pacs.004 returns a settled payment whole and settles at once against the
+    /// returner's position (AM04 if it cannot cover it): the conversion undone, the
+    /// returner pays back what it received, the original sender gets back what it paid,
+    /// and the FX accounts reverse.
+    fn settle_return(
+        &mut self,
+        sender: Bic,
+        receiver: Bic,
+        message_id: MessageId,
+        ret: &crate::model::PaymentReturn,
+        osn: u64,
+        unix_ms: i64,
+    ) -> Result<(), Refusal> {
+        let payment = self
+            .tracker
+            .check_return(sender, receiver, ret)
+            .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
+        let (paid_back, restored, pair) =
+            (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
+        self.positions.reserve(sender, paid_back).map_err(position_short)?;
+        if let Err(error) = self.positions.settle(sender, receiver, paid_back, restored, pair) {
+            self.positions.release(sender, paid_back);
+            return Err(position_overflow(error));
+        }
+        let window = self.open_window();
+        self.tracker.record_return(message_id, ret, osn, unix_ms, window);
+        Ok(())
+    }
+
+    /// The settlement window a settlement now falls in (deferred net only).
+    fn open_window(&self) -> Option<u64> {
+        (self.positions.model() == SettlementModel::DeferredNet).then(|| self.positions.open_window_id())
     }
 
     /// Takes an accepted message in: sequence counters, the receiver's outbox (unless it
@@ -1051,6 +1082,16 @@ pub enum OperatorOutcome {
     Agreement(fx::Agreement),
     /// The quote given.
     Quote(fx::Quote),
+}
+
+/// A position that cannot cover a payment or return: AM04.
+fn position_short(PositionError(detail): PositionError) -> Refusal {
+    Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am04), detail)
+}
+
+/// A position figure that would overflow: AM02.
+fn position_overflow(PositionError(detail): PositionError) -> Refusal {
+    Refusal::new(Code::FailedPrecondition, Some(ReasonCode::Am02), detail)
 }
 
 impl From<PositionError> for String {
