@@ -141,7 +141,7 @@ impl Bank {
             tracing::info!(%uetr, bank = %self.bic(), %reason, "recalling a settled payment");
             let recall = Recall { case_id, message_id, status: InvestigationStatus::Pdcr, reason };
             let detail = format!("recall asked of {} ({reason})", payment.counterparty);
-            state.put_payment(Payment { recall: Some(recall), detail, ..payment });
+            state.put_payment(Payment { recall: Some(Box::new(recall)), detail, ..payment });
             let payment = state.payment(&uetr).expect("present").clone();
             (payment, state.commit(&self.inner.journal))
         };
@@ -205,8 +205,8 @@ impl Bank {
             self.queue(&mut state, payment.counterparty, Some(uetr), Body::Camt029(body));
             tracing::info!(%uetr, bank = %self.bic(), %status, "recall answered");
             let payment = state.payment(&uetr).expect("present").clone();
-            let recall = Recall { status, reason: reason.unwrap_or(recall.reason), ..recall };
-            state.put_payment(Payment { recall: Some(recall), ..payment });
+            let recall = Recall { status, reason: reason.unwrap_or(recall.reason), ..*recall };
+            state.put_payment(Payment { recall: Some(Box::new(recall)), ..payment });
             let payment = state.payment(&uetr).expect("present").clone();
             (payment, state.commit(&self.inner.journal))
         };
@@ -260,7 +260,7 @@ impl Bank {
                 let detail = format!("return refused by the hub: {refused}");
                 // A recall this return answered is open again: the CNCL that followed is refused too.
                 let recall = payment.recall.clone().map(|r| match r.status {
-                    InvestigationStatus::Cncl => Recall { status: InvestigationStatus::Pdcr, ..r },
+                    InvestigationStatus::Cncl => Box::new(Recall { status: InvestigationStatus::Pdcr, ..*r }),
                     _ => r,
                 });
                 state.put_payment(Payment { return_state: ReturnState::None, recall, detail, ..payment });
@@ -270,8 +270,10 @@ impl Bank {
                 state.put_payment(Payment { recall: None, detail, ..payment });
             }
             (MessageType::Camt029, _, Some(refused)) if payment.direction == Direction::Incoming => {
-                let recall =
-                    payment.recall.clone().map(|r| Recall { status: InvestigationStatus::Pdcr, ..r });
+                let recall = payment
+                    .recall
+                    .clone()
+                    .map(|r| Box::new(Recall { status: InvestigationStatus::Pdcr, ..*r }));
                 let detail = format!("recall answer refused by the hub: {refused}");
                 state.put_payment(Payment { recall, detail, ..payment });
             }
@@ -334,7 +336,7 @@ impl Bank {
         };
         let detail =
             format!("{} recalls it ({}): waiting for the operator's answer", header.sender, request.reason);
-        state.put_payment(Payment { recall: Some(recall), detail, ..payment });
+        state.put_payment(Payment { recall: Some(Box::new(recall)), detail, ..payment });
     }
 
     /// A camt.029 answering our recall.
@@ -366,7 +368,7 @@ impl Bank {
             }
             _ => format!("{} refused the recall ({reason})", header.sender),
         };
-        let recall = Recall { status: resolution.status, reason, ..recall };
-        state.put_payment(Payment { recall: Some(recall), detail, ..payment });
+        let recall = Recall { status: resolution.status, reason, ..*recall };
+        state.put_payment(Payment { recall: Some(Box::new(recall)), detail, ..payment });
     }
 }

@@ -350,7 +350,7 @@ impl Bank {
             conversion: transfer
                 .conversion
                 .as_ref()
-                .map(|c| super::PaymentConversion { counter_amount: c.instructed, rate: c.rate }),
+                .map(|c| Box::new(super::PaymentConversion { counter_amount: c.instructed, rate: c.rate })),
             return_state: super::ReturnState::None,
             recall: None,
         });

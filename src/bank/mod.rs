@@ -92,12 +92,13 @@ pub struct Payment {
     pub reason: Option<ReasonCode>,
     /// A sentence about the last change.
     pub detail: String,
-    /// A converted payment's other side and rate.
-    pub conversion: Option<PaymentConversion>,
+    /// A converted payment's other side and rate (boxed, as the recall: most payments
+    /// have neither, and the bank keeps every payment).
+    pub conversion: Option<Box<PaymentConversion>>,
     /// Where a return of it stands.
     pub return_state: ReturnState,
     /// The latest recall case.
-    pub recall: Option<Recall>,
+    pub recall: Option<Box<Recall>>,
 }
 
 impl Payment {

@@ -306,9 +306,9 @@ impl Bank {
             other => BankError::Ledger(other),
         })?;
         let settlement_amount = conversion.as_ref().map_or(amount, |(_, settlement)| *settlement);
-        let payment_conversion = conversion
-            .as_ref()
-            .map(|(c, settlement)| super::PaymentConversion { counter_amount: *settlement, rate: c.rate });
+        let payment_conversion = conversion.as_ref().map(|(c, settlement)| {
+            Box::new(super::PaymentConversion { counter_amount: *settlement, rate: c.rate })
+        });
         let transfer = CreditTransfer {
             instruction_id: uetr.as_uuid().simple().to_string(),
             end_to_end_id: uetr.as_uuid().simple().to_string(),

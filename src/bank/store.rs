@@ -422,7 +422,12 @@ fn story_from_json(text: &str, payment: Payment) -> Result<Payment, String> {
             }),
             _ => return Err("a recall needs its case, message, status and reason".into()),
         };
-    Ok(Payment { conversion, return_state, recall, ..payment })
+    Ok(Payment {
+        conversion: conversion.map(Box::new),
+        return_state,
+        recall: recall.map(Box::new),
+        ..payment
+    })
 }
 
 fn recover_payments(connection: &Connection) -> Result<Vec<Payment>, StoreError> {

@@ -188,7 +188,7 @@ pub fn hub_payment_to_pb(payment: &HubPayment) -> pb::HubPayment {
         status_delivered_to_sender: status.is_some_and(|s| s.delivered_unix_ms.is_some()),
         settled: payment.settled(),
         instructed_amount: Some(wire::money_of_amount(&payment.instructed)),
-        exchange_rate: payment.conversion.map(|(_, rate)| rate.to_string()).unwrap_or_default(),
+        exchange_rate: payment.pair_and_rate().map(|(_, rate)| rate.to_string()).unwrap_or_default(),
         returned: payment.returned.is_some(),
         return_reason_code: payment.returned.as_ref().map(|r| r.reason.code().to_owned()).unwrap_or_default(),
         return_delivered_to_sender: payment.returned.as_ref().is_some_and(|r| r.delivered_unix_ms.is_some()),
@@ -209,7 +209,7 @@ pub fn hub_payment_to_pb(payment: &HubPayment) -> pb::HubPayment {
 /// The steps of a payment's path, in time order.
 pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb::TrackStep> {
     let amount = payment.amount;
-    let converted = match payment.conversion {
+    let converted = match payment.pair_and_rate() {
         Some((pair, rate)) => format!("{} converted at {rate} ({pair}) into ", payment.instructed),
         None => String::new(),
     };
@@ -226,7 +226,7 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
     // A return is pushed before a recall's answer: the pacs.004 precedes the camt.029
     // CNCL, and the two often share a millisecond (the sort keeps ties in this order).
     if let Some(returned) = &payment.returned {
-        let undone = match payment.conversion {
+        let undone = match payment.pair_and_rate() {
             Some((_, rate)) => format!("{amount} back as {} (at the original {rate})", payment.instructed),
             None => format!("{amount} back"),
         };

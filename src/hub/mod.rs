@@ -922,7 +922,8 @@ impl HubState {
             .check_status(sender, receiver, report)
             .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
         let (debtor, creditor) = (payment.sender, payment.receiver);
-        let (debit, credit, pair) = (payment.instructed, payment.amount, payment.conversion.map(|c| c.0));
+        let (debit, credit, pair) =
+            (payment.instructed, payment.amount, payment.pair_and_rate().map(|c| c.0));
         let window = match effect {
             StatusEffect::Settle => {
                 self.positions.settle(debtor, creditor, debit, credit, pair).map_err(position_overflow)?;
@@ -956,7 +957,7 @@ impl HubState {
             .check_return(sender, receiver, ret)
             .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
         let (paid_back, restored, pair) =
-            (payment.amount, payment.instructed, payment.conversion.map(|c| c.0));
+            (payment.amount, payment.instructed, payment.pair_and_rate().map(|c| c.0));
         self.positions.reserve(sender, paid_back).map_err(position_short)?;
         if let Err(error) = self.positions.settle(sender, receiver, paid_back, restored, pair) {
             self.positions.release(sender, paid_back);

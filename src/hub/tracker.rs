@@ -24,8 +24,9 @@ pub struct HubPayment {
     pub amount: Amount,
     /// What the sender instructed and pays, in its currency (`amount` when not converted).
     pub instructed: Amount,
-    /// A conversion's agreement pair and rate.
-    pub conversion: Option<(CurrencyPair, Rate)>,
+    /// A conversion's agreement pair and rate (boxed, like the rarer parts below: most
+    /// payments have none, and the tracker keeps every payment).
+    pub conversion: Option<Box<(CurrencyPair, Rate)>>,
     /// Output sequence number of the pacs.008 towards the receiver.
     pub osn: u64,
     /// The hub accepted (checked and journalled) the pacs.008.
@@ -37,9 +38,9 @@ pub struct HubPayment {
     /// The receiver's answer, once the hub relayed one.
     pub status: Option<StatusStep>,
     /// The return (pacs.004) of the settled payment, once the hub accepted and settled it.
-    pub returned: Option<ReturnStep>,
+    pub returned: Option<Box<ReturnStep>>,
     /// The latest recall (camt.056) case.
-    pub recall: Option<RecallCase>,
+    pub recall: Option<Box<RecallCase>>,
 }
 
 /// A settled payment's return, as the hub relayed it.
@@ -131,6 +132,11 @@ impl HubPayment {
     pub fn settled(&self) -> bool {
         matches!(self.final_status(), Some(PaymentStatus::Acsc | PaymentStatus::Accc))
     }
+
+    /// A conversion's agreement pair and rate.
+    pub fn pair_and_rate(&self) -> Option<(CurrencyPair, Rate)> {
+        self.conversion.as_deref().copied()
+    }
 }
 
 /// What a status report does to its payment.
@@ -191,7 +197,7 @@ impl Tracker {
             instructed: transfer.instructed_amount(),
             conversion: transfer.conversion.as_ref().map(|c| {
                 let pair = CurrencyPair { from: c.instructed.currency(), to: transfer.amount.currency() };
-                (pair, c.rate)
+                Box::new((pair, c.rate))
             }),
             osn,
             submitted_unix_ms: unix_ms,
@@ -318,7 +324,7 @@ impl Tracker {
                 ret.uetr, payment.amount, ret.returned_amount
             ));
         }
-        let original = payment.conversion.map(|(_, rate)| (payment.instructed, rate));
+        let original = payment.pair_and_rate().map(|(_, rate)| (payment.instructed, rate));
         let returned = ret.conversion.as_ref().map(|c| (c.instructed, c.rate));
         if original != returned {
             let show = |c: Option<(Amount, Rate)>| {
@@ -344,14 +350,14 @@ impl Tracker {
         window_id: Option<u64>,
     ) {
         let payment = self.payments.get_mut(&ret.uetr).expect("checked before");
-        payment.returned = Some(ReturnStep {
+        payment.returned = Some(Box::new(ReturnStep {
             message_id,
             reason: ret.reason,
             returned_unix_ms: unix_ms,
             osn,
             delivered_unix_ms: None,
             window_id,
-        });
+        }));
     }
 
     /// Checks a camt.056 against its payment: from the payment's sender to its receiver,
@@ -391,7 +397,7 @@ impl Tracker {
         unix_ms: i64,
     ) {
         let payment = self.payments.get_mut(&request.uetr).expect("checked before");
-        payment.recall = Some(RecallCase {
+        payment.recall = Some(Box::new(RecallCase {
             case_id: request.case_id.clone(),
             message_id,
             reason: request.reason,
@@ -399,7 +405,7 @@ impl Tracker {
             osn,
             delivered_unix_ms: None,
             answer: None,
-        });
+        }));
     }
 
     /// Checks a camt.029 against its case: from the payment's receiver to its sender,
