@@ -1531,3 +1531,100 @@ async fn a_hub_restart_keeps_agreements_and_quotes() {
     assert_reconciles_clean(&network).await;
     network.stop().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Follow-ups spoken by hand
+
+/// The hub checks every pacs.004, camt.056 and camt.029 against the payment's story, not
+/// only the bank nodes (SECURITY.md): a third bank cannot return or recall a payment
+/// between two others, the sender cannot return its own payment, a return must give back
+/// the whole amount at the original conversion, a recall must name the settled amount, and
+/// a CNCL needs the return first. Each is refused INVALID_ARGUMENT and moves nothing; a
+/// well-formed recall from the sender is then accepted.
+#[tokio::test]
+async fn forged_returns_and_recalls_are_refused_by_the_hub_and_move_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // RU and CN are spoken for by hand; IR runs a node and answers the payment itself.
+    let network = corridor_network(dir.path(), &[IR], HubConfig::default()).await;
+    set_agreement(&network, agreement("RUB/IRR", RUB_IRR_RATE, RUB_IRR_SPREAD)).await.unwrap();
+    let expected = converted(10_003, RUB_IRR_MANTISSA, RUB_IRR_SPREAD as i64);
+    let mut ru_session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let mut cn_session = RawSession::open(&network.network, CN, &network.hub_url).await.unwrap();
+    let (ru, cn) = (signer(&network.network, RU), signer(&network.network, CN));
+    let payment = converted_transfer(RU, IR, (10_003, "RUB"), (expected, "IRR"), RUB_IRR_APPLIED, None);
+    expect_ack(ru_session.submit_signed(&ru, &payment).await);
+    let uetr = payment.header().uetr.unwrap();
+    wait_settled_at_hub(&network, &uetr).await;
+    let original = payment.header().message_id.clone();
+    let before = snapshot(&network).await;
+
+    let irr = |minor| Amount::from_minor_units(minor, Currency::parse("IRR").unwrap()).unwrap();
+    let rub = |minor| Amount::from_minor_units(minor, Currency::parse("RUB").unwrap()).unwrap();
+    let undone =
+        |instructed| Conversion { instructed, rate: Rate::parse(RUB_IRR_APPLIED).unwrap(), quote_id: None };
+    let pacs004 = |from: &str, to: &str, returned: Amount, conversion: Option<Conversion>| {
+        let body = Body::Pacs004(corridor::model::PaymentReturn {
+            return_id: "R-FORGED".into(),
+            original_message_id: original.clone(),
+            uetr,
+            returned_amount: returned,
+            conversion,
+            reason: corridor::model::ReasonCode::Ac04,
+            additional_information: String::new(),
+        });
+        Message::new(common::header(from, to, Some(uetr)), body).unwrap()
+    };
+    let camt056 = |from: &str, to: &str, amount: Amount| {
+        let body = Body::Camt056(corridor::model::CancellationRequest {
+            case_id: "CASE-FORGED".into(),
+            original_message_id: original.clone(),
+            uetr,
+            original_amount: amount,
+            reason: corridor::model::ReasonCode::Dupl,
+            additional_information: String::new(),
+        });
+        Message::new(common::header(from, to, Some(uetr)), body).unwrap()
+    };
+    let cncl = |from: &str, to: &str| {
+        let body = Body::Camt029(corridor::model::ResolutionOfInvestigation {
+            case_id: "CASE-FORGED".into(),
+            original_message_id: original.clone(),
+            uetr,
+            status: corridor::model::InvestigationStatus::Cncl,
+            reason: None,
+            additional_information: String::new(),
+        });
+        Message::new(common::header(from, to, Some(uetr)), body).unwrap()
+    };
+    let whole = Some(undone(rub(10_003)));
+    let from_ru: Vec<(&str, Message, &str)> = vec![
+        ("the sender returning its own payment", pacs004(RU, IR, irr(expected), whole.clone()), "only"),
+        ("a recall of another amount", camt056(RU, IR, irr(expected - 1)), "not"),
+        ("a recall in the instructed currency", camt056(RU, IR, rub(10_003)), "not"),
+        ("a CNCL from the sender", cncl(RU, IR), "only"),
+    ];
+    for (what, message, hint) in from_ru {
+        let nak = expect_nak(ru_session.submit_signed(&ru, &message).await, Code::InvalidArgument, "");
+        assert!(nak.detail.contains(hint), "{what}: {:?} should say {hint:?}", nak.detail);
+    }
+    let from_cn: Vec<(&str, Message, &str)> = vec![
+        ("a third bank returning the payment", pacs004(CN, RU, irr(expected), whole.clone()), "only"),
+        ("a third bank recalling the payment", camt056(CN, IR, irr(expected)), "only"),
+        ("a third bank answering a recall", cncl(CN, RU), "only"),
+    ];
+    for (what, message, hint) in from_cn {
+        let nak = expect_nak(cn_session.submit_signed(&cn, &message).await, Code::InvalidArgument, "");
+        assert!(nak.detail.contains(hint), "{what}: {:?} should say {hint:?}", nak.detail);
+    }
+    assert_eq!(snapshot(&network).await, before, "nothing moved, nothing was recorded");
+    let tracked = network.hub().payment(&uetr).unwrap();
+    assert!(tracked.returned.is_none() && tracked.recall.is_none(), "{tracked:?}");
+
+    // The sender's recall of the settled amount is accepted and reaches IR as an open case.
+    expect_ack(ru_session.submit_signed(&ru, &camt056(RU, IR, irr(expected))).await);
+    let case =
+        wait_payment(&network, IR, &uetr.to_string(), "recalled", |p| p.recall_case_id == "CASE-FORGED")
+            .await;
+    assert_eq!(case.recall_status, pb::InvestigationStatus::Pdcr as i32);
+    network.stop().await.unwrap();
+}
