@@ -72,6 +72,9 @@ enum Command {
         /// Serve Prometheus metrics on this address (GET /metrics).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        /// Serve the web dashboard on this address (plain HTTP; keep it on loopback).
+        #[arg(long)]
+        dashboard_addr: Option<SocketAddr>,
         #[command(flatten)]
         limits: HubLimitArgs,
     },
@@ -376,6 +379,22 @@ enum Command {
         /// instead of a temporary one that is removed at the end.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Tell one payment step by step (what each message carries, who signs and checks
+        /// what), then a rejection, a crash and recovery, and a reconciliation.
+        #[arg(long, conflicts_with_all = ["scenario", "json"])]
+        narrate: bool,
+        /// With --narrate: do not wait for Enter between steps.
+        #[arg(long, requires = "narrate")]
+        no_pause: bool,
+        /// Run the network a scenario file describes (see scenarios/).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Where the hub serves its web dashboard (port 0: any free port; the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        dashboard_addr: SocketAddr,
+        /// Do not serve the dashboard.
+        #[arg(long)]
+        no_dashboard: bool,
     },
 }
 
@@ -702,7 +721,16 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Hub { dir, listen, payload_size_max_bytes, data, settlement, metrics_addr, limits } => {
+        Command::Hub {
+            dir,
+            listen,
+            payload_size_max_bytes,
+            data,
+            settlement,
+            metrics_addr,
+            dashboard_addr,
+            limits,
+        } => {
             serve_metrics(metrics_addr)?;
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
@@ -718,6 +746,23 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
             // The first line on stdout says where to connect (useful with port 0).
             say!("hub listening on https://{}", listener.local_addr()?);
+            let _dashboard = match dashboard_addr {
+                Some(addr) => {
+                    let listener = TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("--dashboard-addr: cannot listen on {addr}"))?;
+                    say!("dashboard on http://{}", listener.local_addr()?);
+                    let hub = hub.clone();
+                    Some(corridor::net::AbortOnDrop(tokio::spawn(async move {
+                        if let Err(error) =
+                            hub::dashboard::serve_dashboard(hub, listener, std::future::pending()).await
+                        {
+                            tracing::error!(%error, "the dashboard stopped");
+                        }
+                    })))
+                }
+                None => None,
+            };
             hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
         Command::Bank { dir, bic, hub, listen, data, metrics_addr } => {
@@ -734,8 +779,50 @@ async fn execute(command: Command) -> Result<ExitCode> {
             say!("bank {bic} listening on https://{}", listener.local_addr()?);
             bank::run(bank, &network, &hub, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
-        Command::Demo { banks, payments, seed, currency, json, data } => {
-            let config = DemoConfig { banks, payments, seed, currency, data };
+        Command::Demo {
+            banks,
+            payments,
+            seed,
+            currency,
+            json,
+            data,
+            narrate,
+            no_pause,
+            scenario,
+            dashboard_addr,
+            no_dashboard,
+        } => {
+            if narrate {
+                let config = corridor::sim::narrate::NarrateConfig { pause: !no_pause, data };
+                let mut out = |line: &str| say!("{line}");
+                let mut pause = || {
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                };
+                corridor::sim::narrate::run_narrated(&config, &mut out, &mut pause)
+                    .await
+                    .map_err(|e| anyhow!(e))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(path) = scenario {
+                let scenario = corridor::sim::scenario::Scenario::load(&path).map_err(|e| anyhow!(e))?;
+                let mut progress = |line: &str| {
+                    if !json {
+                        say!("{line}");
+                    }
+                };
+                let summary = corridor::sim::scenario::run_scenario(&scenario, &mut progress)
+                    .await
+                    .map_err(|e| anyhow!(e))?;
+                if json {
+                    say!("{}", serde_json::to_string_pretty(&summary)?);
+                } else {
+                    say!("{}", summary.render().trim_end());
+                }
+                return Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+            let dashboard = (!no_dashboard).then_some(dashboard_addr);
+            let config = DemoConfig { banks, payments, seed, currency, data, dashboard };
             let mut progress = |line: &str| {
                 if !json {
                     say!("{line}");

@@ -10,6 +10,7 @@
 //! moment loses nothing that anyone was told about.
 
 mod admin;
+pub mod dashboard;
 pub mod fx;
 pub mod journal;
 pub mod positions;

@@ -59,11 +59,20 @@ pub struct DemoConfig {
     pub currency: String,
     /// Where to keep the network (PKI and data); a temporary directory when `None`.
     pub data: Option<std::path::PathBuf>,
+    /// Where the hub serves its web dashboard; none when `None`.
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        Self { banks: 4, payments: 20, seed: 2026, currency: HOME_CURRENCIES.into(), data: None }
+        Self {
+            banks: 4,
+            payments: 20,
+            seed: 2026,
+            currency: HOME_CURRENCIES.into(),
+            data: None,
+            dashboard: None,
+        }
     }
 }
 

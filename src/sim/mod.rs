@@ -7,6 +7,8 @@ pub mod ceilings;
 pub mod demo;
 pub mod loadgen;
 mod local;
+pub mod narrate;
+pub mod scenario;
 mod workload;
 
 pub use local::{LocalBank, LocalNetwork, admin_client, operator_client, tracker_client};
