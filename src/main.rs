@@ -1,5 +1,6 @@
 //! The `corridor` command line: parse, set up tracing, call the library.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use corridor::directory::Directory;
 use corridor::hub::{self, Hub, HubConfig, SettlementModel};
 use corridor::model::{Bic, Currency, CurrencyPair, Rate, format_minor_units, wire};
 use corridor::pb;
-use corridor::sim::demo::{DemoConfig, render, run_demo};
+use corridor::sim::demo::{DemoConfig, render, start_demo};
 use corridor::sim::loadgen::{self, LoadgenConfig};
 use corridor::sim::{admin_client, operator_client, tracker_client};
 use corridor::tls::{self, NetworkDir, Role};
@@ -822,18 +823,36 @@ async fn execute(command: Command) -> Result<ExitCode> {
                 return Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
             }
             let dashboard = (!no_dashboard).then_some(dashboard_addr);
-            let config = DemoConfig { banks, payments, seed, currency, data, dashboard };
+            let config =
+                DemoConfig { banks, payments, seed, currency, data, dashboard, ..DemoConfig::default() };
             let mut progress = |line: &str| {
                 if !json {
                     say!("{line}");
                 }
             };
-            let summary = run_demo(&config, &mut progress).await.map_err(|e| anyhow!(e))?;
+            let (summary, running) = start_demo(&config, &mut progress).await.map_err(|e| anyhow!(e))?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
                 say!("{}", render(&summary).trim_end());
             }
+            // At a terminal, the network stays up for the dashboard until the user is done;
+            // otherwise (a script, a test) the demo ends by itself.
+            if let Some(url) = running.dashboard_url().filter(|_| !json && std::io::stdin().is_terminal()) {
+                say!("\nThe network and its dashboard ({url}) stay up: press Enter to stop");
+                // A plain thread, not a blocking task: the runtime does not wait for it at exit.
+                let (pressed, enter) = tokio::sync::oneshot::channel::<()>();
+                std::thread::spawn(move || {
+                    let mut line = String::new();
+                    let _ = std::io::stdin().read_line(&mut line);
+                    let _ = pressed.send(());
+                });
+                tokio::select! {
+                    _ = enter => {}
+                    () = shutdown_signal() => {}
+                }
+            }
+            running.stop(&mut progress).await.map_err(|e| anyhow!(e))?;
             return Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE });
         }
         Command::Admin { hub, action } => administer(&hub, action).await?,

@@ -1,19 +1,478 @@
 //! The hub's web dashboard: participants and their connections, the live message flow,
 //! throughput and latency, positions, a payment's path by UETR, the last reconciliation.
 //! Served over plain HTTP on `--dashboard-addr` (loopback by default), updated live with
-//! server-sent events; every script and style is vendored under `src/hub/dashboard/`.
+//! server-sent events; every script and style is vendored under `src/hub/dashboard/`
+//! (compiled in with `include_str!`), so the page works offline. It is read-only: every
+//! route is a GET, and nothing it serves changes the hub.
+//!
+//! # Routes
+//!
+//! - `GET /`: the page. `GET /assets/dashboard.js`, `GET /assets/dashboard.css`: its
+//!   script and style.
+//! - `GET /api/state`: a JSON snapshot: `hub`, `settlement_model`, `participants`
+//!   (`bic`, `name`, `connected`), `messages` (`accepted_total`, `refused_total`,
+//!   `refused_type_unknown`, `by_type`: `type`, `accepted`, `refused`), `positions`
+//!   (per participant and currency, minor units and decimal text), `fx_positions`,
+//!   `throughput` (`window_s`, `per_second`: accepted messages in each of the last
+//!   seconds, oldest first), `latency` (pacs.008 accepted to its pacs.002 accepted, at
+//!   the hub: `samples`, `p50_ms`, `p90_ms`, `max_ms`) and `reconciliation` (the last
+//!   one posted with [`Hub::set_last_reconciliation`], or `null`).
+//! - `GET /api/events`: server-sent events, one JSON object per [`HubEvent`] with its
+//!   `kind` (`session_opened`, `session_closed`, `accepted`, `refused`, `delivered`,
+//!   `acked`; `lagged` when this stream fell behind and lost some), with keep-alives.
+//! - `GET /api/payments/{uetr}`: `{"payment": {...}, "steps": [{"step", "time_unix_ms",
+//!   "by", "detail"}, ...]}`; 404 with `{"error": ...}` for an unknown or malformed UETR.
+//! - Anything else: 404 (405 for a method other than GET on a known route).
+//!
+//! # The page's DOM contract (tests/dashboard_browser.rs relies on it)
+//!
+//! - `#participants` holds one element per participant, with `data-bic="<BIC>"` and
+//!   `data-connected="true"` or `"false"`, updated live.
+//! - `#messages-total`'s text is the number of messages the hub accepted, updated live.
+//! - `#search-uetr` is the UETR search's text input, `#search-button` its button; after a
+//!   search, `#sequence` holds one element with `data-step="<step name>"` per tracker step
+//!   (`submitted`, `acknowledged`, `delivered`, `status_reported`, `settled`,
+//!   `status_delivered`, ...). `#sequence` gets `data-uetr` once drawn, or `data-error`.
+//! - `#reconciliation` shows the last reconciliation (`data-clean="true"|"false"` once
+//!   there is one).
+//!
+//! # Running the demo with its dashboard from a test
+//!
+//! [`crate::sim::demo::run_demo`] with `DemoConfig { dashboard: Some("127.0.0.1:0"), .. }`
+//! prints the progress line `Dashboard: http://127.0.0.1:PORT/` before any payment is
+//! sent. `DemoConfig::pace` pauses between payment orders (default zero), and
+//! `DemoConfig::hold` (a `CancellationToken`) keeps the network and the dashboard up
+//! after the reconciliation is posted until it is cancelled; run_demo returns after.
 
-use std::future::Future;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::future::{Future, IntoFuture};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
-use super::Hub;
+use super::{Hub, HubEvent};
+use crate::model::{Currency, MessageType, Uetr, format_minor_units};
+use crate::pb;
 
-/// Serves the dashboard of `hub` on `listener` until `shutdown` completes.
+/// Event streams (`/api/events`) open at once: a projector and a few students' laptops.
+pub const EVENT_STREAMS_MAX: usize = 64;
+/// Events queued towards one event stream before the oldest are dropped.
+const EVENT_STREAM_QUEUE_DEPTH: usize = 256;
+/// Seconds of throughput the snapshot carries.
+pub const THROUGHPUT_WINDOW_S: usize = 60;
+/// Payment latencies the snapshot carries (the most recent).
+pub const LATENCY_SAMPLES_MAX: usize = 200;
+/// pacs.008s remembered while waiting for their pacs.002 (for the latency); past it,
+/// new ones are not timed.
+const LATENCY_PENDING_MAX: usize = 10_000;
+/// Longest UETR text looked at (a UUID is 36 characters).
+const UETR_TEXT_MAX: usize = 64;
+/// How often an idle event stream sends a keep-alive comment.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+const PAGE_HTML: &str = include_str!("dashboard/index.html");
+const PAGE_JS: &str = include_str!("dashboard/dashboard.js");
+const PAGE_CSS: &str = include_str!("dashboard/dashboard.css");
+/// Only what the page's own origin serves: no script, style or connection elsewhere.
+const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/// Serves the dashboard of `hub` on `listener` until `shutdown` completes; then event
+/// streams end, the server drains and this returns (having let go of the hub).
 pub async fn serve_dashboard(
-    _hub: Hub,
-    _listener: TcpListener,
-    _shutdown: impl Future<Output = ()>,
+    hub: Hub,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    Err("the dashboard is not built yet".into())
+    let stop = CancellationToken::new();
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let collector = tokio::spawn(collect(hub.subscribe_events(), Arc::clone(&stats), stop.clone()));
+    let dashboard =
+        Dashboard { hub, stats, stop: stop.clone(), streams: Arc::new(Semaphore::new(EVENT_STREAMS_MAX)) };
+    let server = axum::serve(listener, router(dashboard))
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .into_future();
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown => {
+            stop.cancel();
+            server.await
+        }
+    };
+    stop.cancel();
+    let _ = collector.await;
+    served.map_err(|e| format!("the dashboard's server failed: {e}"))
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Dashboard {
+    hub: Hub,
+    /// Throughput and latency, from the hub's events. Short sections only.
+    stats: Arc<Mutex<Stats>>,
+    /// Cancelled at shutdown: event streams end so the server can drain.
+    stop: CancellationToken,
+    /// One permit per open event stream, [`EVENT_STREAMS_MAX`] in all.
+    streams: Arc<Semaphore>,
+}
+
+fn router(dashboard: Dashboard) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/assets/{name}", get(asset))
+        .route("/api/state", get(state))
+        .route("/api/events", get(events))
+        .route("/api/payments/{uetr}", get(payment))
+        .fallback(not_found)
+        .with_state(dashboard)
+}
+
+async fn page() -> Response {
+    with_type("text/html; charset=utf-8", PAGE_HTML)
+}
+
+async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
+    match name.as_ref().map_or("", |Path(name)| name.as_str()) {
+        "dashboard.js" => with_type("text/javascript; charset=utf-8", PAGE_JS),
+        "dashboard.css" => with_type("text/css; charset=utf-8", PAGE_CSS),
+        _ => error(StatusCode::NOT_FOUND, "no such asset"),
+    }
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such page: the dashboard serves /, /assets/*, /api/state, /api/events and /api/payments/{uetr}",
+    )
+}
+
+fn with_type(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "application/json"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    (status, headers, body.to_string()).into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    json_response(status, &json!({ "error": message }))
+}
+
+async fn state(State(dashboard): State<Dashboard>) -> Response {
+    json_response(StatusCode::OK, &snapshot(&dashboard))
+}
+
+/// The whole `/api/state` object.
+fn snapshot(dashboard: &Dashboard) -> Value {
+    let hub = &dashboard.hub;
+    let directory = hub.directory();
+    let names: HashMap<_, _> = directory.participants().map(|(bic, name)| (bic, name.to_owned())).collect();
+    let participants: Vec<Value> = hub
+        .connections()
+        .into_iter()
+        .map(|(bic, connected)| {
+            json!({ "bic": bic.to_string(), "name": names.get(&bic), "connected": connected })
+        })
+        .collect();
+    let counts = hub.message_counts();
+    let by_type: Vec<Value> = counts
+        .accepted
+        .iter()
+        .zip(&counts.refused)
+        .map(|((message_type, accepted), (_, refused))| {
+            json!({ "type": message_type.code(), "accepted": accepted, "refused": refused })
+        })
+        .collect();
+    let positions = hub.positions();
+    let listed: Vec<Value> = positions
+        .positions()
+        .map(|(bic, currency, position)| {
+            let wire = super::admin::position_to_pb(bic, currency, position, positions.is_suspended(bic));
+            position_json(&wire, currency)
+        })
+        .collect();
+    let fx: Vec<Value> = positions
+        .fx_positions()
+        .map(|line| {
+            json!({
+                "pair": line.pair.to_string(),
+                "currency": line.currency.code(),
+                "settled_net": line.net,
+                "settled_net_text": format_minor_units(line.net, line.currency),
+            })
+        })
+        .collect();
+    let (throughput, latency) = dashboard.stats.lock().expect("dashboard stats lock").figures();
+    let reconciliation = hub.last_reconciliation().map(|report| {
+        let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut value {
+            map.insert("clean".into(), Value::Bool(report.is_clean()));
+            map.insert("text".into(), Value::String(report.render()));
+        }
+        value
+    });
+    json!({
+        "hub": directory.hub().to_string(),
+        "settlement_model": positions.model().name(),
+        "participants": participants,
+        "messages": {
+            "accepted_total": counts.accepted_total(),
+            "refused_total": counts.refused_total(),
+            "refused_type_unknown": counts.refused_type_unknown,
+            "by_type": by_type,
+        },
+        "positions": listed,
+        "fx_positions": fx,
+        "throughput": throughput,
+        "latency": latency,
+        "reconciliation": reconciliation,
+    })
+}
+
+fn position_json(p: &pb::Position, currency: Currency) -> Value {
+    let text = |minor_units: i64| format_minor_units(minor_units, currency);
+    json!({
+        "participant": p.participant_bic,
+        "currency": p.currency,
+        "liquidity": p.liquidity,
+        "net_debit_cap": p.net_debit_cap,
+        "reserved": p.reserved,
+        "window_net": p.window_net,
+        "available": p.available,
+        "settled_net": p.settled_net,
+        "suspended": p.suspended,
+        "liquidity_text": text(p.liquidity),
+        "reserved_text": text(p.reserved),
+        "available_text": text(p.available),
+        "settled_net_text": text(p.settled_net),
+    })
+}
+
+async fn payment(State(dashboard): State<Dashboard>, text: Result<Path<String>, PathRejection>) -> Response {
+    let Ok(Path(text)) = text else {
+        return error(StatusCode::NOT_FOUND, "malformed UETR: not UTF-8 text");
+    };
+    if text.len() > UETR_TEXT_MAX {
+        return error(StatusCode::NOT_FOUND, "malformed UETR: too long (a UETR is a 36-character UUID)");
+    }
+    let uetr = match Uetr::parse(text.trim()) {
+        Ok(uetr) => uetr,
+        Err(e) => return error(StatusCode::NOT_FOUND, &format!("malformed UETR: {e}")),
+    };
+    let Some(found) = dashboard.hub.payment(&uetr) else {
+        return error(StatusCode::NOT_FOUND, &format!("the hub has no payment {uetr}"));
+    };
+    let positions = dashboard.hub.positions();
+    let steps: Vec<Value> = super::admin::track_steps(&found, positions.reports())
+        .into_iter()
+        .map(
+            |s| json!({ "step": s.step, "time_unix_ms": s.time_unix_ms, "by": s.by_bic, "detail": s.detail }),
+        )
+        .collect();
+    let wire = super::admin::hub_payment_to_pb(&found);
+    let status = pb::PaymentStatus::try_from(wire.status).map_or("", |s| s.as_str_name());
+    let body = json!({
+        "payment": {
+            "uetr": wire.uetr,
+            "message_id": wire.message_id,
+            "sender": wire.sender_bic,
+            "receiver": wire.receiver_bic,
+            "amount": found.amount.to_string(),
+            "instructed_amount": found.instructed.to_string(),
+            "exchange_rate": wire.exchange_rate,
+            "status": status,
+            "reason_code": wire.reason_code,
+            "settled": wire.settled,
+            "returned": wire.returned,
+            "recall_case_id": wire.recall_case_id,
+        },
+        "hub": dashboard.hub.directory().hub().to_string(),
+        "steps": steps,
+    });
+    json_response(StatusCode::OK, &body)
+}
+
+async fn events(State(dashboard): State<Dashboard>) -> Response {
+    let Ok(permit) = Arc::clone(&dashboard.streams).try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{EVENT_STREAMS_MAX} event streams are open already; close one"),
+        );
+    };
+    let mut events = dashboard.hub.subscribe_events();
+    let (sender, receiver) = mpsc::channel::<Result<Event, Infallible>>(EVENT_STREAM_QUEUE_DEPTH);
+    let stop = dashboard.stop.clone();
+    // Ends when the client goes (the next send fails), or at shutdown.
+    tokio::spawn(async move {
+        let _permit = permit;
+        loop {
+            let data = tokio::select! {
+                () = stop.cancelled() => return,
+                () = sender.closed() => return,
+                received = events.recv() => match received {
+                    Ok(event) => event_json(&event),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => json!({ "kind": "lagged", "missed": missed }),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            };
+            // A client too slow to take its queue loses events rather than hold the hub's.
+            if let Err(mpsc::error::TrySendError::Closed(_)) =
+                sender.try_send(Ok(Event::default().data(data.to_string())))
+            {
+                return;
+            }
+        }
+    });
+    let keep_alive = KeepAlive::new().interval(KEEP_ALIVE_INTERVAL);
+    let mut response = Sse::new(ReceiverStream::new(receiver)).keep_alive(keep_alive).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// One hub event as the page reads it.
+pub fn event_json(event: &HubEvent) -> Value {
+    let kind = event.kind();
+    match event {
+        HubEvent::SessionOpened { participant, unix_ms }
+        | HubEvent::SessionClosed { participant, unix_ms } => {
+            json!({ "kind": kind, "participant": participant.to_string(), "unix_ms": unix_ms })
+        }
+        HubEvent::Accepted { message_type, sender, receiver, uetr, isn, osn, unix_ms } => json!({
+            "kind": kind,
+            "type": message_type.code(),
+            "sender": sender.to_string(),
+            "receiver": receiver.to_string(),
+            "uetr": uetr.map(|u| u.to_string()),
+            "isn": isn,
+            "osn": osn,
+            "unix_ms": unix_ms,
+        }),
+        HubEvent::Refused { message_type, sender, reason, unix_ms } => json!({
+            "kind": kind,
+            "type": message_type.map(|t| t.code()),
+            "sender": sender.to_string(),
+            "reason": reason.map(|r| r.code()),
+            "unix_ms": unix_ms,
+        }),
+        HubEvent::Delivered { participant, osn, unix_ms } => {
+            json!({ "kind": kind, "participant": participant.to_string(), "osn": osn, "unix_ms": unix_ms })
+        }
+        HubEvent::Acked { participant, isn, unix_ms } => {
+            json!({ "kind": kind, "participant": participant.to_string(), "isn": isn, "unix_ms": unix_ms })
+        }
+    }
+}
+
+/// Throughput and latency, gathered from the hub's events off the message path.
+#[derive(Default)]
+struct Stats {
+    /// Accepted messages per Unix second, the last [`THROUGHPUT_WINDOW_S`] seconds.
+    per_second: VecDeque<(i64, u64)>,
+    /// pacs.008s accepted and not yet answered, by UETR: when accepted (Unix ms).
+    pending: HashMap<Uetr, i64>,
+    /// (when answered, pacs.008 to pacs.002 in ms), the most recent last.
+    latencies: VecDeque<(i64, i64)>,
+}
+
+impl Stats {
+    fn record(&mut self, message_type: MessageType, uetr: Option<Uetr>, unix_ms: i64) {
+        let second = unix_ms.div_euclid(1000);
+        match self.per_second.back_mut() {
+            Some((last, count)) if *last == second => *count += 1,
+            _ => self.per_second.push_back((second, 1)),
+        }
+        while self.per_second.front().is_some_and(|(s, _)| *s <= second - THROUGHPUT_WINDOW_S as i64) {
+            self.per_second.pop_front();
+        }
+        let Some(uetr) = uetr else { return };
+        match message_type {
+            MessageType::Pacs008 if self.pending.len() < LATENCY_PENDING_MAX => {
+                self.pending.insert(uetr, unix_ms);
+            }
+            MessageType::Pacs002 => {
+                if let Some(sent) = self.pending.remove(&uetr) {
+                    if self.latencies.len() == LATENCY_SAMPLES_MAX {
+                        self.latencies.pop_front();
+                    }
+                    self.latencies.push_back((unix_ms, unix_ms - sent));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The throughput and latency objects of the snapshot.
+    fn figures(&self) -> (Value, Value) {
+        let now_s = crate::bank::unix_ms_now().div_euclid(1000);
+        let per_second: Vec<Value> = (now_s - THROUGHPUT_WINDOW_S as i64 + 1..=now_s)
+            .map(|second| {
+                let count = self.per_second.iter().find(|(s, _)| *s == second).map_or(0, |(_, c)| *c);
+                json!({ "unix_s": second, "messages": count })
+            })
+            .collect();
+        let mut sorted: Vec<i64> = self.latencies.iter().map(|(_, ms)| *ms).collect();
+        sorted.sort_unstable();
+        let quantile =
+            |q: f64| (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * q).round() as usize]);
+        let samples: Vec<Value> =
+            self.latencies.iter().map(|(at, ms)| json!({ "unix_ms": at, "ms": ms })).collect();
+        let throughput = json!({ "window_s": THROUGHPUT_WINDOW_S, "per_second": per_second });
+        let latency = json!({
+            "what": "pacs.008 accepted to its pacs.002 accepted, at the hub",
+            "samples": samples,
+            "p50_ms": quantile(0.5),
+            "p90_ms": quantile(0.9),
+            "max_ms": sorted.last(),
+        });
+        (throughput, latency)
+    }
+}
+
+/// Feeds the hub's accepted messages into `stats` until `stop`.
+async fn collect(
+    mut events: broadcast::Receiver<HubEvent>,
+    stats: Arc<Mutex<Stats>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            () = stop.cancelled() => return,
+            received = events.recv() => received,
+        };
+        match received {
+            Ok(HubEvent::Accepted { message_type, uetr, unix_ms, .. }) => {
+                stats.lock().expect("dashboard stats lock").record(message_type, uetr, unix_ms);
+            }
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }

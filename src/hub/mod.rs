@@ -11,6 +11,7 @@
 
 mod admin;
 pub mod dashboard;
+pub mod events;
 pub mod fx;
 pub mod journal;
 pub mod positions;
@@ -18,6 +19,7 @@ mod service;
 pub mod tracker;
 
 pub use admin::period as statement_period;
+pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
     AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal,
@@ -144,6 +146,13 @@ struct HubInner {
     /// appended to the journal while it is held, so the journal's order is the state's.
     state: Mutex<HubState>,
     journal: GroupCommit<HubRecord>,
+    /// What happens, for listeners (the dashboard); bounded by [`HUB_EVENTS_CAPACITY`].
+    events: tokio::sync::broadcast::Sender<HubEvent>,
+    /// Refusals by message type, counted outside the state's lock.
+    refused: events::RefusedCounts,
+    /// The last reconciliation someone ran against this hub and posted here (the hub
+    /// does not reconcile itself). Its own lock: never taken on the message path.
+    last_reconciliation: Mutex<Option<crate::reconcile::Report>>,
 }
 
 struct HubState {
@@ -152,6 +161,8 @@ struct HubState {
     accepted: HashMap<(Bic, MessageId), Accepted>,
     /// How many messages the journal holds: operator actions are placed by it.
     messages_accepted: u64,
+    /// The same, by message type.
+    accepted_by_type: events::AcceptedCounts,
     /// Deliveries in every outbox.
     outbox_total: usize,
     positions: Positions,
@@ -280,7 +291,17 @@ impl Hub {
         if new_journal {
             journal.append(vec![HubRecord::Created { model, unix_ms: created_unix_ms }]);
         }
-        Ok(Self { inner: Arc::new(HubInner { config, credentials, state: Mutex::new(state), journal }) })
+        let (events, _) = tokio::sync::broadcast::channel(HUB_EVENTS_CAPACITY);
+        let inner = HubInner {
+            config,
+            credentials,
+            state: Mutex::new(state),
+            journal,
+            events,
+            refused: events::RefusedCounts::default(),
+            last_reconciliation: Mutex::new(None),
+        };
+        Ok(Self { inner: Arc::new(inner) })
     }
 
     /// Waits until `ticket` is durable.
@@ -371,10 +392,13 @@ impl Hub {
         participant.session = Some(session);
         participant.shed_from = None;
         state.count_sessions();
+        let unix_ms = crate::bank::unix_ms_now();
         if last_osn_processed > 0 {
-            let record = state.delivered(bank, last_osn_processed, crate::bank::unix_ms_now());
+            let record = state.delivered(bank, last_osn_processed, unix_ms);
             self.inner.journal.append(vec![record]);
         }
+        drop(state);
+        self.tell(HubEvent::SessionOpened { participant: bank, unix_ms });
         Ok(open)
     }
 
@@ -386,6 +410,8 @@ impl Hub {
         {
             participant.session = None;
             state.count_sessions();
+            drop(state);
+            self.tell(HubEvent::SessionClosed { participant: bank, unix_ms: crate::bank::unix_ms_now() });
         }
     }
 
@@ -421,8 +447,11 @@ impl Hub {
             return;
         }
         // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
-        let record = state.delivered(bank, osn, crate::bank::unix_ms_now());
+        let unix_ms = crate::bank::unix_ms_now();
+        let record = state.delivered(bank, osn, unix_ms);
         self.inner.journal.append(vec![record]);
+        drop(state);
+        self.tell(HubEvent::Delivered { participant: bank, osn, unix_ms });
     }
 
     /// The hub sent `bank` its answers up to input sequence number `isn` (for the tracker;
@@ -432,6 +461,47 @@ impl Hub {
         let mut state = self.inner.state.lock().expect("hub state lock");
         state.acknowledged(bank, isn, unix_ms);
         self.inner.journal.append(vec![HubRecord::Acked { participant: bank, isn, unix_ms }]);
+        drop(state);
+        self.tell(HubEvent::Acked { participant: bank, isn, unix_ms });
+    }
+
+    /// Tells listeners what happened. Cheap: the event is moved into a bounded ring
+    /// (nothing is kept when nobody listens), and never waits for a listener.
+    fn tell(&self, event: HubEvent) {
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Listens to what happens at the hub from now on. A listener more than
+    /// [`HUB_EVENTS_CAPACITY`] events behind loses the oldest (and is told how many).
+    pub fn subscribe_events(&self) -> tokio::sync::broadcast::Receiver<HubEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Messages accepted and refused so far, by type.
+    pub fn message_counts(&self) -> MessageCounts {
+        let state = self.inner.state.lock().expect("hub state lock");
+        self.inner.refused.with_accepted(&state.accepted_by_type)
+    }
+
+    /// Every participant of the directory, with whether it has a session open now.
+    pub fn connections(&self) -> Vec<(Bic, bool)> {
+        let directory = self.directory();
+        let state = self.inner.state.lock().expect("hub state lock");
+        directory
+            .participants()
+            .map(|(bic, _)| (bic, state.participants.get(&bic).is_some_and(|p| p.session.is_some())))
+            .collect()
+    }
+
+    /// Keeps `report` as the last reconciliation of this hub (run by someone else: the
+    /// hub does not reconcile itself), for the dashboard.
+    pub fn set_last_reconciliation(&self, report: crate::reconcile::Report) {
+        *self.inner.last_reconciliation.lock().expect("reconciliation lock") = Some(report);
+    }
+
+    /// The last reconciliation posted with [`Hub::set_last_reconciliation`], if any.
+    pub fn last_reconciliation(&self) -> Option<crate::reconcile::Report> {
+        self.inner.last_reconciliation.lock().expect("reconciliation lock").clone()
     }
 
     /// Applies an operator's action and journals it; the answer is given once durable.
@@ -530,12 +600,13 @@ impl Hub {
                 Step::Answered(frame, ticket) => (frame, ticket),
                 Step::Checked { isn, sequenced, checked } => {
                     let payload = checked.envelope.payload.clone();
+                    let message_type = checked.message.message_type();
                     let verified = verified.next().expect("one result per checked submission");
                     // 3. The signature, against the directory.
                     let outcome = verified
                         .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))
                         .and_then(|()| self.check_after_signature(peer, isn, *checked, &directory));
-                    self.answer(peer, isn, sequenced, &payload, outcome)
+                    self.answer(peer, isn, sequenced, &payload, Some(message_type), outcome)
                 }
             })
             .collect()
@@ -564,6 +635,7 @@ impl Hub {
                 return (Step::Answered(shed(isn, retry_after), Ticket::DURABLE), None);
             }
             Err(Admission::Refused(refusal)) => {
+                self.refused(peer, None, refusal.reason);
                 let frame = refusal.into_nak(isn, &peek_message_id(&envelope.payload));
                 return (Step::Answered(frame, Ticket::DURABLE), None);
             }
@@ -576,7 +648,7 @@ impl Hub {
                 (Step::Checked { isn, sequenced, checked: Box::new(checked) }, Some(check))
             }
             Err(refusal) => {
-                let (frame, ticket) = self.answer(peer, isn, sequenced, &payload, Err(refusal));
+                let (frame, ticket) = self.answer(peer, isn, sequenced, &payload, None, Err(refusal));
                 (Step::Answered(frame, ticket), None)
             }
         }
@@ -589,6 +661,7 @@ impl Hub {
         isn: u64,
         sequenced: Ticket,
         payload: &[u8],
+        message_type: Option<MessageType>,
         outcome: Result<Accept, Refusal>,
     ) -> (pb::session_response::Frame, Ticket) {
         match outcome {
@@ -599,12 +672,19 @@ impl Hub {
             Err(refusal) => {
                 metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => "any", "result" => "refused")
                     .increment(1);
+                self.refused(peer, message_type, refusal.reason);
                 let message_id = peek_message_id(payload);
                 tracing::info!(sender = %peer, isn, %message_id, code = ?refusal.code, reason = refusal.reason.map(|r| r.code()), detail = %refusal.detail, "NAK");
                 // The NAK goes out once the sequence number it consumed is durable.
                 (refusal.into_nak(isn, &message_id), sequenced)
             }
         }
+    }
+
+    /// Counts a refusal and tells listeners.
+    fn refused(&self, sender: Bic, message_type: Option<MessageType>, reason: Option<ReasonCode>) {
+        self.inner.refused.count(message_type);
+        self.tell(HubEvent::Refused { message_type, sender, reason, unix_ms: crate::bank::unix_ms_now() });
     }
 
     /// The participant's rate, then its input sequence number, under one lock.
@@ -826,6 +906,15 @@ impl Hub {
         metrics::gauge!(crate::metrics::HUB_OUTBOX).set(state.outbox_total as f64);
         drop(state);
         metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted").increment(1);
+        self.tell(HubEvent::Accepted {
+            message_type,
+            sender: peer,
+            receiver,
+            uetr,
+            isn,
+            osn,
+            unix_ms: accepted_unix_ms,
+        });
         let message_id = record.message_id;
         tracing::info!(uetr = %uetr_text, sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
         Ok(Accept { message_id, receipt, receipt_key_id, ticket })
@@ -978,6 +1067,7 @@ impl HubState {
     /// was delivered already), the duplicate check, and the ACK the tracker waits for.
     fn admit(&mut self, record: &AcceptedRecord, queued: Option<pb::SignedEnvelope>, ticket: Ticket) {
         self.messages_accepted += 1;
+        self.accepted_by_type.count(record.message_type);
         let sender = self.participants.get_mut(&record.sender).expect("checked: sender is a participant");
         if record.message_type == MessageType::Pacs008
             && let Some(uetr) = record.uetr
@@ -1111,6 +1201,7 @@ fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub)
         participants: HashMap::new(),
         accepted: HashMap::new(),
         messages_accepted: 0,
+        accepted_by_type: events::AcceptedCounts::default(),
         outbox_total: 0,
         positions,
         fx: FxDesk::default(),

@@ -9,6 +9,10 @@ use std::time::Duration;
 use serde::Serialize;
 use tonic::transport::Channel;
 
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
 use super::{LocalNetwork, Rng};
 use crate::model::{Bic, Currency, format_minor_units};
 use crate::pb;
@@ -59,8 +63,15 @@ pub struct DemoConfig {
     pub currency: String,
     /// Where to keep the network (PKI and data); a temporary directory when `None`.
     pub data: Option<std::path::PathBuf>,
-    /// Where the hub serves its web dashboard; none when `None`.
+    /// Where the hub serves its web dashboard; none when `None`. Its URL is told early,
+    /// before any payment, in the progress line `Dashboard: http://ADDR/`.
     pub dashboard: Option<std::net::SocketAddr>,
+    /// Pause between two payment orders (zero: none), so that people (or a browser test)
+    /// can watch them flow.
+    pub pace: Duration,
+    /// When set, [`run_demo`] keeps the network and the dashboard up after the
+    /// reconciliation (posted to the dashboard) until this is cancelled, then stops them.
+    pub hold: Option<CancellationToken>,
 }
 
 impl Default for DemoConfig {
@@ -72,6 +83,8 @@ impl Default for DemoConfig {
             currency: HOME_CURRENCIES.into(),
             data: None,
             dashboard: None,
+            pace: Duration::ZERO,
+            hold: None,
         }
     }
 }
@@ -296,10 +309,90 @@ async fn balances(client: &mut BankServiceClient<Channel>) -> Result<(Balances, 
 }
 
 /// Runs the demo and returns its summary. `progress` hears each step, for people.
+/// With `config.hold`, the network and its dashboard stay up after the summary is made
+/// until the token is cancelled.
 pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Result<DemoSummary, String> {
+    let (summary, running) = start_demo(config, progress).await?;
+    if let Some(hold) = &config.hold {
+        hold.cancelled().await;
+    }
+    running.stop(progress).await?;
+    Ok(summary)
+}
+
+/// The demo's network (and dashboard) still running after its summary was made.
+pub struct RunningDemo {
+    network: LocalNetwork,
+    dashboard: Option<RunningDashboard>,
+    /// Kept in `--data`; otherwise the temporary directory, removed once stopped.
+    kept: Option<std::path::PathBuf>,
+    _temporary: Option<tempfile::TempDir>,
+}
+
+struct RunningDashboard {
+    url: String,
+    /// Stops the dashboard when dropped (so that a demo that fails stops it too).
+    shutdown: tokio_util::sync::DropGuard,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl RunningDemo {
+    /// The running network (its hub, its banks).
+    pub fn network(&self) -> &LocalNetwork {
+        &self.network
+    }
+
+    /// The dashboard's URL (`http://ADDR/`), when it is served.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.dashboard.as_ref().map(|d| d.url.as_str())
+    }
+
+    /// Stops the dashboard, then every bank and the hub, gracefully.
+    pub async fn stop(self, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
+        if let Some(RunningDashboard { shutdown, task, .. }) = self.dashboard {
+            drop(shutdown);
+            // It holds the hub: it lets go before the hub closes.
+            task.await.map_err(|e| e.to_string())??;
+        }
+        self.network.stop().await?;
+        if let Some(dir) = self.kept {
+            progress(&format!(
+                "The network is kept in {}: `corridor reconcile --dir {}` checks it again offline",
+                dir.display(),
+                dir.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Serves the dashboard of `network`'s hub on `addr` until it is cancelled.
+async fn start_dashboard(
+    network: &LocalNetwork,
+    addr: std::net::SocketAddr,
+) -> Result<RunningDashboard, String> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--dashboard-addr: cannot listen on {addr}: {e}"))?;
+    let url = format!("http://{}/", listener.local_addr().map_err(|e| e.to_string())?);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(crate::hub::dashboard::serve_dashboard(
+        network.hub().clone(),
+        listener,
+        shutdown.clone().cancelled_owned(),
+    ));
+    Ok(RunningDashboard { url, shutdown: shutdown.drop_guard(), task })
+}
+
+/// Runs the demo up to its summary (reconciliation included, and posted to the hub for
+/// its dashboard) and leaves its network running: [`RunningDemo::stop`] stops it.
+pub async fn start_demo(
+    config: &DemoConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(DemoSummary, RunningDemo), String> {
     let currencies = config.validate()?;
     // Kept in `--data` when given (a new directory), else in one removed at the end.
-    let temporary;
+    let mut temporary = None;
     let dir = match &config.data {
         Some(path) if path.exists() => {
             return Err(format!(
@@ -309,9 +402,9 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
         }
         Some(path) => path.clone(),
         None => {
-            temporary =
+            let created =
                 tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-            temporary.path().to_path_buf()
+            temporary.insert(created).path().to_path_buf()
         }
     };
     let bics: Vec<Bic> =
@@ -319,6 +412,14 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     progress(&format!("Creating a demo PKI for {} banks in {}", bics.len(), dir.display()));
     let mut network = LocalNetwork::create(&dir, &bics).await?;
     progress(&format!("Hub listening on {} (mTLS)", network.hub_url));
+    let dashboard = match config.dashboard {
+        Some(addr) => {
+            let dashboard = start_dashboard(&network, addr).await?;
+            progress(&format!("Dashboard: {}", dashboard.url));
+            Some(dashboard)
+        }
+        None => None,
+    };
     set_agreements(&network, config, &currencies, progress).await?;
     // Enough for every payment to go one way: the demo shows messaging, not a liquidity squeeze.
     let mut admin = network.admin().await?;
@@ -352,7 +453,10 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     progress(&format!("Sending {} payments (seed {})", config.payments, config.seed));
     let mut sent = Vec::new();
     let mut orders_refused = 0;
-    for planned in plan(config) {
+    for (n, planned) in plan(config).into_iter().enumerate() {
+        if n > 0 && !config.pace.is_zero() {
+            tokio::time::sleep(config.pace).await;
+        }
         let from_currency = currencies[planned.from];
         let minor_units = (planned.cents * config.per_dollar(planned.from) / 100).max(1) as i64;
         let request = pb::SubmitPaymentRequest {
@@ -387,16 +491,10 @@ pub async fn run_demo(config: &DemoConfig, progress: &mut dyn FnMut(&str)) -> Re
     let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
     summary.reconciliation =
         reconcile_live(&network.network, &network.hub_url, &banks, SETTLE_TIMEOUT).await?;
+    network.hub().set_last_reconciliation(summary.reconciliation.clone());
     drop(clients);
-    network.stop().await?;
-    if config.data.is_some() {
-        progress(&format!(
-            "The network is kept in {}: `corridor reconcile --dir {}` checks it again offline",
-            dir.display(),
-            dir.display()
-        ));
-    }
-    Ok(summary)
+    let kept = config.data.is_some().then_some(dir);
+    Ok((summary, RunningDemo { network, dashboard, kept, _temporary: temporary }))
 }
 
 /// `dollars` worth of a currency that a dollar buys `per_dollar` hundredths of, in whole

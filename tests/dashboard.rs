@@ -1,0 +1,341 @@
+//! The hub's web dashboard (issue 9) over real HTTP: the demo's network with its
+//! dashboard, hit with plain HTTP/1.1 requests on a TCP stream. The page and its assets
+//! are served from the binary and reference nothing outside it (it works offline); the
+//! snapshot lists every participant and counters that rise as payments flow; the event
+//! stream tells each message as the hub accepts it; a payment's path is there by UETR;
+//! bad input gets a clear 4xx and changes nothing; and the demo's payments all settle
+//! and reconcile clean with the dashboard watching (it never slows or breaks them).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use corridor::hub::dashboard::serve_dashboard;
+use corridor::model::Bic;
+use corridor::sim::LocalNetwork;
+use corridor::sim::demo::{DemoConfig, DemoSummary, render, run_demo};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long any one wait in these tests may take before it fails.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// A plain HTTP/1.1 answer.
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// Sends `method path` with `Connection: close` and reads the whole answer.
+async fn request(addr: SocketAddr, method: &str, path: &str) -> Answer {
+    let mut stream = TcpStream::connect(addr).await.expect("connect to the dashboard");
+    let text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    // The server may answer (and close) before taking all of a request it refuses.
+    let _ = stream.write_all(text.as_bytes()).await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("answer in time");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Answer { status, head: head.to_owned(), body: body.to_owned() }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Answer {
+    request(addr, "GET", path).await
+}
+
+async fn state(addr: SocketAddr) -> Value {
+    let answer = get(addr, "/api/state").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.json()
+}
+
+fn accepted_total(state: &Value) -> u64 {
+    state["messages"]["accepted_total"].as_u64().expect("accepted_total")
+}
+
+/// An open `/api/events` stream: its `data:` objects, one at a time.
+struct EventStream {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl EventStream {
+    async fn open(addr: SocketAddr) -> Self {
+        let mut stream = TcpStream::connect(addr).await.expect("connect to the dashboard");
+        let text = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        stream.write_all(text.as_bytes()).await.expect("send the request");
+        Self { stream, buffer: Vec::new() }
+    }
+
+    /// The next event's JSON (chunk-size lines and keep-alive comments skipped).
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=end).collect();
+                let line = String::from_utf8_lossy(&line);
+                if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                    return serde_json::from_str(data)
+                        .unwrap_or_else(|e| panic!("event not JSON ({e}): {data}"));
+                }
+                continue;
+            }
+            let mut chunk = [0u8; 4096];
+            let read = tokio::time::timeout(WAIT, self.stream.read(&mut chunk))
+                .await
+                .expect("an event in time")
+                .expect("read the event stream");
+            assert!(read > 0, "the event stream ended");
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+/// The demo's progress lines, as a checker running beside it hears them.
+struct Progress {
+    lines: mpsc::UnboundedReceiver<String>,
+}
+
+impl Progress {
+    /// Waits for a progress line starting with `prefix`; returns the rest of it.
+    async fn wait_for(&mut self, prefix: &str) -> String {
+        let mut seen = Vec::new();
+        loop {
+            let line = tokio::time::timeout(WAIT, self.lines.recv()).await.expect("progress in time");
+            let line = line.unwrap_or_else(|| panic!("the demo ended before saying {prefix:?}: {seen:#?}"));
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return rest.to_owned();
+            }
+            seen.push(line);
+        }
+    }
+}
+
+/// Runs the demo (in this task: its progress callback is not `Send`) with its dashboard,
+/// held up until `checks` (in a task beside it, hearing its progress) is done. Returns
+/// the demo's summary and what `checks` returned.
+async fn with_held_demo<T, F>(config: DemoConfig, checks: impl FnOnce(Progress) -> F) -> (DemoSummary, T)
+where
+    F: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let hold = CancellationToken::new();
+    let config =
+        DemoConfig { dashboard: Some("127.0.0.1:0".parse().unwrap()), hold: Some(hold.clone()), ..config };
+    let (sender, lines) = mpsc::unbounded_channel();
+    let checking = checks(Progress { lines });
+    let checker = tokio::spawn(async move {
+        // Whatever happens, even a panic, the demo is then let go.
+        let _release = hold.drop_guard();
+        checking.await
+    });
+    let mut progress = move |line: &str| {
+        let _ = sender.send(line.to_owned());
+    };
+    let summary = run_demo(&config, &mut progress).await;
+    drop(progress);
+    let checked = match checker.await {
+        Ok(checked) => checked,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
+    (summary.expect("the demo"), checked)
+}
+
+/// The demo with its dashboard: every participant listed and connected, the counters rise
+/// while payments flow, each accepted message comes down the event stream as it happens,
+/// a payment's path is there by UETR, the reconciliation is posted, and the demo still
+/// succeeds (the dashboard watching changes nothing for the payments).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_dashboard_shows_participants_counters_events_and_a_payments_path() {
+    let config = DemoConfig {
+        banks: 4,
+        payments: 12,
+        seed: 9,
+        pace: Duration::from_millis(20),
+        ..DemoConfig::default()
+    };
+    let (summary, addr) = with_held_demo(config, check_the_demo_dashboard).await;
+    assert!(summary.ok(), "{}", render(&summary));
+    // Stopped: the dashboard let go of its port (and of the hub, which closed).
+    assert!(TcpStream::connect(addr).await.is_err(), "the dashboard is down after the demo");
+}
+
+async fn check_the_demo_dashboard(mut progress: Progress) -> SocketAddr {
+    let url = progress.wait_for("Dashboard: ").await;
+    let addr: SocketAddr = url
+        .strip_prefix("http://")
+        .and_then(|a| a.strip_suffix('/'))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("Dashboard: http://ADDR/, not {url:?}"));
+    let mut events = EventStream::open(addr).await;
+    let first = state(addr).await;
+    let bics: Vec<&str> =
+        first["participants"].as_array().unwrap().iter().map(|p| p["bic"].as_str().unwrap()).collect();
+    for (bic, ..) in &corridor::sim::demo::DEMO_BANKS[..4] {
+        assert!(bics.contains(bic), "{bic} listed: {first:#}");
+    }
+    let before = accepted_total(&first);
+    progress.wait_for("Sending").await;
+
+    // The event stream tells each message as the hub accepts it.
+    let payment = loop {
+        let event = events.next().await;
+        if event["kind"] == "accepted" && event["type"] == "pacs.008" {
+            break event;
+        }
+    };
+    for field in ["sender", "receiver", "uetr", "isn", "osn", "unix_ms"] {
+        assert!(!payment[field].is_null(), "{field} in {payment:#}");
+    }
+    Bic::parse(payment["receiver"].as_str().unwrap()).expect("a BIC");
+
+    // The reconciliation is posted at the end, with the counters risen.
+    progress.wait_for("Reconciling").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let last = loop {
+        let now = state(addr).await;
+        if !now["reconciliation"].is_null() {
+            break now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no reconciliation posted: {now:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(last["reconciliation"]["clean"], true, "{last:#}");
+    let after = accepted_total(&last);
+    // At least a pacs.008 and a pacs.002 per payment.
+    assert!(after >= before + 24, "accepted {before} -> {after}: {last:#}");
+    assert!(last["participants"].as_array().unwrap().iter().all(|p| p["connected"] == true), "{last:#}");
+    let by_type = last["messages"]["by_type"].as_array().unwrap();
+    let pacs008 = by_type.iter().find(|t| t["type"] == "pacs.008").unwrap();
+    assert!(pacs008["accepted"].as_u64().unwrap() >= 12, "{last:#}");
+    assert!(!last["positions"].as_array().unwrap().is_empty(), "{last:#}");
+    assert!(!last["fx_positions"].as_array().unwrap().is_empty(), "home currencies convert: {last:#}");
+    let per_second = last["throughput"]["per_second"].as_array().unwrap();
+    assert_eq!(per_second.len(), 60, "{last:#}");
+    assert!(per_second.iter().map(|s| s["messages"].as_u64().unwrap()).sum::<u64>() > 0, "{last:#}");
+    assert!(!last["latency"]["samples"].as_array().unwrap().is_empty(), "{last:#}");
+
+    // The payment's path, step by step, from its first message to its status's delivery.
+    let uetr = payment["uetr"].as_str().unwrap();
+    let path = get(addr, &format!("/api/payments/{uetr}")).await;
+    assert_eq!(path.status, 200, "{}", path.body);
+    let path = path.json();
+    let steps: Vec<&str> =
+        path["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    for step in ["submitted", "acknowledged", "delivered", "status_reported", "status_delivered"] {
+        assert!(steps.contains(&step), "{step} in {steps:?}");
+    }
+    assert_eq!(steps[0], "submitted", "{steps:?}");
+    assert_eq!(path["payment"]["uetr"], uetr);
+    assert_eq!(path["payment"]["sender"], payment["sender"]);
+    addr
+}
+
+/// A hub with its dashboard and no banks: the page and its assets, and bad requests.
+async fn hub_with_dashboard(
+    dir: &std::path::Path,
+) -> (LocalNetwork, SocketAddr, CancellationToken, JoinHandle<Result<(), String>>) {
+    let bics = [Bic::parse("CRDARUMMXXX").unwrap(), Bic::parse("CRDBIRTHXXX").unwrap()];
+    let network = LocalNetwork::create(dir, &bics).await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(serve_dashboard(network.hub().clone(), listener, stop.clone().cancelled_owned()));
+    (network, addr, stop, task)
+}
+
+/// The page, its script and its style come from the binary and name no other site: the
+/// dashboard works offline, and its page holds every element the browser test reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_its_assets_are_served_locally_and_reference_nothing_outside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (network, addr, stop, task) = hub_with_dashboard(dir.path()).await;
+    let page = get(addr, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.head.to_ascii_lowercase().contains("content-type: text/html"), "{}", page.head);
+    for id in ["participants", "messages-total", "search-uetr", "search-button", "sequence", "reconciliation"]
+    {
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "#{id} on the page");
+    }
+    let mut assets = Vec::new();
+    for (path, kind) in [("/assets/dashboard.js", "text/javascript"), ("/assets/dashboard.css", "text/css")] {
+        assert!(page.body.contains(path), "the page uses {path}");
+        let asset = get(addr, path).await;
+        assert_eq!(asset.status, 200, "{path}");
+        assert!(asset.head.to_ascii_lowercase().contains(kind), "{path}: {}", asset.head);
+        assets.push((path, asset.body));
+    }
+    assets.push(("/", page.body));
+    for (path, body) in &assets {
+        for scheme in ["http://", "https://", "//cdn", "ws://"] {
+            assert!(!body.contains(scheme), "{path} names {scheme}: nothing may be loaded from elsewhere");
+        }
+        assert!(body.len() > 500, "{path} is not empty");
+    }
+    assert_eq!(get(addr, "/assets/other.js").await.status, 404);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    network.stop().await.unwrap();
+}
+
+/// Garbage paths, malformed and unknown UETRs, other methods and a huge request each get
+/// a clear 4xx (a JSON error where the dashboard answers), and change nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (network, addr, stop, task) = hub_with_dashboard(dir.path()).await;
+    let before = state(addr).await;
+    assert_eq!(before["participants"].as_array().unwrap().len(), 2, "{before:#}");
+    assert!(before["participants"].as_array().unwrap().iter().all(|p| p["connected"] == false));
+    assert!(before["reconciliation"].is_null(), "{before:#}");
+
+    let unknown = "/api/payments/8a562c67-ca16-48ba-b074-65581be6f011";
+    let too_long = format!("/api/payments/{}", "a".repeat(10_000));
+    for path in [
+        "/nothing-here",
+        "/api/nothing",
+        "/api/payments/not-a-uetr",
+        "/api/payments/%00%ff%fe",
+        "/api/payments/..%2F..%2Fetc%2Fpasswd",
+        "/assets/../Cargo.toml",
+        "/api/payments/",
+        unknown,
+        too_long.as_str(),
+    ] {
+        let answer = get(addr, path).await;
+        assert!((400..500).contains(&answer.status), "{path}: {} {}", answer.status, answer.body);
+        if path.starts_with("/api/payments/") && path.len() > "/api/payments/".len() {
+            let error = answer.json();
+            assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {}", answer.body);
+        }
+    }
+    let unknown_answer = get(addr, unknown).await;
+    assert_eq!(unknown_answer.status, 404);
+    assert!(unknown_answer.body.contains("no payment"), "{}", unknown_answer.body);
+    for method in ["POST", "PUT", "DELETE"] {
+        let answer = request(addr, method, "/api/state").await;
+        assert_eq!(answer.status, 405, "{method}: the dashboard is read-only");
+    }
+    // A request head far past any sensible size is refused, not buffered without end.
+    let huge = format!("/api/state?{}", "q".repeat(1 << 20));
+    let answer = get(addr, &huge).await;
+    assert!(answer.status == 0 || (400..500).contains(&answer.status), "huge: {}", answer.status);
+
+    let after = state(addr).await;
+    assert_eq!(before["messages"], after["messages"]);
+    assert_eq!(before["positions"], after["positions"]);
+    assert_eq!(before["participants"], after["participants"]);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    network.stop().await.unwrap();
+}
