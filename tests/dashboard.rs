@@ -339,3 +339,95 @@ async fn bad_requests_get_a_clear_4xx_and_change_nothing() {
     task.await.unwrap().unwrap();
     network.stop().await.unwrap();
 }
+
+/// The hub's events and counters, which the dashboard shows: a session opening for each
+/// bank, a payment's pacs.008 and pacs.002 accepted with their sequence numbers, the
+/// ACK sent and the deliveries confirmed; a payment from a suspended bank refused (AG01)
+/// with its type; and a session closing when its bank stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hub_tells_sessions_messages_acks_deliveries_and_refusals() {
+    use corridor::hub::HubEvent;
+    use corridor::model::{MessageType, ReasonCode};
+    use corridor::pb;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (ru, ir) = (Bic::parse("CRDARUMMXXX").unwrap(), Bic::parse("CRDBIRTHXXX").unwrap());
+    let mut network = LocalNetwork::create(dir.path(), &[ru, ir]).await.unwrap();
+    let mut events = network.hub().subscribe_events();
+    network.fund_all("CNY", "1000000").await.unwrap();
+    for bic in [ru, ir] {
+        let index = network.start_bank(bic).await.unwrap();
+        let bank = &network.banks[index].bank;
+        bank.open_account("C001", "CNY", "Customer one", "1000.00").await.unwrap();
+    }
+    let order = |amount: &str| pb::SubmitPaymentRequest {
+        debtor_account: "C001".into(),
+        creditor_agent_bic: ir.to_string(),
+        creditor_account: "C001".into(),
+        creditor_name: "Customer one".into(),
+        amount: amount.into(),
+        currency: "CNY".into(),
+        settlement_currency: "CNY".into(),
+        quote_id: String::new(),
+        remittance_information: "dashboard test".into(),
+        end_to_end_id: String::new(),
+    };
+    let mut operator = network.operator(0).await.unwrap();
+    let paid = operator.submit_payment(order("12.34")).await.unwrap().into_inner().payment.unwrap();
+    let uetr = corridor::model::Uetr::parse(&paid.uetr).unwrap();
+
+    let (mut opened, mut acked, mut delivered_to_ir) = (Vec::new(), false, false);
+    let mut accepted = Vec::new();
+    while accepted.len() < 2 || !acked || !delivered_to_ir {
+        match next(&mut events).await {
+            HubEvent::SessionOpened { participant, .. } => opened.push(participant),
+            HubEvent::Accepted { message_type, sender, receiver, uetr: Some(of), isn, osn, .. }
+                if of == uetr =>
+            {
+                assert!(isn >= 1 && osn >= 1);
+                accepted.push((message_type, sender, receiver));
+            }
+            HubEvent::Acked { participant, .. } if participant == ru => acked = true,
+            HubEvent::Delivered { participant, .. } if participant == ir => delivered_to_ir = true,
+            _ => {}
+        }
+    }
+    opened.sort();
+    assert_eq!(opened, [ru, ir], "a session opened for each bank");
+    assert_eq!(accepted, [(MessageType::Pacs008, ru, ir), (MessageType::Pacs002, ir, ru)]);
+
+    // A suspended sender's payment is refused at the hub, its type known.
+    let mut admin = network.admin().await.unwrap();
+    admin.suspend(pb::SuspendRequest { participant_bic: ru.to_string() }).await.unwrap();
+    operator.submit_payment(order("1.00")).await.unwrap();
+    loop {
+        if let HubEvent::Refused { message_type, sender, reason, .. } = next(&mut events).await {
+            assert_eq!(
+                (message_type, sender, reason),
+                (Some(MessageType::Pacs008), ru, Some(ReasonCode::Ag01))
+            );
+            break;
+        }
+    }
+    let counts = network.hub().message_counts();
+    let count = |list: &[(MessageType, u64)], t| list.iter().find(|(m, _)| *m == t).unwrap().1;
+    assert_eq!(count(&counts.accepted, MessageType::Pacs008), 1, "{counts:?}");
+    assert_eq!(count(&counts.accepted, MessageType::Pacs002), 1, "{counts:?}");
+    assert_eq!(count(&counts.refused, MessageType::Pacs008), 1, "{counts:?}");
+    assert_eq!((counts.accepted_total(), counts.refused_total()), (2, 1), "{counts:?}");
+    assert!(network.hub().connections().iter().all(|(_, connected)| *connected));
+
+    // A bank that stops closes its session.
+    network.stop_bank(ir).await.unwrap();
+    while !matches!(next(&mut events).await, HubEvent::SessionClosed { participant, .. } if participant == ir)
+    {
+    }
+    network.stop().await.unwrap();
+}
+
+/// The next hub event, waited for (bounded).
+async fn next(
+    events: &mut tokio::sync::broadcast::Receiver<corridor::hub::HubEvent>,
+) -> corridor::hub::HubEvent {
+    tokio::time::timeout(WAIT, events.recv()).await.expect("an event in time").expect("no event lost")
+}

@@ -141,3 +141,38 @@ fn the_cli_runs_a_shipped_scenario_and_refuses_a_bad_one() {
     assert!(stderr.contains("unknown field `burst`"), "{stderr}");
     assert!(output.stdout.is_empty(), "nothing started: {}", String::from_utf8_lossy(&output.stdout));
 }
+
+/// A lesson may be about refusals: a pair without an agreement (AM11, allowed only when
+/// `[expect]` names it) and an order from a bank that is offline (its operators cannot
+/// reach it) are counted as refused orders, and the run still reconciles clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lesson_about_refusals_counts_them_and_reconciles_clean() {
+    let text = GOOD.replacen("currency = \"RUB\"", "currency = \"IRR\"", 1)
+        + r#"
+[[payment]]
+at_s = 0.4
+from = "CRDARUMMXXX"
+from_account = "C001"
+to = "CRDBIRTHXXX"
+to_account = "C001"
+amount = "5.00"
+note = "from a bank that is offline"
+[[event]]
+kind = "bank_offline"
+bank = "CRDARUMMXXX"
+at_s = 0.3
+for_s = 0.3
+[expect]
+reason_codes = ["AM11", "offline"]
+"#;
+    assert!(Scenario::parse(&text.replace("\"AM11\", ", "")).unwrap_err().contains("AM11"));
+    let scenario = Scenario::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let mut steps = Vec::new();
+    let summary = run_scenario(&scenario, &mut |step: &str| steps.push(step.to_owned())).await.unwrap();
+    let text = format!("{}\n{}", steps.join("\n"), summary.render());
+    assert!(summary.ok(), "{text}");
+    assert_eq!(summary.orders, 3, "{text}");
+    assert_eq!(summary.payments_sent, 0, "every order crosses the pair without agreement: {text}");
+    assert_eq!(summary.reason_codes.get("AM11"), Some(&2), "{text}");
+    assert_eq!(summary.reason_codes.get("offline"), Some(&1), "{text}");
+}

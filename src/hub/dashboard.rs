@@ -38,11 +38,21 @@
 //!
 //! # Running the demo with its dashboard from a test
 //!
-//! [`crate::sim::demo::run_demo`] with `DemoConfig { dashboard: Some("127.0.0.1:0"), .. }`
-//! prints the progress line `Dashboard: http://127.0.0.1:PORT/` before any payment is
-//! sent. `DemoConfig::pace` pauses between payment orders (default zero), and
-//! `DemoConfig::hold` (a `CancellationToken`) keeps the network and the dashboard up
-//! after the reconciliation is posted until it is cancelled; run_demo returns after.
+//! [`crate::sim::demo::run_demo`] with `DemoConfig { dashboard: Some(addr), .. }` (port 0
+//! for any free one) serves this dashboard on the demo's hub and sends the progress line
+//! `Dashboard: http://IP:PORT/` (exactly that, with the trailing slash) right after the
+//! hub starts, before any bank starts or payment is sent. `DemoConfig::pace` pauses
+//! between payment orders (default zero), so that payments flow for a while;
+//! `DemoConfig::hold: Option<CancellationToken>` keeps the network and the dashboard up
+//! after the summary and the reconciliation (posted to the hub with
+//! [`Hub::set_last_reconciliation`], so `#reconciliation` shows it) until the token is
+//! cancelled; then run_demo stops the dashboard and the network and returns the summary.
+//! run_demo's future is not `Send` (its progress callback is a `&mut dyn FnMut`): run it
+//! in the test's own task and the checks beside it (a spawned task or thread that hears
+//! the progress lines through a channel and cancels the token when done, e.g. with
+//! `hold.drop_guard()`). Alternatively [`crate::sim::demo::start_demo`] returns the
+//! summary with a [`crate::sim::demo::RunningDemo`] (`dashboard_url()`, `network()`,
+//! `stop(progress)`), which is what `corridor demo` uses to stay up at a terminal.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -298,7 +308,11 @@ async fn payment(State(dashboard): State<Dashboard>, text: Result<Path<String>, 
         )
         .collect();
     let wire = super::admin::hub_payment_to_pb(&found);
-    let status = pb::PaymentStatus::try_from(wire.status).map_or("", |s| s.as_str_name());
+    // "ACSC", "RJCT", or empty while the receiver has not answered.
+    let status = match pb::PaymentStatus::try_from(wire.status) {
+        Ok(pb::PaymentStatus::Unspecified) | Err(_) => "",
+        Ok(status) => status.as_str_name().trim_start_matches("PAYMENT_STATUS_"),
+    };
     let body = json!({
         "payment": {
             "uetr": wire.uetr,

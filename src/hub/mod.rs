@@ -399,6 +399,9 @@ impl Hub {
         }
         drop(state);
         self.tell(HubEvent::SessionOpened { participant: bank, unix_ms });
+        if last_osn_processed > 0 {
+            self.tell(HubEvent::Delivered { participant: bank, osn: last_osn_processed, unix_ms });
+        }
         Ok(open)
     }
 

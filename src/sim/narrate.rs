@@ -739,8 +739,14 @@ async fn crash_and_recovery(stage: &mut Stage, teller: &mut Teller<'_>) -> Resul
         DEBTOR.1, stage.currencies[SENDER], CREDITOR.1
     ));
     let uetr = submit(stage, CREDITOR.0, RECOVERED_PAYMENT).await?;
-    let acknowledged = wait_for(|| stage.hub().payment(&uetr).and_then(|p| p.acknowledged_unix_ms)).await?;
-    let sender_status = stage.bank(SENDER).payment(&uetr.to_string()).map_err(|e| e.to_string())?.status;
+    // The hub's ACK, and the sender's bank having taken it (PDNG becomes ACTC).
+    let text = uetr.to_string();
+    let (acknowledged, sender_status) = wait_for(|| {
+        let acknowledged = stage.hub().payment(&uetr)?.acknowledged_unix_ms?;
+        let status = stage.bank(SENDER).payment(&text).ok()?.status;
+        (status != PaymentStatus::Pdng).then_some((acknowledged, status))
+    })
+    .await?;
     teller.say(&format!("  UETR {uetr}"));
     teller.say(&format!(
         "The hub checks it and ACKs it at {}: it is in the hub's journal, so the sender's bank is",
@@ -772,11 +778,12 @@ async fn crash_and_recovery(stage: &mut Stage, teller: &mut Teller<'_>) -> Resul
         "{receiver} comes back. On connecting it says (Hello) the last output sequence number it processed"
     ));
     teller.say(&format!(
-        "({}); the hub sends everything after it, OSN {} first, flagged as a possible duplicate (PDM),",
+        "({}); the hub sends everything after it, OSN {} first. Anything the hub may have sent before",
         pacs008.osn - 1,
         pacs008.osn
     ));
-    teller.say("and the bank would skip any message it had already processed.");
+    teller
+        .say("goes out flagged as a possible duplicate (PDM), and the bank skips what it already processed.");
     wait_until_told(stage, uetr).await?;
     tell_exactly_once(teller, stage, uetr, &creditor_before)?;
     Ok(uetr)

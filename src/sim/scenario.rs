@@ -38,6 +38,8 @@ pub const RATE_PER_S_MAX: u32 = 1_000;
 /// How long the end of a run waits for every payment to be final, and for the
 /// reconciler to see nothing in transit.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The reason of an order refused because its bank was offline.
+pub const OFFLINE: &str = "offline";
 /// How long an order is retried while its bank cannot reach the hub (during a hub restart).
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(10);
 
@@ -317,9 +319,11 @@ fn check(file: ScenarioFile) -> Result<Scenario, String> {
     payments.sort_by_key(|p| p.at_ms);
     let mut expect_reason_codes = Vec::new();
     for (n, code) in file.expect.reason_codes.iter().enumerate() {
-        crate::model::ReasonCode::parse(code).map_err(|_| {
-            format!("expect.reason_codes[{n}]: {code:?} is not an ISO reason code Corridor uses")
-        })?;
+        if code != OFFLINE && crate::model::ReasonCode::parse(code).is_err() {
+            return Err(format!(
+                "expect.reason_codes[{n}]: {code:?} is neither an ISO reason code Corridor uses nor \"{OFFLINE}\""
+            ));
+        }
         expect_reason_codes.push(code.clone());
     }
     // A currency pair without an agreement refuses every payment across it (AM11): only
@@ -624,7 +628,7 @@ pub struct RefusedOrder {
     pub to: String,
     /// Amount with currency.
     pub amount: String,
-    /// ISO reason code when the refusal names one, else `offline` (the bank was down)
+    /// ISO reason code when the refusal names one, else [`OFFLINE`] (the bank was down)
     /// or `refused`.
     pub reason_code: String,
     /// Why, in a sentence.
@@ -1202,10 +1206,9 @@ impl Run<'_> {
             ..Default::default()
         };
         let refusal = match self.clients[planned.from].clone() {
-            None => Some((
-                "offline".to_owned(),
-                format!("{} is offline: its operators cannot reach it", from.bic),
-            )),
+            None => {
+                Some((OFFLINE.to_owned(), format!("{} is offline: its operators cannot reach it", from.bic)))
+            }
             Some(mut client) => match submit(&mut client, request).await {
                 Ok(uetr) => {
                     self.sent.push((planned.from, uetr));
@@ -1300,20 +1303,7 @@ impl Run<'_> {
         }
         let banks = self.bank_lines().await?;
         let settled: usize = currencies.values().map(|(l, _)| l.settled).sum();
-        let mut expectations: Vec<ExpectationLine> = scenario
-            .expect_reason_codes
-            .iter()
-            .map(|code| ExpectationLine {
-                expected: format!("at least one refusal or rejection with reason {code}"),
-                met: reason_codes.contains_key(code),
-            })
-            .collect();
-        if scenario.expect_settled_min > 0 {
-            expectations.push(ExpectationLine {
-                expected: format!("at least {} payments settled", scenario.expect_settled_min),
-                met: settled >= scenario.expect_settled_min,
-            });
-        }
+        let expectations = expectations(scenario, &reason_codes, settled);
         Ok(ScenarioSummary {
             name: scenario.name.clone(),
             settlement: scenario.settlement.name().into(),
@@ -1372,6 +1362,29 @@ enum OperatorStep {
     Fund(usize, i64),
     Cap(usize, i64),
     Suspend(usize, bool),
+}
+
+/// The file's `[expect]`, each with whether the run met it.
+fn expectations(
+    scenario: &Scenario,
+    reason_codes: &BTreeMap<String, usize>,
+    settled: usize,
+) -> Vec<ExpectationLine> {
+    let mut lines: Vec<ExpectationLine> = scenario
+        .expect_reason_codes
+        .iter()
+        .map(|code| ExpectationLine {
+            expected: format!("at least one refusal or rejection with reason {code}"),
+            met: reason_codes.contains_key(code),
+        })
+        .collect();
+    if scenario.expect_settled_min > 0 {
+        lines.push(ExpectationLine {
+            expected: format!("at least {} payments settled", scenario.expect_settled_min),
+            met: settled >= scenario.expect_settled_min,
+        });
+    }
+    lines
 }
 
 fn empty_line(currency: Currency) -> CurrencyLine {

@@ -65,6 +65,7 @@ impl Browser {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                "--hide-scrollbars",
                 "--remote-debugging-port=0",
                 WINDOW,
             ])

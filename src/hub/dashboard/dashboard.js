@@ -43,6 +43,10 @@
     }[c]));
   }
 
+  function shorten(text, max) {
+    return text.length > max ? text.slice(0, max - 1) + '…' : text;
+  }
+
   function clockTime(unixMs) {
     const d = new Date(unixMs);
     const pad = (n, w) => String(n).padStart(w || 2, '0');
@@ -405,7 +409,7 @@
       svg += '<text x="8" y="' + (y + 24) + '" fill="#9fb0c2" font-size="13">' + escapeText(elapsed) + '</text>';
       if (x1 === x2) {
         svg += '<rect x="' + (x1 - 14) + '" y="' + (y - 14) + '" width="28" height="28" rx="6" fill="' + color + '"/>';
-        svg += '<text x="' + (x1 + 24) + '" y="' + (y + 6) + '" fill="#f2f5f8" font-size="18">' + escapeText(step.step + ': ' + carried) + '</text>';
+        svg += '<text x="' + (x1 + 24) + '" y="' + (y + 6) + '" fill="#f2f5f8" font-size="18">' + escapeText(shorten(step.step + ': ' + step.detail, 46)) + '</text>';
       } else {
         const dir = x2 > x1 ? 1 : -1;
         svg += '<line x1="' + x1 + '" y1="' + y + '" x2="' + (x2 - dir * 12) + '" y2="' + y + '" stroke="' + color + '" stroke-width="4"/>';
