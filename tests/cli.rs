@@ -31,10 +31,7 @@ const STATUS_POLLS_MAX: usize = 200;
 const STATUS_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 // ---------------------------------------------------------------------------------------
-// Processes (one-shot commands: `common::cli`)
-
-// ---------------------------------------------------------------------------------------
-// Networks
+// Networks (processes and one-shot commands: `common::cli`)
 
 /// A hub and one bank node per BIC, started as separate processes the way a user would.
 /// Fields drop in order: banks, then hub, then the directory.
