@@ -11,84 +11,27 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
 use common::cli::{
-    Capture, ChildGuard, Outcome, corridor, corridor_command, files_under, refused, shows_no_panic,
-    succeeded, text,
+    ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, pki_init, refused, shows_no_panic,
+    start_server, succeeded, text,
 };
 use tempfile::TempDir;
 
 const PAYER: &str = "BANKRUMMXXX";
 const PAYEE: &str = "BANKIRTHXXX";
-/// Port 0: the system picks a free port and the node prints which.
-const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
 
 /// A payment is final within milliseconds; this bounds the wait at about 10 s plus the
 /// time to run `status` that many times.
 const STATUS_POLLS_MAX: usize = 200;
 const STATUS_POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// A node drains and exits promptly after SIGINT; this bounds the wait at 30 s.
-const SHUTDOWN_POLLS_MAX: usize = 300;
-const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------
-// Processes (one-shot commands: `common::cli`)
-
-/// A long-running node (hub or bank), killed when dropped.
-struct Server {
-    process: ChildGuard,
-    /// Kept open so that a later write to stdout cannot fail on a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-    stderr: Capture,
-    /// Where it listens, from the first line it prints.
-    url: String,
-}
-
-/// Starts `corridor ARGS` and reads its first stdout line, which must be
-/// `<announcement> listening on <url>`: the node has bound its port before it says so,
-/// so no sleep is needed before connecting.
-fn start_server(args: &[&str], announcement: &str) -> Server {
-    let stderr = Capture::new();
-    let child = corridor_command(args).stdout(Stdio::piped()).stderr(stderr.stdio()).spawn();
-    let mut process = ChildGuard(child.expect("spawn corridor"));
-    let mut stdout = BufReader::new(process.0.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the first line");
-    let prefix = format!("{announcement} listening on ");
-    let url = line.trim_end().strip_prefix(&prefix).unwrap_or_else(|| {
-        panic!("`corridor {}` said {line:?}, not {prefix:?}...\nstderr: {}", args.join(" "), stderr.text())
-    });
-    assert!(url.starts_with("https://127.0.0.1:"), "unexpected URL {url}");
-    Server { url: url.to_owned(), process, _stdout: stdout, stderr }
-}
-
-impl Server {
-    /// Sends SIGINT (Ctrl-C) and waits, bounded, for the node to exit.
-    fn interrupt(&mut self) -> ExitStatus {
-        let pid = self.process.0.id().to_string();
-        let kill = Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
-        assert!(kill.success(), "kill -INT {pid} failed");
-        self.process.wait_bounded(SHUTDOWN_POLLS_MAX, SHUTDOWN_POLL_INTERVAL).unwrap_or_else(|| {
-            panic!("process {pid} still runs after SIGINT\nstderr: {}", self.stderr.text())
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Networks
-
-/// `corridor pki init` in DIR/net with the given banks; returns the network directory.
-fn pki_init(dir: &TempDir, bics: &[&str]) -> PathBuf {
-    let network = dir.path().join("net");
-    succeeded(corridor(&["pki", "init", "--dir", text(&network), "--participants", &bics.join(",")]));
-    network
-}
+// Networks (processes and one-shot commands: `common::cli`)
 
 /// A hub and one bank node per BIC, started as separate processes the way a user would.
 /// Fields drop in order: banks, then hub, then the directory.

@@ -13,15 +13,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{ChildStdout, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
 use common::cli::{
-    Capture, ChildGuard, Outcome, corridor, corridor_command, files_under, refused, refused_in_one_line,
-    shows_no_panic, succeeded, text,
+    ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, pki_init, refused, refused_in_one_line,
+    shows_no_panic, start_server, succeeded, text,
 };
 use corridor::model::wire;
 use tempfile::TempDir;
@@ -30,8 +28,6 @@ use tempfile::TempDir;
 const PAYER: &str = "BANKRUMMXXX";
 /// Is paid in rials.
 const PAYEE: &str = "BANKIRTHXXX";
-/// Port 0: the system picks a free port and the node prints which.
-const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
 /// What the payer's customer A1 opens with.
 const OPENING: &str = "1000.00 RUB";
 
@@ -48,40 +44,6 @@ const STATUS_POLL_INTERVAL: Duration = Duration::from_millis(50);
 // ---------------------------------------------------------------------------------------
 // Processes and networks (one-shot commands: `common::cli`)
 
-/// A long-running node (hub or bank), killed when dropped.
-struct Server {
-    _process: ChildGuard,
-    /// Kept open so that a later write to stdout cannot fail on a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-    stderr: Capture,
-    /// Where it listens, from the first line it prints.
-    url: String,
-}
-
-/// Starts `corridor ARGS` and reads its first stdout line, which must be
-/// `<announcement> listening on <url>`: the node has bound its port before it says so.
-fn start_server(args: &[&str], announcement: &str) -> Server {
-    let stderr = Capture::new();
-    let child = corridor_command(args).stdout(Stdio::piped()).stderr(stderr.stdio()).spawn();
-    let mut process = ChildGuard(child.expect("spawn corridor"));
-    let mut stdout = BufReader::new(process.0.stdout.take().expect("piped stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("read the first line");
-    let prefix = format!("{announcement} listening on ");
-    let url = line.trim_end().strip_prefix(&prefix).unwrap_or_else(|| {
-        panic!("`corridor {}` said {line:?}, not {prefix:?}...\nstderr: {}", args.join(" "), stderr.text())
-    });
-    Server { url: url.to_owned(), _process: process, _stdout: stdout, stderr }
-}
-
-/// `corridor pki init` in DIR/net for the payer and the payee; returns the network directory.
-fn pki_init(temp: &TempDir) -> PathBuf {
-    let network = temp.path().join("net");
-    let participants = [PAYER, PAYEE].join(",");
-    succeeded(corridor(&["pki", "init", "--dir", text(&network), "--participants", &participants]));
-    network
-}
-
 /// A hub and the two bank nodes, started as separate processes the way a user would. The
 /// hub operator funds both banks in roubles and rials far beyond any payment here; the
 /// payer has customer A1 with 1000.00 RUB, the payee an empty rial account B1. No rate
@@ -97,7 +59,7 @@ impl Network {
     /// With the hub's own further arguments (`--quote-ttl-secs 1`).
     fn start(hub_args: &[&str]) -> Self {
         let temp = tempfile::tempdir().expect("create a temporary directory");
-        let dir = pki_init(&temp);
+        let dir = pki_init(&temp, &[PAYER, PAYEE]);
         let hub = start_server(
             &[&["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT], hub_args].concat(),
             "hub",
@@ -722,7 +684,7 @@ fn garbage_for_every_new_flag_is_refused_and_changes_nothing() {
 #[test]
 fn a_bad_quote_ttl_is_refused_before_the_hub_starts() {
     let temp = tempfile::tempdir().unwrap();
-    let dir = pki_init(&temp);
+    let dir = pki_init(&temp, &[PAYER, PAYEE]);
     let before = files_under(&dir);
     for ttl in ["0", "86401", "18446744073709551615"] {
         let args = ["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT, "--quote-ttl-secs", ttl];

@@ -13,6 +13,26 @@ use super::{Bank, BankError, Direction, Payment, Recall, ReturnState, ledger_boo
 use crate::ledger::{AccountId, LedgerError};
 use crate::model::*;
 
+/// Free text for the other bank, checked (ISO Max140Text).
+fn additional_information(text: &str) -> Result<String, BankError> {
+    Ok(message::check_text(text, "additional_information", message::TEXT_LENGTH_MAX, false)?)
+}
+
+/// Only a settled incoming payment not yet returned can be returned.
+fn check_returnable(payment: &Payment) -> Result<(), BankError> {
+    let uetr = payment.uetr;
+    if payment.direction != Direction::Incoming || !payment.settled() {
+        return Err(BankError::Refused(format!(
+            "payment {uetr} is not a settled incoming payment ({:?}, {}): only those can be returned",
+            payment.direction, payment.status
+        )));
+    }
+    if payment.return_state != ReturnState::None {
+        return Err(BankError::Refused(format!("payment {uetr} is already being returned or returned")));
+    }
+    Ok(())
+}
+
 /// A fresh id for a return or a case: a letter and 32 hexadecimal digits (ISO Max35Text).
 fn fresh_id(prefix: char) -> String {
     format!("{prefix}{}", uuid::Uuid::new_v4().simple())
@@ -30,34 +50,135 @@ impl Bank {
         information: &str,
     ) -> Result<Payment, BankError> {
         let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
-        let information =
-            message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
+        let information = additional_information(information)?;
+        self.change_case(uetr, |state, payment| {
+            check_returnable(&payment)?;
+            self.start_return(state, payment, reason, information)
+        })
+        .await
+    }
+
+    /// Asks the receiver of a settled outgoing payment for the money back (a camt.056)
+    /// with `reason` (for example DUPL, FRAD or CUST).
+    pub async fn recall_payment(
+        &self,
+        uetr: &str,
+        reason: &str,
+        information: &str,
+    ) -> Result<Payment, BankError> {
+        let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
+        let information = additional_information(information)?;
+        self.change_case(uetr, |state, payment| {
+            let uetr = payment.uetr;
+            if payment.direction != Direction::Outgoing
+                || !payment.settled()
+                || payment.return_state != ReturnState::None
+            {
+                return Err(BankError::Refused(format!(
+                    "payment {uetr} is not a settled outgoing payment that was not returned: only those can be recalled"
+                )));
+            }
+            if payment.recall.as_ref().is_some_and(|r| r.status == InvestigationStatus::Pdcr) {
+                return Err(BankError::Refused(format!("payment {uetr} already has an open recall case")));
+            }
+            let case_id = fresh_id('C');
+            let body = CancellationRequest {
+                case_id: case_id.clone(),
+                original_message_id: payment.message_id.clone(),
+                uetr,
+                original_amount: payment.settlement_amount(),
+                reason,
+                additional_information: information,
+            };
+            let message_id = self.queue(state, payment.counterparty, Some(uetr), Body::Camt056(body));
+            tracing::info!(%uetr, bank = %self.bic(), %reason, "recalling a settled payment");
+            let recall = Recall { case_id, message_id, status: InvestigationStatus::Pdcr, reason };
+            let detail = format!("recall asked of {} ({reason})", payment.counterparty);
+            state.put_payment(Payment { recall: Some(Box::new(recall)), detail, ..payment });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Answers the open recall of an incoming payment: accepting returns the funds (a
+    /// pacs.004 with FOCR, then a camt.029 CNCL); refusing sends a camt.029 RJCR with
+    /// `reason` (required).
+    pub async fn answer_recall(
+        &self,
+        uetr: &str,
+        accept: bool,
+        reason: &str,
+        information: &str,
+    ) -> Result<Payment, BankError> {
+        let information = additional_information(information)?;
+        let refusal = match (accept, reason) {
+            (true, _) => None,
+            (false, "") => {
+                return Err(BankError::Invalid(ModelError::new(
+                    "reason_code",
+                    "refusing a recall needs a reason",
+                )));
+            }
+            (false, text) => Some(ReasonCode::parse(text).map_err(|e| e.at("reason_code"))?),
+        };
+        self.change_case(uetr, |state, payment| {
+            let uetr = payment.uetr;
+            let recall = payment
+                .recall
+                .clone()
+                .filter(|r| payment.direction == Direction::Incoming && r.status == InvestigationStatus::Pdcr)
+                .ok_or_else(|| {
+                    BankError::Refused(format!("payment {uetr} has no open recall case to answer"))
+                })?;
+            let counterparty = payment.counterparty;
+            let (status, reason) = match refusal {
+                None => {
+                    check_returnable(&payment)?;
+                    self.start_return(state, payment, ReasonCode::Focr, information.clone())?;
+                    (InvestigationStatus::Cncl, None)
+                }
+                Some(reason) => (InvestigationStatus::Rjcr, Some(reason)),
+            };
+            let body = ResolutionOfInvestigation {
+                case_id: recall.case_id.clone(),
+                original_message_id: recall.message_id.clone(),
+                uetr,
+                status,
+                reason,
+                additional_information: information,
+            };
+            self.queue(state, counterparty, Some(uetr), Body::Camt029(body));
+            tracing::info!(%uetr, bank = %self.bic(), %status, "recall answered");
+            let payment = state.payment(&uetr).expect("present").clone();
+            let recall = Recall { status, reason: reason.unwrap_or(recall.reason), ..*recall };
+            state.put_payment(Payment { recall: Some(Box::new(recall)), ..payment });
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs `change` on payment `uetr` under the state lock, journals what it changed, and
+    /// answers with the payment once that is durable (waking the session to send what it
+    /// queued). A refused change must have changed nothing.
+    async fn change_case(
+        &self,
+        uetr: &str,
+        change: impl FnOnce(&mut BankState, Payment) -> Result<(), BankError>,
+    ) -> Result<Payment, BankError> {
         let uetr = Uetr::parse(uetr)?;
         let (payment, ticket) = {
             let mut state = self.state();
-            let payment = self.returnable(&state, &uetr)?;
-            self.start_return(&mut state, payment, reason, information)?;
+            let payment = state
+                .payment(&uetr)
+                .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?
+                .clone();
+            change(&mut state, payment)?;
             let payment = state.payment(&uetr).expect("present").clone();
             (payment, state.commit(&self.inner.journal))
         };
         self.durable(ticket).await?;
         self.wake_outbox();
         Ok(payment)
-    }
-
-    /// An incoming payment that may be returned now.
-    fn returnable(&self, state: &BankState, uetr: &Uetr) -> Result<Payment, BankError> {
-        let payment = state.payment(uetr).ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?;
-        if payment.direction != Direction::Incoming || !payment.settled() {
-            return Err(BankError::Refused(format!(
-                "payment {uetr} is not a settled incoming payment ({:?}, {}): only those can be returned",
-                payment.direction, payment.status
-            )));
-        }
-        if payment.return_state != ReturnState::None {
-            return Err(BankError::Refused(format!("payment {uetr} is already being returned or returned")));
-        }
-        Ok(payment.clone())
     }
 
     /// Books the beneficiary's debit and queues the pacs.004.
@@ -97,122 +218,6 @@ impl Bank {
             ..payment
         });
         Ok(())
-    }
-
-    /// Asks the receiver of a settled outgoing payment for the money back (a camt.056)
-    /// with `reason` (for example DUPL, FRAD or CUST).
-    pub async fn recall_payment(
-        &self,
-        uetr: &str,
-        reason: &str,
-        information: &str,
-    ) -> Result<Payment, BankError> {
-        let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
-        let information =
-            message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
-        let uetr = Uetr::parse(uetr)?;
-        let (payment, ticket) = {
-            let mut state = self.state();
-            let payment = state
-                .payment(&uetr)
-                .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?
-                .clone();
-            if payment.direction != Direction::Outgoing
-                || !payment.settled()
-                || payment.return_state != ReturnState::None
-            {
-                return Err(BankError::Refused(format!(
-                    "payment {uetr} is not a settled outgoing payment that was not returned: only those can be recalled"
-                )));
-            }
-            if payment.recall.as_ref().is_some_and(|r| r.status == InvestigationStatus::Pdcr) {
-                return Err(BankError::Refused(format!("payment {uetr} already has an open recall case")));
-            }
-            let case_id = fresh_id('C');
-            let body = CancellationRequest {
-                case_id: case_id.clone(),
-                original_message_id: payment.message_id.clone(),
-                uetr,
-                original_amount: payment.settlement_amount(),
-                reason,
-                additional_information: information,
-            };
-            let message_id = self.queue(&mut state, payment.counterparty, Some(uetr), Body::Camt056(body));
-            tracing::info!(%uetr, bank = %self.bic(), %reason, "recalling a settled payment");
-            let recall = Recall { case_id, message_id, status: InvestigationStatus::Pdcr, reason };
-            let detail = format!("recall asked of {} ({reason})", payment.counterparty);
-            state.put_payment(Payment { recall: Some(Box::new(recall)), detail, ..payment });
-            let payment = state.payment(&uetr).expect("present").clone();
-            (payment, state.commit(&self.inner.journal))
-        };
-        self.durable(ticket).await?;
-        self.wake_outbox();
-        Ok(payment)
-    }
-
-    /// Answers the open recall of an incoming payment: accepting returns the funds (a
-    /// pacs.004 with FOCR, then a camt.029 CNCL); refusing sends a camt.029 RJCR with
-    /// `reason` (required).
-    pub async fn answer_recall(
-        &self,
-        uetr: &str,
-        accept: bool,
-        reason: &str,
-        information: &str,
-    ) -> Result<Payment, BankError> {
-        let information =
-            message::check_text(information, "additional_information", message::TEXT_LENGTH_MAX, false)?;
-        let refusal = match (accept, reason) {
-            (true, _) => None,
-            (false, "") => {
-                return Err(BankError::Invalid(ModelError::new(
-                    "reason_code",
-                    "refusing a recall needs a reason",
-                )));
-            }
-            (false, text) => Some(ReasonCode::parse(text).map_err(|e| e.at("reason_code"))?),
-        };
-        let uetr = Uetr::parse(uetr)?;
-        let (payment, ticket) = {
-            let mut state = self.state();
-            let payment = state
-                .payment(&uetr)
-                .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?
-                .clone();
-            let recall = payment
-                .recall
-                .clone()
-                .filter(|r| payment.direction == Direction::Incoming && r.status == InvestigationStatus::Pdcr)
-                .ok_or_else(|| {
-                    BankError::Refused(format!("payment {uetr} has no open recall case to answer"))
-                })?;
-            let (status, reason) = match refusal {
-                None => {
-                    let payment = self.returnable(&state, &uetr)?;
-                    self.start_return(&mut state, payment, ReasonCode::Focr, information.clone())?;
-                    (InvestigationStatus::Cncl, None)
-                }
-                Some(reason) => (InvestigationStatus::Rjcr, Some(reason)),
-            };
-            let body = ResolutionOfInvestigation {
-                case_id: recall.case_id.clone(),
-                original_message_id: recall.message_id.clone(),
-                uetr,
-                status,
-                reason,
-                additional_information: information,
-            };
-            self.queue(&mut state, payment.counterparty, Some(uetr), Body::Camt029(body));
-            tracing::info!(%uetr, bank = %self.bic(), %status, "recall answered");
-            let payment = state.payment(&uetr).expect("present").clone();
-            let recall = Recall { status, reason: reason.unwrap_or(recall.reason), ..*recall };
-            state.put_payment(Payment { recall: Some(Box::new(recall)), ..payment });
-            let payment = state.payment(&uetr).expect("present").clone();
-            (payment, state.commit(&self.inner.journal))
-        };
-        self.durable(ticket).await?;
-        self.wake_outbox();
-        Ok(payment)
     }
 
     /// The hub answered a pacs.004, camt.056 or camt.029 of ours: an ACK (`refusal`

@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempDir};
 
 /// A one-shot command (even `demo`) finishes in well under a second; this bounds a stuck one
 /// at 60 s.
@@ -158,4 +159,57 @@ pub fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
+}
+
+/// Port 0: the system picks a free port and the node prints which.
+pub const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
+/// A node drains and exits promptly after SIGINT; this bounds the wait at 30 s.
+pub const SHUTDOWN_POLLS_MAX: usize = 300;
+pub const SHUTDOWN_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A long-running node (hub or bank), killed when dropped.
+pub struct Server {
+    pub process: ChildGuard,
+    /// Kept open so that a later write to stdout cannot fail on a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+    pub stderr: Capture,
+    /// Where it listens, from the first line it prints.
+    pub url: String,
+}
+
+/// Starts `corridor ARGS` and reads its first stdout line, which must be
+/// `<announcement> listening on <url>`: the node has bound its port before it says so,
+/// so no sleep is needed before connecting.
+pub fn start_server(args: &[&str], announcement: &str) -> Server {
+    let stderr = Capture::new();
+    let child = corridor_command(args).stdout(Stdio::piped()).stderr(stderr.stdio()).spawn();
+    let mut process = ChildGuard(child.expect("spawn corridor"));
+    let mut stdout = BufReader::new(process.0.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the first line");
+    let prefix = format!("{announcement} listening on ");
+    let url = line.trim_end().strip_prefix(&prefix).unwrap_or_else(|| {
+        panic!("`corridor {}` said {line:?}, not {prefix:?}...\nstderr: {}", args.join(" "), stderr.text())
+    });
+    assert!(url.starts_with("https://127.0.0.1:"), "unexpected URL {url}");
+    Server { url: url.to_owned(), process, _stdout: stdout, stderr }
+}
+
+impl Server {
+    /// Sends SIGINT (Ctrl-C) and waits, bounded, for the node to exit.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        let pid = self.process.0.id().to_string();
+        let kill = Command::new("kill").args(["-INT", &pid]).status().expect("run kill");
+        assert!(kill.success(), "kill -INT {pid} failed");
+        self.process.wait_bounded(SHUTDOWN_POLLS_MAX, SHUTDOWN_POLL_INTERVAL).unwrap_or_else(|| {
+            panic!("process {pid} still runs after SIGINT\nstderr: {}", self.stderr.text())
+        })
+    }
+}
+
+/// `corridor pki init` in DIR/net with the given banks; returns the network directory.
+pub fn pki_init(dir: &TempDir, bics: &[&str]) -> PathBuf {
+    let network = dir.path().join("net");
+    succeeded(corridor(&["pki", "init", "--dir", text(&network), "--participants", &bics.join(",")]));
+    network
 }
