@@ -391,22 +391,7 @@ pub async fn start_demo(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(DemoSummary, RunningDemo), String> {
     let currencies = config.validate()?;
-    // Kept in `--data` when given (a new directory), else in one removed at the end.
-    let mut temporary = None;
-    let dir = match &config.data {
-        Some(path) if path.exists() => {
-            return Err(format!(
-                "--data {}: already exists; the demo makes a new network there",
-                path.display()
-            ));
-        }
-        Some(path) => path.clone(),
-        None => {
-            let created =
-                tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-            temporary.insert(created).path().to_path_buf()
-        }
-    };
+    let (dir, temporary) = network_dir(config.data.as_deref())?;
     let bics: Vec<Bic> =
         DEMO_BANKS[..config.banks].iter().map(|(bic, ..)| Bic::parse(bic).expect("valid")).collect();
     progress(&format!("Creating a demo PKI for {} banks in {}", bics.len(), dir.display()));
@@ -495,6 +480,24 @@ pub async fn start_demo(
     drop(clients);
     let kept = config.data.is_some().then_some(dir);
     Ok((summary, RunningDemo { network, dashboard, kept, _temporary: temporary }))
+}
+
+/// Where a demo keeps its network: in `data` when given (a new directory: an existing one
+/// is refused), else in a temporary directory, returned too, that is removed when dropped.
+pub(super) fn network_dir(
+    data: Option<&std::path::Path>,
+) -> Result<(std::path::PathBuf, Option<tempfile::TempDir>), String> {
+    match data {
+        Some(path) if path.exists() => {
+            Err(format!("--data {}: already exists; the demo makes a new network there", path.display()))
+        }
+        Some(path) => Ok((path.to_path_buf(), None)),
+        None => {
+            let temporary =
+                tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+            Ok((temporary.path().to_path_buf(), Some(temporary)))
+        }
+    }
 }
 
 /// `dollars` worth of a currency that a dollar buys `per_dollar` hundredths of, in whole

@@ -140,21 +140,8 @@ pub async fn run_narrated(
     out: &mut dyn FnMut(&str),
     pause: &mut dyn FnMut(),
 ) -> Result<NarrateSummary, String> {
-    let temporary;
-    let dir = match &config.data {
-        Some(path) if path.exists() => {
-            return Err(format!(
-                "--data {}: already exists; the demo makes a new network there",
-                path.display()
-            ));
-        }
-        Some(path) => path.clone(),
-        None => {
-            temporary =
-                tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-            temporary.path().to_path_buf()
-        }
-    };
+    // The temporary directory (when no --data) lives until the narration ends.
+    let (dir, _temporary) = super::demo::network_dir(config.data.as_deref())?;
     let mut teller = Teller { out, pause, pausing: config.pause, steps_told: 0 };
     let mut stage = set_up(&dir, &mut teller).await?;
     let mut summary = NarrateSummary::default();

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
+use super::demo::Rejection;
 use super::{LocalNetwork, Rng};
 use crate::hub::{HubConfig, SettlementModel};
 use crate::ledger::AccountId;
@@ -635,23 +636,6 @@ pub struct RefusedOrder {
     pub detail: String,
 }
 
-/// One payment its receiver (or the hub) refused: pacs.002 RJCT.
-#[derive(Clone, Debug, Serialize)]
-pub struct RejectedPayment {
-    /// UETR.
-    pub uetr: String,
-    /// Sender bank.
-    pub from: String,
-    /// Receiver bank.
-    pub to: String,
-    /// Amount with currency.
-    pub amount: String,
-    /// ISO reason code.
-    pub reason_code: String,
-    /// Why.
-    pub detail: String,
-}
-
 /// One currency: payments instructed in it.
 #[derive(Clone, Debug, Serialize)]
 pub struct CurrencyLine {
@@ -745,7 +729,7 @@ pub struct ScenarioSummary {
     /// Every payment sent reached ACSC or RJCT.
     pub all_final: bool,
     /// The rejections.
-    pub rejections: Vec<RejectedPayment>,
+    pub rejections: Vec<Rejection>,
     /// How often each reason code came up, in refused orders and rejected payments.
     pub reason_codes: BTreeMap<String, usize>,
     /// Per currency.
@@ -1285,7 +1269,7 @@ impl Run<'_> {
             } else if payment.status == pb::PaymentStatus::Rjct as i32 {
                 entry.0.rejected += 1;
                 *reason_codes.entry(payment.reason_code.clone()).or_default() += 1;
-                rejections.push(RejectedPayment {
+                rejections.push(Rejection {
                     uetr: uetr.clone(),
                     from: name(*from),
                     to: payment.counterparty_bic.clone(),
