@@ -265,41 +265,69 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Engine(format!("corrupt hub journal ({what}): {detail}"))
 }
 
+/// The columns of a message row, in the order [`message_record`] reads them.
+const MESSAGE_COLUMNS: &str = "sender, message_id, isn, receiver, osn, uetr, message_type, payload, signature, key_id, receipt, accepted_unix_ms";
+
+/// A message row (selected with [`MESSAGE_COLUMNS`]) as the record it was written from.
+fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError> {
+    let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(index)?) };
+    let bic = |index: usize| -> Result<Bic, StoreError> {
+        Bic::parse(&text(index)?).map_err(|e| corrupt("bic", e))
+    };
+    let uetr: Option<String> = row.get(5)?;
+    let signature: Vec<u8> = row.get(8)?;
+    let signature: [u8; 64] = signature.try_into().map_err(|_| corrupt("signature", "not 64 bytes"))?;
+    let sender = bic(0)?;
+    Ok(AcceptedRecord {
+        sender,
+        message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message_id", e))?,
+        isn: row.get::<_, i64>(2)? as u64,
+        receiver: bic(3)?,
+        osn: row.get::<_, i64>(4)? as u64,
+        uetr: uetr.map(|u| Uetr::parse(&u)).transpose().map_err(|e| corrupt("uetr", e))?,
+        message_type: MessageType::parse(&text(6)?).map_err(|e| corrupt("message_type", e))?,
+        envelope: SignedEnvelope {
+            payload: Bytes::from(row.get::<_, Vec<u8>>(7)?),
+            signature: ed25519_dalek::Signature::from_bytes(&signature),
+            signer: sender,
+            key_id: KeyId::parse(&text(9)?).map_err(|e| corrupt("key_id", e))?,
+        },
+        receipt: Bytes::from(row.get::<_, Vec<u8>>(10)?),
+        accepted_unix_ms: row.get(11)?,
+    })
+}
+
+/// The first `message_type` message about payment `uetr` in the hub journal in
+/// `data_dir`, read through a read-only connection of its own, so while the hub runs too:
+/// write-ahead logging lets a reader see every committed (so fsynced) row while the hub
+/// keeps writing. `None` if there is none yet.
+pub fn read_message(
+    data_dir: &Path,
+    uetr: Uetr,
+    message_type: MessageType,
+) -> Result<Option<AcceptedRecord>, StoreError> {
+    use rusqlite::OptionalExtension;
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(store_path(data_dir), flags)?;
+    let query = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE uetr = ?1 AND message_type = ?2 ORDER BY seq LIMIT 1"
+    );
+    let record = connection
+        .query_row(&query, rusqlite::params![uetr.to_string(), message_type.code()], |row| {
+            Ok(message_record(row))
+        })
+        .optional()?;
+    record.transpose()
+}
+
 fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
     let mut recovered = RecoveredHub::default();
     let mut seen = std::collections::HashSet::new();
-    let mut statement = connection.prepare(
-        "SELECT sender, message_id, isn, receiver, osn, uetr, message_type, payload, signature, key_id, receipt,
-                accepted_unix_ms
-         FROM messages ORDER BY seq",
-    )?;
+    let mut statement =
+        connection.prepare(&format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq"))?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(index)?) };
-        let bic = |index: usize| -> Result<Bic, StoreError> {
-            Bic::parse(&text(index)?).map_err(|e| corrupt("bic", e))
-        };
-        let uetr: Option<String> = row.get(5)?;
-        let signature: Vec<u8> = row.get(8)?;
-        let signature: [u8; 64] = signature.try_into().map_err(|_| corrupt("signature", "not 64 bytes"))?;
-        let sender = bic(0)?;
-        let record = AcceptedRecord {
-            sender,
-            message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message_id", e))?,
-            isn: row.get::<_, i64>(2)? as u64,
-            receiver: bic(3)?,
-            osn: row.get::<_, i64>(4)? as u64,
-            uetr: uetr.map(|u| Uetr::parse(&u)).transpose().map_err(|e| corrupt("uetr", e))?,
-            message_type: MessageType::parse(&text(6)?).map_err(|e| corrupt("message_type", e))?,
-            envelope: SignedEnvelope {
-                payload: Bytes::from(row.get::<_, Vec<u8>>(7)?),
-                signature: ed25519_dalek::Signature::from_bytes(&signature),
-                signer: sender,
-                key_id: KeyId::parse(&text(9)?).map_err(|e| corrupt("key_id", e))?,
-            },
-            receipt: Bytes::from(row.get::<_, Vec<u8>>(10)?),
-            accepted_unix_ms: row.get(11)?,
-        };
+        let record = message_record(row)?;
         if !seen.insert((record.sender, record.message_id.clone())) {
             return Err(corrupt(
                 "messages",

@@ -6,7 +6,7 @@
 //! signed and checked), the positions from the hub, the times from its tracker. Nothing
 //! is made up for the telling, so the story cannot drift from what the code does.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use tonic::transport::Channel;
@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use super::demo::DEMO_BANKS;
 use super::{LocalNetwork, tracker_client};
 use crate::bank::Bank;
-use crate::crypto::{KeyId, SignedEnvelope, hex_encode};
+use crate::crypto::{SignedEnvelope, hex_encode};
 use crate::directory::Directory;
 use crate::hub::Hub;
 use crate::model::{
@@ -966,48 +966,23 @@ fn status_report(journalled: &Journalled) -> Result<&PaymentStatusReport, String
     }
 }
 
-/// The first `message_type` of payment `uetr` in the running hub's journal, read through
-/// a read-only connection of its own: the write-ahead log lets a reader see every
-/// committed row while the hub keeps writing, so what is shown is what was fsynced.
+/// The first `message_type` of payment `uetr` in the running hub's journal: what was
+/// fsynced, exactly as it was signed (see [`crate::hub::journal::read_message`]).
 fn journal_message(
     network: &NetworkDir,
     uetr: Uetr,
     message_type: MessageType,
 ) -> Result<Journalled, String> {
-    use rusqlite::{OpenFlags, OptionalExtension};
-    let path: PathBuf = crate::hub::journal::store_path(&network.hub_data_dir());
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = rusqlite::Connection::open_with_flags(&path, flags)
-        .map_err(|e| format!("cannot read the hub's journal {}: {e}", path.display()))?;
-    let row = connection
-        .query_row(
-            "SELECT sender, isn, osn, payload, signature, key_id, receipt, accepted_unix_ms
-             FROM messages WHERE uetr = ?1 AND message_type = ?2 ORDER BY seq LIMIT 1",
-            rusqlite::params![uetr.to_string(), message_type.code()],
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, Vec<u8>>(3)?,
-                    row.get::<_, Vec<u8>>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, Vec<u8>>(6)?,
-                    row.get::<_, i64>(7)?,
-                ))
-            },
-        )
-        .optional()
+    let record = crate::hub::journal::read_message(&network.hub_data_dir(), uetr, message_type)
         .map_err(|e| format!("cannot read the hub's journal: {e}"))?
         .ok_or_else(|| format!("no {message_type} of {uetr} in the hub's journal"))?;
-    let (sender, isn, osn, payload, signature, key_id, receipt, accepted_unix_ms) = row;
-    let signature: [u8; 64] = signature.try_into().map_err(|_| "a journalled signature is not 64 bytes")?;
-    let message = wire::decode_message(&payload).map_err(|e| e.to_string())?;
-    let envelope = SignedEnvelope {
-        payload: payload.into(),
-        signature: ed25519_dalek::Signature::from_bytes(&signature),
-        signer: Bic::parse(&sender).map_err(|e| e.to_string())?,
-        key_id: KeyId::parse(&key_id).map_err(|e| e.to_string())?,
-    };
-    Ok(Journalled { isn: isn as u64, osn: osn as u64, envelope, message, receipt, accepted_unix_ms })
+    let message = wire::decode_message(&record.envelope.payload).map_err(|e| e.to_string())?;
+    Ok(Journalled {
+        isn: record.isn,
+        osn: record.osn,
+        envelope: record.envelope,
+        message,
+        receipt: record.receipt.to_vec(),
+        accepted_unix_ms: record.accepted_unix_ms,
+    })
 }
