@@ -800,10 +800,15 @@ async fn execute(command: Command) -> Result<ExitCode> {
                     let mut line = String::new();
                     let _ = std::io::stdin().read_line(&mut line);
                 };
-                corridor::sim::narrate::run_narrated(&config, &mut out, &mut pause)
+                let summary = corridor::sim::narrate::run_narrated(&config, &mut out, &mut pause)
                     .await
                     .map_err(|e| anyhow!(e))?;
-                return Ok(ExitCode::SUCCESS);
+                // Like the demo: a reconciliation that finds a break is a failure.
+                return Ok(if summary.reconciliation.is_clean() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
             if let Some(path) = scenario {
                 let scenario = corridor::sim::scenario::Scenario::load(&path).map_err(|e| anyhow!(e))?;
