@@ -13,6 +13,12 @@ use super::{Bank, BankError, Direction, Payment, Recall, ReturnState, ledger_boo
 use crate::ledger::{AccountId, LedgerError};
 use crate::model::*;
 
+/// A return's or a recall's reason code and free text, checked.
+fn case_reason(reason: &str, information: &str) -> Result<(ReasonCode, String), BankError> {
+    let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
+    Ok((reason, additional_information(information)?))
+}
+
 /// Free text for the other bank, checked (ISO Max140Text).
 fn additional_information(text: &str) -> Result<String, BankError> {
     Ok(message::check_text(text, "additional_information", message::TEXT_LENGTH_MAX, false)?)
@@ -49,8 +55,7 @@ impl Bank {
         reason: &str,
         information: &str,
     ) -> Result<Payment, BankError> {
-        let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
-        let information = additional_information(information)?;
+        let (reason, information) = case_reason(reason, information)?;
         self.change_case(uetr, |state, payment| {
             check_returnable(&payment)?;
             self.start_return(state, payment, reason, information)
@@ -66,8 +71,7 @@ impl Bank {
         reason: &str,
         information: &str,
     ) -> Result<Payment, BankError> {
-        let reason = ReasonCode::parse(reason).map_err(|e| e.at("reason_code"))?;
-        let information = additional_information(information)?;
+        let (reason, information) = case_reason(reason, information)?;
         self.change_case(uetr, |state, payment| {
             let uetr = payment.uetr;
             if payment.direction != Direction::Outgoing

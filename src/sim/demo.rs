@@ -520,22 +520,30 @@ async fn set_agreements(
             if from_currency == to_currency || !seen.insert((*from_currency, *to_currency)) {
                 continue;
             }
-            let agreement = pb::RateAgreement {
-                currency_pair: format!("{from_currency}/{to_currency}"),
-                rate: demo_rate(config.per_dollar(from), config.per_dollar(to)),
-                spread_bps: DEMO_SPREAD_BPS,
-                ..Default::default()
-            };
-            let request = pb::SetAgreementRequest { agreement: Some(agreement) };
-            let set =
-                admin.set_agreement(request).await.map_err(|e| format!("agreement: {}", e.message()))?;
-            let set = set.into_inner().agreement.unwrap_or_default();
-            progress(&format!(
-                "Rate agreement {}: {} less {} bp spread = {} applied",
-                set.currency_pair, set.rate, set.spread_bps, set.applied_rate
-            ));
+            let pair = format!("{from_currency}/{to_currency}");
+            let rate = demo_rate(config.per_dollar(from), config.per_dollar(to));
+            set_agreement(&mut admin, pair, rate, DEMO_SPREAD_BPS, progress).await?;
         }
     }
+    Ok(())
+}
+
+/// The hub operator sets the agreement of `pair` and the demo says what it applies.
+pub(super) async fn set_agreement(
+    admin: &mut crate::pb::hub_admin_service_client::HubAdminServiceClient<Channel>,
+    pair: String,
+    rate: String,
+    spread_bps: u32,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let agreement = pb::RateAgreement { currency_pair: pair, rate, spread_bps, ..Default::default() };
+    let request = pb::SetAgreementRequest { agreement: Some(agreement) };
+    let set = admin.set_agreement(request).await.map_err(|e| format!("agreement: {}", e.message()))?;
+    let set = set.into_inner().agreement.unwrap_or_default();
+    progress(&format!(
+        "Rate agreement {}: {} less {} bp spread = {} applied",
+        set.currency_pair, set.rate, set.spread_bps, set.applied_rate
+    ));
     Ok(())
 }
 

@@ -925,21 +925,8 @@ impl Run<'_> {
     async fn set_up(&mut self, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
         let mut admin = self.network.admin().await?;
         for agreement in &self.scenario.agreements {
-            let request = pb::SetAgreementRequest {
-                agreement: Some(pb::RateAgreement {
-                    currency_pair: agreement.pair.to_string(),
-                    rate: agreement.rate.clone(),
-                    spread_bps: agreement.spread_bps,
-                    ..Default::default()
-                }),
-            };
-            let set =
-                admin.set_agreement(request).await.map_err(|e| format!("agreement: {}", e.message()))?;
-            let set = set.into_inner().agreement.unwrap_or_default();
-            progress(&format!(
-                "Rate agreement {}: {} less {} bp spread = {} applied",
-                set.currency_pair, set.rate, set.spread_bps, set.applied_rate
-            ));
+            let (pair, rate) = (agreement.pair.to_string(), agreement.rate.clone());
+            super::demo::set_agreement(&mut admin, pair, rate, agreement.spread_bps, progress).await?;
         }
         for (index, bank) in self.scenario.banks.iter().enumerate() {
             let (bic, currency) = (bank.bic, bank.currency);
