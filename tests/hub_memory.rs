@@ -12,7 +12,9 @@ mod common;
 use std::time::Duration;
 
 use common::bic;
-use common::net::{CN, IR, RU, RawSession, expect_ack, expect_nak, final_status, network_with_config, order, signer};
+use common::net::{
+    CN, IR, RU, RawSession, expect_ack, expect_nak, final_status, network_with_config, order, signer,
+};
 use corridor::hub::{Hub, HubConfig};
 use corridor::model::{Amount, Body, Currency, Message, MessageId, Uetr};
 use corridor::pb;
@@ -174,10 +176,8 @@ async fn finished_payments_leave_memory_and_every_reader_still_finds_them() {
     // (f) The archive survives a restart: the journal's replay rebuilds every payment,
     // which then leaves memory again; readers see the same.
     network.restart_hub().await.unwrap();
-    wait_until(&network, "no payment in memory after the restart", |hub| {
-        hub.memory_counts().payments == 0
-    })
-    .await;
+    wait_until(&network, "no payment in memory after the restart", |hub| hub.memory_counts().payments == 0)
+        .await;
     assert_eq!(network.hub().archived_count().unwrap(), PAYMENTS as u64);
     assert!(track(&network, &uetrs[2]).await.payment.unwrap().returned);
     assert_reconciles_clean(&network).await;

@@ -374,7 +374,8 @@ impl PaymentArchive {
 
     /// How many payments the archive holds.
     pub fn count(&self) -> Result<u64, StoreError> {
-        let count: i64 = self.connection.query_row("SELECT count(*) FROM archived_payments", [], |r| r.get(0))?;
+        let count: i64 =
+            self.connection.query_row("SELECT count(*) FROM archived_payments", [], |r| r.get(0))?;
         Ok(count as u64)
     }
 }
@@ -537,7 +538,8 @@ impl Backend for SqliteHubJournal {
                             payments.iter().map(|(seq, p)| (p.uetr.to_string(), *seq, p)).collect();
                         rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                         for (uetr, seq, payment) in rows {
-                            let json = serde_json::to_vec(payment).map_err(|e| corrupt("archived payment", e))?;
+                            let json =
+                                serde_json::to_vec(payment).map_err(|e| corrupt("archived payment", e))?;
                             archive.execute(params![uetr, seq as i64, json])?;
                         }
                     }

@@ -649,10 +649,13 @@ impl Hub {
                 let ticket = self.inner.journal.append(vec![HubRecord::Archived(Arc::clone(&batch))]);
                 (batch, ticket)
             };
+            let started = std::time::Instant::now();
             self.durable(ticket).await.map_err(|e| e.to_string())?;
             let mut state = self.inner.state.lock().expect("hub state lock");
             forgotten += state.tracker.forget_archived(&batch);
             metrics::gauge!(crate::metrics::HUB_PAYMENTS_IN_MEMORY).set(state.tracker.len() as f64);
+            let durable_ms = started.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(target: "corridor::hub::archive", payments = batch.len(), durable_ms, in_memory = state.tracker.len(), "archived");
             if batch.len() < ARCHIVE_BATCH_MAX {
                 break;
             }

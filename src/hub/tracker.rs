@@ -368,8 +368,7 @@ impl Tracker {
         from_receiver: bool,
         what: &str,
     ) -> Result<&HubPayment, String> {
-        let payment =
-            self.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let payment = self.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
         let (from, to) = if from_receiver {
             (payment.receiver, payment.sender)
         } else {
@@ -504,8 +503,7 @@ impl Tracker {
         resolution: &ResolutionOfInvestigation,
     ) -> Result<(), String> {
         let uetr = &resolution.uetr;
-        let payment =
-            self.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let payment = self.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
         if (sender, receiver) != (payment.receiver, payment.sender) {
             return Err(format!(
                 "payment {uetr} went from {} to {}: only {} may answer its recall, to {}",
