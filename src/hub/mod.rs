@@ -1370,6 +1370,12 @@ impl From<PositionError> for String {
 /// The duplicate set forgets as it goes, at each message's acceptance time, as it did
 /// live; what is left at the end is forgotten against the clock now, so messages already
 /// outside the replay window never stay in memory.
+///
+/// The tracker is rebuilt whole from the journal, archived payments included (the journal
+/// has every message, so replay needs no archive); the archiver then moves the finished
+/// ones out again, rewriting their archive rows with the same content (INSERT OR REPLACE).
+/// Simple and idempotent, at the cost of holding every payment in memory for a moment
+/// after a restart, as before this archive existed.
 fn recover(
     directory: &Directory,
     config: &HubConfig,
