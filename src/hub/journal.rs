@@ -9,6 +9,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::positions::SettlementModel;
+use super::tracker::HubPayment;
 use crate::crypto::{KeyId, SignedEnvelope};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, Uetr};
 use crate::store::{Backend, DataLock, StoreError, open_sqlite};
@@ -19,7 +20,8 @@ pub const HUB_STORE_FILE: &str = "hub.sqlite";
 // Append-only by design: rows go in by an increasing integer key, and the one index
 // (per receiver, by output sequence) grows at one end per receiver, so a batch dirties few
 // pages. Random-key indexes (message id, UETR) cost ~5x in write amplification per fsync;
-// the duplicate check by (sender, message id) lives in memory and is re-checked on recovery.
+// the duplicate check by (sender, message id) lives in memory (bounded by the replay window,
+// see `hub::duplicates`) and is rebuilt on recovery.
 const SCHEMA: &str = "
     CREATE TABLE messages (
         seq INTEGER PRIMARY KEY,
@@ -63,7 +65,19 @@ const SCHEMA: &str = "
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    CREATE TABLE archived_payments (
+        uetr TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        payment BLOB NOT NULL
+    ) WITHOUT ROWID;
 ";
+
+// The payment archive (`archived_payments`) is the exception to append-only, and the
+// reason it may be: the tracker's finished payments leave memory for it in batches of up
+// to thousands, about once a second, sorted by UETR, so a batch's random-key inserts share
+// the B-tree pages they dirty, off the per-message path. A payment's row is a JSON copy of
+// its `HubPayment` (about 700 bytes), keyed by UETR for `track` and the UETR-reuse check,
+// with its acceptance sequence number to list all payments in order.
 
 /// A message the hub accepted: stored before its ACK.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +136,9 @@ pub enum HubRecord {
     },
     /// The hub operator changed positions, suspensions or windows.
     Operator(OperatorRecord),
+    /// Finished payments copied to the archive (replacing an older copy of one), each with
+    /// its sequence number; they leave memory once this is durable.
+    Archived(std::sync::Arc<Vec<(u64, HubPayment)>>),
     /// How the hub settles and when it started (the first window opens then): recorded
     /// once, when the journal is new.
     Created {
@@ -320,21 +337,63 @@ pub fn read_message(
     record.transpose()
 }
 
+/// A read-only view of the hub's payment archive, on a connection of its own: with
+/// write-ahead logging it sees every committed row while the journal's writer goes on.
+pub struct PaymentArchive {
+    connection: Connection,
+}
+
+impl PaymentArchive {
+    /// Opens the archive of the hub store in `data_dir` (which must exist).
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Ok(Self { connection: Connection::open_with_flags(store_path(data_dir), flags)? })
+    }
+
+    /// One archived payment with its sequence number.
+    pub fn get(&self, uetr: &Uetr) -> Result<Option<(u64, HubPayment)>, StoreError> {
+        let mut statement =
+            self.connection.prepare_cached("SELECT seq, payment FROM archived_payments WHERE uetr = ?1")?;
+        let row = statement
+            .query_row([uetr.to_string()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+            .optional()?;
+        row.map(|(seq, json)| archived_row(seq, &json)).transpose()
+    }
+
+    /// Every archived payment with its sequence number, oldest first.
+    pub fn all(&self) -> Result<Vec<(u64, HubPayment)>, StoreError> {
+        let mut statement =
+            self.connection.prepare_cached("SELECT seq, payment FROM archived_payments ORDER BY seq")?;
+        let mut rows = statement.query([])?;
+        let mut payments = Vec::new();
+        while let Some(row) = rows.next()? {
+            payments.push(archived_row(row.get(0)?, &row.get::<_, Vec<u8>>(1)?)?);
+        }
+        Ok(payments)
+    }
+
+    /// How many payments the archive holds.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        let count: i64 =
+            self.connection.query_row("SELECT count(*) FROM archived_payments", [], |r| r.get(0))?;
+        Ok(count as u64)
+    }
+}
+
+fn archived_row(seq: i64, json: &[u8]) -> Result<(u64, HubPayment), StoreError> {
+    let payment = serde_json::from_slice(json).map_err(|e| corrupt("archived payment", e))?;
+    Ok((seq as u64, payment))
+}
+
 fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
     let mut recovered = RecoveredHub::default();
-    let mut seen = std::collections::HashSet::new();
     let mut statement =
         connection.prepare(&format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq"))?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let record = message_record(row)?;
-        if !seen.insert((record.sender, record.message_id.clone())) {
-            return Err(corrupt(
-                "messages",
-                format!("{} from {} is stored twice", record.message_id, record.sender),
-            ));
-        }
-        recovered.messages.push(record);
+        // One id may be stored twice from one sender: ids are unique within the replay
+        // window only (see `hub::duplicates`).
+        recovered.messages.push(message_record(row)?);
     }
     let mut statement =
         connection.prepare("SELECT participant, isn_consumed, osn_delivered FROM sequences")?;
@@ -411,6 +470,9 @@ impl Backend for SqliteHubJournal {
             let mut confirmation = transaction.prepare_cached(
                 "INSERT INTO confirmations (kind, participant, through, unix_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let mut archive = transaction.prepare_cached(
+                "INSERT OR REPLACE INTO archived_payments (uetr, seq, payment) VALUES (?1, ?2, ?3)",
+            )?;
             let mut operator = transaction.prepare_cached(
                 "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -470,6 +532,16 @@ impl Backend for SqliteHubJournal {
                             minor_units,
                             detail,
                         ])?;
+                    }
+                    HubRecord::Archived(payments) => {
+                        let mut rows: Vec<(String, u64, &HubPayment)> =
+                            payments.iter().map(|(seq, p)| (p.uetr.to_string(), *seq, p)).collect();
+                        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                        for (uetr, seq, payment) in rows {
+                            let json =
+                                serde_json::to_vec(payment).map_err(|e| corrupt("archived payment", e))?;
+                            archive.execute(params![uetr, seq as i64, json])?;
+                        }
                     }
                     HubRecord::Created { model, unix_ms } => {
                         transaction.execute(

@@ -11,6 +11,7 @@
 
 mod admin;
 pub mod dashboard;
+mod duplicates;
 pub mod events;
 pub mod fx;
 pub mod journal;
@@ -22,7 +23,7 @@ pub use admin::period as statement_period;
 pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
-    AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, RecoveredHub, SqliteHubJournal,
+    AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, PaymentArchive, RecoveredHub, SqliteHubJournal,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use service::{HubServer, run};
@@ -41,6 +42,7 @@ use crate::directory::{Credentials, Directory};
 use crate::model::{Amount, Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
 use crate::pb;
 use crate::store::{GroupCommit, StoreError, Ticket};
+use duplicates::{MessageKey, RecentMessages, Seen};
 use positions::PositionError;
 use tracker::StatusEffect;
 
@@ -69,6 +71,10 @@ pub struct HubConfig {
     pub connections: crate::net::ConnectionLimits,
     /// How long a quote is honoured.
     pub quote_ttl: Duration,
+    /// How long a finished payment stays in memory after its last step before it moves
+    /// to the archive in the hub's store (where `track`, the reconciler and later returns
+    /// or recalls still find it).
+    pub payment_retention: Duration,
 }
 
 impl Default for HubConfig {
@@ -84,6 +90,7 @@ impl Default for HubConfig {
             participant_burst_max: PARTICIPANT_RATE_MAX,
             connections: crate::net::ConnectionLimits::default(),
             quote_ttl: QUOTE_TTL,
+            payment_retention: PAYMENT_RETENTION,
         }
     }
 }
@@ -111,6 +118,13 @@ impl HubConfig {
         if self.quote_ttl < Duration::from_secs(1) || self.quote_ttl > Duration::from_secs(24 * 3600) {
             return Err("quote_ttl must be between 1 s and 24 hours".into());
         }
+        if self.payment_retention.is_zero() || self.payment_retention > PAYMENT_RETENTION_MAX {
+            return Err(format!(
+                "payment_retention must be between 1 ms and {} hours (got {} ms)",
+                PAYMENT_RETENTION_MAX.as_secs() / 3600,
+                self.payment_retention.as_millis()
+            ));
+        }
         if self.participant_rate_max == 0 || self.participant_burst_max == 0 {
             return Err("participant_rate_max and participant_burst_max must be positive".into());
         }
@@ -123,6 +137,12 @@ pub const NAK_DETAIL_MAX: usize = 512;
 
 /// Default time a quote is honoured.
 pub const QUOTE_TTL: Duration = Duration::from_secs(60);
+/// Default time a finished payment stays in memory before it is archived.
+pub const PAYMENT_RETENTION: Duration = Duration::from_secs(60);
+/// Longest retention: a day of payments in memory is already far more than it is for.
+pub const PAYMENT_RETENTION_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Most payments archived in one journal record.
+const ARCHIVE_BATCH_MAX: usize = 4096;
 /// Default replay window.
 pub const MESSAGE_AGE_MAX: Duration = Duration::from_secs(10 * 60);
 /// Default tolerance for clocks ahead of the hub's.
@@ -153,12 +173,16 @@ struct HubInner {
     /// The last reconciliation someone ran against this hub and posted here (the hub
     /// does not reconcile itself). Its own lock: never taken on the message path.
     last_reconciliation: Mutex<Option<crate::reconcile::Report>>,
+    /// The payment archive for readers (`track`, the reconciler): its own connection and
+    /// lock, so that reading it never holds the state's.
+    archive: Mutex<PaymentArchive>,
 }
 
 struct HubState {
     participants: HashMap<Bic, Participant>,
-    /// Accepted messages by (sender, message id): the duplicate check.
-    accepted: HashMap<(Bic, MessageId), Accepted>,
+    /// Accepted messages by (sender, message id) still inside the replay window: the
+    /// duplicate check.
+    recent: RecentMessages,
     /// How many messages the journal holds: operator actions are placed by it.
     messages_accepted: u64,
     /// The same, by message type.
@@ -168,16 +192,14 @@ struct HubState {
     positions: Positions,
     /// Rate agreements and quotes.
     fx: FxDesk,
+    /// Payments in memory. Invariant: a payment leaves it only once its archive row is
+    /// durable (see [`Hub::archive_finished`]), so memory and archive together always
+    /// hold every payment the hub accepted.
     tracker: Tracker,
+    /// The archive, for messages about archived payments (none while recovering: the
+    /// journal's replay rebuilds every payment in memory).
+    archive: Option<PaymentArchive>,
     next_session_id: u64,
-}
-
-/// What the hub keeps of an accepted message to answer its duplicates: its signature
-/// stands for its bytes (verified, deterministic), so the payload itself is not kept.
-struct Accepted {
-    signature: [u8; 64],
-    /// Durable once the journal reaches this: a duplicate's ACK waits for it too.
-    ticket: Ticket,
 }
 
 /// A message waiting in a receiver's outbox.
@@ -285,7 +307,9 @@ impl Hub {
                 config.settlement_model
             ));
         }
-        let state = recover(&directory, Positions::new(model, created_unix_ms), recovered)?;
+        let mut state = recover(&directory, &config, Positions::new(model, created_unix_ms), recovered)?;
+        state.archive = Some(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
+        let archive = Mutex::new(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
         let credentials = Credentials::new(directory, identity)?;
         let journal = GroupCommit::start(backend, "hub");
         if new_journal {
@@ -300,6 +324,7 @@ impl Hub {
             events,
             refused: events::RefusedCounts::default(),
             last_reconciliation: Mutex::new(None),
+            archive,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -555,14 +580,106 @@ impl Hub {
         self.inner.state.lock().expect("hub state lock").positions.clone()
     }
 
-    /// One payment as the hub saw it.
+    /// One payment as the hub saw it, from memory or the archive.
     pub fn payment(&self, uetr: &Uetr) -> Option<HubPayment> {
-        self.inner.state.lock().expect("hub state lock").tracker.get(uetr).cloned()
+        if let Some(payment) = self.inner.state.lock().expect("hub state lock").tracker.get(uetr) {
+            return Some(payment.clone());
+        }
+        // Not in memory, so archived before the state was looked at (durably: see the
+        // tracker's invariant), or unknown.
+        let archive = self.inner.archive.lock().expect("archive lock");
+        match archive.get(uetr) {
+            Ok(found) => found.map(|(_, payment)| payment),
+            Err(error) => {
+                tracing::error!(%uetr, %error, "the payment archive cannot be read");
+                None
+            }
+        }
     }
 
-    /// Every payment the hub saw, oldest first.
+    /// Every payment the hub saw, oldest first: those in memory and the archived ones.
+    /// Panics if the archive cannot be read (the store is broken under a running hub).
     pub fn payments(&self) -> Vec<HubPayment> {
-        self.inner.state.lock().expect("hub state lock").tracker.payments().cloned().collect()
+        let mut payments: BTreeMap<u64, HubPayment> = {
+            let state = self.inner.state.lock().expect("hub state lock");
+            state.tracker.sequenced().map(|(seq, payment)| (seq, payment.clone())).collect()
+        };
+        // Read after memory: a payment gone from memory since was archived before it went.
+        let archived = self.inner.archive.lock().expect("archive lock").all();
+        for (seq, payment) in archived.expect("the payment archive reads") {
+            // A payment in both (archived, not yet let go, or brought back) is newer in memory.
+            payments.entry(seq).or_insert(payment);
+        }
+        payments.into_values().collect()
+    }
+
+    /// What the hub holds in memory now, by kind.
+    pub fn memory_counts(&self) -> MemoryCounts {
+        let state = self.inner.state.lock().expect("hub state lock");
+        MemoryCounts { payments: state.tracker.len(), recent_messages: state.recent.len() }
+    }
+
+    /// Payments in the archive (read from the store).
+    pub fn archived_count(&self) -> Result<u64, String> {
+        self.inner.archive.lock().expect("archive lock").count().map_err(|e| e.to_string())
+    }
+
+    /// Forgets the messages outside the replay window, then moves finished payments
+    /// older than the retention from memory to the archive:
+    /// copies them into one journal record, waits until it is durable, then lets go of
+    /// each that no message changed meanwhile. Off the message path: the state's lock is
+    /// held only to copy and to let go. Returns how many left memory.
+    pub async fn archive_finished(&self) -> Result<usize, String> {
+        let retention_ms = duration_ms(self.inner.config.payment_retention);
+        {
+            // The duplicate set forgets as messages come; this makes it forget when none do.
+            let mut state = self.inner.state.lock().expect("hub state lock");
+            state.recent.forget_expired(crate::bank::unix_ms_now());
+            metrics::gauge!(crate::metrics::HUB_RECENT_MESSAGES).set(state.recent.len() as f64);
+        }
+        let mut forgotten = 0;
+        loop {
+            let before_unix_ms = crate::bank::unix_ms_now().saturating_sub(retention_ms);
+            let (batch, ticket) = {
+                let state = self.inner.state.lock().expect("hub state lock");
+                let batch = Arc::new(state.tracker.archivable(before_unix_ms, ARCHIVE_BATCH_MAX));
+                if batch.is_empty() {
+                    break;
+                }
+                let ticket = self.inner.journal.append(vec![HubRecord::Archived(Arc::clone(&batch))]);
+                (batch, ticket)
+            };
+            let started = std::time::Instant::now();
+            self.durable(ticket).await.map_err(|e| e.to_string())?;
+            let mut state = self.inner.state.lock().expect("hub state lock");
+            forgotten += state.tracker.forget_archived(&batch);
+            metrics::gauge!(crate::metrics::HUB_PAYMENTS_IN_MEMORY).set(state.tracker.len() as f64);
+            let durable_ms = started.elapsed().as_secs_f64() * 1e3;
+            tracing::debug!(target: "corridor::hub::archive", payments = batch.len(), durable_ms, in_memory = state.tracker.len(), "archived");
+            if batch.len() < ARCHIVE_BATCH_MAX {
+                break;
+            }
+        }
+        Ok(forgotten)
+    }
+
+    /// Runs [`Hub::archive_finished`] every quarter of the retention (between 10 ms and
+    /// 1 s) until `stop` is cancelled or the journal fails.
+    pub async fn archive_periodically(self, stop: CancellationToken) {
+        let period = (self.inner.config.payment_retention / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if let Err(error) = self.archive_finished().await {
+                tracing::error!(%error, "archiving finished payments stopped");
+                return;
+            }
+        }
     }
 
     /// Deliveries waiting for `bank` (sent or not, not yet confirmed).
@@ -861,7 +978,8 @@ impl Hub {
         let uetr = header.uetr;
         let receiver = header.receiver;
         let message_type = message.message_type();
-        let key = (peer, header.message_id.clone());
+        let message_id = header.message_id.clone();
+        let key = MessageKey::new(peer, &message_id);
         // Signed before taking the lock: the lock guards bookkeeping only. A duplicate
         // gets a receipt signed now too: the same bytes unless the hub's key rotated.
         let identity = self.inner.credentials.identity();
@@ -870,31 +988,44 @@ impl Hub {
         let signature = envelope.signature.to_bytes();
         let uetr_text = uetr.map(|u| u.to_string()).unwrap_or_default();
         let mut state = self.inner.state.lock().expect("hub state lock");
-        if let Some(accepted) = state.accepted.get(&key) {
-            // The signature was verified over these exact bytes, and Ed25519 signatures are
-            // deterministic: the same signature means the same bytes.
-            if accepted.signature != signature {
+        let accepted_unix_ms = crate::bank::unix_ms_now();
+        state.recent.forget_expired(accepted_unix_ms);
+        match state.recent.check(&key, &signature, header.creation_time_unix_ms) {
+            Seen::New => {}
+            Seen::Conflict => {
                 return Err(Refusal::new(
                     Code::AlreadyExists,
                     Some(ReasonCode::Dupl),
-                    format!("message id {} was already used for a different message", key.1),
+                    format!("message id {message_id} was already used for a different message"),
                 ));
             }
-            // The ACK waits for the original to be durable (and the caller adds this ISN's).
-            let ticket = accepted.ticket;
-            drop(state);
-            metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "duplicate")
-                .increment(1);
-            tracing::info!(uetr = %uetr_text, sender = %peer, message_id = %key.1, "duplicate of an accepted message: ACK again");
-            return Ok(Accept { message_id: key.1, receipt, receipt_key_id, ticket });
+            Seen::TooOld => {
+                return Err(Refusal::new(
+                    Code::FailedPrecondition,
+                    Some(ReasonCode::Tm01),
+                    format!(
+                        "message {message_id} was created at {}, before what the hub's duplicate check still \
+                         remembers: outside the replay window of {} s",
+                        wire::format_unix_ms(header.creation_time_unix_ms),
+                        self.inner.config.message_age_max.as_secs()
+                    ),
+                ));
+            }
+            Seen::Duplicate(ticket) => {
+                // The ACK waits for the original to be durable (and the caller adds this ISN's).
+                drop(state);
+                metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "duplicate")
+                    .increment(1);
+                tracing::info!(uetr = %uetr_text, sender = %peer, %message_id, "duplicate of an accepted message: ACK again");
+                return Ok(Accept { message_id, receipt, receipt_key_id, ticket });
+            }
         }
         // 6. Suspensions, the payment's story so far and the sender's position.
-        let accepted_unix_ms = crate::bank::unix_ms_now();
         let osn = state.participants.get(&receiver).expect("checked: receiver is a participant").next_osn;
         state.settle(peer, &message, osn, accepted_unix_ms)?;
         let record = AcceptedRecord {
             sender: peer,
-            message_id: key.1,
+            message_id,
             isn,
             receiver,
             osn,
@@ -949,6 +1080,7 @@ impl HubState {
                 }
             }
         }
+        self.restore_archived(message)?;
         let mismatch = |detail| Refusal::new(Code::InvalidArgument, None, detail);
         match message.body() {
             Body::Pacs008(transfer) => self.settle_transfer(sender, message_id, transfer, osn, unix_ms)?,
@@ -967,6 +1099,32 @@ impl HubState {
                 self.tracker.record_resolution(message_id, resolution, osn, unix_ms);
             }
             Body::Camt053(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Brings the payment `message` is about back from the archive into memory, if it was
+    /// archived: a pacs.008 reusing its UETR is then refused as for one in memory, and a
+    /// status, return or recall is checked against its whole story. The payment leaves
+    /// again once finished and past its retention.
+    fn restore_archived(&mut self, message: &Message) -> Result<(), Refusal> {
+        let Some(archive) = &self.archive else { return Ok(()) };
+        let uetr = match message.body() {
+            Body::Pacs008(transfer) => transfer.uetr,
+            Body::Pacs002(report) => report.uetr,
+            Body::Pacs004(ret) => ret.uetr,
+            Body::Camt056(request) => request.uetr,
+            Body::Camt029(resolution) => resolution.uetr,
+            Body::Camt053(_) => return Ok(()),
+        };
+        if self.tracker.get(&uetr).is_some() {
+            return Ok(());
+        }
+        let archived = archive.get(&uetr).map_err(|e| {
+            Refusal::new(Code::Unavailable, None, format!("the hub's payment archive cannot be read: {e}"))
+        })?;
+        if let Some((seq, payment)) = archived {
+            self.tracker.restore(seq, payment);
         }
         Ok(())
     }
@@ -1084,8 +1242,8 @@ impl HubState {
             receiver.outbox.insert(record.osn, Queued { uetr: record.uetr, envelope, ticket });
             self.outbox_total += 1;
         }
-        let accepted = Accepted { signature: record.envelope.signature.to_bytes(), ticket };
-        self.accepted.insert((record.sender, record.message_id.clone()), accepted);
+        let key = MessageKey::new(record.sender, &record.message_id);
+        self.recent.remember(key, record.envelope.signature.to_bytes(), ticket, record.accepted_unix_ms);
     }
 
     /// `bank` confirmed every delivery up to `osn`: they leave its outbox, and the tracker
@@ -1164,6 +1322,15 @@ fn take_through<T>(map: &mut BTreeMap<u64, T>, through: u64) -> BTreeMap<u64, T>
     std::mem::replace(map, rest)
 }
 
+/// What the hub holds in memory, for the bounds its tests check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryCounts {
+    /// Payments in the tracker's memory (the rest are archived).
+    pub payments: usize,
+    /// Messages the duplicate check remembers (those inside the replay window).
+    pub recent_messages: usize,
+}
+
 /// What an operator's action left.
 #[derive(Clone, Debug)]
 pub enum OperatorOutcome {
@@ -1199,16 +1366,32 @@ impl From<PositionError> for String {
 /// the live hub took: every message admitted and settled again in order (each must pass
 /// again, or the journal is corrupt), operator actions at their place between messages,
 /// then the times of ACKs and deliveries for the tracker.
-fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub) -> Result<HubState, String> {
+///
+/// The duplicate set forgets as it goes, at each message's acceptance time, as it did
+/// live; what is left at the end is forgotten against the clock now, so messages already
+/// outside the replay window never stay in memory.
+///
+/// The tracker is rebuilt whole from the journal, archived payments included (the journal
+/// has every message, so replay needs no archive); the archiver then moves the finished
+/// ones out again, rewriting their archive rows with the same content (INSERT OR REPLACE).
+/// Simple and idempotent, at the cost of holding every payment in memory for a moment
+/// after a restart, as before this archive existed.
+fn recover(
+    directory: &Directory,
+    config: &HubConfig,
+    positions: Positions,
+    recovered: RecoveredHub,
+) -> Result<HubState, String> {
     let mut state = HubState {
         participants: HashMap::new(),
-        accepted: HashMap::new(),
+        recent: RecentMessages::new(duration_ms(config.message_age_max), duration_ms(config.clock_skew_max)),
         messages_accepted: 0,
         accepted_by_type: events::AcceptedCounts::default(),
         outbox_total: 0,
         positions,
         fx: FxDesk::default(),
         tracker: Tracker::default(),
+        archive: None,
         next_session_id: 0,
     };
     for (bic, _) in directory.participants() {
@@ -1247,6 +1430,7 @@ fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub)
         receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
         let osn_delivered = recovered.sequences.get(&record.receiver).map_or(0, |s| s.1);
         let queued = (record.osn > osn_delivered).then(|| pb::SignedEnvelope::from(&record.envelope));
+        state.recent.forget_expired(record.accepted_unix_ms);
         state.admit(&record, queued, Ticket::DURABLE);
     }
     for action in actions {
@@ -1263,7 +1447,8 @@ fn recover(directory: &Directory, positions: Positions, recovered: RecoveredHub)
             state.tracker.delivered(&uetr, participant, delivered_osn, unix_ms);
         }
     }
-    tracing::info!(messages = count, "hub journal recovered");
+    state.recent.forget_expired(crate::bank::unix_ms_now());
+    tracing::info!(messages = count, recent = state.recent.len(), "hub journal recovered");
     Ok(state)
 }
 
@@ -1279,7 +1464,7 @@ pub fn read_journal(
     }
     let recovered = SqliteHubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
     let (model, created_unix_ms) = recovered.created.unwrap_or((SettlementModel::Gross, 0));
-    let state = recover(directory, Positions::new(model, created_unix_ms), recovered)?;
+    let state = recover(directory, &HubConfig::default(), Positions::new(model, created_unix_ms), recovered)?;
     Ok((state.positions, state.tracker.payments().cloned().collect()))
 }
 

@@ -76,10 +76,15 @@ pub async fn run(
         health.set_not_serving::<HubServiceServer<HubServer>>().await;
         sessions_end.cancel();
     };
+    let archiving = CancellationToken::new();
+    let archiver = tokio::spawn(hub.clone().archive_periodically(archiving.clone()));
     let served =
         net::serve_node("hub", router, listener, tls, shutdown, hub.storage_failure(), on_stop).await;
-    // The watcher holds the hub: gone before this returns, so the journal can close.
+    // The watcher and the archiver hold the hub: gone before this returns, so the journal
+    // can close.
     watch.stop().await;
+    archiving.cancel();
+    let _ = archiver.await;
     served
 }
 

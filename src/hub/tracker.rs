@@ -1,8 +1,14 @@
 //! Every payment the hub relayed, by UETR, with the time of each step: what `corridor
 //! track` shows (like a gpi tracker) and what the reconciler matches banks against.
-//! Pure: times come from the caller.
+//! Pure: times come from the caller, and the archive (`journal`) is the hub's business.
+//!
+//! Memory holds the payments still moving, and finished ones for a retention after their
+//! last step; the hub archives older finished ones (see [`Tracker::archivable`]) and brings
+//! one back ([`Tracker::restore`]) when a later message is about it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Amount, Bic, CancellationRequest, CreditTransfer, CurrencyPair, InvestigationStatus, MessageId,
@@ -10,7 +16,7 @@ use crate::model::{
 };
 
 /// A payment as the hub saw it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HubPayment {
     /// Its UETR.
     pub uetr: Uetr,
@@ -25,7 +31,7 @@ pub struct HubPayment {
     /// What the sender instructed and pays, in its currency (`amount` when not converted).
     pub instructed: Amount,
     /// A conversion's agreement pair and rate (boxed, like the rarer parts below: most
-    /// payments have none, and the tracker keeps every payment).
+    /// payments have none, and the tracker keeps many payments).
     pub conversion: Option<Box<(CurrencyPair, Rate)>>,
     /// Output sequence number of the pacs.008 towards the receiver.
     pub osn: u64,
@@ -44,7 +50,7 @@ pub struct HubPayment {
 }
 
 /// A settled payment's return, as the hub relayed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReturnStep {
     /// Message id of the pacs.004.
     pub message_id: MessageId,
@@ -61,7 +67,7 @@ pub struct ReturnStep {
 }
 
 /// A recall: the sender's camt.056 and the receiver's camt.029 answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecallCase {
     /// Case id.
     pub case_id: String,
@@ -80,7 +86,7 @@ pub struct RecallCase {
 }
 
 /// The receiver's camt.029 answer to a recall.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecallAnswer {
     /// Message id of the camt.029.
     pub message_id: MessageId,
@@ -104,7 +110,7 @@ impl RecallCase {
 }
 
 /// The receiver's pacs.002 for a payment, as the hub relayed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusStep {
     /// Message id of the pacs.002.
     pub message_id: MessageId,
@@ -137,6 +143,25 @@ impl HubPayment {
     pub fn pair_and_rate(&self) -> Option<(CurrencyPair, Rate)> {
         self.conversion.as_deref().copied()
     }
+
+    /// When its last step happened, if it is finished: a final status relayed and
+    /// delivered to the sender, the pacs.008 delivered to the receiver, and any return
+    /// and recall case delivered and closed, so that nothing about it waits in an outbox
+    /// (each bank confirms deliveries in output sequence order, so an earlier message
+    /// about it, like a PDNG status, was confirmed too). A later message (a return, a
+    /// recall) may still come, and reopens it.
+    pub fn finished_unix_ms(&self) -> Option<i64> {
+        let status = self.status.as_ref().filter(|s| s.status.is_final())?;
+        let mut last = self.delivered_unix_ms?.max(status.delivered_unix_ms?);
+        if let Some(returned) = &self.returned {
+            last = last.max(returned.delivered_unix_ms?);
+        }
+        if let Some(case) = &self.recall {
+            let answer = case.answer.as_ref()?;
+            last = last.max(case.delivered_unix_ms?).max(answer.delivered_unix_ms?);
+        }
+        Some(last.max(self.acknowledged_unix_ms.unwrap_or(last)))
+    }
 }
 
 /// What a status report does to its payment.
@@ -150,27 +175,87 @@ pub enum StatusEffect {
     Record,
 }
 
-/// Every payment the hub knows, in the order it accepted them.
+/// The payments the hub holds in memory, each with its sequence number: its place in
+/// the order the hub accepted payments (0 for the first), which the archive keeps too.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    payments: HashMap<Uetr, HubPayment>,
-    order: Vec<Uetr>,
+    payments: HashMap<Uetr, (u64, HubPayment)>,
+    /// The same payments by sequence number, oldest first.
+    order: BTreeMap<u64, Uetr>,
+    /// Payments recorded so far: the next one's sequence number.
+    recorded: u64,
 }
 
 impl Tracker {
-    /// One payment.
+    /// One payment, if in memory.
     pub fn get(&self, uetr: &Uetr) -> Option<&HubPayment> {
-        self.payments.get(uetr)
+        self.payments.get(uetr).map(|(_, payment)| payment)
     }
 
-    /// Every payment, oldest first.
+    fn get_mut(&mut self, uetr: &Uetr) -> Option<&mut HubPayment> {
+        self.payments.get_mut(uetr).map(|(_, payment)| payment)
+    }
+
+    /// Payments in memory.
+    pub fn len(&self) -> usize {
+        self.payments.len()
+    }
+
+    /// True when no payment is in memory.
+    pub fn is_empty(&self) -> bool {
+        self.payments.is_empty()
+    }
+
+    /// Every payment in memory, oldest first.
     pub fn payments(&self) -> impl Iterator<Item = &HubPayment> {
-        self.order.iter().map(|uetr| &self.payments[uetr])
+        self.sequenced().map(|(_, payment)| payment)
     }
 
-    /// Checks that a new pacs.008 does not reuse a UETR.
+    /// Every payment in memory with its sequence number, oldest first.
+    pub fn sequenced(&self) -> impl Iterator<Item = (u64, &HubPayment)> {
+        self.order.iter().map(|(seq, uetr)| (*seq, &self.payments[uetr].1))
+    }
+
+    /// Up to `limit` finished payments whose last step was before `before_unix_ms`,
+    /// oldest first, copied with their sequence numbers: what the hub may archive.
+    /// Looks at payments accepted before then only, so its cost is the payments it
+    /// returns plus the old ones still open (few: a payment waiting on a bank).
+    pub fn archivable(&self, before_unix_ms: i64, limit: usize) -> Vec<(u64, HubPayment)> {
+        self.sequenced()
+            .take_while(|(_, payment)| payment.submitted_unix_ms < before_unix_ms)
+            .filter(|(_, payment)| payment.finished_unix_ms().is_some_and(|last| last < before_unix_ms))
+            .take(limit)
+            .map(|(seq, payment)| (seq, payment.clone()))
+            .collect()
+    }
+
+    /// Lets go of payments whose copies in `archived` are durable in the archive, each
+    /// only if it is still as archived (a message since may have changed it: then it
+    /// stays, to be archived again). Returns how many left memory.
+    pub fn forget_archived(&mut self, archived: &[(u64, HubPayment)]) -> usize {
+        let mut forgotten = 0;
+        for (seq, copy) in archived {
+            if self.payments.get(&copy.uetr).is_some_and(|(s, payment)| s == seq && payment == copy) {
+                self.payments.remove(&copy.uetr);
+                self.order.remove(seq);
+                forgotten += 1;
+            }
+        }
+        forgotten
+    }
+
+    /// Brings an archived payment back into memory, for a message about it.
+    pub fn restore(&mut self, seq: u64, payment: HubPayment) {
+        assert!(seq < self.recorded, "an archived payment was recorded before");
+        self.order.insert(seq, payment.uetr);
+        let replaced = self.payments.insert(payment.uetr, (seq, payment));
+        assert!(replaced.is_none(), "only a payment not in memory is restored");
+    }
+
+    /// Checks that a new pacs.008 does not reuse a UETR (of a payment in memory: the
+    /// hub restores an archived one first).
     pub fn check_transfer(&self, transfer: &CreditTransfer) -> Result<(), String> {
-        match self.payments.get(&transfer.uetr) {
+        match self.get(&transfer.uetr) {
             Some(existing) => Err(format!(
                 "UETR {} already identifies payment {} from {}; a new payment needs a new UETR",
                 transfer.uetr, existing.message_id, existing.sender
@@ -207,9 +292,11 @@ impl Tracker {
             returned: None,
             recall: None,
         };
-        let replaced = self.payments.insert(transfer.uetr, payment);
+        let seq = self.recorded;
+        self.recorded += 1;
+        let replaced = self.payments.insert(transfer.uetr, (seq, payment));
         assert!(replaced.is_none(), "a UETR is recorded once (checked before)");
-        self.order.push(transfer.uetr);
+        self.order.insert(seq, transfer.uetr);
     }
 
     /// Checks a pacs.002 against the payment it reports on: only the payment's receiver
@@ -222,7 +309,6 @@ impl Tracker {
         report: &PaymentStatusReport,
     ) -> Result<(&HubPayment, StatusEffect), String> {
         let payment = self
-            .payments
             .get(&report.uetr)
             .ok_or_else(|| format!("no payment {} passed through this hub", report.uetr))?;
         if payment.receiver != sender || payment.sender != receiver {
@@ -257,7 +343,7 @@ impl Tracker {
         unix_ms: i64,
         window_id: Option<u64>,
     ) {
-        let payment = self.payments.get_mut(&report.uetr).expect("checked before");
+        let payment = self.get_mut(&report.uetr).expect("checked before");
         payment.status = Some(StatusStep {
             message_id,
             status: report.status,
@@ -282,8 +368,7 @@ impl Tracker {
         from_receiver: bool,
         what: &str,
     ) -> Result<&HubPayment, String> {
-        let payment =
-            self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let payment = self.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
         let (from, to) = if from_receiver {
             (payment.receiver, payment.sender)
         } else {
@@ -349,7 +434,7 @@ impl Tracker {
         unix_ms: i64,
         window_id: Option<u64>,
     ) {
-        let payment = self.payments.get_mut(&ret.uetr).expect("checked before");
+        let payment = self.get_mut(&ret.uetr).expect("checked before");
         payment.returned = Some(Box::new(ReturnStep {
             message_id,
             reason: ret.reason,
@@ -396,7 +481,7 @@ impl Tracker {
         osn: u64,
         unix_ms: i64,
     ) {
-        let payment = self.payments.get_mut(&request.uetr).expect("checked before");
+        let payment = self.get_mut(&request.uetr).expect("checked before");
         payment.recall = Some(Box::new(RecallCase {
             case_id: request.case_id.clone(),
             message_id,
@@ -418,8 +503,7 @@ impl Tracker {
         resolution: &ResolutionOfInvestigation,
     ) -> Result<(), String> {
         let uetr = &resolution.uetr;
-        let payment =
-            self.payments.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
+        let payment = self.get(uetr).ok_or_else(|| format!("no payment {uetr} passed through this hub"))?;
         if (sender, receiver) != (payment.receiver, payment.sender) {
             return Err(format!(
                 "payment {uetr} went from {} to {}: only {} may answer its recall, to {}",
@@ -456,7 +540,7 @@ impl Tracker {
         if resolution.status == InvestigationStatus::Pdcr {
             return;
         }
-        let payment = self.payments.get_mut(&resolution.uetr).expect("checked before");
+        let payment = self.get_mut(&resolution.uetr).expect("checked before");
         let case = payment.recall.as_mut().expect("checked before");
         case.answer = Some(RecallAnswer {
             message_id,
@@ -470,7 +554,7 @@ impl Tracker {
 
     /// The sender's ACK for the pacs.008 left.
     pub fn acknowledged(&mut self, uetr: &Uetr, unix_ms: i64) {
-        if let Some(payment) = self.payments.get_mut(uetr) {
+        if let Some(payment) = self.get_mut(uetr) {
             payment.acknowledged_unix_ms.get_or_insert(unix_ms);
         }
     }
@@ -479,7 +563,7 @@ impl Tracker {
     /// about payment `uetr`: the pacs.008 or a camt.056 (receiver), the status report,
     /// the return or a camt.029 (sender).
     pub fn delivered(&mut self, uetr: &Uetr, participant: Bic, osn: u64, unix_ms: i64) {
-        let Some(payment) = self.payments.get_mut(uetr) else { return };
+        let Some(payment) = self.get_mut(uetr) else { return };
         let mut slots: Vec<(u64, &mut Option<i64>)> = Vec::new();
         if participant == payment.receiver {
             slots.push((payment.osn, &mut payment.delivered_unix_ms));

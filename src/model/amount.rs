@@ -97,6 +97,17 @@ impl Amount {
     }
 }
 
+impl std::str::FromStr for Amount {
+    type Err = ModelError;
+    /// Reads back what `Display` writes: `1234.56 EUR`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (units, currency) = text.split_once(' ').ok_or_else(|| {
+            ModelError::new("amount", format!("is written like 1234.56 EUR (got {text:?})"))
+        })?;
+        Self::parse(units, Currency::parse(currency)?)
+    }
+}
+
 impl fmt::Display for Amount {
     /// Decimal text in the currency's units followed by the code: `1234.56 EUR`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -178,6 +178,13 @@ impl CurrencyPair {
     }
 }
 
+impl FromStr for CurrencyPair {
+    type Err = ModelError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
 impl fmt::Display for CurrencyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.from, self.to)

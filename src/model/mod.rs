@@ -25,3 +25,35 @@ pub use message::{
     Body, CancellationRequest, CreditTransfer, Header, Message, Party, PaymentReturn, PaymentStatusReport,
     ResolutionOfInvestigation, Statement, StatementEntry, parse_account_id,
 };
+
+/// Gives each type a serde form that is its text form: written with `Display`, read back
+/// with `FromStr` (so validated again), for records the hub stores (its payment archive).
+macro_rules! serde_as_text {
+    ($($name:ty),+ $(,)?) => {$(
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )+};
+}
+
+serde_as_text!(
+    Amount,
+    Bic,
+    Currency,
+    CurrencyPair,
+    InvestigationStatus,
+    MessageId,
+    PaymentStatus,
+    Rate,
+    ReasonCode,
+    Uetr
+);
