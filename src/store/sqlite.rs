@@ -11,7 +11,7 @@ use super::StoreError;
 
 /// Schema version this build reads and writes. Any other in a file is refused: there are
 /// no migrations yet, so an older store is kept as it is rather than half-read.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Pages the write-ahead log grows to before SQLite copies it into the database (16384
 /// pages of 4 KiB: the log stays under 64 MiB).
