@@ -155,7 +155,8 @@ async fn finished_payments_and_postings_leave_memory_and_stay_readable() {
     }
     // Known amounts: 1.01 + 1.02 + ... over every round.
     let paid: i64 = (0..ROUNDS * ROUND).map(|n| 101 + n as i64).sum();
-    assert_eq!(live[0].statements[0].closing_balance.minor_units, paid, "RU's settlement account");
+    // RU's settlement account (an asset) went down by what it paid out.
+    assert_eq!(live[0].statements[0].closing_balance.minor_units, -paid, "RU's settlement account");
     assert_eq!(live[1].statements[2].closing_balance.minor_units, paid, "IR's customer C002");
     assert_eq!(live[0].statements[2].closing_balance.minor_units, 100_000 - paid, "RU's customer C001");
 
