@@ -107,7 +107,8 @@ fn answers_offline(pki: &tls::NetworkDir, index: usize, window: (i64, i64)) -> A
         let account = corridor::ledger::AccountId::parse(account).unwrap();
         for (from, to) in [(0, i64::MAX), window] {
             let statement =
-                account_statement(store.ledger(), &store.posting_times, &message_ids, &account, from, to).unwrap();
+                account_statement(store.ledger(), &store.posting_times, &message_ids, &account, from, to)
+                    .unwrap();
             statements.push(statement);
         }
     }
@@ -172,8 +173,9 @@ async fn finished_payments_and_postings_leave_memory_and_stay_readable() {
     }
 
     let banks: Vec<_> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
-    let report =
-        sources::reconcile_live(&network.network, &network.hub_url, &banks, Duration::from_secs(10)).await.unwrap();
+    let report = sources::reconcile_live(&network.network, &network.hub_url, &banks, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{}", report.render());
     let pki = network.network.clone();
     network.stop().await.unwrap();
@@ -207,9 +209,8 @@ async fn a_return_and_a_recall_of_evicted_payments_work_end_to_end() {
     let open = |p: &Payment| p.recall.as_ref().is_some_and(|r| r.status == InvestigationStatus::Pdcr);
     wait_for(|| ir.payment(&uetrs[1]).is_ok_and(|p| open(&p)), "the recall reaches IR").await;
     ir.answer_recall(&uetrs[1], true, "", "").await.unwrap();
-    let cancelled = |p: &Payment| {
-        returned(p) && p.recall.as_ref().is_some_and(|r| r.status == InvestigationStatus::Cncl)
-    };
+    let cancelled =
+        |p: &Payment| returned(p) && p.recall.as_ref().is_some_and(|r| r.status == InvestigationStatus::Cncl);
     wait_for(|| ru.payment(&uetrs[1]).is_ok_and(|p| cancelled(&p)), "RU sees the recall accepted").await;
     wait_for(|| ir.payment(&uetrs[1]).is_ok_and(|p| cancelled(&p)), "IR's return settles").await;
 
@@ -222,8 +223,9 @@ async fn a_return_and_a_recall_of_evicted_payments_work_end_to_end() {
     assert_eq!(balance(ru, "C001"), 100_000 - 1_002);
     assert_eq!(balance(ir, "C002"), 1_002);
     let banks: Vec<_> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
-    let report =
-        sources::reconcile_live(&network.network, &network.hub_url, &banks, Duration::from_secs(10)).await.unwrap();
+    let report = sources::reconcile_live(&network.network, &network.hub_url, &banks, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert!(report.is_clean(), "{}", report.render());
     assert_eq!(report.payments_in_transit, 0, "{}", report.render());
 
@@ -260,7 +262,16 @@ fn a_retention_out_of_range_is_refused_clearly() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_corridor"))
         .args(["bank", "--dir"])
         .arg(dir.path())
-        .args(["--bic", RU, "--hub", "https://127.0.0.1:1", "--listen", "127.0.0.1:0", "--retention-secs", "0"])
+        .args([
+            "--bic",
+            RU,
+            "--hub",
+            "https://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--retention-secs",
+            "0",
+        ])
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -82,7 +82,8 @@ async fn a_receiver_offline_for_1000_payments_gets_each_exactly_once_when_it_com
     }
 
     network.start_bank(bic(IR)).await.unwrap();
-    eventually("every payment is final at RU", || ru.payments().unwrap().iter().all(|p| p.status.is_final())).await;
+    eventually("every payment is final at RU", || ru.payments().unwrap().iter().all(|p| p.status.is_final()))
+        .await;
     assert!(ru.payments().unwrap().iter().all(|p| p.status == PaymentStatus::Acsc));
     let ir = network.banks[network.index_of(bic(IR))].bank.clone();
     let received = ir.payments().unwrap();

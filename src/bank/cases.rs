@@ -302,7 +302,8 @@ impl Bank {
             tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, "a return that matches none of our payments; ignored");
             return;
         };
-        if matches!(&payment.return_state, ReturnState::Returned { return_id, .. } if *return_id == ret.return_id) {
+        if matches!(&payment.return_state, ReturnState::Returned { return_id, .. } if *return_id == ret.return_id)
+        {
             // Postings of old payments leave memory, so the ledger cannot be relied on to
             // make a second booking of this return a no-op: the payment's state does.
             tracing::warn!(%uetr, bank = %self.bic(), return_id = %ret.return_id, "a return already booked; ignored");

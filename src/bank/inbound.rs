@@ -285,7 +285,12 @@ impl Bank {
         transfer: bool,
     ) -> Result<bool, StoreError> {
         let reader = self.reader();
-        if state.already_processed(&reader, header.sender, &header.message_id, header.creation_time_unix_ms)? {
+        if state.already_processed(
+            &reader,
+            header.sender,
+            &header.message_id,
+            header.creation_time_unix_ms,
+        )? {
             tracing::info!(bank = %self.bic(), message_id = %header.message_id, "duplicate delivery ignored");
             return Ok(false);
         }

@@ -428,7 +428,9 @@ impl Bank {
                 .iter()
                 .zip(state.posting_times())
                 .enumerate()
-                .filter(|(_, (posting, booked))| **booked >= from_time_unix_ms && statement::touches(posting, &account))
+                .filter(|(_, (posting, booked))| {
+                    **booked >= from_time_unix_ms && statement::touches(posting, &account)
+                })
                 .map(|(index, (posting, booked))| (forgotten + index, posting.clone(), *booked))
                 .collect();
             let message_ids: std::collections::HashMap<Uetr, Option<MessageId>> =

@@ -155,7 +155,11 @@ impl BankState {
         let mut state = Self {
             accounts_journalled: ledger.opening_order().len(),
             postings_journalled: ledger.posting_count(),
-            booked_last_unix_ms: recovered.posting_times.last().copied().unwrap_or(recovered.processed_horizon_unix_ms),
+            booked_last_unix_ms: recovered
+                .posting_times
+                .last()
+                .copied()
+                .unwrap_or(recovered.processed_horizon_unix_ms),
             posting_times: recovered.posting_times,
             ledger,
             payments: HashMap::new(),
@@ -179,7 +183,9 @@ impl BankState {
             outbox_uncommitted: Vec::new(),
             cursor_journalled: recovered.cursor,
         };
-        for (payment, (first_seq, latest_seq)) in recovered.payments.into_iter().zip(recovered.payment_versions) {
+        for (payment, (first_seq, latest_seq)) in
+            recovered.payments.into_iter().zip(recovered.payment_versions)
+        {
             state.hold(payment, first_seq, latest_seq, now);
         }
         for (sender, message_id, created_unix_ms) in recovered.processed {
@@ -208,7 +214,11 @@ impl BankState {
     }
 
     /// The payment, brought back into memory from the store if it had left it.
-    pub(super) fn load_payment(&mut self, reader: &StoreReader, uetr: Uetr) -> Result<Option<&Payment>, StoreError> {
+    pub(super) fn load_payment(
+        &mut self,
+        reader: &StoreReader,
+        uetr: Uetr,
+    ) -> Result<Option<&Payment>, StoreError> {
         if !self.payments.contains_key(&uetr)
             && let Some(stored) = reader.retired_payment(uetr)?
         {
@@ -412,7 +422,8 @@ impl BankState {
         for (_, sender, message_id) in self.processed_order.drain(..retiring.processed) {
             self.processed.remove(&(sender, message_id));
         }
-        self.processed_horizon_unix_ms = self.processed_horizon_unix_ms.max(retiring.processed_horizon_unix_ms);
+        self.processed_horizon_unix_ms =
+            self.processed_horizon_unix_ms.max(retiring.processed_horizon_unix_ms);
         self.ledger.forget_postings(retiring.postings);
         self.posting_times.drain(..retiring.postings);
         let held = self.held();

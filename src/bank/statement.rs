@@ -75,5 +75,11 @@ pub fn account_statement(
         .collect();
     let mut message_id = |uetr: Uetr| Ok::<_, std::convert::Infallible>(message_ids.get(&uetr).cloned());
     let Ok(entries) = entries(holder, &postings, &mut message_id);
-    Some(Statement::over_period(account.as_str(), holder.currency, from_time_unix_ms, to_time_unix_ms, entries))
+    Some(Statement::over_period(
+        account.as_str(),
+        holder.currency,
+        from_time_unix_ms,
+        to_time_unix_ms,
+        entries,
+    ))
 }

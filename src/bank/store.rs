@@ -253,7 +253,8 @@ pub(super) struct StoreReader {
     connection: Connection,
 }
 
-const RETIRED_PAYMENT_COLUMNS: &str = "i.first_seq, i.latest_seq, p.uetr, p.message_id, p.direction, p.counterparty,
+const RETIRED_PAYMENT_COLUMNS: &str =
+    "i.first_seq, i.latest_seq, p.uetr, p.message_id, p.direction, p.counterparty,
     p.debtor_account, p.creditor_account, p.minor_units, p.currency, p.status, p.reason, p.detail, p.story
     FROM retired_payments i JOIN payments p ON p.seq = i.latest_seq";
 
@@ -310,7 +311,8 @@ impl StoreReader {
         number_end: usize,
         mut each: impl FnMut(usize, Posting, i64),
     ) -> Result<(), StoreError> {
-        let mut booked_at = self.connection.prepare_cached("SELECT booked_unix_ms FROM postings WHERE seq = ?1")?;
+        let mut booked_at =
+            self.connection.prepare_cached("SELECT booked_unix_ms FROM postings WHERE seq = ?1")?;
         // The first key in [1, number_end] booked at or after `from_unix_ms`, or number_end + 1.
         let (mut low, mut high) = (1i64, number_end as i64 + 1);
         while low < high {
@@ -605,7 +607,8 @@ fn recover_postings(
         }
         let (posting, booked_unix_ms) = posting_of_row(row)?;
         // Booking times never decrease, so the postings held are the last ones.
-        let held = !recovered.postings.is_empty() || hold_since_unix_ms.is_none_or(|since| booked_unix_ms >= since);
+        let held =
+            !recovered.postings.is_empty() || hold_since_unix_ms.is_none_or(|since| booked_unix_ms >= since);
         let id = posting.id.clone();
         let applied = if held {
             recovered.postings.push(posting.clone());
@@ -659,7 +662,11 @@ fn payment_of_row(row: &rusqlite::Row<'_>, first: usize) -> Result<Payment, Stor
 /// not retired, or changed since they were retired (a return or recall brought them
 /// back). Every change of a payment is a row: the last one is its state, the first its
 /// place (for one brought back, its place is the retired row's).
-fn recover_payments(connection: &Connection, recovered: &mut RecoveredBank, held: bool) -> Result<(), StoreError> {
+fn recover_payments(
+    connection: &Connection,
+    recovered: &mut RecoveredBank,
+    held: bool,
+) -> Result<(), StoreError> {
     let columns = "p.uetr, p.message_id, p.direction, p.counterparty, p.debtor_account, p.creditor_account,
                    p.minor_units, p.currency, p.status, p.reason, p.detail, p.story";
     let sql = if held {
@@ -690,8 +697,10 @@ fn recover_payments(connection: &Connection, recovered: &mut RecoveredBank, held
         }
     }
     // Brought back after retirement: their place is their first version's.
-    let mut held: Vec<(Payment, (i64, i64))> =
-        std::mem::take(&mut recovered.payments).into_iter().zip(std::mem::take(&mut recovered.payment_versions)).collect();
+    let mut held: Vec<(Payment, (i64, i64))> = std::mem::take(&mut recovered.payments)
+        .into_iter()
+        .zip(std::mem::take(&mut recovered.payment_versions))
+        .collect();
     held.sort_by_key(|(_, (first_seq, _))| *first_seq);
     (recovered.payments, recovered.payment_versions) = held.into_iter().unzip();
     recovered.payment_seq_max =
@@ -764,7 +773,9 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
         }
         BankChange::Processed(sender, message_id, created_unix_ms) => {
             transaction
-                .prepare_cached("INSERT INTO processed (sender, message_id, created_unix_ms) VALUES (?1, ?2, ?3)")?
+                .prepare_cached(
+                    "INSERT INTO processed (sender, message_id, created_unix_ms) VALUES (?1, ?2, ?3)",
+                )?
                 .execute(params![sender.as_str(), message_id.as_str(), created_unix_ms])?;
         }
         BankChange::Retired(payments) => {

@@ -77,7 +77,16 @@ impl LocalNetwork {
         let (listener, hub_url) = bind_loopback().await?;
         let (hub, shutdown, hub_task) = spawn_hub(&network, config.clone(), listener).await?;
         let bank_config = bank::BankConfig::default();
-        Ok(Self { network, hub: Some(hub), hub_url, banks: Vec::new(), config, bank_config, shutdown, hub_task })
+        Ok(Self {
+            network,
+            hub: Some(hub),
+            hub_url,
+            banks: Vec::new(),
+            config,
+            bank_config,
+            shutdown,
+            hub_task,
+        })
     }
 
     /// The hub's state (for tests that look inside).
