@@ -422,6 +422,11 @@ impl Bank {
             let state = self.state();
             let holder = state.ledger.account(&account).cloned().ok_or_else(not_found)?;
             let forgotten = state.ledger.postings_forgotten();
+            assert_eq!(
+                state.posting_times().len(),
+                state.ledger.postings().len(),
+                "a booking time per posting"
+            );
             let held: Vec<statement::NumberedPosting> = state
                 .ledger
                 .postings()
