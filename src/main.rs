@@ -109,6 +109,10 @@ enum Command {
         /// Serve Prometheus metrics on this address (GET /metrics).
         #[arg(long)]
         metrics_addr: Option<SocketAddr>,
+        /// How long a finished payment, a posting or a processed message stays in memory
+        /// after its last change, in seconds (1 to 86400); the store answers for it after.
+        #[arg(long, default_value_t = bank::RETENTION.as_secs())]
+        retention_secs: u64,
     },
     /// Open a customer account at a bank node.
     OpenAccount {
@@ -775,14 +779,16 @@ async fn execute(command: Command) -> Result<ExitCode> {
             };
             hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))?;
         }
-        Command::Bank { dir, bic, hub, listen, data, metrics_addr } => {
+        Command::Bank { dir, bic, hub, listen, data, metrics_addr, retention_secs } => {
+            let config = bank::BankConfig { retention: Duration::from_secs(retention_secs) };
+            config.validate().map_err(|e| anyhow!("--retention-secs {retention_secs}: {e}"))?;
             serve_metrics(metrics_addr)?;
             let bic = parse_bic(&bic, "--bic")?;
             let network = NetworkDir::new(dir);
             let directory = Directory::load(network.root())?;
             let identity = network.signing_identity(Role::Bank(bic))?;
             let data = data.unwrap_or_else(|| network.bank_data_dir(bic));
-            let bank = Bank::open(identity, directory, &data).map_err(|e| anyhow!(e))?;
+            let bank = Bank::open_with(identity, directory, &data, config).map_err(|e| anyhow!(e))?;
             corridor::net::endpoint(&hub).map_err(|e| anyhow!("--hub: {e}"))?;
             let listener =
                 TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;

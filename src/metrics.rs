@@ -31,6 +31,12 @@ pub const BANK_PAYMENTS: &str = "corridor_bank_payments_total";
 pub const BANK_PAYMENT_LATENCY: &str = "corridor_bank_payment_latency_seconds";
 /// Messages in a bank's outbox, not yet ACKed by the hub.
 pub const BANK_OUTBOX: &str = "corridor_bank_outbox_messages";
+/// Payments a bank holds in memory (the rest are only in its store).
+pub const BANK_HELD_PAYMENTS: &str = "corridor_bank_held_payments";
+/// Ledger postings a bank holds in memory.
+pub const BANK_HELD_POSTINGS: &str = "corridor_bank_held_postings";
+/// Processed messages a bank holds in memory for its duplicate check.
+pub const BANK_HELD_PROCESSED: &str = "corridor_bank_held_processed_messages";
 /// Submissions the hub shed (over this bank's rate) and the bank will resend.
 pub const BANK_SHED: &str = "corridor_bank_shed_total";
 

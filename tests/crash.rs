@@ -250,7 +250,7 @@ fn check(network: &NetworkDir, acknowledged: &[(usize, Uetr)], seed: u64) {
     let mut customer_total = 0i64;
     for (index, store) in stores.iter().enumerate() {
         assert!(store.outbox.is_empty(), "seed {seed}: {} still has unacknowledged messages", bics[index]);
-        let ledger = store.ledger().unwrap();
+        let ledger = store.ledger();
         assert!(ledger.is_balanced(), "seed {seed}: {}'s ledger", bics[index]);
         for account in ledger.accounts() {
             match account.kind {

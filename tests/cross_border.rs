@@ -641,7 +641,7 @@ async fn a_conversion_that_does_not_match_the_agreement_is_refused_at_the_hub_an
     // converted or sent on.
     assert_eq!(snapshot(&network).await, before);
     assert_eq!(network.hub().queued_for(bic(IR)), 0);
-    assert!(network.banks[0].bank.payments().is_empty());
+    assert!(network.banks[0].bank.payments().unwrap().is_empty());
 
     // The same pacs.008 with the agreement's figures is accepted and settles.
     let good = converted_transfer(RU, IR, (10_003, "RUB"), (expected, "IRR"), RUB_IRR_APPLIED, None);

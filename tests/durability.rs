@@ -82,10 +82,11 @@ async fn a_receiver_offline_for_1000_payments_gets_each_exactly_once_when_it_com
     }
 
     network.start_bank(bic(IR)).await.unwrap();
-    eventually("every payment is final at RU", || ru.payments().iter().all(|p| p.status.is_final())).await;
-    assert!(ru.payments().iter().all(|p| p.status == PaymentStatus::Acsc));
+    eventually("every payment is final at RU", || ru.payments().unwrap().iter().all(|p| p.status.is_final()))
+        .await;
+    assert!(ru.payments().unwrap().iter().all(|p| p.status == PaymentStatus::Acsc));
     let ir = network.banks[network.index_of(bic(IR))].bank.clone();
-    let received = ir.payments();
+    let received = ir.payments().unwrap();
     assert_eq!(received.len(), 1_000, "each payment arrived once");
     assert!(received.iter().all(|p| uetrs.contains(&p.uetr)));
     assert_eq!(balance(&network, bic(IR), "C002"), 100_000, "1000 x 1.00, credited once each");
@@ -125,13 +126,13 @@ async fn a_bank_restarted_from_its_data_carries_on_exactly_as_before() {
     eventually("the first payment settles", || ru.payment(&first).unwrap().status == PaymentStatus::Acsc)
         .await;
     network.banks[network.index_of(bic(IR))].bank.set_account_blocked("C001", true).await.unwrap();
-    let before = (ru.accounts(), ru.payments());
+    let before = (ru.accounts(), ru.payments().unwrap());
     drop(ru);
 
     network.stop_bank(bic(RU)).await.unwrap();
     network.start_bank(bic(RU)).await.unwrap();
     let ru = network.banks[network.index_of(bic(RU))].bank.clone();
-    assert_eq!((ru.accounts(), ru.payments()), before, "ledger and payments exactly as before");
+    assert_eq!((ru.accounts(), ru.payments().unwrap()), before, "ledger and payments exactly as before");
 
     network.stop_bank(bic(IR)).await.unwrap();
     network.start_bank(bic(IR)).await.unwrap();
@@ -218,6 +219,6 @@ fn a_store_left_half_made_by_a_crash_is_built_again_whole() {
     std::fs::write(data.join("bank.sqlite-new"), b"half").unwrap();
     let identity = pki.signing_identity(Role::Bank(bic(RU))).unwrap();
     let bank = Bank::open(identity, Directory::load(pki.root()).unwrap(), &data).unwrap();
-    assert_eq!(bank.payments(), vec![]);
+    assert_eq!(bank.payments().unwrap(), vec![]);
     assert!(!data.join("bank.sqlite-new").exists());
 }

@@ -81,7 +81,7 @@ fn assert_nothing_changed(network: &LocalNetwork, before: &Before) {
     assert!(network.hub().payments().is_empty(), "the hub saw no payment");
     assert_eq!(network.hub().queued_for(bic(ATTACKER)), 0, "nothing queued for the attacker");
     for (index, node) in network.banks.iter().enumerate() {
-        assert!(node.bank.payments().is_empty(), "no payment reached {}", node.bic);
+        assert!(node.bank.payments().unwrap().is_empty(), "no payment reached {}", node.bic);
         assert_eq!(network.hub().queued_for(node.bic), 0, "nothing queued for {}", node.bic);
         assert_eq!(balance(network, index, "C001"), 100_000, "{}'s ledger did not move", node.bic);
         assert_eq!(balance(network, index, "C002"), 0);

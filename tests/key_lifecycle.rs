@@ -185,7 +185,7 @@ fn books(network: &LocalNetwork) -> Books {
             let (accounts, balanced) = node.bank.accounts();
             assert!(balanced, "{}'s ledger balances", node.bic);
             let books = BankBooks {
-                payments: node.bank.payments().into_iter().map(|p| (p.uetr, p.status)).collect(),
+                payments: node.bank.payments().unwrap().into_iter().map(|p| (p.uetr, p.status)).collect(),
                 balances: accounts.into_iter().map(|a| (a.id.as_str().to_owned(), a.balance)).collect(),
                 outbox: node.bank.outbox_len(),
             };

@@ -205,7 +205,7 @@ async fn the_same_message_twice_is_acked_twice_and_applied_once_and_a_reused_id_
     assert_eq!(status_of(&at_receiver), pb::PaymentStatus::Acsc);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(balance(&network, 0, "C002"), 500, "applied once");
-    assert_eq!(network.banks[0].bank.payments().len(), 1);
+    assert_eq!(network.banks[0].bank.payments().unwrap().len(), 1);
     network.stop().await.unwrap();
 }
 
@@ -307,7 +307,7 @@ async fn the_operator_api_refuses_other_certificates_and_bad_input_changes_nothi
         opening_deposit: "5".into(),
     };
     assert_eq!(client.open_account(open).await.unwrap_err().code(), Code::FailedPrecondition);
-    assert!(network.banks[0].bank.payments().is_empty(), "no refused order left a payment");
+    assert!(network.banks[0].bank.payments().unwrap().is_empty(), "no refused order left a payment");
     assert_eq!(balance(&network, 0, "C001"), 100_000, "and no money moved");
     assert_eq!(network.banks[0].bank.outbox_len(), 0, "and nothing was sent");
     network.stop().await.unwrap();

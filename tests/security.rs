@@ -80,7 +80,7 @@ async fn a_captured_message_replayed_on_another_session_has_no_second_effect() {
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(balance(&network, 0, "C002"), 500, "applied once");
-    assert_eq!(network.banks[0].bank.payments().len(), 1);
+    assert_eq!(network.banks[0].bank.payments().unwrap().len(), 1);
     assert_eq!(network.hub().payments().len(), 1, "one payment in the journal");
     network.stop().await.unwrap();
 }

@@ -172,8 +172,9 @@ impl Bank {
         let uetr = Uetr::parse(uetr)?;
         let (payment, ticket) = {
             let mut state = self.state();
+            // A settled payment may have left memory: a case brings it back.
             let payment = state
-                .payment(&uetr)
+                .load_payment(&self.reader(), uetr)?
                 .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))?
                 .clone();
             change(&mut state, payment)?;
@@ -301,6 +302,13 @@ impl Bank {
             tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, "a return that matches none of our payments; ignored");
             return;
         };
+        if matches!(&payment.return_state, ReturnState::Returned { return_id, .. } if *return_id == ret.return_id)
+        {
+            // Postings of old payments leave memory, so the ledger cannot be relied on to
+            // make a second booking of this return a no-op: the payment's state does.
+            tracing::warn!(%uetr, bank = %self.bic(), return_id = %ret.return_id, "a return already booked; ignored");
+            return;
+        }
         let restored = ret.returned_instructed_amount();
         if restored != payment.amount || payment.return_state != ReturnState::None {
             tracing::error!(%uetr, bank = %self.bic(), %restored, paid = %payment.amount, "a return that does not undo our payment; the hub settled it, booking what arrived");

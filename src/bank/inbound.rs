@@ -10,7 +10,7 @@ use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope};
 use crate::ledger::AccountId;
 use crate::model::*;
 use crate::pb;
-use crate::store::Ticket;
+use crate::store::{StoreError, Ticket};
 
 impl Bank {
     /// A new session began: everything not yet ACKed goes out again. The hub must expect
@@ -229,9 +229,12 @@ impl Bank {
             ));
         }
         if deliver.osn == last + 1 {
+            // A store that cannot be read ends the session before anything changed: the
+            // hub delivers the message again on the next one.
+            let unreadable = |e: crate::store::StoreError| format!("cannot read the bank's store: {e}");
             match checked {
-                Ok(message) => self.process_delivery(&mut state, &message),
-                Err(problem) => self.refuse_delivery(&mut state, deliver, &problem),
+                Ok(message) => self.process_delivery(&mut state, &message).map_err(unreadable)?,
+                Err(problem) => self.refuse_delivery(&mut state, deliver, &problem).map_err(unreadable)?,
             }
             state.cursor.last_osn_processed = deliver.osn;
         }
@@ -246,21 +249,59 @@ impl Bank {
     /// pacs.008 to this bank from a participant, the claimed sender gets a pacs.002 RJCT
     /// saying why, so that its payment does not wait in in-flight forever (a sender that
     /// sent nothing finds no matching payment and ignores it).
-    fn refuse_delivery(&self, state: &mut BankState, deliver: &pb::Deliver, problem: &str) {
+    fn refuse_delivery(
+        &self,
+        state: &mut BankState,
+        deliver: &pb::Deliver,
+        problem: &str,
+    ) -> Result<(), StoreError> {
         tracing::error!(bank = %self.bic(), osn = deliver.osn, %problem, "refused a delivered message");
-        let Some(envelope) = &deliver.envelope else { return };
-        let Ok(message) = wire::decode_message(&envelope.payload) else { return };
-        let (header, Body::Pacs008(transfer)) = (message.header(), message.body()) else { return };
+        let Some(envelope) = &deliver.envelope else { return Ok(()) };
+        let Ok(message) = wire::decode_message(&envelope.payload) else { return Ok(()) };
+        let (header, Body::Pacs008(transfer)) = (message.header(), message.body()) else { return Ok(()) };
         if header.receiver != self.bic()
             || header.sender.as_str() != envelope.signer_bic
             || !self.inner.credentials.directory().is_participant(header.sender)
-            || !state.mark_processed(header.sender, &header.message_id)
+            || !self.fresh_message(state, header, transfer.uetr, true)?
         {
-            return;
+            return Ok(());
         }
+        state.record_processed(header.sender, &header.message_id, header.creation_time_unix_ms);
         tracing::warn!(uetr = %transfer.uetr, bank = %self.bic(), sender = %header.sender, "answering an unverifiable pacs.008 with RJCT");
         let detail = format!("not applied: {problem}");
         self.answer_transfer(state, header, transfer, PaymentStatus::Rjct, Some(ReasonCode::Narr), detail);
+        Ok(())
+    }
+
+    /// Whether a delivered message is new: not processed before, and (a pacs.008) not for
+    /// a payment this bank already has. Brings the payment it is about back into memory
+    /// if it had left it, so that processing it needs nothing more from the store.
+    /// Changes nothing the journal records.
+    fn fresh_message(
+        &self,
+        state: &mut BankState,
+        header: &Header,
+        uetr: Uetr,
+        transfer: bool,
+    ) -> Result<bool, StoreError> {
+        let reader = self.reader();
+        if state.already_processed(
+            &reader,
+            header.sender,
+            &header.message_id,
+            header.creation_time_unix_ms,
+        )? {
+            tracing::info!(bank = %self.bic(), message_id = %header.message_id, "duplicate delivery ignored");
+            return Ok(false);
+        }
+        let known = state.load_payment(&reader, uetr)?.is_some();
+        if known && transfer {
+            // The UETR is the payment's idempotency key: a second pacs.008 for it (a new
+            // message id: not a resend) is not a second payment.
+            tracing::warn!(%uetr, bank = %self.bic(), sender = %header.sender, message_id = %header.message_id, "a pacs.008 for a payment this bank already has; ignored");
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// The processing of every delivery up to `osn` is durable.
@@ -293,12 +334,23 @@ impl Bank {
         Ok(message)
     }
 
-    fn process_delivery(&self, state: &mut BankState, message: &Message) {
+    fn process_delivery(&self, state: &mut BankState, message: &Message) -> Result<(), StoreError> {
         let header = message.header();
-        if !state.mark_processed(header.sender, &header.message_id) {
-            tracing::info!(bank = %self.bic(), message_id = %header.message_id, "duplicate delivery ignored");
-            return;
+        let fresh = match message.body().uetr() {
+            Some(uetr) => {
+                self.fresh_message(state, header, uetr, matches!(message.body(), Body::Pacs008(_)))?
+            }
+            None => !state.already_processed(
+                &self.reader(),
+                header.sender,
+                &header.message_id,
+                header.creation_time_unix_ms,
+            )?,
+        };
+        if !fresh {
+            return Ok(());
         }
+        state.record_processed(header.sender, &header.message_id, header.creation_time_unix_ms);
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),
             Body::Pacs002(report) => self.receive_status(state, header, report),
@@ -309,6 +361,7 @@ impl Bank {
                 tracing::warn!(bank = %self.bic(), "{} is not handled by bank nodes yet", other.message_type())
             }
         }
+        Ok(())
     }
 
     fn receive_transfer(&self, state: &mut BankState, header: &Header, transfer: &CreditTransfer) {

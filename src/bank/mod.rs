@@ -35,7 +35,48 @@ use crate::ledger::{Account, LedgerError};
 use crate::model::*;
 use crate::store::{GroupCommit, StoreError, Ticket};
 use state::BankState;
-pub use state::PaymentEvent;
+pub use state::{Held, PaymentEvent};
+use store::StoreReader;
+
+/// Default time a finished payment, a posting or a processed message stays in a bank's
+/// memory after its last change; the store answers for it afterwards.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest retention a bank accepts: memory grows with it (by the payments of that long).
+pub const RETENTION_MAX: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A bank node's settings, each explicit.
+#[derive(Clone, Debug)]
+pub struct BankConfig {
+    /// How long a finished payment, a posting or a processed message stays in memory
+    /// after its last change. Memory holds about this long's worth of payments.
+    pub retention: std::time::Duration,
+}
+
+impl Default for BankConfig {
+    fn default() -> Self {
+        Self { retention: RETENTION }
+    }
+}
+
+impl BankConfig {
+    /// Checks that every setting is usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.retention < std::time::Duration::from_millis(1) || self.retention > RETENTION_MAX {
+            return Err(format!(
+                "the retention must be between 1 ms and {} s (got {} ms)",
+                RETENTION_MAX.as_secs(),
+                self.retention.as_millis()
+            ));
+        }
+        Ok(())
+    }
+
+    /// How often the bank looks for what may leave memory: a fraction of the retention,
+    /// between 10 ms and 1 s.
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        (self.retention / 4).clamp(std::time::Duration::from_millis(10), std::time::Duration::from_secs(1))
+    }
+}
 
 /// Why the bank refused an operator's request. A refused request changes nothing.
 #[derive(Debug, Error)]
@@ -200,6 +241,10 @@ struct BankInner {
     /// journalled while it is held, so the journal's order is the state's.
     state: Mutex<BankState>,
     journal: GroupCommit<BankChange>,
+    /// Reads what memory no longer holds. Taken after `state` when both are needed, never
+    /// before it.
+    reader: Mutex<StoreReader>,
+    config: BankConfig,
     /// Woken when the outbox has something new to send.
     outbox_wake: Notify,
     /// Highest output sequence number whose processing is durable: what Hello reports.
@@ -212,22 +257,40 @@ struct BankInner {
 
 impl Bank {
     /// A bank signing as `identity`, trusting the keys and relationships of `directory`,
-    /// keeping its store in `data_dir` and carrying on from what the store holds.
+    /// keeping its store in `data_dir` and carrying on from what the store holds, with
+    /// the default [`BankConfig`].
     pub fn open(identity: SigningIdentity, directory: Directory, data_dir: &Path) -> Result<Self, String> {
+        Self::open_with(identity, directory, data_dir, BankConfig::default())
+    }
+
+    /// [`Bank::open`] with `config` (refused, changing nothing, if it does not validate).
+    pub fn open_with(
+        identity: SigningIdentity,
+        directory: Directory,
+        data_dir: &Path,
+        config: BankConfig,
+    ) -> Result<Self, String> {
+        config.validate()?;
         let bic = identity.bic();
         if !directory.is_participant(bic) {
             return Err(format!("{bic} is not a participant of this network's directory"));
         }
         let credentials = Credentials::new(directory, identity)?;
-        let (store, recovered) = SqliteBankStore::open(data_dir, bic).map_err(|e| e.to_string())?;
-        let state = BankState::recover(recovered)?;
-        tracing::info!(bank = %bic, payments = state.payments().count(), unacknowledged = state.outbox.len(), "bank store recovered");
+        let retention_ms = i64::try_from(config.retention.as_millis()).expect("validated: at most a day");
+        let hold_since_unix_ms = unix_ms_now() - retention_ms;
+        let (store, recovered) =
+            SqliteBankStore::open(data_dir, bic, hold_since_unix_ms).map_err(|e| e.to_string())?;
+        let reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
+        let state = BankState::recover(recovered, config.retention)?;
+        tracing::info!(bank = %bic, payments_held = state.payments().count(), unacknowledged = state.outbox.len(), "bank store recovered");
         let last_osn = state.cursor.last_osn_processed;
         let inner = BankInner {
             bic,
             credentials,
             state: Mutex::new(state),
             journal: GroupCommit::start(store, "bank"),
+            reader: Mutex::new(reader),
+            config,
             outbox_wake: Notify::new(),
             last_osn_durable: AtomicU64::new(last_osn),
             hub_link: Mutex::new(None),
@@ -267,6 +330,27 @@ impl Bank {
         self.inner.state.lock().expect("bank state lock")
     }
 
+    /// The store's reader; taken after the state lock, if both.
+    fn reader(&self) -> std::sync::MutexGuard<'_, StoreReader> {
+        self.inner.reader.lock().expect("bank store reader lock")
+    }
+
+    /// This bank's settings.
+    pub fn config(&self) -> &BankConfig {
+        &self.inner.config
+    }
+
+    /// How much this bank holds in memory now.
+    pub fn held(&self) -> Held {
+        self.state().held()
+    }
+
+    /// Moves what has been finished for a retention out of memory (in two steps: see
+    /// `state`). The node calls it every [`BankConfig::sweep_interval`].
+    pub fn sweep(&self) {
+        self.state().sweep(&self.inner.journal);
+    }
+
     pub(crate) async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
         self.inner.journal.wait(ticket).await
     }
@@ -282,19 +366,44 @@ impl Bank {
         (state.ledger.accounts().cloned().collect(), state.ledger.is_balanced())
     }
 
-    /// One payment by UETR.
+    /// One payment by UETR, from memory or, once it left memory, from the store.
     pub fn payment(&self, uetr: &str) -> Result<Payment, BankError> {
         let uetr = Uetr::parse(uetr)?;
-        self.state().payment(&uetr).cloned().ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))
+        if let Some(payment) = self.state().payment(&uetr).cloned() {
+            return Ok(payment);
+        }
+        // Not in memory: retired (the store holds its latest version durably) or unknown.
+        let stored = self.reader().retired_payment(uetr)?;
+        stored.map(|s| s.payment).ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))
     }
 
-    /// Every payment, oldest first.
-    pub fn payments(&self) -> Vec<Payment> {
-        self.state().payments().cloned().collect()
+    /// Every payment, oldest first: those in memory and those only in the store.
+    pub fn payments(&self) -> Result<Vec<Payment>, BankError> {
+        let held: Vec<(i64, Payment)> = self.state().payments().map(|(seq, p)| (seq, p.clone())).collect();
+        let in_memory: std::collections::HashSet<Uetr> = held.iter().map(|(_, p)| p.uetr).collect();
+        // Read after memory: whatever left memory since is in the store already.
+        let retired = self.reader().retired_payments()?;
+        let mut retired = retired.into_iter().filter(|s| !in_memory.contains(&s.payment.uetr)).peekable();
+        let mut held = held.into_iter().peekable();
+        let mut payments = Vec::with_capacity(in_memory.len());
+        loop {
+            let from_store = match (retired.peek(), held.peek()) {
+                (Some(stored), Some((first_seq, _))) => stored.first_seq < *first_seq,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return Ok(payments),
+            };
+            if from_store {
+                payments.push(retired.next().expect("peeked").payment);
+            } else {
+                payments.push(held.next().expect("peeked").1);
+            }
+        }
     }
 
     /// A camt.053-style statement of `account_id` (empty: the settlement account in
-    /// `currency`) over `[from, to)`.
+    /// `currency`) over `[from, to)`: the postings from `from` on, from memory and (those
+    /// that left it) from the store, and the balance now.
     pub fn statement(
         &self,
         account_id: &str,
@@ -308,11 +417,57 @@ impl Bank {
         } else {
             crate::ledger::AccountId::parse(account_id).map_err(|e| e.at("account_id"))?
         };
-        let state = self.state();
-        let message_ids = state.payments().map(|p| (p.uetr, p.message_id.clone())).collect();
-        let (from, to) = (from_time_unix_ms, to_time_unix_ms);
-        statement::account_statement(&state.ledger, state.posting_times(), &message_ids, &account, from, to)
-            .ok_or_else(|| BankError::NotFound(format!("no account {account} at this bank")))
+        let not_found = || BankError::NotFound(format!("no account {account} at this bank"));
+        let (holder, postings_forgotten, held_postings, mut message_ids) = {
+            let state = self.state();
+            let holder = state.ledger.account(&account).cloned().ok_or_else(not_found)?;
+            let forgotten = state.ledger.postings_forgotten();
+            assert_eq!(
+                state.posting_times().len(),
+                state.ledger.postings().len(),
+                "a booking time per posting"
+            );
+            let held: Vec<statement::NumberedPosting> = state
+                .ledger
+                .postings()
+                .iter()
+                .zip(state.posting_times())
+                .enumerate()
+                .filter(|(_, (posting, booked))| {
+                    **booked >= from_time_unix_ms && statement::touches(posting, &account)
+                })
+                .map(|(index, (posting, booked))| (forgotten + index, posting.clone(), *booked))
+                .collect();
+            let message_ids: std::collections::HashMap<Uetr, Option<MessageId>> =
+                state.payments().map(|(_, p)| (p.uetr, Some(p.message_id.clone()))).collect();
+            (holder, forgotten, held, message_ids)
+        };
+        // Postings that left memory are durable: read them after letting go of the state.
+        let reader = self.reader();
+        let mut postings = Vec::new();
+        reader.postings_since(from_time_unix_ms, postings_forgotten, |number, posting, booked| {
+            if statement::touches(&posting, &account) {
+                postings.push((number, posting, booked));
+            }
+        })?;
+        postings.extend(held_postings);
+        let mut message_id = |uetr: Uetr| -> Result<Option<MessageId>, StoreError> {
+            if let Some(known) = message_ids.get(&uetr) {
+                return Ok(known.clone());
+            }
+            let found = reader.retired_payment(uetr)?.map(|s| s.payment.message_id);
+            message_ids.insert(uetr, found.clone());
+            Ok(found)
+        };
+        let entries = statement::entries(&holder, &postings, &mut message_id)?;
+        Ok(Statement::from_balance_now(
+            account.as_str(),
+            holder.currency,
+            from_time_unix_ms,
+            to_time_unix_ms,
+            holder.balance,
+            entries,
+        ))
     }
 
     /// Messages waiting for the hub's ACK.

@@ -44,6 +44,7 @@ pub async fn run(
     let session_end = CancellationToken::new();
     let session =
         tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
+    let sweeper = tokio::spawn(sweep_until(bank.clone(), session_end.clone()));
     let service = BankServiceServer::new(BankServer::new(bank.clone()));
     let role = Role::Bank(bank.bic());
     let limits = net::ConnectionLimits::default();
@@ -66,9 +67,23 @@ pub async fn run(
     let served =
         net::serve_node(&node, router, listener, tls, shutdown, bank.storage_failure(), on_stop).await;
     let _ = session.await;
+    let _ = sweeper.await;
     // The watcher holds the bank: gone before this returns, so the store can close.
     watch.stop().await;
     served
+}
+
+/// Moves finished payments, postings and processed messages out of memory every
+/// [`super::BankConfig::sweep_interval`], until `stop` is cancelled.
+async fn sweep_until(bank: Bank, stop: CancellationToken) {
+    let mut every = tokio::time::interval(bank.config().sweep_interval());
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => bank.sweep(),
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 fn operator_only<T>(request: &Request<T>) -> Result<(), Status> {
@@ -301,7 +316,7 @@ impl BankService for BankServer {
         request: Request<pb::ListPaymentsRequest>,
     ) -> Result<Response<pb::ListPaymentsResponse>, Status> {
         operator_only(&request)?;
-        let payments = self.bank.payments().iter().map(payment_to_pb).collect();
+        let payments = self.bank.payments()?.iter().map(payment_to_pb).collect();
         Ok(Response::new(pb::ListPaymentsResponse { payments }))
     }
 

@@ -25,6 +25,17 @@ pub const BANK_STORE_FILE: &str = "bank.sqlite";
 // table instead of one page per message in a random-key index (which cost several times
 // the write volume per fsync). Uniqueness (posting ids, one payment per UETR, one
 // processing per message) is kept in memory and checked again on recovery.
+//
+// What a running bank no longer holds in memory (see `state`) it reads back from here:
+// - `retired_payments`, one row per payment that left memory (its UETR, the keys of its
+//   first and latest versions), is the only random-key index. It is written at retirement,
+//   a retention after the payment's last change, in one large batch per sweep, never on
+//   a payment's own commit.
+// - `processed_by_creation` indexes processed messages by their creation time, which
+//   grows with the processing order (nearly: a delayed message is older), so its inserts
+//   land on the last page or two: about one extra page per group commit.
+// - postings are found by time with a binary search over `seq`: the bank books them at
+//   non-decreasing times (see `BankState::commit`), so no index is needed.
 const SCHEMA: &str = "
     CREATE TABLE accounts (
         id TEXT PRIMARY KEY,
@@ -56,11 +67,18 @@ const SCHEMA: &str = "
         detail TEXT NOT NULL,
         story TEXT
     );
+    CREATE TABLE retired_payments (
+        uetr TEXT PRIMARY KEY,
+        first_seq INTEGER NOT NULL,
+        latest_seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
     CREATE TABLE processed (
         seq INTEGER PRIMARY KEY,
         sender TEXT NOT NULL,
-        message_id TEXT NOT NULL
+        message_id TEXT NOT NULL,
+        created_unix_ms INTEGER NOT NULL
     );
+    CREATE INDEX processed_by_creation ON processed (created_unix_ms);
     CREATE TABLE outbox (
         isn INTEGER PRIMARY KEY,
         message_id TEXT NOT NULL,
@@ -115,12 +133,22 @@ impl Default for Cursor {
 pub enum BankChange {
     /// An account opened or its flags changed (balances come from postings).
     Account(Account),
-    /// A posting applied, and when (Unix ms).
-    Posting(Posting, i64),
-    /// A payment created or changed.
-    Payment(Payment),
-    /// A message received and processed.
-    Processed(Bic, MessageId),
+    /// A posting applied.
+    Posting {
+        /// The posting.
+        posting: Posting,
+        /// Its number in the ledger (0 for the first): its key in the store is one more.
+        number: usize,
+        /// When it was booked (Unix ms); never earlier than the posting before.
+        booked_unix_ms: i64,
+    },
+    /// A payment created or changed: its new version, under an increasing key.
+    Payment(Payment, i64),
+    /// A message received and processed: sender, message id and the message's creation
+    /// time (Unix ms).
+    Processed(Bic, MessageId, i64),
+    /// Payments that leave the bank's memory: the store answers for them from now on.
+    Retired(Vec<RetiredPayment>),
     /// A message queued for the hub.
     OutboxPut(OutboxEntry),
     /// The hub answered the message with this input sequence number.
@@ -129,44 +157,54 @@ pub enum BankChange {
     Cursor(Cursor),
 }
 
-/// What a bank's store held at start.
+/// A payment that left a bank's memory, with the keys of its first version (its place
+/// among the bank's payments) and of its latest (its state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetiredPayment {
+    /// Which.
+    pub uetr: Uetr,
+    /// Key of its first version.
+    pub first_seq: i64,
+    /// Key of its latest version.
+    pub latest_seq: i64,
+}
+
+/// What a bank's store held at start: everything ([`SqliteBankStore::read`]), or what a
+/// running bank holds in memory ([`SqliteBankStore::open`]).
 #[derive(Debug, Default)]
 pub struct RecoveredBank {
     /// Accounts in opening order, at zero balance.
     pub accounts: Vec<Account>,
-    /// Postings in the order they were applied.
+    /// Postings held, in the order they were applied (the first is number
+    /// `postings_forgotten`).
     pub postings: Vec<Posting>,
-    /// When each posting was booked (Unix ms), in the same order.
+    /// When each posting held was booked (Unix ms), in the same order.
     pub posting_times: Vec<i64>,
-    /// Payments in the order the bank learnt of them.
+    /// Postings applied but not held.
+    pub postings_forgotten: usize,
+    /// Payments held, in the order the bank learnt of them.
     pub payments: Vec<Payment>,
-    /// Messages processed.
-    pub processed: Vec<(Bic, MessageId)>,
+    /// The keys of the first and latest versions of each payment in `payments`.
+    pub payment_versions: Vec<(i64, i64)>,
+    /// The highest key of a payment version (0 if none).
+    pub payment_seq_max: i64,
+    /// Messages processed, held, with their creation times (Unix ms).
+    pub processed: Vec<(Bic, MessageId, i64)>,
+    /// Every processed message created at or after this time (Unix ms) is in `processed`.
+    pub processed_horizon_unix_ms: i64,
     /// Messages not yet answered by the hub.
     pub outbox: Vec<OutboxEntry>,
     /// Counters.
     pub cursor: Cursor,
+    /// The ledger: accounts opened and every posting replayed in order, holding `postings`.
+    pub(super) ledger: crate::ledger::Ledger,
 }
 
 impl RecoveredBank {
-    /// The ledger the store describes: accounts opened, postings replayed in order. Each
-    /// posting must apply, or the store is corrupt.
-    pub fn ledger(&self) -> Result<crate::ledger::Ledger, String> {
-        let mut ledger = crate::ledger::Ledger::new();
-        for account in &self.accounts {
-            ledger
-                .open_account(account.clone())
-                .map_err(|e| format!("corrupt store: account {}: {e}", account.id))?;
-        }
-        for posting in &self.postings {
-            match ledger.post(posting.clone()) {
-                Ok(crate::ledger::PostOutcome::Applied) => {}
-                other => {
-                    return Err(format!("corrupt store: posting {} does not replay: {other:?}", posting.id));
-                }
-            }
-        }
-        Ok(ledger)
+    /// The ledger the store describes: accounts opened, every posting replayed in order
+    /// (each had to apply, or the store was refused as corrupt), the postings held.
+    pub fn ledger(&self) -> &crate::ledger::Ledger {
+        &self.ledger
     }
 }
 
@@ -182,17 +220,132 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
 }
 
 impl SqliteBankStore {
-    /// Opens (or creates) the store of bank `bic` in `data_dir` and reads it back.
-    pub fn open(data_dir: &Path, bic: Bic) -> Result<(Self, RecoveredBank), StoreError> {
+    /// Opens (or creates) the store of bank `bic` in `data_dir` and reads back what a
+    /// running bank holds in memory: payments not retired, postings booked and messages
+    /// created at or after `hold_since_unix_ms`, the outbox and the counters.
+    pub fn open(
+        data_dir: &Path,
+        bic: Bic,
+        hold_since_unix_ms: i64,
+    ) -> Result<(Self, RecoveredBank), StoreError> {
         let (connection, lock) = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
-        let recovered = recover(&connection, bic)?;
+        let recovered = recover(&connection, bic, Some(hold_since_unix_ms))?;
         Ok((Self { connection, _lock: lock }, recovered))
     }
 
-    /// Reads the store of a stopped bank (for checks and tools).
+    /// Reads everything in the store of a stopped bank (for checks and tools).
     pub fn read(data_dir: &Path, bic: Bic) -> Result<RecoveredBank, StoreError> {
-        Self::open(data_dir, bic).map(|(_, recovered)| recovered)
+        let (connection, _lock) = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
+        recover(&connection, bic, None)
     }
+}
+
+/// A payment read back from the store, with the keys of its first and latest versions.
+pub(super) struct StoredPayment {
+    pub(super) payment: Payment,
+    pub(super) first_seq: i64,
+    pub(super) latest_seq: i64,
+}
+
+/// A read-only connection to a running bank's store, for what the bank no longer holds
+/// in memory. It sees what the writer committed: everything durable.
+pub(super) struct StoreReader {
+    connection: Connection,
+}
+
+const RETIRED_PAYMENT_COLUMNS: &str =
+    "i.first_seq, i.latest_seq, p.uetr, p.message_id, p.direction, p.counterparty,
+    p.debtor_account, p.creditor_account, p.minor_units, p.currency, p.status, p.reason, p.detail, p.story
+    FROM retired_payments i JOIN payments p ON p.seq = i.latest_seq";
+
+impl StoreReader {
+    /// Opens the store in `data_dir` for reading (the bank's writer has it open already).
+    pub(super) fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let connection = Connection::open_with_flags(store_path(data_dir), flags)?;
+        Ok(Self { connection })
+    }
+
+    /// The retired payment `uetr`, if it was retired.
+    pub(super) fn retired_payment(&self, uetr: Uetr) -> Result<Option<StoredPayment>, StoreError> {
+        let sql = format!("SELECT {RETIRED_PAYMENT_COLUMNS} WHERE i.uetr = ?1");
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let mut rows = statement.query(params![uetr.to_string()])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(stored_payment(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every retired payment, in the order the bank learnt of them.
+    pub(super) fn retired_payments(&self) -> Result<Vec<StoredPayment>, StoreError> {
+        let sql = format!("SELECT {RETIRED_PAYMENT_COLUMNS} ORDER BY i.first_seq");
+        let mut statement = self.connection.prepare_cached(&sql)?;
+        let mut rows = statement.query([])?;
+        let mut payments = Vec::new();
+        while let Some(row) = rows.next()? {
+            payments.push(stored_payment(row)?);
+        }
+        Ok(payments)
+    }
+
+    /// Whether message `message_id` of `sender`, created at `created_unix_ms`, was processed.
+    pub(super) fn processed(
+        &self,
+        sender: Bic,
+        message_id: &MessageId,
+        created_unix_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT 1 FROM processed WHERE created_unix_ms = ?1 AND sender = ?2 AND message_id = ?3 LIMIT 1",
+        )?;
+        Ok(statement.exists(params![created_unix_ms, sender.as_str(), message_id.as_str()])?)
+    }
+
+    /// Calls `each` with every posting numbered below `number_end` and booked at or
+    /// after `from_unix_ms`, in order, with its number and booking time. Booking times
+    /// never decrease with the number, so a binary search finds the first.
+    pub(super) fn postings_since(
+        &self,
+        from_unix_ms: i64,
+        number_end: usize,
+        mut each: impl FnMut(usize, Posting, i64),
+    ) -> Result<(), StoreError> {
+        let mut booked_at =
+            self.connection.prepare_cached("SELECT booked_unix_ms FROM postings WHERE seq = ?1")?;
+        // The first key in [1, number_end] booked at or after `from_unix_ms`, or number_end + 1.
+        let (mut low, mut high) = (1i64, number_end as i64 + 1);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let booked: i64 = booked_at.query_row(params![middle], |row| row.get(0))?;
+            if booked < from_unix_ms {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        let mut statement = self.connection.prepare_cached(
+            "SELECT seq, id, description, legs, booked_unix_ms FROM postings WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+        )?;
+        let mut rows = statement.query(params![low, number_end as i64])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let (posting, booked_unix_ms) = posting_of_row(row)?;
+            each((seq - 1) as usize, posting, booked_unix_ms);
+        }
+        Ok(())
+    }
+}
+
+fn stored_payment(row: &rusqlite::Row<'_>) -> Result<StoredPayment, StoreError> {
+    Ok(StoredPayment { first_seq: row.get(0)?, latest_seq: row.get(1)?, payment: payment_of_row(row, 2)? })
+}
+
+/// A posting from the columns id, description, legs and booked_unix_ms from index 1.
+fn posting_of_row(row: &rusqlite::Row<'_>) -> Result<(Posting, i64), StoreError> {
+    let id = PostingId::parse(&row.get::<_, String>(1)?).map_err(|e| corrupt("posting id", e))?;
+    let legs = legs_from_json(&row.get::<_, String>(3)?)?;
+    Ok((Posting { id, legs, description: row.get(2)? }, row.get(4)?))
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
@@ -259,7 +412,14 @@ fn legs_from_json(text: &str) -> Result<Vec<Leg>, StoreError> {
         .collect()
 }
 
-fn recover(connection: &Connection, bic: Bic) -> Result<RecoveredBank, StoreError> {
+/// Reads the store back: everything (`hold_since_unix_ms` none, for tools), or what a
+/// running bank holds in memory (payments not retired; postings and processed messages
+/// from that time on). Every posting is replayed either way.
+fn recover(
+    connection: &Connection,
+    bic: Bic,
+    hold_since_unix_ms: Option<i64>,
+) -> Result<RecoveredBank, StoreError> {
     let mut recovered = RecoveredBank::default();
     let mut statement =
         connection.prepare("SELECT id, kind, currency, name, blocked, floor FROM accounts ORDER BY rowid")?;
@@ -275,24 +435,23 @@ fn recover(connection: &Connection, bic: Bic) -> Result<RecoveredBank, StoreErro
         let mut account =
             Account::new(id, kind, currency(&row.get::<_, String>(2)?)?, &name).with_floor(floor);
         account.blocked = row.get::<_, i64>(4)? != 0;
+        recovered.ledger.open_account(account.clone()).map_err(|e| corrupt("account", e))?;
         recovered.accounts.push(account);
     }
-    let mut statement =
-        connection.prepare("SELECT id, description, legs, booked_unix_ms FROM postings ORDER BY seq")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let id = PostingId::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("posting id", e))?;
-        let legs = legs_from_json(&row.get::<_, String>(2)?)?;
-        recovered.postings.push(Posting { id, legs, description: row.get(1)? });
-        recovered.posting_times.push(row.get(3)?);
-    }
-    recovered.payments = recover_payments(connection)?;
-    let mut statement = connection.prepare("SELECT sender, message_id FROM processed ORDER BY seq")?;
-    let mut rows = statement.query([])?;
+    recover_postings(connection, &mut recovered, hold_since_unix_ms)?;
+    recover_payments(connection, &mut recovered, hold_since_unix_ms.is_some())?;
+    let (where_held, horizon) = match hold_since_unix_ms {
+        Some(since) => ("WHERE created_unix_ms >= ?1", since),
+        None => ("WHERE ?1 = ?1", i64::MIN),
+    };
+    recovered.processed_horizon_unix_ms = horizon;
+    let sql = format!("SELECT sender, message_id, created_unix_ms FROM processed {where_held} ORDER BY seq");
+    let mut statement = connection.prepare(&sql)?;
+    let mut rows = statement.query(params![horizon])?;
     while let Some(row) = rows.next()? {
         let sender = Bic::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("sender", e))?;
         let message_id = MessageId::parse(&row.get::<_, String>(1)?).map_err(|e| corrupt("message id", e))?;
-        recovered.processed.push((sender, message_id));
+        recovered.processed.push((sender, message_id, row.get(2)?));
     }
     let mut statement = connection.prepare(
         "SELECT isn, message_id, uetr, message_type, payload, signature, key_id FROM outbox ORDER BY isn",
@@ -430,53 +589,123 @@ fn story_from_json(text: &str, payment: Payment) -> Result<Payment, String> {
     })
 }
 
-fn recover_payments(connection: &Connection) -> Result<Vec<Payment>, StoreError> {
-    let mut statement = connection.prepare(
-        "SELECT uetr, message_id, direction, counterparty, debtor_account, creditor_account, minor_units, currency,
-                status, reason, detail, story
-         FROM payments ORDER BY seq",
-    )?;
+/// Replays every posting into the ledger, in order; holds those booked at or after
+/// `hold_since_unix_ms` (all of them when none). Each must apply, or the store is corrupt.
+fn recover_postings(
+    connection: &Connection,
+    recovered: &mut RecoveredBank,
+    hold_since_unix_ms: Option<i64>,
+) -> Result<(), StoreError> {
+    let mut statement =
+        connection.prepare("SELECT seq, id, description, legs, booked_unix_ms FROM postings ORDER BY seq")?;
     let mut rows = statement.query([])?;
-    // Every change of a payment is a row: the last one is its state, the first its place.
-    let mut payments: Vec<Payment> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let seq: i64 = row.get(0)?;
+        let number = recovered.ledger.posting_count();
+        if seq != number as i64 + 1 {
+            return Err(corrupt("posting key", format!("posting number {number} is under key {seq}")));
+        }
+        let (posting, booked_unix_ms) = posting_of_row(row)?;
+        // Booking times never decrease, so the postings held are the last ones.
+        let held =
+            !recovered.postings.is_empty() || hold_since_unix_ms.is_none_or(|since| booked_unix_ms >= since);
+        let id = posting.id.clone();
+        let applied = if held {
+            recovered.postings.push(posting.clone());
+            recovered.posting_times.push(booked_unix_ms);
+            recovered.ledger.post(posting)
+        } else {
+            let applied = recovered.ledger.post(posting);
+            recovered.ledger.forget_postings(1);
+            recovered.postings_forgotten += 1;
+            applied
+        };
+        if !matches!(applied, Ok(crate::ledger::PostOutcome::Applied)) {
+            return Err(corrupt("posting", format!("{id} does not replay: {applied:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// A payment from its columns uetr, message_id, direction, counterparty, debtor_account,
+/// creditor_account, minor_units, currency, status, reason, detail and story, from `first`.
+fn payment_of_row(row: &rusqlite::Row<'_>, first: usize) -> Result<Payment, StoreError> {
+    let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(first + index)?) };
+    let reason: Option<String> = row.get(first + 9)?;
+    let payment = Payment {
+        uetr: Uetr::parse(&text(0)?).map_err(|e| corrupt("uetr", e))?,
+        message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message id", e))?,
+        direction: match text(2)?.as_str() {
+            "OUT" => Direction::Outgoing,
+            "IN" => Direction::Incoming,
+            other => return Err(corrupt("direction", other)),
+        },
+        counterparty: Bic::parse(&text(3)?).map_err(|e| corrupt("counterparty", e))?,
+        debtor_account: text(4)?,
+        creditor_account: text(5)?,
+        amount: Amount::from_minor_units(row.get(first + 6)?, currency(&text(7)?)?)
+            .map_err(|e| corrupt("amount", e))?,
+        status: PaymentStatus::parse(&text(8)?).map_err(|e| corrupt("status", e))?,
+        reason: reason.map(|r| ReasonCode::parse(&r)).transpose().map_err(|e| corrupt("reason", e))?,
+        detail: text(10)?,
+        conversion: None,
+        return_state: ReturnState::None,
+        recall: None,
+    };
+    match row.get::<_, Option<String>>(first + 11)? {
+        None => Ok(payment),
+        Some(text) => story_from_json(&text, payment).map_err(|e| corrupt("payment story", e)),
+    }
+}
+
+/// Reads the payments back: every one (tools), or those a running bank holds (`held`):
+/// not retired, or changed since they were retired (a return or recall brought them
+/// back). Every change of a payment is a row: the last one is its state, the first its
+/// place (for one brought back, its place is the retired row's).
+fn recover_payments(
+    connection: &Connection,
+    recovered: &mut RecoveredBank,
+    held: bool,
+) -> Result<(), StoreError> {
+    let columns = "p.uetr, p.message_id, p.direction, p.counterparty, p.debtor_account, p.creditor_account,
+                   p.minor_units, p.currency, p.status, p.reason, p.detail, p.story";
+    let sql = if held {
+        format!(
+            "SELECT p.seq, i.first_seq, {columns} FROM payments p LEFT JOIN retired_payments i ON i.uetr = p.uetr
+             WHERE i.latest_seq IS NULL OR p.seq > i.latest_seq ORDER BY p.seq"
+        )
+    } else {
+        format!("SELECT p.seq, NULL, {columns} FROM payments p ORDER BY p.seq")
+    };
+    let mut statement = connection.prepare(&sql)?;
+    let mut rows = statement.query([])?;
     let mut places: std::collections::HashMap<Uetr, usize> = std::collections::HashMap::new();
     while let Some(row) = rows.next()? {
-        let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(index)?) };
-        let reason: Option<String> = row.get(9)?;
-        let payment = Payment {
-            uetr: Uetr::parse(&text(0)?).map_err(|e| corrupt("uetr", e))?,
-            message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message id", e))?,
-            direction: match text(2)?.as_str() {
-                "OUT" => Direction::Outgoing,
-                "IN" => Direction::Incoming,
-                other => return Err(corrupt("direction", other)),
-            },
-            counterparty: Bic::parse(&text(3)?).map_err(|e| corrupt("counterparty", e))?,
-            debtor_account: text(4)?,
-            creditor_account: text(5)?,
-            amount: Amount::from_minor_units(row.get(6)?, currency(&text(7)?)?)
-                .map_err(|e| corrupt("amount", e))?,
-            status: PaymentStatus::parse(&text(8)?).map_err(|e| corrupt("status", e))?,
-            reason: reason.map(|r| ReasonCode::parse(&r)).transpose().map_err(|e| corrupt("reason", e))?,
-            detail: text(10)?,
-            conversion: None,
-            return_state: ReturnState::None,
-            recall: None,
-        };
-        let story: Option<String> = row.get(11)?;
-        let payment = match story {
-            None => payment,
-            Some(text) => story_from_json(&text, payment).map_err(|e| corrupt("payment story", e))?,
-        };
+        let seq: i64 = row.get(0)?;
+        let payment = payment_of_row(row, 2)?;
         match places.get(&payment.uetr) {
-            Some(place) => payments[*place] = payment,
+            Some(place) => {
+                recovered.payments[*place] = payment;
+                recovered.payment_versions[*place].1 = seq;
+            }
             None => {
-                places.insert(payment.uetr, payments.len());
-                payments.push(payment);
+                let first_seq = row.get::<_, Option<i64>>(1)?.unwrap_or(seq);
+                places.insert(payment.uetr, recovered.payments.len());
+                recovered.payments.push(payment);
+                recovered.payment_versions.push((first_seq, seq));
             }
         }
     }
-    Ok(payments)
+    // Brought back after retirement: their place is their first version's.
+    let mut held: Vec<(Payment, (i64, i64))> = std::mem::take(&mut recovered.payments)
+        .into_iter()
+        .zip(std::mem::take(&mut recovered.payment_versions))
+        .collect();
+    held.sort_by_key(|(_, (first_seq, _))| *first_seq);
+    (recovered.payments, recovered.payment_versions) = held.into_iter().unzip();
+    recovered.payment_seq_max =
+        connection.query_row("SELECT COALESCE(MAX(seq), 0) FROM payments", [], |row| row.get(0))?;
+    Ok(())
 }
 
 impl Backend for SqliteBankStore {
@@ -506,19 +735,25 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
                 )?
                 .execute(params![a.id.as_str(), kind_name(a.kind), a.currency.code(), a.name, a.blocked as i64, floor])?;
         }
-        BankChange::Posting(p, booked_unix_ms) => {
+        BankChange::Posting { posting: p, number, booked_unix_ms } => {
             transaction
                 .prepare_cached(
-                    "INSERT INTO postings (id, description, legs, booked_unix_ms) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO postings (seq, id, description, legs, booked_unix_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute(params![p.id.as_str(), p.description, legs_to_json(&p.legs), booked_unix_ms])?;
+                .execute(params![
+                    *number as i64 + 1,
+                    p.id.as_str(),
+                    p.description,
+                    legs_to_json(&p.legs),
+                    booked_unix_ms
+                ])?;
         }
-        BankChange::Payment(p) => {
+        BankChange::Payment(p, seq) => {
             transaction
                 .prepare_cached(
-                    "INSERT INTO payments (uetr, message_id, direction, counterparty, debtor_account, creditor_account,
-                                           minor_units, currency, status, reason, detail, story)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT INTO payments (seq, uetr, message_id, direction, counterparty, debtor_account,
+                                           creditor_account, minor_units, currency, status, reason, detail, story)
+                     VALUES (?13, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )?
                 .execute(params![
                     p.uetr.to_string(),
@@ -533,12 +768,24 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
                     p.reason.map(|r| r.code()),
                     p.detail,
                     story_to_json(p),
+                    seq,
                 ])?;
         }
-        BankChange::Processed(sender, message_id) => {
+        BankChange::Processed(sender, message_id, created_unix_ms) => {
             transaction
-                .prepare_cached("INSERT INTO processed (sender, message_id) VALUES (?1, ?2)")?
-                .execute(params![sender.as_str(), message_id.as_str()])?;
+                .prepare_cached(
+                    "INSERT INTO processed (sender, message_id, created_unix_ms) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![sender.as_str(), message_id.as_str(), created_unix_ms])?;
+        }
+        BankChange::Retired(payments) => {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO retired_payments (uetr, first_seq, latest_seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (uetr) DO UPDATE SET latest_seq = excluded.latest_seq",
+            )?;
+            for retired in payments {
+                insert.execute(params![retired.uetr.to_string(), retired.first_seq, retired.latest_seq])?;
+            }
         }
         BankChange::OutboxPut(e) => {
             transaction

@@ -5,6 +5,12 @@
 //! posting id makes applying the same posting twice a no-op. The invariant "debits
 //! equal credits" is asserted on every posting and can be checked again, independently,
 //! from the balances ([`Ledger::is_balanced`]), as the reconciler does.
+//!
+//! A long-running owner keeps the balances but not every posting: [`Ledger::forget_postings`]
+//! drops the oldest postings (their owner keeps them durably elsewhere). Balances and the
+//! invariants do not depend on them; only the no-op replay of a forgotten posting id does,
+//! so an owner that forgets postings must guard replays itself (the bank does, by the
+//! state of each payment).
 
 mod account;
 mod posting;
@@ -72,8 +78,13 @@ pub struct Ledger {
     accounts: BTreeMap<AccountId, Account>,
     /// Account ids in the order they were opened.
     opening_order: Vec<AccountId>,
+    /// The postings held, oldest first: every posting applied but the first
+    /// `postings_forgotten`.
     postings: Vec<Posting>,
-    /// Index into `postings` by id, to make replays no-ops.
+    /// Postings applied and then forgotten (they were the oldest).
+    postings_forgotten: usize,
+    /// Number (0 for the first ever applied) of each held posting by id, to make replays
+    /// of held postings no-ops.
     posting_index: HashMap<PostingId, usize>,
     /// Per currency, the sum of every account's debit-minus-credit balance. Kept from the
     /// balance changes themselves, so it checks the arithmetic, not just the legs.
@@ -132,16 +143,37 @@ impl Ledger {
         Ok(account)
     }
 
-    /// Every posting applied, in order.
+    /// The postings held, in order: every posting applied unless some were forgotten.
+    /// The first is number [`Ledger::postings_forgotten`].
     pub fn postings(&self) -> &[Posting] {
         &self.postings
+    }
+
+    /// How many postings were applied, held or forgotten.
+    pub fn posting_count(&self) -> usize {
+        self.postings_forgotten + self.postings.len()
+    }
+
+    /// How many of the oldest postings were forgotten: the number of the first held one.
+    pub fn postings_forgotten(&self) -> usize {
+        self.postings_forgotten
+    }
+
+    /// Forgets the `count` oldest held postings (all of them if fewer are held). The
+    /// balances stay; applying a forgotten posting's id again is no longer a no-op.
+    pub fn forget_postings(&mut self, count: usize) {
+        let count = count.min(self.postings.len());
+        for posting in self.postings.drain(..count) {
+            self.posting_index.remove(&posting.id);
+        }
+        self.postings_forgotten += count;
     }
 
     /// Applies a posting whole, or refuses it and changes nothing. Applying a posting
     /// whose id was applied before is a no-op ([`PostOutcome::AlreadyApplied`]).
     pub fn post(&mut self, posting: Posting) -> Result<PostOutcome, LedgerError> {
-        if let Some(&index) = self.posting_index.get(&posting.id) {
-            return if self.postings[index] == posting {
+        if let Some(&number) = self.posting_index.get(&posting.id) {
+            return if self.postings[number - self.postings_forgotten] == posting {
                 Ok(PostOutcome::AlreadyApplied)
             } else {
                 Err(LedgerError::PostingConflict(posting.id))
@@ -161,7 +193,7 @@ impl Ledger {
         for (currency, total) in &self.debit_minus_credit {
             assert_eq!(*total, 0, "double-entry invariant broken in {currency} by posting {}", posting.id);
         }
-        self.posting_index.insert(posting.id.clone(), self.postings.len());
+        self.posting_index.insert(posting.id.clone(), self.posting_count());
         self.postings.push(posting);
         Ok(PostOutcome::Applied)
     }

@@ -82,13 +82,13 @@ pub fn offline(
             continue;
         }
         let recovered = SqliteBankStore::read(&data, bic).map_err(|e| format!("bank {bic}: {e}"))?;
-        let ledger = recovered.ledger().map_err(|e| format!("bank {bic}: {e}"))?;
+        let ledger = recovered.ledger();
         let message_ids = recovered.payments.iter().map(|p| (p.uetr, p.message_id.clone())).collect();
         let settlement = ledger
             .accounts()
             .filter(|a| a.kind == AccountKind::Settlement)
             .filter_map(|a| {
-                account_statement(&ledger, &recovered.posting_times, &message_ids, &a.id, 0, i64::MAX)
+                account_statement(ledger, &recovered.posting_times, &message_ids, &a.id, 0, i64::MAX)
             })
             .collect();
         banks.push(BankView {

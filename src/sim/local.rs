@@ -50,6 +50,8 @@ pub struct LocalNetwork {
     /// The running banks.
     pub banks: Vec<LocalBank>,
     config: HubConfig,
+    /// Settings of the bank nodes started from now on (the default unless a test sets it).
+    pub bank_config: bank::BankConfig,
     shutdown: CancellationToken,
     hub_task: JoinHandle<Result<(), String>>,
 }
@@ -74,7 +76,17 @@ impl LocalNetwork {
     pub async fn start_hub(network: NetworkDir, config: HubConfig) -> Result<Self, String> {
         let (listener, hub_url) = bind_loopback().await?;
         let (hub, shutdown, hub_task) = spawn_hub(&network, config.clone(), listener).await?;
-        Ok(Self { network, hub: Some(hub), hub_url, banks: Vec::new(), config, shutdown, hub_task })
+        let bank_config = bank::BankConfig::default();
+        Ok(Self {
+            network,
+            hub: Some(hub),
+            hub_url,
+            banks: Vec::new(),
+            config,
+            bank_config,
+            shutdown,
+            hub_task,
+        })
     }
 
     /// The hub's state (for tests that look inside).
@@ -114,8 +126,9 @@ impl LocalNetwork {
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
         let identity = self.network.signing_identity(Role::Bank(bic)).map_err(|e| e.to_string())?;
         let data = self.network.bank_data_dir(bic);
+        let config = self.bank_config.clone();
         // Opening may wait for a previous instance to let go of the store: not on the reactor.
-        let bank = tokio::task::spawn_blocking(move || Bank::open(identity, directory, &data))
+        let bank = tokio::task::spawn_blocking(move || Bank::open_with(identity, directory, &data, config))
             .await
             .map_err(|e| e.to_string())??;
         let (listener, url) = bind_loopback().await?;

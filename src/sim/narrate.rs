@@ -785,7 +785,9 @@ fn tell_exactly_once(
 ) -> Result<(), String> {
     let hub_payment = stage.hub().payment(&uetr).ok_or("the hub lost the payment")?;
     let sender_payment = stage.bank(SENDER).payment(&uetr.to_string()).map_err(|e| e.to_string())?;
-    let count = |bank: &Bank| bank.payments().iter().filter(|p| p.uetr == uetr).count();
+    let count = |bank: &Bank| -> Result<usize, String> {
+        Ok(bank.payments().map_err(|e| e.to_string())?.iter().filter(|p| p.uetr == uetr).count())
+    };
     let credited = entries(stage.bank(RECEIVER), CREDITOR.0, uetr)?;
     teller.say(&format!(
         "{} confirmed the pacs.008 at {}, its pacs.002 said {}, and the sender's bank has it {}.",
@@ -798,9 +800,9 @@ fn tell_exactly_once(
         "Exactly once: the hub has {} record of it, {} has {}, {} has {};",
         hub_payment_count(stage.hub(), uetr),
         stage.bics[SENDER],
-        count(stage.bank(SENDER)),
+        count(stage.bank(SENDER))?,
         stage.bics[RECEIVER],
-        count(stage.bank(RECEIVER)),
+        count(stage.bank(RECEIVER))?,
     ));
     teller.say(&format!("{} was credited {} time(s):", CREDITOR.0, credited.len()));
     let (account, was) = &creditor_before[0];

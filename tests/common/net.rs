@@ -242,7 +242,7 @@ pub fn signer(network: &NetworkDir, bank: &str) -> SigningIdentity {
 /// Nothing reached `index`: no payment, no delivery waiting at the hub, no money.
 pub fn nothing_reached(network: &LocalNetwork, index: usize) {
     let bank = &network.banks[index];
-    assert!(bank.bank.payments().is_empty(), "no payment reached {}", bank.bic);
+    assert!(bank.bank.payments().unwrap().is_empty(), "no payment reached {}", bank.bic);
     assert_eq!(network.hub().queued_for(bank.bic), 0);
     assert_eq!(balance(network, index, "SYS-SETTLEMENT-CNY"), 0);
 }

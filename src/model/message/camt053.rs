@@ -71,6 +71,40 @@ impl Statement {
                 entries.push(entry);
             }
         }
+        Self::between(account, currency, from_time_unix_ms, to_time_unix_ms, opening, entries)
+    }
+
+    /// The statement of `account` in `currency` over `[from, to)` from its balance now
+    /// (credit-positive) and the entries booked since `from` (`entries_since`, in booking
+    /// order): the opening balance is the balance now less those entries. The same
+    /// statement as [`Statement::over_period`] gives, without the entries before the period.
+    pub fn from_balance_now(
+        account: &str,
+        currency: crate::model::Currency,
+        from_time_unix_ms: i64,
+        to_time_unix_ms: i64,
+        balance_now_minor_units: i64,
+        entries_since: impl IntoIterator<Item = StatementEntry>,
+    ) -> Self {
+        let mut opening = balance_now_minor_units;
+        let mut entries = Vec::new();
+        for entry in entries_since.into_iter().filter(|e| e.booking_time_unix_ms >= from_time_unix_ms) {
+            opening = opening.saturating_sub(entry.signed_minor_units());
+            if entry.booking_time_unix_ms < to_time_unix_ms {
+                entries.push(entry);
+            }
+        }
+        Self::between(account, currency, from_time_unix_ms, to_time_unix_ms, opening, entries)
+    }
+
+    fn between(
+        account: &str,
+        currency: crate::model::Currency,
+        from_time_unix_ms: i64,
+        to_time_unix_ms: i64,
+        opening: i64,
+        entries: Vec<StatementEntry>,
+    ) -> Self {
         let closing = entries.iter().fold(opening, |sum, e| sum.saturating_add(e.signed_minor_units()));
         Self {
             // Max35Text: two 64-bit numbers in hex fit.
