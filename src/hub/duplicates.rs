@@ -24,34 +24,70 @@
 //! window, which is as far as the hub can check them without keeping every id forever.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::OnceLock;
 
-use crate::model::{Bic, MESSAGE_ID_LENGTH_MAX, MessageId};
+use crate::model::{Bic, MessageId};
 use crate::store::Ticket;
 
-/// A sender and message id, inline: no heap allocation per entry.
+/// A sender and message id, as 128 bits of two SipHash-1-3 digests under keys drawn at
+/// random when the process starts. Keyed, so no sender can choose message ids that
+/// collide with another's (and have them refused as conflicts); 128 bits, so that
+/// two of the set's million or so messages meet by chance with odds near 2^-88.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct MessageKey {
-    sender: Bic,
-    id_length: u8,
-    id: [u8; MESSAGE_ID_LENGTH_MAX],
-}
+pub(crate) struct MessageKey(u128);
 
 impl MessageKey {
     /// The key of `message_id` from `sender`.
     pub(crate) fn new(sender: Bic, message_id: &MessageId) -> Self {
-        let text = message_id.as_str().as_bytes();
-        assert!(text.len() <= MESSAGE_ID_LENGTH_MAX, "message ids are validated at parse");
-        let mut id = [0; MESSAGE_ID_LENGTH_MAX];
-        id[..text.len()].copy_from_slice(text);
-        Self { sender, id_length: text.len() as u8, id }
+        static KEYS: OnceLock<[RandomState; 2]> = OnceLock::new();
+        let keys = KEYS.get_or_init(|| [RandomState::new(), RandomState::new()]);
+        let digest = |state: &RandomState| {
+            let mut hasher = state.build_hasher();
+            hasher.write(sender.as_str().as_bytes());
+            hasher.write_u8(0xff); // not a byte of a BIC: the two fields cannot run together
+            hasher.write(message_id.as_str().as_bytes());
+            hasher.finish()
+        };
+        Self(u128::from(digest(&keys[0])) << 64 | u128::from(digest(&keys[1])))
     }
+}
+
+/// The map's hasher: its keys are keyed digests already, so their low 64 bits serve.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u128(&mut self, digest: u128) {
+        self.0 = digest as u64;
+    }
+}
+
+/// What the hub keeps of a signature to tell a duplicate from a conflict: the first 8
+/// bytes of each half (R and s). The signature was verified over the message's bytes and
+/// Ed25519 signs deterministically, so a copy has the same signature; other bytes under
+/// the same id have another s (even from a signer who reuses its nonce, so R), and
+/// choosing bytes to match 64 bits of s takes about 2^64 tries.
+fn fingerprint(signature: &[u8; 64]) -> [u8; 16] {
+    let mut print = [0; 16];
+    print[..8].copy_from_slice(&signature[..8]);
+    print[8..].copy_from_slice(&signature[32..40]);
+    print
 }
 
 /// What the hub keeps of an accepted message to answer its duplicates: its signature
 /// stands for its bytes (verified, deterministic), so the payload itself is not kept.
 #[derive(Clone, Copy, Debug)]
 struct Remembered {
-    signature: [u8; 64],
+    signature: [u8; 16],
     /// Durable once the journal reaches this: a duplicate's ACK waits for it too.
     ticket: Ticket,
     /// When it may be forgotten (Unix ms): its place in the expiry queue.
@@ -74,15 +110,17 @@ pub(crate) enum Seen {
 
 /// Messages accepted within the replay window, by sender and message id.
 ///
-/// Footprint per message, measured by `footprint_per_entry` below (64-bit): a 128-byte
-/// slot in the map (48 bytes of key; signature, ticket and expiry) plus its control byte,
-/// and 56 bytes in the expiry queue: about 185 bytes, a little more with the map's and the
-/// queue's spare capacity, and no heap allocation of its own. The set holds the messages
-/// of one window (`age_max + skew_max`): at 2,000 messages a second (1,000 payments and
-/// their status reports) and the default 10 min 30 s, about 1.3 million, some 250 MB, flat.
+/// Footprint per message, measured by `footprint_per_entry` below (64-bit): a 48-byte
+/// slot in the map (16 bytes of key; the signature's fingerprint, ticket and expiry) plus
+/// its control byte, and 32 bytes in the expiry queue: about 81 bytes, up to twice that
+/// in the map's and the queue's spare capacity just after they grow, and no heap
+/// allocation of its own. The set holds the messages of one window
+/// (`age_max + skew_max`): at 2,000 messages a second (1,000 payments and their status
+/// reports) and the default 10 min 30 s, about 1.3 million, some 105-210 MB; it grows
+/// for one window after the hub starts, then stays flat.
 #[derive(Debug)]
 pub(crate) struct RecentMessages {
-    entries: HashMap<MessageKey, Remembered>,
+    entries: HashMap<MessageKey, Remembered, BuildHasherDefault<DigestHasher>>,
     /// Every entry once, with when it may be forgotten (Unix ms), in non-decreasing order.
     expiries: VecDeque<(i64, MessageKey)>,
     /// Messages created before this (Unix ms) may have been forgotten.
@@ -98,7 +136,7 @@ impl RecentMessages {
     pub(crate) fn new(age_max_ms: i64, skew_max_ms: i64) -> Self {
         assert!(age_max_ms > 0 && skew_max_ms >= 0, "validated by HubConfig");
         Self {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             expiries: VecDeque::new(),
             horizon_unix_ms: i64::MIN,
             age_max_ms,
@@ -131,7 +169,7 @@ impl RecentMessages {
         match self.entries.get(key) {
             // The signature was verified over these exact bytes, and Ed25519 signatures
             // are deterministic: the same signature means the same bytes.
-            Some(seen) if &seen.signature == signature => Seen::Duplicate(seen.ticket),
+            Some(seen) if seen.signature == fingerprint(signature) => Seen::Duplicate(seen.ticket),
             Some(_) => Seen::Conflict,
             None if created_unix_ms < self.horizon_unix_ms => Seen::TooOld,
             None => Seen::New,
@@ -159,7 +197,8 @@ impl RecentMessages {
     ) {
         let expiry = accepted_unix_ms.saturating_add(self.keep_ms);
         let expiry = self.expiries.back().map_or(expiry, |&(last, _)| last.max(expiry));
-        self.entries.insert(key, Remembered { signature, ticket, expiry_unix_ms: expiry });
+        self.entries
+            .insert(key, Remembered { signature: fingerprint(&signature), ticket, expiry_unix_ms: expiry });
         self.expiries.push_back((expiry, key));
     }
 }
@@ -175,9 +214,9 @@ mod tests {
     /// The figures in [`RecentMessages`]' doc: no heap per entry, and the sizes it adds up.
     #[test]
     fn footprint_per_entry() {
-        assert_eq!(std::mem::size_of::<MessageKey>(), 47);
-        assert_eq!(std::mem::size_of::<(MessageKey, Remembered)>(), 128);
-        assert_eq!(std::mem::size_of::<(i64, MessageKey)>(), 56);
+        assert_eq!(std::mem::size_of::<MessageKey>(), 16);
+        assert_eq!(std::mem::size_of::<(MessageKey, Remembered)>(), 48);
+        assert_eq!(std::mem::size_of::<(i64, MessageKey)>(), 32);
     }
 
     /// An entry lives `age_max + skew_max` after its acceptance, then leaves with the
@@ -199,6 +238,29 @@ mod tests {
         assert_eq!(recent.check(&key("C"), &signature, 10_101), Seen::New);
         recent.forget_expired(i64::MAX);
         assert_eq!(recent.len(), 0);
+    }
+
+    /// Keys tell senders and ids apart (no two fields run together), and a signature
+    /// that differs in either half is a conflict, not a duplicate.
+    #[test]
+    fn keys_and_fingerprints_tell_messages_apart() {
+        let rum = Bic::parse("BANKRUMMXXX").unwrap();
+        let irt = Bic::parse("BANKIRTHXXX").unwrap();
+        let id = MessageId::parse("M1").unwrap();
+        assert_eq!(MessageKey::new(rum, &id), MessageKey::new(rum, &MessageId::parse("M1").unwrap()));
+        assert_ne!(MessageKey::new(rum, &id), MessageKey::new(irt, &id));
+        assert_ne!(MessageKey::new(rum, &id), MessageKey::new(rum, &MessageId::parse("M2").unwrap()));
+        let mut recent = RecentMessages::new(1_000, 0);
+        let signature = [7; 64];
+        recent.remember(MessageKey::new(rum, &id), signature, Ticket(1), 10_000);
+        assert_eq!(recent.check(&MessageKey::new(irt, &id), &signature, 10_000), Seen::New);
+        let mut same_r = signature;
+        same_r[33] ^= 1; // the same R (a reused nonce), another s
+        assert_eq!(recent.check(&MessageKey::new(rum, &id), &same_r, 10_000), Seen::Conflict);
+        let mut other_r = signature;
+        other_r[0] ^= 1;
+        assert_eq!(recent.check(&MessageKey::new(rum, &id), &other_r, 10_000), Seen::Conflict);
+        assert_eq!(recent.check(&MessageKey::new(rum, &id), &signature, 10_000), Seen::Duplicate(Ticket(1)));
     }
 
     /// A clock stepping back never makes an entry leave before one remembered earlier.
