@@ -664,10 +664,13 @@ impl Hub {
     }
 
     /// Runs [`Hub::archive_finished`] every quarter of the retention (between 10 ms and
-    /// 1 s) until `stop` is cancelled or the journal fails.
+    /// 100 ms) until `stop` is cancelled or the journal fails. Often, so that each batch is
+    /// small: its rows are inserted by UETR (random keys, a page each) in the same commit
+    /// as the messages of that moment, and a second's worth at once held those messages up
+    /// by tens of milliseconds (p99 600 ms over 5 minutes at 1,150 payments/s).
     pub async fn archive_periodically(self, stop: CancellationToken) {
         let period = (self.inner.config.payment_retention / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+            .clamp(Duration::from_millis(10), Duration::from_millis(100));
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
