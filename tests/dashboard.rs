@@ -6,9 +6,12 @@
 //! bad input gets a clear 4xx and changes nothing; and the demo's payments all settle
 //! and reconcile clean with the dashboard watching (it never slows or breaks them).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::http::{get, request};
 use corridor::hub::dashboard::serve_dashboard;
 use corridor::model::Bic;
 use corridor::sim::LocalNetwork;
@@ -22,37 +25,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long any one wait in these tests may take before it fails.
 const WAIT: Duration = Duration::from_secs(60);
-
-/// A plain HTTP/1.1 answer.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// Sends `method path` with `Connection: close` and reads the whole answer.
-async fn request(addr: SocketAddr, method: &str, path: &str) -> Answer {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to the dashboard");
-    let text = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    // The server may answer (and close) before taking all of a request it refuses.
-    let _ = stream.write_all(text.as_bytes()).await;
-    let mut raw = Vec::new();
-    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut raw)).await.expect("answer in time");
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Answer { status, head: head.to_owned(), body: body.to_owned() }
-}
-
-async fn get(addr: SocketAddr, path: &str) -> Answer {
-    request(addr, "GET", path).await
-}
 
 async fn state(addr: SocketAddr) -> Value {
     let answer = get(addr, "/api/state").await;

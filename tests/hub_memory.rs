@@ -2,7 +2,7 @@
 //! of DESIGN.md: finished payments leave memory for the archive in the hub's store after
 //! a retention, and the duplicate check forgets messages once they are outside the
 //! replay window. Real nodes, real gRPC with mTLS, a tiny retention and a tiny window:
-//! every reader still finds an archived payment (`track`, the reconciler), a return and
+//! every reader still finds an archived payment (`track`, the dashboard, the reconciler), a return and
 //! a recall of one work end to end, a pacs.008 reusing its UETR is refused ("No payment
 //! is applied twice"), the archive survives a restart, and duplicates inside the window
 //! are answered as before while one outside it is refused (TM01).
@@ -115,6 +115,25 @@ async fn finished_payments_leave_memory_and_every_reader_still_finds_them() {
         assert!(steps(&tracked).contains(&step), "no {step} in {:?}", steps(&tracked));
     }
     assert!(tracked.payment.unwrap().settled);
+    // The dashboard's search finds it there too, with its whole path.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let dashboard = tokio::spawn(corridor::hub::dashboard::serve_dashboard(
+        network.hub().clone(),
+        listener,
+        stop.clone().cancelled_owned(),
+    ));
+    let answer = common::http::get(addr, &format!("/api/payments/{}", uetrs[0])).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let path = answer.json();
+    let drawn: Vec<&str> =
+        path["steps"].as_array().unwrap().iter().filter_map(|s| s["step"].as_str()).collect();
+    for step in ["submitted", "acknowledged", "delivered", "status_reported", "status_delivered"] {
+        assert!(drawn.contains(&step), "no {step} in {drawn:?}");
+    }
+    stop.cancel();
+    dashboard.await.unwrap().unwrap();
 
     // (g) The reconciler matches the banks against archived payments.
     assert_reconciles_clean(&network).await;
