@@ -401,18 +401,18 @@ impl BankState {
     /// the last sweep marked once its append is durable, then marks what has been
     /// finished for a retention and journals the retired payments' index rows.
     pub(super) fn sweep(&mut self, journal: &GroupCommit<BankChange>) {
-        if let Some(retiring) = &self.retiring {
-            if retiring.ticket > journal.durable() {
-                return;
-            }
-            let retiring = self.retiring.take().expect("checked");
-            self.drop_retired(retiring);
+        if self.retiring.as_ref().is_some_and(|retiring| retiring.ticket > journal.durable()) {
+            return;
         }
-        self.mark_retiring(journal);
+        // Payments a message waiting in the outbox is about stay in memory.
+        let in_outbox: HashSet<Uetr> = self.outbox.values().filter_map(|o| o.entry.uetr).collect();
+        if let Some(retiring) = self.retiring.take() {
+            self.drop_retired(retiring, &in_outbox);
+        }
+        self.mark_retiring(journal, &in_outbox);
     }
 
-    fn drop_retired(&mut self, retiring: Retiring) {
-        let in_outbox: HashSet<Uetr> = self.outbox.values().filter_map(|o| o.entry.uetr).collect();
+    fn drop_retired(&mut self, retiring: Retiring, in_outbox: &HashSet<Uetr>) {
         for retired in &retiring.payments {
             // One that changed since it was marked stays (its latest version may not be
             // durable), and so does one a message in the outbox is about.
@@ -436,12 +436,11 @@ impl BankState {
         metrics::gauge!(crate::metrics::BANK_HELD_PROCESSED).set(held.processed as f64);
     }
 
-    fn mark_retiring(&mut self, journal: &GroupCommit<BankChange>) {
+    fn mark_retiring(&mut self, journal: &GroupCommit<BankChange>, in_outbox: &HashSet<Uetr>) {
         let now = Instant::now();
         let Some(cutoff) = now.checked_sub(self.retention) else { return };
         let retention_ms = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
         let cutoff_unix_ms = super::unix_ms_now().saturating_sub(retention_ms);
-        let in_outbox: HashSet<Uetr> = self.outbox.values().filter_map(|o| o.entry.uetr).collect();
         let mut payments = Vec::new();
         let mut look_again = Vec::new();
         while let Some(&(changed, uetr, seq)) = self.aging.front() {

@@ -1111,15 +1111,7 @@ impl HubState {
     /// status, return or recall is checked against its whole story. The payment leaves
     /// again once finished and past its retention.
     fn restore_archived(&mut self, message: &Message) -> Result<(), Refusal> {
-        let Some(archive) = &self.archive else { return Ok(()) };
-        let uetr = match message.body() {
-            Body::Pacs008(transfer) => transfer.uetr,
-            Body::Pacs002(report) => report.uetr,
-            Body::Pacs004(ret) => ret.uetr,
-            Body::Camt056(request) => request.uetr,
-            Body::Camt029(resolution) => resolution.uetr,
-            Body::Camt053(_) => return Ok(()),
-        };
+        let (Some(archive), Some(uetr)) = (&self.archive, message.body().uetr()) else { return Ok(()) };
         if self.tracker.get(&uetr).is_some() {
             return Ok(());
         }
