@@ -66,18 +66,20 @@ const SCHEMA: &str = "
         value TEXT NOT NULL
     );
     CREATE TABLE archived_payments (
-        uetr TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
+        seq INTEGER PRIMARY KEY,
+        uetr BLOB NOT NULL,
         payment BLOB NOT NULL
-    ) WITHOUT ROWID;
+    );
+    CREATE UNIQUE INDEX archived_payments_by_uetr ON archived_payments (uetr);
 ";
 
-// The payment archive (`archived_payments`) is the exception to append-only, and the
-// reason it may be: the tracker's finished payments leave memory for it in batches of up
-// to thousands, about once a second, sorted by UETR, so a batch's random-key inserts share
-// the B-tree pages they dirty, off the per-message path. A payment's row is a JSON copy of
-// its `HubPayment` (about 700 bytes), keyed by UETR for `track` and the UETR-reuse check,
-// with its acceptance sequence number to list all payments in order.
+// The payment archive (`archived_payments`): the tracker's finished payments leave memory
+// for it in small batches, every 100 ms at most (`Hub::archive_periodically`). A row is a
+// JSON copy of the payment's `HubPayment` (about 700 bytes) under its acceptance sequence
+// number, so rows go in near the end of the table, as the journal's other tables do. The
+// only random-key insert is the UETR index (`track`, the UETR-reuse check): a 16-byte key,
+// about 150 to a page, where a row keyed by its UETR dirtied a page of five large rows,
+// and split it every few inserts.
 
 /// A message the hub accepted: stored before its ACK.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,7 +357,9 @@ impl PaymentArchive {
         let mut statement =
             self.connection.prepare_cached("SELECT seq, payment FROM archived_payments WHERE uetr = ?1")?;
         let row = statement
-            .query_row([uetr.to_string()], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?)))
+            .query_row([uetr.as_uuid().as_bytes()], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
             .optional()?;
         row.map(|(seq, json)| archived_row(seq, &json)).transpose()
     }
@@ -471,7 +475,7 @@ impl Backend for SqliteHubJournal {
                 "INSERT INTO confirmations (kind, participant, through, unix_ms) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut archive = transaction.prepare_cached(
-                "INSERT OR REPLACE INTO archived_payments (uetr, seq, payment) VALUES (?1, ?2, ?3)",
+                "INSERT OR REPLACE INTO archived_payments (seq, uetr, payment) VALUES (?1, ?2, ?3)",
             )?;
             let mut operator = transaction.prepare_cached(
                 "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units, detail)
@@ -534,13 +538,10 @@ impl Backend for SqliteHubJournal {
                         ])?;
                     }
                     HubRecord::Archived(payments) => {
-                        let mut rows: Vec<(String, u64, &HubPayment)> =
-                            payments.iter().map(|(seq, p)| (p.uetr.to_string(), *seq, p)).collect();
-                        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                        for (uetr, seq, payment) in rows {
+                        for (seq, payment) in payments.iter() {
                             let json =
                                 serde_json::to_vec(payment).map_err(|e| corrupt("archived payment", e))?;
-                            archive.execute(params![uetr, seq as i64, json])?;
+                            archive.execute(params![*seq as i64, payment.uetr.as_uuid().as_bytes(), json])?;
                         }
                     }
                     HubRecord::Created { model, unix_ms } => {
