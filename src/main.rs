@@ -425,8 +425,8 @@ struct HubLimitArgs {
     quote_ttl_secs: u64,
     /// How long a finished payment stays in the hub's memory after its last step before
     /// it moves to the archive in the hub's store, in seconds (1 to 86400).
-    #[arg(long, default_value_t = hub::PAYMENT_RETENTION.as_secs())]
-    payment_retention_secs: u64,
+    #[arg(long, default_value_t = hub::RETENTION.as_secs())]
+    retention_secs: u64,
     /// Connections each certificate may hold at once.
     #[arg(long, default_value_t = corridor::net::CONNECTIONS_PER_PEER_MAX)]
     connections_per_peer: usize,
@@ -446,10 +446,10 @@ impl HubLimitArgs {
         HubConfig { quote_ttl, ..HubConfig::default() }
             .validate()
             .map_err(|e| anyhow!("--quote-ttl-secs {}: {e}", self.quote_ttl_secs))?;
-        let payment_retention = Duration::from_secs(self.payment_retention_secs);
-        HubConfig { payment_retention, ..HubConfig::default() }
+        let retention = Duration::from_secs(self.retention_secs);
+        HubConfig { retention, ..HubConfig::default() }
             .validate()
-            .map_err(|e| anyhow!("--payment-retention-secs {}: {e}", self.payment_retention_secs))?;
+            .map_err(|e| anyhow!("--retention-secs {}: {e}", self.retention_secs))?;
         let connections = corridor::net::ConnectionLimits {
             connections_per_peer_max: self.connections_per_peer,
             handshake_timeout: Duration::from_secs(self.handshake_timeout_secs),
@@ -463,7 +463,7 @@ impl HubLimitArgs {
             participant_burst_max: self.participant_burst.unwrap_or(self.participant_rate),
             connections,
             quote_ttl,
-            payment_retention,
+            retention,
             ..config
         })
     }

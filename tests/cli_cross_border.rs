@@ -703,21 +703,20 @@ fn a_bad_quote_ttl_is_refused_before_the_hub_starts() {
     assert!(before == files_under(&dir), "a refused hub changed the network directory");
 }
 
-/// `hub --payment-retention-secs` outside 1 s to 24 hours is refused in one line naming
+/// `hub --retention-secs` outside 1 s to 24 hours is refused in one line naming
 /// the flag and the range (HubConfig::validate's), before the hub writes anything.
 #[test]
-fn a_bad_payment_retention_is_refused_before_the_hub_starts() {
+fn a_bad_retention_is_refused_before_the_hub_starts() {
     let temp = tempfile::tempdir().unwrap();
     let dir = pki_init(&temp, &[PAYER, PAYEE]);
     let before = files_under(&dir);
     for (secs, ms) in [("0", "0"), ("86401", "86401000")] {
-        let args =
-            ["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT, "--payment-retention-secs", secs];
+        let args = ["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT, "--retention-secs", secs];
         let error = refused_in_one_line(corridor(&args));
         assert_eq!(
             error,
             format!(
-                "error: --payment-retention-secs {secs}: payment_retention must be between 1 ms and 24 hours \
+                "error: --retention-secs {secs}: the retention must be between 1 ms and 24 hours \
                  (got {ms} ms)"
             )
         );

@@ -32,7 +32,7 @@ const PAYMENTS: usize = 30;
 /// messages for a replay window of 2 s.
 fn small_memory() -> HubConfig {
     HubConfig {
-        payment_retention: Duration::from_millis(50),
+        retention: Duration::from_millis(50),
         message_age_max: Duration::from_secs(2),
         clock_skew_max: Duration::from_millis(100),
         ..HubConfig::default()
@@ -243,9 +243,9 @@ async fn a_duplicate_is_answered_inside_the_window_and_refused_tm01_outside() {
 #[test]
 fn a_garbage_retention_is_refused_with_a_clear_error() {
     for retention in [Duration::ZERO, Duration::from_secs(10 * 24 * 3600)] {
-        let config = HubConfig { payment_retention: retention, ..HubConfig::default() };
+        let config = HubConfig { retention, ..HubConfig::default() };
         let error = config.validate().unwrap_err();
-        assert!(error.contains("payment_retention must be between 1 ms and 24 hours"), "{error}");
+        assert!(error.contains("the retention must be between 1 ms and 24 hours"), "{error}");
     }
     assert!(small_memory().validate().is_ok());
 }

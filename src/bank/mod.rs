@@ -63,8 +63,8 @@ impl BankConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.retention < std::time::Duration::from_millis(1) || self.retention > RETENTION_MAX {
             return Err(format!(
-                "the retention must be between 1 ms and {} s (got {} ms)",
-                RETENTION_MAX.as_secs(),
+                "the retention must be between 1 ms and {} hours (got {} ms)",
+                RETENTION_MAX.as_secs() / 3600,
                 self.retention.as_millis()
             ));
         }

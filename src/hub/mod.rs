@@ -74,7 +74,7 @@ pub struct HubConfig {
     /// How long a finished payment stays in memory after its last step before it moves
     /// to the archive in the hub's store (where `track`, the reconciler and later returns
     /// or recalls still find it).
-    pub payment_retention: Duration,
+    pub retention: Duration,
 }
 
 impl Default for HubConfig {
@@ -90,7 +90,7 @@ impl Default for HubConfig {
             participant_burst_max: PARTICIPANT_RATE_MAX,
             connections: crate::net::ConnectionLimits::default(),
             quote_ttl: QUOTE_TTL,
-            payment_retention: PAYMENT_RETENTION,
+            retention: RETENTION,
         }
     }
 }
@@ -118,11 +118,11 @@ impl HubConfig {
         if self.quote_ttl < Duration::from_secs(1) || self.quote_ttl > Duration::from_secs(24 * 3600) {
             return Err("quote_ttl must be between 1 s and 24 hours".into());
         }
-        if self.payment_retention.is_zero() || self.payment_retention > PAYMENT_RETENTION_MAX {
+        if self.retention.is_zero() || self.retention > RETENTION_MAX {
             return Err(format!(
-                "payment_retention must be between 1 ms and {} hours (got {} ms)",
-                PAYMENT_RETENTION_MAX.as_secs() / 3600,
-                self.payment_retention.as_millis()
+                "the retention must be between 1 ms and {} hours (got {} ms)",
+                RETENTION_MAX.as_secs() / 3600,
+                self.retention.as_millis()
             ));
         }
         if self.participant_rate_max == 0 || self.participant_burst_max == 0 {
@@ -138,9 +138,9 @@ pub const NAK_DETAIL_MAX: usize = 512;
 /// Default time a quote is honoured.
 pub const QUOTE_TTL: Duration = Duration::from_secs(60);
 /// Default time a finished payment stays in memory before it is archived.
-pub const PAYMENT_RETENTION: Duration = Duration::from_secs(60);
+pub const RETENTION: Duration = Duration::from_secs(60);
 /// Longest retention: a day of payments in memory is already far more than it is for.
-pub const PAYMENT_RETENTION_MAX: Duration = Duration::from_secs(24 * 3600);
+pub const RETENTION_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Most payments archived in one journal record.
 const ARCHIVE_BATCH_MAX: usize = 4096;
 /// Default replay window.
@@ -630,7 +630,7 @@ impl Hub {
     /// each that no message changed meanwhile. Off the message path: the state's lock is
     /// held only to copy and to let go. Returns how many left memory.
     pub async fn archive_finished(&self) -> Result<usize, String> {
-        let retention_ms = duration_ms(self.inner.config.payment_retention);
+        let retention_ms = duration_ms(self.inner.config.retention);
         {
             // The duplicate set forgets as messages come; this makes it forget when none do.
             let mut state = self.inner.state.lock().expect("hub state lock");
@@ -669,8 +669,8 @@ impl Hub {
     /// as the messages of that moment, and a second's worth at once held those messages up
     /// by tens of milliseconds (p99 600 ms over 5 minutes at 1,150 payments/s).
     pub async fn archive_periodically(self, stop: CancellationToken) {
-        let period = (self.inner.config.payment_retention / 4)
-            .clamp(Duration::from_millis(10), Duration::from_millis(100));
+        let period =
+            (self.inner.config.retention / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
         let mut ticks = tokio::time::interval(period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
