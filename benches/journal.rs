@@ -42,6 +42,7 @@ impl Records {
             receipt: Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec()),
             envelope,
             accepted_unix_ms: 1_796_000_000_000,
+            created_unix_ms: header.creation_time_unix_ms,
         };
         Self { template, next_osn: AtomicU64::new(1) }
     }

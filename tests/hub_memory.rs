@@ -1,11 +1,12 @@
 //! The hub's memory is bounded under steady load (issue 6) without losing a guarantee
 //! of DESIGN.md: finished payments leave memory for the archive in the hub's store after
-//! a retention, and the duplicate check forgets messages once they are outside the
-//! replay window. Real nodes, real gRPC with mTLS, a tiny retention and a tiny window:
-//! every reader still finds an archived payment (`track`, the dashboard, the reconciler), a return and
-//! a recall of one work end to end, a pacs.008 reusing its UETR is refused ("No payment
-//! is applied twice"), the archive survives a restart, and duplicates inside the window
-//! are answered as before while one outside it is refused (TM01).
+//! a retention, and the duplicate check leaves messages older than the retention to the
+//! journal. Real nodes, real gRPC with mTLS, a tiny retention and a tiny window: every
+//! reader still finds an archived payment (`track`, the dashboard, the reconciler), a
+//! return and a recall of one work end to end, a pacs.008 reusing its UETR is refused
+//! ("No payment is applied twice"), the archive survives a restart, and duplicates are
+//! answered as before whether memory or the journal knows them, while one outside the
+//! replay window is refused (TM01).
 
 mod common;
 
@@ -28,8 +29,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(25);
 /// Payments each test sends: far more than stay in memory at once.
 const PAYMENTS: usize = 30;
 
-/// A hub that archives a finished payment 50 ms after its last step and remembers
-/// messages for a replay window of 2 s.
+/// A hub that archives a finished payment, and forgets a message, 50 ms after its last
+/// step, for a replay window of 2 s.
 fn small_memory() -> HubConfig {
     HubConfig {
         retention: Duration::from_millis(50),
@@ -103,7 +104,7 @@ async fn finished_payments_leave_memory_and_every_reader_still_finds_them() {
     let mut network = network_with_config(dir.path(), &[RU, IR, CN], &[RU, IR], small_memory()).await;
     let uetrs = pay(&network, PAYMENTS).await;
 
-    // (a) Everything finished leaves memory; the duplicate set empties past the window.
+    // (a) Everything finished leaves memory; so do the duplicate check's messages.
     wait_until(&network, "no payment in memory", |hub| hub.memory_counts().payments == 0).await;
     assert_eq!(network.hub().archived_count().unwrap(), PAYMENTS as u64);
     wait_until(&network, "no message remembered", |hub| hub.memory_counts().recent_messages == 0).await;
@@ -204,10 +205,10 @@ async fn finished_payments_leave_memory_and_every_reader_still_finds_them() {
 }
 
 /// (e) A duplicate inside the replay window is ACKed again (same message id), one with
-/// other content is refused (DUPL); the same message outside the window is refused by
-/// the window (TM01), and the duplicate set forgets it.
+/// other content is refused (DUPL), whether memory still holds the original or only the
+/// journal does; the same message outside the window is refused by the window (TM01).
 #[tokio::test]
-async fn a_duplicate_is_answered_inside_the_window_and_refused_tm01_outside() {
+async fn a_duplicate_is_answered_inside_the_window_from_memory_or_the_journal_and_refused_tm01_outside() {
     let dir = tempfile::tempdir().unwrap();
     let network = network_with_config(dir.path(), &[RU, IR], &[IR], small_memory()).await;
     let identity = signer(&network.network, RU);
@@ -226,11 +227,19 @@ async fn a_duplicate_is_answered_inside_the_window_and_refused_tm01_outside() {
     expect_nak(session.submit_signed(&identity, &conflicting).await, Code::AlreadyExists, "DUPL");
     assert_eq!(network.hub().payments().len(), 1, "the duplicates moved nothing");
 
-    // Past the window (2 s back, 0.1 s ahead): refused by the window, and forgotten.
+    // Memory lets go after the retention (50 ms); the journal answers, inside the window.
+    wait_until(&network, "no message remembered", |hub| hub.memory_counts().recent_messages == 0).await;
+    let from_journal = expect_ack(session.submit(envelope.clone()).await);
+    assert_eq!(from_journal.message_id, first.message_id);
+    assert_eq!(from_journal.receipt, first.receipt, "the same receipt for the same bytes");
+    expect_nak(session.submit_signed(&identity, &conflicting).await, Code::AlreadyExists, "DUPL");
+    assert_eq!(network.hub().payments().len(), 1, "the duplicates moved nothing");
+    assert_eq!(network.hub().memory_counts().recent_messages, 0, "a duplicate is not remembered again");
+
+    // Past the window (2 s back, 0.1 s ahead): refused by the window.
     tokio::time::sleep(Duration::from_millis(2_300)).await;
     let nak = expect_nak(session.submit(envelope).await, Code::FailedPrecondition, "TM01");
     assert!(nak.detail.contains(&message.header().message_id.to_string()), "{nak:?}");
-    wait_until(&network, "no message remembered", |hub| hub.memory_counts().recent_messages == 0).await;
     let fresh = common::net::transfer(RU, IR, "C002");
     assert_ne!(fresh.header().message_id, MessageId::parse(&first.message_id).unwrap());
     expect_ack(session.submit_signed(&identity, &fresh).await);

@@ -1,27 +1,25 @@
-//! The duplicate check, bounded by the replay window: the hub remembers each accepted
-//! message only as long as a copy of it could still pass the replay window, so the set
-//! stays the size of the traffic of one window, however long the hub runs.
+//! The duplicate check in two tiers: the hub remembers each accepted message in memory
+//! for one retention (`--retention-secs`, or the replay window if that is shorter), and
+//! asks its journal about messages created before that. Memory holds one retention's
+//! traffic, however long the hub runs; the journal holds every accepted message, so
+//! nothing is ever forgotten.
 //!
-//! Why forgetting is safe. The hub accepts a message created at `c` only while
-//! `now - message_age_max <= c <= now + clock_skew_max`. A true duplicate carries the
-//! same bytes, so the same `c`: it can pass the window only while `now <= c + age_max`.
-//! The original was accepted at `a` with `c <= a + skew_max`, so once
-//! `now > a + age_max + skew_max` every copy of it is refused by the window (TM01) before
-//! the duplicate check is reached, and its entry can go. Entries are forgotten in the
-//! order they were remembered, each at `a + age_max + skew_max` (never earlier than the
-//! one before it, so that a wall clock stepping back only keeps entries longer).
+//! How the hub knows which tier to ask. It forgets an entry accepted at `a` at
+//! `a + keep`, once its journal row is durable. A copy of that message carries the same
+//! bytes, so the same creation time `c`, and `c <= a + skew_max` (the replay window let
+//! the original in). So after forgetting it the set keeps a horizon, `a + skew_max + 1`:
+//! a message created before the horizon that memory does not hold may be a copy of one
+//! forgotten, and the journal is asked, by creation time (an index that grows at one end),
+//! sender and message id. A message created at or after the horizon and not in memory is
+//! new. Entries are forgotten in the order they were remembered, each at its expiry (never
+//! earlier than the one before it, so that a wall clock stepping back only keeps entries
+//! longer).
 //!
-//! One race remains: the window is checked when a batch of submissions arrives, the
-//! duplicate set later, under the hub's lock, and another session may have forgotten
-//! entries in between. So the set also keeps a horizon: after forgetting an entry
-//! accepted at `a`, it cannot tell duplicates of messages created up to `a + skew_max`,
-//! and refuses (TM01) any message created before the horizon that it does not remember.
-//! The horizon is forgotten-at minus `age_max`, never past `now - age_max`, so it refuses
-//! nothing the replay window itself would let through at that moment.
-//!
-//! A message id reused with other content after its original left the window is
-//! accepted as a new message: message ids are unique per sender within the replay
-//! window, which is as far as the hub can check them without keeping every id forever.
+//! The journal answers by creation time, so it finds the same message again (a duplicate)
+//! and the same id with other bytes created the same millisecond (a conflict). A message
+//! id reused with other content at another time, after its original left memory, is
+//! accepted as a new message: message ids are unique per sender within the retention,
+//! which is as far as the hub can check them without a random-key index of every id.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
@@ -103,21 +101,17 @@ pub(crate) enum Seen {
     Duplicate(Ticket),
     /// Same id, other bytes.
     Conflict,
-    /// Created before the horizon: it may be a duplicate of a message already
-    /// forgotten, so it cannot be checked (outside the replay window).
-    TooOld,
 }
 
-/// Messages accepted within the replay window, by sender and message id.
+/// Messages accepted within the last retention, by sender and message id.
 ///
 /// Footprint per message, measured by `footprint_per_entry` below (64-bit): a 48-byte
 /// slot in the map (16 bytes of key; the signature's fingerprint, ticket and expiry) plus
 /// its control byte, and 32 bytes in the expiry queue: about 81 bytes, up to twice that
 /// in the map's and the queue's spare capacity just after they grow, and no heap
-/// allocation of its own. The set holds the messages of one window
-/// (`age_max + skew_max`): at 2,000 messages a second (1,000 payments and their status
-/// reports) and the default 10 min 30 s, about 1.3 million, some 105-210 MB; it grows
-/// for one window after the hub starts, then stays flat.
+/// allocation of its own. At 2,300 messages a second and the default retention of 60 s,
+/// about 140,000 messages, 11-22 MB; it grows for one retention after the hub starts,
+/// then stays flat.
 #[derive(Debug)]
 pub(crate) struct RecentMessages {
     entries: HashMap<MessageKey, Remembered, BuildHasherDefault<DigestHasher>>,
@@ -125,22 +119,23 @@ pub(crate) struct RecentMessages {
     expiries: VecDeque<(i64, MessageKey)>,
     /// Messages created before this (Unix ms) may have been forgotten.
     horizon_unix_ms: i64,
-    /// The replay window's age limit, in ms.
-    age_max_ms: i64,
-    /// How long after its acceptance an entry is kept: `age_max + skew_max`, in ms.
+    /// How long after its acceptance an entry is kept, in ms.
     keep_ms: i64,
+    /// The replay window's allowance for clocks ahead, in ms.
+    skew_max_ms: i64,
 }
 
 impl RecentMessages {
-    /// An empty set for a replay window of `age_max_ms` back and `skew_max_ms` ahead.
-    pub(crate) fn new(age_max_ms: i64, skew_max_ms: i64) -> Self {
-        assert!(age_max_ms > 0 && skew_max_ms >= 0, "validated by HubConfig");
+    /// An empty set that keeps each message `keep_ms` after its acceptance, for a replay
+    /// window that lets in messages created up to `skew_max_ms` ahead.
+    pub(crate) fn new(keep_ms: i64, skew_max_ms: i64) -> Self {
+        assert!(keep_ms > 0 && skew_max_ms >= 0, "validated by HubConfig");
         Self {
             entries: HashMap::default(),
             expiries: VecDeque::new(),
             horizon_unix_ms: i64::MIN,
-            age_max_ms,
-            keep_ms: age_max_ms.saturating_add(skew_max_ms),
+            keep_ms,
+            skew_max_ms,
         }
     }
 
@@ -149,31 +144,57 @@ impl RecentMessages {
         self.entries.len()
     }
 
-    /// Forgets every entry that no copy could pass the replay window with at `now_unix_ms`.
-    /// Amortised O(1) per message: each entry is forgotten once, from the queue's front.
-    pub(crate) fn forget_expired(&mut self, now_unix_ms: i64) {
+    /// Forgets every entry kept its time at `now_unix_ms` whose journal row is durable
+    /// (its ticket at most `durable`): the journal answers for it from then on. Amortised
+    /// O(1) per message: each entry is forgotten once, from the queue's front.
+    pub(crate) fn forget_expired(&mut self, now_unix_ms: i64, durable: Ticket) {
         while let Some(&(expiry, key)) = self.expiries.front()
             && expiry < now_unix_ms
         {
-            self.expiries.pop_front();
             // A key remembered again (see `remember`) leaves at its later expiry.
-            if self.entries.get(&key).is_some_and(|e| e.expiry_unix_ms == expiry) {
+            let current = self.entries.get(&key).filter(|e| e.expiry_unix_ms == expiry);
+            if current.is_some_and(|e| e.ticket > durable) {
+                break;
+            }
+            self.expiries.pop_front();
+            if current.is_some() {
                 self.entries.remove(&key);
             }
-            self.horizon_unix_ms = self.horizon_unix_ms.max(expiry - self.age_max_ms + 1);
+            // Accepted at `expiry - keep` at the latest, so created before this.
+            let accepted = expiry - self.keep_ms;
+            self.horizon_unix_ms = self.horizon_unix_ms.max(accepted + self.skew_max_ms + 1);
         }
     }
 
-    /// Whether `key` (created at `created_unix_ms`, signed `signature`) was seen.
-    pub(crate) fn check(&self, key: &MessageKey, signature: &[u8; 64], created_unix_ms: i64) -> Seen {
-        match self.entries.get(key) {
+    /// Whether `key` (created at `created_unix_ms`, signed `signature`) was seen: memory
+    /// says, or for a message created before the horizon that memory does not hold,
+    /// `journal`, which gives the signatures of the messages stored under that sender,
+    /// message id and creation time.
+    pub(crate) fn check<E>(
+        &self,
+        key: &MessageKey,
+        signature: &[u8; 64],
+        created_unix_ms: i64,
+        journal: impl FnOnce() -> Result<Vec<[u8; 64]>, E>,
+    ) -> Result<Seen, E> {
+        Ok(match self.entries.get(key) {
             // The signature was verified over these exact bytes, and Ed25519 signatures
             // are deterministic: the same signature means the same bytes.
             Some(seen) if seen.signature == fingerprint(signature) => Seen::Duplicate(seen.ticket),
             Some(_) => Seen::Conflict,
-            None if created_unix_ms < self.horizon_unix_ms => Seen::TooOld,
+            None if created_unix_ms < self.horizon_unix_ms => {
+                // Durable, or memory would not have let it go.
+                let stored = journal()?;
+                if stored.contains(signature) {
+                    Seen::Duplicate(Ticket::DURABLE)
+                } else if stored.is_empty() {
+                    Seen::New
+                } else {
+                    Seen::Conflict
+                }
+            }
             None => Seen::New,
-        }
+        })
     }
 
     /// Whether `key` is remembered at all.
@@ -211,6 +232,23 @@ mod tests {
         MessageKey::new(Bic::parse("BANKRUMMXXX").unwrap(), &MessageId::parse(id).unwrap())
     }
 
+    /// Checks against memory alone: the journal must not be asked.
+    fn check(recent: &RecentMessages, key: &MessageKey, signature: &[u8; 64], created_unix_ms: i64) -> Seen {
+        let journal = || -> Result<Vec<[u8; 64]>, ()> { panic!("memory answers for this message") };
+        recent.check(key, signature, created_unix_ms, journal).unwrap()
+    }
+
+    /// Checks a message memory may have forgotten, with `stored` as the journal's answer.
+    fn check_stored(
+        recent: &RecentMessages,
+        key: &MessageKey,
+        signature: &[u8; 64],
+        created_unix_ms: i64,
+        stored: &[[u8; 64]],
+    ) -> Seen {
+        recent.check(key, signature, created_unix_ms, || Ok::<_, ()>(stored.to_vec())).unwrap()
+    }
+
     /// The figures in [`RecentMessages`]' doc: no heap per entry, and the sizes it adds up.
     #[test]
     fn footprint_per_entry() {
@@ -219,24 +257,36 @@ mod tests {
         assert_eq!(std::mem::size_of::<(i64, MessageKey)>(), 32);
     }
 
-    /// An entry lives `age_max + skew_max` after its acceptance, then leaves with the
-    /// horizon moved so that a late copy is refused rather than taken for new.
+    /// An entry lives its keep after its acceptance, and leaves only once durable; then
+    /// the journal answers for messages created before the horizon it leaves, and memory
+    /// alone for those after.
     #[test]
-    fn forgets_after_the_window_and_refuses_what_it_forgot() {
+    fn forgets_after_its_keep_once_durable_and_asks_the_journal_about_what_it_forgot() {
         let mut recent = RecentMessages::new(1_000, 100);
         let signature = [7; 64];
         recent.remember(key("A"), signature, Ticket(1), 10_000);
         recent.remember(key("B"), signature, Ticket(2), 10_500);
-        assert_eq!(recent.check(&key("A"), &signature, 10_000), Seen::Duplicate(Ticket(1)));
-        assert_eq!(recent.check(&key("A"), &[8; 64], 10_000), Seen::Conflict);
-        recent.forget_expired(11_100);
-        assert_eq!(recent.len(), 2, "kept through accepted + age + skew");
-        recent.forget_expired(11_101);
+        assert_eq!(check(&recent, &key("A"), &signature, 10_000), Seen::Duplicate(Ticket(1)));
+        assert_eq!(check(&recent, &key("A"), &[8; 64], 10_000), Seen::Conflict);
+        recent.forget_expired(11_000, Ticket(2));
+        assert_eq!(recent.len(), 2, "kept through accepted + keep");
+        recent.forget_expired(11_001, Ticket(0));
+        assert_eq!(recent.len(), 2, "not forgotten before its journal row is durable");
+        recent.forget_expired(11_001, Ticket(1));
         assert_eq!(recent.len(), 1);
-        // A created at most at 10_100 (skew): every copy is now before the horizon.
-        assert_eq!(recent.check(&key("A"), &signature, 10_100), Seen::TooOld);
-        assert_eq!(recent.check(&key("C"), &signature, 10_101), Seen::New);
-        recent.forget_expired(i64::MAX);
+        // A was created at most at 10_100 (skew): a copy of it goes to the journal.
+        assert_eq!(
+            check_stored(&recent, &key("A"), &signature, 10_100, &[signature]),
+            Seen::Duplicate(Ticket(0))
+        );
+        assert_eq!(check_stored(&recent, &key("A"), &[8; 64], 10_100, &[signature]), Seen::Conflict);
+        assert_eq!(check_stored(&recent, &key("A"), &signature, 10_100, &[]), Seen::New);
+        let failed = recent.check(&key("A"), &signature, 10_100, || Err("disk on fire"));
+        assert_eq!(failed, Err("disk on fire"), "a journal that cannot answer refuses, never guesses");
+        // Created after the horizon: memory alone answers.
+        assert_eq!(check(&recent, &key("C"), &signature, 10_101), Seen::New);
+        assert_eq!(check(&recent, &key("B"), &signature, 10_500), Seen::Duplicate(Ticket(2)));
+        recent.forget_expired(i64::MAX, Ticket(2));
         assert_eq!(recent.len(), 0);
     }
 
@@ -253,14 +303,17 @@ mod tests {
         let mut recent = RecentMessages::new(1_000, 0);
         let signature = [7; 64];
         recent.remember(MessageKey::new(rum, &id), signature, Ticket(1), 10_000);
-        assert_eq!(recent.check(&MessageKey::new(irt, &id), &signature, 10_000), Seen::New);
+        assert_eq!(check(&recent, &MessageKey::new(irt, &id), &signature, 10_000), Seen::New);
         let mut same_r = signature;
         same_r[33] ^= 1; // the same R (a reused nonce), another s
-        assert_eq!(recent.check(&MessageKey::new(rum, &id), &same_r, 10_000), Seen::Conflict);
+        assert_eq!(check(&recent, &MessageKey::new(rum, &id), &same_r, 10_000), Seen::Conflict);
         let mut other_r = signature;
         other_r[0] ^= 1;
-        assert_eq!(recent.check(&MessageKey::new(rum, &id), &other_r, 10_000), Seen::Conflict);
-        assert_eq!(recent.check(&MessageKey::new(rum, &id), &signature, 10_000), Seen::Duplicate(Ticket(1)));
+        assert_eq!(check(&recent, &MessageKey::new(rum, &id), &other_r, 10_000), Seen::Conflict);
+        assert_eq!(
+            check(&recent, &MessageKey::new(rum, &id), &signature, 10_000),
+            Seen::Duplicate(Ticket(1))
+        );
     }
 
     /// A clock stepping back never makes an entry leave before one remembered earlier.
@@ -269,9 +322,9 @@ mod tests {
         let mut recent = RecentMessages::new(1_000, 0);
         recent.remember(key("A"), [1; 64], Ticket(1), 10_000);
         recent.remember(key("A"), [2; 64], Ticket(2), 10_500);
-        recent.forget_expired(11_001);
-        assert_eq!(recent.check(&key("A"), &[2; 64], 10_500), Seen::Duplicate(Ticket(2)));
-        recent.forget_expired(11_501);
+        recent.forget_expired(11_001, Ticket(2));
+        assert_eq!(check(&recent, &key("A"), &[2; 64], 10_500), Seen::Duplicate(Ticket(2)));
+        recent.forget_expired(11_501, Ticket(2));
         assert_eq!(recent.len(), 0);
     }
 
@@ -280,9 +333,9 @@ mod tests {
         let mut recent = RecentMessages::new(1_000, 0);
         recent.remember(key("A"), [1; 64], Ticket(1), 50_000);
         recent.remember(key("B"), [1; 64], Ticket(2), 40_000);
-        recent.forget_expired(45_000);
+        recent.forget_expired(45_000, Ticket(2));
         assert!(recent.contains(&key("B")));
-        recent.forget_expired(51_001);
+        recent.forget_expired(51_001, Ticket(2));
         assert_eq!(recent.len(), 0);
     }
 }

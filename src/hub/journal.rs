@@ -17,11 +17,12 @@ use crate::store::{Backend, DataLock, StoreError, open_sqlite};
 /// File name of the hub's store inside its data directory.
 pub const HUB_STORE_FILE: &str = "hub.sqlite";
 
-// Append-only by design: rows go in by an increasing integer key, and the one index
-// (per receiver, by output sequence) grows at one end per receiver, so a batch dirties few
-// pages. Random-key indexes (message id, UETR) cost ~5x in write amplification per fsync;
-// the duplicate check by (sender, message id) lives in memory (bounded by the replay window,
-// see `hub::duplicates`) and is rebuilt on recovery.
+// Append-only by design: rows go in by an increasing integer key, and the indexes grow at
+// one end (per receiver by output sequence; by creation time, which grows with the
+// acceptance order but for a late message), so a batch dirties few pages. Random-key
+// indexes (message id, UETR) cost ~5x in write amplification per fsync. The duplicate
+// check by (sender, message id) keeps the messages of the last retention in memory and
+// asks this table, by creation time, about older ones (see `hub::duplicates`).
 const SCHEMA: &str = "
     CREATE TABLE messages (
         seq INTEGER PRIMARY KEY,
@@ -36,9 +37,11 @@ const SCHEMA: &str = "
         signature BLOB NOT NULL,
         key_id TEXT NOT NULL,
         receipt BLOB NOT NULL,
-        accepted_unix_ms INTEGER NOT NULL
+        accepted_unix_ms INTEGER NOT NULL,
+        created_unix_ms INTEGER NOT NULL
     );
     CREATE UNIQUE INDEX messages_by_output_sequence ON messages (receiver, osn);
+    CREATE INDEX messages_by_creation ON messages (created_unix_ms);
     CREATE TABLE sequences (
         participant TEXT PRIMARY KEY,
         isn_consumed INTEGER NOT NULL DEFAULT 0,
@@ -104,6 +107,8 @@ pub struct AcceptedRecord {
     pub receipt: Bytes,
     /// When the hub accepted it.
     pub accepted_unix_ms: i64,
+    /// When its sender created it (its header's creation time).
+    pub created_unix_ms: i64,
 }
 
 /// One journal record.
@@ -285,7 +290,7 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
 }
 
 /// The columns of a message row, in the order [`message_record`] reads them.
-const MESSAGE_COLUMNS: &str = "sender, message_id, isn, receiver, osn, uetr, message_type, payload, signature, key_id, receipt, accepted_unix_ms";
+const MESSAGE_COLUMNS: &str = "sender, message_id, isn, receiver, osn, uetr, message_type, payload, signature, key_id, receipt, accepted_unix_ms, created_unix_ms";
 
 /// A message row (selected with [`MESSAGE_COLUMNS`]) as the record it was written from.
 fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError> {
@@ -313,6 +318,7 @@ fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError>
         },
         receipt: Bytes::from(row.get::<_, Vec<u8>>(10)?),
         accepted_unix_ms: row.get(11)?,
+        created_unix_ms: row.get(12)?,
     })
 }
 
@@ -339,8 +345,9 @@ pub fn read_message(
     record.transpose()
 }
 
-/// A read-only view of the hub's payment archive, on a connection of its own: with
-/// write-ahead logging it sees every committed row while the journal's writer goes on.
+/// A read-only view of the hub's payment archive and accepted messages, on a connection
+/// of its own: with write-ahead logging it sees every committed (so fsynced) row while
+/// the journal's writer goes on.
 pub struct PaymentArchive {
     connection: Connection,
 }
@@ -374,6 +381,28 @@ impl PaymentArchive {
             payments.push(archived_row(row.get(0)?, &row.get::<_, Vec<u8>>(1)?)?);
         }
         Ok(payments)
+    }
+
+    /// The signatures of the messages `sender` sent as `message_id`, created at
+    /// `created_unix_ms`: the duplicate check's answer for messages older than its memory.
+    /// One probe of the creation-time index, then the few messages created that
+    /// millisecond.
+    pub fn signatures(
+        &self,
+        sender: Bic,
+        message_id: &MessageId,
+        created_unix_ms: i64,
+    ) -> Result<Vec<[u8; 64]>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT signature FROM messages WHERE created_unix_ms = ?1 AND sender = ?2 AND message_id = ?3",
+        )?;
+        let mut rows = statement.query(params![created_unix_ms, sender.as_str(), message_id.as_str()])?;
+        let mut signatures = Vec::new();
+        while let Some(row) = rows.next()? {
+            let signature: Vec<u8> = row.get(0)?;
+            signatures.push(signature.try_into().map_err(|_| corrupt("signature", "not 64 bytes"))?);
+        }
+        Ok(signatures)
     }
 
     /// How many payments the archive holds.
@@ -460,8 +489,8 @@ impl Backend for SqliteHubJournal {
         {
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO messages (sender, message_id, isn, receiver, osn, uetr, message_type, payload, signature,
-                                       key_id, receipt, accepted_unix_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                       key_id, receipt, accepted_unix_ms, created_unix_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             let mut consumed = transaction.prepare_cached(
                 "INSERT INTO sequences (participant, isn_consumed) VALUES (?1, ?2)
@@ -512,6 +541,7 @@ impl Backend for SqliteHubJournal {
                             m.envelope.key_id.as_str(),
                             m.receipt.as_ref(),
                             m.accepted_unix_ms,
+                            m.created_unix_ms,
                         ])?;
                         raise(&mut isn_consumed, m.sender, m.isn);
                     }

@@ -634,7 +634,7 @@ impl Hub {
         {
             // The duplicate set forgets as messages come; this makes it forget when none do.
             let mut state = self.inner.state.lock().expect("hub state lock");
-            state.recent.forget_expired(crate::bank::unix_ms_now());
+            state.recent.forget_expired(crate::bank::unix_ms_now(), self.inner.journal.durable());
             metrics::gauge!(crate::metrics::HUB_RECENT_MESSAGES).set(state.recent.len() as f64);
         }
         let mut forgotten = 0;
@@ -992,26 +992,23 @@ impl Hub {
         let uetr_text = uetr.map(|u| u.to_string()).unwrap_or_default();
         let mut state = self.inner.state.lock().expect("hub state lock");
         let accepted_unix_ms = crate::bank::unix_ms_now();
-        state.recent.forget_expired(accepted_unix_ms);
-        match state.recent.check(&key, &signature, header.creation_time_unix_ms) {
+        state.recent.forget_expired(accepted_unix_ms, self.inner.journal.durable());
+        // Older than memory, the journal answers: one probe of its creation-time index.
+        let journal = || match &state.archive {
+            Some(archive) => archive.signatures(peer, &message_id, header.creation_time_unix_ms),
+            None => Err(crate::store::StoreError::Engine("the journal is not open for reading".into())),
+        };
+        let seen =
+            state.recent.check(&key, &signature, header.creation_time_unix_ms, journal).map_err(|e| {
+                Refusal::new(Code::Unavailable, None, format!("the hub's journal cannot be read: {e}"))
+            })?;
+        match seen {
             Seen::New => {}
             Seen::Conflict => {
                 return Err(Refusal::new(
                     Code::AlreadyExists,
                     Some(ReasonCode::Dupl),
                     format!("message id {message_id} was already used for a different message"),
-                ));
-            }
-            Seen::TooOld => {
-                return Err(Refusal::new(
-                    Code::FailedPrecondition,
-                    Some(ReasonCode::Tm01),
-                    format!(
-                        "message {message_id} was created at {}, before what the hub's duplicate check still \
-                         remembers: outside the replay window of {} s",
-                        wire::format_unix_ms(header.creation_time_unix_ms),
-                        self.inner.config.message_age_max.as_secs()
-                    ),
                 ));
             }
             Seen::Duplicate(ticket) => {
@@ -1037,6 +1034,7 @@ impl Hub {
             envelope,
             receipt: receipt.clone(),
             accepted_unix_ms,
+            created_unix_ms: header.creation_time_unix_ms,
         };
         let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record.clone()))]);
         state.admit(&record, Some(queued_envelope), ticket);
@@ -1379,7 +1377,10 @@ fn recover(
 ) -> Result<HubState, String> {
     let mut state = HubState {
         participants: HashMap::new(),
-        recent: RecentMessages::new(duration_ms(config.message_age_max), duration_ms(config.clock_skew_max)),
+        recent: RecentMessages::new(
+            duration_ms(config.retention.min(config.message_age_max + config.clock_skew_max)),
+            duration_ms(config.clock_skew_max),
+        ),
         messages_accepted: 0,
         accepted_by_type: events::AcceptedCounts::default(),
         outbox_total: 0,
@@ -1425,7 +1426,7 @@ fn recover(
         receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
         let osn_delivered = recovered.sequences.get(&record.receiver).map_or(0, |s| s.1);
         let queued = (record.osn > osn_delivered).then(|| pb::SignedEnvelope::from(&record.envelope));
-        state.recent.forget_expired(record.accepted_unix_ms);
+        state.recent.forget_expired(record.accepted_unix_ms, Ticket::DURABLE);
         state.admit(&record, queued, Ticket::DURABLE);
     }
     for action in actions {
@@ -1442,7 +1443,7 @@ fn recover(
             state.tracker.delivered(&uetr, participant, delivered_osn, unix_ms);
         }
     }
-    state.recent.forget_expired(crate::bank::unix_ms_now());
+    state.recent.forget_expired(crate::bank::unix_ms_now(), Ticket::DURABLE);
     tracing::info!(messages = count, recent = state.recent.len(), "hub journal recovered");
     Ok(state)
 }
