@@ -431,7 +431,8 @@ struct HubLimitArgs {
     #[arg(long, default_value_t = hub::QUOTE_TTL.as_secs())]
     quote_ttl_secs: u64,
     /// How long a finished payment stays in the hub's memory after its last step before
-    /// it moves to the archive in the hub's store, in seconds (1 to 86400).
+    /// it moves to the archive in the hub's store, and an accepted message in the duplicate
+    /// check before the journal answers for it, in seconds (1 to 86400).
     #[arg(long, default_value_t = hub::RETENTION.as_secs())]
     retention_secs: u64,
     /// Connections each certificate may hold at once.

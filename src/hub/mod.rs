@@ -73,7 +73,8 @@ pub struct HubConfig {
     pub quote_ttl: Duration,
     /// How long a finished payment stays in memory after its last step before it moves
     /// to the archive in the hub's store (where `track`, the reconciler and later returns
-    /// or recalls still find it).
+    /// or recalls still find it), and an accepted message in the duplicate check before
+    /// the journal answers for it (see `hub::duplicates`).
     pub retention: Duration,
 }
 
@@ -137,7 +138,7 @@ pub const NAK_DETAIL_MAX: usize = 512;
 
 /// Default time a quote is honoured.
 pub const QUOTE_TTL: Duration = Duration::from_secs(60);
-/// Default time a finished payment stays in memory before it is archived.
+/// Default time a finished payment, or an accepted message, stays in memory.
 pub const RETENTION: Duration = Duration::from_secs(60);
 /// Longest retention: a day of payments in memory is already far more than it is for.
 pub const RETENTION_MAX: Duration = Duration::from_secs(24 * 3600);
