@@ -19,7 +19,7 @@ pub const HUB_SESSIONS: &str = "corridor_hub_sessions";
 pub const HUB_OUTBOX: &str = "corridor_hub_outbox_messages";
 /// Payments the hub's tracker holds in memory (finished ones leave for the archive).
 pub const HUB_PAYMENTS_IN_MEMORY: &str = "corridor_hub_payments_in_memory";
-/// Messages the hub's duplicate check remembers (those inside the replay window).
+/// Messages the hub's duplicate check holds in memory (those of the last retention).
 pub const HUB_RECENT_MESSAGES: &str = "corridor_hub_recent_messages";
 /// Records written per group commit, by `node` (hub, bank).
 pub const JOURNAL_BATCH: &str = "corridor_journal_batch_records";

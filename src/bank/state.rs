@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank, RetiredPayment, StoreReader};
 use super::{Direction, Payment, ReturnState};
+use crate::hub::{MessageKey, MessageKeyHasher};
 use crate::ledger::{AccountId, Ledger};
 use crate::model::{Bic, InvestigationStatus, MessageId, Uetr};
 use crate::model::{PaymentStatus, ReasonCode};
@@ -96,11 +97,12 @@ pub(super) struct BankState {
     /// of their version then: candidates for retirement. An entry whose payment changed
     /// since is stale and skipped.
     aging: VecDeque<(Instant, Uetr, i64)>,
-    /// Messages received and processed, by (sender, message id): the duplicate check,
-    /// holding every message created at or after `processed_horizon_unix_ms`.
-    processed: HashSet<(Bic, MessageId)>,
+    /// Messages received and processed, by the key of their sender and message id (the
+    /// hub's duplicate check's key: 16 bytes, no allocation): the duplicate check, holding
+    /// every message created at or after `processed_horizon_unix_ms`.
+    processed: HashSet<MessageKey, MessageKeyHasher>,
     /// The same messages in the order they were processed, with their creation times.
-    processed_order: VecDeque<(i64, Bic, MessageId)>,
+    processed_order: VecDeque<(i64, MessageKey)>,
     /// Messages created before this (Unix ms) may have left `processed`: the store knows.
     processed_horizon_unix_ms: i64,
     /// How long finished things stay in memory.
@@ -166,7 +168,7 @@ impl BankState {
             payment_order: BTreeMap::new(),
             payment_seq_last: recovered.payment_seq_max,
             aging: VecDeque::new(),
-            processed: HashSet::new(),
+            processed: HashSet::default(),
             processed_order: VecDeque::new(),
             processed_horizon_unix_ms: recovered.processed_horizon_unix_ms,
             retention,
@@ -189,8 +191,9 @@ impl BankState {
             state.hold(payment, first_seq, latest_seq, now);
         }
         for (sender, message_id, created_unix_ms) in recovered.processed {
-            state.processed.insert((sender, message_id.clone()));
-            state.processed_order.push_back((created_unix_ms, sender, message_id));
+            let key = MessageKey::new(sender, &message_id);
+            state.processed.insert(key);
+            state.processed_order.push_back((created_unix_ms, key));
         }
         for entry in recovered.outbox {
             // It may have reached the hub before the restart: a resend is a possible duplicate.
@@ -306,7 +309,7 @@ impl BankState {
         message_id: &MessageId,
         created_unix_ms: i64,
     ) -> Result<bool, StoreError> {
-        if self.processed.contains(&(sender, message_id.clone())) {
+        if self.processed.contains(&MessageKey::new(sender, message_id)) {
             return Ok(true);
         }
         if created_unix_ms >= self.processed_horizon_unix_ms {
@@ -317,9 +320,10 @@ impl BankState {
 
     /// Records a processed message, which [`BankState::already_processed`] found fresh.
     pub(super) fn record_processed(&mut self, sender: Bic, message_id: &MessageId, created_unix_ms: i64) {
-        let fresh = self.processed.insert((sender, message_id.clone()));
+        let key = MessageKey::new(sender, message_id);
+        let fresh = self.processed.insert(key);
         assert!(fresh, "message {message_id} of {sender} is processed once");
-        self.processed_order.push_back((created_unix_ms, sender, message_id.clone()));
+        self.processed_order.push_back((created_unix_ms, key));
         self.changes.push(BankChange::Processed(sender, message_id.clone(), created_unix_ms));
     }
 
@@ -423,8 +427,8 @@ impl BankState {
                 self.payment_order.remove(&held.first_seq);
             }
         }
-        for (_, sender, message_id) in self.processed_order.drain(..retiring.processed) {
-            self.processed.remove(&(sender, message_id));
+        for (_, key) in self.processed_order.drain(..retiring.processed) {
+            self.processed.remove(&key);
         }
         self.processed_horizon_unix_ms =
             self.processed_horizon_unix_ms.max(retiring.processed_horizon_unix_ms);

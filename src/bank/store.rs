@@ -176,12 +176,10 @@ pub struct RecoveredBank {
     /// Accounts in opening order, at zero balance.
     pub accounts: Vec<Account>,
     /// Postings held, in the order they were applied (the first is number
-    /// `postings_forgotten`).
+    /// `ledger.postings_forgotten()`).
     pub postings: Vec<Posting>,
     /// When each posting held was booked (Unix ms), in the same order.
     pub posting_times: Vec<i64>,
-    /// Postings applied but not held.
-    pub postings_forgotten: usize,
     /// Payments held, in the order the bank learnt of them.
     pub payments: Vec<Payment>,
     /// The keys of the first and latest versions of each payment in `payments`.
@@ -630,7 +628,6 @@ fn recover_postings(
         } else {
             let applied = recovered.ledger.post(posting);
             recovered.ledger.forget_postings(1);
-            recovered.postings_forgotten += 1;
             applied
         };
         if !matches!(applied, Ok(crate::ledger::PostOutcome::Applied)) {
@@ -680,8 +677,7 @@ fn recover_payments(
     recovered: &mut RecoveredBank,
     held: bool,
 ) -> Result<(), StoreError> {
-    let columns = "p.uetr, p.message_id, p.direction, p.counterparty, p.debtor_account, p.creditor_account,
-                   p.minor_units, p.currency, p.status, p.reason, p.detail, p.story";
+    let columns = PAYMENT_COLUMNS;
     let sql = if held {
         format!(
             "SELECT p.seq, i.first_seq, {columns} FROM payments p LEFT JOIN retired_payments i ON i.uetr = p.uetr

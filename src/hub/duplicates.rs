@@ -51,9 +51,13 @@ impl MessageKey {
     }
 }
 
-/// The map's hasher: its keys are keyed digests already, so their low 64 bits serve.
+/// The hasher of maps and sets of [`MessageKey`]s: the keys are keyed digests already, so
+/// their low 64 bits serve.
 #[derive(Default)]
-struct DigestHasher(u64);
+pub(crate) struct DigestHasher(u64);
+
+/// Builds [`DigestHasher`]s, for a `HashMap` or `HashSet` of [`MessageKey`]s.
+pub(crate) type MessageKeyHasher = BuildHasherDefault<DigestHasher>;
 
 impl Hasher for DigestHasher {
     fn finish(&self) -> u64 {
@@ -95,7 +99,7 @@ struct Remembered {
 /// What the duplicate check says about a submission.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Seen {
-    /// Not seen within the window: a new message.
+    /// Neither in memory nor in the journal: a new message.
     New,
     /// The same message again: ACK it again once `Ticket` is durable.
     Duplicate(Ticket),
@@ -114,7 +118,7 @@ pub(crate) enum Seen {
 /// then stays flat.
 #[derive(Debug)]
 pub(crate) struct RecentMessages {
-    entries: HashMap<MessageKey, Remembered, BuildHasherDefault<DigestHasher>>,
+    entries: HashMap<MessageKey, Remembered, MessageKeyHasher>,
     /// Every entry once, with when it may be forgotten (Unix ms), in non-decreasing order.
     expiries: VecDeque<(i64, MessageKey)>,
     /// Messages created before this (Unix ms) may have been forgotten.
@@ -206,8 +210,8 @@ impl RecentMessages {
     /// Remembers a message accepted at `accepted_unix_ms` (after [`Self::check`] said new).
     ///
     /// Live, a key is new here. In recovery it may not be: the journal holds one id twice
-    /// when a sender reused it after the first left a replay window, and the hub may now
-    /// run with a longer window than when it accepted them. The later copy then replaces
+    /// when a sender reused it after the first left memory, and the hub may now run with
+    /// a longer retention than when it accepted them. The later copy then replaces
     /// the earlier, as it would have live.
     pub(crate) fn remember(
         &mut self,

@@ -396,13 +396,11 @@ impl PaymentArchive {
         let mut statement = self.connection.prepare_cached(
             "SELECT signature FROM messages WHERE created_unix_ms = ?1 AND sender = ?2 AND message_id = ?3",
         )?;
-        let mut rows = statement.query(params![created_unix_ms, sender.as_str(), message_id.as_str()])?;
-        let mut signatures = Vec::new();
-        while let Some(row) = rows.next()? {
-            let signature: Vec<u8> = row.get(0)?;
-            signatures.push(signature.try_into().map_err(|_| corrupt("signature", "not 64 bytes"))?);
-        }
-        Ok(signatures)
+        let rows = statement
+            .query_map(params![created_unix_ms, sender.as_str(), message_id.as_str()], |row| {
+                row.get::<_, [u8; 64]>(0)
+            })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// How many payments the archive holds.

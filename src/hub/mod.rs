@@ -42,7 +42,8 @@ use crate::directory::{Credentials, Directory};
 use crate::model::{Amount, Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
 use crate::pb;
 use crate::store::{GroupCommit, StoreError, Ticket};
-use duplicates::{MessageKey, RecentMessages, Seen};
+pub(crate) use duplicates::{MessageKey, MessageKeyHasher};
+use duplicates::{RecentMessages, Seen};
 use positions::PositionError;
 use tracker::StatusEffect;
 
@@ -181,8 +182,8 @@ struct HubInner {
 
 struct HubState {
     participants: HashMap<Bic, Participant>,
-    /// Accepted messages by (sender, message id) still inside the replay window: the
-    /// duplicate check.
+    /// Accepted messages by (sender, message id) of the last retention: the duplicate
+    /// check's memory (the journal answers for older ones).
     recent: RecentMessages,
     /// How many messages the journal holds: operator actions are placed by it.
     messages_accepted: u64,
@@ -625,7 +626,7 @@ impl Hub {
         self.inner.archive.lock().expect("archive lock").count().map_err(|e| e.to_string())
     }
 
-    /// Forgets the messages outside the replay window, then moves finished payments
+    /// Forgets the messages kept their retention (the journal answers for them), then moves finished payments
     /// older than the retention from memory to the archive:
     /// copies them into one journal record, waits until it is durable, then lets go of
     /// each that no message changed meanwhile. Off the message path: the state's lock is
@@ -633,7 +634,8 @@ impl Hub {
     pub async fn archive_finished(&self) -> Result<usize, String> {
         let retention_ms = duration_ms(self.inner.config.retention);
         {
-            // The duplicate set forgets as messages come; this makes it forget when none do.
+            // Every 100 ms at most: the duplicate check's memory holds a little more than a
+            // retention, which is only conservative (memory answers for more messages).
             let mut state = self.inner.state.lock().expect("hub state lock");
             state.recent.forget_expired(crate::bank::unix_ms_now(), self.inner.journal.durable());
             metrics::gauge!(crate::metrics::HUB_RECENT_MESSAGES).set(state.recent.len() as f64);
@@ -666,9 +668,9 @@ impl Hub {
 
     /// Runs [`Hub::archive_finished`] every quarter of the retention (between 10 ms and
     /// 100 ms) until `stop` is cancelled or the journal fails. Often, so that each batch is
-    /// small: its rows are inserted by UETR (random keys, a page each) in the same commit
-    /// as the messages of that moment, and a second's worth at once held those messages up
-    /// by tens of milliseconds (p99 600 ms over 5 minutes at 1,150 payments/s).
+    /// small: its UETR index takes random keys (a page each) in the same commit as the
+    /// messages of that moment, and a second's worth at once held those messages up by
+    /// tens of milliseconds (p99 600 ms over 5 minutes at 1,150 payments/s).
     pub async fn archive_periodically(self, stop: CancellationToken) {
         let period =
             (self.inner.config.retention / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
@@ -990,14 +992,12 @@ impl Hub {
         let receipt = Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec());
         let receipt_key_id = identity.key_id().to_string();
         let signature = envelope.signature.to_bytes();
-        let uetr_text = uetr.map(|u| u.to_string()).unwrap_or_default();
         let mut state = self.inner.state.lock().expect("hub state lock");
         let accepted_unix_ms = crate::bank::unix_ms_now();
-        state.recent.forget_expired(accepted_unix_ms, self.inner.journal.durable());
         // Older than memory, the journal answers: one probe of its creation-time index.
-        let journal = || match &state.archive {
-            Some(archive) => archive.signatures(peer, &message_id, header.creation_time_unix_ms),
-            None => Err(crate::store::StoreError::Engine("the journal is not open for reading".into())),
+        let journal = || {
+            let archive = state.archive.as_ref().expect("the journal's reader opens after recovery");
+            archive.signatures(peer, &message_id, header.creation_time_unix_ms)
         };
         let seen =
             state.recent.check(&key, &signature, header.creation_time_unix_ms, journal).map_err(|e| {
@@ -1017,7 +1017,7 @@ impl Hub {
                 drop(state);
                 metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "duplicate")
                     .increment(1);
-                tracing::info!(uetr = %uetr_text, sender = %peer, %message_id, "duplicate of an accepted message: ACK again");
+                tracing::info!(uetr = uetr.map(tracing::field::display), sender = %peer, %message_id, "duplicate of an accepted message: ACK again");
                 return Ok(Accept { message_id, receipt, receipt_key_id, ticket });
             }
         }
@@ -1038,7 +1038,7 @@ impl Hub {
             created_unix_ms: header.creation_time_unix_ms,
         };
         let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record.clone()))]);
-        state.admit(&record, Some(queued_envelope), ticket);
+        state.admit(&record, key, Some(queued_envelope), ticket);
         metrics::gauge!(crate::metrics::HUB_OUTBOX).set(state.outbox_total as f64);
         drop(state);
         metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted").increment(1);
@@ -1052,7 +1052,7 @@ impl Hub {
             unix_ms: accepted_unix_ms,
         });
         let message_id = record.message_id;
-        tracing::info!(uetr = %uetr_text, sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
+        tracing::info!(uetr = uetr.map(tracing::field::display), sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
         Ok(Accept { message_id, receipt, receipt_key_id, ticket })
     }
 }
@@ -1220,7 +1220,13 @@ impl HubState {
 
     /// Takes an accepted message in: sequence counters, the receiver's outbox (unless it
     /// was delivered already), the duplicate check, and the ACK the tracker waits for.
-    fn admit(&mut self, record: &AcceptedRecord, queued: Option<pb::SignedEnvelope>, ticket: Ticket) {
+    fn admit(
+        &mut self,
+        record: &AcceptedRecord,
+        key: MessageKey,
+        queued: Option<pb::SignedEnvelope>,
+        ticket: Ticket,
+    ) {
         self.messages_accepted += 1;
         self.accepted_by_type.count(record.message_type);
         let sender = self.participants.get_mut(&record.sender).expect("checked: sender is a participant");
@@ -1236,7 +1242,6 @@ impl HubState {
             receiver.outbox.insert(record.osn, Queued { uetr: record.uetr, envelope, ticket });
             self.outbox_total += 1;
         }
-        let key = MessageKey::new(record.sender, &record.message_id);
         self.recent.remember(key, record.envelope.signature.to_bytes(), ticket, record.accepted_unix_ms);
     }
 
@@ -1321,7 +1326,7 @@ fn take_through<T>(map: &mut BTreeMap<u64, T>, through: u64) -> BTreeMap<u64, T>
 pub struct MemoryCounts {
     /// Payments in the tracker's memory (the rest are archived).
     pub payments: usize,
-    /// Messages the duplicate check remembers (those inside the replay window).
+    /// Messages the duplicate check holds in memory (those of the last retention).
     pub recent_messages: usize,
 }
 
@@ -1361,9 +1366,9 @@ impl From<PositionError> for String {
 /// again, or the journal is corrupt), operator actions at their place between messages,
 /// then the times of ACKs and deliveries for the tracker.
 ///
-/// The duplicate set forgets as it goes, at each message's acceptance time, as it did
-/// live; what is left at the end is forgotten against the clock now, so messages already
-/// outside the replay window never stay in memory.
+/// The duplicate set forgets as it goes, at each message's acceptance time; what is left
+/// at the end is forgotten against the clock now, so messages older than the retention
+/// never stay in memory (the journal answers for them).
 ///
 /// The tracker is rebuilt whole from the journal, archived payments included (the journal
 /// has every message, so replay needs no archive); the archiver then moves the finished
@@ -1428,7 +1433,8 @@ fn recover(
         let osn_delivered = recovered.sequences.get(&record.receiver).map_or(0, |s| s.1);
         let queued = (record.osn > osn_delivered).then(|| pb::SignedEnvelope::from(&record.envelope));
         state.recent.forget_expired(record.accepted_unix_ms, Ticket::DURABLE);
-        state.admit(&record, queued, Ticket::DURABLE);
+        let key = MessageKey::new(record.sender, &record.message_id);
+        state.admit(&record, key, queued, Ticket::DURABLE);
     }
     for action in actions {
         state.operate(&action.action, action.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
