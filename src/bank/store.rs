@@ -722,7 +722,13 @@ impl Backend for SqliteBankStore {
 
     fn write_batch(&mut self, changes: &[BankChange]) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
-        for change in changes {
+        // Every message moves the cursor, and a batch is one transaction: only its last
+        // cursor is ever read, so the others are not written.
+        let last_cursor = changes.iter().rposition(|change| matches!(change, BankChange::Cursor(_)));
+        for (index, change) in changes.iter().enumerate() {
+            if matches!(change, BankChange::Cursor(_)) && Some(index) != last_cursor {
+                continue;
+            }
             write_change(&transaction, change)?;
         }
         transaction.commit()?;
