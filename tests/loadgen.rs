@@ -41,6 +41,10 @@ fn check_report(report: &Value, payments: f64) {
     let ratio = number(report, &["ratio_to_crypto_ceiling"]);
     assert!((ratio - per_s / crypto).abs() < 1e-9, "{report:#}");
     assert!(number(report, &["peak_rss_bytes"]) > 0.0);
+    // One sample of each a minute: none in a run this short, but both always listed.
+    let samples = |key: &str| report[key].as_array().map(Vec::len);
+    assert_eq!(samples("rss_bytes_by_minute"), Some(0), "{report:#}");
+    assert_eq!(samples("peak_rss_bytes_by_minute"), Some(0), "{report:#}");
 }
 
 /// Closed loop on a network of its own (hub and 3 banks, mTLS, durable storage): a

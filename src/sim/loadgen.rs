@@ -177,6 +177,9 @@ pub struct LoadgenReport {
     pub peak_rss_bytes: u64,
     /// Resident memory at the end of each minute of the measurement.
     pub rss_bytes_by_minute: Vec<u64>,
+    /// Peak resident memory so far (the high-water mark) at the end of each minute of
+    /// the measurement.
+    pub peak_rss_bytes_by_minute: Vec<u64>,
 }
 
 impl LoadgenReport {
@@ -190,7 +193,7 @@ impl LoadgenReport {
              throughput: {:.0} payments/s  ({:.0}% of the crypto ceiling)\n\
              latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
              ceilings: crypto {:.0} payments/s; transport {:.0} messages/s\n\
-             cpu: {:.2} cores; peak RSS {:.1} MiB",
+             cpu: {:.2} cores; peak RSS {:.1} MiB{}",
             self.mode,
             self.network,
             self.banks,
@@ -210,6 +213,26 @@ impl LoadgenReport {
             self.transport_ceiling_messages_per_s,
             self.cpu_cores_used,
             self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            self.render_memory_by_minute(),
+        )
+    }
+
+    /// The memory samples of a run of a minute or more, one per minute, in MiB.
+    fn render_memory_by_minute(&self) -> String {
+        if self.rss_bytes_by_minute.is_empty() {
+            return String::new();
+        }
+        let mib = |samples: &[u64]| {
+            samples
+                .iter()
+                .map(|b| format!("{:.0}", *b as f64 / (1024.0 * 1024.0)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        format!(
+            "\nmemory at each minute's end, MiB: RSS {}; peak so far {}",
+            mib(&self.rss_bytes_by_minute),
+            mib(&self.peak_rss_bytes_by_minute)
         )
     }
 }
@@ -452,7 +475,8 @@ async fn drive(
     let (cpu_start_at, cpu_start) = cpu_at_start.await.map_err(|e| e.to_string())?;
     let cpu = (cpu_seconds() - cpu_start) / cpu_start_at.elapsed().as_secs_f64();
     sampler.abort();
-    report.rss_bytes_by_minute = rss_by_minute.lock().expect("samples lock").clone();
+    (report.rss_bytes_by_minute, report.peak_rss_bytes_by_minute) =
+        rss_by_minute.lock().expect("samples lock").iter().copied().unzip();
     counter.finish_and_clear();
     drop(orders);
     tasks.abort_all();
@@ -647,12 +671,14 @@ fn progress_bar(book: Arc<Mutex<Book>>, measure_from: Instant) -> indicatif::Pro
     bar
 }
 
-/// Records resident memory at the end of each minute from `from` on, until aborted.
-async fn sample_memory(from: Instant, samples: Arc<Mutex<Vec<u64>>>) {
+/// Records resident memory and its peak so far at the end of each minute from `from` on,
+/// until aborted.
+async fn sample_memory(from: Instant, samples: Arc<Mutex<Vec<(u64, u64)>>>) {
     let mut next = from + Duration::from_secs(60);
     loop {
         tokio::time::sleep_until(next.into()).await;
-        samples.lock().expect("samples lock").push(process_memory("VmRSS:"));
+        let sample = (process_memory("VmRSS:"), process_memory("VmHWM:"));
+        samples.lock().expect("samples lock").push(sample);
         next += Duration::from_secs(60);
     }
 }
