@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 
 use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank, RetiredPayment, StoreReader};
 use super::{Direction, Payment, ReturnState};
-use crate::hub::{MessageKey, MessageKeyHasher};
 use crate::ledger::{AccountId, Ledger};
-use crate::model::{Bic, InvestigationStatus, MessageId, Uetr};
+use crate::model::{Bic, InvestigationStatus, MessageId, MessageKey, MessageKeyHasher, Uetr};
 use crate::model::{PaymentStatus, ReasonCode};
 use crate::store::{GroupCommit, StoreError, Ticket};
 

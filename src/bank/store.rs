@@ -677,14 +677,13 @@ fn recover_payments(
     recovered: &mut RecoveredBank,
     held: bool,
 ) -> Result<(), StoreError> {
-    let columns = PAYMENT_COLUMNS;
     let sql = if held {
         format!(
-            "SELECT p.seq, i.first_seq, {columns} FROM payments p LEFT JOIN retired_payments i ON i.uetr = p.uetr
+            "SELECT p.seq, i.first_seq, {PAYMENT_COLUMNS} FROM payments p LEFT JOIN retired_payments i ON i.uetr = p.uetr
              WHERE i.latest_seq IS NULL OR p.seq > i.latest_seq ORDER BY p.seq"
         )
     } else {
-        format!("SELECT p.seq, NULL, {columns} FROM payments p ORDER BY p.seq")
+        format!("SELECT p.seq, NULL, {PAYMENT_COLUMNS} FROM payments p ORDER BY p.seq")
     };
     let mut statement = connection.prepare(&sql)?;
     let mut rows = statement.query([])?;

@@ -22,56 +22,9 @@
 //! which is as far as the hub can check them without a random-key index of every id.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
-use std::sync::OnceLock;
 
-use crate::model::{Bic, MessageId};
+use crate::model::{MessageKey, MessageKeyHasher};
 use crate::store::Ticket;
-
-/// A sender and message id, as 128 bits of two SipHash-1-3 digests under keys drawn at
-/// random when the process starts. Keyed, so no sender can choose message ids that
-/// collide with another's (and have them refused as conflicts); 128 bits, so that
-/// two of the set's million or so messages meet by chance with odds near 2^-88.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub(crate) struct MessageKey(u128);
-
-impl MessageKey {
-    /// The key of `message_id` from `sender`.
-    pub(crate) fn new(sender: Bic, message_id: &MessageId) -> Self {
-        static KEYS: OnceLock<[RandomState; 2]> = OnceLock::new();
-        let keys = KEYS.get_or_init(|| [RandomState::new(), RandomState::new()]);
-        let digest = |state: &RandomState| {
-            let mut hasher = state.build_hasher();
-            hasher.write(sender.as_str().as_bytes());
-            hasher.write_u8(0xff); // not a byte of a BIC: the two fields cannot run together
-            hasher.write(message_id.as_str().as_bytes());
-            hasher.finish()
-        };
-        Self(u128::from(digest(&keys[0])) << 64 | u128::from(digest(&keys[1])))
-    }
-}
-
-/// The hasher of maps and sets of [`MessageKey`]s: the keys are keyed digests already, so
-/// their low 64 bits serve.
-#[derive(Default)]
-pub(crate) struct DigestHasher(u64);
-
-/// Builds [`DigestHasher`]s, for a `HashMap` or `HashSet` of [`MessageKey`]s.
-pub(crate) type MessageKeyHasher = BuildHasherDefault<DigestHasher>;
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
-        }
-    }
-    fn write_u128(&mut self, digest: u128) {
-        self.0 = digest as u64;
-    }
-}
 
 /// What the hub keeps of a signature to tell a duplicate from a conflict: the first 8
 /// bytes of each half (R and s). The signature was verified over the message's bytes and
@@ -231,6 +184,7 @@ impl RecentMessages {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Bic, MessageId};
 
     fn key(id: &str) -> MessageKey {
         MessageKey::new(Bic::parse("BANKRUMMXXX").unwrap(), &MessageId::parse(id).unwrap())

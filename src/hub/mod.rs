@@ -39,10 +39,11 @@ use tonic::Code;
 
 use crate::crypto::{CryptoError, KeyDirectory, SignatureCheck, SignedEnvelope, SigningIdentity};
 use crate::directory::{Credentials, Directory};
-use crate::model::{Amount, Bic, Body, Currency, Message, MessageId, MessageType, ReasonCode, Uetr, wire};
+use crate::model::{
+    Amount, Bic, Body, Currency, Message, MessageId, MessageKey, MessageType, ReasonCode, Uetr, wire,
+};
 use crate::pb;
 use crate::store::{GroupCommit, StoreError, Ticket};
-pub(crate) use duplicates::{MessageKey, MessageKeyHasher};
 use duplicates::{RecentMessages, Seen};
 use positions::PositionError;
 use tracker::StatusEffect;
@@ -626,11 +627,12 @@ impl Hub {
         self.inner.archive.lock().expect("archive lock").count().map_err(|e| e.to_string())
     }
 
-    /// Forgets the messages kept their retention (the journal answers for them), then moves finished payments
-    /// older than the retention from memory to the archive:
-    /// copies them into one journal record, waits until it is durable, then lets go of
-    /// each that no message changed meanwhile. Off the message path: the state's lock is
-    /// held only to copy and to let go. Returns how many left memory.
+    /// Lets the duplicate check forget the messages it kept for a retention (the journal
+    /// answers for them), then moves finished payments older than the retention from
+    /// memory to the archive: copies them into one journal record, waits until it is
+    /// durable, then lets go of each that no message changed meanwhile. Off the message
+    /// path: the state's lock is held only to copy and to let go. Returns how many left
+    /// memory.
     pub async fn archive_finished(&self) -> Result<usize, String> {
         let retention_ms = duration_ms(self.inner.config.retention);
         {

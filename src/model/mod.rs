@@ -21,6 +21,7 @@ pub use currency::Currency;
 pub use error::ModelError;
 pub use fx::{Conversion, CurrencyPair, RATE_DIGITS_MAX, RATE_SCALE_MAX, Rate, SPREAD_BPS_MAX};
 pub use ids::{MESSAGE_ID_LENGTH_MAX, MessageId, Uetr};
+pub(crate) use ids::{MessageKey, MessageKeyHasher};
 pub use message::{
     Body, CancellationRequest, CreditTransfer, Header, Message, Party, PaymentReturn, PaymentStatusReport,
     ResolutionOfInvestigation, Statement, StatementEntry, parse_account_id,

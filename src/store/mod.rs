@@ -17,6 +17,7 @@ pub use sqlite::{DataLock, SCHEMA_VERSION, open_sqlite};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use tokio::sync::watch;
@@ -205,9 +206,9 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
             if queue.pending.is_empty() {
                 return;
             }
-            let pending: usize = queue.pending.iter().map(|(_, records)| records.len()).sum();
-            let rest =
-                spacing.wait(std::time::Instant::now()).filter(|_| busy && pending < BATCH_RECORDS_MAX);
+            let full =
+                || queue.pending.iter().map(|(_, records)| records.len()).sum::<usize>() >= BATCH_RECORDS_MAX;
+            let rest = spacing.wait(Instant::now()).filter(|_| busy && !full());
             if let Some(gap) = rest {
                 // Appends made meanwhile join this batch; they do not wake the writer.
                 drop(queue);
@@ -225,7 +226,7 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
             }
             (batch, ticket)
         };
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let written = backend.write_batch(&batch);
         let took = started.elapsed();
         spacing.committed(started, took);
@@ -253,24 +254,24 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
 #[derive(Debug, Default)]
 struct CommitSpacing {
     /// The last commit's start and its duration.
-    last: Option<(std::time::Instant, std::time::Duration)>,
+    last: Option<(Instant, Duration)>,
 }
 
 /// The next commit starts this many times the last commit's duration after its start.
 const COMMIT_SPACING: u32 = 2;
 
 /// The longest rest between commits, however slow the last one was.
-const COMMIT_SPACING_MAX: std::time::Duration = std::time::Duration::from_millis(5);
+const COMMIT_SPACING_MAX: Duration = Duration::from_millis(5);
 
 impl CommitSpacing {
     /// How long to wait at `now` before the next commit, if at all.
-    fn wait(&self, now: std::time::Instant) -> Option<std::time::Duration> {
+    fn wait(&self, now: Instant) -> Option<Duration> {
         let (started, took) = self.last?;
         let rest = (took * (COMMIT_SPACING - 1)).min(COMMIT_SPACING_MAX);
         (started + took + rest).checked_duration_since(now).filter(|wait| !wait.is_zero())
     }
 
-    fn committed(&mut self, started: std::time::Instant, took: std::time::Duration) {
+    fn committed(&mut self, started: Instant, took: Duration) {
         self.last = Some((started, took));
     }
 }
@@ -288,7 +289,7 @@ mod tests {
     impl Backend for SlowBackend {
         type Record = u64;
         fn write_batch(&mut self, records: &[u64]) -> Result<(), StoreError> {
-            std::thread::sleep(std::time::Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(2));
             self.written.lock().unwrap().extend_from_slice(records);
             *self.batches.lock().unwrap() += 1;
             Ok(())
@@ -318,7 +319,7 @@ mod tests {
                         journal.wait(ticket).await.expect("durable");
                     }
                     if i % 17 == 0 {
-                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
                 let last = journal.appended();
@@ -327,7 +328,7 @@ mod tests {
         }
         for task in tasks {
             // A generous guard, not a performance bound: a lost wake-up hangs forever.
-            tokio::time::timeout(std::time::Duration::from_secs(60), task)
+            tokio::time::timeout(Duration::from_secs(60), task)
                 .await
                 .expect("no append waits forever for a writer nobody woke")
                 .expect("the task ends");
@@ -347,7 +348,6 @@ mod tests {
     /// writes at once.
     #[test]
     fn commit_spacing_rests_as_long_as_the_last_commit_took() {
-        use std::time::{Duration, Instant};
         let ms = Duration::from_millis;
         let mut spacing = CommitSpacing::default();
         let start = Instant::now();
