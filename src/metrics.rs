@@ -25,6 +25,9 @@ pub const HUB_RECENT_MESSAGES: &str = "corridor_hub_recent_messages";
 pub const JOURNAL_BATCH: &str = "corridor_journal_batch_records";
 /// Time to write and fsync one group commit, by `node`.
 pub const JOURNAL_COMMIT: &str = "corridor_journal_commit_seconds";
+/// Time from each append to the group commit that made it durable, by `node`: what a
+/// message waits for durability (the batch gathering, the writer's rest, the commit).
+pub const JOURNAL_WAIT: &str = "corridor_journal_wait_seconds";
 /// Payments that became final at a bank, by `direction` and `status`.
 pub const BANK_PAYMENTS: &str = "corridor_bank_payments_total";
 /// Outgoing payments from the bank's durable order to their final status.

@@ -47,6 +47,29 @@ fn check_report(report: &Value, payments: f64) {
     assert_eq!(samples("peak_rss_bytes_by_minute"), Some(0), "{report:#}");
 }
 
+/// Where the time goes, on a network of its own: the journals of hub and banks all
+/// committed and reported their waits, and the five durable waits a payment makes (two
+/// at the hub, three at banks) are added up against the mean latency.
+fn check_breakdown(report: &Value) {
+    let breakdown = &report["time_breakdown"];
+    for node in ["hub", "banks"] {
+        let figure = |path: &[&str]| number(breakdown, &[&[node][..], path].concat());
+        let (mean, p50, p99) =
+            (figure(&["wait_ms", "mean"]), figure(&["wait_ms", "p50"]), figure(&["wait_ms", "p99"]));
+        assert!(mean > 0.0 && p50 > 0.0 && p50 <= p99, "{node}: {breakdown:#}");
+        assert!(figure(&["commit_ms", "mean"]) > 0.0, "{node}: {breakdown:#}");
+        assert!(
+            figure(&["commits_per_s"]) > 0.0 && figure(&["records_per_commit"]) >= 1.0,
+            "{node}: {breakdown:#}"
+        );
+    }
+    let durable = 2.0 * number(breakdown, &["hub", "wait_ms", "mean"])
+        + 3.0 * number(breakdown, &["banks", "wait_ms", "mean"]);
+    assert!((number(breakdown, &["durable_ms_per_payment"]) - durable).abs() < 1e-9, "{breakdown:#}");
+    let share = durable / number(report, &["latency_ms", "mean"]);
+    assert!((number(breakdown, &["durable_share_of_latency"]) - share).abs() < 1e-9, "{breakdown:#}");
+}
+
 /// Closed loop on a network of its own (hub and 3 banks, mTLS, durable storage): a
 /// fixed number of payments, every one completed, every figure reported.
 #[test]
@@ -57,9 +80,11 @@ fn a_closed_loop_run_on_its_own_network_reports_every_figure() {
     check_report(&report, 300.0);
     assert_eq!((report["mode"].as_str(), report["network"].as_str()), (Some("closed-loop"), Some("own")));
     assert_eq!(number(&report, &["banks"]), 3.0);
+    check_breakdown(&report);
     let text = corridor(&["loadgen", "--payments", "50", "--warmup", "0", "--ceiling-secs", "0.2"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    for words in ["payments/s", "p99", "crypto ceiling", "transport"] {
+    for words in ["payments/s", "p99", "crypto ceiling", "transport", "where the time goes", "bank journals"]
+    {
         assert!(text.contains(words), "{words} missing from:\n{text}");
     }
 }
@@ -131,6 +156,8 @@ async fn a_running_network_is_driven_and_reconciles_clean_afterwards() {
     let report = report(&output);
     assert_eq!(number(&report, &["payments_completed"]), 200.0, "{report:#}");
     assert_eq!(report["network"].as_str(), Some("running"));
+    // The nodes' metrics are their own (`--metrics-addr`), not the load generator's.
+    assert!(report["time_breakdown"].is_null(), "{report:#}");
     assert_eq!(network.banks[0].bank.payment(&own.uetr.to_string()).unwrap().status, PaymentStatus::Acsc);
 
     let nodes: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
@@ -269,6 +296,7 @@ fn hub_and_bank_serve_prometheus_metrics() {
         "corridor_hub_sessions 2",
         "corridor_journal_commit_seconds_bucket{node=\"hub\"",
         "corridor_journal_batch_records_count{node=\"hub\"}",
+        "corridor_journal_wait_seconds_bucket{node=\"hub\"",
     ] {
         assert!(hub_metrics.contains(line), "{line} missing from:\n{hub_metrics}");
     }

@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
+use super::breakdown::{JournalRecorder, TimeBreakdown};
 use super::{LocalNetwork, Rng, ceilings, operator_client};
 use crate::model::{Bic, Uetr};
 use crate::pb;
@@ -180,6 +181,9 @@ pub struct LoadgenReport {
     /// Peak resident memory so far (the high-water mark) at the end of each minute of
     /// the measurement.
     pub peak_rss_bytes_by_minute: Vec<u64>,
+    /// Where the time goes: the durable waits of a network of its own (`None` when
+    /// driving running nodes, whose metrics are their own).
+    pub time_breakdown: Option<TimeBreakdown>,
 }
 
 impl LoadgenReport {
@@ -193,7 +197,7 @@ impl LoadgenReport {
              throughput: {:.0} payments/s  ({:.0}% of the crypto ceiling)\n\
              latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
              ceilings: crypto {:.0} payments/s; transport {:.0} messages/s\n\
-             cpu: {:.2} cores; peak RSS {:.1} MiB{}",
+             cpu: {:.2} cores; peak RSS {:.1} MiB{}{}",
             self.mode,
             self.network,
             self.banks,
@@ -214,6 +218,7 @@ impl LoadgenReport {
             self.cpu_cores_used,
             self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             self.render_memory_by_minute(),
+            self.time_breakdown.as_ref().map(|b| format!("\n{}", b.render(l.mean))).unwrap_or_default(),
         )
     }
 
@@ -284,6 +289,7 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
     config.validate()?;
     let temporary = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let mut own = None;
+    let mut recorder = None;
     let (network, banks) = match &config.target {
         Some(target) => (NetworkDir::new(&target.dir), target.banks.clone()),
         None => {
@@ -292,6 +298,7 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
                 config.banks,
                 temporary.path().display()
             ));
+            recorder = JournalRecorder::installed();
             let local = start_own(temporary.path(), config.banks).await?;
             let started =
                 (local.network.clone(), local.banks.iter().map(|b| (b.bic, b.url.clone())).collect());
@@ -312,7 +319,7 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
         report.transport_ceiling_messages_per_s =
             ceilings::transport_ceiling(&network, bytes, 1024, duration).await?;
     }
-    let driven = drive(config, &network, &banks, progress, &mut report).await;
+    let driven = drive(config, &network, &banks, recorder, progress, &mut report).await;
     if let Some(local) = own {
         local.stop().await?;
     }
@@ -409,6 +416,7 @@ async fn drive(
     config: &LoadgenConfig,
     network: &NetworkDir,
     banks: &[(Bic, String)],
+    recorder: Option<&'static JournalRecorder>,
     progress: &(dyn Fn(&str) + Sync),
     report: &mut LoadgenReport,
 ) -> Result<(), String> {
@@ -468,12 +476,16 @@ async fn drive(
     let sampler = tokio::spawn(sample_memory(measure_from, rss_by_minute.clone()));
     let cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
+        if let Some(recorder) = recorder {
+            recorder.reset();
+        }
         (Instant::now(), cpu_seconds())
     });
     let sent = generate(config, &bics, &orders, &book, &window, start).await;
     let drained = drain(&book, &mut tasks).await;
     let (cpu_start_at, cpu_start) = cpu_at_start.await.map_err(|e| e.to_string())?;
-    let cpu = (cpu_seconds() - cpu_start) / cpu_start_at.elapsed().as_secs_f64();
+    let measured_for = cpu_start_at.elapsed().as_secs_f64();
+    let cpu = (cpu_seconds() - cpu_start) / measured_for;
     sampler.abort();
     (report.rss_bytes_by_minute, report.peak_rss_bytes_by_minute) =
         rss_by_minute.lock().expect("samples lock").iter().copied().unzip();
@@ -501,6 +513,7 @@ async fn drive(
         max: ms(latency.max()),
         mean: latency.mean() / 1000.0,
     };
+    report.time_breakdown = recorder.map(|r| r.breakdown(measured_for, report.latency_ms.mean));
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! Everything here runs the real parts: real gRPC over real sockets, real mTLS with
 //! certificates from the demo PKI, real signatures.
 
+pub mod breakdown;
 pub mod ceilings;
 pub mod demo;
 pub mod loadgen;

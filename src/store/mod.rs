@@ -70,8 +70,8 @@ impl Ticket {
 }
 
 struct Queue<R> {
-    /// Appends not yet taken by the writer, with their tickets.
-    pending: VecDeque<(u64, Vec<R>)>,
+    /// Appends not yet taken by the writer, with their tickets and when they were made.
+    pending: VecDeque<(u64, Instant, Vec<R>)>,
     /// Ticket of the last append.
     appended: u64,
     /// Set when the journal is dropped: the writer drains and exits.
@@ -126,10 +126,11 @@ impl<R: Send + 'static> GroupCommit<R> {
     /// request awaits its ticket before doing more, and those are bounded by the
     /// server's stream and connection limits.
     pub fn append(&self, records: Vec<R>) -> Ticket {
+        let now = Instant::now();
         let mut queue = self.shared.queue.lock().expect("journal queue lock");
         queue.appended += 1;
         let ticket = queue.appended;
-        queue.pending.push_back((ticket, records));
+        queue.pending.push_back((ticket, now, records));
         let wake = std::mem::take(&mut queue.writer_waiting);
         drop(queue);
         if wake {
@@ -195,7 +196,7 @@ impl<R> Drop for GroupCommit<R> {
 fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
     let mut spacing = CommitSpacing::default();
     loop {
-        let (batch, ticket) = {
+        let (batch, appended_at, ticket) = {
             let mut queue = shared.queue.lock().expect("journal queue lock");
             let busy = !queue.pending.is_empty();
             while queue.pending.is_empty() && !queue.closing {
@@ -206,8 +207,9 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
             if queue.pending.is_empty() {
                 return;
             }
-            let full =
-                || queue.pending.iter().map(|(_, records)| records.len()).sum::<usize>() >= BATCH_RECORDS_MAX;
+            let full = || {
+                queue.pending.iter().map(|(_, _, records)| records.len()).sum::<usize>() >= BATCH_RECORDS_MAX
+            };
             let rest = spacing.wait(Instant::now()).filter(|_| busy && !full());
             if let Some(gap) = rest {
                 // Appends made meanwhile join this batch; they do not wake the writer.
@@ -216,15 +218,17 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
                 queue = shared.queue.lock().expect("journal queue lock");
             }
             let mut batch = Vec::new();
+            let mut appended_at = Vec::new();
             let mut ticket = 0;
-            while let Some((next_ticket, records)) = queue.pending.pop_front() {
+            while let Some((next_ticket, at, records)) = queue.pending.pop_front() {
                 batch.extend(records);
+                appended_at.push(at);
                 ticket = next_ticket;
                 if batch.len() >= BATCH_RECORDS_MAX {
                     break;
                 }
             }
-            (batch, ticket)
+            (batch, appended_at, ticket)
         };
         let started = Instant::now();
         let written = backend.write_batch(&batch);
@@ -239,6 +243,11 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
             return;
         }
         shared.durable.send_replace(ticket);
+        let durable_at = Instant::now();
+        let wait = metrics::histogram!(crate::metrics::JOURNAL_WAIT, "node" => shared.name);
+        for at in appended_at {
+            wait.record(durable_at.saturating_duration_since(at).as_secs_f64());
+        }
     }
 }
 
