@@ -12,7 +12,10 @@
 //! durations and sizes, in fixed-size HdrHistograms, and reads them over the measurement.
 //! Every other metric is dropped. The mean waits, two at the hub and three at banks, add
 //! up to the durable part of the mean latency; what is left is signatures, the network
-//! and the wait for a core.
+//! and the wait for a core. (The means are over every append, the confirmations nobody
+//! waits for too; those ride in the same commits as a payment's own records.) The
+//! recorder is the process's: runs of the load generator at the same time in one process
+//! would share it.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
