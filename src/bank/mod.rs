@@ -243,9 +243,13 @@ struct BankInner {
     /// journalled while it is held, so the journal's order is the state's.
     state: Mutex<BankState>,
     journal: GroupCommit<BankChange>,
-    /// Reads what memory no longer holds. Taken after `state` when both are needed, never
-    /// before it.
+    /// Reads what memory no longer holds, for the message path. Taken after `state` when
+    /// both are needed, never before it.
     reader: Mutex<StoreReader>,
+    /// The same for an operator's reads (a payment, the list, a statement), never taken
+    /// with `state`: a list of every payment after a long run reads for seconds, and the
+    /// message path, which reads the store while it holds `state`, must not wait for it.
+    operator_reader: Mutex<StoreReader>,
     config: BankConfig,
     /// Woken when the outbox has something new to send.
     outbox_wake: Notify,
@@ -283,6 +287,7 @@ impl Bank {
         let (store, recovered) =
             SqliteBankStore::open(data_dir, bic, hold_since_unix_ms).map_err(|e| e.to_string())?;
         let reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
+        let operator_reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
         let state = BankState::recover(recovered, config.retention)?;
         tracing::info!(bank = %bic, payments_held = state.payments().count(), unacknowledged = state.outbox.len(), "bank store recovered");
         let last_osn = state.cursor.last_osn_processed;
@@ -292,6 +297,7 @@ impl Bank {
             state: Mutex::new(state),
             journal: GroupCommit::start(store, "bank"),
             reader: Mutex::new(reader),
+            operator_reader: Mutex::new(operator_reader),
             config,
             outbox_wake: Notify::new(),
             last_osn_durable: AtomicU64::new(last_osn),
@@ -332,9 +338,14 @@ impl Bank {
         self.inner.state.lock().expect("bank state lock")
     }
 
-    /// The store's reader; taken after the state lock, if both.
+    /// The store's reader for the message path; taken after the state lock, if both.
     fn reader(&self) -> std::sync::MutexGuard<'_, StoreReader> {
         self.inner.reader.lock().expect("bank store reader lock")
+    }
+
+    /// The store's reader for an operator's reads; never taken with the state lock.
+    fn operator_reader(&self) -> std::sync::MutexGuard<'_, StoreReader> {
+        self.inner.operator_reader.lock().expect("bank operator reader lock")
     }
 
     /// This bank's settings.
@@ -375,7 +386,7 @@ impl Bank {
             return Ok(payment);
         }
         // Not in memory: retired (the store holds its latest version durably) or unknown.
-        let stored = self.reader().retired_payment(uetr)?;
+        let stored = self.operator_reader().retired_payment(uetr)?;
         stored.map(|s| s.payment).ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))
     }
 
@@ -384,7 +395,7 @@ impl Bank {
         let held: Vec<(i64, Payment)> = self.state().payments().map(|(seq, p)| (seq, p.clone())).collect();
         let in_memory: std::collections::HashSet<Uetr> = held.iter().map(|(_, p)| p.uetr).collect();
         // Read after memory: whatever left memory since is in the store already.
-        let retired = self.reader().retired_payments()?;
+        let retired = self.operator_reader().retired_payments()?;
         let mut retired = retired.into_iter().filter(|s| !in_memory.contains(&s.payment.uetr)).peekable();
         let mut held = held.into_iter().peekable();
         let mut payments = Vec::with_capacity(in_memory.len());
@@ -445,7 +456,7 @@ impl Bank {
             (holder, forgotten, held, message_ids)
         };
         // Postings that left memory are durable: read them after letting go of the state.
-        let reader = self.reader();
+        let reader = self.operator_reader();
         let mut postings = Vec::new();
         reader.postings_since(from_time_unix_ms, postings_forgotten, |number, posting, booked| {
             if statement::touches(&posting, &account) {
@@ -522,4 +533,48 @@ pub fn unix_ms_now() -> i64 {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("the clock is after 1970");
     i64::try_from(now.as_millis()).expect("milliseconds fit in i64 until the year 292 million")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::tls::Role;
+
+    /// An operator's reads (a payment, the list of payments, a statement) use a store
+    /// connection of their own. The message path reads the store while it holds the
+    /// bank's state, so if a long list held its reader, every delivery, ACK and order
+    /// would wait behind it. Here the message path's reader is held throughout, as a
+    /// delivery holds it, and the operator's reads still answer.
+    #[tokio::test]
+    async fn operator_reads_do_not_wait_for_the_message_paths_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ru, ir) = (Bic::parse("BANKRUMMXXX").unwrap(), Bic::parse("BANKIRTHXXX").unwrap());
+        let pki = crate::tls::init(dir.path(), &[ru, ir]).unwrap();
+        let identity = pki.signing_identity(Role::Bank(ru)).unwrap();
+        let directory = crate::directory::Directory::load(pki.root()).unwrap();
+        let bank = Bank::open(identity, directory, &pki.bank_data_dir(ru)).unwrap();
+        bank.open_account("C001", "CNY", "Customer", "100.00").await.unwrap();
+
+        let held = bank.reader();
+        let (answered, answers) = std::sync::mpsc::channel();
+        let operator = bank.clone();
+        std::thread::spawn(move || {
+            let unknown = Uetr::generate().to_string();
+            let refused = operator.payment(&unknown).is_err();
+            let payments = operator.payments().map(|p| p.len()).map_err(|e| e.to_string());
+            let statement = operator.statement("C001", "CNY", 0, i64::MAX);
+            let entries = statement.map(|s| s.entries.len()).map_err(|e| e.to_string());
+            // The test may have given up waiting: then nobody hears this.
+            let _ = answered.send((refused, payments, entries));
+        });
+        // A bound for a stuck thread, not a measure of speed: the reads take milliseconds.
+        let (unknown_refused, payments, entries) =
+            answers.recv_timeout(Duration::from_secs(60)).expect("the operator's reads answered");
+        drop(held);
+        assert!(unknown_refused);
+        assert_eq!(payments.unwrap(), 0);
+        assert_eq!(entries.unwrap(), 1, "the opening deposit");
+    }
 }
