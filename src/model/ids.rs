@@ -125,31 +125,6 @@ impl fmt::Debug for MessageId {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uetr_round_trips_and_refuses_other_forms() {
-        let uetr = Uetr::generate();
-        assert_eq!(Uetr::parse(&uetr.to_string()).unwrap(), uetr);
-        let upper = uetr.to_string().to_uppercase();
-        assert!(Uetr::parse(&upper).is_err());
-        // A version 1 UUID is not a UETR.
-        assert!(Uetr::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8").is_err());
-        assert!(Uetr::parse(&uetr.as_uuid().simple().to_string()).is_err());
-    }
-
-    #[test]
-    fn message_ids_are_bounded() {
-        assert!(MessageId::parse("MSG-2026/11:28.1").is_ok());
-        assert!(MessageId::parse("").is_err());
-        assert!(MessageId::parse(&"A".repeat(36)).is_err());
-        assert!(MessageId::parse("with space").is_err());
-        assert_eq!(MessageId::generate().as_str().len(), 32);
-    }
-}
-
 /// A sender and message id, as 128 bits of two SipHash-1-3 digests under keys drawn at
 /// random when the process starts. Keyed, so no sender can choose message ids that
 /// collide with another's (and have them refused as conflicts); 128 bits, so that
@@ -193,5 +168,30 @@ impl Hasher for DigestHasher {
     }
     fn write_u128(&mut self, digest: u128) {
         self.0 = digest as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uetr_round_trips_and_refuses_other_forms() {
+        let uetr = Uetr::generate();
+        assert_eq!(Uetr::parse(&uetr.to_string()).unwrap(), uetr);
+        let upper = uetr.to_string().to_uppercase();
+        assert!(Uetr::parse(&upper).is_err());
+        // A version 1 UUID is not a UETR.
+        assert!(Uetr::parse("6ba7b810-9dad-11d1-80b4-00c04fd430c8").is_err());
+        assert!(Uetr::parse(&uetr.as_uuid().simple().to_string()).is_err());
+    }
+
+    #[test]
+    fn message_ids_are_bounded() {
+        assert!(MessageId::parse("MSG-2026/11:28.1").is_ok());
+        assert!(MessageId::parse("").is_err());
+        assert!(MessageId::parse(&"A".repeat(36)).is_err());
+        assert!(MessageId::parse("with space").is_err());
+        assert_eq!(MessageId::generate().as_str().len(), 32);
     }
 }

@@ -23,35 +23,23 @@ use hdrhistogram::Histogram as Hdr;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use serde::Serialize;
 
+use super::loadgen::LatencyMs;
 use crate::metrics::{JOURNAL_BATCH, JOURNAL_COMMIT, JOURNAL_WAIT};
 
 /// Group commits a payment waits for in series: two at the hub, three at banks.
 pub const HUB_WAITS_PER_PAYMENT: u32 = 2;
 /// See [`HUB_WAITS_PER_PAYMENT`].
 pub const BANK_WAITS_PER_PAYMENT: u32 = 3;
-/// Longest time kept exactly, in µs (longer ones are clamped to it).
-const MICROS_MAX: u64 = 120_000_000;
 /// Largest batch kept exactly.
 const RECORDS_MAX: u64 = crate::store::BATCH_RECORDS_MAX as u64;
-
-/// Mean and quantiles of a time, in ms.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct TimeMs {
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-}
 
 /// One kind of node's journals over the measurement.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct JournalFigures {
     /// From an append to its commit being durable.
-    pub wait_ms: TimeMs,
+    pub wait_ms: LatencyMs,
     /// One commit: its transaction and its fsync.
-    pub commit_ms: TimeMs,
+    pub commit_ms: LatencyMs,
     /// Commits per second (all journals of this kind together).
     pub commits_per_s: f64,
     /// Records per commit, mean.
@@ -106,39 +94,29 @@ struct Kept {
     values: Mutex<Hdr<u64>>,
     /// What one recorded unit (a second, a record) is in the histogram's integers.
     scale: f64,
-    max: u64,
 }
 
 impl Kept {
-    fn new(scale: f64, max: u64) -> Self {
-        let values = Hdr::new_with_bounds(1, max, 3).expect("valid bounds");
-        Self { values: Mutex::new(values), scale, max }
+    fn new(values: Hdr<u64>, scale: f64) -> Self {
+        Self { values: Mutex::new(values), scale }
     }
 
+    /// Times, kept in µs as the load generator keeps its latencies.
     fn micros() -> Self {
-        Self::new(1e6, MICROS_MAX)
+        Self::new(LatencyMs::histogram(), 1e6)
     }
 
     fn records() -> Self {
-        Self::new(1.0, RECORDS_MAX)
+        Self::new(Hdr::new_with_bounds(1, RECORDS_MAX, 3).expect("valid bounds"), 1.0)
     }
 
     fn reset(&self) {
         self.values.lock().expect("histogram lock").reset();
     }
 
-    /// Mean and quantiles in ms (the histogram holding µs).
-    fn time_ms(&self) -> TimeMs {
-        let values = self.values.lock().expect("histogram lock");
-        if values.is_empty() {
-            return TimeMs::default();
-        }
-        let ms = |micros: u64| micros as f64 / 1000.0;
-        TimeMs {
-            mean: values.mean() / 1000.0,
-            p50: ms(values.value_at_quantile(0.50)),
-            p99: ms(values.value_at_quantile(0.99)),
-        }
+    /// Percentiles in ms (the histogram holding µs).
+    fn time_ms(&self) -> LatencyMs {
+        LatencyMs::of(&self.values.lock().expect("histogram lock"))
     }
 
     fn count_and_mean(&self) -> (u64, f64) {
@@ -149,8 +127,10 @@ impl Kept {
 
 impl metrics::HistogramFn for Kept {
     fn record(&self, value: f64) {
-        let scaled = ((value * self.scale).round() as u64).clamp(1, self.max);
-        self.values.lock().expect("histogram lock").record(scaled).expect("clamped to the histogram's range");
+        let mut values = self.values.lock().expect("histogram lock");
+        // Beyond the histogram's range, the value is clamped to its highest.
+        let scaled = ((value * self.scale).round() as u64).clamp(1, values.high());
+        values.record(scaled).expect("clamped to the histogram's range");
     }
 }
 

@@ -140,6 +140,29 @@ pub struct LatencyMs {
     pub mean: f64,
 }
 
+impl LatencyMs {
+    /// A histogram of latencies in µs, up to [`LATENCY_MAX`].
+    pub(super) fn histogram() -> Histogram<u64> {
+        Histogram::new_with_bounds(1, LATENCY_MAX.as_micros() as u64, 3).expect("valid bounds")
+    }
+
+    /// The percentiles of `micros`, a histogram of latencies in µs (all zero if empty).
+    pub(super) fn of(micros: &Histogram<u64>) -> Self {
+        if micros.is_empty() {
+            return Self::default();
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Self {
+            p50: ms(micros.value_at_quantile(0.50)),
+            p90: ms(micros.value_at_quantile(0.90)),
+            p99: ms(micros.value_at_quantile(0.99)),
+            p999: ms(micros.value_at_quantile(0.999)),
+            max: ms(micros.max()),
+            mean: micros.mean() / 1000.0,
+        }
+    }
+}
+
 /// The result of a run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LoadgenReport {
@@ -429,7 +452,7 @@ async fn drive(
         early: HashMap::new(),
         measure_from,
         measure_until,
-        latency: Histogram::new_with_bounds(1, LATENCY_MAX.as_micros() as u64, 3).expect("valid bounds"),
+        latency: LatencyMs::histogram(),
         completed: 0,
         rejected: 0,
         refused: 0,
@@ -503,16 +526,7 @@ async fn drive(
     report.payments_per_s =
         if report.duration_s > 0.0 { book.completed as f64 / report.duration_s } else { 0.0 };
     report.cpu_cores_used = cpu;
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    let latency = &book.latency;
-    report.latency_ms = LatencyMs {
-        p50: ms(latency.value_at_quantile(0.50)),
-        p90: ms(latency.value_at_quantile(0.90)),
-        p99: ms(latency.value_at_quantile(0.99)),
-        p999: ms(latency.value_at_quantile(0.999)),
-        max: ms(latency.max()),
-        mean: latency.mean() / 1000.0,
-    };
+    report.latency_ms = LatencyMs::of(&book.latency);
     report.time_breakdown = recorder.map(|r| r.breakdown(measured_for, report.latency_ms.mean));
     Ok(())
 }

@@ -195,8 +195,10 @@ impl<R> Drop for GroupCommit<R> {
 
 fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
     let mut spacing = CommitSpacing::default();
+    // When each append of the batch was made: kept across commits, so no allocation.
+    let mut appended_at = Vec::new();
     loop {
-        let (batch, appended_at, ticket) = {
+        let (batch, ticket) = {
             let mut queue = shared.queue.lock().expect("journal queue lock");
             let busy = !queue.pending.is_empty();
             while queue.pending.is_empty() && !queue.closing {
@@ -218,7 +220,6 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
                 queue = shared.queue.lock().expect("journal queue lock");
             }
             let mut batch = Vec::new();
-            let mut appended_at = Vec::new();
             let mut ticket = 0;
             while let Some((next_ticket, at, records)) = queue.pending.pop_front() {
                 batch.extend(records);
@@ -228,7 +229,7 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
                     break;
                 }
             }
-            (batch, appended_at, ticket)
+            (batch, ticket)
         };
         let started = Instant::now();
         let written = backend.write_batch(&batch);
@@ -245,7 +246,7 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
         shared.durable.send_replace(ticket);
         let durable_at = Instant::now();
         let wait = metrics::histogram!(crate::metrics::JOURNAL_WAIT, "node" => shared.name);
-        for at in appended_at {
+        for at in appended_at.drain(..) {
             wait.record(durable_at.saturating_duration_since(at).as_secs_f64());
         }
     }
