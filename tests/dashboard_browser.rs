@@ -4,9 +4,16 @@
 //! payments flow, and a search by UETR draws that payment's path; a screenshot is kept in
 //! `target/test-artifacts/`. A second test proves the browser harness itself on a page
 //! served here: it sees the page change, types and clicks, and catches console errors.
+//!
+//! Without Chromium each test says on stderr that it skipped and how to install it, and
+//! passes; under CI (or `CORRIDOR_REQUIRE_EXTERNAL=1`) it fails instead (`common/external.rs`).
+//! The last two tests check that rule itself, by running this test binary again with no
+//! Chromium to be found.
 
 #[path = "common/browser.rs"]
 mod browser;
+#[path = "common/external.rs"]
+mod external;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -15,6 +22,7 @@ use std::time::Duration;
 
 use browser::Browser;
 use corridor::model::Uetr;
+use external::CHROMIUM;
 use corridor::sim::demo::{DEMO_BANKS, DemoConfig, render, run_demo};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -81,8 +89,12 @@ fn serve_harness_page() -> String {
 
 #[test]
 fn the_browser_harness_reads_types_clicks_and_catches_console_errors() {
+    let Some(chromium) = CHROMIUM.require("the_browser_harness_reads_types_clicks_and_catches_console_errors")
+    else {
+        return;
+    };
     let url = serve_harness_page();
-    let mut browser = Browser::launch().unwrap_or_else(|e| panic!("{e}"));
+    let mut browser = Browser::launch(&chromium).unwrap_or_else(|e| panic!("{e}"));
     browser.navigate(&url, PAGE_TIMEOUT).unwrap();
     assert_eq!(browser.console_errors().unwrap(), Vec::<String>::new());
     assert_eq!(browser.eval("document.title").unwrap(), json!("harness"));
@@ -119,8 +131,9 @@ fn the_browser_harness_reads_types_clicks_and_catches_console_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_demo_live_in_headless_chromium() {
-    // Missing Chromium fails the test (it never passes unseen), saying how to install it.
-    browser::chromium_path().unwrap_or_else(|e| panic!("{e}"));
+    let Some(chromium) = CHROMIUM.require("the_dashboard_shows_the_demo_live_in_headless_chromium") else {
+        return;
+    };
     let hold = CancellationToken::new();
     let config = DemoConfig {
         banks: BANKS,
@@ -138,7 +151,7 @@ async fn the_dashboard_shows_the_demo_live_in_headless_chromium() {
     let browser_side = tokio::task::spawn_blocking(move || {
         // Whatever happens, even a panic, the demo is then let go.
         let _release = hold.drop_guard();
-        drive_the_dashboard(&heard)
+        drive_the_dashboard(&chromium, &heard)
     });
     let mut progress = Vec::new();
     let summary = run_demo(&config, &mut |step: &str| {
@@ -172,9 +185,9 @@ fn hear<T>(
 }
 
 /// Everything the browser checks, in order; an error says which check failed.
-fn drive_the_dashboard(heard: &std::sync::mpsc::Receiver<String>) -> Result<(), String> {
+fn drive_the_dashboard(chromium: &std::path::Path, heard: &std::sync::mpsc::Receiver<String>) -> Result<(), String> {
     // Started before the network, so that it is ready when the payments flow.
-    let mut browser = Browser::launch()?;
+    let mut browser = Browser::launch(chromium)?;
     let url = hear(heard, "its dashboard's address", |line| {
         line.strip_prefix("Dashboard: ").map(|url| url.trim().to_owned())
     })?;
@@ -263,4 +276,49 @@ fn drive_the_dashboard(heard: &std::sync::mpsc::Receiver<String>) -> Result<(), 
         println!("screenshot: {}", shot.display());
     }
     Ok(())
+}
+
+/// Runs this test binary's harness test again, alone, where no Chromium can be found: no
+/// `$CHROMIUM`, and a `PATH` of one empty directory. `extra` adds to its environment.
+fn harness_test_without_chromium(extra: &[(&str, &str)]) -> std::process::Output {
+    let empty = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "the_browser_harness_reads_types_clicks_and_catches_console_errors", "--nocapture"])
+        .env("PATH", empty.path())
+        .env_remove("CHROMIUM")
+        .env_remove("CI")
+        .env_remove("CORRIDOR_REQUIRE_EXTERNAL");
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+/// The first-hour rule: on a fresh machine without Chromium, `cargo test` passes and says the
+/// browser test skipped, why, and how to install what it needs.
+#[test]
+fn without_chromium_the_browser_test_skips_and_says_how_to_install_it() {
+    let run = harness_test_without_chromium(&[]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}\n{}", String::from_utf8_lossy(&run.stdout));
+    assert!(stderr.contains("SKIPPED: `chromium` is not installed"), "{stderr}");
+    assert!(stderr.contains("apt-get install -y --no-install-recommends chromium"), "{stderr}");
+}
+
+/// Under CI, or with `CORRIDOR_REQUIRE_EXTERNAL=1`, a missing Chromium fails the test, saying
+/// what to install, so that CI never passes a browser test it did not run.
+#[test]
+fn under_ci_a_missing_chromium_fails_the_browser_test() {
+    for required in [("CI", "true"), ("CORRIDOR_REQUIRE_EXTERNAL", "1")] {
+        let run = harness_test_without_chromium(&[required]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{required:?}: {stderr}");
+        assert!(stderr.contains("FAILED: CI (or CORRIDOR_REQUIRE_EXTERNAL=1) requires"), "{required:?}: {stderr}");
+        assert!(stderr.contains("apt-get install -y --no-install-recommends chromium"), "{required:?}: {stderr}");
+    }
+    // `CI=false` (or `0`, or empty) is no CI.
+    assert!(!external::required(Some("false".into()), None));
+    assert!(!external::required(Some(String::new()), Some("0".into())));
+    assert!(external::required(Some("1".into()), None));
 }

@@ -1,5 +1,5 @@
 //! A small Chrome DevTools Protocol client for the browser tests: starts Debian's headless
-//! `chromium` with a fresh profile, opens one page and speaks to it over the protocol's
+//! `chromium` (found by `external::CHROMIUM`) with a fresh profile, opens one page and speaks to it over the protocol's
 //! WebSocket (on loopback). It navigates, evaluates JavaScript, polls a condition with a
 //! bounded timeout, types and clicks, takes a screenshot, and collects every console
 //! error and uncaught exception the page reports. Blocking: call it from a plain thread
@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,24 +19,6 @@ use tungstenite::{Message, WebSocket};
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Size of the page's window, as on a projector.
 const WINDOW: &str = "--window-size=1366,900";
-
-/// Where the browser is: `$CHROMIUM`, else `chromium` on the `PATH`.
-pub fn chromium_path() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        return Ok(path.into());
-    }
-    let found = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("chromium"))
-        .find(|path| path.is_file());
-    found.ok_or_else(|| {
-        "headless Chromium is not installed: this test needs Debian's `chromium` package, which \
-         `.ci/run` installs when it is missing (by hand: `apt-get update && apt-get install -y \
-         --no-install-recommends chromium`, or point $CHROMIUM at a Chromium binary)"
-            .to_owned()
-    })
-}
 
 /// A headless Chromium with one page open.
 pub struct Browser {
@@ -51,9 +33,9 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts the browser and opens a blank page with the runtime, log and page domains on.
-    pub fn launch() -> Result<Self, String> {
-        let chromium = chromium_path()?;
+    /// Starts the browser at `chromium` and opens a blank page with the runtime, log and page
+    /// domains on.
+    pub fn launch(chromium: &Path) -> Result<Self, String> {
         let profile = tempfile::tempdir().map_err(|e| format!("profile directory: {e}"))?;
         let mut child = Command::new(&chromium)
             .args([
