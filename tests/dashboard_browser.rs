@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use browser::Browser;
 use corridor::model::Uetr;
-use external::CHROMIUM;
 use corridor::sim::demo::{DEMO_BANKS, DemoConfig, render, run_demo};
+use external::CHROMIUM;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -89,7 +89,8 @@ fn serve_harness_page() -> String {
 
 #[test]
 fn the_browser_harness_reads_types_clicks_and_catches_console_errors() {
-    let Some(chromium) = CHROMIUM.require("the_browser_harness_reads_types_clicks_and_catches_console_errors")
+    let Some(chromium) =
+        CHROMIUM.require("the_browser_harness_reads_types_clicks_and_catches_console_errors")
     else {
         return;
     };
@@ -185,7 +186,10 @@ fn hear<T>(
 }
 
 /// Everything the browser checks, in order; an error says which check failed.
-fn drive_the_dashboard(chromium: &std::path::Path, heard: &std::sync::mpsc::Receiver<String>) -> Result<(), String> {
+fn drive_the_dashboard(
+    chromium: &std::path::Path,
+    heard: &std::sync::mpsc::Receiver<String>,
+) -> Result<(), String> {
     // Started before the network, so that it is ready when the payments flow.
     let mut browser = Browser::launch(chromium)?;
     let url = hear(heard, "its dashboard's address", |line| {
@@ -314,8 +318,14 @@ fn under_ci_a_missing_chromium_fails_the_browser_test() {
         let run = harness_test_without_chromium(&[required]);
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(!run.status.success(), "{required:?}: {stderr}");
-        assert!(stderr.contains("FAILED: CI (or CORRIDOR_REQUIRE_EXTERNAL=1) requires"), "{required:?}: {stderr}");
-        assert!(stderr.contains("apt-get install -y --no-install-recommends chromium"), "{required:?}: {stderr}");
+        assert!(
+            stderr.contains("FAILED: CI (or CORRIDOR_REQUIRE_EXTERNAL=1) requires"),
+            "{required:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("apt-get install -y --no-install-recommends chromium"),
+            "{required:?}: {stderr}"
+        );
     }
     // `CI=false` (or `0`, or empty) is no CI.
     assert!(!external::required(Some("false".into()), None));
