@@ -37,7 +37,7 @@ impl Browser {
     /// domains on.
     pub fn launch(chromium: &Path) -> Result<Self, String> {
         let profile = tempfile::tempdir().map_err(|e| format!("profile directory: {e}"))?;
-        let mut child = Command::new(&chromium)
+        let mut child = Command::new(chromium)
             .args([
                 "--headless",
                 "--no-sandbox",
