@@ -1,0 +1,95 @@
+//! `corridor reconcile` (the hub and every bank agree) and `corridor audit` (every archived
+//! message verifies against the key valid when it was created).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Result, anyhow};
+use clap::Args;
+use corridor::directory::Directory;
+use corridor::hub;
+use corridor::tls::NetworkDir;
+
+use super::bank_urls;
+
+/// The arguments of `corridor audit`.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Network directory.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The hub's data directory [default: DIR/data/hub].
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+/// The arguments of `corridor reconcile`.
+#[derive(Args)]
+pub struct ReconcileArgs {
+    /// Network directory (directory file and operator certificate).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The running hub's URL; without it, reads stopped nodes' data offline.
+    #[arg(long, requires = "banks")]
+    hub: Option<String>,
+    /// A running bank as BIC=URL, once per bank (with --hub).
+    #[arg(long = "bank", value_name = "BIC=URL", requires = "hub")]
+    banks: Vec<String>,
+    /// Offline: the data root holding hub/ and banks/<BIC>/ [default: DIR/data].
+    #[arg(long, conflicts_with = "hub")]
+    data: Option<PathBuf>,
+    /// Live: how long to wait for payments in transit to settle, in seconds.
+    #[arg(long, default_value_t = 10)]
+    wait_secs: u64,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Audits a stopped hub's journal: exit 1 when a message fails.
+pub fn audit(args: AuditArgs) -> Result<ExitCode> {
+    let network = NetworkDir::new(args.dir);
+    let directory = Directory::load(network.root())?;
+    let data = args.data.unwrap_or_else(|| network.hub_data_dir());
+    let report = hub::audit_journal(&directory, &data).map_err(|e| anyhow!(e))?;
+    say!("{} archived messages verified against the keys valid when they were created", report.verified);
+    for (message_id, problem) in &report.failed {
+        say!("FAILED {message_id}: {problem}");
+    }
+    Ok(if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Reconciles and prints the report: exit 0 clean, 1 breaks found, 2 could not run.
+pub async fn run(args: ReconcileArgs) -> Result<ExitCode> {
+    let json = args.json;
+    // Exit status 2 when it could not run, so that 1 always means breaks found.
+    let report = match reconcile(args).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: cannot reconcile: {error:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if json {
+        say!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        say!("{}", report.render().trim_end());
+    }
+    Ok(if report.is_clean() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+async fn reconcile(args: ReconcileArgs) -> Result<corridor::reconcile::Report> {
+    use corridor::reconcile::{reconcile, sources};
+    let ReconcileArgs { dir, hub, banks, data, wait_secs, json: _ } = args;
+    let network = NetworkDir::new(dir);
+    let directory = Directory::load(network.root())?;
+    let Some(hub) = hub else {
+        let data = data.unwrap_or_else(|| network.root().join("data"));
+        let (hub, views) =
+            sources::offline(&directory, &data.join("hub"), &data.join("banks")).map_err(|e| anyhow!(e))?;
+        return Ok(reconcile(&hub, &views));
+    };
+    let nodes = bank_urls(&directory, &banks)?;
+    let wait = std::time::Duration::from_secs(wait_secs);
+    sources::reconcile_live(&network, &hub, &nodes, wait).await.map_err(|e| anyhow!(e))
+}
