@@ -161,10 +161,14 @@ async fn storage_that_is_not_this_nodes_is_refused_with_a_clear_error() {
     // Another participant's data directory.
     let refusal = bank(RU, &pki.bank_data_dir(bic(IR))).expect("IR's store is not RU's");
     assert!(refusal.contains("belongs to bank BANKIRTHXXX"), "{refusal}");
-    // The hub's journal is not a bank's store either.
+    // The hub's journal is not a bank's store either, even under a bank's file name (in a
+    // directory of its own: beside `hub.sqlite` it is refused before it is read, by
+    // `a_data_directory_of_another_role_or_bank_is_refused_naming_whose_it_is_and_left_unchanged`).
     let hub_store = pki.hub_data_dir();
-    std::fs::copy(hub_store.join("hub.sqlite"), hub_store.join("bank.sqlite")).unwrap();
-    let refusal = bank(RU, &hub_store).expect("a hub's journal is not a bank's store");
+    let renamed = dir.path().join("renamed");
+    std::fs::create_dir(&renamed).unwrap();
+    std::fs::copy(hub_store.join("hub.sqlite"), renamed.join("bank.sqlite")).unwrap();
+    let refusal = bank(RU, &renamed).expect("a hub's journal is not a bank's store");
     assert!(refusal.contains("belongs to hub"), "{refusal}");
 
     // A newer schema.
@@ -221,4 +225,67 @@ fn a_store_left_half_made_by_a_crash_is_built_again_whole() {
     let bank = Bank::open(identity, Directory::load(pki.root()).unwrap(), &data).unwrap();
     assert_eq!(bank.payments().unwrap(), vec![]);
     assert!(!data.join("bank.sqlite-new").exists());
+}
+
+/// A node given the data directory of a node of another role, or of another bank, stops
+/// with one line naming the file that shows whose directory it is, and changes nothing
+/// on disk: not while that node runs (each node's lock covers its own role's file only,
+/// so a bank once started beside a running hub's journal), and not after it stopped
+/// (when a bank once created `bank.sqlite` beside `hub.sqlite` and started over empty).
+/// README: "A data directory of another participant or role ... stops the node with a
+/// message that says so; it never starts over empty." Real processes, as a user meets it.
+#[cfg(unix)] // SIGINT
+#[test]
+fn a_data_directory_of_another_role_or_bank_is_refused_naming_whose_it_is_and_left_unchanged() {
+    use common::cli::{
+        ANY_LOOPBACK_PORT, corridor, files_under, pki_init, refused_in_one_line, start_server, text,
+    };
+    use std::path::Path;
+    let temp = tempfile::tempdir().unwrap();
+    let net = pki_init(&temp, &[RU, IR]);
+    let (hub_data, ru_data) = (net.join("data/hub"), net.join("data/banks").join(RU));
+    fn strs(args: &[String]) -> Vec<&str> {
+        args.iter().map(String::as_str).collect()
+    }
+    let hub_args = |data: &Path| {
+        ["hub", "--dir", text(&net), "--listen", ANY_LOOPBACK_PORT, "--data", text(data)].map(str::to_owned)
+    };
+    let mut hub = start_server(&strs(&hub_args(&hub_data)), "hub");
+    let hub_url = hub.url.clone();
+    let bank_args = |bic: &'static str, data: &Path| {
+        let (dir, data) = (text(&net), text(data));
+        ["bank", "--dir", dir, "--bic", bic, "--hub", &hub_url, "--listen", ANY_LOOPBACK_PORT, "--data", data]
+            .map(str::to_owned)
+    };
+    let mut ru = start_server(&strs(&bank_args(RU, &ru_data)), &format!("bank {RU}"));
+    let names = |dir: &Path| -> Vec<_> {
+        let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        names
+    };
+    let refuse_all_three = |running: &str| {
+        let line = refused_in_one_line(corridor(&strs(&bank_args(IR, &hub_data))));
+        assert!(
+            line.contains("hub.sqlite") && line.contains("a hub's data directory, not a bank's"),
+            "{line}"
+        );
+        let line = refused_in_one_line(corridor(&strs(&hub_args(&ru_data))));
+        assert!(
+            line.contains("bank.sqlite") && line.contains("a bank's data directory, not a hub's"),
+            "{line}"
+        );
+        let line = refused_in_one_line(corridor(&strs(&bank_args(IR, &ru_data))));
+        assert!(line.contains(&format!("bank.sqlite: belongs to bank BANKRUMMXXX{running}")), "{line}");
+    };
+
+    // While the other node runs its files change under it, but no file is added.
+    let (hub_files, ru_files) = (names(&hub_data), names(&ru_data));
+    refuse_all_three(", which is running");
+    assert_eq!((names(&hub_data), names(&ru_data)), (hub_files, ru_files), "no file added");
+
+    // Stopped: not a byte changes.
+    assert!(ru.interrupt().success() && hub.interrupt().success());
+    let before = files_under(&net);
+    refuse_all_three(", not to bank BANKIRTHXXX");
+    assert!(files_under(&net) == before, "a refused node changed files under {}", net.display());
 }

@@ -36,10 +36,15 @@ pub struct DataLock {
     _file: File,
 }
 
+/// The roles of the nodes that keep a store, each in `<role>.sqlite` in its data directory.
+/// A data directory is one node's: it holds the store of one role only.
+const NODE_ROLES: [&str; 2] = ["hub", "bank"];
+
 /// Opens (or, when `path` does not exist yet, creates with `schema`) the store of
-/// `participant` in role `role` ("hub" or "bank"). Refuses a file of another role or
-/// participant, of a newer schema, or that is not a database at all; never starts an
-/// existing store over empty; refuses a store that another running node holds.
+/// `participant` in role `role` ("hub" or "bank"). Refuses a directory that holds the
+/// store of another role, and a file of another role or participant, of a newer schema,
+/// or that is not a database at all; never starts an existing store over empty; refuses a
+/// store that another running node holds.
 pub fn open_sqlite(
     path: &Path,
     role: &str,
@@ -47,11 +52,15 @@ pub fn open_sqlite(
     schema: &str,
 ) -> Result<(Connection, DataLock), StoreError> {
     let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
+    // Before anything is created (even the lock file): a node given another role's
+    // directory leaves it exactly as it found it, running or stopped.
+    refuse_another_roles_directory(path, role)?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(|e| unusable(format!("cannot create the data directory: {e}")))?;
     }
-    let file = lock(path).map_err(unusable)?;
+    let file =
+        lock(path).map_err(|reason| unusable(running_owner(path, role, participant).unwrap_or(reason)))?;
     if !path.exists() {
         create(path, role, participant, schema).map_err(unusable)?;
     }
@@ -72,6 +81,28 @@ pub fn open_sqlite(
     check_meta(&connection, role, participant).map_err(unusable)?;
     let checkpointer = Checkpointer::start(path.to_path_buf(), role);
     Ok((connection, DataLock { _checkpointer: checkpointer, _file: file }))
+}
+
+/// Refuses when the directory `path` would go in holds the store of a node of another
+/// role: each lock covers its own role's file only, and the meta check its own role's
+/// file only, so without this a bank given a hub's directory (even a running hub's)
+/// would start over empty beside the hub's journal.
+fn refuse_another_roles_directory(path: &Path, role: &str) -> Result<(), StoreError> {
+    let Some(dir) = path.parent() else { return Ok(()) };
+    for other in NODE_ROLES.into_iter().filter(|&other| other != role) {
+        let theirs = dir.join(format!("{other}.sqlite"));
+        if theirs.exists() {
+            return Err(StoreError::Unusable {
+                path: theirs.display().to_string(),
+                reason: format!(
+                    "a {other}'s store, so {} is a {other}'s data directory, not a {role}'s: \
+                     pass this {role}'s own --data",
+                    dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A thread with a connection of its own that copies the write-ahead log into the database
@@ -187,6 +218,27 @@ fn lock(path: &Path) -> Result<File, String> {
             Err(TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
         }
     }
+}
+
+/// Whose store `path` is, when another running node holds its lock and it is not this
+/// participant's: read from a read-only connection, and only while the running node's
+/// shared-memory file is there, so that reading creates no file.
+fn running_owner(path: &Path, role: &str, participant: &str) -> Option<String> {
+    if !path.with_extension("sqlite-shm").exists() {
+        return None;
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).ok()?;
+    let read = |key: &str| -> Option<String> {
+        connection.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0)).ok()
+    };
+    let (found_role, found_participant) = (read("role")?, read("participant")?);
+    (found_role != role || found_participant != participant).then(|| {
+        format!(
+            "belongs to {found_role} {found_participant}, which is running, not to {role} {participant}: \
+             pass this participant's own --data"
+        )
+    })
 }
 
 fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<(), String> {
