@@ -17,9 +17,10 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::cli::{
-    ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, pki_init, refused, shows_no_panic,
-    start_server, succeeded, text,
+    ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, json_document, pki_init, refused,
+    shows_no_panic, start_server, succeeded, text,
 };
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 const PAYER: &str = "BANKRUMMXXX";
@@ -378,6 +379,110 @@ fn the_hub_operator_drives_positions_suspensions_tracking_statements_and_reconci
     }
     let positions_after = succeeded(network.hub_command(&["admin", "positions"]));
     assert!(!positions_after.contains("SUSPENDED"), "{positions_after}");
+}
+
+/// Every read command a script parses takes `--json` and prints exactly one JSON document
+/// whose fields (README.md, "Scripting with --json") carry the real values: money both as
+/// integer minor units and as decimal text, as the dashboard's `/api/state` does; statuses
+/// and reason codes as ISO codes; absent values as null. Checked on a settled payment and a
+/// rejected one, at both banks and at the hub (issue 19, item 5).
+#[test]
+fn every_read_command_prints_one_json_document_with_the_real_values() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    network.open_account(PAYER, "A1", "1000.00");
+    network.open_account(PAYEE, "B1", "0");
+    let settled = network.pay("A1", "B1", "250.50");
+    assert_eq!(network.wait_final(PAYER, &settled)[1], "ACSC");
+    let rejected = network.pay("A1", "NO-SUCH-ACCOUNT", "100.00");
+    assert_eq!(network.wait_final(PAYER, &rejected)[1..3], ["RJCT", "AC01"]);
+
+    let status = json_document(network.operate(PAYER, "status", &["--json", &settled]));
+    let expected = json!({
+        "uetr": settled, "direction": "outgoing", "counterparty": PAYEE, "debtor_account": "A1",
+        "creditor_account": "B1", "amount": 25050, "amount_text": "250.50", "currency": "CNY",
+        "status": "ACSC", "reason_code": null, "final": true, "counter_amount": null,
+        "counter_amount_text": null, "counter_currency": null, "exchange_rate": null,
+        "return_state": "none", "return_reason_code": null, "recall_case_id": null,
+        "recall_status": null, "recall_reason_code": null,
+    });
+    for (field, value) in expected.as_object().unwrap() {
+        assert_eq!(&status[field], value, "status --json field {field}: {status}");
+    }
+    assert!(status["message_id"].as_str().is_some_and(|id| !id.is_empty()), "{status}");
+    let incoming = json_document(network.operate(PAYEE, "status", &[&settled, "--json"]));
+    assert_eq!(
+        (&incoming["direction"], &incoming["counterparty"], &incoming["amount"], &incoming["status"]),
+        (&json!("incoming"), &json!(PAYER), &json!(25050), &json!("ACSC"))
+    );
+
+    let payments = json_document(network.operate(PAYER, "payments", &["--json"]));
+    let listed: Vec<(&str, &str, &Value)> = payments["payments"]
+        .as_array()
+        .expect("a payments array")
+        .iter()
+        .map(|p| (p["uetr"].as_str().unwrap(), p["status"].as_str().unwrap(), &p["reason_code"]))
+        .collect();
+    assert_eq!(listed.len(), 2, "{payments}");
+    assert!(listed.contains(&(settled.as_str(), "ACSC", &Value::Null)), "{payments}");
+    assert!(listed.contains(&(rejected.as_str(), "RJCT", &json!("AC01"))), "{payments}");
+
+    let balances = json_document(network.operate(PAYER, "balances", &["--json"]));
+    assert_eq!(balances["ledger_balanced"], json!(true), "{balances}");
+    let a1 = balances["accounts"].as_array().unwrap().iter().find(|a| a["id"] == "A1").expect("A1");
+    assert_eq!(
+        a1,
+        &json!({ "id": "A1", "kind": "customer", "name": "A1", "balance": 74950,
+                 "balance_text": "749.50", "currency": "CNY", "blocked": false })
+    );
+
+    let statement = json_document(network.operate(PAYER, "statement", &["--currency", "CNY", "--json"]));
+    assert_eq!(
+        (&statement["currency"], &statement["closing_balance"], &statement["closing_balance_text"]),
+        (&json!("CNY"), &json!(-25050), &json!("-250.50")),
+        "{statement}"
+    );
+    let entries = statement["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 1, "only the settled payment moved the settlement account: {statement}");
+    assert_eq!((&entries[0]["uetr"], &entries[0]["amount_text"]), (&json!(settled), &json!("250.50")));
+
+    let track = json_document(network.hub_command(&["track", &settled, "--json"]));
+    let payment = &track["payment"];
+    assert_eq!(
+        (&payment["uetr"], &payment["sender"], &payment["receiver"], &payment["amount"]),
+        (&json!(settled), &json!(PAYER), &json!(PAYEE), &json!(25050)),
+        "{track}"
+    );
+    assert_eq!(
+        (&payment["amount_text"], &payment["status"], &payment["settled"]),
+        (&json!("250.50"), &json!("ACSC"), &json!(true))
+    );
+    let steps: Vec<&str> =
+        track["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    for step in ["submitted", "acknowledged", "delivered", "status_reported", "settled"] {
+        assert!(steps.contains(&step), "{step} missing: {track}");
+    }
+
+    let positions = json_document(network.hub_command(&["admin", "positions", "--json"]));
+    assert_eq!(positions["settlement_model"], json!("gross"), "{positions}");
+    let position = |bic: &str| {
+        positions["positions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["participant"] == bic)
+            .cloned()
+            .expect(bic)
+    };
+    let payer = position(PAYER);
+    assert_eq!(
+        (&payer["currency"], &payer["settled_net"], &payer["settled_net_text"]),
+        (&json!("CNY"), &json!(-25050), &json!("-250.50"))
+    );
+    assert_eq!(
+        (&payer["available"], &payer["available_text"]),
+        (&json!(99_999_974_950_i64), &json!("999999749.50"))
+    );
+    assert_eq!(position(PAYEE)["settled_net_text"], json!("250.50"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::cli::{
-    ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, pki_init, refused, refused_in_one_line,
-    shows_no_panic, start_server, succeeded, text,
+    ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, json_document, pki_init, refused,
+    refused_in_one_line, shows_no_panic, start_server, succeeded, text,
 };
 use corridor::model::wire;
+use serde_json::json;
 use tempfile::TempDir;
 
 /// Pays in roubles.
@@ -394,6 +395,114 @@ fn a_closed_window_reports_the_conversions_on_the_fx_accounts() {
     assert_eq!(fx["RUB/IRR RUB"], "100.00 RUB");
     assert_eq!(fx["RUB/IRR IRR"], format!("-{HUNDRED_RUB_IN_IRR}"));
     assert_eq!(network.reconcile(), (0, 1));
+    network.no_panic();
+}
+
+/// The cross-border reads take `--json` too (README.md, "Scripting with --json"): `quote`
+/// gives the id a script then pays with, both amounts in minor units and text; `status`
+/// and `track` show both sides of the converted payment and the rate; `admin agreements`
+/// each agreement and whether it is in force; `admin reports` a closed window's lines, FX
+/// lines and totals; `admin positions` the FX accounts. One JSON document each, with the
+/// real values (issue 19, item 5).
+#[test]
+fn cross_border_reads_print_one_json_document_with_the_real_values() {
+    let network = Network::start(&["--settlement", "deferred-net"]);
+    network.agree();
+
+    let agreements = json_document(network.admin(&["agreements", "--json"]));
+    assert_eq!(
+        agreements,
+        json!({ "agreements": [{
+            "pair": "RUB/IRR", "rate": "512.25", "spread_bps": 25, "applied_rate": APPLIED_RATE,
+            "valid_from_unix_ms": agreements["agreements"][0]["valid_from_unix_ms"],
+            "valid_until_unix_ms": null, "state": "in_force",
+        }]})
+    );
+    assert!(agreements["agreements"][0]["valid_from_unix_ms"].as_i64().is_some_and(|ms| ms > 0));
+
+    let quote_args = ["--amount", "100.00", "--currency", "RUB", "--to-currency", "IRR", "--json"];
+    let quote = json_document(network.operate(PAYER, "quote", &quote_args));
+    let id = quote["quote_id"].as_str().expect("a quote id").to_owned();
+    assert!(id.starts_with('Q'), "{quote}");
+    let expected = json!({
+        "quote_id": id, "participant": PAYER, "instructed_amount": 10000,
+        "instructed_amount_text": "100.00", "instructed_currency": "RUB",
+        "settlement_amount": 5_109_694, "settlement_amount_text": "51096.94",
+        "settlement_currency": "IRR", "exchange_rate": APPLIED_RATE,
+        "expires_unix_ms": quote["expires_unix_ms"],
+    });
+    assert_eq!(quote, expected);
+    let now = corridor::bank::unix_ms_now();
+    assert!(quote["expires_unix_ms"].as_i64().is_some_and(|ms| ms > now && ms <= now + 60_000), "{quote}");
+
+    let uetr = network.pay_rials("100.00", &["--quote", &id]);
+    assert!(network.wait_final(PAYER, &uetr).contains("  ACSC  "));
+    let status = json_document(network.operate(PAYER, "status", &[&uetr, "--json"]));
+    assert_eq!(
+        [&status["amount"], &status["currency"], &status["counter_amount"], &status["counter_amount_text"]],
+        [&json!(10000), &json!("RUB"), &json!(5_109_694), &json!("51096.94")],
+        "{status}"
+    );
+    assert_eq!(
+        (&status["counter_currency"], &status["exchange_rate"]),
+        (&json!("IRR"), &json!(APPLIED_RATE))
+    );
+    let steps = ["submitted", "acknowledged", "delivered", "status_reported", "settled", "status_delivered"];
+    network.track(&uetr, &steps);
+    let track = json_document(corridor(&[
+        "track",
+        "--dir",
+        text(&network.dir),
+        "--hub",
+        &network.hub.url,
+        &uetr,
+        "--json",
+    ]));
+    let payment = &track["payment"];
+    assert_eq!(
+        [
+            &payment["instructed_amount"],
+            &payment["instructed_currency"],
+            &payment["amount"],
+            &payment["currency"]
+        ],
+        [&json!(10000), &json!("RUB"), &json!(5_109_694), &json!("IRR")],
+        "{track}"
+    );
+    assert_eq!(payment["exchange_rate"], json!(APPLIED_RATE));
+
+    succeeded(network.admin(&["close-window"]));
+    let reports = json_document(network.admin(&["reports", "--json"]));
+    assert_eq!(reports["settlement_model"], json!("deferred-net"), "{reports}");
+    let report = &reports["reports"].as_array().expect("reports")[0];
+    let line = |bic: &str| {
+        report["lines"].as_array().unwrap().iter().find(|l| l["participant"] == bic).cloned().expect(bic)
+    };
+    let payer = line(PAYER);
+    assert_eq!(
+        [&payer["currency"], &payer["sent"], &payer["sent_text"], &payer["net"], &payer["net_text"]],
+        [&json!("RUB"), &json!(10000), &json!("100.00"), &json!(-10000), &json!("-100.00")],
+        "{report}"
+    );
+    assert_eq!((&line(PAYEE)["received"], &line(PAYEE)["currency"]), (&json!(5_109_694), &json!("IRR")));
+    let fx_lines = report["fx_lines"].as_array().expect("fx_lines");
+    assert!(
+        fx_lines.contains(&json!({ "pair": "RUB/IRR", "currency": "IRR", "settled_net": -5_109_694, "settled_net_text": "-51096.94" })),
+        "{report}"
+    );
+    let rub = report["totals"].as_array().unwrap().iter().find(|t| t["currency"] == "RUB").expect("RUB");
+    assert_eq!(
+        (&rub["payments"], &rub["gross"], &rub["gross_text"]),
+        (&json!(1), &json!(10000), &json!("100.00"))
+    );
+
+    let positions = json_document(network.admin(&["positions", "--json"]));
+    assert!(
+        positions["fx_positions"].as_array().expect("fx_positions").contains(
+            &json!({ "pair": "RUB/IRR", "currency": "RUB", "settled_net": 10000, "settled_net_text": "100.00" })
+        ),
+        "{positions}"
+    );
     network.no_panic();
 }
 

@@ -10,8 +10,9 @@ use corridor::pb;
 use corridor::sim::{admin_client, tracker_client};
 use corridor::tls::NetworkDir;
 
-use super::PeriodArgs;
+use super::json::{self, AgreementState, agreement_state};
 use super::output::{minor, money, statement_text, table_row};
+use super::{JsonArgs, PeriodArgs};
 
 /// Where the hub is and who we are.
 #[derive(Args)]
@@ -40,6 +41,8 @@ pub struct TrackArgs {
     hub: HubArgs,
     /// The payment's UETR.
     uetr: String,
+    #[command(flatten)]
+    output: JsonArgs,
 }
 
 #[derive(Subcommand)]
@@ -57,9 +60,9 @@ pub enum AdminCommand {
     /// Close the settlement window (deferred net) and print its report.
     CloseWindow,
     /// Every position.
-    Positions,
+    Positions(JsonArgs),
     /// The report of every closed settlement window.
-    Reports,
+    Reports(JsonArgs),
     /// A participant's settlement statement from the hub's journal.
     Statement {
         #[command(flatten)]
@@ -69,6 +72,8 @@ pub enum AdminCommand {
         currency: String,
         #[command(flatten)]
         period: PeriodArgs,
+        #[command(flatten)]
+        output: JsonArgs,
     },
     /// Set a currency pair's rate agreement; prints it with its applied rate.
     ///
@@ -94,7 +99,7 @@ pub enum AdminCommand {
         valid_until: Option<String>,
     },
     /// Every rate agreement, in force or not.
-    Agreements,
+    Agreements(JsonArgs),
 }
 
 #[derive(Args)]
@@ -119,9 +124,12 @@ pub struct AmountArgs {
 
 /// Follows a payment through the hub's tracker.
 pub async fn track(args: TrackArgs) -> Result<()> {
-    let TrackArgs { hub, uetr } = args;
+    let TrackArgs { hub, uetr, output } = args;
     let mut client = tracker_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
     let tracked = client.track(pb::TrackRequest { uetr }).await.map_err(hub_status)?.into_inner();
+    if output.json {
+        return json::print(&json::Track::from(&tracked));
+    }
     let p = tracked.payment.unwrap_or_default();
     let amount = if p.exchange_rate.is_empty() {
         money(p.amount.as_ref())
@@ -192,37 +200,20 @@ pub async fn run(args: AdminArgs) -> Result<()> {
                 client.close_window(pb::CloseWindowRequest {}).await.map_err(hub_status)?.into_inner();
             say!("{}", report_text(&report).trim_end());
         }
-        AdminCommand::Positions => {
-            let r =
-                client.list_positions(pb::ListPositionsRequest {}).await.map_err(hub_status)?.into_inner();
-            say!("settlement: {}, open window {}", model_name(r.model), r.open_window_id);
-            for p in &r.positions {
-                say!("{}", position_line(p));
-            }
-            for fx in &r.fx_positions {
-                say!("fx account {}  settled net {}", fx.currency_pair, minor(fx.settled_net, &fx.currency));
-            }
-        }
-        AdminCommand::Reports => {
-            let request = pb::ListSettlementReportsRequest {};
-            let r = client.list_settlement_reports(request).await.map_err(hub_status)?.into_inner();
-            say!("settlement: {}, {} closed windows", model_name(r.model), r.reports.len());
-            for report in &r.reports {
-                say!("{}", report_text(report).trim_end());
-            }
-        }
-        AdminCommand::Statement { participant, currency, period } => {
+        AdminCommand::Positions(output) => positions(&mut client, output.json).await?,
+        AdminCommand::Reports(output) => reports(&mut client, output.json).await?,
+        AdminCommand::Statement { participant, currency, period, output } => {
             let request = pb::HubStatementRequest {
                 participant_bic: participant.participant,
                 currency,
                 from_time_unix_ms: period.from_ms,
                 to_time_unix_ms: period.to_ms,
             };
-            say!(
-                "{}",
-                statement_text(&client.get_statement(request).await.map_err(hub_status)?.into_inner())
-                    .trim_end()
-            );
+            let statement = client.get_statement(request).await.map_err(hub_status)?.into_inner();
+            if output.json {
+                return json::print(&json::Statement::from(&statement));
+            }
+            say!("{}", statement_text(&statement).trim_end());
         }
         AdminCommand::Agreement { pair, rate, spread_bps, valid_from, valid_until } => {
             // Checked here too, so that a mistake names the flag and never reaches the hub.
@@ -253,17 +244,55 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             let r = client.set_agreement(request).await.map_err(hub_status)?.into_inner();
             say!("{}", agreement_line(&r.agreement.unwrap_or_default()));
         }
-        AdminCommand::Agreements => {
-            let request = pb::ListAgreementsRequest {};
-            let r = client.list_agreements(request).await.map_err(hub_status)?.into_inner();
-            if r.agreements.is_empty() {
-                say!("no rate agreements");
-            }
-            let now = corridor::bank::unix_ms_now();
-            for line in agreements_table(&r.agreements, now) {
-                say!("{line}");
-            }
-        }
+        AdminCommand::Agreements(output) => agreements(&mut client, output.json).await?,
+    }
+    Ok(())
+}
+
+type AdminClient = pb::hub_admin_service_client::HubAdminServiceClient<tonic::transport::Channel>;
+
+/// `admin positions`.
+async fn positions(client: &mut AdminClient, json: bool) -> Result<()> {
+    let r = client.list_positions(pb::ListPositionsRequest {}).await.map_err(hub_status)?.into_inner();
+    if json {
+        return json::print(&json::Positions::from(&r));
+    }
+    say!("settlement: {}, open window {}", model_name(r.model), r.open_window_id);
+    for p in &r.positions {
+        say!("{}", position_line(p));
+    }
+    for fx in &r.fx_positions {
+        say!("fx account {}  settled net {}", fx.currency_pair, minor(fx.settled_net, &fx.currency));
+    }
+    Ok(())
+}
+
+/// `admin reports`.
+async fn reports(client: &mut AdminClient, json: bool) -> Result<()> {
+    let request = pb::ListSettlementReportsRequest {};
+    let r = client.list_settlement_reports(request).await.map_err(hub_status)?.into_inner();
+    if json {
+        return json::print(&json::Reports::from(&r));
+    }
+    say!("settlement: {}, {} closed windows", model_name(r.model), r.reports.len());
+    for report in &r.reports {
+        say!("{}", report_text(report).trim_end());
+    }
+    Ok(())
+}
+
+/// `admin agreements`.
+async fn agreements(client: &mut AdminClient, json: bool) -> Result<()> {
+    let r = client.list_agreements(pb::ListAgreementsRequest {}).await.map_err(hub_status)?.into_inner();
+    let now = corridor::bank::unix_ms_now();
+    if json {
+        return json::print(&json::Agreements::at(&r.agreements, now));
+    }
+    if r.agreements.is_empty() {
+        say!("no rate agreements");
+    }
+    for line in agreements_table(&r.agreements, now) {
+        say!("{line}");
     }
     Ok(())
 }
@@ -293,12 +322,10 @@ fn agreements_table(agreements: &[pb::RateAgreement], now: i64) -> Vec<String> {
         .iter()
         .map(|a| {
             let until = a.valid_until_unix_ms;
-            let state = if now < a.valid_from_unix_ms {
-                "not yet"
-            } else if until != 0 && now >= until {
-                "expired"
-            } else {
-                "in force"
+            let state = match agreement_state(a, now) {
+                AgreementState::NotYet => "not yet",
+                AgreementState::Expired => "expired",
+                AgreementState::InForce => "in force",
             };
             [
                 a.currency_pair.clone(),

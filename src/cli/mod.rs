@@ -19,6 +19,7 @@ macro_rules! say {
 
 pub mod admin;
 pub mod demo;
+pub mod json;
 pub mod loadgen;
 pub mod nodes;
 pub mod operator;
@@ -109,6 +110,15 @@ impl Command {
     pub fn runs_a_node(&self) -> bool {
         matches!(self, Command::Hub(_) | Command::Bank(_))
     }
+}
+
+/// `--json`, for the read commands a script parses.
+#[derive(Args)]
+pub struct JsonArgs {
+    /// Print one JSON document instead of text (its fields: README.md, "Scripting with
+    /// --json").
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A period `[from, to)` in Unix milliseconds; both 0 for everything.

@@ -11,8 +11,8 @@ use corridor::pb;
 use corridor::sim::operator_client;
 use corridor::tls::NetworkDir;
 
-use super::PeriodArgs;
 use super::output::{money, statement_text};
+use super::{JsonArgs, PeriodArgs, json};
 
 /// Where a bank node's operator API is and who we are.
 #[derive(Args)]
@@ -108,6 +108,8 @@ pub struct QuoteArgs {
     /// The beneficiary bank's currency (ISO 4217), for example IRR.
     #[arg(long)]
     to_currency: String,
+    #[command(flatten)]
+    output: JsonArgs,
 }
 
 /// The arguments of `corridor return`.
@@ -175,6 +177,8 @@ pub struct StatusArgs {
     bank: BankArgs,
     /// The payment's UETR.
     uetr: String,
+    #[command(flatten)]
+    output: JsonArgs,
 }
 
 /// The arguments of `corridor balances`.
@@ -182,6 +186,8 @@ pub struct StatusArgs {
 pub struct BalancesArgs {
     #[command(flatten)]
     bank: BankArgs,
+    #[command(flatten)]
+    output: JsonArgs,
 }
 
 /// The arguments of `corridor payments`.
@@ -189,6 +195,8 @@ pub struct BalancesArgs {
 pub struct PaymentsArgs {
     #[command(flatten)]
     bank: BankArgs,
+    #[command(flatten)]
+    output: JsonArgs,
 }
 
 /// The arguments of `corridor statement`.
@@ -204,6 +212,8 @@ pub struct StatementArgs {
     currency: String,
     #[command(flatten)]
     period: PeriodArgs,
+    #[command(flatten)]
+    output: JsonArgs,
 }
 
 type Client = pb::bank_service_client::BankServiceClient<tonic::transport::Channel>;
@@ -270,7 +280,7 @@ pub async fn pay(args: PayArgs) -> Result<()> {
 
 /// `corridor quote`.
 pub async fn quote(args: QuoteArgs) -> Result<()> {
-    let QuoteArgs { bank, amount, currency, to_currency } = args;
+    let QuoteArgs { bank, amount, currency, to_currency, output } = args;
     // The amount is decimal text; the request carries minor units.
     let code = Currency::parse(&currency).map_err(|e| anyhow!("--currency: {}", e.rule))?;
     let instructed =
@@ -281,6 +291,9 @@ pub async fn quote(args: QuoteArgs) -> Result<()> {
         settlement_currency: to_currency,
     };
     let q = client.get_quote(request).await.map_err(status)?.into_inner();
+    if output.json {
+        return json::print(&json::Quote::from(&q));
+    }
     say!(
         "{}  {} -> {} at {}, firm until {}",
         q.quote_id,
@@ -329,10 +342,13 @@ pub async fn answer_recall(args: AnswerRecallArgs) -> Result<()> {
 
 /// `corridor status`.
 pub async fn payment_status(args: StatusArgs) -> Result<()> {
-    let StatusArgs { bank, uetr } = args;
+    let StatusArgs { bank, uetr, output } = args;
     let mut client = connect(&bank).await?;
     let response = client.get_payment(pb::GetPaymentRequest { uetr }).await.map_err(status)?;
     let p = response.into_inner().payment.unwrap_or_default();
+    if output.json {
+        return json::print(&json::Payment::from(&p));
+    }
     say!("{}", payment_line(&p));
     Ok(())
 }
@@ -340,9 +356,12 @@ pub async fn payment_status(args: StatusArgs) -> Result<()> {
 /// `corridor payments`.
 pub async fn payments(args: PaymentsArgs) -> Result<()> {
     let mut client = connect(&args.bank).await?;
-    let response = client.list_payments(pb::ListPaymentsRequest {}).await.map_err(status)?;
-    for p in response.into_inner().payments {
-        say!("{}", payment_line(&p));
+    let response = client.list_payments(pb::ListPaymentsRequest {}).await.map_err(status)?.into_inner();
+    if args.output.json {
+        return json::print(&json::Payments::from(&response));
+    }
+    for p in &response.payments {
+        say!("{}", payment_line(p));
     }
     Ok(())
 }
@@ -351,6 +370,9 @@ pub async fn payments(args: PaymentsArgs) -> Result<()> {
 pub async fn balances(args: BalancesArgs) -> Result<()> {
     let mut client = connect(&args.bank).await?;
     let response = client.list_accounts(pb::ListAccountsRequest {}).await.map_err(status)?.into_inner();
+    if args.output.json {
+        return json::print(&json::Balances::from(&response));
+    }
     for a in &response.accounts {
         let blocked = if a.blocked { "  (blocked)" } else { "" };
         say!("{:<24} {:>20}{blocked}", a.id, money(a.balance.as_ref()));
@@ -361,7 +383,7 @@ pub async fn balances(args: BalancesArgs) -> Result<()> {
 
 /// `corridor statement`.
 pub async fn statement(args: StatementArgs) -> Result<()> {
-    let StatementArgs { bank, account, currency, period } = args;
+    let StatementArgs { bank, account, currency, period, output } = args;
     let mut client = connect(&bank).await?;
     let request = pb::GetStatementRequest {
         account_id: account,
@@ -369,7 +391,11 @@ pub async fn statement(args: StatementArgs) -> Result<()> {
         from_time_unix_ms: period.from_ms,
         to_time_unix_ms: period.to_ms,
     };
-    say!("{}", statement_text(&client.get_statement(request).await.map_err(status)?.into_inner()).trim_end());
+    let statement = client.get_statement(request).await.map_err(status)?.into_inner();
+    if output.json {
+        return json::print(&json::Statement::from(&statement));
+    }
+    say!("{}", statement_text(&statement).trim_end());
     Ok(())
 }
 

@@ -106,6 +106,15 @@ pub fn succeeded(outcome: Outcome) -> String {
     outcome.stdout
 }
 
+/// Asserts success and that stdout is exactly one JSON document (what `--json` promises:
+/// nothing before or after it), and returns it.
+pub fn json_document(outcome: Outcome) -> serde_json::Value {
+    let command = format!("`corridor {}`", outcome.args.join(" "));
+    let stdout = succeeded(outcome);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{command}: not one JSON document: {e}\n{stdout}"))
+}
+
 /// Asserts a refusal as DESIGN.md wants it ("Bad input gets a clear error"): a non-zero
 /// exit, an error on stderr, nothing on stdout, and no panic. Returns stderr, which may run
 /// to several lines (clap's usage text does).
