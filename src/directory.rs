@@ -327,7 +327,7 @@ impl Credentials {
     pub fn identity(&self) -> Arc<SigningIdentity> {
         let current = self.current.read().expect("credentials lock");
         let (directory, keys) = &*current;
-        let now = crate::bank::unix_ms_now();
+        let now = crate::clock::unix_ms_now();
         let usable =
             directory.current_key(self.bic, now).and_then(|id| keys.iter().find(|k| k.key_id() == id));
         Arc::clone(usable.unwrap_or_else(|| keys.last().expect("at least one key")))

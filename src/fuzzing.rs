@@ -346,7 +346,7 @@ impl HubHarness {
         let Some(header) = message.header.as_mut() else { return };
         let bank = self.banks.iter().position(|b| b.bic().as_str() == header.sender_bic).unwrap_or(0);
         header.sender_bic = self.banks[bank].bic().to_string();
-        header.creation_time_unix_ms = crate::bank::unix_ms_now();
+        header.creation_time_unix_ms = crate::clock::unix_ms_now();
         if let Some(pb::message::Body::Pacs008(transfer)) = message.body.as_mut() {
             transfer.debtor_agent_bic = header.sender_bic.clone();
         }

@@ -6,6 +6,8 @@
 //!
 //! # Layout
 //!
+//! - [`clock`]: the time of day as the nodes read it: the system's, or a manual clock
+//!   that tests move.
 //! - [`model`]: BIC, UETR, message id, currency, amount, reason codes and the messages;
 //!   conversion from and to the wire types in one place ([`model::wire`]).
 //! - [`crypto`]: signing keys, signed envelopes over the exact payload bytes, the key
@@ -28,10 +30,13 @@
 //!
 //! The core (`model`, `crypto`, `ledger`) is pure: it takes inputs and returns outputs,
 //! with no sockets, clocks or files, except where `crypto` saves and loads key files.
+//! `hub` and `bank` meet only on the wire contract: what both need (the [`clock`], the
+//! [`net`] clients, the model's wire conversions) sits in a room below them both.
 //! `hub` and `bank` keep their logic in plain methods ([`hub::Hub::submit`], the bank's
 //! handlers) and put it on the network in their `service` and `session` modules.
 
 pub mod bank;
+pub mod clock;
 pub mod crypto;
 pub mod directory;
 pub mod fuzzing;

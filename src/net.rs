@@ -1,5 +1,6 @@
 //! Server and client plumbing shared by the hub and the bank nodes: limits, mTLS,
-//! health and reflection, graceful shutdown, and the peer's identity.
+//! health and reflection, graceful shutdown, the peer's identity, and the operator's
+//! clients of both (for the CLI, the reconciler and the simulations).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -21,6 +22,9 @@ use tonic::transport::{Channel, Endpoint, Server};
 use tonic::{Request, Status};
 
 use crate::pb;
+use crate::pb::bank_service_client::BankServiceClient;
+use crate::pb::hub_admin_service_client::HubAdminServiceClient;
+use crate::pb::tracker_service_client::TrackerServiceClient;
 use crate::tls::{CRL_FILE, NetworkDir, PkiError, Role, certificate_serial, role_of_certificate};
 
 /// Most TCP connections a server holds at once; more are closed on accept.
@@ -397,6 +401,24 @@ pub async fn connect(network: &NetworkDir, role: Role, url: &str) -> Result<Chan
         .keep_alive_while_idle(true)
         .tcp_nodelay(true);
     endpoint.connect().await.map_err(|e| format!("cannot connect to {url}: {}", error_chain(&e)))
+}
+
+/// The hub operator's admin client for the hub at `url`, with the operator's certificate.
+pub async fn admin_client(network: &NetworkDir, url: &str) -> Result<HubAdminServiceClient<Channel>, String> {
+    Ok(HubAdminServiceClient::new(connect(network, Role::Operator, url).await?))
+}
+
+/// A tracker client for the hub at `url`, with the operator's certificate.
+pub async fn tracker_client(
+    network: &NetworkDir,
+    url: &str,
+) -> Result<TrackerServiceClient<Channel>, String> {
+    Ok(TrackerServiceClient::new(connect(network, Role::Operator, url).await?))
+}
+
+/// An operator's client for the bank node at `url`, with the operator's certificate.
+pub async fn operator_client(network: &NetworkDir, url: &str) -> Result<BankServiceClient<Channel>, String> {
+    Ok(BankServiceClient::new(connect(network, Role::Operator, url).await?))
 }
 
 /// An error and its causes on one line.

@@ -31,7 +31,7 @@ const ROUNDS: usize = 4;
 async fn network(dir: &std::path::Path) -> LocalNetwork {
     let pki = tls::init(dir, &[bic(RU), bic(IR)]).unwrap();
     let mut network = LocalNetwork::start_hub(pki, HubConfig::default()).await.unwrap();
-    network.bank_config = BankConfig { retention: RETENTION };
+    network.bank_config = BankConfig { retention: RETENTION, ..BankConfig::default() };
     network.fund_all("CNY", common::net::HUB_LIQUIDITY).await.unwrap();
     for node in [RU, IR] {
         let index = network.start_bank(bic(node)).await.unwrap();
@@ -128,11 +128,11 @@ async fn finished_payments_and_postings_leave_memory_and_stay_readable() {
     let mut window = (0, 0);
     for round in 0..ROUNDS {
         if round == 1 {
-            window.0 = corridor::bank::unix_ms_now();
+            window.0 = corridor::clock::unix_ms_now();
         }
         uetrs.extend(pay(&network, ROUND, 101 + round * ROUND).await);
         if round == 2 {
-            window.1 = corridor::bank::unix_ms_now();
+            window.1 = corridor::clock::unix_ms_now();
         }
         for index in [0, 1] {
             let held = network.banks[index].bank.held();
@@ -253,7 +253,7 @@ async fn wait_for(done: impl Fn() -> bool, what: &str) {
 #[test]
 fn a_retention_out_of_range_is_refused_clearly() {
     for retention in [Duration::ZERO, Duration::from_secs(365 * 24 * 3600)] {
-        let error = BankConfig { retention }.validate().unwrap_err();
+        let error = BankConfig { retention, ..BankConfig::default() }.validate().unwrap_err();
         assert!(error.contains("retention must be between"), "{error}");
     }
     assert!(BankConfig::default().validate().is_ok());

@@ -312,7 +312,7 @@ fn payments_across_currencies_settle_at_the_agreed_or_quoted_rate() {
     let (offer, expiry) = rest.split_once(", firm until ").expect("the expiry last");
     assert_eq!(offer, format!("100.00 RUB -> {HUNDRED_RUB_IN_IRR} at {APPLIED_RATE}"));
     let expires = wire::parse_unix_ms(expiry, "expiry").expect("an RFC 3339 expiry");
-    let now = corridor::bank::unix_ms_now();
+    let now = corridor::clock::unix_ms_now();
     assert!(expires > now && expires <= now + 60_000, "the default quote lasts 60 s: {quote}");
 
     // The agreement changes after the quote: the quote still holds its rate.
@@ -517,7 +517,7 @@ fn a_quote_expires_after_the_hubs_quote_ttl_and_an_expired_quote_moves_nothing()
     let id = quote.split_whitespace().next().expect("the quote id").to_owned();
     let expiry = quote.trim_end().rsplit(' ').next().expect("the expiry");
     let expires = wire::parse_unix_ms(expiry, "expiry").expect("an RFC 3339 expiry");
-    let now = corridor::bank::unix_ms_now();
+    let now = corridor::clock::unix_ms_now();
     assert!(expires > now && expires <= now + 1_000, "a quote for one second: {quote}");
     let before = network.books();
 

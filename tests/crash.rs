@@ -17,8 +17,9 @@ use corridor::bank::{Direction, RecoveredBank, SqliteBankStore};
 use corridor::hub::SqliteHubJournal;
 use corridor::ledger::AccountKind;
 use corridor::model::{Bic, Body, MessageType, PaymentStatus, Uetr, wire};
+use corridor::net::operator_client;
 use corridor::pb;
-use corridor::sim::{Rng, operator_client};
+use corridor::sim::Rng;
 use corridor::tls::{HUB_BIC, NetworkDir};
 
 const BANKS: [&str; 3] = ["BANKRUMMXXX", "BANKIRTHXXX", "BANKCNSHXXX"];
@@ -141,7 +142,7 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     let network = NetworkDir::new(&net);
     let mut hub = Node::new("hub", vec!["hub".into(), "--dir".into(), net_text.clone()], dir.path());
     hub.start();
-    let mut admin = corridor::sim::admin_client(&network, &hub.url()).await.unwrap();
+    let mut admin = corridor::net::admin_client(&network, &hub.url()).await.unwrap();
     for bic in BANKS {
         let request = pb::FundRequest {
             participant_bic: bic.into(),

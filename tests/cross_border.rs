@@ -57,7 +57,7 @@ fn money(minor_units: i64, currency: &str) -> pb::Money {
 }
 
 fn unix_ms() -> i64 {
-    corridor::bank::unix_ms_now()
+    corridor::clock::unix_ms_now()
 }
 
 /// `minor` units converted at `mantissa / 10^scale` less `spread_bps`, by the test's own

@@ -520,7 +520,7 @@ async fn a_retired_key_is_refused_and_what_it_signed_before_still_verifies() {
     })
     .await;
     // With no overlap, k1 retires the moment k2 activates.
-    let wait = retired_at + 1 - corridor::bank::unix_ms_now();
+    let wait = retired_at + 1 - corridor::clock::unix_ms_now();
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
     let before = settled_books(&network).await;
     for receiver in [IR, CN] {

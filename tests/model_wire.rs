@@ -204,3 +204,19 @@ fn a_broken_conversion_is_refused_naming_the_field() {
         assert_eq!(err.field, "pacs008.exchange_rate", "{rate:?}: {err}");
     }
 }
+
+/// A statement period (the hub's and the banks' statements read it alike): both bounds
+/// left out means all time; otherwise `0 <= from < to`, and anything else is refused
+/// with an error naming the field and what it got.
+#[test]
+fn a_statement_period_is_all_time_or_from_before_to() {
+    use corridor::model::wire::statement_period;
+    assert_eq!(statement_period(0, 0).unwrap(), (0, i64::MAX));
+    assert_eq!(statement_period(0, 5).unwrap(), (0, 5));
+    assert_eq!(statement_period(5, 6).unwrap(), (5, 6));
+    for (from, to) in [(5, 5), (6, 5), (-1, 5), (5, 0), (i64::MIN, i64::MAX)] {
+        let error = statement_period(from, to).unwrap_err();
+        assert_eq!(error.field, "from_time_unix_ms");
+        assert!(error.rule.contains(&format!("got {from} and {to}")), "{error}");
+    }
+}

@@ -429,7 +429,7 @@ async fn hub_and_bank_statements_of_the_settlement_account_agree() {
 }
 
 fn unix_ms() -> i64 {
-    corridor::bank::unix_ms_now()
+    corridor::clock::unix_ms_now()
 }
 
 fn submit(isn: u64, identity: &SigningIdentity, message: &Message) -> pb::Submit {

@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::crypto::SigningIdentity;
 use crate::directory::{Credentials, Directory};
 use crate::ledger::{Account, LedgerError};
@@ -50,11 +51,14 @@ pub struct BankConfig {
     /// How long a finished payment, a posting or a processed message stays in memory
     /// after its last change. Memory holds about this long's worth of payments.
     pub retention: std::time::Duration,
+    /// Where the bank reads the time of day (creation times, booking times, retention):
+    /// the system's, unless a test moves it.
+    pub clock: Clock,
 }
 
 impl Default for BankConfig {
     fn default() -> Self {
-        Self { retention: RETENTION }
+        Self { retention: RETENTION, clock: Clock::System }
     }
 }
 
@@ -283,12 +287,12 @@ impl Bank {
         }
         let credentials = Credentials::new(directory, identity)?;
         let retention_ms = i64::try_from(config.retention.as_millis()).expect("validated: at most a day");
-        let hold_since_unix_ms = unix_ms_now() - retention_ms;
+        let hold_since_unix_ms = config.clock.unix_ms() - retention_ms;
         let (store, recovered) =
             SqliteBankStore::open(data_dir, bic, hold_since_unix_ms).map_err(|e| e.to_string())?;
         let reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
         let operator_reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
-        let state = BankState::recover(recovered, config.retention)?;
+        let state = BankState::recover(recovered, config.retention, config.clock.clone())?;
         tracing::info!(bank = %bic, payments_held = state.payments().count(), unacknowledged = state.outbox.len(), "bank store recovered");
         let last_osn = state.cursor.last_osn_processed;
         let inner = BankInner {
@@ -351,6 +355,11 @@ impl Bank {
     /// This bank's settings.
     pub fn config(&self) -> &BankConfig {
         &self.inner.config
+    }
+
+    /// Milliseconds since the Unix epoch, now by this bank's clock.
+    fn now_unix_ms(&self) -> i64 {
+        self.inner.config.clock.unix_ms()
     }
 
     /// How much this bank holds in memory now.
@@ -528,12 +537,9 @@ impl PaymentWatch {
     }
 }
 
-/// Milliseconds since the Unix epoch, now.
-pub fn unix_ms_now() -> i64 {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("the clock is after 1970");
-    i64::try_from(now.as_millis()).expect("milliseconds fit in i64 until the year 292 million")
-}
+/// Milliseconds since the Unix epoch by the system's clock: kept here for the CLI until
+/// it reads [`crate::clock::unix_ms_now`] itself. A bank reads its [`BankConfig::clock`].
+pub use crate::clock::unix_ms_now;
 
 #[cfg(test)]
 mod tests {

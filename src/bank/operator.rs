@@ -164,7 +164,7 @@ impl Bank {
         let mut quotes = self.inner.quotes.lock().expect("quotes lock");
         // Bounded as at the hub: a quote expired for longer than a quote lasts is
         // forgotten; until then a payment citing it goes out and the hub says it expired.
-        let now = super::unix_ms_now();
+        let now = self.now_unix_ms();
         let lifetime_ms = offer.expires_unix_ms.saturating_sub(now);
         quotes.retain(|_, q| q.expires_unix_ms.saturating_add(lifetime_ms) > now);
         quotes.insert(offer.id.clone(), offer.clone());
@@ -203,7 +203,7 @@ impl Bank {
                 .into_inner()
                 .agreements;
             let pair = format!("{currency}/{to}");
-            let now = super::unix_ms_now();
+            let now = self.now_unix_ms();
             let agreement = agreements
                 .into_iter()
                 .find(|a| {
@@ -363,7 +363,7 @@ impl Bank {
             uetr,
             sender: self.bic(),
             receiver,
-            creation_time_unix_ms: super::unix_ms_now(),
+            creation_time_unix_ms: self.now_unix_ms(),
             sequence_number: state.cursor.next_sequence_number,
             possible_duplicate: false,
         };

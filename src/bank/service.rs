@@ -287,7 +287,8 @@ impl BankService for BankServer {
     ) -> Result<Response<pb::Statement>, Status> {
         operator_only(&request)?;
         let r = request.into_inner();
-        let (from, to) = crate::hub::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)?;
+        let (from, to) = crate::model::wire::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let statement = self.bank.statement(&r.account_id, &r.currency, from, to)?;
         Ok(Response::new(crate::model::wire::statement_to_pb(&statement)))
     }

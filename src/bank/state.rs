@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank, RetiredPayment, StoreReader};
 use super::{Direction, Payment, ReturnState};
+use crate::clock::Clock;
 use crate::ledger::{AccountId, Ledger};
 use crate::model::{Bic, InvestigationStatus, MessageId, MessageKey, MessageKeyHasher, Uetr};
 use crate::model::{PaymentStatus, ReasonCode};
@@ -106,6 +107,8 @@ pub(super) struct BankState {
     processed_horizon_unix_ms: i64,
     /// How long finished things stay in memory.
     retention: Duration,
+    /// The time of day (booking times, the retention's cutoff).
+    clock: Clock,
     /// What the last sweep marked to leave memory, until its append is durable.
     retiring: Option<Retiring>,
     pub(super) outbox: BTreeMap<u64, Outgoing>,
@@ -149,7 +152,11 @@ impl BankState {
     /// The state a store holds: accounts opened, postings replayed in order (each must
     /// apply, or the store is corrupt), the payments, processed messages and postings a
     /// running bank holds (`SqliteBankStore::open`), and the outbox.
-    pub(super) fn recover(mut recovered: RecoveredBank, retention: Duration) -> Result<Self, String> {
+    pub(super) fn recover(
+        mut recovered: RecoveredBank,
+        retention: Duration,
+        clock: Clock,
+    ) -> Result<Self, String> {
         let ledger = std::mem::take(&mut recovered.ledger);
         assert_eq!(recovered.posting_times.len(), ledger.postings().len(), "a booking time per posting held");
         let now = Instant::now();
@@ -171,6 +178,7 @@ impl BankState {
             processed_order: VecDeque::new(),
             processed_horizon_unix_ms: recovered.processed_horizon_unix_ms,
             retention,
+            clock,
             retiring: None,
             outbox: BTreeMap::new(),
             unsent_from: 0,
@@ -370,7 +378,7 @@ impl BankState {
             .collect();
         changes.append(&mut self.changes);
         self.accounts_journalled = self.ledger.opening_order().len();
-        let booked_unix_ms = super::unix_ms_now().max(self.booked_last_unix_ms);
+        let booked_unix_ms = self.clock.unix_ms().max(self.booked_last_unix_ms);
         self.booked_last_unix_ms = booked_unix_ms;
         let first_unjournalled = self.postings_journalled - self.ledger.postings_forgotten();
         for (offset, posting) in self.ledger.postings()[first_unjournalled..].iter().enumerate() {
@@ -443,7 +451,7 @@ impl BankState {
         let now = Instant::now();
         let Some(cutoff) = now.checked_sub(self.retention) else { return };
         let retention_ms = i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX);
-        let cutoff_unix_ms = super::unix_ms_now().saturating_sub(retention_ms);
+        let cutoff_unix_ms = self.clock.unix_ms().saturating_sub(retention_ms);
         let mut payments = Vec::new();
         let mut look_again = Vec::new();
         while let Some(&(changed, uetr, seq)) = self.aging.front() {
@@ -484,10 +492,14 @@ mod tests {
 
     fn open(dir: &std::path::Path, retention: Duration) -> (BankState, GroupCommit<BankChange>, StoreReader) {
         let bic = Bic::parse("BANKRUMMXXX").unwrap();
-        let hold_since_unix_ms = super::super::unix_ms_now() - retention.as_millis() as i64;
+        let hold_since_unix_ms = crate::clock::unix_ms_now() - retention.as_millis() as i64;
         let (store, recovered) = SqliteBankStore::open(dir, bic, hold_since_unix_ms).unwrap();
         let reader = StoreReader::open(dir).unwrap();
-        (BankState::recover(recovered, retention).unwrap(), GroupCommit::start(store, "bank"), reader)
+        (
+            BankState::recover(recovered, retention, Clock::System).unwrap(),
+            GroupCommit::start(store, "bank"),
+            reader,
+        )
     }
 
     fn wait_durable(journal: &GroupCommit<BankChange>, ticket: Ticket) {
@@ -506,7 +518,7 @@ mod tests {
         let sender = Bic::parse("BANKIRTHXXX").unwrap();
         let (old, other) = (MessageId::generate(), MessageId::generate());
         // Delivered late (held at the hub while the bank was offline): created a minute ago.
-        let created_unix_ms = super::super::unix_ms_now() - 60_000;
+        let created_unix_ms = crate::clock::unix_ms_now() - 60_000;
         {
             let (mut state, journal, reader) = open(dir.path(), retention);
             assert!(!state.already_processed(&reader, sender, &old, created_unix_ms).unwrap());

@@ -186,7 +186,7 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
 /// Runs a bank node until Ctrl-C or SIGTERM.
 pub async fn run_bank(args: BankNodeArgs) -> Result<()> {
     let BankNodeArgs { dir, bic, hub, listen, data, metrics_addr, retention_secs } = args;
-    let config = bank::BankConfig { retention: Duration::from_secs(retention_secs) };
+    let config = bank::BankConfig { retention: Duration::from_secs(retention_secs), ..Default::default() };
     config.validate().map_err(|e| anyhow!("--retention-secs {retention_secs}: {e}"))?;
     serve_metrics(metrics_addr)?;
     let bic = parse_bic(&bic, "--bic")?;

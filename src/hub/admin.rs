@@ -454,7 +454,7 @@ impl HubAdminService for HubAdmin {
         request: Request<pb::SetAgreementRequest>,
     ) -> Result<Response<pb::AgreementResponse>, Status> {
         operator_only(&request)?;
-        let agreement = agreement_from_pb(request.into_inner().agreement, crate::bank::unix_ms_now())?;
+        let agreement = agreement_from_pb(request.into_inner().agreement, self.hub.now_unix_ms())?;
         match self.operate(OperatorAction::SetAgreement(agreement)).await? {
             OperatorOutcome::Agreement(agreement) => {
                 Ok(Response::new(pb::AgreementResponse { agreement: Some(agreement_to_pb(&agreement)) }))
@@ -480,7 +480,8 @@ impl HubAdminService for HubAdmin {
         let r = request.into_inner();
         let bic = self.participant(&r.participant_bic)?;
         let currency = currency(&r.currency)?;
-        let (from, to) = period(r.from_time_unix_ms, r.to_time_unix_ms)?;
+        let (from, to) = wire::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let payments = self.hub.payments();
         let statement = settlement_statement(&payments, bic, currency, from, to);
         Ok(Response::new(wire::statement_to_pb(&statement)))
@@ -510,15 +511,6 @@ fn suspend_response(outcome: OperatorOutcome) -> Result<Response<pb::SuspendResp
             Ok(Response::new(pb::SuspendResponse { participant_bic: bic.to_string(), suspended }))
         }
         other => unreachable!("a suspension answers with its state, not {other:?}"),
-    }
-}
-
-/// A statement period: `[from, to)`, with 0 and 0 meaning everything.
-pub fn period(from: i64, to: i64) -> Result<(i64, i64), Status> {
-    match (from, to) {
-        (0, 0) => Ok((0, i64::MAX)),
-        (from, to) if from >= 0 && from < to => Ok((from, to)),
-        _ => Err(Status::invalid_argument("the period needs 0 <= from_time_unix_ms < to_time_unix_ms")),
     }
 }
 

@@ -240,15 +240,9 @@ fn snapshot(dashboard: &Dashboard) -> Value {
             })
         })
         .collect();
-    let (throughput, latency) = dashboard.stats.lock().expect("dashboard stats lock").figures();
-    let reconciliation = hub.last_reconciliation().map(|report| {
-        let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
-        if let Value::Object(map) = &mut value {
-            map.insert("clean".into(), Value::Bool(report.is_clean()));
-            map.insert("text".into(), Value::String(report.render()));
-        }
-        value
-    });
+    let (throughput, latency) =
+        dashboard.stats.lock().expect("dashboard stats lock").figures(hub.now_unix_ms());
+    let reconciliation = hub.last_reconciliation();
     json!({
         "hub": directory.hub().to_string(),
         "settlement_model": positions.model().name(),
@@ -443,9 +437,9 @@ impl Stats {
         }
     }
 
-    /// The throughput and latency objects of the snapshot.
-    fn figures(&self) -> (Value, Value) {
-        let now_s = crate::bank::unix_ms_now().div_euclid(1000);
+    /// The throughput and latency objects of the snapshot, `now_unix_ms` by the hub's clock.
+    fn figures(&self, now_unix_ms: i64) -> (Value, Value) {
+        let now_s = now_unix_ms.div_euclid(1000);
         let per_second: Vec<Value> = (now_s - THROUGHPUT_WINDOW_S as i64 + 1..=now_s)
             .map(|second| {
                 let count = self.per_second.iter().find(|(s, _)| *s == second).map_or(0, |(_, c)| *c);

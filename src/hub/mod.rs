@@ -19,7 +19,6 @@ pub mod positions;
 mod service;
 pub mod tracker;
 
-pub use admin::period as statement_period;
 pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
@@ -78,6 +77,9 @@ pub struct HubConfig {
     /// or recalls still find it), and an accepted message in the duplicate check before
     /// the journal answers for it (see `hub::duplicates`).
     pub retention: Duration,
+    /// Where the hub reads the time of day (the replay window, windows, quotes, the
+    /// journal's times): the system's, unless a test moves it.
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for HubConfig {
@@ -94,6 +96,7 @@ impl Default for HubConfig {
             connections: crate::net::ConnectionLimits::default(),
             quote_ttl: QUOTE_TTL,
             retention: RETENTION,
+            clock: crate::clock::Clock::System,
         }
     }
 }
@@ -175,7 +178,9 @@ struct HubInner {
     refused: events::RefusedCounts,
     /// The last reconciliation someone ran against this hub and posted here (the hub
     /// does not reconcile itself). Its own lock: never taken on the message path.
-    last_reconciliation: Mutex<Option<crate::reconcile::Report>>,
+    /// As the reconciler renders it ([`crate::reconcile::Report::to_json`]): the hub
+    /// only shows it, so it does not depend on the reconciler above it.
+    last_reconciliation: Mutex<Option<serde_json::Value>>,
     /// The payment archive for readers (`track`, the reconciler): its own connection and
     /// lock, so that reading it never holds the state's.
     archive: Mutex<PaymentArchive>,
@@ -303,7 +308,7 @@ impl Hub {
             SqliteHubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
         let new_journal = recovered.created.is_none();
         let (model, created_unix_ms) =
-            recovered.created.unwrap_or((config.settlement_model, crate::bank::unix_ms_now()));
+            recovered.created.unwrap_or((config.settlement_model, config.clock.unix_ms()));
         if model != config.settlement_model {
             return Err(format!(
                 "this hub's journal settles {model}, not {}: the model is fixed when the journal is created",
@@ -389,6 +394,11 @@ impl Hub {
         &self.inner.config
     }
 
+    /// Milliseconds since the Unix epoch, now by the hub's clock.
+    pub fn now_unix_ms(&self) -> i64 {
+        self.inner.config.clock.unix_ms()
+    }
+
     /// Opens a session for `bank` (replacing any older one, which is cancelled). The bank
     /// has durably processed every delivery up to `last_osn_processed`.
     ///
@@ -420,7 +430,7 @@ impl Hub {
         participant.session = Some(session);
         participant.shed_from = None;
         state.count_sessions();
-        let unix_ms = crate::bank::unix_ms_now();
+        let unix_ms = self.now_unix_ms();
         if last_osn_processed > 0 {
             let record = state.delivered(bank, last_osn_processed, unix_ms);
             self.inner.journal.append(vec![record]);
@@ -442,7 +452,7 @@ impl Hub {
             participant.session = None;
             state.count_sessions();
             drop(state);
-            self.tell(HubEvent::SessionClosed { participant: bank, unix_ms: crate::bank::unix_ms_now() });
+            self.tell(HubEvent::SessionClosed { participant: bank, unix_ms: self.now_unix_ms() });
         }
     }
 
@@ -478,7 +488,7 @@ impl Hub {
             return;
         }
         // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
-        let unix_ms = crate::bank::unix_ms_now();
+        let unix_ms = self.now_unix_ms();
         let record = state.delivered(bank, osn, unix_ms);
         self.inner.journal.append(vec![record]);
         drop(state);
@@ -488,7 +498,7 @@ impl Hub {
     /// The hub sent `bank` its answers up to input sequence number `isn` (for the tracker;
     /// not waited for).
     pub(crate) fn acknowledged(&self, bank: Bic, isn: u64) {
-        let unix_ms = crate::bank::unix_ms_now();
+        let unix_ms = self.now_unix_ms();
         let mut state = self.inner.state.lock().expect("hub state lock");
         state.acknowledged(bank, isn, unix_ms);
         self.inner.journal.append(vec![HubRecord::Acked { participant: bank, isn, unix_ms }]);
@@ -524,21 +534,22 @@ impl Hub {
             .collect()
     }
 
-    /// Keeps `report` as the last reconciliation of this hub (run by someone else: the
-    /// hub does not reconcile itself), for the dashboard.
-    pub fn set_last_reconciliation(&self, report: crate::reconcile::Report) {
+    /// Keeps `report` (as the reconciler renders it in JSON) as the last reconciliation
+    /// of this hub (run by someone else: the hub does not reconcile itself), for the
+    /// dashboard.
+    pub fn set_last_reconciliation(&self, report: serde_json::Value) {
         *self.inner.last_reconciliation.lock().expect("reconciliation lock") = Some(report);
     }
 
     /// The last reconciliation posted with [`Hub::set_last_reconciliation`], if any.
-    pub fn last_reconciliation(&self) -> Option<crate::reconcile::Report> {
+    pub fn last_reconciliation(&self) -> Option<serde_json::Value> {
         self.inner.last_reconciliation.lock().expect("reconciliation lock").clone()
     }
 
     /// Applies an operator's action and journals it; the answer is given once durable.
     /// Refused, changing nothing, when the positions cannot take it.
     pub async fn operate(&self, action: OperatorAction) -> Result<OperatorOutcome, String> {
-        let unix_ms = crate::bank::unix_ms_now();
+        let unix_ms = self.now_unix_ms();
         let (outcome, ticket) = {
             let mut state = self.inner.state.lock().expect("hub state lock");
             let outcome = state.operate(&action, unix_ms)?;
@@ -564,7 +575,7 @@ impl Hub {
         instructed: Amount,
         to: Currency,
     ) -> Result<fx::Quote, fx::FxRefusal> {
-        let unix_ms = crate::bank::unix_ms_now();
+        let unix_ms = self.now_unix_ms();
         let id = format!("Q{}", uuid::Uuid::new_v4().simple());
         let ttl_ms = duration_ms(self.inner.config.quote_ttl);
         let quote = {
@@ -639,12 +650,12 @@ impl Hub {
             // Every 100 ms at most: the duplicate check's memory holds a little more than a
             // retention, which is only conservative (memory answers for more messages).
             let mut state = self.inner.state.lock().expect("hub state lock");
-            state.recent.forget_expired(crate::bank::unix_ms_now(), self.inner.journal.durable());
+            state.recent.forget_expired(self.now_unix_ms(), self.inner.journal.durable());
             metrics::gauge!(crate::metrics::HUB_RECENT_MESSAGES).set(state.recent.len() as f64);
         }
         let mut forgotten = 0;
         loop {
-            let before_unix_ms = crate::bank::unix_ms_now().saturating_sub(retention_ms);
+            let before_unix_ms = self.now_unix_ms().saturating_sub(retention_ms);
             let (batch, ticket) = {
                 let state = self.inner.state.lock().expect("hub state lock");
                 let batch = Arc::new(state.tracker.archivable(before_unix_ms, ARCHIVE_BATCH_MAX));
@@ -714,7 +725,7 @@ impl Hub {
         submits: Vec<pb::Submit>,
     ) -> Vec<(pb::session_response::Frame, Ticket)> {
         let directory = self.directory();
-        let now = crate::bank::unix_ms_now();
+        let now = self.now_unix_ms();
         let (steps, checks): (Vec<Step>, Vec<Option<SignatureCheck>>) = submits
             .into_iter()
             .map(|submit| self.check_before_signature(peer, submit, &directory, now))
@@ -812,7 +823,7 @@ impl Hub {
     /// Counts a refusal and tells listeners.
     fn refused(&self, sender: Bic, message_type: Option<MessageType>, reason: Option<ReasonCode>) {
         self.inner.refused.count(message_type);
-        self.tell(HubEvent::Refused { message_type, sender, reason, unix_ms: crate::bank::unix_ms_now() });
+        self.tell(HubEvent::Refused { message_type, sender, reason, unix_ms: self.now_unix_ms() });
     }
 
     /// The participant's rate, then its input sequence number, under one lock.
@@ -995,7 +1006,7 @@ impl Hub {
         let receipt_key_id = identity.key_id().to_string();
         let signature = envelope.signature.to_bytes();
         let mut state = self.inner.state.lock().expect("hub state lock");
-        let accepted_unix_ms = crate::bank::unix_ms_now();
+        let accepted_unix_ms = self.now_unix_ms();
         // Older than memory, the journal answers: one probe of its creation-time index.
         let journal = || {
             let archive = state.archive.as_ref().expect("the journal's reader opens after recovery");
@@ -1452,7 +1463,7 @@ fn recover(
             state.tracker.delivered(&uetr, participant, delivered_osn, unix_ms);
         }
     }
-    state.recent.forget_expired(crate::bank::unix_ms_now(), Ticket::DURABLE);
+    state.recent.forget_expired(config.clock.unix_ms(), Ticket::DURABLE);
     tracing::info!(messages = count, recent = state.recent.len(), "hub journal recovered");
     Ok(state)
 }

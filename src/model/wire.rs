@@ -116,6 +116,22 @@ pub fn parse_unix_ms(text: &str, field: &str) -> Result<i64, ModelError> {
         .map_err(|_| ModelError::new(field, "is out of range"))
 }
 
+/// The period `[from, to)` of a statement request, in Unix milliseconds: 0 and 0 (the
+/// fields left out) mean all time. The hub's and the banks' statements read it alike.
+pub fn statement_period(from_unix_ms: i64, to_unix_ms: i64) -> Result<(i64, i64), ModelError> {
+    match (from_unix_ms, to_unix_ms) {
+        (0, 0) => Ok((0, i64::MAX)),
+        (from, to) if from >= 0 && from < to => Ok((from, to)),
+        (from, to) => Err(ModelError::new(
+            "from_time_unix_ms",
+            format!(
+                "a statement period needs 0 <= from_time_unix_ms < to_time_unix_ms, or both 0 for all time \
+                 (got {from} and {to})"
+            ),
+        )),
+    }
+}
+
 /// Formats a settlement date as ISO 8601 (`2026-11-28`).
 pub fn format_date(date: Date) -> String {
     date.format(DATE_FORMAT).expect("a Date always formats as YYYY-MM-DD")

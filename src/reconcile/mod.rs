@@ -212,6 +212,17 @@ impl Report {
         self.breaks.is_empty()
     }
 
+    /// The report as JSON, with whether it is clean and its table for people (`clean`,
+    /// `text`): what the hub's dashboard shows.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("clean".into(), serde_json::Value::Bool(self.is_clean()));
+            map.insert("text".into(), serde_json::Value::String(self.render()));
+        }
+        value
+    }
+
     /// A table for people.
     pub fn render(&self) -> String {
         let mut text = format!(

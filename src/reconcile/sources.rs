@@ -12,8 +12,8 @@ use crate::directory::Directory;
 use crate::hub::{self, HubPayment};
 use crate::ledger::AccountKind;
 use crate::model::{Amount, Bic, MessageId, PaymentStatus, Uetr, wire};
+use crate::net::{admin_client, operator_client};
 use crate::pb;
-use crate::sim::{admin_client, operator_client};
 use crate::tls::NetworkDir;
 
 impl From<&HubPayment> for HubRecord {

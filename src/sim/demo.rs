@@ -476,7 +476,7 @@ pub async fn start_demo(
     let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
     summary.reconciliation =
         reconcile_live(&network.network, &network.hub_url, &banks, SETTLE_TIMEOUT).await?;
-    network.hub().set_last_reconciliation(summary.reconciliation.clone());
+    network.hub().set_last_reconciliation(summary.reconciliation.to_json());
     drop(clients);
     let kept = config.data.is_some().then_some(dir);
     Ok((summary, RunningDemo { network, dashboard, kept, _temporary: temporary }))

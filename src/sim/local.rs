@@ -12,11 +12,10 @@ use crate::bank::{self, Bank};
 use crate::directory::Directory;
 use crate::hub::{self, Hub, HubConfig};
 use crate::model::Bic;
-use crate::net;
+use crate::net::{admin_client, operator_client};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::pb::hub_admin_service_client::HubAdminServiceClient;
-use crate::pb::tracker_service_client::TrackerServiceClient;
 use crate::tls::{self, NetworkDir, Role};
 
 /// A running bank node.
@@ -207,22 +206,4 @@ async fn spawn_hub(
         tokio::spawn(async move { hub::run(hub, &network, listener, shutdown.cancelled_owned()).await })
     };
     Ok((hub, shutdown, task))
-}
-
-/// The hub operator's admin client for the hub at `url`, with the operator's certificate.
-pub async fn admin_client(network: &NetworkDir, url: &str) -> Result<HubAdminServiceClient<Channel>, String> {
-    Ok(HubAdminServiceClient::new(net::connect(network, Role::Operator, url).await?))
-}
-
-/// A tracker client for the hub at `url`, with the operator's certificate.
-pub async fn tracker_client(
-    network: &NetworkDir,
-    url: &str,
-) -> Result<TrackerServiceClient<Channel>, String> {
-    Ok(TrackerServiceClient::new(net::connect(network, Role::Operator, url).await?))
-}
-
-/// An operator's client for the bank node at `url`, with the operator's certificate.
-pub async fn operator_client(network: &NetworkDir, url: &str) -> Result<BankServiceClient<Channel>, String> {
-    Ok(BankServiceClient::new(net::connect(network, Role::Operator, url).await?))
 }

@@ -10,7 +10,12 @@ pub mod loadgen;
 mod local;
 pub mod narrate;
 pub mod scenario;
+#[cfg(test)]
+mod stepped;
 mod workload;
 
-pub use local::{LocalBank, LocalNetwork, admin_client, operator_client, tracker_client};
+/// The operator's clients, where the CLI and the load generator found them before they
+/// moved to [`crate::net`].
+pub use crate::net::{admin_client, operator_client, tracker_client};
+pub use local::{LocalBank, LocalNetwork};
 pub use workload::{Rng, sample_credit_transfer};

@@ -58,7 +58,7 @@ pub fn sample_credit_transfer(sender: Bic, receiver: Bic) -> Message {
         uetr: Some(uetr),
         sender,
         receiver,
-        creation_time_unix_ms: crate::bank::unix_ms_now(),
+        creation_time_unix_ms: crate::clock::unix_ms_now(),
         sequence_number: 1,
         possible_duplicate: false,
     };

@@ -151,7 +151,7 @@ impl NetworkDir {
     pub fn signing_identity(&self, role: Role) -> Result<SigningIdentity, PkiError> {
         let directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
         let bic = signer_of(role)?;
-        let key_id = directory.current_key(bic, crate::bank::unix_ms_now()).ok_or_else(|| {
+        let key_id = directory.current_key(bic, crate::clock::unix_ms_now()).ok_or_else(|| {
             PkiError::Invalid(format!(
                 "{bic} has no signing key usable now (every key is retired or revoked): \
                  give it a new one with `corridor pki rotate`"
@@ -456,7 +456,7 @@ pub const ROTATION_ACTIVATION: std::time::Duration = std::time::Duration::from_s
 pub fn rotate(dir: &Path, bic: Bic, overlap: std::time::Duration) -> Result<Rotation, PkiError> {
     let mut file = DirectoryFile::read(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
     let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let activates = crate::bank::unix_ms_now().saturating_add(ms(ROTATION_ACTIVATION));
+    let activates = crate::clock::unix_ms_now().saturating_add(ms(ROTATION_ACTIVATION));
     let until = activates.saturating_add(ms(overlap));
     let entry = entry_of(&mut file, bic)?;
     let number = entry
@@ -505,7 +505,7 @@ pub fn revoke_key(dir: &Path, bic: Bic, key_id: &KeyId) -> Result<i64, PkiError>
     if let Some(at) = &key.revoked_at {
         return Err(PkiError::Invalid(format!("{bic} key {key_id} was already revoked at {at}")));
     }
-    let now = crate::bank::unix_ms_now();
+    let now = crate::clock::unix_ms_now();
     key.revoked_at = Some(wire::format_unix_ms(now));
     file.save(dir).map_err(|e| PkiError::Invalid(e.to_string()))?;
     Ok(now)

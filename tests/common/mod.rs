@@ -29,7 +29,7 @@ pub fn header(sender: &str, receiver: &str, uetr: Option<Uetr>) -> Header {
         uetr,
         sender: bic(sender),
         receiver: bic(receiver),
-        creation_time_unix_ms: corridor::bank::unix_ms_now(),
+        creation_time_unix_ms: corridor::clock::unix_ms_now(),
         sequence_number: 7,
         possible_duplicate: false,
     }

@@ -228,7 +228,7 @@ pub fn transfer(sender: &str, receiver: &str, account: &str) -> Message {
         uetr: Some(uetr),
         sender: bic(sender),
         receiver: bic(receiver),
-        creation_time_unix_ms: corridor::bank::unix_ms_now(),
+        creation_time_unix_ms: corridor::clock::unix_ms_now(),
         sequence_number: 1,
         possible_duplicate: false,
     };
