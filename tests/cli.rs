@@ -298,6 +298,36 @@ fn malformed_operator_requests_get_invalid_argument_and_change_nothing() {
     assert_eq!(succeeded(network.operate(PAYER, "payments", &[])), "", "no payment may appear");
 }
 
+/// `open-account --deposit` takes zero however it is written (`0`, `0.0`, `0.00`: the help
+/// says the default is 0, and `0.00` was refused as "an amount must be positive"), and
+/// `admin cap` takes zero for "no cap" the same way; a negative deposit, one with more
+/// decimals than the currency has, or garbage is still refused with INVALID_ARGUMENT and
+/// opens nothing (issue 19, item 7; DESIGN.md: "Bad input gets a clear error and changes
+/// nothing").
+#[test]
+fn a_zero_deposit_is_accepted_in_any_spelling_and_garbage_is_refused() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    for (account, zero) in [("Z1", "0"), ("Z2", "0.0"), ("Z3", "0.00"), ("Z4", "000")] {
+        network.open_account(PAYER, account, zero);
+    }
+    let balances = network.balances(PAYER);
+    for account in ["Z1", "Z2", "Z3", "Z4"] {
+        assert_eq!(balances[account], "0.00 CNY", "{balances:?}");
+    }
+    for garbage in ["-1", "-0.00", "0.000", "zero", "1,00", " 0"] {
+        let deposit = format!("--deposit={garbage}");
+        let open = ["--account", "G1", "--currency", "CNY", "--name", "G", &deposit];
+        invalid_argument(network.operate(PAYER, "open-account", &open));
+    }
+    assert_eq!(network.balances(PAYER), balances, "a refused account is not opened");
+
+    let cap = ["admin", "cap", "--participant", PAYER, "--currency", "CNY", "--amount", "0.00"];
+    let line = succeeded(network.hub_command(&cap));
+    assert!(line.contains("net debit cap 0.00 CNY"), "{line}");
+    let refused_cap = ["admin", "cap", "--participant", PAYER, "--currency", "CNY", "--amount=-0.01"];
+    refused(network.hub_command(&refused_cap));
+}
+
 // ---------------------------------------------------------------------------------------
 // The separate-process flow
 

@@ -87,9 +87,10 @@ impl Bank {
         }
         let currency = Currency::parse(currency)?;
         let name = message::check_text(name, "name", message::TEXT_LENGTH_MAX, true)?;
+        // Zero, however written, opens the account empty (the CLI's default is "0").
         let deposit = match deposit {
-            "" | "0" => None,
-            text => Some(Amount::parse(text, currency).map_err(|e| e.at("opening_deposit"))?),
+            "" => None,
+            text => Amount::parse_zero_or_positive(text, currency).map_err(|e| e.at("opening_deposit"))?,
         };
         let mut state = self.state();
         if state.ledger.account(&id).is_some() {

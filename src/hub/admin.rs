@@ -373,10 +373,10 @@ impl HubAdminService for HubAdmin {
         let r = request.into_inner();
         let bic = self.participant(&r.participant_bic)?;
         let currency = currency(&r.currency)?;
-        let cap = match r.cap.as_str() {
-            "0" => 0,
-            text => amount(text, currency, "cap")?.minor_units(),
-        };
+        // "0" (or "0.00") for no cap, as for an opening deposit.
+        let cap = Amount::parse_zero_or_positive(&r.cap, currency)
+            .map_err(|e| Status::invalid_argument(e.at("cap").to_string()))?
+            .map_or(0, |cap| cap.minor_units());
         self.position_change(OperatorAction::SetNetDebitCap(bic, currency, cap)).await
     }
 

@@ -30,8 +30,19 @@ impl Amount {
     }
 
     /// Parses decimal text in the currency's units: `"1234.56"` EUR is 123456 minor units,
-    /// `"1234"` JPY is 1234; `"12.345"` EUR has too many decimals and is refused.
+    /// `"1234"` JPY is 1234; `"12.345"` EUR has too many decimals and is refused, and so is
+    /// zero.
     pub fn parse(text: &str, currency: Currency) -> Result<Self, ModelError> {
+        match Self::parse_zero_or_positive(text, currency)? {
+            Some(amount) => Ok(amount),
+            None => Err(ModelError::new("amount", format!("an amount must be positive (got {text:?})"))),
+        }
+    }
+
+    /// Like [`Amount::parse`], but zero, in any spelling the currency allows (`0`, `0.0`,
+    /// `0.00` for EUR), is `None` rather than an error: for the fields where zero means
+    /// "none" (an opening deposit, a net debit cap). Anything else `parse` refuses is refused.
+    pub fn parse_zero_or_positive(text: &str, currency: Currency) -> Result<Option<Self>, ModelError> {
         let err = |rule: String| ModelError::new("amount", format!("{rule} (got {text:?})"));
         let (whole, fraction) = match text.split_once('.') {
             Some((whole, fraction)) => (whole, fraction),
@@ -65,10 +76,7 @@ impl Amount {
         if minor_units > AMOUNT_MINOR_UNITS_MAX {
             return Err(overflow());
         }
-        if minor_units == 0 {
-            return Err(err("an amount must be positive".into()));
-        }
-        Ok(Self { minor_units, currency })
+        Ok((minor_units != 0).then_some(Self { minor_units, currency }))
     }
 
     /// Count of minor units, always in `1..=AMOUNT_MINOR_UNITS_MAX`.
@@ -178,6 +186,24 @@ mod tests {
         ] {
             let result = Amount::parse(text, cur(code));
             let err = result.expect_err(&format!("{text:?} {code} should be refused"));
+            assert_eq!(err.field, "amount");
+        }
+    }
+
+    /// Zero means "none" where a field allows it (an opening deposit, a net debit cap), and
+    /// it is zero however it is written; what is not an amount is still refused (issue 19,
+    /// item 7: `--deposit 0.00` was refused though `--deposit 0` worked).
+    #[test]
+    fn zero_in_any_spelling_is_none_where_zero_is_allowed() {
+        for (text, code) in [("0", "EUR"), ("0.0", "EUR"), ("0.00", "EUR"), ("000", "EUR"), ("0", "JPY")] {
+            assert_eq!(Amount::parse_zero_or_positive(text, cur(code)), Ok(None), "{text:?} {code}");
+        }
+        let one = Amount::parse_zero_or_positive("0.01", cur("EUR")).unwrap();
+        assert_eq!(one.map(|a| a.minor_units()), Some(1));
+        for (text, code) in
+            [("0.000", "EUR"), ("0.0", "JPY"), ("-0", "EUR"), ("-1", "EUR"), ("", "EUR"), ("zero", "EUR")]
+        {
+            let err = Amount::parse_zero_or_positive(text, cur(code)).expect_err(&format!("{text:?} {code}"));
             assert_eq!(err.field, "amount");
         }
     }
