@@ -3,6 +3,8 @@
 
 mod cli;
 
+use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -46,7 +48,15 @@ fn main() -> ExitCode {
 fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let colour = log_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colour).init();
+}
+
+/// Whether log lines carry ANSI colour codes: only for a person at a terminal, and never
+/// when `NO_COLOR` is set to anything non-empty (no-color.org). A log written to a file or
+/// a pipe is plain text that `grep` and log collectors read as it is.
+fn log_colour(stderr_is_terminal: bool, no_color: Option<OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|value| value.is_empty())
 }
 
 /// Runs one command; the exit code says how it ended.
@@ -74,4 +84,22 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Demo(args) => return demo::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Colour only at a terminal, and `NO_COLOR` with any non-empty value turns it off
+    /// there too (an empty value does not, as no-color.org says). Issue 19, item 8: logs
+    /// piped to a file carried ANSI codes.
+    #[test]
+    fn logs_are_coloured_only_at_a_terminal_without_no_color() {
+        assert!(log_colour(true, None));
+        assert!(log_colour(true, Some(OsString::new())));
+        assert!(!log_colour(true, Some("1".into())));
+        assert!(!log_colour(true, Some("false".into())), "any non-empty value disables colour");
+        assert!(!log_colour(false, None));
+        assert!(!log_colour(false, Some(OsString::new())));
+    }
 }

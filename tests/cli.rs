@@ -515,6 +515,38 @@ fn every_read_command_prints_one_json_document_with_the_real_values() {
     assert_eq!(position(PAYEE)["settled_net_text"], json!("250.50"));
 }
 
+/// Logs written to a file or a pipe are plain text: no ANSI escape (byte 0x1b) from a node
+/// (the hub and the banks, logging at info from start to a Ctrl-C stop) nor from a one-shot command
+/// (`demo` with RUST_LOG=info), and none with NO_COLOR set either. Before, every log line
+/// in a file carried colour codes (issue 19, item 8). Colour at a terminal is the unit
+/// test `logs_are_coloured_only_at_a_terminal_without_no_color` in src/main.rs.
+#[test]
+fn logs_to_a_file_or_pipe_carry_no_colour_codes() {
+    let mut network = Network::start(&[PAYER, PAYEE]);
+    // As in the Ctrl-C test: a live session and some state before the stop.
+    network.open_account(PAYER, "A1", "10.00");
+    let servers = network.banks.iter_mut().map(|(_, server)| server).chain([&mut network.hub]);
+    for server in servers {
+        assert!(server.interrupt().success());
+        let stderr = server.stderr.text();
+        assert!(stderr.contains("INFO"), "nodes log at info, so this checks real lines: {stderr}");
+        assert!(!stderr.contains('\x1b'), "a node's log in a file has colour codes: {stderr:?}");
+    }
+
+    for no_color in [None, Some("1")] {
+        let args = ["demo", "--banks", "2", "--payments", "2", "--json", "--no-dashboard"];
+        let mut command = common::cli::corridor_command(&args);
+        command.env("RUST_LOG", "info").env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let output = command.output().expect("run corridor demo");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(output.stderr.len() > 100, "RUST_LOG=info gives log lines to check");
+        assert!(!output.stderr.contains(&0x1b), "NO_COLOR={no_color:?}: piped logs have colour codes");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Shutdown
 
