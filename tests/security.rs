@@ -85,6 +85,53 @@ async fn a_captured_message_replayed_on_another_session_has_no_second_effect() {
     network.stop().await.unwrap();
 }
 
+/// A captured message replayed on its sender's own session, with fresh input sequence
+/// numbers, is answered with its original ACK and applied once, but each replay uses up
+/// the number it came with (SECURITY.md, item 4): the hub then expects a higher number
+/// than the bank node ever sent. The bank node, restarted, must carry on from the hub's
+/// number (nothing of its own lies in between) rather than refuse every session while
+/// its payments wait; a gap above the hub's number is still refused.
+#[tokio::test]
+async fn a_duplicate_replayed_on_a_banks_own_session_does_not_lock_the_bank_out_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network(dir.path(), &[RU, IR]).await;
+    let ru = network.index_of(bic(RU));
+    let first = network.banks[ru].bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap().uetr;
+    assert_eq!(status_of(&final_status(&network, ru, &first.to_string()).await), pb::PaymentStatus::Acsc);
+    let captured =
+        corridor::hub::journal::read_message(&network.network.hub_data_dir(), first, MessageType::Pacs008)
+            .unwrap()
+            .expect("the hub journalled the pacs.008");
+    let captured = pb::SignedEnvelope::from(&captured.envelope);
+
+    // Replayed twice on RU's own session, each with the next number the hub expects.
+    network.stop_bank(bic(RU)).await.unwrap();
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let hub_next = session.next_isn;
+    let (once, twice) =
+        (expect_ack(session.submit(captured.clone()).await), expect_ack(session.submit(captured).await));
+    assert_eq!((once.isn, twice.isn), (hub_next, hub_next + 1));
+    assert_eq!(once.receipt, twice.receipt, "the original receipt both times: no new acceptance");
+    // A gap is still refused, never skipped.
+    let gap = session
+        .submit_as(
+            hub_next + 5,
+            pb::SignedEnvelope::from(&signer(&network.network, RU).sign(&transfer(RU, IR, "C002"))),
+        )
+        .await;
+    expect_nak(gap, Code::FailedPrecondition, "");
+    drop(session);
+
+    // The bank node, restarted, is welcomed and its next payment settles.
+    let ru = network.start_bank(bic(RU)).await.unwrap();
+    let second = network.banks[ru].bank.submit_payment(&order(IR, "C002", "2.00")).await.unwrap().uetr;
+    assert_eq!(status_of(&final_status(&network, ru, &second.to_string()).await), pb::PaymentStatus::Acsc);
+    let ir = network.index_of(bic(IR));
+    assert_eq!(balance(&network, ir, "C002"), 300, "each payment applied once, the replays not at all");
+    assert_eq!(network.hub().payments().len(), 2);
+    network.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_message_redirected_to_another_receiver_is_refused_and_reaches_nobody() {
     let dir = tempfile::tempdir().unwrap();

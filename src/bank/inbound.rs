@@ -13,19 +13,38 @@ use crate::pb;
 use crate::store::{StoreError, Ticket};
 
 impl Bank {
-    /// A new session began: everything not yet ACKed goes out again. The hub must expect
-    /// an input sequence number between the oldest unanswered message and the next one;
-    /// anything else means the hub lost (or never had) messages it answered, and
-    /// carrying on would skip or repeat numbers.
+    /// A new session began: everything not yet ACKed goes out again.
+    ///
+    /// The hub must expect an input sequence number no lower than the oldest unanswered
+    /// message: a lower one means the hub lost (or never had) messages it answered, and
+    /// carrying on would repeat numbers. A higher one than this bank's next means the hub
+    /// answered submissions on this bank's certificate that this node did not make (a
+    /// captured message replayed, answered with its original ACK): those used up numbers
+    /// this bank never sent. Nothing of this bank's falls in between (its unanswered
+    /// messages go out again under their own numbers, below the hub's, as resends), so
+    /// the bank carries on from the hub's number; refusing would lock it out of every
+    /// session until its own new messages had filled the difference.
     pub(crate) fn on_welcome(&self, next_isn_expected: u64) -> Result<(), String> {
         let mut state = self.state();
         let next = state.cursor.next_isn;
         let oldest = state.outbox.keys().next().copied().unwrap_or(next);
-        if !(oldest..=next).contains(&next_isn_expected) {
+        if next_isn_expected < oldest {
             return Err(format!(
                 "the hub expects input sequence {next_isn_expected}, but this bank's oldest unanswered message is \
                  {oldest} and its next is {next}: the hub's journal does not match this bank's store"
             ));
+        }
+        if next_isn_expected > next {
+            tracing::warn!(
+                bank = %self.bic(), next_isn = next, next_isn_expected,
+                "the hub answered {} submission(s) on this bank's certificate that this node did not make \
+                 (a replayed message, another client with its certificate, or this store is older than the \
+                 hub's journal): carrying on from the hub's number",
+                next_isn_expected - next
+            );
+            state.cursor.next_isn = next_isn_expected;
+            // Not waited for: a message numbered after this is journalled after it.
+            state.commit(&self.inner.journal);
         }
         state.unsent_from = 0;
         state.shed_at = None;
@@ -499,3 +518,61 @@ fn delivered_envelope(deliver: &pb::Deliver) -> Result<SignedEnvelope, String> {
 
 /// A signature to verify, with the delivery's envelope it belongs to (none for a receipt).
 type PendingCheck = (SignatureCheck, Option<SignedEnvelope>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bank::PaymentOrder;
+    use crate::tls::Role;
+
+    /// The Welcome check of input sequence numbers (SECURITY.md, item 4): a hub that
+    /// expects a number below this bank's oldest unanswered message lost messages it
+    /// answered, and the session is refused; a hub that expects one above this bank's
+    /// next answered submissions this node did not make (a replayed duplicate), and the
+    /// bank carries on from the hub's number, its unanswered message going out again
+    /// under its own number (a resend) and its next new one under the hub's. Here with a
+    /// payment still unanswered, which the end-to-end test in tests/security.rs cannot hold
+    /// across a restart.
+    #[tokio::test]
+    async fn a_hub_ahead_of_the_bank_is_followed_and_a_hub_behind_its_unanswered_messages_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ru, ir) = (Bic::parse("BANKRUMMXXX").unwrap(), Bic::parse("BANKIRTHXXX").unwrap());
+        let pki = crate::tls::init(dir.path(), &[ru, ir]).unwrap();
+        let identity = pki.signing_identity(Role::Bank(ru)).unwrap();
+        let directory = crate::directory::Directory::load(pki.root()).unwrap();
+        let bank = Bank::open(identity, directory, &pki.bank_data_dir(ru)).unwrap();
+        bank.open_account("C001", "CNY", "Customer", "100.00").await.unwrap();
+        let order = |amount: &str| PaymentOrder {
+            debtor_account: "C001".into(),
+            creditor_agent: ir.to_string(),
+            creditor_account: "C002".into(),
+            creditor_name: "Beneficiary".into(),
+            amount: amount.into(),
+            currency: "CNY".into(),
+            remittance_information: String::new(),
+            settlement_currency: String::new(),
+            quote_id: String::new(),
+        };
+        bank.submit_payment(&order("1.00")).await.unwrap();
+        let unanswered = bank.state().cursor.next_isn - 1;
+
+        let refusal = bank.on_welcome(unanswered - 1).expect_err("a hub behind an unanswered message");
+        assert!(refusal.contains("does not match this bank's store"), "{refusal}");
+
+        let hub_next = unanswered + 3;
+        bank.on_welcome(hub_next).expect("a hub ahead of this bank is followed");
+        let resent = bank.take_unsent(64, 64);
+        assert_eq!(
+            resent.iter().map(|s| s.isn).collect::<Vec<_>>(),
+            vec![unanswered],
+            "a resend, below the hub's"
+        );
+        bank.submit_payment(&order("2.00")).await.unwrap();
+        let sent = bank.take_unsent(64, 64);
+        assert_eq!(
+            sent.iter().map(|s| s.isn).collect::<Vec<_>>(),
+            vec![hub_next],
+            "the next new number is the hub's"
+        );
+    }
+}
