@@ -2,6 +2,7 @@
 //! under the hub's rate agreements, returns one payment and recalls two after they
 //! settle, and its summary reports them per currency; the network reconciles clean.
 
+use corridor::model::{Amount, Currency, format_minor_units};
 use corridor::sim::demo::{DemoConfig, render, run_demo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,6 +36,23 @@ async fn the_demo_pays_across_currencies_returns_and_recalls_and_reconciles_clea
     assert!(text.contains("Per currency"), "{text}");
     assert!(text.contains("After settlement (returns and recalls)"), "{text}");
     assert!(summary.reconciliation.is_clean(), "{text}");
+    money_is_shown_in_major_units(&steps);
+}
+
+/// What the demo says it funds is written as its balances are: major units with the
+/// currency's decimals, then the code (`9001800.00 RUB`), not a bare number beside them.
+fn money_is_shown_in_major_units(steps: &[String]) {
+    let prefunds: Vec<&String> = steps.iter().filter(|s| s.contains("prefunds")).collect();
+    assert_eq!(prefunds.len(), 4, "one prefunding per bank: {steps:#?}");
+    for step in prefunds {
+        let (_, money) = step.split_once(" with ").expect("prefunds ... with AMOUNT CUR");
+        let (amount, code) = money.split_once(' ').expect("an amount and a currency");
+        let currency = Currency::parse(code).unwrap();
+        let parsed = Amount::parse(amount, currency).unwrap();
+        assert_eq!(format_minor_units(parsed.minor_units(), currency), amount, "{step}");
+        let decimals = amount.split_once('.').map_or(0, |(_, fraction)| fraction.len() as u32);
+        assert_eq!(decimals, currency.exponent(), "{step}");
+    }
 }
 
 /// `--currency CNY` still runs a one-currency network: no agreements, nothing converted.

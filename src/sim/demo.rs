@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{LocalNetwork, Rng};
-use crate::model::{Bic, Currency, format_minor_units};
+use crate::model::{Amount, Bic, Currency, format_minor_units};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::reconcile::Report;
@@ -416,7 +416,8 @@ pub async fn start_demo(
             amount: liquidity.clone(),
         };
         admin.fund(request).await.map_err(|e| format!("funding {bic}: {}", e.message()))?;
-        progress(&format!("Hub operator prefunds {bic}'s position with {liquidity} {}", currencies[index]));
+        let shown = money_text(&liquidity, currencies[index]);
+        progress(&format!("Hub operator prefunds {bic}'s position with {shown}"));
     }
     let mut clients = Vec::new();
     for (index, bic) in bics.iter().enumerate() {
@@ -504,6 +505,15 @@ pub(super) fn network_dir(
 /// units, as decimal text.
 fn major_units(dollars: u64, per_dollar: u64) -> String {
     (dollars * per_dollar).div_ceil(100).to_string()
+}
+
+/// An amount the simulation wrote as decimal text (`900180`), as its summaries show
+/// money: with the currency's decimals, then its code (`900180.00 RUB`), so that what it
+/// funds and deposits reads like the balances beside it.
+pub(crate) fn money_text(text: &str, currency: Currency) -> String {
+    let amount =
+        Amount::parse_zero_or_positive(text, currency).expect("the simulation's own amounts are valid");
+    format!("{} {currency}", format_minor_units(amount.map_or(0, |a| a.minor_units()), currency))
 }
 
 /// The hub operator sets an agreement for every ordered pair of the banks' currencies.

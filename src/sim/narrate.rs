@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use super::demo::DEMO_BANKS;
+use super::demo::{DEMO_BANKS, money_text};
 use super::{LocalNetwork, tracker_client};
 use crate::bank::Bank;
 use crate::crypto::{SignedEnvelope, hex_encode};
@@ -207,8 +207,9 @@ async fn set_up(dir: &Path, teller: &mut Teller<'_>) -> Result<Stage, String> {
     };
     admin.fund(fund).await.map_err(|e| format!("funding: {}", e.message()))?;
     teller.say(&format!(
-        "  {} prefunds its position at the hub with {LIQUIDITY} {} (its liquidity)",
-        bics[SENDER], currencies[SENDER]
+        "  {} prefunds its position at the hub with {} (its liquidity)",
+        bics[SENDER],
+        money_text(LIQUIDITY, currencies[SENDER])
     ));
     let mut clients = Vec::new();
     for (index, (account, name, deposit)) in [DEBTOR, CREDITOR].into_iter().enumerate() {
@@ -222,8 +223,11 @@ async fn set_up(dir: &Path, teller: &mut Teller<'_>) -> Result<Stage, String> {
         };
         client.open_account(request).await.map_err(|s| format!("opening {account}: {}", s.message()))?;
         teller.say(&format!(
-            "  bank {} ({}, {}): {name} opens account {account} with {deposit} {}",
-            bics[index], DEMO_BANKS[index].1, currencies[index], currencies[index]
+            "  bank {} ({}, {}): {name} opens account {account} with {}",
+            bics[index],
+            DEMO_BANKS[index].1,
+            currencies[index],
+            money_text(deposit, currencies[index])
         ));
         clients.push(client);
     }
