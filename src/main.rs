@@ -80,7 +80,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Statement(args) => operator::statement(args).await?,
         Command::Admin(args) => admin::run(args).await?,
         Command::Track(args) => admin::track(args).await?,
-        Command::Loadgen(args) => loadgen::run(args).await?,
+        Command::Loadgen(args) => return loadgen::run(args).await,
         Command::Demo(args) => return demo::run(args).await,
     }
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,7 @@
 //! `corridor loadgen`: the load generator, against a network of its own or running banks.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow};
@@ -11,7 +12,7 @@ use corridor::sim::loadgen::{self, LoadgenConfig};
 use super::bank_urls;
 
 /// The arguments of `corridor loadgen`.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct LoadgenArgs {
     /// Banks of its own network (2 to 8).
     #[arg(long, default_value_t = LoadgenConfig::default().banks)]
@@ -37,9 +38,23 @@ pub struct LoadgenArgs {
     /// Seed of the choice of senders and receivers.
     #[arg(long, default_value_t = LoadgenConfig::default().seed)]
     seed: u64,
-    /// A running network's directory (with --bank): drive it instead of starting one.
-    #[arg(long, requires = "banks_running")]
+    /// ISO 4217 code of every payment (1 unit each) and of the accounts it opens.
+    #[arg(long, default_value_t = LoadgenConfig::default().currency)]
+    currency: String,
+    /// Deposit of each LOADGEN-n account it opens, in the currency's units.
+    #[arg(long, default_value_t = LoadgenConfig::default().deposit)]
+    deposit: String,
+    /// Share of measured payments (0 to 1) that may end rejected or refused; above it
+    /// the run exits 1.
+    #[arg(long, default_value_t = LoadgenConfig::default().rejected_share_max)]
+    max_rejected_share: f64,
+    /// A running network's directory (with --hub and --bank): drive it instead of
+    /// starting one.
+    #[arg(long, requires_all = ["hub", "banks_running"])]
     dir: Option<PathBuf>,
+    /// The running network's hub URL (with --dir): each bank's position is checked there.
+    #[arg(long, requires = "dir")]
+    hub: Option<String>,
     /// A running bank as BIC=URL, once per bank (with --dir). Fund them at the hub first.
     #[arg(long = "bank", value_name = "BIC=URL", id = "banks_running", requires = "dir")]
     banks_running: Vec<String>,
@@ -48,8 +63,40 @@ pub struct LoadgenArgs {
     json: bool,
 }
 
-/// Runs the load and prints its report.
-pub async fn run(args: LoadgenArgs) -> Result<()> {
+/// Runs the load and prints its report. Exits 1 when the run failed (no payment
+/// completed, or more rejected than --max-rejected-share), after the report; 2 when it
+/// could not run, with one line that says why.
+pub async fn run(args: LoadgenArgs) -> Result<ExitCode> {
+    let config = match config_of(args.clone()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = match loadgen::run(&config, &|line: &str| eprintln!("{line}")).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        say!("{}", report.render());
+    }
+    Ok(match report.problem(config.rejected_share_max) {
+        Some(problem) => {
+            eprintln!("error: {problem}");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// The run the flags ask for.
+fn config_of(args: LoadgenArgs) -> Result<LoadgenConfig> {
     let LoadgenArgs {
         banks,
         rate,
@@ -59,9 +106,13 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         in_flight,
         ceiling_secs,
         seed,
+        currency,
+        deposit,
+        max_rejected_share,
         dir,
+        hub,
         banks_running,
-        json,
+        json: _,
     } = args;
     let seconds = |value: f64, flag: &str| {
         Duration::try_from_secs_f64(value)
@@ -71,7 +122,8 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         Some(dir) => {
             let directory = Directory::load(&dir)?;
             let banks = bank_urls(&directory, &banks_running)?;
-            Some(loadgen::Target { dir, banks })
+            let hub = hub.ok_or_else(|| anyhow!("--dir needs --hub, the hub's URL"))?;
+            Some(loadgen::Target { dir, hub, banks })
         }
         None => None,
     };
@@ -84,13 +136,11 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
         in_flight_max: in_flight,
         ceiling_duration: seconds(ceiling_secs, "--ceiling-secs")?,
         seed,
+        currency,
+        deposit,
+        rejected_share_max: max_rejected_share,
         target,
     };
-    let report = loadgen::run(&config, &|line: &str| eprintln!("{line}")).await.map_err(|e| anyhow!(e))?;
-    if json {
-        say!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        say!("{}", report.render());
-    }
-    Ok(())
+    config.validate().map_err(|e| anyhow!(e))?;
+    Ok(config)
 }

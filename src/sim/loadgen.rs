@@ -6,14 +6,19 @@
 //! It drives banks through their operator API, on one `SubmitPayments` stream and one
 //! `WatchPayments` stream per bank: the same way for a network of its own (a hub and
 //! banks in this process, mTLS, signatures, durable storage in a temporary directory)
-//! and for a running one.
+//! and for a running one. Before any load it checks what the run needs ([`preflight`]);
+//! a bank that restarts under it is reached again and the run goes on ([`link`]).
 //!
 //! Latency is measured from when a payment was *due* (open loop: its slot in the
 //! schedule; closed loop: when a slot in the window freed up), not from when it was
 //! sent, so that a stalled network cannot hide its stall by delaying the next sends
 //! (coordinated omission).
 
-use std::collections::{HashMap, VecDeque};
+mod book;
+mod link;
+mod preflight;
+mod report;
+
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,15 +26,21 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
-use super::breakdown::{JournalRecorder, TimeBreakdown};
-use super::{LocalNetwork, Rng, ceilings, operator_client};
-use crate::model::{Bic, Uetr};
+use self::book::Book;
+use self::link::{Link, Orders};
+use super::breakdown::JournalRecorder;
+use super::{LocalNetwork, Rng, ceilings};
+use crate::model::{Amount, Bic, Currency};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::tls::NetworkDir;
+
+pub use self::link::OUTAGE_MAX;
+pub use self::preflight::{ACCOUNT_PREFIX, LoadgenAccount};
+pub use self::report::LoadgenReport;
 
 /// Banks of a network of the load generator's own.
 pub const LOADGEN_BANKS: [&str; 8] = [
@@ -42,18 +53,26 @@ pub const LOADGEN_BANKS: [&str; 8] = [
     "LOADAEADXXX",
     "LOADTRISXXX",
 ];
-/// The account each bank pays from (funded) and into.
-const ACCOUNT: &str = "LOADGEN-1";
-/// Slowest a payment may take before the run gives up waiting for it at the end.
+/// The amount of every payment: one unit of the run's currency (written without
+/// decimals, so that it is valid in a currency that has none).
+const PAYMENT_AMOUNT: &str = "1";
+/// What a network of its own funds each bank with at the hub, in the currency's units.
+const OWN_FUNDING: &str = "1000000000000";
+/// Slowest a payment may take before the run gives up waiting for it at the end (from
+/// the end of sending, or from a bank's return after an outage).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Highest latency the histogram keeps exactly (longer ones are clamped to it).
 const LATENCY_MAX: Duration = Duration::from_secs(120);
+/// Lines about the banks (an outage, a return) waiting to be told.
+const NOTICES_MAX: usize = 64;
 
 /// A running network to drive instead of starting one.
 #[derive(Clone, Debug)]
 pub struct Target {
     /// Its network directory (for the operator certificate).
     pub dir: PathBuf,
+    /// Its hub's URL (to check each bank's position before the run).
+    pub hub: String,
     /// Its banks: BIC and operator API URL.
     pub banks: Vec<(Bic, String)>,
 }
@@ -77,6 +96,13 @@ pub struct LoadgenConfig {
     pub ceiling_duration: Duration,
     /// Seed of the choice of senders and receivers.
     pub seed: u64,
+    /// ISO 4217 code of every payment (and of the accounts they go between).
+    pub currency: String,
+    /// The deposit of each account the run opens, decimal text in the currency's units.
+    pub deposit: String,
+    /// Share of measured payments (0 to 1) that may end rejected or refused before the
+    /// run counts as failed.
+    pub rejected_share_max: f64,
     /// Drive this running network instead of starting one.
     pub target: Option<Target>,
 }
@@ -92,6 +118,9 @@ impl Default for LoadgenConfig {
             in_flight_max: 2048,
             ceiling_duration: Duration::from_secs(2),
             seed: 2026,
+            currency: "CNY".into(),
+            deposit: "1000000000".into(),
+            rejected_share_max: 0.0,
             target: None,
         }
     }
@@ -107,8 +136,15 @@ impl LoadgenConfig {
                 self.banks
             ));
         }
-        if self.target.as_ref().is_some_and(|t| t.banks.len() < 2) {
-            return Err("a running network needs at least two --bank".into());
+        if let Some(target) = &self.target {
+            if target.banks.len() < 2 {
+                return Err("a running network needs at least two --bank".into());
+            }
+            if let Some((bic, _)) = target.banks.iter().enumerate().find_map(|(i, (bic, _))| {
+                target.banks[..i].iter().find(|(other, _)| other == bic).map(|_| (bic, i))
+            }) {
+                return Err(format!("--bank {bic} is given twice"));
+            }
         }
         if self.rate_per_s == Some(0) || self.payments == Some(0) {
             return Err("--rate and --payments must be positive".into());
@@ -119,7 +155,25 @@ impl LoadgenConfig {
         if self.in_flight_max == 0 {
             return Err("--in-flight must be positive".into());
         }
-        Ok(())
+        if !(0.0..=1.0).contains(&self.rejected_share_max) {
+            return Err(format!(
+                "--max-rejected-share is a share from 0 to 1 (got {})",
+                self.rejected_share_max
+            ));
+        }
+        self.amounts().map(|_| ())
+    }
+
+    /// The currency, one payment and the deposit, checked.
+    fn amounts(&self) -> Result<(Currency, Amount, Amount), String> {
+        let currency = Currency::parse(&self.currency).map_err(|e| format!("--currency: {e}"))?;
+        let payment = Amount::parse(PAYMENT_AMOUNT, currency).expect("one unit of any currency");
+        let deposit = Amount::parse(&self.deposit, currency)
+            .map_err(|e| format!("--deposit: {e} (each account the run opens needs money to pay with)"))?;
+        if deposit.minor_units() < payment.minor_units() {
+            return Err(format!("--deposit must cover at least one payment of {payment} (got {deposit})"));
+        }
+        Ok((currency, payment, deposit))
     }
 }
 
@@ -163,199 +217,117 @@ impl LatencyMs {
     }
 }
 
-/// The result of a run.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct LoadgenReport {
-    /// `closed-loop` or `open-loop`.
-    pub mode: String,
-    /// `own` (started in this process) or `running`.
-    pub network: String,
-    /// Banks driven.
-    pub banks: usize,
-    /// Cores of this machine.
-    pub cores: usize,
-    /// Open loop: the rate asked for.
-    pub rate_target_per_s: Option<u64>,
-    /// Length of the measurement, seconds.
-    pub duration_s: f64,
-    /// Payments measured that ended settled (ACSC).
-    pub payments_completed: u64,
-    /// Payments measured that ended rejected (RJCT): none in a healthy run.
-    pub payments_rejected: u64,
-    /// Orders the banks refused before sending anything: none in a healthy run.
-    pub orders_refused: u64,
-    /// Completed payments per second over the measurement.
-    pub payments_per_s: f64,
-    /// Submission to final status at the sender.
-    pub latency_ms: LatencyMs,
-    /// Payments/s the cores sustain doing only the payments' signatures.
-    pub crypto_ceiling_payments_per_s: f64,
-    /// Messages/s a plain tonic stream moves over mTLS on loopback.
-    pub transport_ceiling_messages_per_s: f64,
-    /// `payments_per_s / crypto_ceiling_payments_per_s`: Corridor's efficiency.
-    pub ratio_to_crypto_ceiling: f64,
-    /// CPU time this process used during the measurement, in cores (own network: hub,
-    /// banks and load generator together).
-    pub cpu_cores_used: f64,
-    /// Peak resident memory of this process so far.
-    pub peak_rss_bytes: u64,
-    /// Resident memory at the end of each minute of the measurement.
-    pub rss_bytes_by_minute: Vec<u64>,
-    /// Peak resident memory so far (the high-water mark) at the end of each minute of
-    /// the measurement.
-    pub peak_rss_bytes_by_minute: Vec<u64>,
-    /// Where the time goes: the durable waits of a network of its own (`None` when
-    /// driving running nodes, whose metrics are their own).
-    pub time_breakdown: Option<TimeBreakdown>,
-}
-
-impl LoadgenReport {
-    /// A summary for people.
-    pub fn render(&self) -> String {
-        let l = &self.latency_ms;
-        let rate = self.rate_target_per_s.map(|r| format!(" at {r}/s")).unwrap_or_default();
-        format!(
-            "{} ({}{rate}), {} banks, {} cores, {:.1} s measured\n\
-             payments: {} completed, {} rejected, {} orders refused\n\
-             throughput: {:.0} payments/s  ({:.0}% of the crypto ceiling)\n\
-             latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
-             ceilings: crypto {:.0} payments/s; transport {:.0} messages/s\n\
-             cpu: {:.2} cores; peak RSS {:.1} MiB{}{}",
-            self.mode,
-            self.network,
-            self.banks,
-            self.cores,
-            self.duration_s,
-            self.payments_completed,
-            self.payments_rejected,
-            self.orders_refused,
-            self.payments_per_s,
-            100.0 * self.ratio_to_crypto_ceiling,
-            l.p50,
-            l.p90,
-            l.p99,
-            l.p999,
-            l.max,
-            self.crypto_ceiling_payments_per_s,
-            self.transport_ceiling_messages_per_s,
-            self.cpu_cores_used,
-            self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-            self.render_memory_by_minute(),
-            self.time_breakdown.as_ref().map(|b| format!("\n{}", b.render(l.mean))).unwrap_or_default(),
-        )
-    }
-
-    /// The memory samples of a run of a minute or more, one per minute, in MiB.
-    fn render_memory_by_minute(&self) -> String {
-        if self.rss_bytes_by_minute.is_empty() {
-            return String::new();
-        }
-        let mib = |samples: &[u64]| {
-            samples
-                .iter()
-                .map(|b| format!("{:.0}", *b as f64 / (1024.0 * 1024.0)))
-                .collect::<Vec<_>>()
-                .join(" / ")
-        };
-        format!(
-            "\nmemory at each minute's end, MiB: RSS {}; peak so far {}",
-            mib(&self.rss_bytes_by_minute),
-            mib(&self.peak_rss_bytes_by_minute)
-        )
-    }
-}
-
-/// What the run has seen so far; shared by the senders, the watchers and the progress.
-struct Book {
-    /// Per bank: when each submitted payment was due, in submission order (answers come
-    /// in that order).
-    due: Vec<VecDeque<Instant>>,
-    /// Payments answered, not yet final: when they were due.
-    open: HashMap<Uetr, Instant>,
-    /// Final before their submission's answer was read.
-    early: HashMap<Uetr, (Instant, bool)>,
-    /// Measure payments due from this instant on.
-    measure_from: Instant,
-    /// And due before this one (`None`: until `payments` are measured).
-    measure_until: Option<Instant>,
-    latency: Histogram<u64>,
-    completed: u64,
-    rejected: u64,
-    refused: u64,
-    measured_due: u64,
-    last_final: Instant,
-}
-
-impl Book {
-    fn measured(&self, due: Instant) -> bool {
-        due >= self.measure_from && self.measure_until.is_none_or(|until| due < until)
-    }
-
-    fn finish(&mut self, due: Instant, at: Instant, settled: bool) {
-        if !self.measured(due) {
-            return;
-        }
-        let micros = at.saturating_duration_since(due).min(LATENCY_MAX).as_micros() as u64;
-        self.latency.record(micros.max(1)).expect("clamped to the histogram's range");
-        if settled {
-            self.completed += 1;
-        } else {
-            self.rejected += 1;
-        }
-        self.last_final = self.last_final.max(at);
-    }
-}
-
 /// Runs the load and reports. `progress` hears what the run is doing; a live counter
 /// is drawn on stderr when it is a terminal.
 pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Result<LoadgenReport, String> {
     config.validate()?;
+    let (currency, payment, deposit) = config.amounts()?;
     let temporary = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let mut own = None;
-    let mut recorder = None;
-    let (network, banks) = match &config.target {
-        Some(target) => (NetworkDir::new(&target.dir), target.banks.clone()),
+    let mut setup = match &config.target {
+        Some(target) => Setup {
+            network: NetworkDir::new(&target.dir),
+            dir: target.dir.clone(),
+            hub_url: target.hub.clone(),
+            banks: target.banks.clone(),
+            currency,
+            payment,
+            deposit,
+            recorder: None,
+        },
         None => {
             progress(&format!(
                 "starting a hub and {} banks (mTLS, signatures, durable storage) in {}",
                 config.banks,
                 temporary.path().display()
             ));
-            recorder = JournalRecorder::installed();
-            let local = start_own(temporary.path(), config.banks).await?;
-            let started =
-                (local.network.clone(), local.banks.iter().map(|b| (b.bic, b.url.clone())).collect());
+            let recorder = JournalRecorder::installed();
+            let local = start_own(temporary.path(), config.banks, currency).await?;
+            let setup = Setup {
+                network: local.network.clone(),
+                dir: temporary.path().to_owned(),
+                hub_url: local.hub_url.clone(),
+                banks: local.banks.iter().map(|b| (b.bic, b.url.clone())).collect(),
+                currency,
+                payment,
+                deposit,
+                recorder,
+            };
             own = Some(local);
-            started
+            setup
         }
     };
-    let mut report = LoadgenReport::default();
-    if !config.ceiling_duration.is_zero() {
-        let duration = config.ceiling_duration;
-        progress(&format!("measuring the crypto ceiling for {} s", duration.as_secs_f64()));
-        report.crypto_ceiling_payments_per_s =
-            tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(duration))
-                .await
-                .map_err(|e| e.to_string())?;
-        progress(&format!("measuring the transport ceiling for {} s", duration.as_secs_f64()));
-        let bytes = envelope_bytes();
-        report.transport_ceiling_messages_per_s =
-            ceilings::transport_ceiling(&network, bytes, 1024, duration).await?;
-    }
-    let driven = drive(config, &network, &banks, recorder, progress, &mut report).await;
+    let measured = measure(config, &mut setup, progress).await;
     if let Some(local) = own {
         local.stop().await?;
     }
-    driven?;
+    let mut report = measured?;
     report.network = if config.target.is_some() { "running" } else { "own" }.into();
-    report.banks = banks.len();
+    report.banks = setup.banks.len();
     report.cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    report.currency = currency.to_string();
+    report.payment_amount = crate::model::format_minor_units(payment.minor_units(), currency);
     report.rate_target_per_s = config.rate_per_s;
     report.mode = if config.rate_per_s.is_some() { "open-loop" } else { "closed-loop" }.into();
-    if report.crypto_ceiling_payments_per_s > 0.0 {
-        report.ratio_to_crypto_ceiling = report.payments_per_s / report.crypto_ceiling_payments_per_s;
-    }
+    report.ratio_to_crypto_ceiling = report.crypto_ceiling_payments_per_s.map(|c| report.payments_per_s / c);
     report.peak_rss_bytes = process_memory("VmHWM:");
+    Ok(report)
+}
+
+/// The network a run drives and what it pays with.
+struct Setup {
+    network: NetworkDir,
+    /// The network directory, as fixes name it.
+    dir: PathBuf,
+    hub_url: String,
+    banks: Vec<(Bic, String)>,
+    currency: Currency,
+    /// One payment.
+    payment: Amount,
+    /// The deposit of each account the run opens.
+    deposit: Amount,
+    /// A network of its own: its journals' waits.
+    recorder: Option<&'static JournalRecorder>,
+}
+
+/// Checks, opens the accounts, measures the ceilings and then the load.
+async fn measure(
+    config: &LoadgenConfig,
+    setup: &mut Setup,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<LoadgenReport, String> {
+    let net = preflight::Network {
+        network: &setup.network,
+        dir: &setup.dir,
+        hub_url: &setup.hub_url,
+        banks: &setup.banks,
+        currency: setup.currency,
+        payment_minor_units: setup.payment.minor_units(),
+    };
+    let mut clients = preflight::check(&net).await?;
+    let mut report = LoadgenReport {
+        accounts: preflight::accounts(&net, &mut clients, setup.deposit.minor_units(), progress).await?,
+        ..Default::default()
+    };
+    if !config.ceiling_duration.is_zero() {
+        let duration = config.ceiling_duration;
+        progress(&format!("measuring the crypto ceiling for {} s", duration.as_secs_f64()));
+        let crypto = tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(duration))
+            .await
+            .map_err(|e| e.to_string())?;
+        progress(&format!("measuring the transport ceiling for {} s", duration.as_secs_f64()));
+        let bytes = envelope_bytes();
+        let transport = ceilings::transport_ceiling(&setup.network, bytes, 1024, duration).await?;
+        report.crypto_ceiling_payments_per_s = Some(crypto);
+        report.transport_ceiling_messages_per_s = Some(transport);
+    }
+    let orders = Orders {
+        bics: setup.banks.iter().map(|(bic, _)| *bic).collect(),
+        accounts: report.accounts.iter().map(|a| a.account.clone()).collect(),
+        currency: setup.currency.to_string(),
+        amount: PAYMENT_AMOUNT.into(),
+    };
+    drive(config, setup, clients, orders, progress, &mut report).await?;
     Ok(report)
 }
 
@@ -371,46 +343,15 @@ fn envelope_bytes() -> usize {
     submit.encoded_len()
 }
 
-/// A hub and `banks` banks in this process, every bank funded at the hub.
-async fn start_own(dir: &std::path::Path, banks: usize) -> Result<LocalNetwork, String> {
+/// A hub and `banks` banks in this process, every bank funded at the hub in `currency`.
+async fn start_own(dir: &std::path::Path, banks: usize, currency: Currency) -> Result<LocalNetwork, String> {
     let bics: Vec<Bic> = LOADGEN_BANKS[..banks].iter().map(|b| Bic::parse(b).expect("valid")).collect();
     let mut network = LocalNetwork::create(dir, &bics).await?;
-    network.fund_all("CNY", "1000000000000").await?;
+    network.fund_all(currency.code(), OWN_FUNDING).await?;
     for bic in bics {
         network.start_bank(bic).await?;
     }
     Ok(network)
-}
-
-/// Opens the paying account at a bank (one already there is fine: a running network may
-/// have been load-tested before).
-async fn prepare(client: &mut BankServiceClient<Channel>) -> Result<(), String> {
-    let request = pb::OpenAccountRequest {
-        account_id: ACCOUNT.into(),
-        currency: "CNY".into(),
-        name: "Load generator".into(),
-        opening_deposit: "1000000000000".into(),
-    };
-    match client.open_account(request).await {
-        Ok(_) => Ok(()),
-        Err(status) if status.message().contains("already exists") => Ok(()),
-        Err(status) => Err(format!("cannot open {ACCOUNT}: {}", status.message())),
-    }
-}
-
-fn order(to: Bic) -> pb::SubmitPaymentRequest {
-    pb::SubmitPaymentRequest {
-        settlement_currency: String::new(),
-        quote_id: String::new(),
-        debtor_account: ACCOUNT.into(),
-        creditor_agent_bic: to.to_string(),
-        creditor_account: ACCOUNT.into(),
-        creditor_name: "Load generator".into(),
-        amount: "1.00".into(),
-        currency: "CNY".into(),
-        remittance_information: "corridor loadgen".into(),
-        end_to_end_id: String::new(),
-    }
 }
 
 /// Seconds of CPU this process has used (user and system).
@@ -434,57 +375,61 @@ fn process_memory(field: &str) -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// What the banks' links share.
+struct Shared {
+    book: Arc<Mutex<Book>>,
+    window: Option<Arc<Semaphore>>,
+    notices: mpsc::Sender<String>,
+}
+
+/// Opens each bank's streams and starts its link; returns the senders of its orders.
+async fn start_links(
+    setup: &Setup,
+    clients: Vec<BankServiceClient<Channel>>,
+    orders: Orders,
+    shared: &Shared,
+    tasks: &mut JoinSet<Result<(), String>>,
+) -> Result<Vec<mpsc::Sender<usize>>, String> {
+    let orders = Arc::new(orders);
+    let mut senders = Vec::new();
+    for (index, client) in clients.into_iter().enumerate() {
+        let link = Link {
+            index,
+            url: setup.banks[index].1.clone(),
+            network: setup.network.clone(),
+            orders: orders.clone(),
+            book: shared.book.clone(),
+            window: shared.window.clone(),
+            notices: shared.notices.clone(),
+        };
+        let streams = link.open(client).await?;
+        let (sender, receiver) = mpsc::channel(crate::bank::SUBMIT_STREAM_WINDOW);
+        senders.push(sender);
+        tasks.spawn(link.run(streams, receiver));
+    }
+    Ok(senders)
+}
+
 /// Sends the load and measures it.
 async fn drive(
     config: &LoadgenConfig,
-    network: &NetworkDir,
-    banks: &[(Bic, String)],
-    recorder: Option<&'static JournalRecorder>,
+    setup: &Setup,
+    clients: Vec<BankServiceClient<Channel>>,
+    orders: Orders,
     progress: &(dyn Fn(&str) + Sync),
     report: &mut LoadgenReport,
 ) -> Result<(), String> {
     let start = Instant::now();
     let measure_from = start + config.warmup;
     let measure_until = config.payments.is_none().then_some(measure_from + config.duration);
-    let book = Arc::new(Mutex::new(Book {
-        due: banks.iter().map(|_| VecDeque::new()).collect(),
-        open: HashMap::new(),
-        early: HashMap::new(),
-        measure_from,
-        measure_until,
-        latency: LatencyMs::histogram(),
-        completed: 0,
-        rejected: 0,
-        refused: 0,
-        measured_due: 0,
-        last_final: measure_from,
-    }));
-    let window = Arc::new(Semaphore::new(config.in_flight_max));
+    let book = Arc::new(Mutex::new(Book::new(setup.banks.len(), measure_from, measure_until)));
     let closed_loop = config.rate_per_s.is_none();
-    let mut orders = Vec::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (index, (bic, url)) in banks.iter().enumerate() {
-        let mut client = operator_client(network, url).await.map_err(|e| format!("bank {bic}: {e}"))?;
-        prepare(&mut client).await.map_err(|e| format!("bank {bic}: {e}"))?;
-        let events = client
-            .watch_payments(pb::WatchPaymentsRequest {})
-            .await
-            .map_err(|s| format!("bank {bic}: {}", s.message()))?;
-        let (sender, receiver) = mpsc::channel(crate::bank::SUBMIT_STREAM_WINDOW);
-        let answers = client
-            .submit_payments(ReceiverStream::new(receiver))
-            .await
-            .map_err(|s| format!("bank {bic}: {}", s.message()))?;
-        orders.push(sender);
-        tasks.spawn(watch(events.into_inner(), book.clone(), closed_loop.then(|| window.clone())));
-        tasks.spawn(read_answers(
-            index,
-            answers.into_inner(),
-            book.clone(),
-            closed_loop.then(|| window.clone()),
-        ));
-    }
-    let bics: Vec<Bic> = banks.iter().map(|(bic, _)| *bic).collect();
+    let window = Arc::new(Semaphore::new(config.in_flight_max));
+    let (notices, mut notices_out) = mpsc::channel(NOTICES_MAX);
+    let shared = Shared { book: book.clone(), window: closed_loop.then(|| window.clone()), notices };
+    let mut tasks = JoinSet::new();
+    let senders = start_links(setup, clients, orders, &shared, &mut tasks).await?;
+    drop(shared);
     let counter = progress_bar(book.clone(), measure_from);
     progress(&format!(
         "sending {} for {}{} after a {} s warm-up",
@@ -497,6 +442,7 @@ async fn drive(
     ));
     let rss_by_minute = Arc::new(Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_memory(measure_from, rss_by_minute.clone()));
+    let recorder = setup.recorder;
     let cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
         if let Some(recorder) = recorder {
@@ -504,38 +450,64 @@ async fn drive(
         }
         (Instant::now(), cpu_seconds())
     });
-    let sent = generate(config, &bics, &orders, &book, &window, start).await;
-    let drained = drain(&book, &mut tasks).await;
+    let work = async {
+        let bics: Vec<Bic> = setup.banks.iter().map(|(bic, _)| *bic).collect();
+        let sent = generate(config, &bics, &senders, &book, &window, start).await;
+        (sent, drain(&book, &mut tasks).await)
+    };
+    let tell = async {
+        while let Some(notice) = notices_out.recv().await {
+            counter.suspend(|| progress(&notice));
+        }
+        std::future::pending::<()>().await;
+    };
+    let (sent, drained) = tokio::select! { done = work => done, () = tell => unreachable!("never ends") };
     let (cpu_start_at, cpu_start) = cpu_at_start.await.map_err(|e| e.to_string())?;
     let measured_for = cpu_start_at.elapsed().as_secs_f64();
-    let cpu = (cpu_seconds() - cpu_start) / measured_for;
+    report.cpu_cores_used = (cpu_seconds() - cpu_start) / measured_for;
     sampler.abort();
     (report.rss_bytes_by_minute, report.peak_rss_bytes_by_minute) =
         rss_by_minute.lock().expect("samples lock").iter().copied().unzip();
     counter.finish_and_clear();
-    drop(orders);
+    drop(senders);
     tasks.abort_all();
     sent?;
     drained?;
-    let book = book.lock().expect("book lock");
-    let end = book.last_final.max(measure_until.unwrap_or(book.last_final));
-    report.duration_s = end.saturating_duration_since(measure_from).as_secs_f64();
-    report.payments_completed = book.completed;
-    report.payments_rejected = book.rejected;
-    report.orders_refused = book.refused;
-    report.payments_per_s =
-        if report.duration_s > 0.0 { book.completed as f64 / report.duration_s } else { 0.0 };
-    report.cpu_cores_used = cpu;
-    report.latency_ms = LatencyMs::of(&book.latency);
+    account(&book.lock().expect("book lock"), measure_until, report);
     report.time_breakdown = recorder.map(|r| r.breakdown(measured_for, report.latency_ms.mean));
     Ok(())
 }
 
-/// Sends payments until the measurement's end (or its count) is reached.
+/// The book's figures into the report.
+fn account(book: &Book, measure_until: Option<Instant>, report: &mut LoadgenReport) {
+    // A --duration run's window is its duration: the payments due in it are counted
+    // whenever they end, but the drain after it is not part of the window. A
+    // --payments run sends nothing after its last payment, so its window ends when
+    // that payment does.
+    let end = measure_until.unwrap_or(book.last_final);
+    report.duration_s = end.saturating_duration_since(book.measure_from).as_secs_f64();
+    report.drain_s = book.last_final.saturating_duration_since(end).as_secs_f64();
+    report.payments_completed = book.completed;
+    report.payments_rejected = book.rejected;
+    report.orders_refused = book.refused;
+    let measured = book.completed + book.rejected + book.refused;
+    report.rejected_share =
+        if measured == 0 { 0.0 } else { (book.rejected + book.refused) as f64 / measured as f64 };
+    report.rejections_by_reason = book.rejections_by_reason.clone();
+    report.payments_per_s =
+        if report.duration_s > 0.0 { book.completed as f64 / report.duration_s } else { 0.0 };
+    report.latency_ms = LatencyMs::of(&book.latency);
+    report.bank_outages = book.outages;
+    report.bank_outage_s = book.outage.as_secs_f64();
+    report.orders_resent = book.orders_resent;
+}
+
+/// Sends payments until the measurement's end (or its count) is reached: each one an
+/// order to a bank (`senders`, by the index of the bank it pays).
 async fn generate(
     config: &LoadgenConfig,
     bics: &[Bic],
-    orders: &[mpsc::Sender<pb::SubmitPaymentRequest>],
+    senders: &[mpsc::Sender<usize>],
     book: &Mutex<Book>,
     window: &Semaphore,
     start: Instant,
@@ -554,7 +526,9 @@ async fn generate(
                 Instant::now()
             }
         };
-        let from = {
+        let from = rng.below(banks) as usize;
+        let to = ((from as u64 + 1 + rng.below(banks - 1)) % banks) as usize;
+        {
             let mut book = book.lock().expect("book lock");
             let ended = match (book.measure_until, config.payments) {
                 (Some(until), _) => due >= until,
@@ -564,34 +538,31 @@ async fn generate(
             if ended {
                 return Ok(());
             }
-            let from = rng.below(banks) as usize;
-            book.due[from].push_back(due);
+            book.due[from].push_back((due, to));
             if book.measured(due) {
                 book.measured_due += 1;
             }
-            from
-        };
-        let to = (from as u64 + 1 + rng.below(banks - 1)) % banks;
-        let sent = orders[from].send(order(bics[to as usize])).await;
-        sent.map_err(|_| format!("bank {} closed its order stream", bics[from]))?;
+        }
+        let sent = senders[from].send(to).await;
+        sent.map_err(|_| format!("the load generator's link to bank {} ended", bics[from]))?;
     }
     Ok(())
 }
 
-/// Waits until every measured payment is final (or refused), at most [`DRAIN_TIMEOUT`];
-/// a driving task that fails ends the wait with its error.
-async fn drain(
-    book: &Mutex<Book>,
-    tasks: &mut tokio::task::JoinSet<Result<(), String>>,
-) -> Result<(), String> {
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
+/// Waits until every measured payment is final (or refused): at most [`DRAIN_TIMEOUT`]
+/// after the end of sending or after a bank's last return, and as long as a bank is
+/// away (its link gives up after [`OUTAGE_MAX`]); a link that fails ends the wait with
+/// its error.
+async fn drain(book: &Mutex<Book>, tasks: &mut JoinSet<Result<(), String>>) -> Result<(), String> {
+    let sent_at = Instant::now();
     loop {
         {
             let book = book.lock().expect("book lock");
-            if book.completed + book.rejected + book.refused >= book.measured_due {
+            if book.drained() {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
+            let deadline = book.last_reconnect.map_or(sent_at, |at| at.max(sent_at)) + DRAIN_TIMEOUT;
+            if book.banks_down == 0 && Instant::now() >= deadline {
                 return Err(format!(
                     "{} measured payments still not final after {} s",
                     book.measured_due - book.completed - book.rejected - book.refused,
@@ -602,74 +573,11 @@ async fn drain(
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
             Some(ended) = tasks.join_next() => {
-                let problem = ended.map_err(|e| e.to_string())?.err().unwrap_or_else(|| "a bank stream ended".into());
+                let problem = ended.map_err(|e| e.to_string())?.err().unwrap_or_else(|| "a bank's link ended".into());
                 return Err(problem);
             }
         }
     }
-}
-
-/// Reads one bank's answers to its orders: each payment taken is now open (or already
-/// final), each refused order ends there.
-async fn read_answers(
-    index: usize,
-    mut answers: tonic::Streaming<pb::SubmitPaymentResult>,
-    book: Arc<Mutex<Book>>,
-    window: Option<Arc<Semaphore>>,
-) -> Result<(), String> {
-    while let Some(answer) = answers.message().await.map_err(|s| s.message().to_owned())? {
-        let mut book = book.lock().expect("book lock");
-        let due = book.due[index].pop_front().ok_or("an answer to an order never sent")?;
-        let Some(payment) = answer.payment else {
-            if book.measured(due) {
-                book.refused += 1;
-            }
-            tracing::warn!(detail = %answer.detail, "the bank refused a load generator order");
-            drop(book);
-            if let Some(window) = &window {
-                window.add_permits(1);
-            }
-            continue;
-        };
-        let uetr = Uetr::parse(&payment.uetr).map_err(|e| e.to_string())?;
-        match book.early.remove(&uetr) {
-            Some((at, settled)) => book.finish(due, at, settled),
-            None => {
-                book.open.insert(uetr, due);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Reads one bank's finished payments: the outgoing ones end a measurement.
-async fn watch(
-    mut events: tonic::Streaming<pb::PaymentEvent>,
-    book: Arc<Mutex<Book>>,
-    window: Option<Arc<Semaphore>>,
-) -> Result<(), String> {
-    while let Some(event) =
-        events.message().await.map_err(|s| format!("watching payments: {}", s.message()))?
-    {
-        if event.direction != pb::PaymentDirection::Outgoing as i32 {
-            continue;
-        }
-        let at = Instant::now();
-        let settled = event.status == pb::PaymentStatus::Acsc as i32;
-        let uetr = Uetr::parse(&event.uetr).map_err(|e| e.to_string())?;
-        let mut book = book.lock().expect("book lock");
-        match book.open.remove(&uetr) {
-            Some(due) => book.finish(due, at, settled),
-            None => {
-                book.early.insert(uetr, (at, settled));
-            }
-        }
-        drop(book);
-        if let Some(window) = &window {
-            window.add_permits(1);
-        }
-    }
-    Ok(())
 }
 
 /// A live counter on stderr (drawn only when stderr is a terminal).

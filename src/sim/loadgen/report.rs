@@ -1,0 +1,238 @@
+//! The result of a run: what `--json` prints, and the summary for people.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::LatencyMs;
+use super::preflight::LoadgenAccount;
+use crate::sim::breakdown::TimeBreakdown;
+
+/// The result of a run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LoadgenReport {
+    /// `closed-loop` or `open-loop`.
+    pub mode: String,
+    /// `own` (started in this process) or `running`.
+    pub network: String,
+    /// Banks driven.
+    pub banks: usize,
+    /// Cores of this machine.
+    pub cores: usize,
+    /// ISO 4217 code of every payment.
+    pub currency: String,
+    /// The amount of every payment, decimal text.
+    pub payment_amount: String,
+    /// The account each bank paid from and into.
+    pub accounts: Vec<LoadgenAccount>,
+    /// Open loop: the rate asked for.
+    pub rate_target_per_s: Option<u64>,
+    /// The measurement window, seconds: `--duration`, or for `--payments` from the
+    /// start of the measurement until the last measured payment was final.
+    pub duration_s: f64,
+    /// Seconds after the window until the last payment due in it was final (0 for
+    /// `--payments`, whose window ends there).
+    pub drain_s: f64,
+    /// Payments measured that ended settled.
+    pub payments_completed: u64,
+    /// Payments measured that ended rejected (RJCT): none in a healthy run.
+    pub payments_rejected: u64,
+    /// Orders the banks refused before sending anything: none in a healthy run.
+    pub orders_refused: u64,
+    /// Rejected payments and refused orders over every measured one (0 to 1).
+    pub rejected_share: f64,
+    /// Rejected payments and refused orders by ISO reason code (a refusal without one
+    /// under its gRPC status, such as `InvalidArgument`).
+    pub rejections_by_reason: BTreeMap<String, u64>,
+    /// Completed payments per second of the measurement window (the drain not counted).
+    pub payments_per_s: f64,
+    /// Submission to final status at the sender.
+    pub latency_ms: LatencyMs,
+    /// Times a bank's streams broke (it restarted, or fell behind) and were opened again.
+    pub bank_outages: u64,
+    /// How long those outages lasted, in all, seconds.
+    pub bank_outage_s: f64,
+    /// Orders written on a stream that broke before answering them, sent again.
+    pub orders_resent: u64,
+    /// Payments/s the cores sustain doing only the payments' signatures (`None` when
+    /// not measured: `--ceiling-secs 0`).
+    pub crypto_ceiling_payments_per_s: Option<f64>,
+    /// Messages/s a plain tonic stream moves over mTLS on loopback (`None` when not
+    /// measured).
+    pub transport_ceiling_messages_per_s: Option<f64>,
+    /// `payments_per_s / crypto_ceiling_payments_per_s`: Corridor's efficiency (`None`
+    /// when the ceiling was not measured).
+    pub ratio_to_crypto_ceiling: Option<f64>,
+    /// CPU time this process used during the measurement, in cores (own network: hub,
+    /// banks and load generator together).
+    pub cpu_cores_used: f64,
+    /// Peak resident memory of this process so far.
+    pub peak_rss_bytes: u64,
+    /// Resident memory at the end of each minute of the measurement.
+    pub rss_bytes_by_minute: Vec<u64>,
+    /// Peak resident memory so far (the high-water mark) at the end of each minute of
+    /// the measurement.
+    pub peak_rss_bytes_by_minute: Vec<u64>,
+    /// Where the time goes: the durable waits of a network of its own (`None` when
+    /// driving running nodes, whose metrics are their own).
+    pub time_breakdown: Option<TimeBreakdown>,
+}
+
+impl LoadgenReport {
+    /// What makes the run a failure, if anything: no payment completed, or more of
+    /// them rejected (or refused) than `rejected_share_max` allows.
+    pub fn problem(&self, rejected_share_max: f64) -> Option<String> {
+        let failed = self.payments_rejected + self.orders_refused;
+        if self.payments_completed == 0 {
+            return Some(format!(
+                "no payment completed ({} rejected, {} orders refused{})",
+                self.payments_rejected,
+                self.orders_refused,
+                self.render_reasons(", by reason: ")
+            ));
+        }
+        (self.rejected_share > rejected_share_max).then(|| {
+            format!(
+                "{failed} of {} measured payments were rejected or refused ({:.1}%), more than \
+                 --max-rejected-share {rejected_share_max} allows{}",
+                failed + self.payments_completed,
+                100.0 * self.rejected_share,
+                self.render_reasons("; by reason: ")
+            )
+        })
+    }
+
+    /// `prefix` and the rejections by reason, most frequent first; empty if none.
+    fn render_reasons(&self, prefix: &str) -> String {
+        if self.rejections_by_reason.is_empty() {
+            return String::new();
+        }
+        let mut reasons: Vec<(&String, &u64)> = self.rejections_by_reason.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let listed: Vec<String> = reasons.iter().map(|(code, n)| format!("{code} {n}")).collect();
+        format!("{prefix}{}", listed.join(", "))
+    }
+
+    /// A summary for people.
+    pub fn render(&self) -> String {
+        let l = &self.latency_ms;
+        let rate = self.rate_target_per_s.map(|r| format!(" at {r}/s")).unwrap_or_default();
+        let share =
+            self.ratio_to_crypto_ceiling.map(|r| format!("  ({:.0}% of the crypto ceiling)", 100.0 * r));
+        format!(
+            "{} ({}{rate}), {} banks, {} cores, payments of {} {}, {:.1} s measured (+{:.1} s drain)\n\
+             payments: {} completed, {} rejected, {} orders refused{}\n\
+             throughput: {:.0} payments/s{}\n\
+             latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
+             {}\n{}\n\
+             cpu: {:.2} cores; peak RSS {:.1} MiB{}{}",
+            self.mode,
+            self.network,
+            self.banks,
+            self.cores,
+            self.payment_amount,
+            self.currency,
+            self.duration_s,
+            self.drain_s,
+            self.payments_completed,
+            self.payments_rejected,
+            self.orders_refused,
+            self.render_reasons("\nrejections by reason: "),
+            self.payments_per_s,
+            share.unwrap_or_default(),
+            l.p50,
+            l.p90,
+            l.p99,
+            l.p999,
+            l.max,
+            self.render_outages(),
+            self.render_ceilings(),
+            self.cpu_cores_used,
+            self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            self.render_memory_by_minute(),
+            self.time_breakdown.as_ref().map(|b| format!("\n{}", b.render(l.mean))).unwrap_or_default(),
+        )
+    }
+
+    fn render_outages(&self) -> String {
+        match self.bank_outages {
+            0 => "bank outages: none".to_owned(),
+            n => format!(
+                "bank outages: {n}, {:.1} s in all; {} orders sent again",
+                self.bank_outage_s, self.orders_resent
+            ),
+        }
+    }
+
+    fn render_ceilings(&self) -> String {
+        match (self.crypto_ceiling_payments_per_s, self.transport_ceiling_messages_per_s) {
+            (Some(crypto), Some(transport)) => {
+                format!("ceilings: crypto {crypto:.0} payments/s; transport {transport:.0} messages/s")
+            }
+            _ => "ceilings: not measured (--ceiling-secs 0)".to_owned(),
+        }
+    }
+
+    /// The memory samples of a run of a minute or more, one per minute, in MiB.
+    fn render_memory_by_minute(&self) -> String {
+        if self.rss_bytes_by_minute.is_empty() {
+            return String::new();
+        }
+        let mib = |samples: &[u64]| {
+            samples
+                .iter()
+                .map(|b| format!("{:.0}", *b as f64 / (1024.0 * 1024.0)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        format!(
+            "\nmemory at each minute's end, MiB: RSS {}; peak so far {}",
+            mib(&self.rss_bytes_by_minute),
+            mib(&self.peak_rss_bytes_by_minute)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(completed: u64, rejected: u64, refused: u64) -> LoadgenReport {
+        let failed = rejected + refused;
+        let measured = completed + failed;
+        LoadgenReport {
+            payments_completed: completed,
+            payments_rejected: rejected,
+            orders_refused: refused,
+            rejected_share: if measured == 0 { 0.0 } else { failed as f64 / measured as f64 },
+            rejections_by_reason: [("AM04".to_owned(), rejected), ("AC06".to_owned(), refused)]
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The exit status's rule (issue 19 item 6): a run fails when nothing completed, or
+    /// when more than the allowed share was rejected, and says so with the reasons.
+    #[test]
+    fn a_run_fails_with_no_completion_or_too_many_rejections() {
+        assert_eq!(report(10, 0, 0).problem(0.0), None);
+        let none = report(0, 3, 1).problem(1.0).expect("nothing completed");
+        assert!(none.contains("no payment completed") && none.contains("AM04 3, AC06 1"), "{none}");
+        let too_many = report(6, 3, 1).problem(0.0).expect("rejections");
+        assert!(too_many.contains("4 of 10") && too_many.contains("40.0%"), "{too_many}");
+        assert_eq!(report(6, 3, 1).problem(0.4), None);
+        assert!(report(6, 3, 1).problem(0.39).is_some());
+    }
+
+    /// Ceilings not measured are told as such, never as a figure of 0.
+    #[test]
+    fn ceilings_not_measured_are_not_zero() {
+        let text = report(1, 0, 0).render();
+        assert!(text.contains("ceilings: not measured"), "{text}");
+        assert!(!text.contains("crypto ceiling)"), "{text}");
+        let json = serde_json::to_value(report(1, 0, 0)).unwrap();
+        assert!(json["crypto_ceiling_payments_per_s"].is_null() && json["ratio_to_crypto_ceiling"].is_null());
+    }
+}
