@@ -617,3 +617,44 @@ async fn sample_memory(from: Instant, samples: Arc<Mutex<Vec<(u64, u64)>>>) {
         next += Duration::from_secs(60);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn running(banks: &[&str]) -> LoadgenConfig {
+        let banks = banks.iter().map(|b| (Bic::parse(b).expect("valid"), "https://127.0.0.1:1".to_owned()));
+        LoadgenConfig {
+            target: Some(Target {
+                dir: "net".into(),
+                hub: "https://127.0.0.1:2".into(),
+                banks: banks.collect(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// What a run pays with is checked before anything starts: a bank named twice, a
+    /// currency that is not ISO 4217, a deposit that cannot cover one payment, a share
+    /// outside 0..=1 are each refused with the flag they come from.
+    #[test]
+    fn a_run_that_cannot_pay_is_refused_before_it_starts() {
+        assert_eq!(running(&["BANKRUMMXXX", "BANKIRTHXXX"]).validate(), Ok(()));
+        let twice = running(&["BANKRUMMXXX", "BANKIRTHXXX", "BANKRUMMXXX"]).validate().unwrap_err();
+        assert!(twice.contains("--bank BANKRUMMXXX is given twice"), "{twice}");
+        let bad = |change: fn(&mut LoadgenConfig)| {
+            let mut config = LoadgenConfig::default();
+            change(&mut config);
+            config.validate().unwrap_err()
+        };
+        assert!(bad(|c| c.currency = "XYZ".into()).starts_with("--currency"));
+        assert!(bad(|c| c.deposit = "0".into()).starts_with("--deposit"));
+        assert!(bad(|c| c.deposit = "0.99".into()).contains("at least one payment of 1.00 CNY"));
+        assert!(bad(|c| c.rejected_share_max = 1.01).starts_with("--max-rejected-share"));
+        assert!(bad(|c| c.rejected_share_max = f64::NAN).starts_with("--max-rejected-share"));
+        let mut yen = LoadgenConfig { currency: "JPY".into(), deposit: "1".into(), ..Default::default() };
+        assert_eq!(yen.validate(), Ok(()), "one unit of a currency without decimals");
+        yen.deposit = "0.5".into();
+        assert!(yen.validate().is_err());
+    }
+}
