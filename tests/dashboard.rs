@@ -260,6 +260,63 @@ async fn the_page_and_its_assets_are_served_locally_and_reference_nothing_outsid
     network.stop().await.unwrap();
 }
 
+/// A participant's card shows what the network gave it, not only the directory's
+/// default name ("Bank CRDARUMMXXX"): `/api/state` gives each participant its country
+/// (from its BIC) and the currencies of its positions at the hub, once funded. And the
+/// charts' axes read distinct labels at small rates: an idle hub's throughput axis is
+/// 0, 0.5, 1 (rounding each line of the largest value read "1, 1, 0").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_show_their_country_and_currencies_and_small_axes_read_distinct_labels() {
+    use corridor::pb;
+    let dir = tempfile::tempdir().unwrap();
+    let (network, addr, stop, task) = hub_with_dashboard(dir.path()).await;
+    let idle = state(addr).await;
+    assert_eq!(idle["throughput"]["axis"], serde_json::json!({ "top": 1, "labels": ["0", "0.5", "1"] }));
+    assert_eq!(idle["latency"]["axis"]["labels"], serde_json::json!(["0", "0.5", "1"]), "{idle:#}");
+    let unfunded = &idle["participants"][0];
+    assert_eq!(
+        (unfunded["country"].as_str(), unfunded["currencies"].as_array().map(Vec::len)),
+        (Some("RU"), Some(0))
+    );
+
+    let mut admin = network.admin().await.unwrap();
+    for (bic, currency) in [("CRDARUMMXXX", "RUB"), ("CRDBIRTHXXX", "IRR"), ("CRDBIRTHXXX", "CNY")] {
+        let fund =
+            pb::FundRequest { participant_bic: bic.into(), currency: currency.into(), amount: "1000".into() };
+        admin.fund(fund).await.unwrap();
+    }
+    let funded = state(addr).await;
+    let cards: Vec<(String, String, Vec<String>)> = funded["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let currencies =
+                p["currencies"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned());
+            (
+                p["bic"].as_str().unwrap().to_owned(),
+                p["country"].as_str().unwrap().to_owned(),
+                currencies.collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cards,
+        [
+            ("CRDARUMMXXX".to_owned(), "RU".to_owned(), vec!["RUB".to_owned()]),
+            ("CRDBIRTHXXX".to_owned(), "IR".to_owned(), vec!["CNY".to_owned(), "IRR".to_owned()]),
+        ],
+        "{funded:#}"
+    );
+    // The page draws them: its script reads both fields.
+    let script = get(addr, "/assets/dashboard.js").await.body;
+    assert!(script.contains("p.country") && script.contains("p.currencies"), "the cards show them");
+    assert!(script.contains("axis.labels"), "the charts label their lines as the hub says");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    network.stop().await.unwrap();
+}
+
 /// Garbage paths, malformed and unknown UETRs, other methods and a huge request each get
 /// a clear 4xx (a JSON error where the dashboard answers), and change nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,12 +10,14 @@
 //! - `GET /`: the page. `GET /assets/dashboard.js`, `GET /assets/dashboard.css`: its
 //!   script and style.
 //! - `GET /api/state`: a JSON snapshot: `hub`, `settlement_model`, `participants`
-//!   (`bic`, `name`, `connected`), `messages` (`accepted_total`, `refused_total`,
+//!   (`bic`, `name`, `country`: the ISO 3166 code in its BIC, `currencies`: those it
+//!   holds a position in at the hub, `connected`), `messages` (`accepted_total`, `refused_total`,
 //!   `refused_type_unknown`, `by_type`: `type`, `accepted`, `refused`), `positions`
 //!   (per participant and currency, minor units and decimal text), `fx_positions`,
 //!   `throughput` (`window_s`, `per_second`: accepted messages in each of the last
-//!   seconds, oldest first), `latency` (pacs.008 accepted to its pacs.002 accepted, at
-//!   the hub: `samples`, `p50_ms`, `p90_ms`, `max_ms`) and `reconciliation` (the last
+//!   seconds, oldest first, and `axis`: the chart's `top` and its grid lines' `labels`,
+//!   see [`ChartAxis`]), `latency` (pacs.008 accepted to its pacs.002 accepted, at the
+//!   hub: `samples`, `p50_ms`, `p90_ms`, `max_ms`, `axis`) and `reconciliation` (the last
 //!   one posted with [`Hub::set_last_reconciliation`], or `null`).
 //! - `GET /api/events`: server-sent events, one JSON object per [`HubEvent`] with its
 //!   `kind` (`session_opened`, `session_closed`, `accepted`, `refused`, `delivered`,
@@ -74,7 +76,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Hub, HubEvent};
-use crate::model::{Currency, MessageType, Uetr, format_minor_units};
+use crate::model::{Bic, Currency, MessageType, Uetr, format_minor_units};
 use crate::pb;
 
 /// Event streams (`/api/events`) open at once: a projector and a few students' laptops.
@@ -204,12 +206,27 @@ async fn state(State(dashboard): State<Dashboard>) -> Response {
 fn snapshot(dashboard: &Dashboard) -> Value {
     let hub = &dashboard.hub;
     let directory = hub.directory();
+    let positions = hub.positions();
     let names: HashMap<_, _> = directory.participants().map(|(bic, name)| (bic, name.to_owned())).collect();
+    // What the network gave each participant: its country (in its BIC) and the
+    // currencies it holds a position in at the hub.
+    let mut currencies: HashMap<Bic, Vec<String>> = HashMap::new();
+    for (bic, currency, _) in positions.positions() {
+        currencies.entry(bic).or_default().push(currency.to_string());
+    }
     let participants: Vec<Value> = hub
         .connections()
         .into_iter()
         .map(|(bic, connected)| {
-            json!({ "bic": bic.to_string(), "name": names.get(&bic), "connected": connected })
+            let mut held = currencies.remove(&bic).unwrap_or_default();
+            held.sort_unstable();
+            json!({
+                "bic": bic.to_string(),
+                "name": names.get(&bic),
+                "country": bic.country(),
+                "currencies": held,
+                "connected": connected,
+            })
         })
         .collect();
     let counts = hub.message_counts();
@@ -221,7 +238,6 @@ fn snapshot(dashboard: &Dashboard) -> Value {
             json!({ "type": message_type.code(), "accepted": accepted, "refused": refused })
         })
         .collect();
-    let positions = hub.positions();
     let listed: Vec<Value> = positions
         .positions()
         .map(|(bic, currency, position)| {
@@ -452,15 +468,59 @@ impl Stats {
             |q: f64| (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * q).round() as usize]);
         let samples: Vec<Value> =
             self.latencies.iter().map(|(at, ms)| json!({ "unix_ms": at, "ms": ms })).collect();
-        let throughput = json!({ "window_s": THROUGHPUT_WINDOW_S, "per_second": per_second });
+        let busiest = self.per_second.iter().filter(|(s, _)| *s > now_s - THROUGHPUT_WINDOW_S as i64);
+        let throughput_max = busiest.map(|(_, count)| *count).max().unwrap_or(0);
+        let throughput = json!({
+            "window_s": THROUGHPUT_WINDOW_S,
+            "per_second": per_second,
+            "axis": ChartAxis::covering(throughput_max).to_json(),
+        });
+        let latency_max = sorted.last().map_or(0, |ms| u64::try_from(*ms).unwrap_or(0));
         let latency = json!({
             "what": "pacs.008 accepted to its pacs.002 accepted, at the hub",
+            "axis": ChartAxis::covering(latency_max).to_json(),
             "samples": samples,
             "p50_ms": quantile(0.5),
             "p90_ms": quantile(0.9),
             "max_ms": sorted.last(),
         });
         (throughput, latency)
+    }
+}
+
+/// A chart's vertical axis: its top and the labels of its three grid lines (bottom,
+/// middle, top). The top is the smallest of 1, 2, 4, 6 and 8 times a power of ten that
+/// covers every value, so that the middle line is a round number too and no two lines
+/// read the same (a top of 1 reads 0, 0.5, 1; rounding each line of the largest value
+/// read 0, 1, 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChartAxis {
+    /// The value at the top of the chart: at least the largest value, and at least 1.
+    pub top: u64,
+    /// The labels of the lines at 0, half the top and the top.
+    pub labels: [String; 3],
+}
+
+impl ChartAxis {
+    /// The axis for values up to `max_value`.
+    pub fn covering(max_value: u64) -> Self {
+        let mut power = 1u64;
+        let top = loop {
+            if let Some(top) = [1, 2, 4, 6, 8].iter().map(|m| m * power).find(|top| *top >= max_value) {
+                break top;
+            }
+            match power.checked_mul(10) {
+                Some(next) if next <= u64::MAX / 8 => power = next,
+                _ => break max_value,
+            }
+        };
+        let middle = if top % 2 == 0 { (top / 2).to_string() } else { format!("{}.5", top / 2) };
+        Self { top, labels: ["0".to_owned(), middle, top.to_string()] }
+    }
+
+    /// As `/api/state` gives it: `{"top": 4, "labels": ["0", "2", "4"]}`.
+    fn to_json(&self) -> Value {
+        json!({ "top": self.top, "labels": self.labels })
     }
 }
 
@@ -482,5 +542,31 @@ async fn collect(
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ChartAxis;
+
+    /// Whatever the largest value, the axis covers it, its three lines read three
+    /// different labels, and the middle one is exactly half the top: the throughput chart
+    /// at 1 message a second read "1, 1, 0" when each line rounded its share of the
+    /// largest value.
+    #[test]
+    fn every_axis_covers_its_values_with_three_distinct_exact_labels() {
+        for max_value in (0..=2_000).chain([9_999, 10_001, 123_456_789, u64::MAX / 8, u64::MAX]) {
+            let axis = ChartAxis::covering(max_value);
+            assert!(axis.top >= max_value.max(1), "{max_value}: {axis:?}");
+            let [bottom, middle, top] = &axis.labels;
+            assert!(bottom != middle && middle != top, "{max_value}: {axis:?}");
+            let middle: f64 = middle.parse().unwrap();
+            assert_eq!(middle * 2.0, axis.top as f64, "{max_value}: {axis:?}");
+        }
+        assert_eq!(ChartAxis::covering(0).labels, ["0", "0.5", "1"]);
+        assert_eq!(ChartAxis::covering(1).labels, ["0", "0.5", "1"]);
+        assert_eq!(ChartAxis::covering(3).labels, ["0", "2", "4"]);
+        assert_eq!(ChartAxis::covering(37).labels, ["0", "20", "40"]);
+        assert_eq!(ChartAxis::covering(81).top, 100);
     }
 }

@@ -55,26 +55,30 @@
 
   // ---- participants -------------------------------------------------------------
 
-  function participantElement(bic, name) {
-    let element = participants.get(bic);
+  // A participant's card: its BIC, then what the network gave it (its country and the
+  // currencies of its positions at the hub, which appear once it is funded), then its
+  // session. The directory's name is the card's tooltip.
+  function participantElement(p) {
+    let element = participants.get(p.bic);
     if (!element) {
       element = document.createElement('div');
       element.className = 'participant';
-      element.setAttribute('data-bic', bic);
+      element.setAttribute('data-bic', p.bic);
       element.setAttribute('data-connected', 'false');
       const bicLine = document.createElement('div');
       bicLine.className = 'bic';
-      bicLine.textContent = bic;
-      const nameLine = document.createElement('div');
-      nameLine.className = 'name muted';
-      nameLine.textContent = name || '';
+      bicLine.textContent = p.bic;
+      const placeLine = document.createElement('div');
+      placeLine.className = 'place muted';
       const state = document.createElement('div');
       state.className = 'state';
       state.textContent = 'offline';
-      element.append(bicLine, nameLine, state);
+      element.append(bicLine, placeLine, state);
       $('participants').append(element);
-      participants.set(bic, element);
+      participants.set(p.bic, element);
     }
+    element.title = p.name || '';
+    element.querySelector('.place').textContent = [p.country].concat(p.currencies || []).join(' · ');
     return element;
   }
 
@@ -92,7 +96,7 @@
     $('hub-bic').textContent = state.hub;
     $('settlement-model').textContent = 'settlement: ' + state.settlement_model;
     for (const p of state.participants) {
-      participantElement(p.bic, p.name);
+      participantElement(p);
       setConnected(p.bic, p.connected);
     }
     // Counters only grow: a snapshot older than the events seen keeps the larger.
@@ -112,11 +116,11 @@
     const series = state.throughput.per_second.map((s) => s.messages);
     const recent = series.slice(-6, -1);
     $('throughput-now').textContent = recent.length ? (recent.reduce((a, b) => a + b, 0) / recent.length).toFixed(1) : '0';
-    drawBars($('throughput-chart'), series, '#4cc2ff', 'msg/s');
+    drawBars($('throughput-chart'), series, state.throughput.axis, '#4cc2ff', 'msg/s');
     const latency = state.latency;
     const figure = (label, value) => '<span>' + label + ' <b>' + (value === null || value === undefined ? '–' : escapeText(value) + ' ms') + '</b></span>';
     $('latency-figures').innerHTML = figure('p50', latency.p50_ms) + figure('p90', latency.p90_ms) + figure('max', latency.max_ms);
-    drawBars($('latency-chart'), latency.samples.map((s) => s.ms), '#c792ea', 'ms');
+    drawBars($('latency-chart'), latency.samples.map((s) => s.ms), latency.axis, '#c792ea', 'ms');
     applyReconciliation(state.reconciliation);
     layoutFlow();
   }
@@ -166,32 +170,34 @@
 
   // ---- charts -------------------------------------------------------------------
 
-  function drawBars(canvas, values, color, unit) {
+  // The axis (its top and its three lines' labels) comes with the snapshot: the hub
+  // picks a top whose half is round too, so that no two lines read the same.
+  function drawBars(canvas, values, axis, color, unit) {
     const ctx = canvas.getContext('2d');
     const width = canvas.width;
     const height = canvas.height;
     ctx.clearRect(0, 0, width, height);
-    const max = Math.max(1, ...values);
+    const max = Math.max(1, axis.top);
     const left = 56;
     const bottom = height - 20;
     ctx.strokeStyle = '#2c3a4a';
     ctx.fillStyle = '#9fb0c2';
     ctx.font = '16px sans-serif';
     ctx.lineWidth = 1;
-    for (const fraction of [0, 0.5, 1]) {
+    [0, 0.5, 1].forEach((fraction, line) => {
       const y = bottom - fraction * (bottom - 10);
       ctx.beginPath();
       ctx.moveTo(left, y);
       ctx.lineTo(width, y);
       ctx.stroke();
-      ctx.fillText(String(Math.round(max * fraction)), 4, y + 5);
-    }
+      ctx.fillText(axis.labels[line], 4, y + 5);
+    });
     ctx.fillText(unit, 4, height - 2);
     if (values.length === 0) return;
     const step = (width - left) / values.length;
     ctx.fillStyle = color;
     values.forEach((v, i) => {
-      const h = (v / max) * (bottom - 10);
+      const h = (Math.min(v, max) / max) * (bottom - 10);
       ctx.fillRect(left + i * step + 1, bottom - h, Math.max(1, step - 2), h);
     });
   }
