@@ -1,5 +1,5 @@
-//! Programs from outside the project that some tests need (Debian's `chromium` today;
-//! `xmllint` and `nats-server` next), and the one rule for when one is missing:
+//! Programs from outside the project that some tests need (Debian's `chromium`, `xmllint`;
+//! `nats-server` next) and the ISO 20022 schemas,, and the one rule for when one is missing:
 //!
 //! - on a developer's machine, the test says on stderr that it skipped, why, and the command
 //!   that installs the program, and passes, so that `cargo test` passes on a fresh machine;
@@ -25,6 +25,14 @@ pub struct External {
     /// What the tests use it for.
     pub purpose: &'static str,
 }
+
+/// `xmllint`, which checks XML against the official ISO 20022 schemas.
+pub const XMLLINT: External = External {
+    program: "xmllint",
+    variable: "XMLLINT",
+    package: "libxml2-utils",
+    purpose: "validates XML against the official ISO 20022 schemas",
+};
 
 /// Debian's headless Chromium, for the dashboard's browser tests.
 pub const CHROMIUM: External = External {
@@ -82,4 +90,28 @@ impl External {
 pub fn required(ci: Option<String>, require_external: Option<String>) -> bool {
     let ci = ci.is_some_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
     ci || require_external.is_some_and(|v| v.trim() == "1")
+}
+
+/// The official ISO 20022 schemas and sample messages (`xsd/`, `samples/`), which the project
+/// reads from outside and never copies: `$CORRIDOR_ISO20022_DIR`, else `../shared/iso20022`
+/// beside the checkout. Missing, the same rule as for a program applies: `None` after a
+/// notice on stderr, or a failure under CI.
+pub fn iso20022_dir(test: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("CORRIDOR_ISO20022_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/iso20022"));
+    if dir.join("xsd").is_dir() {
+        return Some(dir);
+    }
+    let required = required(std::env::var("CI").ok(), std::env::var("CORRIDOR_REQUIRE_EXTERNAL").ok());
+    let line = format!(
+        "{test} {}: the ISO 20022 schemas and samples are not at {} (set CORRIDOR_ISO20022_DIR to the \
+         folder that holds xsd/ and samples/)",
+        if required { "FAILED" } else { "SKIPPED" },
+        dir.display()
+    );
+    assert!(!required, "{line}");
+    eprintln!("{line}");
+    None
 }

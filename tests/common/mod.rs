@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod external;
 pub mod http;
 pub mod net;
 
