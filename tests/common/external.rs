@@ -1,5 +1,5 @@
 //! Programs from outside the project that some tests need (Debian's `chromium`, `xmllint`;
-//! `nats-server` next) and the ISO 20022 schemas,, and the one rule for when one is missing:
+//! `nats-server` next) and the ISO 20022 schemas, and the one rule for when one is missing:
 //!
 //! - on a developer's machine, the test says on stderr that it skipped, why, and the command
 //!   that installs the program, and passes, so that `cargo test` passes on a fresh machine;
