@@ -1,6 +1,7 @@
 //! Hostile participants (SECURITY.md's table of attacks): a captured message replayed
 //! late, on another session or to another receiver; a malleated signature; a participant
-//! flooding the hub; connections that never finish their handshake or pile up. Each test
+//! flooding the hub; connections that never finish their handshake or pile up; a second
+//! session with a participant's certificate. Each test
 //! asserts the refusal and that nothing moved that should not have.
 //!
 //! Keys and certificates (rotation, retirement, revocation, weak keys) are in
@@ -398,4 +399,82 @@ async fn a_peer_silent_past_the_idle_timeout_is_closed_and_a_live_idle_session_i
     let ru = signer(&network.network, RU);
     expect_ack(session.submit_signed(&ru, &transfer(RU, IR, "C002")).await);
     network.stop().await.unwrap();
+}
+
+/// What the hub's status says when a newer session of the same participant replaces one.
+const SUPERSEDED: &str = "superseded by a new session of this participant";
+
+/// How a session replaced by a newer one ends, after any deliveries already on their way:
+/// with a status (a clean end of stream fails the test).
+async fn ending_status(session: &mut RawSession) -> tonic::Status {
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(60), session.inbound.message()).await;
+        match next.expect("the replaced session ends within a minute") {
+            Err(status) => return status,
+            Ok(Some(pb::SessionResponse { frame: Some(ResponseFrame::Deliver(_)) })) => continue,
+            Ok(other) => panic!("expected the session to end with a status, got {other:?}"),
+        }
+    }
+}
+
+/// One session per participant: a second session with the same certificate replaces the
+/// first, and the first ends with a status that says why (ABORTED, superseded), not
+/// with a clean end of stream that a client cannot tell from the hub going away. What
+/// the first session sent was answered; the second carries on from its numbers.
+#[tokio::test]
+async fn a_second_session_with_the_same_certificate_ends_the_first_with_aborted_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let ru = signer(&network.network, RU);
+    let mut first = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let acked = expect_ack(first.submit_signed(&ru, &transfer(RU, IR, "C002")).await);
+
+    let mut second = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let status = ending_status(&mut first).await;
+    assert_eq!((status.code(), status.message()), (Code::Aborted, SUPERSEDED), "{status:?}");
+    assert_eq!(second.next_isn, acked.isn + 1, "the new session carries on from the old one's numbers");
+    expect_ack(second.submit_signed(&ru, &transfer(RU, IR, "C002")).await);
+    // The replaced session is gone for good: the newer one is still the participant's.
+    assert!(network.hub().connections().contains(&(bic(RU), true)));
+    network.stop().await.unwrap();
+}
+
+/// A bank node whose session another client replaces (a second node for the bank, or
+/// someone holding its key) says so in its log, as an error that names the likely causes,
+/// and takes the session back later, which ends the other client's session the same
+/// way. The node is a real process: its log is what an operator reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_node_whose_session_is_replaced_logs_why_and_takes_it_back() {
+    use common::cli::{ANY_LOOPBACK_PORT, Capture, pki_init, start_server, text};
+    let temp = tempfile::tempdir().unwrap();
+    let net = pki_init(&temp, &[RU, IR]);
+    let hub = start_server(&["hub", "--dir", text(&net), "--listen", ANY_LOOPBACK_PORT], "hub");
+    let args = ["bank", "--dir", text(&net), "--bic", RU, "--hub", &hub.url, "--listen", ANY_LOOPBACK_PORT];
+    let node = start_server(&args, &format!("bank {RU}"));
+    let logged = |capture: &Capture, what: &str| capture.text().matches(what).count();
+    let until_logged = |what: &'static str, times: usize| {
+        let stderr = &node.stderr;
+        async move {
+            for _ in 0..2_400 {
+                if logged(stderr, what) >= times {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            panic!("the bank node never logged {what:?} {times} time(s):\n{}", stderr.text());
+        }
+    };
+    until_logged("session welcomed", 1).await;
+
+    let mut other = RawSession::open(&tls::NetworkDir::new(&net), RU, &hub.url).await.unwrap();
+    until_logged("replaced this session with a newer one of this bank's certificate", 1).await;
+    let log = node.stderr.text();
+    let line = log.lines().find(|l| l.contains("replaced this session")).unwrap();
+    assert!(line.contains("ERROR") && line.contains(SUPERSEDED) && line.contains("Aborted"), "{line}");
+    assert!(line.contains("second node") && line.contains("retry_in_ms"), "{line}");
+
+    // It takes the session back: the other client is told why in its turn.
+    let status = ending_status(&mut other).await;
+    assert_eq!((status.code(), status.message()), (Code::Aborted, SUPERSEDED), "{status:?}");
+    until_logged("session welcomed", 2).await;
 }

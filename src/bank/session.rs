@@ -28,13 +28,45 @@ const SUBMIT_BATCH_MAX: usize = 64;
 /// of both sides, so that neither side can block the other with answers it must send.
 pub const SUBMIT_WINDOW: usize = 256;
 
+/// Why a session ended, other than at this node's shutdown.
+enum Ended {
+    /// The hub ended it with ABORTED: a newer session of this bank's certificate replaced
+    /// it (the hub keeps one session per participant).
+    Superseded(String),
+    /// Anything else: the connection, the hub, or what this bank found wrong.
+    Lost(String),
+}
+
+impl From<String> for Ended {
+    fn from(problem: String) -> Self {
+        Ended::Lost(problem)
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(problem: &str) -> Self {
+        Ended::Lost(problem.to_owned())
+    }
+}
+
 /// Keeps `bank` in session with the hub at `hub_url` until `shutdown` is cancelled.
 pub async fn run_session(bank: Bank, network: NetworkDir, hub_url: String, shutdown: CancellationToken) {
     let mut backoff = RECONNECT_BACKOFF_MIN;
     while !shutdown.is_cancelled() {
         match session_once(&bank, &network, &hub_url, &shutdown, &mut backoff).await {
             Ok(()) => {}
-            Err(problem) => {
+            Err(Ended::Superseded(detail)) => {
+                // Someone else holds this bank's certificate and key (a second node for
+                // this bank, or a stolen key): taking the session back at once would have
+                // the two replace each other many times a second.
+                backoff = RECONNECT_BACKOFF_MAX;
+                tracing::error!(
+                    bank = %bank.bic(), %detail, retry_in_ms = backoff.as_millis() as u64,
+                    "the hub replaced this session with a newer one of this bank's certificate: is a second node \
+                     running for this bank, or does someone else hold its key? taking the session back later"
+                );
+            }
+            Err(Ended::Lost(problem)) => {
                 tracing::warn!(bank = %bank.bic(), %problem, retry_in_ms = backoff.as_millis() as u64, "session with the hub lost")
             }
         }
@@ -56,7 +88,7 @@ async fn session_once(
     hub_url: &str,
     shutdown: &CancellationToken,
     backoff: &mut Duration,
-) -> Result<(), String> {
+) -> Result<(), Ended> {
     let channel = net::connect(network, Role::Bank(bank.bic()), hub_url).await?;
     let mut client = HubServiceClient::new(channel)
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
@@ -69,12 +101,12 @@ async fn session_once(
         .await
         .map_err(|status| format!("hub refused the session: {} ({:?})", status.message(), status.code()))?
         .into_inner();
-    let welcome = match inbound.message().await.map_err(|s| s.message().to_owned())? {
+    let welcome = match inbound.message().await.map_err(|status| ended_by(&status))? {
         Some(pb::SessionResponse { frame: Some(ResponseFrame::Welcome(welcome)) }) => welcome,
         _ => return Err("the hub did not answer Hello with Welcome".into()),
     };
     if welcome.bic != bank.bic().as_str() {
-        return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()));
+        return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()).into());
     }
     bank.on_welcome(welcome.next_isn_expected)?;
     *backoff = RECONNECT_BACKOFF_MIN;
@@ -100,8 +132,7 @@ async fn session_once(
         if received == 0 {
             return Err("the hub ended the session".into());
         }
-        let responses =
-            batch.drain(..).map(response_frame).collect::<Result<Vec<ResponseFrame>, String>>()?;
+        let responses = batch.drain(..).map(response_frame).collect::<Result<Vec<ResponseFrame>, Ended>>()?;
         // The signatures of everything that arrived together are verified in one batch.
         let verified = bank.verify_responses(&responses);
         for (response, verified) in responses.into_iter().zip(verified) {
@@ -121,12 +152,21 @@ async fn session_once(
 }
 
 /// A frame from the hub, or why the session ended.
-fn response_frame(arrived: net::Arrived<pb::SessionResponse>) -> Result<ResponseFrame, String> {
+fn response_frame(arrived: net::Arrived<pb::SessionResponse>) -> Result<ResponseFrame, Ended> {
     match arrived {
         Ok(pb::SessionResponse { frame: Some(response) }) => Ok(response),
         Ok(_) => Err("the hub sent an empty frame".into()),
         Err(None) => Err("the hub ended the session".into()),
-        Err(Some(status)) => Err(format!("{} ({:?})", status.message(), status.code())),
+        Err(Some(status)) => Err(ended_by(&status)),
+    }
+}
+
+/// Why the hub's status ended the session.
+fn ended_by(status: &tonic::Status) -> Ended {
+    let detail = format!("{} ({:?})", status.message(), status.code());
+    match status.code() {
+        tonic::Code::Aborted => Ended::Superseded(detail),
+        _ => Ended::Lost(detail),
     }
 }
 

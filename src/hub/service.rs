@@ -25,6 +25,10 @@ use crate::tls::{NetworkDir, Role};
 /// How long a new session may take to say Hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The status that ends a session replaced by a newer one of the same participant (one
+/// session per certificate: the newer is the one that delivers and is answered).
+pub(crate) const SUPERSEDED: &str = "superseded by a new session of this participant";
+
 /// Answers sent in one run after one durability wait.
 const ANSWER_RUN_MAX: usize = 256;
 
@@ -205,7 +209,13 @@ async fn receive(
     let mut ended: Option<Option<Status>> = None;
     while ended.is_none() {
         let received = tokio::select! {
-            _ = open.cancel.cancelled() => break,
+            _ = open.cancel.cancelled() => {
+                // Replaced (the only other canceller is this function, below): the old
+                // client learns why, after the answers to what it sent.
+                tracing::info!(%bank, session = open.id, "session superseded by a newer one of this participant");
+                ended = Some(Some(Status::aborted(SUPERSEDED)));
+                break;
+            }
             _ = shutdown.cancelled() => break,
             received = arrived.recv_many(&mut batch, net::INGEST_BATCH_MAX) => received,
         };
