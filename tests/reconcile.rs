@@ -12,7 +12,7 @@ use std::time::Duration;
 use corridor::bank::PaymentOrder;
 use corridor::directory::Directory;
 use corridor::model::{Bic, PaymentStatus, ReasonCode, Uetr};
-use corridor::reconcile::{BreakKind, Report, reconcile, sources};
+use corridor::reconcile::{BreakKind, Report, Scope, reconcile, reconcile_in_scope, sources};
 use corridor::sim::LocalNetwork;
 use corridor::tls::NetworkDir;
 use rusqlite::Connection;
@@ -237,8 +237,10 @@ async fn a_network_that_settled_reconciles_clean_live_and_offline() {
 }
 
 // A participant whose records are not read (its data is gone offline, or no --bank was
-// given for it live) cannot be called clean: none of its payments was checked, so the
-// reconciler says so with a break naming it.
+// given for it live) cannot be called clean: its side of the payments the hub exchanged
+// with it was not checked, so the reconciler says so with a break naming it. The break is
+// about the participant, not a payment (issue 19, item 9: it was a `missing_at_bank` with
+// a null UETR), and the report lists it as not checked.
 #[tokio::test]
 async fn a_participant_whose_records_were_not_read_is_a_break_not_a_clean_report() {
     let dir = tempfile::tempdir().unwrap();
@@ -246,7 +248,8 @@ async fn a_participant_whose_records_were_not_read_is_a_break_not_a_clean_report
     let banks: Vec<(Bic, String)> =
         network.banks.iter().filter(|b| b.bic != payment.receiver).map(|b| (b.bic, b.url.clone())).collect();
     let live = sources::reconcile_live(&network.network, &network.hub_url, &banks, LIVE_WAIT).await.unwrap();
-    assert_breaks(&live, &[(BreakKind::MissingAtBank, payment.receiver, None)]);
+    assert_breaks(&live, &[(BreakKind::ParticipantNotRead, payment.receiver, None)]);
+    assert_eq!(live.participants_not_checked, [payment.receiver.to_string()]);
     let network_dir = network.network.clone();
     network.stop().await.unwrap();
 
@@ -254,7 +257,78 @@ async fn a_participant_whose_records_were_not_read_is_a_break_not_a_clean_report
     let directory = Directory::load(network_dir.root()).unwrap();
     let banks_dir = network_dir.root().join("data").join("banks");
     let (hub, banks) = sources::offline(&directory, &network_dir.hub_data_dir(), &banks_dir).unwrap();
-    assert_breaks(&reconcile(&hub, &banks), &[(BreakKind::MissingAtBank, payment.receiver, None)]);
+    let offline = reconcile(&hub, &banks);
+    assert_breaks(&offline, &[(BreakKind::ParticipantNotRead, payment.receiver, None)]);
+    let detail = &offline.breaks[0].detail;
+    assert!(detail.contains("not read") && detail.contains("--participants"), "{detail}");
+}
+
+// The operator says whose records to check (`--participants`, here `Scope::Only`): a
+// participant left out is listed as not checked, not a break, and the others are still
+// compared in full, so a fault at one of them is still found (issue 19, item 9).
+#[tokio::test]
+async fn participants_left_out_of_the_scope_are_listed_as_not_checked_and_the_rest_compared() {
+    let network = clean_stopped_network().await;
+    let left_out = network.settled.receiver;
+    std::fs::remove_dir_all(network.network_dir.bank_data_dir(left_out)).unwrap();
+    let scope = Scope::Only(BANKS.iter().map(|b| bic(b)).filter(|b| *b != left_out).collect());
+    let hub_dir = network.network_dir.hub_data_dir();
+    let (hub, banks) =
+        sources::offline_in_scope(&network.directory, &hub_dir, &network.banks_dir(), &scope).unwrap();
+    let report = reconcile_in_scope(&hub, &banks, &scope);
+    assert!(report.is_clean(), "{}", report.render());
+    assert_eq!(report.participants_not_checked, [left_out.to_string()]);
+    assert_eq!((report.participants_checked, report.payments_checked), (BANKS.len() - 1, PAYMENTS_SENT));
+    assert!(report.render().contains(&format!("not checked (records not read): {left_out}")));
+
+    let sender = network.settled.sender;
+    let sql =
+        "UPDATE payments SET status = 'RJCT' WHERE seq = (SELECT max(seq) FROM payments WHERE uetr = ?1)";
+    assert_eq!(plant(&network.bank_store(sender), sql, [network.settled.uetr.to_string()]), 1);
+    let (hub, banks) =
+        sources::offline_in_scope(&network.directory, &hub_dir, &network.banks_dir(), &scope).unwrap();
+    let report = reconcile_in_scope(&hub, &banks, &scope);
+    assert_breaks(&report, &[(BreakKind::StatusMismatch, sender, Some(network.settled.uetr))]);
+
+    // A participant in scope without a store is an error naming it, not an empty bank.
+    let every = Scope::Only(BANKS.iter().map(|b| bic(b)).collect());
+    let error =
+        sources::offline_in_scope(&network.directory, &hub_dir, &network.banks_dir(), &every).unwrap_err();
+    assert!(error.contains(&left_out.to_string()) && error.contains("no store"), "{error}");
+}
+
+// A participant that runs no node never took part: the payments sent to it are held at
+// the hub (store-and-forward), in transit, and it has nothing to compare. Reconciling the
+// banks that run is clean without naming it, and lists it as not checked; before, this
+// was always a `missing_at_bank` break with a null UETR (issue 19, item 9).
+#[tokio::test]
+async fn a_participant_that_runs_no_node_is_not_a_break_and_its_held_payments_are_in_transit() {
+    let dir = tempfile::tempdir().unwrap();
+    let bics: Vec<Bic> = BANKS.iter().map(|b| bic(b)).collect();
+    let (running, silent) = (&bics[..2], bics[2]);
+    let mut network = LocalNetwork::create(dir.path(), &bics).await.unwrap();
+    network.fund_all("CNY", "1000000000").await.unwrap();
+    for bic in running {
+        let index = network.start_bank(*bic).await.unwrap();
+        network.banks[index].bank.open_account("C001", "CNY", "Payer", "100000.00").await.unwrap();
+        network.banks[index].bank.open_account("C002", "CNY", "Payee", "").await.unwrap();
+    }
+    let payer = &network.banks[network.index_of(running[0])].bank;
+    for _ in 0..3 {
+        payer.submit_payment(&order(silent, "C002", "5.00".into())).await.unwrap();
+    }
+    let settled = payer.submit_payment(&order(running[1], "C002", "7.00".into())).await.unwrap();
+    wait_until_final(&network, &[Sent { sender: running[0], receiver: running[1], uetr: settled.uetr }])
+        .await;
+
+    let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
+    // The held payments stay in transit: no point waiting for them to settle.
+    let report =
+        sources::reconcile_live(&network.network, &network.hub_url, &banks, Duration::ZERO).await.unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    assert_eq!(report.participants_not_checked, [silent.to_string()]);
+    assert_eq!((report.payments_checked, report.payments_in_transit), (4, 3), "{}", report.render());
+    network.stop().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -455,4 +529,74 @@ fn corridor_reconcile_reports_agreement_breaks_and_bad_input_by_exit_status() {
     let args = ["reconcile", "--dir", dir_text, "--hub", "https://127.0.0.1:1", "--bank", "NOTAPAIR"];
     let stderr = could_not_run(corridor(&args));
     assert!(stderr.contains("NOTAPAIR") && stderr.contains("BIC=URL"), "{stderr}");
+}
+
+/// Runs `corridor reconcile --dir DIR --json ARGS`; returns its exit code and its report.
+fn reconcile_json_with(dir: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let outcome = corridor(&[&["reconcile", "--dir", dir.to_str().unwrap(), "--json"][..], args].concat());
+    let report = serde_json::from_str(&outcome.stdout).unwrap_or_else(|e| {
+        panic!("not one JSON object ({e}):\n{}\nstderr: {}", outcome.stdout, outcome.stderr)
+    });
+    (outcome.status.code(), report)
+}
+
+// `corridor reconcile --participants BIC,BIC` as a user runs it: a participant whose data
+// is gone is a `participant_not_read` break (exit 1) until the operator leaves it out,
+// then the rest reconciles clean (exit 0) and the report lists it as not checked; a
+// participant named but unreadable, or not of this network, or garbage, cannot run (exit
+// 2), live as offline (issue 19, item 9).
+#[test]
+fn corridor_reconcile_participants_says_whose_records_to_check() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let network = runtime.block_on(settled_and_stopped());
+    let dir = network.network_dir.root();
+    let gone = network.settled.receiver;
+    std::fs::remove_dir_all(network.network_dir.bank_data_dir(gone)).unwrap();
+
+    let (code, report) = reconcile_json_with(dir, &[]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let expected = serde_json::json!([{
+        "kind": "participant_not_read", "uetr": null, "participant": gone.to_string(),
+        "detail": report["breaks"][0]["detail"],
+    }]);
+    assert_eq!(report["breaks"], expected, "{report:#}");
+    assert_eq!(report["participants_not_checked"], serde_json::json!([gone.to_string()]));
+
+    let others: Vec<&str> = BANKS.iter().copied().filter(|b| *b != gone.as_str()).collect();
+    let (code, report) = reconcile_json_with(dir, &["--participants", &others.join(",")]);
+    assert_eq!(code, Some(0), "{report:#}");
+    assert_eq!(report["breaks"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["payments_checked"], PAYMENTS_SENT, "{report:#}");
+    assert_eq!(report["participants_checked"], BANKS.len() - 1, "{report:#}");
+    assert_eq!(report["participants_not_checked"], serde_json::json!([gone.to_string()]));
+
+    let dir_text = dir.to_str().unwrap();
+    let offline =
+        |participants: &str| corridor(&["reconcile", "--dir", dir_text, "--participants", participants]);
+    let stderr = could_not_run(offline(gone.as_str()));
+    assert!(stderr.contains(gone.as_str()) && stderr.contains("no store"), "{stderr}");
+    let stderr = could_not_run(offline("NOTABIC"));
+    assert!(stderr.contains("--participants"), "{stderr}");
+    let stderr = could_not_run(offline("ZZZZZZZZXXX"));
+    assert!(stderr.contains("not a participant"), "{stderr}");
+
+    // Live, --participants and --bank must name the same banks: checked before connecting.
+    let bank = format!("{}=https://127.0.0.1:1", others[0]);
+    let live = |participants: &str| {
+        corridor(&[
+            "reconcile",
+            "--dir",
+            dir_text,
+            "--hub",
+            "https://127.0.0.1:1",
+            "--bank",
+            &bank,
+            "--participants",
+            participants,
+        ])
+    };
+    let stderr = could_not_run(live(&others.join(",")));
+    assert!(stderr.contains(&format!("no --bank {}=URL", others[1])), "{stderr}");
+    let stderr = could_not_run(live(others[1]));
+    assert!(stderr.contains(&format!("{} is not in --participants", others[0])), "{stderr}");
 }

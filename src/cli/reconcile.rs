@@ -1,16 +1,19 @@
 //! `corridor reconcile` (the hub and every bank agree) and `corridor audit` (every archived
 //! message verifies against the key valid when it was created).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use corridor::directory::Directory;
 use corridor::hub;
+use corridor::model::Bic;
+use corridor::reconcile::Scope;
 use corridor::tls::NetworkDir;
 
-use super::bank_urls;
+use super::{bank_urls, parse_bic};
 
 /// The arguments of `corridor audit`.
 #[derive(Args)]
@@ -38,6 +41,12 @@ pub struct ReconcileArgs {
     /// Offline: the data root holding hub/ and banks/<BIC>/ [default: DIR/data].
     #[arg(long, conflicts_with = "hub")]
     data: Option<PathBuf>,
+    /// Only these participants' records are compared with the hub's (comma-separated
+    /// BICs): live, exactly the banks given with --bank; offline, each needs a store.
+    /// Others (a participant that runs no node) are listed as not checked, not as breaks
+    /// [default: every participant; one the hub exchanged payments with must be read].
+    #[arg(long, value_delimiter = ',', value_name = "BIC,BIC")]
+    participants: Vec<String>,
     /// Live: how long to wait for payments in transit to settle, in seconds.
     #[arg(long, default_value_t = 10)]
     wait_secs: u64,
@@ -79,17 +88,44 @@ pub async fn run(args: ReconcileArgs) -> Result<ExitCode> {
 }
 
 async fn reconcile(args: ReconcileArgs) -> Result<corridor::reconcile::Report> {
-    use corridor::reconcile::{reconcile, sources};
-    let ReconcileArgs { dir, hub, banks, data, wait_secs, json: _ } = args;
+    use corridor::reconcile::{reconcile_in_scope, sources};
+    let ReconcileArgs { dir, hub, banks, data, participants, wait_secs, json: _ } = args;
     let network = NetworkDir::new(dir);
     let directory = Directory::load(network.root())?;
+    let scope = scope(&directory, &participants)?;
     let Some(hub) = hub else {
         let data = data.unwrap_or_else(|| network.root().join("data"));
         let (hub, views) =
-            sources::offline(&directory, &data.join("hub"), &data.join("banks")).map_err(|e| anyhow!(e))?;
-        return Ok(reconcile(&hub, &views));
+            sources::offline_in_scope(&directory, &data.join("hub"), &data.join("banks"), &scope)
+                .map_err(|e| anyhow!(e))?;
+        return Ok(reconcile_in_scope(&hub, &views, &scope));
     };
     let nodes = bank_urls(&directory, &banks)?;
+    if let Scope::Only(listed) = &scope {
+        let given: BTreeSet<Bic> = nodes.iter().map(|(bic, _)| *bic).collect();
+        if let Some(bic) = given.difference(listed).next() {
+            bail!("--bank {bic}=...: {bic} is not in --participants");
+        }
+        if let Some(bic) = listed.difference(&given).next() {
+            bail!("--participants names {bic}, but no --bank {bic}=URL says where to read it");
+        }
+    }
     let wait = std::time::Duration::from_secs(wait_secs);
-    sources::reconcile_live(&network, &hub, &nodes, wait).await.map_err(|e| anyhow!(e))
+    sources::reconcile_live_in_scope(&network, &hub, &nodes, wait, &scope).await.map_err(|e| anyhow!(e))
+}
+
+/// `--participants` as a scope: every participant when empty.
+fn scope(directory: &Directory, participants: &[String]) -> Result<Scope> {
+    if participants.is_empty() {
+        return Ok(Scope::Every);
+    }
+    let mut listed = BTreeSet::new();
+    for text in participants {
+        let bic = parse_bic(text.trim(), "--participants")?;
+        if !directory.is_participant(bic) {
+            bail!("--participants: {bic} is not a participant of this network");
+        }
+        listed.insert(bic);
+    }
+    Ok(Scope::Only(listed))
 }

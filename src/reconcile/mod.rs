@@ -9,7 +9,7 @@
 
 pub mod sources;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -140,6 +140,10 @@ pub enum BreakKind {
     MissingAtBank,
     /// A bank has a payment the hub never relayed.
     MissingAtHub,
+    /// A participant the hub exchanged payments with (or whose settled position moved)
+    /// had its records not read at all, so its side of them was not compared: a break
+    /// about the participant, with no one payment to name.
+    ParticipantNotRead,
     /// Amount or currency differ.
     AmountMismatch,
     /// Message id or counterparty differ.
@@ -163,6 +167,7 @@ impl BreakKind {
         match self {
             Self::MissingAtBank => "missing_at_bank",
             Self::MissingAtHub => "missing_at_hub",
+            Self::ParticipantNotRead => "participant_not_read",
             Self::AmountMismatch => "amount_mismatch",
             Self::ReferenceMismatch => "reference_mismatch",
             Self::StatusMismatch => "status_mismatch",
@@ -204,6 +209,35 @@ pub struct Report {
     pub payments_in_transit: usize,
     /// Participants whose records were read.
     pub participants_checked: usize,
+    /// Participants the hub's records name (a payment to or from it, a position) whose
+    /// own records were not read, so their side was not compared: out of scope
+    /// ([`Scope::Only`]), or never part of any exchange (only payments held for it, which
+    /// are in transit). One that took part while in scope is also a
+    /// [`BreakKind::ParticipantNotRead`] break.
+    pub participants_not_checked: Vec<String>,
+}
+
+/// Whose records a reconciliation compares with the hub's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every participant: one the hub exchanged payments with, or whose settled position
+    /// moved, must have been read, or the report has a [`BreakKind::ParticipantNotRead`]
+    /// break for it.
+    #[default]
+    Every,
+    /// Only these (`corridor reconcile --participants`): another participant's side is not
+    /// compared, and the report lists it as not checked instead of as a break.
+    Only(BTreeSet<Bic>),
+}
+
+impl Scope {
+    /// Whether `bic`'s records are to be compared.
+    pub fn includes(&self, bic: Bic) -> bool {
+        match self {
+            Self::Every => true,
+            Self::Only(participants) => participants.contains(&bic),
+        }
+    }
 }
 
 impl Report {
@@ -239,6 +273,10 @@ impl Report {
             let uetr = b.uetr.as_deref().unwrap_or("-");
             text += &format!("{:<19} {:<12} {:<37} {}\n", b.kind.name(), b.participant, uetr, b.detail);
         }
+        if !self.participants_not_checked.is_empty() {
+            text +=
+                &format!("not checked (records not read): {}\n", self.participants_not_checked.join(", "));
+        }
         text
     }
 }
@@ -252,8 +290,14 @@ struct Reconciliation<'a> {
     in_transit: HashSet<Uetr>,
 }
 
-/// Compares the hub with every bank.
+/// Compares the hub with every bank, expecting the records of every participant that took
+/// part ([`Scope::Every`]).
 pub fn reconcile(hub: &HubView, banks: &[BankView]) -> Report {
+    reconcile_in_scope(hub, banks, &Scope::Every)
+}
+
+/// Compares the hub with every bank; `scope` says whose records were meant to be read.
+pub fn reconcile_in_scope(hub: &HubView, banks: &[BankView], scope: &Scope) -> Report {
     let mut run = Reconciliation {
         hub: hub.payments.iter().map(|p| (p.uetr, p)).collect(),
         banks: banks.iter().map(|b| (b.bic, (b, b.payments.iter().map(|p| (p.uetr, p)).collect()))).collect(),
@@ -281,7 +325,7 @@ pub fn reconcile(hub: &HubView, banks: &[BankView]) -> Report {
     for bank in banks {
         run.check_positions(hub, bank);
     }
-    run.check_every_participant_read(hub);
+    let participants_not_checked = run.check_every_participant_read(hub, scope);
     run.check_conservation(hub);
     run.breaks.sort_by(|a, b| (a.kind, &a.participant, &a.uetr).cmp(&(b.kind, &b.participant, &b.uetr)));
     Report {
@@ -289,6 +333,7 @@ pub fn reconcile(hub: &HubView, banks: &[BankView]) -> Report {
         payments_checked: checked.len(),
         payments_in_transit: run.in_transit.len(),
         participants_checked: banks.len(),
+        participants_not_checked,
     }
 }
 
@@ -422,31 +467,52 @@ impl<'a> Reconciliation<'a> {
         }
     }
 
-    /// A participant the hub relayed payments for, or holds a position of, must have had
-    /// its records read: otherwise none of its payments was checked, and saying "clean"
-    /// would be a lie.
-    fn check_every_participant_read(&mut self, hub: &HubView) {
-        let mut unread: BTreeMap<Bic, usize> = BTreeMap::new();
+    /// A participant the hub exchanged payments with (it sent them, or they were delivered
+    /// to it) or whose settled position moved must have had its records read, if it is in
+    /// `scope`: otherwise its side of them was not checked, and saying "clean" would be a
+    /// lie. One the hub only holds payments for (never delivered: it never connected) has
+    /// nothing to compare; those payments are in transit. Returns every participant the hub
+    /// names whose records were not read.
+    fn check_every_participant_read(&mut self, hub: &HubView, scope: &Scope) -> Vec<String> {
+        #[derive(Default)]
+        struct Unread {
+            exchanged: usize,
+            held: usize,
+            position_moved: bool,
+        }
+        let mut unread: BTreeMap<Bic, Unread> = BTreeMap::new();
         for payment in &hub.payments {
-            for bic in [payment.sender, payment.receiver] {
-                if !self.banks.contains_key(&bic) {
-                    *unread.entry(bic).or_default() += 1;
+            if !self.banks.contains_key(&payment.sender) {
+                unread.entry(payment.sender).or_default().exchanged += 1;
+            }
+            if !self.banks.contains_key(&payment.receiver) {
+                let entry = unread.entry(payment.receiver).or_default();
+                if payment.delivered_to_receiver {
+                    entry.exchanged += 1;
+                } else {
+                    entry.held += 1;
                 }
             }
         }
         for ((bic, _), net) in &hub.settled_net {
-            // A position that never moved (funded, say, but no payment) has nothing to check.
-            if *net != 0 && !self.banks.contains_key(bic) {
-                unread.entry(*bic).or_default();
+            if !self.banks.contains_key(bic) {
+                unread.entry(*bic).or_default().position_moved |= *net != 0;
             }
         }
-        for (bic, payments) in unread {
+        for (bic, unread) in &unread {
+            if !scope.includes(*bic) || (unread.exchanged == 0 && !unread.position_moved) {
+                continue;
+            }
+            let moved = if unread.position_moved { " and its settled position moved" } else { "" };
             let detail = format!(
-                "the hub has {payments} payments and a position of {bic}, but its records were not read (no store, or \
-                 no --bank {bic}=URL): none of them was checked"
+                "the hub exchanged {} payments with {bic}{moved} (and holds {} more for it), but its records were \
+                 not read (offline: no store; live: no --bank {bic}=URL), so its side was not checked; read them, \
+                 or name the participants to check with --participants",
+                unread.exchanged, unread.held
             );
-            self.add(BreakKind::MissingAtBank, None, bic, detail);
+            self.add(BreakKind::ParticipantNotRead, None, *bic, detail);
         }
+        unread.into_keys().map(|bic| bic.to_string()).collect()
     }
 
     /// A bank's payments the hub never relayed.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tokio_stream::StreamExt as _;
 
-use super::{BankRecord, BankView, Direction, HubRecord, HubView, ReturnView};
+use super::{BankRecord, BankView, Direction, HubRecord, HubView, ReturnView, Scope};
 use crate::bank::{self, SqliteBankStore, statement::account_statement};
 use crate::directory::Directory;
 use crate::hub::{self, HubPayment};
@@ -63,6 +63,28 @@ pub fn offline(
     hub_dir: &Path,
     banks_dir: &Path,
 ) -> Result<(HubView, Vec<BankView>), String> {
+    offline_in_scope(directory, hub_dir, banks_dir, &Scope::Every)
+}
+
+/// [`offline`], reading only the stores of the participants in `scope`; with
+/// [`Scope::Only`], each of them must have a store (an error names the one that has not).
+pub fn offline_in_scope(
+    directory: &Directory,
+    hub_dir: &Path,
+    banks_dir: &Path,
+    scope: &Scope,
+) -> Result<(HubView, Vec<BankView>), String> {
+    if let Scope::Only(participants) = scope {
+        for bic in participants {
+            if !directory.is_participant(*bic) {
+                return Err(format!("{bic} is not a participant of this network"));
+            }
+            let store = bank::store::store_path(&banks_dir.join(bic.as_str()));
+            if !store.exists() {
+                return Err(format!("{bic} has no store to read: {} does not exist", store.display()));
+            }
+        }
+    }
     let (positions, payments) = hub::read_journal(directory, hub_dir)?;
     let hub = HubView {
         payments: payments.iter().map(HubRecord::from).collect(),
@@ -76,7 +98,7 @@ pub fn offline(
             .collect(),
     };
     let mut banks = Vec::new();
-    for (bic, _) in directory.participants() {
+    for (bic, _) in directory.participants().filter(|(bic, _)| scope.includes(*bic)) {
         let data = banks_dir.join(bic.as_str());
         if !bank::store::store_path(&data).exists() {
             continue;
@@ -217,10 +239,22 @@ pub async fn reconcile_live(
     banks: &[(Bic, String)],
     wait: std::time::Duration,
 ) -> Result<super::Report, String> {
+    reconcile_live_in_scope(network, hub_url, banks, wait, &Scope::Every).await
+}
+
+/// [`reconcile_live`] where `scope` says whose records were meant to be read (the
+/// participants of `banks`, with `--participants`).
+pub async fn reconcile_live_in_scope(
+    network: &NetworkDir,
+    hub_url: &str,
+    banks: &[(Bic, String)],
+    wait: std::time::Duration,
+    scope: &Scope,
+) -> Result<super::Report, String> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         let (hub, views) = live(network, hub_url, banks).await?;
-        let report = super::reconcile(&hub, &views);
+        let report = super::reconcile_in_scope(&hub, &views, scope);
         if report.payments_in_transit == 0 || tokio::time::Instant::now() >= deadline {
             return Ok(report);
         }
