@@ -432,7 +432,7 @@ fn cross_border_reads_print_one_json_document_with_the_real_values() {
         "expires_unix_ms": quote["expires_unix_ms"],
     });
     assert_eq!(quote, expected);
-    let now = corridor::bank::unix_ms_now();
+    let now = corridor::clock::unix_ms_now();
     assert!(quote["expires_unix_ms"].as_i64().is_some_and(|ms| ms > now && ms <= now + 60_000), "{quote}");
 
     let uetr = network.pay_rials("100.00", &["--quote", &id]);

@@ -80,26 +80,30 @@ pub enum AdminCommand {
     /// It replaces the pair's previous agreement. While it is in force, payments
     /// instructed in the first currency settle in the second at the applied rate: the
     /// rate less the spread. The other direction (IRR/RUB) takes an agreement of its own.
-    Agreement {
-        /// FROM/TO, for example RUB/IRR: payments instructed in RUB settle in IRR.
-        #[arg(long)]
-        pair: String,
-        /// Units of TO per unit of FROM, decimal text, for example 512.25.
-        #[arg(long)]
-        rate: String,
-        /// The network's margin in basis points (hundredths of a percent), taken off the
-        /// rate: 0 to 9999.
-        #[arg(long, default_value_t = 0)]
-        spread_bps: u32,
-        /// In force from (inclusive), RFC 3339 such as 2026-11-28T09:00:00Z [default: now].
-        #[arg(long)]
-        valid_from: Option<String>,
-        /// In force until (exclusive), RFC 3339 [default: without end].
-        #[arg(long)]
-        valid_until: Option<String>,
-    },
+    Agreement(AgreementArgs),
     /// Every rate agreement, in force or not.
     Agreements(JsonArgs),
+}
+
+/// The arguments of `admin agreement`.
+#[derive(Args)]
+pub struct AgreementArgs {
+    /// FROM/TO, for example RUB/IRR: payments instructed in RUB settle in IRR.
+    #[arg(long)]
+    pair: String,
+    /// Units of TO per unit of FROM, decimal text, for example 512.25.
+    #[arg(long)]
+    rate: String,
+    /// The network's margin in basis points (hundredths of a percent), taken off the
+    /// rate: 0 to 9999.
+    #[arg(long, default_value_t = 0)]
+    spread_bps: u32,
+    /// In force from (inclusive), RFC 3339 such as 2026-11-28T09:00:00Z [default: now].
+    #[arg(long)]
+    valid_from: Option<String>,
+    /// In force until (exclusive), RFC 3339 [default: without end].
+    #[arg(long)]
+    valid_until: Option<String>,
 }
 
 #[derive(Args)]
@@ -215,41 +219,46 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             }
             say!("{}", statement_text(&statement).trim_end());
         }
-        AdminCommand::Agreement { pair, rate, spread_bps, valid_from, valid_until } => {
-            // Checked here too, so that a mistake names the flag and never reaches the hub.
-            let pair = CurrencyPair::parse(&pair).map_err(|e| anyhow!("--pair: {}", e.rule))?;
-            let parsed = Rate::parse(&rate).map_err(|e| anyhow!("--rate: {}", e.rule))?;
-            parsed.less_spread(spread_bps).map_err(|e| anyhow!("--spread-bps: {}", e.rule))?;
-            let time = |text: Option<String>, flag: &str| -> Result<i64> {
-                let Some(text) = text else { return Ok(0) };
-                let unix_ms = wire::parse_unix_ms(&text, flag).map_err(|e| anyhow!("{e}"))?;
-                if unix_ms <= 0 {
-                    bail!("{flag}: must be after 1970-01-01T00:00:00Z (got {text:?})");
-                }
-                Ok(unix_ms)
-            };
-            let (from, until) = (time(valid_from, "--valid-from")?, time(valid_until, "--valid-until")?);
-            if until != 0 && until <= if from == 0 { corridor::bank::unix_ms_now() } else { from } {
-                bail!("--valid-until: must be after --valid-from (which is now when not given)");
-            }
-            let agreement = pb::RateAgreement {
-                currency_pair: pair.to_string(),
-                rate,
-                spread_bps,
-                valid_from_unix_ms: from,
-                valid_until_unix_ms: until,
-                applied_rate: String::new(),
-            };
-            let request = pb::SetAgreementRequest { agreement: Some(agreement) };
-            let r = client.set_agreement(request).await.map_err(hub_status)?.into_inner();
-            say!("{}", agreement_line(&r.agreement.unwrap_or_default()));
-        }
+        AdminCommand::Agreement(args) => set_agreement(&mut client, args).await?,
         AdminCommand::Agreements(output) => agreements(&mut client, output.json).await?,
     }
     Ok(())
 }
 
 type AdminClient = pb::hub_admin_service_client::HubAdminServiceClient<tonic::transport::Channel>;
+
+/// `admin agreement`: checks the flags, sets the agreement, prints it.
+async fn set_agreement(client: &mut AdminClient, args: AgreementArgs) -> Result<()> {
+    let AgreementArgs { pair, rate, spread_bps, valid_from, valid_until } = args;
+    // Checked here too, so that a mistake names the flag and never reaches the hub.
+    let pair = CurrencyPair::parse(&pair).map_err(|e| anyhow!("--pair: {}", e.rule))?;
+    let parsed = Rate::parse(&rate).map_err(|e| anyhow!("--rate: {}", e.rule))?;
+    parsed.less_spread(spread_bps).map_err(|e| anyhow!("--spread-bps: {}", e.rule))?;
+    let time = |text: Option<String>, flag: &str| -> Result<i64> {
+        let Some(text) = text else { return Ok(0) };
+        let unix_ms = wire::parse_unix_ms(&text, flag).map_err(|e| anyhow!("{e}"))?;
+        if unix_ms <= 0 {
+            bail!("{flag}: must be after 1970-01-01T00:00:00Z (got {text:?})");
+        }
+        Ok(unix_ms)
+    };
+    let (from, until) = (time(valid_from, "--valid-from")?, time(valid_until, "--valid-until")?);
+    if until != 0 && until <= if from == 0 { corridor::clock::unix_ms_now() } else { from } {
+        bail!("--valid-until: must be after --valid-from (which is now when not given)");
+    }
+    let agreement = pb::RateAgreement {
+        currency_pair: pair.to_string(),
+        rate,
+        spread_bps,
+        valid_from_unix_ms: from,
+        valid_until_unix_ms: until,
+        applied_rate: String::new(),
+    };
+    let request = pb::SetAgreementRequest { agreement: Some(agreement) };
+    let r = client.set_agreement(request).await.map_err(hub_status)?.into_inner();
+    say!("{}", agreement_line(&r.agreement.unwrap_or_default()));
+    Ok(())
+}
 
 /// `admin positions`.
 async fn positions(client: &mut AdminClient, json: bool) -> Result<()> {
@@ -284,7 +293,7 @@ async fn reports(client: &mut AdminClient, json: bool) -> Result<()> {
 /// `admin agreements`.
 async fn agreements(client: &mut AdminClient, json: bool) -> Result<()> {
     let r = client.list_agreements(pb::ListAgreementsRequest {}).await.map_err(hub_status)?.into_inner();
-    let now = corridor::bank::unix_ms_now();
+    let now = corridor::clock::unix_ms_now();
     if json {
         return json::print(&json::Agreements::at(&r.agreements, now));
     }

@@ -41,10 +41,9 @@ pub struct ReconcileArgs {
     /// Offline: the data root holding hub/ and banks/<BIC>/ [default: DIR/data].
     #[arg(long, conflicts_with = "hub")]
     data: Option<PathBuf>,
-    /// Only these participants' records are compared with the hub's (comma-separated
-    /// BICs): live, exactly the banks given with --bank; offline, each needs a store.
-    /// Others (a participant that runs no node) are listed as not checked, not as breaks
-    /// [default: every participant; one the hub exchanged payments with must be read].
+    /// Compare only these participants' records with the hub's (live: exactly the --bank
+    /// banks; offline: each needs a store); the others are listed as not checked, not as
+    /// breaks [default: every participant].
     #[arg(long, value_delimiter = ',', value_name = "BIC,BIC")]
     participants: Vec<String>,
     /// Live: how long to wait for payments in transit to settle, in seconds.
