@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use corridor::sim::scenario::{Scenario, run_scenario};
+use corridor::sim::scenario::{CASE_KINDS, Scenario, run_scenario};
 
 fn shipped() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -27,6 +27,7 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
     let files = shipped();
     assert!(files.len() >= 3, "three scenarios ship at least: {files:?}");
     let mut kinds = BTreeSet::new();
+    let mut cases = BTreeSet::new();
     for path in &files {
         let scenario = Scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
         let mut steps = Vec::new();
@@ -46,8 +47,23 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
         let json = serde_json::to_value(&summary).expect("the summary serialises");
         assert_eq!(json["reconciliation"]["breaks"].as_array().map(Vec::len), Some(0));
         kinds.extend(summary.events.iter().map(|e| e.kind.clone()));
+        cases.extend(summary.cases.iter().filter(|c| c.done).map(|c| c.kind.clone()));
     }
-    let every = ["bank_offline", "close_window", "fund", "hub_restart", "net_debit_cap", "suspend"];
+    assert_eq!(
+        cases,
+        CASE_KINDS.iter().map(|k| k.to_string()).collect(),
+        "the shipped scenarios carry a return and a recall accepted and refused through"
+    );
+    let every = [
+        "bank_offline",
+        "close_window",
+        "fund",
+        "hub_restart",
+        "net_debit_cap",
+        "recall",
+        "return",
+        "suspend",
+    ];
     assert_eq!(
         kinds,
         every.iter().map(|k| k.to_string()).collect(),
@@ -113,6 +129,54 @@ fn bad_scenario_files_are_refused_naming_the_problem() {
     // A missing file names itself.
     let error = Scenario::load(Path::new("scenarios/no-such-file.toml")).unwrap_err();
     assert!(error.starts_with("scenarios/no-such-file.toml: cannot read"), "{error}");
+}
+
+/// [`GOOD`] with one listed payment (`payment[0]`, at 0.2 s, to an open customer), and
+/// `event` after it.
+fn with_case(event: &str) -> String {
+    format!(
+        "{GOOD}[[payment]]\nat_s = 0.2\nfrom = \"CRDARUMMXXX\"\nfrom_account = \"C001\"\nto = \"CRDBIRTHXXX\"\n\
+         to_account = \"C001\"\namount = \"5.00\"\n{event}"
+    )
+}
+
+/// Returns and recalls are checked like every other field, before anything starts: each
+/// names a listed payment that can settle, comes after it, has a known ISO reason, a
+/// recall an answer ("accept", or "refuse" with its reason), at most one case per
+/// payment, with both banks online; `expect.cases` names only kinds that exist.
+#[test]
+fn bad_returns_and_recalls_are_refused_naming_the_field() {
+    let ret = "[[event]]\nkind = \"return\"\npayment = 0\nat_s = 1\nreason = \"AC04\"\n";
+    let recall =
+        "[[event]]\nkind = \"recall\"\npayment = 0\nat_s = 1\nreason = \"DUPL\"\nanswer = \"accept\"\n";
+    let refuse = recall.replace("\"accept\"", "\"refuse\"\nanswer_reason = \"NOAS\"");
+    for good in [ret.to_owned(), recall.to_owned(), refuse.clone()] {
+        Scenario::parse(&with_case(&good)).unwrap_or_else(|e| panic!("{e}\n{good}"));
+    }
+    let offline = "[[event]]\nkind = \"bank_offline\"\nbank = \"CRDBIRTHXXX\"\nat_s = 0.9\nfor_s = 0.5\n";
+    let cases: [(String, &str); 12] = [
+        (ret.replace("payment = 0", "payment = 5"), "event[0].payment: there is no payment[5]"),
+        (ret.replace("\"AC04\"", "\"XX99\""), "event[0].reason"),
+        (ret.replace("reason = \"AC04\"\n", ""), "missing field `reason`"),
+        (ret.replace("at_s = 1", "at_s = 0.1"), "event[0].at_s: must come after payment[0]"),
+        (recall.replace("\"accept\"", "\"maybe\""), "event[0].answer"),
+        (recall.replace("\"accept\"", "\"refuse\""), "event[0].answer_reason: a refusal needs"),
+        (format!("{recall}answer_reason = \"NOAS\"\n"), "only a refusal has a reason"),
+        (refuse.replace("\"NOAS\"", "\"nope\""), "event[0].answer_reason"),
+        (format!("{ret}{recall}"), "event[1].payment: payment[0] already has a return or a recall"),
+        (format!("{ret}{offline}"), "event[0].at_s: CRDBIRTHXXX is offline then"),
+        (format!("{ret}[expect]\ncases = [\"returned\"]\n"), "expect.cases[0]"),
+        (format!("{ret}payment_id = 3\n"), "unknown field `payment_id`"),
+    ];
+    for (event, expected) in cases {
+        let text = with_case(&event);
+        let error = Scenario::parse(&text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));
+        assert!(error.contains(expected), "{error:?} should say {expected:?}");
+        assert!(!error.contains('\n'), "one line: {error:?}");
+    }
+    // A payment to an account its bank does not hold is rejected: nothing to return.
+    let text = with_case(ret).replace("to_account = \"C001\"", "to_account = \"C999\"");
+    assert!(Scenario::parse(&text).unwrap_err().contains("nothing to return or recall"));
 }
 
 #[test]

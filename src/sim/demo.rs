@@ -190,7 +190,7 @@ pub struct CurrencySummary {
     pub returned: usize,
 }
 
-/// A return or a recall the demo made, and how it ended.
+/// A return or a recall the demo (or a scenario) made, and how it ended.
 #[derive(Clone, Debug, Serialize)]
 pub struct CaseLine {
     /// What: "return", "recall accepted" or "recall refused".
@@ -209,7 +209,7 @@ pub struct CaseLine {
     pub reason_code: String,
     /// How it ended at the sender, in a sentence.
     pub outcome: String,
-    /// True once it ended as the demo expected.
+    /// True once it ended as the demo (or the scenario) expected.
     pub done: bool,
 }
 
@@ -670,7 +670,7 @@ async fn after_settlement(
 
 /// Polls bank `client`'s payment `uetr` until `done` holds (bounded): the payment then,
 /// or `None` if it never did.
-async fn wait_for(
+pub(crate) async fn wait_for(
     client: &mut BankServiceClient<Channel>,
     uetr: &str,
     done: impl Fn(&pb::Payment) -> bool,

@@ -14,11 +14,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
-use super::demo::Rejection;
+mod cases;
+
+use super::demo::{CaseLine, Rejection};
 use super::{LocalNetwork, Rng};
 use crate::hub::{HubConfig, SettlementModel};
 use crate::ledger::AccountId;
-use crate::model::{Amount, Bic, Currency, CurrencyPair, Rate, SPREAD_BPS_MAX, format_minor_units};
+use crate::model::{
+    Amount, Bic, Currency, CurrencyPair, Rate, ReasonCode, SPREAD_BPS_MAX, format_minor_units,
+};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::reconcile::Report;
@@ -41,6 +45,8 @@ pub const RATE_PER_S_MAX: u32 = 1_000;
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The reason of an order refused because its bank was offline.
 pub const OFFLINE: &str = "offline";
+/// The kinds of return and recall case, as the summary and `expect.cases` name them.
+pub const CASE_KINDS: [&str; 3] = ["return", "recall accepted", "recall refused"];
 /// How long an order is retried while its bank cannot reach the hub (during a hub restart).
 const UNAVAILABLE_RETRY: Duration = Duration::from_secs(10);
 
@@ -142,6 +148,8 @@ enum EventFile {
     Fund { bank: String, amount: String, at_s: f64 },
     NetDebitCap { bank: String, cap: String, at_s: f64 },
     CloseWindow { at_s: f64 },
+    Return { payment: usize, at_s: f64, reason: String },
+    Recall { payment: usize, at_s: f64, reason: String, answer: String, answer_reason: Option<String> },
 }
 
 #[derive(Default, Deserialize)]
@@ -151,6 +159,8 @@ struct ExpectFile {
     reason_codes: Vec<String>,
     #[serde(default)]
     settled_min: usize,
+    #[serde(default)]
+    cases: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,16 +197,42 @@ struct PaymentPlan {
     minor_units: i64,
     /// Listed in the file (told one by one) rather than from the workload.
     note: Option<String>,
+    /// Its place among the file's `[[payment]]` tables, for the events that name it.
+    listed: Option<usize>,
 }
 
 #[derive(Clone, Debug)]
 enum EventKind {
-    BankOffline { bank: usize, for_ms: u64 },
-    Suspend { bank: usize, for_ms: u64 },
+    BankOffline {
+        bank: usize,
+        for_ms: u64,
+    },
+    Suspend {
+        bank: usize,
+        for_ms: u64,
+    },
     HubRestart,
-    Fund { bank: usize, minor_units: i64 },
-    NetDebitCap { bank: usize, minor_units: i64 },
+    Fund {
+        bank: usize,
+        minor_units: i64,
+    },
+    NetDebitCap {
+        bank: usize,
+        minor_units: i64,
+    },
     CloseWindow,
+    /// The beneficiary's bank returns the listed payment `payment` (a pacs.004).
+    Return {
+        payment: usize,
+        reason: ReasonCode,
+    },
+    /// The sender's bank recalls the listed payment `payment` (a camt.056); the
+    /// beneficiary's bank accepts (`refusal` none) or refuses with `refusal` (a camt.029).
+    Recall {
+        payment: usize,
+        reason: ReasonCode,
+        refusal: Option<ReasonCode>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -218,6 +254,8 @@ pub struct Scenario {
     events: Vec<EventPlan>,
     expect_reason_codes: Vec<String>,
     expect_settled_min: usize,
+    /// Kinds of case ([`CASE_KINDS`]) that must each be carried through once.
+    expect_cases: Vec<String>,
 }
 
 impl Scenario {
@@ -264,6 +302,8 @@ impl EventKind {
             Self::Fund { .. } => "fund",
             Self::NetDebitCap { .. } => "net_debit_cap",
             Self::CloseWindow => "close_window",
+            Self::Return { .. } => "return",
+            Self::Recall { .. } => "recall",
         }
     }
 }
@@ -306,8 +346,8 @@ fn check(file: ScenarioFile) -> Result<Scenario, String> {
     })?;
     let banks = check_banks(&file.banks)?;
     let agreements = check_agreements(&file.agreements, &banks)?;
-    let events = check_events(&file.events, &banks, settlement)?;
     let mut payments = check_payments(&file.payments, &banks)?;
+    let events = check_events(&file.events, &banks, &payments, settlement)?;
     if let Some(workload) = &file.workload {
         payments.extend(expand_workload(workload, &banks, &events, file.seed)?);
     }
@@ -326,6 +366,11 @@ fn check(file: ScenarioFile) -> Result<Scenario, String> {
             ));
         }
         expect_reason_codes.push(code.clone());
+    }
+    for (n, kind) in file.expect.cases.iter().enumerate() {
+        if !CASE_KINDS.contains(&kind.as_str()) {
+            return Err(format!("expect.cases[{n}]: {kind:?} is none of {CASE_KINDS:?}"));
+        }
     }
     // A currency pair without an agreement refuses every payment across it (AM11): only
     // where the lesson says it expects that.
@@ -354,6 +399,7 @@ fn check(file: ScenarioFile) -> Result<Scenario, String> {
         events,
         expect_reason_codes,
         expect_settled_min: file.expect.settled_min,
+        expect_cases: file.expect.cases,
     })
 }
 
@@ -440,6 +486,7 @@ fn bank_index(banks: &[BankPlan], bic: &str, field: &str) -> Result<usize, Strin
 fn check_events(
     files: &[EventFile],
     banks: &[BankPlan],
+    listed: &[PaymentPlan],
     settlement: SettlementModel,
 ) -> Result<Vec<EventPlan>, String> {
     if files.len() > EVENTS_MAX {
@@ -494,7 +541,9 @@ fn check_events(
                 }
                 EventPlan { at_ms: time(*at_s)?, kind: EventKind::CloseWindow }
             }
+            EventFile::Return { .. } | EventFile::Recall { .. } => case_event(event, &field)?,
         };
+        check_case(&plan, &at, banks, listed, &events)?;
         if let Some((bank, start, end)) = offline_window(&plan)
             && events.iter().filter_map(offline_window).any(|(b, s, e)| b == bank && s < end && start < e)
         {
@@ -502,7 +551,113 @@ fn check_events(
         }
         events.push(plan);
     }
+    check_cases_online(&events, banks, listed)?;
     Ok(events)
+}
+
+/// A return or a recall, its fields checked (what it refers to is checked in
+/// [`check_case`]).
+fn case_event(event: &EventFile, field: &dyn Fn(&str) -> String) -> Result<EventPlan, String> {
+    let (payment, at_s, reason, answer) = match event {
+        EventFile::Return { payment, at_s, reason } => (*payment, *at_s, reason, None),
+        EventFile::Recall { payment, at_s, reason, answer, answer_reason } => {
+            (*payment, *at_s, reason, Some((answer, answer_reason.as_deref())))
+        }
+        _ => unreachable!("only returns and recalls are cases"),
+    };
+    let at_ms = seconds(at_s, &field("at_s"))?;
+    let reason = case_reason(reason, &field("reason"))?;
+    let kind = match answer {
+        None => EventKind::Return { payment, reason },
+        Some((answer, answer_reason)) => {
+            let refusal = recall_answer(answer, answer_reason, field)?;
+            EventKind::Recall { payment, reason, refusal }
+        }
+    };
+    Ok(EventPlan { at_ms, kind })
+}
+
+/// An ISO reason code of a return or a recall.
+fn case_reason(text: &str, field: &str) -> Result<ReasonCode, String> {
+    ReasonCode::parse(text).map_err(|e| format!("{field}: {}", e.rule))
+}
+
+/// A recall's answer: accepted (none), or refused with its reason.
+fn recall_answer(
+    answer: &str,
+    answer_reason: Option<&str>,
+    field: &dyn Fn(&str) -> String,
+) -> Result<Option<ReasonCode>, String> {
+    match (answer, answer_reason) {
+        ("accept", None) => Ok(None),
+        ("accept", Some(_)) => Err(format!("{}: only a refusal has a reason", field("answer_reason"))),
+        ("refuse", Some(text)) => case_reason(text, &field("answer_reason")).map(Some),
+        ("refuse", None) => {
+            Err(format!("{}: a refusal needs its reason (for example \"NOAS\")", field("answer_reason")))
+        }
+        (other, _) => Err(format!("{}: \"accept\" or \"refuse\" (got {other:?})", field("answer"))),
+    }
+}
+
+/// A return or a recall names a listed payment that can settle, comes after it, at most
+/// once per payment, while both banks are online (their operators act).
+fn check_case(
+    plan: &EventPlan,
+    at: &str,
+    banks: &[BankPlan],
+    listed: &[PaymentPlan],
+    earlier: &[EventPlan],
+) -> Result<(), String> {
+    let (EventKind::Return { payment, .. } | EventKind::Recall { payment, .. }) = plan.kind else {
+        return Ok(());
+    };
+    let field = format!("{at}.payment");
+    let Some(paid) = listed.iter().find(|p| p.listed == Some(payment)) else {
+        return Err(format!("{field}: there is no payment[{payment}] (the file lists {})", listed.len()));
+    };
+    let receiver = &banks[paid.to];
+    if !receiver.customers.iter().any(|(account, .., blocked)| *account == paid.creditor && !blocked) {
+        return Err(format!(
+            "{field}: payment[{payment}] goes to {} {}, which is not an open customer there: it is rejected, so \
+             there is nothing to return or recall",
+            receiver.bic, paid.creditor
+        ));
+    }
+    if plan.at_ms <= paid.at_ms {
+        return Err(format!(
+            "{at}.at_s: must come after payment[{payment}] (at {} s)",
+            paid.at_ms as f64 / 1000.0
+        ));
+    }
+    let same = |e: &&EventPlan| matches!(e.kind, EventKind::Return { payment: p, .. } | EventKind::Recall { payment: p, .. } if p == payment);
+    if earlier.iter().any(|e| same(&e)) {
+        return Err(format!("{field}: payment[{payment}] already has a return or a recall"));
+    }
+    Ok(())
+}
+
+/// The banks of a return or a recall are online when it starts: their operators act.
+fn check_cases_online(
+    events: &[EventPlan],
+    banks: &[BankPlan],
+    listed: &[PaymentPlan],
+) -> Result<(), String> {
+    for (n, event) in events.iter().enumerate() {
+        let (EventKind::Return { payment, .. } | EventKind::Recall { payment, .. }) = event.kind else {
+            continue;
+        };
+        let paid = listed.iter().find(|p| p.listed == Some(payment)).expect("checked with the event");
+        for bank in [paid.from, paid.to] {
+            let offline = events.iter().filter_map(offline_window);
+            if offline.filter(|(b, ..)| *b == bank).any(|(_, s, e)| (s..e).contains(&event.at_ms)) {
+                return Err(format!(
+                    "event[{n}].at_s: {} is offline then, and its operators act in this case",
+                    banks[bank].bic
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bank an event takes offline, and when: `[start, end)` in milliseconds.
@@ -543,6 +698,7 @@ fn check_payments(files: &[PaymentFile], banks: &[BankPlan]) -> Result<Vec<Payme
             creditor: payment.to_account.clone(),
             minor_units,
             note: Some(note),
+            listed: Some(n),
         });
     }
     Ok(payments)
@@ -609,6 +765,7 @@ fn expand_workload(
             creditor,
             minor_units,
             note: None,
+            listed: None,
         });
     }
     Ok(payments)
@@ -656,7 +813,8 @@ pub struct CurrencyLine {
 /// A fault or operator action, and when it happened.
 #[derive(Clone, Debug, Serialize)]
 pub struct EventLine {
-    /// `bank_offline`, `suspend`, `hub_restart`, `fund`, `net_debit_cap` or `close_window`.
+    /// `bank_offline`, `suspend`, `hub_restart`, `fund`, `net_debit_cap`, `close_window`,
+    /// `return` or `recall`.
     pub kind: String,
     /// When the file said, in seconds from the start.
     pub at_s: f64,
@@ -736,6 +894,8 @@ pub struct ScenarioSummary {
     pub currencies: Vec<CurrencyLine>,
     /// The faults and operator actions, in order.
     pub events: Vec<EventLine>,
+    /// The returns and recalls, in order, and how each ended.
+    pub cases: Vec<CaseLine>,
     /// Closed settlement windows (deferred net), per currency.
     pub windows: Vec<WindowLine>,
     /// Per bank.
@@ -749,10 +909,12 @@ pub struct ScenarioSummary {
 }
 
 impl ScenarioSummary {
-    /// True when it ended as a lesson should: every payment final, every ledger balanced,
-    /// every expectation met and no reconciliation break.
+    /// True when it ended as a lesson should: every payment final, every return and
+    /// recall carried through, every ledger balanced, every expectation met and no
+    /// reconciliation break.
     pub fn ok(&self) -> bool {
         self.all_final
+            && self.cases.iter().all(|c| c.done)
             && self.ledgers_balanced
             && self.expectations.iter().all(|e| e.met)
             && self.reconciliation.is_clean()
@@ -778,6 +940,15 @@ impl ScenarioSummary {
             out.push_str("\nEvents:\n");
             for e in &self.events {
                 out.push_str(&format!("  {:>6.1} s  {:<13} {}\n", e.done_at_s, e.kind, e.detail));
+            }
+        }
+        if !self.cases.is_empty() {
+            out.push_str("\nReturns and recalls:\n");
+            for c in &self.cases {
+                out.push_str(&format!(
+                    "  {:<16} {}  {} -> {}  {}: {}\n",
+                    c.kind, c.uetr, c.from, c.to, c.reason_code, c.outcome
+                ));
             }
         }
         if !self.reason_codes.is_empty() {
@@ -857,6 +1028,10 @@ struct Run<'a> {
     waiting: Vec<usize>,
     events: Vec<EventLine>,
     windows: Vec<WindowLine>,
+    /// UETRs of the listed payments sent, by their place among the file's `[[payment]]`s.
+    listed_uetrs: BTreeMap<usize, String>,
+    /// The returns and recalls, in order.
+    cases: Vec<CaseLine>,
 }
 
 /// Runs `scenario`, telling each step to `progress`.
@@ -890,6 +1065,8 @@ pub async fn run_scenario(
         waiting: vec![0; bics.len()],
         events: Vec::new(),
         windows: Vec::new(),
+        listed_uetrs: BTreeMap::new(),
+        cases: Vec::new(),
     };
     run.set_up(progress).await?;
     progress(&format!(
@@ -1079,6 +1256,10 @@ impl Run<'_> {
                 )
             }
             (EventKind::CloseWindow, _) => self.close_window(progress).await?,
+            (EventKind::Return { payment, reason }, _) => self.return_case(*payment, *reason).await?,
+            (EventKind::Recall { payment, reason, refusal }, _) => {
+                self.recall_case(*payment, *reason, *refusal).await?
+            }
         })
     }
 
@@ -1182,6 +1363,9 @@ impl Run<'_> {
             }
             Some(mut client) => match submit(&mut client, request).await {
                 Ok(uetr) => {
+                    if let Some(listed) = planned.listed {
+                        self.listed_uetrs.insert(listed, uetr.clone());
+                    }
                     self.sent.push((planned.from, uetr));
                     if self.clients[planned.to].is_none() {
                         self.waiting[planned.to] += 1;
@@ -1274,7 +1458,7 @@ impl Run<'_> {
         }
         let banks = self.bank_lines().await?;
         let settled: usize = currencies.values().map(|(l, _)| l.settled).sum();
-        let expectations = expectations(scenario, &reason_codes, settled);
+        let expectations = expectations(scenario, &reason_codes, settled, &self.cases);
         Ok(ScenarioSummary {
             name: scenario.name.clone(),
             settlement: scenario.settlement.name().into(),
@@ -1295,6 +1479,7 @@ impl Run<'_> {
                 })
                 .collect(),
             events: self.events.clone(),
+            cases: self.cases.clone(),
             windows: self.windows.clone(),
             ledgers_balanced: banks.iter().all(|b| b.ledger_balanced),
             banks,
@@ -1340,6 +1525,7 @@ fn expectations(
     scenario: &Scenario,
     reason_codes: &BTreeMap<String, usize>,
     settled: usize,
+    cases: &[CaseLine],
 ) -> Vec<ExpectationLine> {
     let mut lines: Vec<ExpectationLine> = scenario
         .expect_reason_codes
@@ -1353,6 +1539,12 @@ fn expectations(
         lines.push(ExpectationLine {
             expected: format!("at least {} payments settled", scenario.expect_settled_min),
             met: settled >= scenario.expect_settled_min,
+        });
+    }
+    for kind in &scenario.expect_cases {
+        lines.push(ExpectationLine {
+            expected: format!("a {kind} carried through"),
+            met: cases.iter().any(|c| c.kind == *kind && c.done),
         });
     }
     lines
