@@ -567,6 +567,27 @@ fn hub_and_bank_exit_cleanly_on_sigint() {
     }
 }
 
+/// A signal sent the moment a node has said where it listens stops it gracefully: its
+/// handlers are in place before it says so. Before, a hub or bank interrupted then was
+/// killed by the signal (no exit status, no drain) while it was still starting.
+#[test]
+fn a_node_interrupted_as_soon_as_it_listens_exits_cleanly() {
+    let dir = TempDir::new().unwrap();
+    let network = pki_init(&dir, &[PAYER, PAYEE]);
+    let net = text(&network);
+    for round in 0..3 {
+        let mut hub = start_server(&["hub", "--dir", net, "--listen", "127.0.0.1:0"], "hub");
+        let status = hub.interrupt();
+        assert_eq!(status.code(), Some(0), "round {round}: hub {status}\nstderr: {}", hub.stderr.text());
+        let mut bank = start_server(
+            &["bank", "--dir", net, "--bic", PAYER, "--hub", &hub.url, "--listen", "127.0.0.1:0"],
+            &format!("bank {PAYER}"),
+        );
+        let status = bank.interrupt();
+        assert_eq!(status.code(), Some(0), "round {round}: bank {status}\nstderr: {}", bank.stderr.text());
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Demo
 

@@ -88,7 +88,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         });
         tokio::select! {
             _ = enter => {}
-            () = shutdown_signal() => {}
+            () = shutdown_signal()? => {}
         }
     }
     running.stop(&mut progress).await.map_err(|e| anyhow!(e))?;

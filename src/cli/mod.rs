@@ -27,7 +27,7 @@ pub mod output;
 pub mod pki;
 pub mod reconcile;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use corridor::directory::Directory;
 use corridor::model::Bic;
@@ -151,21 +151,15 @@ pub fn bank_urls(directory: &Directory, banks: &[String]) -> Result<Vec<(Bic, St
     Ok(nodes)
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+/// A future that completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are registered
+/// here, before the future is first polled: a node calls this before it says where it
+/// listens, so that a signal sent the moment it has said so stops it gracefully instead of
+/// killing it (the signal's default action) while it starts.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+    })
 }

@@ -161,6 +161,7 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
     let data = data.unwrap_or_else(|| network.hub_data_dir());
     let hub = Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let shutdown = shutdown_signal()?;
     // The first line on stdout says where to connect (useful with port 0).
     say!("hub listening on https://{}", listener.local_addr()?);
     let _dashboard = match dashboard_addr {
@@ -180,7 +181,7 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
         }
         None => None,
     };
-    hub::run(hub, &network, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))
+    hub::run(hub, &network, listener, shutdown).await.map_err(|e| anyhow!(e))
 }
 
 /// Runs a bank node until Ctrl-C or SIGTERM.
@@ -197,8 +198,9 @@ pub async fn run_bank(args: BankNodeArgs) -> Result<()> {
     let bank = Bank::open_with(identity, directory, &data, config).map_err(|e| anyhow!(e))?;
     corridor::net::endpoint(&hub).map_err(|e| anyhow!("--hub: {e}"))?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let shutdown = shutdown_signal()?;
     say!("bank {bic} listening on https://{}", listener.local_addr()?);
-    bank::run(bank, &network, &hub, listener, shutdown_signal()).await.map_err(|e| anyhow!(e))
+    bank::run(bank, &network, &hub, listener, shutdown).await.map_err(|e| anyhow!(e))
 }
 
 fn serve_metrics(addr: Option<SocketAddr>) -> Result<()> {
