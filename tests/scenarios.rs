@@ -9,7 +9,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use corridor::sim::scenario::{CASE_KINDS, Scenario, run_scenario};
+mod common;
+
+use common::http::get;
+use corridor::sim::scenario::{CASE_KINDS, RunOptions, Scenario, run_scenario, start_scenario};
 
 fn shipped() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
@@ -239,4 +242,64 @@ reason_codes = ["AM11", "offline"]
     assert_eq!(summary.payments_sent, 0, "every order crosses the pair without agreement: {text}");
     assert_eq!(summary.reason_codes.get("AM11"), Some(&2), "{text}");
     assert_eq!(summary.reason_codes.get("offline"), Some(&1), "{text}");
+}
+
+/// A scenario serves the hub's dashboard where it is asked to (`--dashboard-addr`, which
+/// it used to ignore), from before the run starts to its end, across a hub restart at
+/// the same address, with the reconciliation posted to it; once stopped, it is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_serves_its_dashboard_where_asked_even_across_a_hub_restart() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/crash.toml");
+    let scenario = Scenario::load(&path).unwrap();
+    assert!(scenario.event_kinds().contains("hub_restart"), "the file restarts the hub");
+    let options = RunOptions { dashboard: Some("127.0.0.1:0".parse().unwrap()) };
+    let mut steps = Vec::new();
+    let (summary, running) =
+        start_scenario(&scenario, &options, &mut |step: &str| steps.push(step.to_owned())).await.unwrap();
+    assert!(summary.ok(), "{}", summary.render());
+    let url = running.dashboard_url().expect("served").to_owned();
+    let told = steps.iter().position(|s| *s == format!("Dashboard: {url}"));
+    let started = steps.iter().position(|s| s.starts_with("Running:"));
+    assert!(told.is_some() && told < started, "told before the run starts: {steps:#?}");
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let answer = get(addr, "/api/state").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let state = answer.json();
+    let bics: Vec<&str> =
+        state["participants"].as_array().unwrap().iter().map(|p| p["bic"].as_str().unwrap()).collect();
+    assert_eq!(bics.len(), summary.banks.len(), "{state:#}");
+    assert_eq!(state["reconciliation"]["clean"], true, "the run's reconciliation is posted: {state:#}");
+    running.stop().await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the dashboard is down once stopped");
+}
+
+/// The command line passes `--dashboard-addr` to a scenario: an address it cannot listen
+/// on stops the run with a line that names the flag (before, the flag was ignored and the
+/// run went on); `--no-dashboard` serves none.
+#[test]
+fn the_cli_gives_a_scenario_the_dashboard_address() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_corridor"))
+            .current_dir(dir)
+            .args(["demo", "--scenario", "scenarios/cases.toml"])
+            .args(extra)
+            .output()
+            .expect("the binary runs")
+    };
+    // TEST-NET-1 (RFC 5737): never an address of this machine.
+    let output = run(&["--dashboard-addr", "192.0.2.1:9"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(stderr.contains("--dashboard-addr: cannot listen on 192.0.2.1:9"), "{stderr}");
+
+    let output = run(&["--dashboard-addr", "127.0.0.1:0"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.lines().any(|l| l.starts_with("Dashboard: http://127.0.0.1:")), "{stdout}");
+
+    let output = run(&["--no-dashboard"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(!stdout.contains("Dashboard:"), "{stdout}");
 }

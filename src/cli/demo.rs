@@ -59,7 +59,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         return narrate(args).await;
     }
     if let Some(path) = args.scenario.clone() {
-        return scenario(&path, args.json).await;
+        let dashboard = (!args.no_dashboard).then_some(args.dashboard_addr);
+        return scenario(&path, args.json, dashboard).await;
     }
     let DemoArgs { banks, payments, seed, currency, json, data, dashboard_addr, no_dashboard, .. } = args;
     let dashboard = (!no_dashboard).then_some(dashboard_addr);
@@ -79,20 +80,27 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     // otherwise (a script, a test) the demo ends by itself.
     if let Some(url) = running.dashboard_url().filter(|_| !json && std::io::stdin().is_terminal()) {
         say!("\nThe network and its dashboard ({url}) stay up: press Enter to stop");
-        // A plain thread, not a blocking task: the runtime does not wait for it at exit.
-        let (pressed, enter) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            let _ = pressed.send(());
-        });
-        tokio::select! {
-            _ = enter => {}
-            () = shutdown_signal()? => {}
-        }
+        wait_for_enter().await?;
     }
     running.stop(&mut progress).await.map_err(|e| anyhow!(e))?;
     Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Completes when the user presses Enter, or stops the process (SIGINT, SIGTERM).
+async fn wait_for_enter() -> Result<()> {
+    let stopped = shutdown_signal()?;
+    // A plain thread, not a blocking task: the runtime does not wait for it at exit.
+    let (pressed, enter) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        let _ = pressed.send(());
+    });
+    tokio::select! {
+        _ = enter => {}
+        () = stopped => {}
+    }
+    Ok(())
 }
 
 async fn narrate(args: DemoArgs) -> Result<ExitCode> {
@@ -108,19 +116,27 @@ async fn narrate(args: DemoArgs) -> Result<ExitCode> {
     Ok(if summary.reconciliation.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-async fn scenario(path: &std::path::Path, json: bool) -> Result<ExitCode> {
-    let scenario = corridor::sim::scenario::Scenario::load(path).map_err(|e| anyhow!(e))?;
+async fn scenario(path: &std::path::Path, json: bool, dashboard: Option<SocketAddr>) -> Result<ExitCode> {
+    use corridor::sim::scenario::{RunOptions, Scenario, start_scenario};
+    let scenario = Scenario::load(path).map_err(|e| anyhow!(e))?;
     let mut progress = |line: &str| {
         if !json {
             say!("{line}");
         }
     };
-    let summary =
-        corridor::sim::scenario::run_scenario(&scenario, &mut progress).await.map_err(|e| anyhow!(e))?;
+    let options = RunOptions { dashboard };
+    let (summary, running) =
+        start_scenario(&scenario, &options, &mut progress).await.map_err(|e| anyhow!(e))?;
     if json {
         say!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         say!("{}", summary.render().trim_end());
     }
+    // As the demo: at a terminal, the network stays up for the dashboard until Enter.
+    if let Some(url) = running.dashboard_url().filter(|_| !json && std::io::stdin().is_terminal()) {
+        say!("\nThe network and its dashboard ({url}) stay up: press Enter to stop");
+        wait_for_enter().await?;
+    }
+    running.stop().await.map_err(|e| anyhow!(e))?;
     Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

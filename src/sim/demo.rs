@@ -329,8 +329,12 @@ pub struct RunningDemo {
     _temporary: Option<tempfile::TempDir>,
 }
 
-struct RunningDashboard {
-    url: String,
+/// The hub's dashboard, served until stopped (or dropped).
+pub(crate) struct RunningDashboard {
+    /// `http://ADDR/`.
+    pub(crate) url: String,
+    /// Where it listens (the port chosen, when asked for port 0).
+    pub(crate) addr: std::net::SocketAddr,
     /// Stops the dashboard when dropped (so that a demo that fails stops it too).
     shutdown: tokio_util::sync::DropGuard,
     task: JoinHandle<Result<(), String>>,
@@ -349,10 +353,8 @@ impl RunningDemo {
 
     /// Stops the dashboard, then every bank and the hub, gracefully.
     pub async fn stop(self, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
-        if let Some(RunningDashboard { shutdown, task, .. }) = self.dashboard {
-            drop(shutdown);
-            // It holds the hub: it lets go before the hub closes.
-            task.await.map_err(|e| e.to_string())??;
+        if let Some(dashboard) = self.dashboard {
+            dashboard.stop().await?;
         }
         self.network.stop().await?;
         if let Some(dir) = self.kept {
@@ -366,22 +368,31 @@ impl RunningDemo {
     }
 }
 
-/// Serves the dashboard of `network`'s hub on `addr` until it is cancelled.
-async fn start_dashboard(
+impl RunningDashboard {
+    /// Stops serving and lets go of the hub (before the hub can close or restart).
+    pub(crate) async fn stop(self) -> Result<(), String> {
+        drop(self.shutdown);
+        self.task.await.map_err(|e| e.to_string())?
+    }
+}
+
+/// Serves the dashboard of `network`'s hub on `addr` until it is stopped.
+pub(crate) async fn start_dashboard(
     network: &LocalNetwork,
     addr: std::net::SocketAddr,
 ) -> Result<RunningDashboard, String> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--dashboard-addr: cannot listen on {addr}: {e}"))?;
-    let url = format!("http://{}/", listener.local_addr().map_err(|e| e.to_string())?);
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{addr}/");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(crate::hub::dashboard::serve_dashboard(
         network.hub().clone(),
         listener,
         shutdown.clone().cancelled_owned(),
     ));
-    Ok(RunningDashboard { url, shutdown: shutdown.drop_guard(), task })
+    Ok(RunningDashboard { url, addr, shutdown: shutdown.drop_guard(), task })
 }
 
 /// Runs the demo up to its summary (reconciliation included, and posted to the hub for

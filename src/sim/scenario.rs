@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 mod cases;
 
-use super::demo::{CaseLine, Rejection};
+use super::demo::{CaseLine, Rejection, RunningDashboard, start_dashboard};
 use super::{LocalNetwork, Rng};
 use crate::hub::{HubConfig, SettlementModel};
 use crate::ledger::AccountId;
@@ -1032,6 +1032,16 @@ struct Run<'a> {
     listed_uetrs: BTreeMap<usize, String>,
     /// The returns and recalls, in order.
     cases: Vec<CaseLine>,
+    /// The hub's dashboard, when served: it holds the hub, so a restart stops it first.
+    dashboard: Option<RunningDashboard>,
+}
+
+/// How to run a scenario, beyond what its file says.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Where the hub serves its web dashboard while the scenario runs; none when `None`.
+    /// Its URL is told before the run starts, and stays the same across a hub restart.
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// Runs `scenario`, telling each step to `progress`.
@@ -1039,6 +1049,42 @@ pub async fn run_scenario(
     scenario: &Scenario,
     progress: &mut dyn FnMut(&str),
 ) -> Result<ScenarioSummary, String> {
+    let (summary, running) = start_scenario(scenario, &RunOptions::default(), progress).await?;
+    running.stop().await?;
+    Ok(summary)
+}
+
+/// A scenario's network (and dashboard) still running after its summary was made, with
+/// the reconciliation posted to its dashboard.
+pub struct RunningScenario {
+    network: LocalNetwork,
+    dashboard: Option<RunningDashboard>,
+    _temporary: tempfile::TempDir,
+}
+
+impl RunningScenario {
+    /// The dashboard's URL (`http://ADDR/`), when it is served.
+    pub fn dashboard_url(&self) -> Option<&str> {
+        self.dashboard.as_ref().map(|d| d.url.as_str())
+    }
+
+    /// Stops the dashboard, then every bank and the hub, gracefully.
+    pub async fn stop(self) -> Result<(), String> {
+        if let Some(dashboard) = self.dashboard {
+            dashboard.stop().await?;
+        }
+        self.network.stop().await
+    }
+}
+
+/// Runs `scenario` with `options` up to its summary (reconciliation included, and posted
+/// to the hub for its dashboard) and leaves its network running: [`RunningScenario::stop`]
+/// stops it.
+pub async fn start_scenario(
+    scenario: &Scenario,
+    options: &RunOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(ScenarioSummary, RunningScenario), String> {
     let temporary = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     progress(&format!("Scenario {:?}", scenario.name));
     for line in scenario.description.lines() {
@@ -1067,36 +1113,50 @@ pub async fn run_scenario(
         windows: Vec::new(),
         listed_uetrs: BTreeMap::new(),
         cases: Vec::new(),
+        dashboard: None,
     };
-    run.set_up(progress).await?;
-    progress(&format!(
-        "Running: {} payments and {} event(s) over {:.1} s",
-        scenario.payments.len(),
-        scenario.events.len(),
-        run.timeline().last().map_or(0, |(at, _)| *at) as f64 / 1000.0
-    ));
-    run.started = tokio::time::Instant::now();
-    for (at_ms, step) in run.timeline() {
-        tokio::time::sleep_until(run.started + Duration::from_millis(at_ms)).await;
-        run.step(step, progress).await?;
+    if let Some(addr) = options.dashboard {
+        let dashboard = start_dashboard(&run.network, addr).await?;
+        progress(&format!("Dashboard: {}", dashboard.url));
+        run.dashboard = Some(dashboard);
     }
-    progress("Waiting for every payment's pacs.002");
-    let finals = run.wait_final().await?;
-    if scenario.settlement == SettlementModel::DeferredNet {
-        progress("Closing the last settlement window: the hub nets what each bank owes");
-        run.close_window(progress).await?;
-    }
-    progress("Reconciling the hub's journal with every bank's records");
-    let banks: Vec<(Bic, String)> = run.network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
-    let reconciliation =
-        reconcile_live(&run.network.network, &run.network.hub_url, &banks, SETTLE_TIMEOUT).await?;
-    let summary = run.summarise(finals, reconciliation).await?;
-    run.clients.clear();
-    run.network.stop().await?;
-    Ok(summary)
+    let summary = run.run(progress).await?;
+    let Run { network, dashboard, .. } = run;
+    Ok((summary, RunningScenario { network, dashboard, _temporary: temporary }))
 }
 
 impl Run<'_> {
+    /// Sets the network up, runs the timeline, waits for every payment to be final and
+    /// reconciles (posting the report to the hub for its dashboard).
+    async fn run(&mut self, progress: &mut dyn FnMut(&str)) -> Result<ScenarioSummary, String> {
+        let scenario = self.scenario;
+        self.set_up(progress).await?;
+        progress(&format!(
+            "Running: {} payments and {} event(s) over {:.1} s",
+            scenario.payments.len(),
+            scenario.events.len(),
+            self.timeline().last().map_or(0, |(at, _)| *at) as f64 / 1000.0
+        ));
+        self.started = tokio::time::Instant::now();
+        for (at_ms, step) in self.timeline() {
+            tokio::time::sleep_until(self.started + Duration::from_millis(at_ms)).await;
+            self.step(step, progress).await?;
+        }
+        progress("Waiting for every payment's pacs.002");
+        let finals = self.wait_final().await?;
+        if scenario.settlement == SettlementModel::DeferredNet {
+            progress("Closing the last settlement window: the hub nets what each bank owes");
+            self.close_window(progress).await?;
+        }
+        progress("Reconciling the hub's journal with every bank's records");
+        let network = &self.network;
+        let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
+        let reconciliation =
+            reconcile_live(&network.network, &network.hub_url, &banks, SETTLE_TIMEOUT).await?;
+        network.hub().set_last_reconciliation(reconciliation.to_json());
+        self.summarise(finals, reconciliation).await
+    }
+
     /// The hub operator sets the agreements, funds and caps each bank; each bank starts
     /// and opens its customers' accounts.
     async fn set_up(&mut self, progress: &mut dyn FnMut(&str)) -> Result<(), String> {
@@ -1231,12 +1291,7 @@ impl Run<'_> {
                 self.operate(OperatorStep::Suspend(*bank, false)).await?;
                 format!("The hub operator resumes {}", banks[*bank].bic)
             }
-            (EventKind::HubRestart, _) => {
-                progress(&format!("[{:>5.1} s] The hub stops (gracefully) ...", self.now_s()));
-                self.network.restart_hub().await?;
-                "The hub is back from its journal: the banks reconnect and resend what it had not ACKed"
-                    .into()
-            }
+            (EventKind::HubRestart, _) => self.restart_hub(progress).await?,
             (EventKind::Fund { bank, minor_units }, _) => {
                 self.operate(OperatorStep::Fund(*bank, *minor_units)).await?;
                 format!(
@@ -1261,6 +1316,22 @@ impl Run<'_> {
                 self.recall_case(*payment, *reason, *refusal).await?
             }
         })
+    }
+
+    /// Restarts the hub from its journal. The dashboard holds the hub: it lets go first,
+    /// and serves the new hub at the same address.
+    async fn restart_hub(&mut self, progress: &mut dyn FnMut(&str)) -> Result<String, String> {
+        progress(&format!("[{:>5.1} s] The hub stops (gracefully) ...", self.now_s()));
+        let dashboard = self.dashboard.take();
+        let addr = dashboard.as_ref().map(|d| d.addr);
+        if let Some(dashboard) = dashboard {
+            dashboard.stop().await?;
+        }
+        self.network.restart_hub().await?;
+        if let Some(addr) = addr {
+            self.dashboard = Some(start_dashboard(&self.network, addr).await?);
+        }
+        Ok("The hub is back from its journal: the banks reconnect and resend what it had not ACKed".into())
     }
 
     async fn operate(&mut self, step: OperatorStep) -> Result<(), String> {
