@@ -13,6 +13,9 @@
 //! - [`crypto`]: signing keys, signed envelopes over the exact payload bytes, the key
 //!   directory.
 //! - [`ledger`]: the double-entry ledger core: accounts, postings, invariants. No I/O.
+//! - [`iso20022`]: the model to and from ISO 20022 XML (pacs.008 with its AppHdr), with
+//!   a safe reader that names every element it refuses or does not carry by its path.
+//!   Pure, like the core.
 //! - [`directory`]: the network directory: participants, signing keys, relationships (RMA).
 //! - [`tls`]: the demo PKI (`corridor pki init`) and the mTLS configurations; certificate
 //!   to BIC.
@@ -41,6 +44,7 @@ pub mod crypto;
 pub mod directory;
 pub mod fuzzing;
 pub mod hub;
+pub mod iso20022;
 pub mod ledger;
 pub mod metrics;
 pub mod model;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The rooms by height; a room may use rooms of its own height or lower, except the
 /// nodes, which may not use each other.
-const ROOMS: [(&str, u8); 17] = [
+const ROOMS: [(&str, u8); 18] = [
     ("model", 0),
     ("clock", 0),
     ("metrics", 0),
@@ -20,6 +20,7 @@ const ROOMS: [(&str, u8); 17] = [
     ("directory", 1),
     ("tls", 1),
     ("net", 1),
+    ("iso20022", 1),
     ("hub", 2),
     ("bank", 2),
     ("reconcile", 3),
