@@ -18,9 +18,10 @@ use common::net::{
 };
 use corridor::hub::{Hub, HubConfig};
 use corridor::model::{Amount, Body, Currency, Message, MessageId, Uetr};
+use corridor::net::tracker_client;
 use corridor::pb;
 use corridor::reconcile::sources;
-use corridor::sim::{LocalNetwork, tracker_client};
+use corridor::sim::LocalNetwork;
 use tonic::Code;
 
 /// Bounds every wait at 30 s; each step takes milliseconds.

@@ -537,10 +537,6 @@ impl PaymentWatch {
     }
 }
 
-/// Milliseconds since the Unix epoch by the system's clock: kept here for the CLI until
-/// it reads [`crate::clock::unix_ms_now`] itself. A bank reads its [`BankConfig::clock`].
-pub use crate::clock::unix_ms_now;
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use corridor::model::{CurrencyPair, Rate, wire};
+use corridor::net::{admin_client, tracker_client};
 use corridor::pb;
-use corridor::sim::{admin_client, tracker_client};
 use corridor::tls::NetworkDir;
 
 use super::json::{self, AgreementState, agreement_state};

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Result, anyhow};
 use clap::Args;
 use corridor::model::{Currency, wire};
+use corridor::net::operator_client;
 use corridor::pb;
-use corridor::sim::operator_client;
 use corridor::tls::NetworkDir;
 
 use super::output::{money, statement_text};

@@ -14,8 +14,5 @@ pub mod scenario;
 mod stepped;
 mod workload;
 
-/// The operator's clients, where the CLI and the load generator found them before they
-/// moved to [`crate::net`].
-pub use crate::net::{admin_client, operator_client, tracker_client};
 pub use local::{LocalBank, LocalNetwork};
 pub use workload::{Rng, sample_credit_transfer};

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
+use super::LocalNetwork;
 use super::demo::{DEMO_BANKS, money_text};
-use super::{LocalNetwork, tracker_client};
 use crate::bank::Bank;
 use crate::crypto::{SignedEnvelope, hex_encode};
 use crate::directory::Directory;
@@ -21,6 +21,7 @@ use crate::model::{
     Balance, Bic, Body, CreditTransfer, Currency, CurrencyPair, Message, MessageType, PaymentStatus,
     PaymentStatusReport, ReasonCode, Uetr, format_minor_units, wire,
 };
+use crate::net::tracker_client;
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::reconcile::Report;

@@ -13,9 +13,9 @@ use tonic::transport::Channel;
 
 use super::book::{Book, Final};
 use crate::model::{Bic, Uetr};
+use crate::net::operator_client;
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
-use crate::sim::operator_client;
 use crate::tls::NetworkDir;
 
 /// Longest a bank may stay unreachable before the run gives up on it.

@@ -8,9 +8,9 @@ use serde::Serialize;
 use tonic::transport::Channel;
 
 use crate::model::{Balance, Bic, Currency, format_minor_units};
+use crate::net::{admin_client, operator_client};
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
-use crate::sim::{admin_client, operator_client};
 use crate::tls::NetworkDir;
 
 /// Prefix of the accounts the load generator pays from and into: `LOADGEN-1`, `LOADGEN-2`...
