@@ -1,6 +1,8 @@
 //! ISO 20022 XML at the edge: Corridor's messages to and from the XML that banks exchange.
 //! Pure: text in, text out, no files, sockets or clocks.
 //!
+//! MT103 to and from the model's pacs.008, by the CBPR+ mapping, is [`mt103`].
+//!
 //! # What is written
 //!
 //! A message is written as one XML text holding its Business Application Header
@@ -48,6 +50,7 @@
 mod common;
 mod error;
 mod head;
+pub mod mt103;
 mod pacs008;
 mod tree;
 mod writer;
