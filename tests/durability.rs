@@ -8,6 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::bic;
+#[cfg(unix)]
+use common::cli;
 use corridor::bank::{Bank, PaymentOrder};
 use corridor::directory::Directory;
 use corridor::hub::{Hub, HubConfig};
@@ -288,4 +290,152 @@ fn a_data_directory_of_another_role_or_bank_is_refused_naming_whose_it_is_and_le
     let before = files_under(&net);
     refuse_all_three(", not to bank BANKIRTHXXX");
     assert!(files_under(&net) == before, "a refused node changed files under {}", net.display());
+}
+
+/// A bank whose store was rolled back to an older copy (restored from a backup) lost
+/// messages it had sent and the hub accepted: the hub's journal is ahead of it with new
+/// messages, not only with duplicates. Its own node must refuse the session, saying its
+/// store is behind the hub's journal and naming both numbers, and send nothing, even a
+/// payment ordered meanwhile (SECURITY.md, item 4; README: "it never starts over"): if it
+/// followed the hub's number as it does after a replayed duplicate (tests/security.rs),
+/// the payments it lost would be out of its books for good. With the newest copy back it
+/// carries on. Real processes, as an operator restoring a backup meets it.
+#[cfg(unix)] // SIGINT
+#[test]
+fn a_bank_whose_store_was_rolled_back_refuses_its_session_and_sends_nothing() {
+    use common::cli::{ANY_LOOPBACK_PORT, Server, pki_init, start_server, text};
+    let temp = tempfile::tempdir().unwrap();
+    let net = pki_init(&temp, &[RU, IR]);
+    let (hub_data, ru_data) = (net.join("data/hub"), net.join("data/banks").join(RU));
+    let mut hub = start_server(&["hub", "--dir", text(&net), "--listen", ANY_LOOPBACK_PORT], "hub");
+    let nodes = Nodes { net: &net, hub_url: hub.url.clone() };
+    nodes.fund(RU);
+    let (mut ru, mut ir) = (nodes.start_bank(RU), nodes.start_bank(IR));
+    nodes.open_account(&ru, "C001", "100");
+    nodes.open_account(&ir, "C002", "0");
+    let mut settled = vec![nodes.settle(&ru, "1.00")]; // input sequence 1
+
+    // A backup of RU's store, stopped: its next input sequence number is 2.
+    assert!(ru.interrupt().success());
+    let backup = temp.path().join("backup");
+    copy_dir(&ru_data, &backup);
+    ru = nodes.start_bank(RU);
+    settled.extend([nodes.settle(&ru, "2.00"), nodes.settle(&ru, "3.00")]); // 2 and 3
+    assert!(ru.interrupt().success());
+    let newest = temp.path().join("newest");
+    std::fs::rename(&ru_data, &newest).unwrap();
+    copy_dir(&backup, &ru_data);
+
+    ru = nodes.start_bank(RU);
+    let refusals = |ru: &Server| ru.stderr.text().matches("behind the hub's journal").count();
+    poll("the rolled-back bank refuses its session", || refusals(&ru) > 0);
+    let log = ru.stderr.text();
+    assert!(
+        log.contains("refused its session with the hub")
+            && log.contains("the hub accepted a new message from this bank on input sequence 3, but")
+            && log.contains("this bank's store says its next is 2")
+            && log.contains("(restored from an older copy?)"),
+        "{log}"
+    );
+    // It takes orders, but sends none: the next session is refused before anything goes out.
+    let unsent = nodes.pay(&ru, "4.00");
+    let before = refusals(&ru);
+    poll("the bank refuses its next session too", || refusals(&ru) > before);
+    assert!(!nodes.status(&ru, &unsent).contains(" ACSC"), "a payment of the rolled-back bank went out");
+    assert!(ru.interrupt().success() && ir.interrupt().success() && hub.interrupt().success());
+    let (_, payments) = corridor::hub::read_journal(&Directory::load(&net).unwrap(), &hub_data).unwrap();
+    let mut at_hub: Vec<_> = payments.iter().map(|p| p.uetr.to_string()).collect();
+    at_hub.sort();
+    settled.sort();
+    assert_eq!(at_hub, settled, "the hub has the three payments and nothing from the rolled-back store");
+
+    // With the newest copy back (and the hub again), RU carries on.
+    std::fs::remove_dir_all(&ru_data).unwrap();
+    std::fs::rename(&newest, &ru_data).unwrap();
+    let listen = &nodes.hub_url["https://".len()..];
+    let mut hub = start_server(&["hub", "--dir", text(&net), "--listen", listen], "hub");
+    let (mut ru, mut ir) = (nodes.start_bank(RU), nodes.start_bank(IR));
+    nodes.settle(&ru, "5.00");
+    assert_eq!(refusals(&ru), 0, "{}", ru.stderr.text());
+    assert!(ru.interrupt().success() && ir.interrupt().success() && hub.interrupt().success());
+}
+
+/// The `corridor` commands an operator runs against a network of processes: its
+/// directory and the hub's URL.
+#[cfg(unix)]
+struct Nodes<'a> {
+    net: &'a std::path::Path,
+    hub_url: String,
+}
+
+#[cfg(unix)]
+impl Nodes<'_> {
+    /// The hub operator prefunds `bic`'s position, far beyond any payment here.
+    fn fund(&self, bic: &str) {
+        let fund = ["fund", "--participant", bic, "--currency", "CNY", "--amount", "1000000"];
+        let admin = ["admin", "--dir", cli::text(self.net), "--hub", &self.hub_url];
+        cli::succeeded(cli::corridor(&[&admin[..], &fund].concat()));
+    }
+
+    fn start_bank(&self, bic: &str) -> cli::Server {
+        let (dir, listen) = (cli::text(self.net), cli::ANY_LOOPBACK_PORT);
+        let args = ["bank", "--dir", dir, "--bic", bic, "--hub", &self.hub_url, "--listen", listen];
+        cli::start_server(&args, &format!("bank {bic}"))
+    }
+
+    /// Runs an operator command against `bank` and returns what it printed.
+    fn operate(&self, bank: &cli::Server, command: &str, args: &[&str]) -> String {
+        let head = [command, "--dir", cli::text(self.net), "--bank", &bank.url];
+        cli::succeeded(cli::corridor(&[&head[..], args].concat()))
+    }
+
+    fn open_account(&self, bank: &cli::Server, account: &str, deposit: &str) {
+        let args = ["--account", account, "--currency", "CNY", "--name", account, "--deposit", deposit];
+        self.operate(bank, "open-account", &args);
+    }
+
+    /// Pays `amount` CNY from RU's C001 to IR's C002; returns the UETR.
+    fn pay(&self, ru: &cli::Server, amount: &str) -> String {
+        let order =
+            ["--from", "C001", "--to-bank", IR, "--to", "C002", "--amount", amount, "--currency", "CNY"];
+        self.operate(ru, "pay", &order).trim().to_owned()
+    }
+
+    fn status(&self, bank: &cli::Server, uetr: &str) -> String {
+        self.operate(bank, "status", &[uetr])
+    }
+
+    /// Pays and waits (bounded) until the payment is settled at the payer.
+    fn settle(&self, ru: &cli::Server, amount: &str) -> String {
+        let uetr = self.pay(ru, amount);
+        poll(&format!("payment {uetr} settles"), || self.status(ru, &uetr).contains(" ACSC"));
+        uetr
+    }
+}
+
+/// Polls (bounded, about 30 s) until `done` holds.
+#[cfg(unix)]
+fn poll(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Copies the directory `from` (files and subdirectories) to a new directory `to`.
+#[cfg(unix)]
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }

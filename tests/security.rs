@@ -133,6 +133,43 @@ async fn a_duplicate_replayed_on_a_banks_own_session_does_not_lock_the_bank_out_
     network.stop().await.unwrap();
 }
 
+/// The hub's Welcome tells a bank the highest input sequence number on which it accepted
+/// a new message from it (SECURITY.md, item 4): a bank whose own next number is not past
+/// it lacks messages it sent (its store was restored from an older copy) and refuses the
+/// session, while numbers consumed only by duplicates and refusals are not counted, so a
+/// replayed duplicate does not lock the bank out. The number is a maximum (a resend under
+/// an old number that the hub accepts as new does not lower it), and a restarted hub
+/// rebuilds it from its journal: without it, a rolled-back bank would be followed.
+#[tokio::test]
+async fn welcome_tells_the_last_number_a_new_message_was_accepted_on_and_a_restarted_hub_still_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let ru = signer(&network.network, RU);
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    assert_eq!((session.next_isn, session.last_isn_accepted), (1, 0), "nothing yet");
+    let first = pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")));
+    assert_eq!(expect_ack(session.submit(first.clone()).await).isn, 1);
+    assert_eq!(expect_ack(session.submit_signed(&ru, &transfer(RU, IR, "C002")).await).isn, 2);
+    // A duplicate and a refusal consume 3 and 4 but accept nothing.
+    let duplicate = expect_ack(session.submit(first).await);
+    assert_eq!(duplicate.isn, 3);
+    let window_ms = i64::try_from(HubConfig::default().message_age_max.as_millis()).unwrap();
+    let stale = created_at_offset(&transfer(RU, IR, "C002"), -window_ms - 60_000);
+    expect_nak(session.submit_signed(&ru, &stale).await, Code::FailedPrecondition, "TM01");
+    // A new message under an old number (a resend, as after a lost ACK) is accepted on 1.
+    let late = pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")));
+    assert_eq!(expect_ack(session.submit_as(1, late).await).isn, 1);
+    drop(session);
+
+    let welcome = |session: RawSession| (session.next_isn, session.last_isn_accepted);
+    let again = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    assert_eq!(welcome(again), (5, 2), "next 5; the last new message was accepted on 2");
+    network.restart_hub().await.unwrap();
+    let recovered = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    assert_eq!(welcome(recovered), (5, 2), "the same from the journal after a restart");
+    network.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_message_redirected_to_another_receiver_is_refused_and_reaches_nobody() {
     let dir = tempfile::tempdir().unwrap();

@@ -18,13 +18,18 @@ impl Bank {
     /// The hub must expect an input sequence number no lower than the oldest unanswered
     /// message: a lower one means the hub lost (or never had) messages it answered, and
     /// carrying on would repeat numbers. A higher one than this bank's next means the hub
-    /// answered submissions on this bank's certificate that this node did not make (a
-    /// captured message replayed, answered with its original ACK): those used up numbers
-    /// this bank never sent. Nothing of this bank's falls in between (its unanswered
-    /// messages go out again under their own numbers, below the hub's, as resends), so
-    /// the bank carries on from the hub's number; refusing would lock it out of every
-    /// session until its own new messages had filled the difference.
-    pub(crate) fn on_welcome(&self, next_isn_expected: u64) -> Result<(), String> {
+    /// consumed numbers this node never sent. That is harmless when every one of them was
+    /// consumed by a duplicate or a refusal, which changed nothing at the hub (a captured
+    /// message replayed on this bank's session is answered with its original ACK): the
+    /// hub's `last_isn_accepted` is then below this bank's next, nothing of this bank's
+    /// falls in between (its unanswered messages go out again under their own numbers, as
+    /// resends), and the bank carries on from the hub's number; refusing would lock it out
+    /// of every session until its own new messages had filled the difference. But a new
+    /// message accepted on one of those numbers is one this store lacks (restored from an
+    /// older copy, it lost messages it had sent): the session is refused, since carrying
+    /// on would leave them out of this bank's books for good.
+    pub(crate) fn on_welcome(&self, welcome: &pb::Welcome) -> Result<(), String> {
+        let (next_isn_expected, last_isn_accepted) = (welcome.next_isn_expected, welcome.last_isn_accepted);
         let mut state = self.state();
         let next = state.cursor.next_isn;
         let oldest = state.outbox.keys().next().copied().unwrap_or(next);
@@ -34,12 +39,20 @@ impl Bank {
                  {oldest} and its next is {next}: the hub's journal does not match this bank's store"
             ));
         }
+        if last_isn_accepted >= next {
+            return Err(format!(
+                "the hub accepted a new message from this bank on input sequence {last_isn_accepted}, but this \
+                 bank's store says its next is {next}: the store is behind the hub's journal (restored from an \
+                 older copy?) and lacks messages it sent; refusing the session until an operator puts the \
+                 newest copy back"
+            ));
+        }
         if next_isn_expected > next {
             tracing::warn!(
                 bank = %self.bic(), next_isn = next, next_isn_expected,
-                "the hub answered {} submission(s) on this bank's certificate that this node did not make \
-                 (a replayed message, another client with its certificate, or this store is older than the \
-                 hub's journal): carrying on from the hub's number",
+                "the hub consumed {} input sequence number(s) on this bank's certificate that this node did not \
+                 send, each with a duplicate or a refusal (a replayed message, or another client with its \
+                 certificate): carrying on from the hub's number",
                 next_isn_expected - next
             );
             state.cursor.next_isn = next_isn_expected;
@@ -527,12 +540,16 @@ mod tests {
 
     /// The Welcome check of input sequence numbers (SECURITY.md, item 4): a hub that
     /// expects a number below this bank's oldest unanswered message lost messages it
-    /// answered, and the session is refused; a hub that expects one above this bank's
-    /// next answered submissions this node did not make (a replayed duplicate), and the
-    /// bank carries on from the hub's number, its unanswered message going out again
-    /// under its own number (a resend) and its next new one under the hub's. Here with a
-    /// payment still unanswered, which the end-to-end test in tests/security.rs cannot hold
-    /// across a restart.
+    /// answered, and the session is refused. A hub that expects one above this bank's
+    /// next consumed numbers this node never sent: if it accepted a new message on one of
+    /// them (its `last_isn_accepted` is at or past this bank's next), this bank's store
+    /// lacks messages it sent (restored from an older copy), and the session is refused
+    /// with nothing changed; if only duplicates and refusals consumed them (a replayed
+    /// message), the bank carries on from the hub's number, its unanswered message going
+    /// out again under its own number (a resend, which the hub may have accepted before
+    /// its ACK was lost) and its next new one under the hub's. Here with a payment still
+    /// unanswered, which the end-to-end test in tests/security.rs cannot hold across a
+    /// restart.
     #[tokio::test]
     async fn a_hub_ahead_of_the_bank_is_followed_and_a_hub_behind_its_unanswered_messages_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -555,12 +572,33 @@ mod tests {
         };
         bank.submit_payment(&order("1.00")).await.unwrap();
         let unanswered = bank.state().cursor.next_isn - 1;
+        let next = unanswered + 1;
+        let welcome = |next_isn_expected, last_isn_accepted| pb::Welcome {
+            bic: ru.to_string(),
+            next_isn_expected,
+            last_isn_accepted,
+        };
 
-        let refusal = bank.on_welcome(unanswered - 1).expect_err("a hub behind an unanswered message");
+        let refusal =
+            bank.on_welcome(&welcome(unanswered - 1, 0)).expect_err("a hub behind an unanswered message");
         assert!(refusal.contains("does not match this bank's store"), "{refusal}");
 
         let hub_next = unanswered + 3;
-        bank.on_welcome(hub_next).expect("a hub ahead of this bank is followed");
+        for accepted in [next, hub_next - 1] {
+            let refusal = bank
+                .on_welcome(&welcome(hub_next, accepted))
+                .expect_err("a hub that accepted a new message on a number this store never used");
+            assert!(
+                refusal.contains("behind the hub's journal (restored from an older copy?)")
+                    && refusal.contains(&format!("input sequence {accepted},"))
+                    && refusal.contains(&format!("its next is {next}:")),
+                "{refusal}"
+            );
+            assert_eq!(bank.state().cursor.next_isn, next, "a refused Welcome changes nothing");
+        }
+
+        // The hub accepted the unanswered message (its ACK was lost); duplicates used the rest.
+        bank.on_welcome(&welcome(hub_next, unanswered)).expect("a hub ahead of this bank is followed");
         let resent = bank.take_unsent(64, 64);
         assert_eq!(
             resent.iter().map(|s| s.isn).collect::<Vec<_>>(),

@@ -33,6 +33,10 @@ enum Ended {
     /// The hub ended it with ABORTED: a newer session of this bank's certificate replaced
     /// it (the hub keeps one session per participant).
     Superseded(String),
+    /// This bank refused the session at Welcome: the hub's journal and this bank's store
+    /// disagree on the input sequence (see `Bank::on_welcome`). Trying again will not mend
+    /// it; an operator must.
+    Refused(String),
     /// Anything else: the connection, the hub, or what this bank found wrong.
     Lost(String),
 }
@@ -64,6 +68,13 @@ pub async fn run_session(bank: Bank, network: NetworkDir, hub_url: String, shutd
                     bank = %bank.bic(), %detail, retry_in_ms = backoff.as_millis() as u64,
                     "the hub replaced this session with a newer one of this bank's certificate: is a second node \
                      running for this bank, or does someone else hold its key? taking the session back later"
+                );
+            }
+            Err(Ended::Refused(problem)) => {
+                backoff = RECONNECT_BACKOFF_MAX;
+                tracing::error!(
+                    bank = %bank.bic(), %problem, retry_in_ms = backoff.as_millis() as u64,
+                    "this bank refused its session with the hub: nothing is sent or received until it is mended"
                 );
             }
             Err(Ended::Lost(problem)) => {
@@ -108,7 +119,7 @@ async fn session_once(
     if welcome.bic != bank.bic().as_str() {
         return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()).into());
     }
-    bank.on_welcome(welcome.next_isn_expected)?;
+    bank.on_welcome(&welcome).map_err(Ended::Refused)?;
     *backoff = RECONNECT_BACKOFF_MIN;
     let (confirmations, pending) = mpsc::channel(SESSION_QUEUE_DEPTH);
     let confirmer = tokio::spawn(confirm_when_durable(bank.clone(), pending, sender.clone()));

@@ -49,7 +49,11 @@ impl Hub {
         let open = OpenSession {
             id,
             cancel: session.cancel.clone(),
-            welcome: pb::Welcome { bic: bank.to_string(), next_isn_expected: participant.next_isn },
+            welcome: pb::Welcome {
+                bic: bank.to_string(),
+                next_isn_expected: participant.next_isn,
+                last_isn_accepted: participant.last_isn_accepted,
+            },
             next_osn_to_send: last_osn_processed + 1,
         };
         participant.session = Some(session);

@@ -57,6 +57,12 @@ pub(super) struct Queued {
 pub(super) struct Participant {
     /// Next input sequence number expected from the bank.
     pub(super) next_isn: u64,
+    /// Highest input sequence number on which a new message from the bank was accepted
+    /// (0 for none), told at Welcome: the numbers above it were consumed only by
+    /// duplicates and refusals. A maximum, not the last: a resend accepted as new (its
+    /// first submission's answer was lost in a crash) comes with a lower number. Rebuilt
+    /// from the journal, whose accepted messages carry their numbers.
+    pub(super) last_isn_accepted: u64,
     /// Output sequence number the next delivery to the bank gets.
     pub(super) next_osn: u64,
     /// Deliveries not yet confirmed by the bank, by output sequence number.
@@ -256,6 +262,7 @@ impl HubState {
         self.messages_accepted += 1;
         self.accepted_by_type.count(record.message_type);
         let sender = self.participants.get_mut(&record.sender).expect("checked: sender is a participant");
+        sender.last_isn_accepted = sender.last_isn_accepted.max(record.isn);
         if record.message_type == MessageType::Pacs008
             && let Some(uetr) = record.uetr
         {

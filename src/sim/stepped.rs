@@ -51,7 +51,7 @@ impl Stepped {
     async fn session(&self, bank: &Bank) -> Vec<Frame> {
         let bic = bank.bic();
         let open = self.hub.open_session(bic, bank.last_osn_durable()).unwrap();
-        bank.on_welcome(open.welcome.next_isn_expected).unwrap();
+        bank.on_welcome(&open.welcome).unwrap();
         let mut answers = Vec::new();
         let mut next_osn = open.next_osn_to_send;
         loop {
@@ -165,7 +165,7 @@ async fn a_status_report_too_old_for_the_replay_window_is_issued_again_fresh_and
     // The beneficiary's bank takes the payment and queues its pacs.002, but its session
     // ends before it goes out (only the deliveries are taken here).
     let open = net.hub.open_session(payee, b.last_osn_durable()).unwrap();
-    b.on_welcome(open.welcome.next_isn_expected).unwrap();
+    b.on_welcome(&open.welcome).unwrap();
     let mut next_osn = open.next_osn_to_send;
     assert!(net.deliver_all(&b, &mut next_osn).await);
     net.hub.close_session(payee, open.id);

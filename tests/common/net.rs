@@ -113,6 +113,8 @@ pub struct RawSession {
     pub sender: mpsc::Sender<pb::SessionRequest>,
     pub inbound: tonic::Streaming<pb::SessionResponse>,
     pub next_isn: u64,
+    /// What the hub's Welcome said: the highest number it accepted a new message on.
+    pub last_isn_accepted: u64,
 }
 
 impl RawSession {
@@ -142,7 +144,12 @@ impl RawSession {
         else {
             panic!("no Welcome");
         };
-        Ok(Self { sender, inbound, next_isn: welcome.next_isn_expected })
+        Ok(Self {
+            sender,
+            inbound,
+            next_isn: welcome.next_isn_expected,
+            last_isn_accepted: welcome.last_isn_accepted,
+        })
     }
 
     /// Submits an envelope with the next ISN and returns the hub's answer.
