@@ -288,7 +288,7 @@ fn harness_test_without_chromium(extra: &[(&str, &str)]) -> std::process::Output
     let empty = tempfile::tempdir().unwrap();
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
     command
-        .args(["--exact", "the_browser_harness_reads_types_clicks_and_catches_console_errors", "--nocapture"])
+        .args(["--exact", "the_browser_harness_reads_types_clicks_and_catches_console_errors"])
         .env("PATH", empty.path())
         .env_remove("CHROMIUM")
         .env_remove("CI")
@@ -300,7 +300,8 @@ fn harness_test_without_chromium(extra: &[(&str, &str)]) -> std::process::Output
 }
 
 /// The first-hour rule: on a fresh machine without Chromium, `cargo test` passes and says the
-/// browser test skipped, why, and how to install what it needs.
+/// browser test skipped, why, and how to install what it needs: on stderr, past the test
+/// harness's capture, so that a plain `cargo test` shows it.
 #[test]
 fn without_chromium_the_browser_test_skips_and_says_how_to_install_it() {
     let run = harness_test_without_chromium(&[]);
@@ -316,16 +317,15 @@ fn without_chromium_the_browser_test_skips_and_says_how_to_install_it() {
 fn under_ci_a_missing_chromium_fails_the_browser_test() {
     for required in [("CI", "true"), ("CORRIDOR_REQUIRE_EXTERNAL", "1")] {
         let run = harness_test_without_chromium(&[required]);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert!(!run.status.success(), "{required:?}: {stderr}");
+        // The harness reports a failed test's panic on stdout, with the test's output.
+        let said =
+            format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+        assert!(!run.status.success(), "{required:?}: {said}");
         assert!(
-            stderr.contains("FAILED: CI (or CORRIDOR_REQUIRE_EXTERNAL=1) requires"),
-            "{required:?}: {stderr}"
+            said.contains("FAILED: CI (or CORRIDOR_REQUIRE_EXTERNAL=1) requires"),
+            "{required:?}: {said}"
         );
-        assert!(
-            stderr.contains("apt-get install -y --no-install-recommends chromium"),
-            "{required:?}: {stderr}"
-        );
+        assert!(said.contains("apt-get install -y --no-install-recommends chromium"), "{required:?}: {said}");
     }
     // `CI=false` (or `0`, or empty) is no CI.
     assert!(!external::required(Some("false".into()), None));
