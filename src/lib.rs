@@ -13,9 +13,10 @@
 //! - [`crypto`]: signing keys, signed envelopes over the exact payload bytes, the key
 //!   directory.
 //! - [`ledger`]: the double-entry ledger core: accounts, postings, invariants. No I/O.
-//! - [`iso20022`]: the model to and from ISO 20022 XML (pacs.008 with its AppHdr), with
-//!   a safe reader that names every element it refuses or does not carry by its path,
-//!   and to and from SWIFT MT103 ([`iso20022::mt103`]). Pure, like the core.
+//! - [`iso20022`]: the model to and from ISO 20022 XML (pacs.008, pacs.002, pacs.004,
+//!   camt.056, camt.029, camt.053, each with its AppHdr), with a safe reader that names
+//!   every element it refuses or does not carry by its path, and to and from SWIFT MT103
+//!   ([`iso20022::mt103`]). Pure, like the core.
 //! - [`directory`]: the network directory: participants, signing keys, relationships (RMA).
 //! - [`tls`]: the demo PKI (`corridor pki init`) and the mTLS configurations; certificate
 //!   to BIC.

@@ -9,7 +9,9 @@ use super::XmlError;
 use super::tree::Element;
 use super::writer::XmlWriter;
 use crate::model::message::{TEXT_LENGTH_MAX, check_text};
-use crate::model::{Amount, Bic, Currency, MessageId, ModelError, Party, Rate, parse_account_id};
+use crate::model::{
+    Amount, Bic, Currency, MessageId, ModelError, Party, Rate, ReasonCode, Uetr, parse_account_id,
+};
 
 /// Namespace of Corridor's supplementary data: what the model holds and no ISO element
 /// does (the sender's sequence number, the id of the quote a rate came from), carried in
@@ -59,6 +61,12 @@ pub(crate) fn read_time(element: &Element) -> Result<i64, XmlError> {
     }
     let unix_ms = time.unix_timestamp_nanos() / 1_000_000;
     i64::try_from(unix_ms).map_err(|_| element.invalid("out of range"))
+}
+
+/// An ISO date-time with its offset as Unix milliseconds, if it is one to the millisecond.
+pub(crate) fn parse_time(text: &str) -> Option<i64> {
+    let time = OffsetDateTime::parse(text, &Rfc3339).ok().filter(|t| t.nanosecond() % 1_000_000 == 0)?;
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 /// An ISO date (`2026-12-05`).
@@ -111,6 +119,12 @@ pub(crate) fn read_agent(agent: &Element) -> Result<Bic, XmlError> {
 /// else `<name><Id><Othr><Id>..</Id></Othr></Id></name>`.
 pub(crate) fn write_account(w: &mut XmlWriter, name: &'static str, account: &str) {
     w.open(name);
+    write_account_id(w, account);
+    w.close();
+}
+
+/// `<Id><IBAN>..</IBAN></Id>` or `<Id><Othr><Id>..</Id></Othr></Id>`.
+pub(crate) fn write_account_id(w: &mut XmlWriter, account: &str) {
     w.open("Id");
     if looks_like_iban(account) {
         w.leaf("IBAN", account);
@@ -119,7 +133,6 @@ pub(crate) fn write_account(w: &mut XmlWriter, name: &'static str, account: &str
         w.leaf("Id", account);
         w.close();
     }
-    w.close();
     w.close();
 }
 
@@ -245,4 +258,98 @@ pub(crate) fn read_supplementary(message: &Element) -> Result<Supplementary, Xml
         }
     }
     Ok(data)
+}
+
+/// Most characters of one `AddtlInf` (Max105Text): longer text is split over several,
+/// and read back joined.
+const ADDITIONAL_INFO_LENGTH_MAX: usize = 105;
+
+/// `<OrgnlGrpInf><OrgnlMsgId>..</OrgnlMsgId><OrgnlMsgNmId>..</OrgnlMsgNmId></OrgnlGrpInf>`.
+pub(crate) fn write_original_group(w: &mut XmlWriter, original_message_id: &MessageId, definition: &str) {
+    w.open("OrgnlGrpInf");
+    w.leaf("OrgnlMsgId", original_message_id.as_str());
+    w.leaf("OrgnlMsgNmId", definition);
+    w.close();
+}
+
+/// The original message id of `OrgnlGrpInf`; its `OrgnlMsgNmId` is read when it names
+/// `definition` (what Corridor writes there), else left unread, and so reported.
+pub(crate) fn read_original_group(parent: &Element, definition: &str) -> Result<MessageId, XmlError> {
+    let group = parent.required("OrgnlGrpInf")?;
+    let id = group.required("OrgnlMsgId")?;
+    let original = MessageId::parse(id.token()).map_err(at(id))?;
+    let name = group
+        .peek("OrgnlMsgNmId")
+        .ok_or_else(|| XmlError::invalid(format!("{}/OrgnlMsgNmId", group.path()), "is required"))?;
+    if name.peek_text() == definition {
+        name.mark();
+    }
+    Ok(original)
+}
+
+/// A reason block (`StsRsnInf`, `RtrRsnInf`, `CxlRsnInf`, `CxlStsRsnInf`): `Rsn/Cd` and
+/// the free text over as many `AddtlInf` as it takes; nothing when there is neither.
+pub(crate) fn write_reason(
+    w: &mut XmlWriter,
+    name: &'static str,
+    reason: Option<ReasonCode>,
+    information: &str,
+) {
+    if reason.is_none() && information.is_empty() {
+        return;
+    }
+    w.open(name);
+    if let Some(reason) = reason {
+        w.open("Rsn");
+        w.leaf("Cd", reason.code());
+        w.close();
+    }
+    let characters: Vec<char> = information.chars().collect();
+    for chunk in characters.chunks(ADDITIONAL_INFO_LENGTH_MAX) {
+        w.leaf("AddtlInf", &chunk.iter().collect::<String>());
+    }
+    w.close();
+}
+
+/// The reason code and the free text of a reason block (its `AddtlInf` joined).
+pub(crate) fn read_reason(block: Option<&Element>) -> Result<(Option<ReasonCode>, String), XmlError> {
+    let Some(block) = block else { return Ok((None, String::new())) };
+    let reason = match block.child("Rsn") {
+        Some(reason) => {
+            let code = reason.required("Cd")?;
+            Some(ReasonCode::parse(code.token()).map_err(at(code))?)
+        }
+        None => None,
+    };
+    let mut information = String::new();
+    let mut last = None;
+    for part in
+        block.children().iter().filter(|c| c.name() == "AddtlInf" && c.namespace() == block.namespace())
+    {
+        information.push_str(part.mark().text());
+        last = Some(part);
+    }
+    if let Some(last) = last {
+        information =
+            check_text(&information, "additional_information", TEXT_LENGTH_MAX, false).map_err(at(last))?;
+    }
+    Ok((reason, information))
+}
+
+/// A Party40Choice naming an agent: `<name><Agt><FinInstnId><BICFI>..`.
+pub(crate) fn write_party_agent(w: &mut XmlWriter, name: &'static str, bic: Bic) {
+    w.open(name);
+    write_agent(w, "Agt", bic);
+    w.close();
+}
+
+/// The BIC of a Party40Choice, which must name an agent.
+pub(crate) fn read_party_agent(party: &Element) -> Result<Bic, XmlError> {
+    read_agent(party.required("Agt")?)
+}
+
+/// The UETR of `OrgnlUETR` under `parent`.
+pub(crate) fn read_original_uetr(parent: &Element) -> Result<Uetr, XmlError> {
+    let element = parent.required("OrgnlUETR")?;
+    Uetr::parse(element.token()).map_err(at(element))
 }

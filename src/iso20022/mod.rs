@@ -47,10 +47,15 @@
 //! laughs" document is refused before any expansion), input over [`XML_BYTES_MAX`],
 //! nesting deeper than [`XML_DEPTH_MAX`] and more than [`XML_ELEMENTS_MAX`] elements.
 
+mod camt029;
+mod camt053;
+mod camt056;
 mod common;
 mod error;
 mod head;
 pub mod mt103;
+mod pacs002;
+mod pacs004;
 mod pacs008;
 mod tree;
 mod writer;
@@ -73,7 +78,14 @@ pub const XML_BYTES_MAX: usize = 8 * 1024 * 1024;
 const ISO_NAMESPACE_PREFIX: &str = "urn:iso:std:iso:20022:tech:xsd:";
 
 /// The message definitions Corridor reads and writes, by message type.
-pub const DEFINITIONS: &[(MessageType, &str)] = &[(MessageType::Pacs008, pacs008::DEFINITION)];
+pub const DEFINITIONS: &[(MessageType, &str)] = &[
+    (MessageType::Pacs008, pacs008::DEFINITION),
+    (MessageType::Pacs002, pacs002::DEFINITION),
+    (MessageType::Pacs004, pacs004::DEFINITION),
+    (MessageType::Camt056, camt056::DEFINITION),
+    (MessageType::Camt029, camt029::DEFINITION),
+    (MessageType::Camt053, camt053::DEFINITION),
+];
 
 /// A message read from XML, with what it held that Corridor does not carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +119,11 @@ pub fn write(message: &Message) -> Result<String, XmlError> {
     head::write(&mut w, header, definition)?;
     match message.body() {
         Body::Pacs008(transfer) => pacs008::write(&mut w, header, transfer)?,
-        other => unreachable!("{} has a definition but no writer", other.message_type()),
+        Body::Pacs002(report) => pacs002::write(&mut w, header, report)?,
+        Body::Pacs004(payment_return) => pacs004::write(&mut w, header, payment_return)?,
+        Body::Camt056(request) => camt056::write(&mut w, header, request)?,
+        Body::Camt029(resolution) => camt029::write(&mut w, header, resolution)?,
+        Body::Camt053(statement) => camt053::write(&mut w, header, statement)?,
     }
     w.close();
     Ok(w.finish())
@@ -119,34 +135,19 @@ pub fn read(input: &[u8]) -> Result<Imported, XmlError> {
     let (app_hdr, document) = split(&root)?;
     let (message_type, definition) = detect_definition(document)?;
     let app_hdr = app_hdr.map(|a| head::read(a, definition)).transpose()?;
-    let message = match message_type {
-        MessageType::Pacs008 => {
-            let (group, transfer) = pacs008::read(document)?;
-            let header = group.header(app_hdr.as_ref(), Some(transfer.uetr))?;
-            let debtor_agent =
-                || document.path().to_owned() + "/FIToFICstmrCdtTrf/CdtTrfTxInf[1]/DbtrAgt/FinInstnId/BICFI";
-            if transfer.debtor_agent != header.sender {
-                return Err(XmlError::invalid(
-                    debtor_agent(),
-                    format!(
-                        "must be the sender {}: Corridor pays from the debtor agent straight to the creditor agent",
-                        header.sender
-                    ),
-                ));
-            }
-            if transfer.creditor_agent != header.receiver {
-                return Err(XmlError::invalid(
-                    debtor_agent().replace("DbtrAgt", "CdtrAgt"),
-                    format!(
-                        "must be the receiver {}: Corridor pays from the debtor agent straight to the creditor agent",
-                        header.receiver
-                    ),
-                ));
-            }
-            build(document, header, Body::Pacs008(transfer))?
-        }
-        other => unreachable!("{other} has a definition but no reader"),
+    let (group, body) = match message_type {
+        MessageType::Pacs008 => pacs008::read(document).map(|(g, b)| (g, Body::Pacs008(b)))?,
+        MessageType::Pacs002 => pacs002::read(document).map(|(g, b)| (g, Body::Pacs002(b)))?,
+        MessageType::Pacs004 => pacs004::read(document).map(|(g, b)| (g, Body::Pacs004(b)))?,
+        MessageType::Camt056 => camt056::read(document).map(|(g, b)| (g, Body::Camt056(b)))?,
+        MessageType::Camt029 => camt029::read(document).map(|(g, b)| (g, Body::Camt029(b)))?,
+        MessageType::Camt053 => camt053::read(document).map(|(g, b)| (g, Body::Camt053(b)))?,
     };
+    let header = group.header(app_hdr.as_ref(), body.uetr())?;
+    if let Body::Pacs008(transfer) = &body {
+        pacs008::check_agents(document, &header, transfer)?;
+    }
+    let message = build(document, header, body)?;
     Ok(Imported { message, not_carried: root.unread() })
 }
 
@@ -209,7 +210,29 @@ pub(crate) struct GroupHeader<'a> {
     sequence_number: u64,
 }
 
-impl GroupHeader<'_> {
+impl<'a> GroupHeader<'a> {
+    /// The group header's facts: `instructing` and `instructed` are agent elements
+    /// (`FinInstnId/BICFI` below them), read when present.
+    pub(crate) fn read(
+        message_id: &'a Element,
+        creation_time: &'a Element,
+        instructing: Option<&'a Element>,
+        instructed: Option<&'a Element>,
+        sequence_number: u64,
+    ) -> Result<Self, XmlError> {
+        let agent = |element: Option<&'a Element>| {
+            element.map(|e| Ok::<_, XmlError>((common::read_agent(e)?, e))).transpose()
+        };
+        Ok(Self {
+            message_id,
+            creation_time_unix_ms: common::read_time(creation_time)?,
+            creation_time,
+            instructing: agent(instructing)?,
+            instructed: agent(instructed)?,
+            sequence_number,
+        })
+    }
+
     /// The message header from the AppHdr, which the group header must agree with; from
     /// the group header alone (its agents name sender and receiver) when there is none.
     fn header(

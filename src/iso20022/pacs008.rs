@@ -20,7 +20,7 @@
 
 use super::common::{
     Supplementary, at, format_date, format_rate, format_time, read_agent, read_amount, read_date, read_id,
-    read_party, read_supplementary, read_time, write_account, write_agent, write_amount, write_party_name,
+    read_party, read_supplementary, write_account, write_agent, write_amount, write_party_name,
     write_supplementary,
 };
 use super::tree::Element;
@@ -175,20 +175,13 @@ pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, CreditTransfe
     let transaction = message.required("CdtTrfTxInf")?.ordered(TRANSACTION_ORDER)?;
     let supplementary = read_supplementary(message)?;
     let transfer = read_transaction(transaction, supplementary.quote_id.clone())?;
-    let group_header = GroupHeader {
-        message_id: group.required("MsgId")?,
-        creation_time_unix_ms: read_time(group.required("CreDtTm")?)?,
-        creation_time: group.required("CreDtTm")?,
-        instructing: transaction
-            .child("InstgAgt")
-            .map(|a| Ok::<_, XmlError>((read_agent(a)?, a)))
-            .transpose()?,
-        instructed: transaction
-            .child("InstdAgt")
-            .map(|a| Ok::<_, XmlError>((read_agent(a)?, a)))
-            .transpose()?,
-        sequence_number: supplementary.sequence_number,
-    };
+    let group_header = GroupHeader::read(
+        group.required("MsgId")?,
+        group.required("CreDtTm")?,
+        transaction.child("InstgAgt"),
+        transaction.child("InstdAgt"),
+        supplementary.sequence_number,
+    )?;
     Ok((group_header, transfer))
 }
 
@@ -197,7 +190,7 @@ fn read_transaction(tx: &Element, quote_id: Option<String>) -> Result<CreditTran
     let uetr_element = payment_id.required("UETR")?;
     let uetr = Uetr::parse(uetr_element.token()).map_err(at(uetr_element))?;
     let amount = read_amount(tx.required("IntrBkSttlmAmt")?)?;
-    let conversion = read_conversion(tx, &amount, quote_id)?;
+    let conversion = read_conversion(tx, "InstdAmt", &amount, quote_id)?;
     let bearer = tx.required("ChrgBr")?;
     let charge_bearer = ChargeBearer::parse(bearer.token()).map_err(at(bearer))?;
     let path = |name: &str| format!("{}/{name}", tx.path());
@@ -223,19 +216,21 @@ fn read_transaction(tx: &Element, quote_id: Option<String>) -> Result<CreditTran
     Ok(transfer)
 }
 
-/// The conversion of a transfer: `InstdAmt` in another currency with `XchgRate`, or an
-/// `InstdAmt` equal to the settlement amount (nothing converted), or neither.
-fn read_conversion(
+/// The conversion of a transaction: an instructed amount (`instructed_name`) in another
+/// currency with `XchgRate`, or one equal to the settlement amount (nothing converted),
+/// or neither.
+pub(crate) fn read_conversion(
     tx: &Element,
+    instructed_name: &str,
     amount: &Amount,
     quote_id: Option<String>,
 ) -> Result<Option<Conversion>, XmlError> {
-    let (instructed, rate) = (tx.child("InstdAmt"), tx.child("XchgRate"));
+    let (instructed, rate) = (tx.child(instructed_name), tx.child("XchgRate"));
     match (instructed, rate) {
         (None, None) => Ok(None),
-        (None, Some(rate)) => {
-            Err(rate.invalid("an exchange rate needs the instructed amount (InstdAmt) it converts"))
-        }
+        (None, Some(rate)) => Err(rate.invalid(format!(
+            "an exchange rate needs the instructed amount ({instructed_name}) it converts"
+        ))),
         (Some(instructed_element), rate) => {
             let instructed = read_amount(instructed_element)?;
             if instructed.currency() == amount.currency() {
@@ -260,4 +255,30 @@ fn read_conversion(
             Ok(Some(Conversion { instructed, rate: rate_value, quote_id }))
         }
     }
+}
+
+/// Corridor pays from the debtor agent straight to the creditor agent: they must be the
+/// message's sender and receiver.
+pub(crate) fn check_agents(
+    document: &Element,
+    header: &Header,
+    transfer: &CreditTransfer,
+) -> Result<(), XmlError> {
+    let agent_path = |agent: &str| {
+        format!("{}/FIToFICstmrCdtTrf/CdtTrfTxInf[1]/{agent}/FinInstnId/BICFI", document.path())
+    };
+    let rule = "Corridor pays from the debtor agent straight to the creditor agent";
+    if transfer.debtor_agent != header.sender {
+        return Err(XmlError::invalid(
+            agent_path("DbtrAgt"),
+            format!("must be the sender {}: {rule}", header.sender),
+        ));
+    }
+    if transfer.creditor_agent != header.receiver {
+        return Err(XmlError::invalid(
+            agent_path("CdtrAgt"),
+            format!("must be the receiver {}: {rule}", header.receiver),
+        ));
+    }
+    Ok(())
 }

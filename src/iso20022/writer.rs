@@ -54,6 +54,12 @@ impl XmlWriter {
         let _ = writeln!(self.out, ">{}</{name}>", quick_xml::escape::escape(text));
     }
 
+    /// `<name/>`.
+    pub(crate) fn empty(&mut self, name: &str) {
+        self.indent();
+        let _ = writeln!(self.out, "<{name}/>");
+    }
+
     /// `<name>text</name>`, text escaped.
     pub(crate) fn leaf(&mut self, name: &str, text: &str) {
         self.leaf_with(name, &[], text);
