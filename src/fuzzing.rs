@@ -21,6 +21,7 @@ use tonic::Code;
 use crate::crypto::{KeyDirectory, KeyId, SignedEnvelope, SigningIdentity};
 use crate::directory::{Directory, DirectoryFile};
 use crate::hub::{Agreement, Hub, HubConfig, OperatorAction};
+use crate::iso20022::mt103;
 use crate::model::{Amount, Balance, Bic, Currency, CurrencyPair, Rate, wire};
 use crate::pb;
 use crate::pb::session_response::Frame;
@@ -155,6 +156,29 @@ pub fn amount(data: &[u8]) {
     assert_eq!(Amount::parse(shown_number, currency).ok(), Some(amount), "{shown:?} parses back");
     let debit = Balance { minor_units: -amount.minor_units(), currency };
     assert_eq!(debit.to_string(), format!("-{shown}"), "a negative balance displays with a minus sign");
+}
+
+/// The creation time the mt103 target gives an MT103 in input form, which carries none:
+/// a whole minute, as an MT103 writes it, so that the header comes back unchanged.
+pub const MT103_NOW_UNIX_MS: i64 = 1_700_000_040_000;
+
+/// Reads bytes as an MT103. One that reads, and writes back as an MT103, must read back
+/// as the same header and payment with nothing left unmodelled; except that an
+/// end-to-end id without remittance information comes back with `/ROC/<id>` as its
+/// remittance information (see [`crate::iso20022::mt103`]).
+pub fn mt103(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(imported) = mt103::import(text, MT103_NOW_UNIX_MS) else { return };
+    let Ok(exported) = mt103::export(&imported.header, &imported.transfer) else { return };
+    let again = mt103::import(&exported.text, MT103_NOW_UNIX_MS)
+        .unwrap_or_else(|error| panic!("an exported MT103 does not read back: {error}\n{}", exported.text));
+    let mut expected = imported.transfer;
+    if expected.remittance_information.is_empty() && expected.end_to_end_id != mt103::NOT_PROVIDED {
+        expected.remittance_information = format!("/ROC/{}", expected.end_to_end_id);
+    }
+    assert_eq!(again.header, imported.header, "the header survives MT103 and back");
+    assert_eq!(again.transfer, expected, "the payment survives MT103 and back");
+    assert_eq!(again.not_modelled, Vec::new(), "an exported MT103 holds only what the model holds");
 }
 
 /// Runs bytes through the hub's whole ingest path in process, without a network.

@@ -37,7 +37,9 @@
 //! settlement currency but another amount (charges deducted), 51A, 53a, 54a, 55a, 56a,
 //! 71F, 71G, 72, 77B, addresses and party identifiers in 50a and 59a, party identifiers in
 //! 52A and 57A, block 3 fields other than 121, block 5 fields other than `PDE`, an urgent
-//! priority). The caller decides whether that is acceptable. Input Corridor cannot carry at
+//! priority). The caller decides whether that is acceptable: [`import_strict`], for a
+//! message a node acts on, refuses it with that list, as `iso20022::read_strict` does for
+//! XML. Input Corridor cannot carry at
 //! all is refused, naming the field: a debtor or creditor given only by a BIC (50A, 59A),
 //! an agent without a BIC (52D, 57B/C/D), a return (`/RETN/` in 72, which CBPR+ maps to a
 //! pacs.004). A missing account (59F without `/34x`) becomes `NOTPROVIDED`, as in CBPR+.
@@ -77,9 +79,10 @@ use std::fmt;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::model::message::{TEXT_LENGTH_MAX, check_text};
+use crate::model::wire::{decode_message, encode_message};
 use crate::model::{
-    Amount, Bic, ChargeBearer, Conversion, CreditTransfer, Currency, Header, MessageId, ModelError, Party,
-    Rate, Uetr, parse_account_id,
+    Amount, Bic, Body, ChargeBearer, Conversion, CreditTransfer, Currency, Header, Message, MessageId,
+    ModelError, Party, Rate, Uetr, parse_account_id,
 };
 
 /// Largest MT103 text read, in bytes: FIN limits block 4 to 10,000 characters and the
@@ -132,6 +135,9 @@ pub enum Mt103Error {
     /// The payment does not fit in an MT103 without loss; every misfit is listed.
     #[error("does not fit in an MT103 without loss: {}", list(.0))]
     DoesNotFit(Vec<FieldNote>),
+    /// The MT103 says what Corridor does not model ([`import_strict`]); all of it is listed.
+    #[error("holds what Corridor does not model and would lose: {}", list(.0))]
+    NotModelled(Vec<FieldNote>),
 }
 
 fn list(notes: &[FieldNote]) -> String {
@@ -443,6 +449,40 @@ pub fn import(text: &str, now_unix_ms: i64) -> Result<Imported, Mt103Error> {
         possible_duplicate,
     };
     Ok(Imported { header, transfer, not_modelled: notes })
+}
+
+/// Reads an MT103 that a node is to act on: as [`import`], but refused with the list of
+/// what Corridor does not model ([`Mt103Error::NotModelled`]) rather than losing it, and
+/// refused when it does not travel from the debtor agent straight to the creditor agent
+/// (as Corridor pays, and as its XML reader requires). The message is checked as the
+/// wire checks it, so that what is read can be signed and sent.
+pub fn import_strict(text: &str, now_unix_ms: i64) -> Result<Message, Mt103Error> {
+    let imported = import(text, now_unix_ms)?;
+    if !imported.not_modelled.is_empty() {
+        return Err(Mt103Error::NotModelled(imported.not_modelled));
+    }
+    let (header, transfer) = (imported.header, imported.transfer);
+    if transfer.debtor_agent != header.sender {
+        return Err(invalid(
+            "52A",
+            format!(
+                "the debtor agent {} must be the sender {}: Corridor pays from the debtor agent straight to the creditor agent",
+                transfer.debtor_agent, header.sender
+            ),
+        ));
+    }
+    if transfer.creditor_agent != header.receiver {
+        return Err(invalid(
+            "57A",
+            format!(
+                "the creditor agent {} must be the receiver {}: Corridor pays from the debtor agent straight to the creditor agent",
+                transfer.creditor_agent, header.receiver
+            ),
+        ));
+    }
+    let message =
+        Message::new(header, Body::Pacs008(transfer)).map_err(|e| invalid("message", e.to_string()))?;
+    decode_message(&encode_message(&message)).map_err(|e| invalid("message", e.to_string()))
 }
 
 /// Who sent the MT103 to whom, and when.
@@ -943,6 +983,18 @@ pub fn export(header: &Header, transfer: &CreditTransfer) -> Result<Exported, Mt
         text.push_str("{5:{PDE:}}");
     }
     Ok(Exported { text, not_carried: not_carried(header, transfer) })
+}
+
+/// Writes a pacs.008 message as an MT103 ([`export`]); other message types have no
+/// MT103 form and are refused.
+pub fn export_message(message: &Message) -> Result<Exported, Mt103Error> {
+    match message.body() {
+        Body::Pacs008(transfer) => export(message.header(), transfer),
+        other => Err(invalid(
+            "message",
+            format!("a {} has no MT103 form; only a pacs.008 has", other.message_type()),
+        )),
+    }
 }
 
 /// Blocks 1 to 3 in output form: the receiver's terminal, the sender's MIR with the
