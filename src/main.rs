@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{Cli, Command, admin, demo, loadgen, nodes, operator, pki, reconcile};
+use cli::{Cli, Command, admin, demo, iso20022, loadgen, nodes, operator, pki, reconcile};
 
 /// mimalloc: the hot path allocates and frees small buffers (frames, envelopes, records)
 /// on one thread and frees them on another. With the system allocator, malloc and free
@@ -82,6 +82,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Track(args) => admin::track(args).await?,
         Command::Loadgen(args) => return loadgen::run(args).await,
         Command::Demo(args) => return demo::run(args).await,
+        Command::Iso20022(command) => return iso20022::run(command),
     }
     Ok(ExitCode::SUCCESS)
 }

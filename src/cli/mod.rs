@@ -7,6 +7,7 @@
 //! - `admin`: the hub operator's commands (`admin ...`) and `track`;
 //! - `reconcile`: `reconcile` and `audit`;
 //! - `loadgen`, `demo`: the load generator and the demo (and scenarios);
+//! - `iso20022`: ISO 20022 XML and MT103 files checked and translated offline;
 //! - `output`: writing to stdout and the text shapes several commands share.
 
 /// Writes a line to stdout. A closed pipe (`corridor payments | head`) ends the program
@@ -19,6 +20,7 @@ macro_rules! say {
 
 pub mod admin;
 pub mod demo;
+pub mod iso20022;
 pub mod json;
 pub mod loadgen;
 pub mod nodes;
@@ -103,6 +105,9 @@ pub enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Run a whole network in this process, send payments, and tell what happened.
     Demo(demo::DemoArgs),
+    /// ISO 20022 XML and MT103 files, offline: `validate FILE`, `translate FILE --to xml|mt103`.
+    #[command(subcommand)]
+    Iso20022(iso20022::Iso20022Command),
 }
 
 impl Command {
