@@ -414,6 +414,43 @@ fn a_strict_import_refuses_what_would_be_lost_and_other_routes() {
     assert!(matches!(mt103::export_message(&status), Err(Mt103Error::Invalid { .. })));
 }
 
+/// An MT103 in input form (`{2:I103...}`, as a bank's own system writes it), saved with
+/// LF line ends and written with the options 50K and 59: the sender is block 1's, the
+/// receiver block 2's, the creation time the caller's; an urgent priority and the
+/// address lines of 50K and 59 are reported.
+#[test]
+fn an_input_form_mt103_with_50k_and_59_reads() {
+    let text = [
+        "{1:F01CLYDGB2SAXXX0000000000}{2:I103BSCHESMMXXXXU3003}{3:{121:7a562c67-ca16-48ba-b074-65581be6f001}}{4:",
+        ":20:REF-2210-002",
+        ":23B:CRED",
+        ":32A:991231JPY1000,",
+        ":50K:/ACC-1",
+        "A Debiter",
+        "1 High Street",
+        ":59:B Creditor Co",
+        "Las Ramblas 1",
+        ":71A:BEN",
+        "-}",
+    ]
+    .join("\n");
+    let imported = mt103::import(&text, NOW_UNIX_MS).unwrap();
+    let (header, t) = (&imported.header, &imported.transfer);
+    assert_eq!(
+        (header.sender, header.receiver),
+        (Bic::parse("CLYDGB2S").unwrap(), Bic::parse("BSCHESMM").unwrap())
+    );
+    assert_eq!(header.creation_time_unix_ms, NOW_UNIX_MS);
+    assert_eq!((t.debtor.name.as_str(), t.debtor.account.as_str()), ("A Debiter", "ACC-1"));
+    assert_eq!((t.creditor.name.as_str(), t.creditor.account.as_str()), ("B Creditor Co", NOT_PROVIDED));
+    assert_eq!(t.amount, Amount::parse("1000", Currency::parse("JPY").unwrap()).unwrap());
+    assert_eq!(t.settlement_date, time::macros::date!(2099 - 12 - 31));
+    assert_eq!((t.end_to_end_id.as_str(), t.remittance_information.as_str()), (NOT_PROVIDED, ""));
+    assert_eq!(t.charge_bearer, ChargeBearer::Cred);
+    let fields: Vec<&str> = imported.not_modelled.iter().map(|n| n.field.as_str()).collect();
+    assert_eq!(fields, ["block 2", "50K", "59"], "{:?}", imported.not_modelled);
+}
+
 // ---------------------------------------------------------------------------------------
 // Garbage in.
 // ---------------------------------------------------------------------------------------
@@ -557,6 +594,8 @@ fn other_invalid_input_is_refused_naming_the_field() {
     refused_at(&charge, "71A");
     let long_line = fixture().replace("1/A Debiter", &format!("1/{}", "A".repeat(40)));
     refused_at(&long_line, "50F");
+    let colon_line = fixture().replace(":72:/INS/ABNANL2AXXX", ":72:/INS/ABNANL2AXXX\r\n:ACC/1");
+    assert!(refused_at(&colon_line, "72").contains("begins with"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -303,6 +303,14 @@ fn take_text<'a>(body: &'a str, into: &mut Vec<RawField>) -> Result<&'a str, Mt1
     for line in body[..end].split('\n') {
         match parse_tag(line) {
             Some((tag, value)) => into.push(RawField { tag: tag.to_owned(), lines: vec![value.to_owned()] }),
+            // FIN reads a line that begins with `:` as a field and one with `-` as the end.
+            None if line.starts_with([':', '-']) => {
+                let field = into.last().map_or("block 4", |f| f.tag.as_str());
+                return Err(invalid(
+                    field,
+                    format!("line {line:?} begins with `:` or `-`, which only a field tag or the end may"),
+                ));
+            }
             None => match into.last_mut() {
                 Some(field) => field.lines.push(line.to_owned()),
                 None => return Err(invalid("block 4", "must begin with a field such as `:20:`")),
@@ -512,11 +520,15 @@ fn parse_route(blocks: &Blocks, now_unix_ms: i64, notes: &mut Vec<FieldNote>) ->
         return Err(invalid("block 2", format!("message type {kind:?}: only MT103 maps to a pacs.008")));
     }
     let (sender, receiver, time, priority) = match app.as_bytes()[0] {
-        b'O' if matches!(app.len(), 46 | 47) => {
+        // Session, sequence, output date and time: transport, checked for shape only.
+        b'O' if matches!(app.len(), 46 | 47) && app[26..46].bytes().all(|b| b.is_ascii_digit()) => {
             let created = parse_output_time(&app[8..14], &app[4..8])?;
             (terminal_bic(&app[14..26], "block 2")?, block1_bic, created, app.get(46..))
         }
-        b'I' if (16..=21).contains(&app.len()) => {
+        // Delivery monitoring and obsolescence period: transport, checked for shape only.
+        b'I' if (16..=21).contains(&app.len())
+            && app.get(17..).unwrap_or_default().bytes().all(|b| b.is_ascii_digit()) =>
+        {
             (block1_bic, terminal_bic(&app[4..16], "block 2")?, now_unix_ms, app.get(16..17))
         }
         _ => {
