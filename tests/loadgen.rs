@@ -615,6 +615,122 @@ fn throughput_divides_by_the_window_and_unmeasured_ceilings_are_not_zero() {
     assert!(!text.contains("crypto ceiling)") && !text.contains("crypto 0"), "{text}");
 }
 
+/// A hub and the banks BANKRUMMXXX and BANKIRTHXXX as processes (each funded with
+/// 1,000,000 CNY at the hub), in a network directory under `temp`.
+struct Processes {
+    dir: std::path::PathBuf,
+    hub: common::cli::Server,
+    banks: Vec<common::cli::Server>,
+}
+
+impl Processes {
+    const BICS: [&str; 2] = ["BANKRUMMXXX", "BANKIRTHXXX"];
+
+    fn start(temp: &tempfile::TempDir) -> Self {
+        use common::cli::{ANY_LOOPBACK_PORT, pki_init, start_server, succeeded, text};
+        let dir = pki_init(temp, &Self::BICS);
+        let d = text(&dir);
+        let hub = start_server(&["hub", "--dir", d, "--listen", ANY_LOOPBACK_PORT], "hub");
+        for bic in Self::BICS {
+            let fund = ["fund", "--participant", bic, "--currency", "CNY", "--amount", "1000000"];
+            succeeded(common::cli::corridor(
+                &[&["admin", "--dir", d, "--hub", &hub.url][..], &fund].concat(),
+            ));
+        }
+        let mut processes = Self { dir, hub, banks: Vec::new() };
+        for index in 0..Self::BICS.len() {
+            processes.banks.push(processes.bank(index, ANY_LOOPBACK_PORT));
+        }
+        processes
+    }
+
+    /// Starts bank `index` listening on `listen`.
+    fn bank(&self, index: usize, listen: &str) -> common::cli::Server {
+        let (d, bic) = (common::cli::text(&self.dir), Self::BICS[index]);
+        let args = ["bank", "--dir", d, "--bic", bic, "--hub", &self.hub.url, "--listen", listen];
+        common::cli::start_server(&args, &format!("bank {bic}"))
+    }
+
+    /// Kills bank `index` (SIGKILL) at its first payment (a pacs.008 in its log file, read
+    /// without starting processes), after checking that `loadgen` still runs: the kill
+    /// lands inside the run. Returns the address it listened on.
+    fn kill_at_first_payment(&mut self, index: usize, loadgen: &mut Loadgen) -> String {
+        let bank = &mut self.banks[index];
+        let mut polls = 0;
+        while !bank.stderr.text().contains("pacs.008") {
+            polls += 1;
+            assert!(polls < common::cli::COMMAND_POLLS_MAX, "no payment at bank #{index}");
+            std::thread::sleep(common::cli::COMMAND_POLL_INTERVAL);
+        }
+        let running = loadgen.process.0.try_wait().unwrap();
+        assert!(running.is_none(), "loadgen ended ({running:?}) before the kill: {:?}", loadgen.said);
+        bank.process.0.kill().unwrap();
+        bank.process.0.wait().unwrap();
+        bank.url.trim_start_matches("https://").to_owned()
+    }
+}
+
+/// `corridor loadgen` running against [`Processes`]: its stdout captured, its stderr
+/// read line by line as it comes.
+struct Loadgen {
+    process: common::cli::ChildGuard,
+    stdout: common::cli::Capture,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+    said: Vec<String>,
+}
+
+impl Loadgen {
+    /// Starts it with `args` after `--dir`, `--hub` and the banks, and waits until it
+    /// says it is sending.
+    fn start(processes: &Processes, args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut all =
+            vec!["loadgen", "--dir", common::cli::text(&processes.dir), "--hub", &processes.hub.url];
+        let banks: Vec<String> = Processes::BICS
+            .iter()
+            .zip(&processes.banks)
+            .map(|(bic, bank)| format!("{bic}={}", bank.url))
+            .collect();
+        for bank in &banks {
+            all.extend(["--bank", bank]);
+        }
+        all.extend(args);
+        let stdout = common::cli::Capture::new();
+        let child = common::cli::corridor_command(&all)
+            .stdout(stdout.stdio())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut process = common::cli::ChildGuard(child);
+        let (lines_in, lines) = std::sync::mpsc::channel();
+        let stderr = std::io::BufReader::new(process.0.stderr.take().unwrap());
+        let reader = std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = lines_in.send(line);
+            }
+        });
+        let mut loadgen = Self { process, stdout, lines, reader, said: Vec::new() };
+        while !loadgen.said.last().is_some_and(|line| line.starts_with("sending")) {
+            let line = loadgen.lines.recv_timeout(std::time::Duration::from_secs(60));
+            let line = line.unwrap_or_else(|_| panic!("loadgen never started sending: {:?}", loadgen.said));
+            loadgen.said.push(line);
+        }
+        loadgen
+    }
+
+    /// Waits, bounded, for it to end: its exit status, its stdout and all it said.
+    fn finish(mut self) -> (Option<std::process::ExitStatus>, String, String) {
+        use common::cli::{COMMAND_POLL_INTERVAL, COMMAND_POLLS_MAX};
+        let status = self.process.wait_bounded(COMMAND_POLLS_MAX, COMMAND_POLL_INTERVAL);
+        if status.is_some() {
+            self.reader.join().unwrap();
+        }
+        self.said.extend(self.lines.try_iter());
+        (status, self.stdout.text(), self.said.join("\n"))
+    }
+}
+
 /// Issue 19 item 6: a bank that restarts under a run (killed with SIGKILL, started
 /// again on the same port) does not end the run without a report: the load generator
 /// reaches it again, asks after the payments whose end it may have missed, sends again
@@ -624,91 +740,59 @@ fn throughput_divides_by_the_window_and_unmeasured_ceilings_are_not_zero() {
 /// The kill must land inside the run whatever the machine's load, without assuming how
 /// long anything takes: the run is a count of payments (`--payments`, not a duration),
 /// which cannot all end while one of the two banks is down, and the bank is killed at its
-/// first payment (a pacs.008 in its log file, read without starting processes), after
-/// checking that the load generator is still running.
+/// first payment, after checking that the load generator is still running.
 #[test]
 fn a_bank_restarting_under_a_run_is_an_outage_in_the_report_not_its_end() {
-    use common::cli::{
-        ANY_LOOPBACK_PORT, ChildGuard, corridor_command, pki_init, start_server, succeeded, text,
-    };
-    use std::io::BufRead;
     let temp = tempfile::tempdir().unwrap();
-    let dir = pki_init(&temp, &["BANKRUMMXXX", "BANKIRTHXXX"]);
-    let d = text(&dir);
-    let hub = start_server(&["hub", "--dir", d, "--listen", ANY_LOOPBACK_PORT], "hub");
-    for bic in ["BANKRUMMXXX", "BANKIRTHXXX"] {
-        let fund = ["fund", "--participant", bic, "--currency", "CNY", "--amount", "1000000"];
-        succeeded(common::cli::corridor(&[&["admin", "--dir", d, "--hub", &hub.url][..], &fund].concat()));
-    }
-    let bank = |bic: &str, listen: &str| {
-        let args = ["bank", "--dir", d, "--bic", bic, "--hub", &hub.url, "--listen", listen];
-        start_server(&args, &format!("bank {bic}"))
-    };
-    let ru = bank("BANKRUMMXXX", ANY_LOOPBACK_PORT);
-    let mut ir = bank("BANKIRTHXXX", ANY_LOOPBACK_PORT);
-    let ir_listen = ir.url.trim_start_matches("https://").to_owned();
-    let stdout = common::cli::Capture::new();
-    let loadgen = corridor_command(&[
-        "loadgen",
-        "--dir",
-        d,
-        "--hub",
-        &hub.url,
-        "--bank",
-        &format!("BANKRUMMXXX={}", ru.url),
-        "--bank",
-        &format!("BANKIRTHXXX={}", ir.url),
-        "--rate",
-        "100",
-        "--payments",
-        "200",
-        "--warmup",
-        "0",
-        "--ceiling-secs",
-        "0",
-        "--json",
-    ])
-    .stdout(stdout.stdio())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut loadgen = ChildGuard(loadgen);
-    let (lines_in, lines) = std::sync::mpsc::channel();
-    let stderr = std::io::BufReader::new(loadgen.0.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = lines_in.send(line);
-        }
-    });
-    let mut said = Vec::new();
-    while !said.last().is_some_and(|line: &String| line.starts_with("sending")) {
-        let line = lines.recv_timeout(std::time::Duration::from_secs(60));
-        said.push(line.unwrap_or_else(|_| panic!("loadgen never started sending: {said:?}")));
-    }
-    // At BANKIRTHXXX's first payment (sent or received: a pacs.008 in its log), it dies
-    // and comes back on the same port.
-    let mut polls = 0;
-    while !ir.stderr.text().contains("pacs.008") {
-        polls += 1;
-        assert!(polls < common::cli::COMMAND_POLLS_MAX, "no payment at BANKIRTHXXX");
-        std::thread::sleep(common::cli::COMMAND_POLL_INTERVAL);
-    }
-    let running = loadgen.0.try_wait().unwrap();
-    assert!(running.is_none(), "loadgen ended ({running:?}) before the bank was killed: {said:?}");
-    ir.process.0.kill().unwrap();
-    ir.process.0.wait().unwrap();
-    drop(ir);
-    let _ir = bank("BANKIRTHXXX", &ir_listen);
-    let status = loadgen.wait_bounded(common::cli::COMMAND_POLLS_MAX, common::cli::COMMAND_POLL_INTERVAL);
-    reader.join().unwrap();
-    said.extend(lines.try_iter());
-    let said = said.join("\n");
+    let mut processes = Processes::start(&temp);
+    let run = ["--rate", "100", "--payments", "200", "--warmup", "0", "--ceiling-secs", "0", "--json"];
+    let mut loadgen = Loadgen::start(&processes, &run);
+    let listen = processes.kill_at_first_payment(1, &mut loadgen);
+    processes.banks[1] = processes.bank(1, &listen);
+    let (status, stdout, said) = loadgen.finish();
     assert!(status.is_some_and(|s| s.success()), "{status:?}\n{said}");
-    let report: Value = serde_json::from_str(&stdout.text()).unwrap_or_else(|e| panic!("{e}: {said}"));
+    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {said}"));
+    assert!(report["aborted"].is_null(), "{report:#}");
     assert!(number(&report, &["bank_outages"]) >= 1.0, "{report:#}");
     assert!(number(&report, &["bank_outage_s"]) > 0.0, "{report:#}");
     assert!(number(&report, &["orders_resent"]) >= 0.0, "{report:#}");
     assert_eq!(number(&report, &["payments_completed"]), 200.0, "{report:#}\n{said}");
     assert_eq!((number(&report, &["payments_rejected"]), number(&report, &["orders_refused"])), (0.0, 0.0));
     assert!(said.contains("BANKIRTHXXX: back after"), "{said}");
+}
+
+/// Issue 19 item 6: a failure after the load has started does not throw the run's
+/// measurements away. A bank killed under a run and not started again (away longer than
+/// `--outage-max-secs`) ends the run with its report, marked `aborted` with the reason
+/// in --json and on the report's first line in text; the run exits 1, not 2 (which
+/// stays for runs that could not start). The run asks for far more payments than it can
+/// make before the bank is given up, so only the abort can end it.
+#[test]
+fn a_bank_that_does_not_come_back_aborts_the_run_with_its_report() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut processes = Processes::start(&temp);
+    let run = ["--rate", "100", "--payments", "100000", "--warmup", "0", "--ceiling-secs", "0"];
+    for json in [true, false] {
+        let args = [&run[..], &["--outage-max-secs", "0.5"], if json { &["--json"] } else { &[] }].concat();
+        let mut loadgen = Loadgen::start(&processes, &args);
+        let listen = processes.kill_at_first_payment(1, &mut loadgen);
+        let (status, stdout, said) = loadgen.finish();
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{status:?}\n{said}\n{stdout}");
+        let last = said.lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: the run was aborted: bank BANKIRTHXXX at https://"), "{said}");
+        assert!(last.contains("has not come back in 0.5 s"), "{last}");
+        if json {
+            let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {said}"));
+            let aborted = report["aborted"].as_str().unwrap_or_else(|| panic!("not aborted: {report:#}"));
+            assert!(aborted.starts_with("bank BANKIRTHXXX at https://"), "{aborted}");
+            assert!(report["payments_unfinished"].as_f64().is_some_and(|n| n > 0.0), "{report:#}");
+            assert!(aborted.contains("measured payments not final when the run ended"), "{aborted}");
+            assert!(number(&report, &["payments_completed"]) < 100000.0, "{report:#}");
+        } else {
+            assert!(stdout.starts_with("ABORTED: bank BANKIRTHXXX at https://"), "{stdout}");
+            assert!(stdout.contains("not final"), "{stdout}");
+        }
+        // The bank back for the second run.
+        processes.banks[1] = processes.bank(1, &listen);
+    }
 }

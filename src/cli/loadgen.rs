@@ -48,6 +48,10 @@ pub struct LoadgenArgs {
     /// the run exits 1.
     #[arg(long, default_value_t = LoadgenConfig::default().rejected_share_max)]
     max_rejected_share: f64,
+    /// Seconds a bank may stay unreachable under the run (it is reconnected meanwhile);
+    /// longer, and the run ends with its report marked aborted and exits 1.
+    #[arg(long, default_value_t = LoadgenConfig::default().outage_max.as_secs_f64())]
+    outage_max_secs: f64,
     /// A running network's directory (with --hub and --bank): drive it instead of
     /// starting one.
     #[arg(long, requires_all = ["hub", "banks_running"])]
@@ -63,9 +67,9 @@ pub struct LoadgenArgs {
     json: bool,
 }
 
-/// Runs the load and prints its report. Exits 1 when the run failed (no payment
-/// completed, or more rejected than --max-rejected-share), after the report; 2 when it
-/// could not run, with one line that says why.
+/// Runs the load and prints its report. Exits 1 when the run failed (aborted after its
+/// load started, no payment completed, or more rejected than --max-rejected-share),
+/// after the report; 2 when it could not start, with one line that says why.
 pub async fn run(args: LoadgenArgs) -> Result<ExitCode> {
     let config = match config_of(args.clone()) {
         Ok(config) => config,
@@ -109,6 +113,7 @@ fn config_of(args: LoadgenArgs) -> Result<LoadgenConfig> {
         currency,
         deposit,
         max_rejected_share,
+        outage_max_secs,
         dir,
         hub,
         banks_running,
@@ -139,6 +144,7 @@ fn config_of(args: LoadgenArgs) -> Result<LoadgenConfig> {
         currency,
         deposit,
         rejected_share_max: max_rejected_share,
+        outage_max: seconds(outage_max_secs, "--outage-max-secs")?,
         target,
     };
     config.validate().map_err(|e| anyhow!(e))?;

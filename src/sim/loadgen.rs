@@ -103,6 +103,9 @@ pub struct LoadgenConfig {
     /// Share of measured payments (0 to 1) that may end rejected or refused before the
     /// run counts as failed.
     pub rejected_share_max: f64,
+    /// Longest a bank may stay unreachable under the run before the run ends, with its
+    /// report marked aborted.
+    pub outage_max: Duration,
     /// Drive this running network instead of starting one.
     pub target: Option<Target>,
 }
@@ -121,6 +124,7 @@ impl Default for LoadgenConfig {
             currency: "CNY".into(),
             deposit: "1000000000".into(),
             rejected_share_max: 0.0,
+            outage_max: OUTAGE_MAX,
             target: None,
         }
     }
@@ -154,6 +158,9 @@ impl LoadgenConfig {
         }
         if self.in_flight_max == 0 {
             return Err("--in-flight must be positive".into());
+        }
+        if self.outage_max.is_zero() {
+            return Err("--outage-max-secs must be positive".into());
         }
         if !(0.0..=1.0).contains(&self.rejected_share_max) {
             return Err(format!(
@@ -218,7 +225,10 @@ impl LatencyMs {
 }
 
 /// Runs the load and reports. `progress` hears what the run is doing; a live counter
-/// is drawn on stderr when it is a terminal.
+/// is drawn on stderr when it is a terminal. An error means the load never started
+/// (bad configuration, something the run needs missing); once it has started, a failure
+/// (a bank away longer than `outage_max`, payments not final in time) ends the run with
+/// its report, marked [`LoadgenReport::aborted`].
 pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Result<LoadgenReport, String> {
     config.validate()?;
     let (currency, payment, deposit) = config.amounts()?;
@@ -258,10 +268,14 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
         }
     };
     let measured = measure(config, &mut setup, progress).await;
-    if let Some(local) = own {
-        local.stop().await?;
-    }
+    let stopped = match own {
+        Some(local) => local.stop().await,
+        None => Ok(()),
+    };
     let mut report = measured?;
+    if let Err(e) = stopped {
+        report.aborted.get_or_insert(format!("its own network did not stop cleanly: {e}"));
+    }
     report.network = if config.target.is_some() { "running" } else { "own" }.into();
     report.banks = setup.banks.len();
     report.cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -380,6 +394,7 @@ struct Shared {
     book: Arc<Mutex<Book>>,
     window: Option<Arc<Semaphore>>,
     notices: mpsc::Sender<String>,
+    outage_max: Duration,
 }
 
 /// Opens each bank's streams and starts its link; returns the senders of its orders.
@@ -401,6 +416,7 @@ async fn start_links(
             book: shared.book.clone(),
             window: shared.window.clone(),
             notices: shared.notices.clone(),
+            outage_max: shared.outage_max,
         };
         let streams = link.open(client).await?;
         let (sender, receiver) = mpsc::channel(crate::bank::SUBMIT_STREAM_WINDOW);
@@ -410,7 +426,8 @@ async fn start_links(
     Ok(senders)
 }
 
-/// Sends the load and measures it.
+/// Sends the load and measures it. An error means the load could not start; a failure
+/// after it started ends the run early, told in `report.aborted`.
 async fn drive(
     config: &LoadgenConfig,
     setup: &Setup,
@@ -426,7 +443,12 @@ async fn drive(
     let closed_loop = config.rate_per_s.is_none();
     let window = Arc::new(Semaphore::new(config.in_flight_max));
     let (notices, mut notices_out) = mpsc::channel(NOTICES_MAX);
-    let shared = Shared { book: book.clone(), window: closed_loop.then(|| window.clone()), notices };
+    let shared = Shared {
+        book: book.clone(),
+        window: closed_loop.then(|| window.clone()),
+        notices,
+        outage_max: config.outage_max,
+    };
     let mut tasks = JoinSet::new();
     let senders = start_links(setup, clients, orders, &shared, &mut tasks).await?;
     drop(shared);
@@ -452,8 +474,12 @@ async fn drive(
     });
     let work = async {
         let bics: Vec<Bic> = setup.banks.iter().map(|(bic, _)| *bic).collect();
-        let sent = generate(config, &bics, &senders, &book, &window, start).await;
-        (sent, drain(&book, &mut tasks).await)
+        // A link that fails while orders are still being made ends the run there.
+        tokio::select! {
+            sent = generate(config, &bics, &senders, &book, &window, start) => sent?,
+            Some(ended) = tasks.join_next() => return Err(link_problem(ended)),
+        }
+        drain(&book, &mut tasks).await
     };
     let tell = async {
         while let Some(notice) = notices_out.recv().await {
@@ -461,9 +487,12 @@ async fn drive(
         }
         std::future::pending::<()>().await;
     };
-    let (sent, drained) = tokio::select! { done = work => done, () = tell => unreachable!("never ends") };
-    let (cpu_start_at, cpu_start) = cpu_at_start.await.map_err(|e| e.to_string())?;
-    let measured_for = cpu_start_at.elapsed().as_secs_f64();
+    let outcome = tokio::select! { done = work => done, () = tell => unreachable!("never ends") };
+    let ended_at = Instant::now();
+    // A run aborted in its warm-up measured nothing: its CPU is counted from the abort.
+    cpu_at_start.abort_handle().abort();
+    let (cpu_start_at, cpu_start) = cpu_at_start.await.unwrap_or_else(|_| (ended_at, cpu_seconds()));
+    let measured_for = cpu_start_at.elapsed().as_secs_f64().max(1e-3);
     report.cpu_cores_used = (cpu_seconds() - cpu_start) / measured_for;
     sampler.abort();
     (report.rss_bytes_by_minute, report.peak_rss_bytes_by_minute) =
@@ -471,26 +500,38 @@ async fn drive(
     counter.finish_and_clear();
     drop(senders);
     tasks.abort_all();
-    sent?;
-    drained?;
-    account(&book.lock().expect("book lock"), measure_until, report);
+    account(&book.lock().expect("book lock"), measure_until, ended_at, report);
+    report.aborted = outcome.err().map(|problem| match report.payments_unfinished {
+        0 => problem,
+        n => format!("{problem}; {n} measured payments not final when the run ended"),
+    });
     report.time_breakdown = recorder.map(|r| r.breakdown(measured_for, report.latency_ms.mean));
     Ok(())
 }
 
-/// The book's figures into the report.
-fn account(book: &Book, measure_until: Option<Instant>, report: &mut LoadgenReport) {
-    // A --duration run's window is its duration: the payments due in it are counted
-    // whenever they end, but the drain after it is not part of the window. A
-    // --payments run sends nothing after its last payment, so its window ends when
-    // that payment does.
-    let end = measure_until.unwrap_or(book.last_final);
+/// What a bank's link that ended says: its error, or that it ended.
+fn link_problem(ended: Result<Result<(), String>, tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(Err(problem)) => problem,
+        Ok(Ok(())) => "a bank's link ended".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The book's figures into the report, for a run that ended at `ended_at`.
+fn account(book: &Book, measure_until: Option<Instant>, ended_at: Instant, report: &mut LoadgenReport) {
+    // A --duration run's window is its duration (or less, when the run was aborted in
+    // it): the payments due in it are counted whenever they end, but the drain after it
+    // is not part of the window. A --payments run sends nothing after its last payment,
+    // so its window ends when that payment does.
+    let end = measure_until.map_or(book.last_final, |until| until.min(ended_at));
     report.duration_s = end.saturating_duration_since(book.measure_from).as_secs_f64();
     report.drain_s = book.last_final.saturating_duration_since(end).as_secs_f64();
     report.payments_completed = book.completed;
     report.payments_rejected = book.rejected;
     report.orders_refused = book.refused;
     let measured = book.completed + book.rejected + book.refused;
+    report.payments_unfinished = book.measured_due.saturating_sub(measured);
     report.rejected_share =
         if measured == 0 { 0.0 } else { (book.rejected + book.refused) as f64 / measured as f64 };
     report.rejections_by_reason = book.rejections_by_reason.clone();
@@ -551,8 +592,8 @@ async fn generate(
 
 /// Waits until every measured payment is final (or refused): at most [`DRAIN_TIMEOUT`]
 /// after the end of sending or after a bank's last return, and as long as a bank is
-/// away (its link gives up after [`OUTAGE_MAX`]); a link that fails ends the wait with
-/// its error.
+/// away (its link gives up after the run's `outage_max`); a link that fails ends the
+/// wait with its error.
 async fn drain(book: &Mutex<Book>, tasks: &mut JoinSet<Result<(), String>>) -> Result<(), String> {
     let sent_at = Instant::now();
     loop {
@@ -563,19 +604,16 @@ async fn drain(book: &Mutex<Book>, tasks: &mut JoinSet<Result<(), String>>) -> R
             }
             let deadline = book.last_reconnect.map_or(sent_at, |at| at.max(sent_at)) + DRAIN_TIMEOUT;
             if book.banks_down == 0 && Instant::now() >= deadline {
+                // The report adds how many.
                 return Err(format!(
-                    "{} measured payments still not final after {} s",
-                    book.measured_due - book.completed - book.rejected - book.refused,
+                    "measured payments still not final {} s after the last send or a bank's return",
                     DRAIN_TIMEOUT.as_secs()
                 ));
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
-            Some(ended) = tasks.join_next() => {
-                let problem = ended.map_err(|e| e.to_string())?.err().unwrap_or_else(|| "a bank's link ended".into());
-                return Err(problem);
-            }
+            Some(ended) = tasks.join_next() => return Err(link_problem(ended)),
         }
     }
 }

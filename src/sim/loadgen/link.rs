@@ -18,7 +18,8 @@ use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::tls::NetworkDir;
 
-/// Longest a bank may stay unreachable before the run gives up on it.
+/// Longest a bank may stay unreachable before the run gives up on it, unless the run
+/// says otherwise (`--outage-max-secs`).
 pub const OUTAGE_MAX: Duration = Duration::from_secs(60);
 /// First wait between two attempts to reach a bank that went away; it doubles up to
 /// [`RECONNECT_DELAY_MAX`].
@@ -75,6 +76,8 @@ pub(super) struct Link {
     pub window: Option<Arc<Semaphore>>,
     /// Where the link says what happened to its bank, for people.
     pub notices: mpsc::Sender<String>,
+    /// Longest the bank may stay unreachable before the link gives up.
+    pub outage_max: Duration,
 }
 
 impl Link {
@@ -189,7 +192,7 @@ impl Link {
         Ok(())
     }
 
-    /// Reaches the bank again and opens its streams, trying for up to [`OUTAGE_MAX`].
+    /// Reaches the bank again and opens its streams, trying for up to `outage_max`.
     async fn reconnect(&self) -> Result<Streams, String> {
         let (bic, down_at) = (self.bic(), Instant::now());
         self.book.lock().expect("book lock").banks_down += 1;
@@ -202,11 +205,11 @@ impl Link {
             };
             match attempt {
                 Ok(streams) => break streams,
-                Err(e) if down_at.elapsed() >= OUTAGE_MAX => {
+                Err(e) if down_at.elapsed() >= self.outage_max => {
                     return Err(format!(
                         "bank {bic} at {} has not come back in {} s: {e}",
                         self.url,
-                        OUTAGE_MAX.as_secs()
+                        self.outage_max.as_secs_f64()
                     ));
                 }
                 Err(_) => {}

@@ -11,6 +11,10 @@ use crate::sim::breakdown::TimeBreakdown;
 /// The result of a run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct LoadgenReport {
+    /// Why the run ended before every measured payment was final, once the load had
+    /// started (a bank away longer than `--outage-max-secs`, payments not final in time);
+    /// `None` for a run that ran to its end. The figures are those measured until then.
+    pub aborted: Option<String>,
     /// `closed-loop` or `open-loop`.
     pub mode: String,
     /// `own` (started in this process) or `running`.
@@ -39,6 +43,8 @@ pub struct LoadgenReport {
     pub payments_rejected: u64,
     /// Orders the banks refused before sending anything: none in a healthy run.
     pub orders_refused: u64,
+    /// Measured payments whose end the run did not learn: 0 unless it was aborted.
+    pub payments_unfinished: u64,
     /// Rejected payments and refused orders over every measured one (0 to 1).
     pub rejected_share: f64,
     /// Rejected payments and refused orders by ISO reason code (a refusal without one
@@ -79,9 +85,12 @@ pub struct LoadgenReport {
 }
 
 impl LoadgenReport {
-    /// What makes the run a failure, if anything: no payment completed, or more of
-    /// them rejected (or refused) than `rejected_share_max` allows.
+    /// What makes the run a failure, if anything: it was aborted, no payment completed,
+    /// or more of them were rejected (or refused) than `rejected_share_max` allows.
     pub fn problem(&self, rejected_share_max: f64) -> Option<String> {
+        if let Some(aborted) = &self.aborted {
+            return Some(format!("the run was aborted: {aborted}"));
+        }
         let failed = self.payments_rejected + self.orders_refused;
         if self.payments_completed == 0 {
             return Some(format!(
@@ -120,12 +129,13 @@ impl LoadgenReport {
         let share =
             self.ratio_to_crypto_ceiling.map(|r| format!("  ({:.0}% of the crypto ceiling)", 100.0 * r));
         format!(
-            "{} ({}{rate}), {} banks, {} cores, payments of {} {}, {:.1} s measured (+{:.1} s drain)\n\
-             payments: {} completed, {} rejected, {} orders refused{}\n\
+            "{}{} ({}{rate}), {} banks, {} cores, payments of {} {}, {:.1} s measured (+{:.1} s drain)\n\
+             payments: {} completed, {} rejected, {} orders refused{}{}\n\
              throughput: {:.0} payments/s{}\n\
              latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
              {}\n{}\n\
              cpu: {:.2} cores; peak RSS {:.1} MiB{}{}",
+            self.aborted.as_ref().map(|a| format!("ABORTED: {a}\n")).unwrap_or_default(),
             self.mode,
             self.network,
             self.banks,
@@ -137,6 +147,10 @@ impl LoadgenReport {
             self.payments_completed,
             self.payments_rejected,
             self.orders_refused,
+            match self.payments_unfinished {
+                0 => String::new(),
+                n => format!(", {n} not final"),
+            },
             self.render_reasons("\nrejections by reason: "),
             self.payments_per_s,
             share.unwrap_or_default(),
@@ -224,6 +238,29 @@ mod tests {
         assert!(too_many.contains("4 of 10") && too_many.contains("40.0%"), "{too_many}");
         assert_eq!(report(6, 3, 1).problem(0.4), None);
         assert!(report(6, 3, 1).problem(0.39).is_some());
+    }
+
+    /// A run aborted after its load started (issue 19 item 6: a bank restarting under it
+    /// must not end it without a report) is a failure that says why, on the report's
+    /// first line in text and as `aborted` in JSON (null for a run that ran to its end),
+    /// whatever its other figures.
+    #[test]
+    fn an_aborted_run_is_a_failure_its_report_names() {
+        let json = serde_json::to_value(report(10, 0, 0)).unwrap();
+        assert!(json["aborted"].is_null() && json["payments_unfinished"] == 0, "{json}");
+        let aborted = LoadgenReport {
+            aborted: Some("bank BANKIRTHXXX at https://127.0.0.1:1 has not come back in 1 s".into()),
+            payments_unfinished: 3,
+            ..report(10, 0, 0)
+        };
+        let problem = aborted.problem(1.0).expect("a failure");
+        assert!(problem.starts_with("the run was aborted: bank BANKIRTHXXX"), "{problem}");
+        let text = aborted.render();
+        assert!(text.starts_with("ABORTED: bank BANKIRTHXXX"), "{text}");
+        assert!(text.contains("10 completed, 0 rejected, 0 orders refused, 3 not final"), "{text}");
+        let json = serde_json::to_value(&aborted).unwrap();
+        assert_eq!(json["aborted"], "bank BANKIRTHXXX at https://127.0.0.1:1 has not come back in 1 s");
+        assert_eq!(json["payments_unfinished"], 3);
     }
 
     /// Ceilings not measured are told as such, never as a figure of 0.
