@@ -190,6 +190,8 @@ fn bad_loadgen_arguments_are_refused() {
         &["loadgen", "--duration", "-1"],
         &["loadgen", "--duration", "soon"],
         &["loadgen", "--in-flight", "0"],
+        &["loadgen", "--outage-max-secs", "0"],
+        &["loadgen", "--outage-max-secs", "-1"],
         &["loadgen", "--dir", empty],
         &[
             "loadgen",
