@@ -322,14 +322,16 @@ impl Credentials {
         Arc::clone(&self.current.read().expect("credentials lock").0)
     }
 
-    /// The key to sign with now: the newest usable now, or if none is (all retired or
-    /// revoked; the hub will say so), the newest there is.
-    pub fn identity(&self) -> Arc<SigningIdentity> {
+    /// The key to sign with at `now_unix_ms` (by the node's [`crate::clock::Clock`], the
+    /// time the message is stamped with, since that is what verifiers judge the key by):
+    /// the newest usable then, or if none is (all retired or revoked; the hub will say
+    /// so), the newest there is.
+    pub fn identity(&self, now_unix_ms: i64) -> Arc<SigningIdentity> {
         let current = self.current.read().expect("credentials lock");
         let (directory, keys) = &*current;
-        let now = crate::clock::unix_ms_now();
-        let usable =
-            directory.current_key(self.bic, now).and_then(|id| keys.iter().find(|k| k.key_id() == id));
+        let usable = directory
+            .current_key(self.bic, now_unix_ms)
+            .and_then(|id| keys.iter().find(|k| k.key_id() == id));
         Arc::clone(usable.unwrap_or_else(|| keys.last().expect("at least one key")))
     }
 

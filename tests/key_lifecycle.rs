@@ -26,12 +26,14 @@ use std::time::Duration;
 use common::bic;
 use common::cli::{self, Outcome, files_under, refused_in_one_line, succeeded, text};
 use common::net::{
-    CN, IR, RU, RawSession, balance, expect_ack, expect_nak, network_with_nodes, order, transfer,
+    CN, IR, RU, RawSession, balance, expect_ack, expect_nak, network_with_config, network_with_nodes, order,
+    transfer,
 };
 use corridor::bank::Payment;
+use corridor::clock::{Clock, ManualClock};
 use corridor::crypto::{KeyId, KeyValidity, SigningIdentity, load_signing_key};
 use corridor::directory::{DIRECTORY_FILE, Directory, DirectoryFile};
-use corridor::hub::{self, SqliteHubJournal};
+use corridor::hub::{self, HubConfig, SqliteHubJournal};
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
@@ -491,6 +493,41 @@ async fn a_node_that_reads_its_new_key_before_the_hub_and_the_receiver_still_has
         );
     }
     network.stop().await.unwrap();
+}
+
+/// A node chooses its signing key by its own clock, the one that stamps the message
+/// and by which the hub judges the key, not by the system's: on a manual clock shared
+/// by the hub and the banks, a rotated key signs from exactly its activation by that
+/// clock, and the hub takes it. With no overlap the old key retires at that moment, so
+/// a node choosing by the system's clock (behind the manual one here) would go on
+/// signing with a key the hub has retired; one ahead would sign with a key the hub does
+/// not yet take.
+#[tokio::test]
+async fn on_a_manual_clock_a_rotated_key_signs_from_its_activation_by_that_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    // From the system's time now: the keys `pki init` makes are valid from then.
+    let clock = ManualClock::starting_now();
+    let config = HubConfig { clock: Clock::from(clock.clone()), ..HubConfig::default() };
+    let network = network_with_config(dir.path(), &[RU, IR], &[RU, IR], config).await;
+    let (ru, ir) = (network.index_of(bic(RU)), network.index_of(bic(IR)));
+    let rotation = tls::rotate(dir.path(), bic(RU), Duration::ZERO).unwrap();
+    verifiers_read_the_directory_first(&network, &[ir]);
+    network.banks[ru].bank.reload_credentials(&network.network).unwrap();
+
+    let activates = rotation.activates_unix_ms;
+    clock.set(activates - 1);
+    pay_settled(&network, ru, IR, "1.00").await;
+    assert_eq!(newest_key_signed_by(&network.network, RU).as_deref(), Some("k1"), "k2 is not active yet");
+    clock.set(activates);
+    pay_settled(&network, ru, IR, "1.00").await;
+    assert_eq!(newest_key_signed_by(&network.network, RU).as_deref(), Some("k2"), "k2 from its activation");
+    // An hour on by the manual clock (the system's has not got there): k1 is retired.
+    clock.advance(Duration::from_secs(3600));
+    pay_settled(&network, ru, IR, "1.00").await;
+    assert_eq!(newest_key_signed_by(&network.network, RU).as_deref(), Some("k2"));
+    assert_eq!(balance(&network, ir, "C002"), 300, "all three settled at the receiver");
+    network.stop().await.unwrap();
+    assert_eq!(keys_in_journal(&NetworkDir::new(dir.path()), RU), ["k1", "k2", "k2"]);
 }
 
 // ---------------------------------------------------------------------------------------

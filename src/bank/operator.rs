@@ -359,19 +359,22 @@ impl Bank {
         body: Body,
     ) -> MessageId {
         let message_type = body.message_type();
+        let created_unix_ms = self.now_unix_ms();
         let header = Header {
             message_id: MessageId::generate(),
             uetr,
             sender: self.bic(),
             receiver,
-            creation_time_unix_ms: self.now_unix_ms(),
+            creation_time_unix_ms: created_unix_ms,
             sequence_number: state.cursor.next_sequence_number,
             possible_duplicate: false,
         };
         state.cursor.next_sequence_number += 1;
         let message_id = header.message_id.clone();
         let message = Message::new(header, body).expect("the bank builds consistent messages");
-        let envelope = self.inner.credentials.identity().sign(&message);
+        // The key usable when the message was created: what the hub and the receiver
+        // judge it by.
+        let envelope = self.inner.credentials.identity(created_unix_ms).sign(&message);
         let isn = state.cursor.next_isn;
         state.cursor.next_isn += 1;
         state.outbox_put(OutboxEntry {

@@ -342,7 +342,7 @@ impl Hub {
         let key = MessageKey::new(peer, &message_id);
         // Signed before taking the lock: the lock guards bookkeeping only. A duplicate
         // gets a receipt signed now too: the same bytes unless the hub's key rotated.
-        let identity = self.inner.credentials.identity();
+        let identity = self.inner.credentials.identity(self.now_unix_ms());
         let receipt = Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec());
         let receipt_key_id = identity.key_id().to_string();
         let signature = envelope.signature.to_bytes();

@@ -49,7 +49,8 @@ pub struct LocalNetwork {
     /// The running banks.
     pub banks: Vec<LocalBank>,
     config: HubConfig,
-    /// Settings of the bank nodes started from now on (the default unless a test sets it).
+    /// Settings of the bank nodes started from now on (the default, on the hub's clock,
+    /// unless a test sets it).
     pub bank_config: bank::BankConfig,
     shutdown: CancellationToken,
     hub_task: JoinHandle<Result<(), String>>,
@@ -71,11 +72,12 @@ impl LocalNetwork {
         Self::start_hub(network, HubConfig::default()).await
     }
 
-    /// Starts a hub for an existing network directory.
+    /// Starts a hub for an existing network directory. The banks started later read
+    /// the hub's clock (`config.clock`): one process, one time of day.
     pub async fn start_hub(network: NetworkDir, config: HubConfig) -> Result<Self, String> {
         let (listener, hub_url) = bind_loopback().await?;
         let (hub, shutdown, hub_task) = spawn_hub(&network, config.clone(), listener).await?;
-        let bank_config = bank::BankConfig::default();
+        let bank_config = bank::BankConfig { clock: config.clock.clone(), ..bank::BankConfig::default() };
         Ok(Self {
             network,
             hub: Some(hub),
@@ -123,9 +125,12 @@ impl LocalNetwork {
     /// Starts a bank node for `bic` and returns its index in `banks`.
     pub async fn start_bank(&mut self, bic: Bic) -> Result<usize, String> {
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
-        let identity = self.network.signing_identity(Role::Bank(bic)).map_err(|e| e.to_string())?;
-        let data = self.network.bank_data_dir(bic);
         let config = self.bank_config.clone();
+        let identity = self
+            .network
+            .signing_identity_at(Role::Bank(bic), config.clock.unix_ms())
+            .map_err(|e| e.to_string())?;
+        let data = self.network.bank_data_dir(bic);
         // Opening may wait for a previous instance to let go of the store: not on the reactor.
         let bank = tokio::task::spawn_blocking(move || Bank::open_with(identity, directory, &data, config))
             .await
@@ -195,7 +200,8 @@ async fn spawn_hub(
     listener: TcpListener,
 ) -> Result<(Hub, CancellationToken, HubTask), String> {
     let directory = Directory::load(network.root()).map_err(|e| e.to_string())?;
-    let identity = network.signing_identity(Role::Hub).map_err(|e| e.to_string())?;
+    let identity =
+        network.signing_identity_at(Role::Hub, config.clock.unix_ms()).map_err(|e| e.to_string())?;
     let data = network.hub_data_dir();
     // Opening may wait for a previous instance to let go of the journal: not on the reactor.
     let opened = tokio::task::spawn_blocking(move || Hub::open(config, directory, identity, &data));

@@ -147,11 +147,18 @@ impl NetworkDir {
     }
 
     /// A role's Ed25519 signing identity (hub or bank) as `directory.json` says now: its
-    /// newest key usable now.
+    /// newest key usable now by the system's clock. For what runs on the system's clock
+    /// (tools, tests); a node on another clock asks [`NetworkDir::signing_identity_at`].
     pub fn signing_identity(&self, role: Role) -> Result<SigningIdentity, PkiError> {
+        self.signing_identity_at(role, crate::clock::unix_ms_now())
+    }
+
+    /// A role's Ed25519 signing identity as `directory.json` says now: its newest key
+    /// usable at `now_unix_ms` (by the clock of the node that will sign with it).
+    pub fn signing_identity_at(&self, role: Role, now_unix_ms: i64) -> Result<SigningIdentity, PkiError> {
         let directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
         let bic = signer_of(role)?;
-        let key_id = directory.current_key(bic, crate::clock::unix_ms_now()).ok_or_else(|| {
+        let key_id = directory.current_key(bic, now_unix_ms).ok_or_else(|| {
             PkiError::Invalid(format!(
                 "{bic} has no signing key usable now (every key is retired or revoked): \
                  give it a new one with `corridor pki rotate`"
