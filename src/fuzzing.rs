@@ -3,8 +3,8 @@
 //! No input may make them panic, except by breaking one of the invariants they assert
 //! (a round trip that changes a value, a verdict that depends on how it was reached, a
 //! hub that disagrees with its own bookkeeping): that is a bug, and the fuzzer reports it
-//! as a crash. `fuzz/fuzz_targets/NAME.rs` runs [`envelope`], [`message`], [`amount`] and
-//! [`hub_ingest`] under libFuzzer (`cargo +nightly fuzz run NAME`), and
+//! as a crash. `fuzz/fuzz_targets/NAME.rs` runs [`envelope`], [`message`], [`amount`],
+//! [`iso20022_xml`] and [`hub_ingest`] under libFuzzer (`cargo +nightly fuzz run NAME`), and
 //! `tests/fuzz_corpus.rs` runs the seed corpus `fuzz/corpus/NAME/` through the same
 //! functions as an ordinary test. They live in the library so that the hub target can
 //! drive the crate-private session steps the gRPC service drives.
@@ -21,7 +21,7 @@ use tonic::Code;
 use crate::crypto::{KeyDirectory, KeyId, SignedEnvelope, SigningIdentity};
 use crate::directory::{Directory, DirectoryFile};
 use crate::hub::{Agreement, Hub, HubConfig, OperatorAction};
-use crate::iso20022::mt103;
+use crate::iso20022::{self, mt103};
 use crate::model::{Amount, Balance, Bic, Currency, CurrencyPair, Rate, wire};
 use crate::pb;
 use crate::pb::session_response::Frame;
@@ -179,6 +179,22 @@ pub fn mt103(data: &[u8]) {
     assert_eq!(again.header, imported.header, "the header survives MT103 and back");
     assert_eq!(again.transfer, expected, "the payment survives MT103 and back");
     assert_eq!(again.not_modelled, Vec::new(), "an exported MT103 holds only what the model holds");
+}
+
+/// ISO 20022 XML: read (safely: no panic, whatever the bytes), and what reads writes back
+/// and reads again as the same message with nothing left over (see [`crate::iso20022`]).
+/// A message whose rate the schema's `BaseOneRate` cannot hold is not written, by design.
+pub fn iso20022_xml(data: &[u8]) {
+    let Ok(imported) = iso20022::read(data) else { return };
+    let xml = match iso20022::write(&imported.message) {
+        Ok(xml) => xml,
+        Err(iso20022::XmlError::Unwritable { .. }) => return,
+        Err(error) => panic!("a message read from XML does not write back: {error}"),
+    };
+    let again = iso20022::read(xml.as_bytes())
+        .unwrap_or_else(|error| panic!("written XML does not read back: {error}\n{xml}"));
+    assert_eq!(again.message, imported.message, "the message survives XML and back");
+    assert_eq!(again.not_carried, Vec::<String>::new(), "written XML holds only what the model holds");
 }
 
 /// Runs bytes through the hub's whole ingest path in process, without a network.

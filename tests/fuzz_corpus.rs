@@ -63,6 +63,11 @@ fn amount_corpus() {
 }
 
 #[test]
+fn iso20022_xml_corpus() {
+    run_corpus("iso20022_xml", fuzzing::iso20022_xml);
+}
+
+#[test]
 fn mt103_corpus() {
     run_corpus("mt103", fuzzing::mt103);
 }
@@ -303,6 +308,36 @@ fn envelope_seeds() -> Vec<(String, Vec<u8>)> {
     seeds
 }
 
+/// The seed messages as ISO 20022 XML (every type), and XML of the project's own that
+/// reaches the reader's other paths: a bare Document, an element Corridor does not model,
+/// a bad currency, a DTD with entities, an unsupported version, text that is not XML.
+fn iso20022_xml_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut seeds: Vec<(String, Vec<u8>)> = seed_messages()
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                format!("{}-{i}.xml", m.message_type().code()),
+                corridor::iso20022::write(m).unwrap().into_bytes(),
+            )
+        })
+        .collect();
+    let pacs008 = String::from_utf8(seeds[0].1.clone()).unwrap();
+    let start = pacs008.find("<Document").unwrap();
+    let end = pacs008.find("</Document>").unwrap() + "</Document>".len();
+    seeds.push(("bare-document.xml".into(), pacs008.as_bytes()[start..end].to_vec()));
+    let extra = pacs008.replace("</Dbtr>", "<CtryOfRes>RU</CtryOfRes></Dbtr>");
+    seeds.push(("not-carried.xml".into(), extra.into_bytes()));
+    seeds.push(("bad-currency.xml".into(), pacs008.replace("Ccy=\"RUB\"", "Ccy=\"RUX\"").into_bytes()));
+    let laughs = "<!DOCTYPE d [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;\">]><Document>&b;</Document>";
+    seeds.push(("billion-laughs.xml".into(), laughs.as_bytes().to_vec()));
+    let newer =
+        "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.12\"><FIToFICstmrCdtTrf/></Document>";
+    seeds.push(("newer-version.xml".into(), newer.as_bytes().to_vec()));
+    seeds.push(("not-xml.txt".into(), b"{1:F01BANKRUMMAXXX0000000000}".to_vec()));
+    seeds
+}
+
 /// The seed pacs.008 messages as MT103, and MT103 texts of the project's own that reach
 /// the reader's other paths: input form, LF line ends, 50K and 59, fields Corridor does
 /// not model, a return, another message type, text that is not an MT.
@@ -482,5 +517,6 @@ fn write_seed_corpus() {
     write_seeds("envelope", envelope_seeds());
     write_seeds("amount", amount_seeds());
     write_seeds("mt103", mt103_seeds());
+    write_seeds("iso20022_xml", iso20022_xml_seeds());
     write_seeds("hub_ingest", hub_seeds());
 }
