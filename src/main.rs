@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{Cli, Command, admin, demo, iso20022, loadgen, nodes, operator, pki, reconcile};
+use cli::{Cli, Command, admin, demo, edge, iso20022, loadgen, nodes, operator, pki, reconcile};
 
 /// mimalloc: the hot path allocates and frees small buffers (frames, envelopes, records)
 /// on one thread and frees them on another. With the system allocator, malloc and free
@@ -75,6 +75,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Recall(args) => operator::recall(args).await?,
         Command::AnswerRecall(args) => operator::answer_recall(args).await?,
         Command::Status(args) => operator::payment_status(args).await?,
+        Command::Export(args) => edge::export(args).await?,
         Command::Balances(args) => operator::balances(args).await?,
         Command::Payments(args) => operator::payments(args).await?,
         Command::Statement(args) => operator::statement(args).await?,

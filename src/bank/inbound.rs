@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 
 use super::state::BankState;
+use super::store::KeptMessage;
 use super::{Bank, Direction, Payment, ledger_book};
 use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope};
 use crate::ledger::AccountId;
@@ -251,7 +252,7 @@ impl Bank {
         verified: Result<SignedEnvelope, String>,
     ) -> Result<(pb::Delivered, Ticket), String> {
         // Decoding is checked before taking the lock: CPU work, no state.
-        let checked = verified.and_then(|envelope| self.check_delivery(&envelope));
+        let checked = verified.and_then(|envelope| Ok((self.check_delivery(&envelope)?, envelope)));
         let mut state = self.state();
         let last = state.cursor.last_osn_processed;
         if deliver.osn > last + 1 {
@@ -265,7 +266,9 @@ impl Bank {
             // hub delivers the message again on the next one.
             let unreadable = |e: crate::store::StoreError| format!("cannot read the bank's store: {e}");
             match checked {
-                Ok(message) => self.process_delivery(&mut state, &message).map_err(unreadable)?,
+                Ok((message, envelope)) => {
+                    self.process_delivery(&mut state, &message, &envelope).map_err(unreadable)?
+                }
                 Err(problem) => self.refuse_delivery(&mut state, deliver, &problem).map_err(unreadable)?,
             }
             state.cursor.last_osn_processed = deliver.osn;
@@ -366,7 +369,12 @@ impl Bank {
         Ok(message)
     }
 
-    fn process_delivery(&self, state: &mut BankState, message: &Message) -> Result<(), StoreError> {
+    fn process_delivery(
+        &self,
+        state: &mut BankState,
+        message: &Message,
+        envelope: &SignedEnvelope,
+    ) -> Result<(), StoreError> {
         let header = message.header();
         let fresh = match message.body().uetr() {
             Some(uetr) => {
@@ -383,6 +391,13 @@ impl Bank {
             return Ok(());
         }
         state.record_processed(header.sender, &header.message_id, header.creation_time_unix_ms);
+        if let Some(uetr) = message.body().uetr() {
+            state.keep_message(KeptMessage {
+                uetr,
+                sent: false,
+                envelope: pb::SignedEnvelope::from(envelope),
+            });
+        }
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),
             Body::Pacs002(report) => self.receive_status(state, header, report),

@@ -8,6 +8,7 @@
 
 mod cases;
 mod inbound;
+mod iso_edge;
 mod ledger_book;
 mod operator;
 mod service;
@@ -16,6 +17,7 @@ mod state;
 pub mod statement;
 pub mod store;
 
+pub use iso_edge::ExportedMessage;
 pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
 pub use operator::{PaymentOrder, QuoteOffer};
 pub use service::{BankServer, SUBMIT_STREAM_WINDOW, run};
@@ -105,6 +107,10 @@ pub enum BankError {
     /// The hub cannot be reached or did not answer.
     #[error("{0}")]
     Unavailable(String),
+    /// An XML document could not be read, or holds what Corridor would not carry (the
+    /// sentence names the element by its path).
+    #[error("{0}")]
+    Xml(String),
 }
 
 /// Direction of a payment seen from this bank.

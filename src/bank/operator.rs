@@ -1,7 +1,7 @@
 //! What a bank's operator can do: open and block accounts, start payments. Each answer
 //! is given only once its changes are durable.
 
-use super::store::OutboxEntry;
+use super::store::{KeptMessage, OutboxEntry};
 use super::{Bank, BankError, Direction, Payment, ledger_book, state::BankState};
 use crate::ledger::{Account, AccountId, AccountKind, LedgerError};
 use crate::model::*;
@@ -243,7 +243,7 @@ impl Bank {
     /// into another currency first learns its rate (agreement or quote).
     pub async fn submit_payment(&self, order: &PaymentOrder) -> Result<Payment, BankError> {
         let conversion = self.conversion_for(order).await?;
-        let (payment, ticket) = self.submit_payment_now(order, conversion)?;
+        let (payment, ticket) = self.submit_payment_now(order, conversion, None)?;
         self.durable(ticket).await?;
         tracing::info!(uetr = %payment.uetr, bank = %self.bic(), receiver = %payment.counterparty, amount = %payment.amount, "payment submitted");
         self.wake_outbox();
@@ -252,10 +252,16 @@ impl Bank {
 
     /// Takes an order now (validated, booked, signed, queued), without waiting: the
     /// payment may be told to anyone, and sent, only once the ticket is durable.
+    ///
+    /// An order read from a pacs.008 document (`imported`, see `iso_edge`) keeps the
+    /// document's UETR, ids, settlement date, charge bearer and debtor; the UETR is its
+    /// idempotency key, so a payment this bank already has under it is answered again
+    /// (the same order) or refused (another), and nothing is booked twice.
     pub(crate) fn submit_payment_now(
         &self,
         order: &PaymentOrder,
         conversion: Option<(Conversion, Amount)>,
+        imported: Option<&CreditTransfer>,
     ) -> Result<(Payment, Ticket), BankError> {
         let bic = self.bic();
         let creditor_agent = Bic::parse(&order.creditor_agent).map_err(|e| e.at("creditor_agent_bic"))?;
@@ -275,7 +281,7 @@ impl Bank {
             message::TEXT_LENGTH_MAX,
             false,
         )?;
-        let uetr = Uetr::generate();
+        let uetr = imported.map_or_else(Uetr::generate, |t| t.uetr);
         if let Some((c, _)) = &conversion
             && c.instructed != amount
         {
@@ -285,6 +291,19 @@ impl Bank {
             )));
         }
         let mut state = self.state();
+        if imported.is_some() && state.load_payment(&self.reader(), uetr)?.is_some() {
+            let known = state.payment(&uetr).expect("just loaded").clone();
+            let same = known.direction == Direction::Outgoing
+                && known.debtor_account == debtor_id.as_str()
+                && known.creditor_account == order.creditor_account
+                && known.counterparty == creditor_agent
+                && known.amount == amount;
+            if !same {
+                return Err(BankError::Refused(format!("uetr: {uetr} already names another payment here")));
+            }
+            // Nothing new: the ticket is the last append's, after the payment's own.
+            return Ok((known, state.commit(&self.inner.journal)));
+        }
         let debtor = match state.ledger.account(&debtor_id) {
             Some(account) if account.kind == AccountKind::Customer => account.clone(),
             _ => return Err(BankError::NotFound(format!("debtor_account: no customer account {debtor_id}"))),
@@ -298,7 +317,10 @@ impl Bank {
                 debtor.currency
             )));
         }
-        let debtor_party = Party::new(&debtor.name, debtor_id.as_str())?;
+        let debtor_party = match imported {
+            Some(transfer) => transfer.debtor.clone(),
+            None => Party::new(&debtor.name, debtor_id.as_str())?,
+        };
         // Booking is the last step that may refuse the order; after it, it must be queued.
         ledger_book::book_outgoing(&mut state.ledger, uetr, &debtor_id, amount).map_err(|e| match e {
             LedgerError::FloorBreached { .. } => {
@@ -311,13 +333,16 @@ impl Bank {
             Box::new(super::PaymentConversion { counter_amount: *settlement, rate: c.rate })
         });
         let transfer = CreditTransfer {
-            instruction_id: uetr.as_uuid().simple().to_string(),
-            end_to_end_id: uetr.as_uuid().simple().to_string(),
+            instruction_id: imported
+                .map_or_else(|| uetr.as_uuid().simple().to_string(), |t| t.instruction_id.clone()),
+            end_to_end_id: imported
+                .map_or_else(|| uetr.as_uuid().simple().to_string(), |t| t.end_to_end_id.clone()),
             uetr,
             amount: settlement_amount,
             conversion: conversion.map(|(c, _)| c),
-            settlement_date: time::OffsetDateTime::now_utc().date(),
-            charge_bearer: ChargeBearer::Shar,
+            settlement_date: imported
+                .map_or_else(|| time::OffsetDateTime::now_utc().date(), |t| t.settlement_date),
+            charge_bearer: imported.map_or(ChargeBearer::Shar, |t| t.charge_bearer),
             debtor: debtor_party,
             debtor_agent: bic,
             creditor,
@@ -377,13 +402,11 @@ impl Bank {
         let envelope = self.inner.credentials.identity(created_unix_ms).sign(&message);
         let isn = state.cursor.next_isn;
         state.cursor.next_isn += 1;
-        state.outbox_put(OutboxEntry {
-            isn,
-            message_id: message_id.clone(),
-            uetr,
-            message_type,
-            envelope: pb::SignedEnvelope::from(&envelope),
-        });
+        let envelope = pb::SignedEnvelope::from(&envelope);
+        if let Some(uetr) = uetr {
+            state.keep_message(KeptMessage { uetr, sent: true, envelope: envelope.clone() });
+        }
+        state.outbox_put(OutboxEntry { isn, message_id: message_id.clone(), uetr, message_type, envelope });
         message_id
     }
 }

@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Bank, BankError, Direction, Payment, PaymentOrder, ReturnState, run_session};
+use super::{Bank, BankError, Direction, ExportedMessage, Payment, PaymentOrder, ReturnState, run_session};
 use crate::ledger::{Account, AccountKind};
 use crate::model::wire::payment_status_to_pb;
 use crate::net;
@@ -45,7 +45,9 @@ pub async fn run(
     let session =
         tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
     let sweeper = tokio::spawn(sweep_until(bank.clone(), session_end.clone()));
-    let service = BankServiceServer::new(BankServer::new(bank.clone()));
+    // An operator's request is small; the largest, an XML document, fits a frame.
+    let service = BankServiceServer::new(BankServer::new(bank.clone()))
+        .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let role = Role::Bank(bank.bic());
     let limits = net::ConnectionLimits::default();
     let tls = net::ServerTls::new(network, role, limits).map_err(|e| e.to_string())?;
@@ -104,6 +106,7 @@ impl From<BankError> for Status {
             BankError::Ledger(e) => Status::failed_precondition(e.to_string()),
             BankError::Storage(e) => Status::unavailable(format!("the bank cannot store anything: {e}")),
             BankError::Unavailable(e) => Status::unavailable(e),
+            BankError::Xml(e) => Status::invalid_argument(e),
         }
     }
 }
@@ -144,6 +147,20 @@ fn payment_to_pb(payment: &Payment) -> pb::Payment {
             crate::model::wire::investigation_status_to_pb(r.status)
         }) as i32,
         recall_reason_code: payment.recall.as_ref().map(|r| r.reason.code().to_owned()).unwrap_or_default(),
+    }
+}
+
+fn exported_to_pb(message: ExportedMessage) -> pb::ExportedMessage {
+    let (xml, not_writable) = match message.xml {
+        Ok(xml) => (xml, String::new()),
+        Err(why) => (String::new(), why),
+    };
+    pb::ExportedMessage {
+        message_id: message.message_id.to_string(),
+        message_type: message.message_type.to_string(),
+        sent: message.sent,
+        xml,
+        not_writable,
     }
 }
 
@@ -193,7 +210,7 @@ async fn take_orders(
     while let Ok(Some(request)) = orders.message().await {
         let order = order_of(request);
         let outcome = match bank.conversion_for(&order).await {
-            Ok(conversion) => bank.submit_payment_now(&order, conversion),
+            Ok(conversion) => bank.submit_payment_now(&order, conversion, None),
             Err(error) => Err(error),
         };
         let answer = match outcome {
@@ -391,6 +408,26 @@ impl BankService for BankServer {
         let payment =
             self.bank.answer_recall(&r.uetr, r.accept, &r.reason_code, &r.additional_information).await?;
         Ok(Response::new(pb::GetPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
+    }
+
+    async fn submit_payment_xml(
+        &self,
+        request: Request<pb::SubmitPaymentXmlRequest>,
+    ) -> Result<Response<pb::SubmitPaymentResponse>, Status> {
+        operator_only(&request)?;
+        let payment = self.bank.submit_xml(&request.into_inner().document).await?;
+        Ok(Response::new(pb::SubmitPaymentResponse { payment: Some(payment_to_pb(&payment)) }))
+    }
+
+    async fn export_payment_xml(
+        &self,
+        request: Request<pb::ExportPaymentXmlRequest>,
+    ) -> Result<Response<pb::ExportPaymentXmlResponse>, Status> {
+        operator_only(&request)?;
+        let uetr = request.into_inner().uetr;
+        let payment = self.bank.payment(&uetr)?;
+        let messages = self.bank.export_xml(&uetr)?.into_iter().map(exported_to_pb).collect();
+        Ok(Response::new(pb::ExportPaymentXmlResponse { payment: Some(payment_to_pb(&payment)), messages }))
     }
 
     async fn set_account_blocked(

@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::store::{BankChange, Cursor, OutboxEntry, RecoveredBank, RetiredPayment, StoreReader};
+use super::store::{
+    BankChange, Cursor, KeptMessage, OutboxEntry, RecoveredBank, RetiredPayment, StoreReader,
+};
 use super::{Direction, Payment, ReturnState};
 use crate::clock::Clock;
 use crate::ledger::{AccountId, Ledger};
@@ -339,6 +341,11 @@ impl BankState {
         if let Some(account) = self.ledger.account(id) {
             self.changes.push(BankChange::Account(account.clone()));
         }
+    }
+
+    /// Keeps a message of a payment, sent or received, for its export.
+    pub(super) fn keep_message(&mut self, message: KeptMessage) {
+        self.changes.push(BankChange::Message(message));
     }
 
     /// Queues a message for the hub; it is sent once `commit`'s ticket is durable.

@@ -111,6 +111,35 @@ pub struct OutboxEntry {
     pub envelope: pb::SignedEnvelope,
 }
 
+/// A signed message of a payment that the bank sent or received, kept for its export
+/// (`corridor export`): the envelope byte for byte, as signed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptMessage {
+    /// The payment it belongs to.
+    pub uetr: Uetr,
+    /// True when this bank sent it, false when it received it.
+    pub sent: bool,
+    /// The signed envelope.
+    pub envelope: pb::SignedEnvelope,
+}
+
+/// The table of kept messages, created in stores made before it existed too: the bank
+/// has kept every message of a payment since then, none from before. Indexed by UETR,
+/// the one random-key index written on a message's own commit: about one page per group
+/// commit, the cost of answering an export without reading every message.
+const MESSAGES_SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS messages (
+        seq INTEGER PRIMARY KEY,
+        uetr TEXT NOT NULL,
+        sent INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        signer TEXT NOT NULL,
+        key_id TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS messages_by_uetr ON messages (uetr);
+";
+
 /// The bank's sequence counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor {
@@ -155,6 +184,8 @@ pub enum BankChange {
     OutboxRemove(u64),
     /// The counters moved.
     Cursor(Cursor),
+    /// A message of a payment sent or received, kept for its export.
+    Message(KeptMessage),
 }
 
 /// A payment that left a bank's memory, with the keys of its first version (its place
@@ -227,6 +258,7 @@ impl SqliteBankStore {
         hold_since_unix_ms: i64,
     ) -> Result<(Self, RecoveredBank), StoreError> {
         let (connection, lock) = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
+        connection.execute_batch(MESSAGES_SCHEMA)?;
         let recovered = recover(&connection, bic, Some(hold_since_unix_ms))?;
         Ok((Self { connection, _lock: lock }, recovered))
     }
@@ -298,6 +330,25 @@ impl StoreReader {
             payments.push(stored_payment(row)?);
         }
         Ok(payments)
+    }
+
+    /// The messages of payment `uetr` this bank kept, in the order it sent or received them.
+    pub(super) fn messages(&self, uetr: Uetr) -> Result<Vec<KeptMessage>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT sent, payload, signature, signer, key_id FROM messages WHERE uetr = ?1 ORDER BY seq",
+        )?;
+        let mut rows = statement.query(params![uetr.to_string()])?;
+        let mut messages = Vec::new();
+        while let Some(row) = rows.next()? {
+            let envelope = pb::SignedEnvelope {
+                payload: row.get::<_, Vec<u8>>(1)?.into(),
+                signature: row.get::<_, Vec<u8>>(2)?.into(),
+                signer_bic: row.get(3)?,
+                key_id: row.get(4)?,
+            };
+            messages.push(KeptMessage { uetr, sent: row.get::<_, i64>(0)? != 0, envelope });
+        }
+        Ok(messages)
     }
 
     /// Whether message `message_id` of `sender`, created at `created_unix_ms`, was processed.
@@ -815,6 +866,21 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
                     e.envelope.payload.as_ref(),
                     e.envelope.signature.as_ref(),
                     e.envelope.key_id,
+                ])?;
+        }
+        BankChange::Message(m) => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO messages (uetr, sent, payload, signature, signer, key_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    m.uetr.to_string(),
+                    m.sent as i64,
+                    m.envelope.payload.as_ref(),
+                    m.envelope.signature.as_ref(),
+                    m.envelope.signer_bic,
+                    m.envelope.key_id,
                 ])?;
         }
         BankChange::OutboxRemove(isn) => {

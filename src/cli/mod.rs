@@ -4,6 +4,7 @@
 //! - `pki`: the demo PKI (`pki init`, `pki rotate`, `pki revoke`);
 //! - `nodes`: running the hub and a bank node;
 //! - `operator`: a bank's operator commands (`pay`, `status`, `payments`, `balances`, ...);
+//! - `edge`: payments as ISO 20022 XML or MT103 (`pay --xml`, `pay --mt103`, `export`);
 //! - `admin`: the hub operator's commands (`admin ...`) and `track`;
 //! - `reconcile`: `reconcile` and `audit`;
 //! - `loadgen`, `demo`: the load generator and the demo (and scenarios);
@@ -20,6 +21,7 @@ macro_rules! say {
 
 pub mod admin;
 pub mod demo;
+pub mod edge;
 pub mod iso20022;
 pub mod json;
 pub mod loadgen;
@@ -84,6 +86,10 @@ pub enum Command {
     AnswerRecall(operator::AnswerRecallArgs),
     /// A payment's status as the bank sees it.
     Status(operator::StatusArgs),
+    /// A payment's messages as the bank sent and received them, as ISO 20022 XML
+    /// (AppHdr + Document) or, for the pacs.008, as an MT103. Which message each is goes
+    /// to stderr.
+    Export(edge::ExportArgs),
     /// Accounts and balances at a bank node.
     Balances(operator::BalancesArgs),
     /// Every payment a bank node knows.
