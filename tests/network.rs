@@ -9,9 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::bic;
 use common::net::*;
+use common::partition::Partition;
+use corridor::clock::{Clock, ManualClock};
 use corridor::crypto::SigningIdentity;
 use corridor::directory::{DIRECTORY_FILE, DirectoryFile};
-use corridor::hub::HubConfig;
+use corridor::hub::{HubConfig, HubEvent};
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
@@ -407,5 +409,81 @@ async fn a_delivery_the_receiver_cannot_verify_is_rejected_and_never_applied() {
     assert!(accounts.iter().all(|a| a.balance == 0), "nothing was booked at the receiver");
     stop.cancel();
     node.await.unwrap().unwrap();
+    network.stop().await.unwrap();
+}
+
+/// A status report that waited in the beneficiary bank's outbox past the hub's replay
+/// window (SECURITY.md: freshness) is refused as too old (TM01), issued again fresh,
+/// and the payment settles at both ends (DESIGN.md: "No acknowledged message is lost").
+/// Shown through the real session code of both sides (the bank's `run_session`
+/// resending on reconnect, the hub's gRPC server), on one manual clock shared by the
+/// hub and the banks: a partition between the beneficiary's bank and the hub holds the
+/// pacs.002 back while the clock moves past the window, then the link breaks and heals.
+#[tokio::test]
+async fn a_status_report_held_past_the_replay_window_is_refused_tm01_issued_again_and_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    // From the system's time now: the keys `pki init` makes are valid from then.
+    let clock = ManualClock::starting_now();
+    let window = Duration::from_secs(60);
+    let config =
+        HubConfig { clock: Clock::from(clock.clone()), message_age_max: window, ..HubConfig::default() };
+    let mut network = network_with_config(dir.path(), &[RU, IR], &[RU], config).await;
+    let partition = Partition::relay_to(&network.hub_url).await;
+    let ir = network.start_bank_via(bic(IR), &partition.url).await.unwrap();
+    open_accounts(&network, ir).await;
+    let ru = network.index_of(bic(RU));
+    let first = network.banks[ru].bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap();
+    let first = final_status(&network, ru, &first.uetr.to_string()).await;
+    assert_eq!(status_of(&first), pb::PaymentStatus::Acsc, "the link works: {}", first.detail);
+
+    partition.hold();
+    let payment = network.banks[ru].bank.submit_payment(&order(IR, "C002", "120.00")).await.unwrap();
+    let uetr = payment.uetr.to_string();
+    // IR books the payment and queues its pacs.002, which stops at the partition.
+    let payee = &network.banks[ir].bank;
+    for _ in 0..400 {
+        if payee.payment(&uetr).is_ok_and(|p| p.status == PaymentStatus::Acsc) && payee.outbox_len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(payee.payment(&uetr).unwrap().status, PaymentStatus::Acsc, "booked at the beneficiary's bank");
+    assert_eq!(payee.outbox_len(), 1, "its pacs.002 waits in the outbox");
+    let waiting = network.banks[ru].bank.payment(&uetr).unwrap().status;
+    assert_eq!(waiting, PaymentStatus::Actc, "the payer has the hub's ACK and no answer yet");
+
+    let mut events = network.hub().subscribe_events();
+    clock.advance(window + Duration::from_secs(1));
+    partition.heal();
+    let at_payer = final_status(&network, ru, &uetr).await;
+    assert_eq!(status_of(&at_payer), pb::PaymentStatus::Acsc, "{}", at_payer.detail);
+
+    // The hub refused the held report as too old, then took a fresh one from IR.
+    let mut refused_as_too_old = false;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), events.recv()).await.unwrap().unwrap();
+        match event {
+            // Refused before its type is read into the event: IR sends nothing else here.
+            HubEvent::Refused { sender, reason, .. } if sender == bic(IR) => {
+                assert_eq!(reason, Some(ReasonCode::Tm01));
+                refused_as_too_old = true;
+            }
+            HubEvent::Accepted { message_type: MessageType::Pacs002, sender, uetr: Some(of), .. }
+                if sender == bic(IR) && of == payment.uetr =>
+            {
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(refused_as_too_old, "the held pacs.002 was refused TM01 before the fresh one was taken");
+    let at_hub = network.hub().payment(&payment.uetr).unwrap();
+    assert!(at_hub.settled(), "the hub settled it: {:?}", at_hub.status);
+    let report = at_hub.status.expect("a status step");
+    assert_eq!(report.reported_unix_ms, clock.unix_ms(), "on the report issued after the window went by");
+    assert_eq!(payee.payment(&uetr).unwrap().status, PaymentStatus::Acsc);
+    assert_eq!(payee.outbox_len(), 0);
+    assert_eq!(balance(&network, ru, "C001"), 100_000 - 100 - 12_000);
+    assert_eq!(balance(&network, ir, "C002"), 100 + 12_000);
     network.stop().await.unwrap();
 }

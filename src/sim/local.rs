@@ -124,6 +124,13 @@ impl LocalNetwork {
 
     /// Starts a bank node for `bic` and returns its index in `banks`.
     pub async fn start_bank(&mut self, bic: Bic) -> Result<usize, String> {
+        let hub_url = self.hub_url.clone();
+        self.start_bank_via(bic, &hub_url).await
+    }
+
+    /// Starts a bank node for `bic` that reaches the hub at `hub_url` (a relay in front of
+    /// the hub, for tests that break the link) and returns its index in `banks`.
+    pub async fn start_bank_via(&mut self, bic: Bic, hub_url: &str) -> Result<usize, String> {
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
         let config = self.bank_config.clone();
         let identity = self
@@ -139,7 +146,7 @@ impl LocalNetwork {
         let shutdown = CancellationToken::new();
         let task = {
             let (bank, network, hub_url, shutdown) =
-                (bank.clone(), self.network.clone(), self.hub_url.clone(), shutdown.clone());
+                (bank.clone(), self.network.clone(), hub_url.to_owned(), shutdown.clone());
             tokio::spawn(async move {
                 bank::run(bank, &network, &hub_url, listener, shutdown.cancelled_owned()).await
             })

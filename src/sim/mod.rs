@@ -10,8 +10,6 @@ pub mod loadgen;
 mod local;
 pub mod narrate;
 pub mod scenario;
-#[cfg(test)]
-mod stepped;
 mod workload;
 
 pub use local::{LocalBank, LocalNetwork};

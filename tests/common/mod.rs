@@ -5,6 +5,7 @@ pub mod cli;
 pub mod external;
 pub mod http;
 pub mod net;
+pub mod partition;
 
 use corridor::model::*;
 use time::macros::date;
