@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tonic::transport::Channel;
 
 use self::book::Book;
-use self::link::{Link, Orders};
+use self::link::{Link, Orders, Signals};
 use super::breakdown::JournalRecorder;
 use super::{LocalNetwork, Rng, ceilings};
 use crate::model::{Amount, Bic, Currency};
@@ -397,16 +397,16 @@ struct Shared {
     outage_max: Duration,
 }
 
-/// Opens each bank's streams and starts its link; returns the senders of its orders.
+/// Opens each bank's streams and starts its link; returns how to wake each link.
 async fn start_links(
     setup: &Setup,
     clients: Vec<BankServiceClient<Channel>>,
     orders: Orders,
     shared: &Shared,
     tasks: &mut JoinSet<Result<(), String>>,
-) -> Result<Vec<mpsc::Sender<usize>>, String> {
+) -> Result<Vec<Arc<Signals>>, String> {
     let orders = Arc::new(orders);
-    let mut senders = Vec::new();
+    let mut signals = Vec::new();
     for (index, client) in clients.into_iter().enumerate() {
         let link = Link {
             index,
@@ -414,16 +414,16 @@ async fn start_links(
             network: setup.network.clone(),
             orders: orders.clone(),
             book: shared.book.clone(),
+            signals: Arc::new(Signals::default()),
             window: shared.window.clone(),
             notices: shared.notices.clone(),
             outage_max: shared.outage_max,
         };
         let streams = link.open(client).await?;
-        let (sender, receiver) = mpsc::channel(crate::bank::SUBMIT_STREAM_WINDOW);
-        senders.push(sender);
-        tasks.spawn(link.run(streams, receiver));
+        signals.push(link.signals.clone());
+        tasks.spawn(link.run(streams));
     }
-    Ok(senders)
+    Ok(signals)
 }
 
 /// Sends the load and measures it. An error means the load could not start; a failure
@@ -450,7 +450,7 @@ async fn drive(
         outage_max: config.outage_max,
     };
     let mut tasks = JoinSet::new();
-    let senders = start_links(setup, clients, orders, &shared, &mut tasks).await?;
+    let signals = start_links(setup, clients, orders, &shared, &mut tasks).await?;
     drop(shared);
     let counter = progress_bar(book.clone(), measure_from);
     progress(&format!(
@@ -473,10 +473,9 @@ async fn drive(
         (Instant::now(), cpu_seconds())
     });
     let work = async {
-        let bics: Vec<Bic> = setup.banks.iter().map(|(bic, _)| *bic).collect();
         // A link that fails while orders are still being made ends the run there.
         tokio::select! {
-            sent = generate(config, &bics, &senders, &book, &window, start) => sent?,
+            () = generate(config, setup.banks.len(), &signals, &book, &window, start) => {}
             Some(ended) = tasks.join_next() => return Err(link_problem(ended)),
         }
         drain(&book, &mut tasks).await
@@ -498,7 +497,6 @@ async fn drive(
     (report.rss_bytes_by_minute, report.peak_rss_bytes_by_minute) =
         rss_by_minute.lock().expect("samples lock").iter().copied().unzip();
     counter.finish_and_clear();
-    drop(senders);
     tasks.abort_all();
     account(&book.lock().expect("book lock"), measure_until, ended_at, report);
     report.aborted = outcome.err().map(|problem| match report.payments_unfinished {
@@ -543,18 +541,20 @@ fn account(book: &Book, measure_until: Option<Instant>, ended_at: Instant, repor
     report.orders_resent = book.orders_resent;
 }
 
-/// Sends payments until the measurement's end (or its count) is reached: each one an
-/// order to a bank (`senders`, by the index of the bank it pays).
+/// Gives payments to the banks until the measurement's end (or its count) is reached:
+/// each one an order in its bank's queue in the book, its link woken (`signals`, by
+/// bank). A bank that takes no orders (it is away) holds up only its own, up to
+/// [`Book::waiting_max`] of them; past that the generator waits for it.
 async fn generate(
     config: &LoadgenConfig,
-    bics: &[Bic],
-    senders: &[mpsc::Sender<usize>],
+    banks: usize,
+    signals: &[Arc<Signals>],
     book: &Mutex<Book>,
     window: &Semaphore,
     start: Instant,
-) -> Result<(), String> {
+) {
     let mut rng = Rng::new(config.seed);
-    let banks = bics.len() as u64;
+    let banks = banks as u64;
     for n in 0u64.. {
         let due = match config.rate_per_s {
             Some(rate) => {
@@ -569,25 +569,29 @@ async fn generate(
         };
         let from = rng.below(banks) as usize;
         let to = ((from as u64 + 1 + rng.below(banks - 1)) % banks) as usize;
-        {
-            let mut book = book.lock().expect("book lock");
-            let ended = match (book.measure_until, config.payments) {
-                (Some(until), _) => due >= until,
-                (None, Some(count)) => book.measured_due >= count,
-                (None, None) => true,
-            };
-            if ended {
-                return Ok(());
+        loop {
+            {
+                let mut book = book.lock().expect("book lock");
+                let ended = match (book.measure_until, config.payments) {
+                    (Some(until), _) => due >= until,
+                    (None, Some(count)) => book.measured_due >= count,
+                    (None, None) => true,
+                };
+                if ended {
+                    return;
+                }
+                if book.waiting(from) < book.waiting_max {
+                    book.due[from].push_back((due, to));
+                    if book.measured(due) {
+                        book.measured_due += 1;
+                    }
+                    break;
+                }
             }
-            book.due[from].push_back((due, to));
-            if book.measured(due) {
-                book.measured_due += 1;
-            }
+            signals[from].room.notified().await;
         }
-        let sent = senders[from].send(to).await;
-        sent.map_err(|_| format!("the load generator's link to bank {} ended", bics[from]))?;
+        signals[from].ready.notify_one();
     }
-    Ok(())
 }
 
 /// Waits until every measured payment is final (or refused): at most [`DRAIN_TIMEOUT`]
@@ -658,6 +662,7 @@ async fn sample_memory(from: Instant, samples: Arc<Mutex<Vec<(u64, u64)>>>) {
 
 #[cfg(test)]
 mod tests {
+    use super::book::ORDERS_WAITING_MAX;
     use super::*;
 
     fn running(banks: &[&str]) -> LoadgenConfig {
@@ -669,6 +674,60 @@ mod tests {
                 banks: banks.collect(),
             }),
             ..Default::default()
+        }
+    }
+
+    /// Banks `banks` whose links take every order as it comes (as a link to a bank that
+    /// is up does); the others take none (as while their bank is away).
+    fn links_up(book: &Arc<Mutex<Book>>, signals: &[Arc<Signals>], banks: &[usize]) {
+        for &index in banks {
+            let (book, signals) = (book.clone(), signals[index].clone());
+            tokio::spawn(async move {
+                loop {
+                    signals.ready.notified().await;
+                    book.lock().unwrap().take_waiting(index, usize::MAX);
+                    signals.room.notify_one();
+                }
+            });
+        }
+    }
+
+    /// One bank away must not stall the orders of every bank (the review of issue 19
+    /// item 6: the generator awaited a full channel to that bank, and every other bank's
+    /// payments took the outage into their latency). Bank 2's link takes no orders while
+    /// banks 0 and 1 take theirs: the generator still gives every payment of the run, far
+    /// more than a bank's stream window, bank 2's waiting in its own queue; only past
+    /// `waiting_max` orders waiting at one bank does the generator wait for it. Time is
+    /// tokio's, paused: the open loop's schedule passes without waiting, and a generator
+    /// held up is caught by a timeout in that time, not by the wall clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_bank_that_takes_no_orders_holds_up_only_its_own() {
+        let payments = 8 * crate::bank::SUBMIT_STREAM_WINDOW as u64;
+        let config = LoadgenConfig { rate_per_s: Some(1000), payments: Some(payments), ..Default::default() };
+        let window = Semaphore::new(1);
+        let hour = Duration::from_secs(3600);
+        for waiting_max in [ORDERS_WAITING_MAX, 100] {
+            let start = Instant::now();
+            let mut book = Book::new(3, start, None);
+            book.waiting_max = waiting_max;
+            let book = Arc::new(Mutex::new(book));
+            let signals: Vec<Arc<Signals>> = (0..3).map(|_| Arc::new(Signals::default())).collect();
+            links_up(&book, &signals, &[0, 1]);
+            let generated =
+                tokio::time::timeout(hour, generate(&config, 3, &signals, &book, &window, start)).await;
+            let book = book.lock().unwrap();
+            if waiting_max == ORDERS_WAITING_MAX {
+                assert!(generated.is_ok(), "the generator was held up by bank 2");
+                assert_eq!(book.measured_due, payments);
+                assert!(book.waiting(2) > crate::bank::SUBMIT_STREAM_WINDOW, "{}", book.waiting(2));
+            } else {
+                assert!(generated.is_err(), "the generator went past bank 2's limit");
+                assert_eq!(book.waiting(2), 100);
+                let others = book.due[0].len() + book.due[1].len();
+                assert!(book.due[0].len() * book.due[1].len() > 0, "banks 0 and 1 got theirs meanwhile");
+                assert_eq!(book.measured_due as usize, 100 + others);
+            }
+            assert_eq!(book.written[2], 0);
         }
     }
 

@@ -31,14 +31,22 @@ impl Final {
     }
 }
 
+/// Orders one bank may have waiting to be written to its stream (while it is away, or
+/// slower than the rate asked): past it, the generator waits for that bank. 24 bytes
+/// each, so at most 24 MiB a bank.
+pub(super) const ORDERS_WAITING_MAX: usize = 1 << 20;
+
 /// The run's bookkeeping.
 pub(super) struct Book {
     /// Per bank: each order the generator gave it, not yet answered, in order (answers
-    /// come in that order): when it was due and the index of the bank it pays.
+    /// come in that order): when it was due and the index of the bank it pays. Each
+    /// bank's queue is its own, so that a bank away holds up only its own orders.
     pub due: Vec<VecDeque<(Instant, usize)>>,
     /// Per bank: how many of the first `due` orders were written to its stream (the
-    /// rest wait in its channel). When the stream breaks, these are sent again.
+    /// rest wait for its link to take them). When the stream breaks, these are sent again.
     pub written: Vec<usize>,
+    /// Past this many orders waiting at one bank, the generator waits for it.
+    pub waiting_max: usize,
     /// Payments answered, not yet final: the index of the bank that sent each, and when
     /// it was due.
     pub open: HashMap<Uetr, (usize, Instant)>,
@@ -80,6 +88,7 @@ impl Book {
         Self {
             due: (0..banks).map(|_| VecDeque::new()).collect(),
             written: vec![0; banks],
+            waiting_max: ORDERS_WAITING_MAX,
             open: HashMap::new(),
             early: HashMap::new(),
             queried: HashSet::new(),
@@ -103,6 +112,20 @@ impl Book {
     /// Whether a payment due at `due` is measured.
     pub fn measured(&self, due: Instant) -> bool {
         due >= self.measure_from && self.measure_until.is_none_or(|until| due < until)
+    }
+
+    /// Orders bank `index` has waiting to be written to its stream.
+    pub fn waiting(&self, index: usize) -> usize {
+        self.due[index].len() - self.written[index]
+    }
+
+    /// Up to `max` of bank `index`'s waiting orders (the index of the bank each pays),
+    /// oldest first, counted as written from now on.
+    pub fn take_waiting(&mut self, index: usize, max: usize) -> Vec<usize> {
+        let taken: Vec<usize> =
+            self.due[index].iter().skip(self.written[index]).take(max).map(|(_, to)| *to).collect();
+        self.written[index] += taken.len();
+        taken
     }
 
     /// Every measured payment is final or refused.

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -25,6 +25,19 @@ pub const OUTAGE_MAX: Duration = Duration::from_secs(60);
 /// [`RECONNECT_DELAY_MAX`].
 const RECONNECT_DELAY_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+
+/// Orders a link takes from its bank's queue in the book at once.
+const ORDERS_TAKEN_MAX: usize = 256;
+
+/// How the generator and one bank's link wake each other about that bank's queue of
+/// orders in the book.
+#[derive(Default)]
+pub(super) struct Signals {
+    /// Orders wait: the generator tells the link.
+    pub ready: Notify,
+    /// Orders were taken: the link tells a generator waiting for room.
+    pub room: Notify,
+}
 
 /// What every order of the run has in common, and what differs by bank.
 pub(super) struct Orders {
@@ -72,6 +85,8 @@ pub(super) struct Link {
     pub network: NetworkDir,
     pub orders: Arc<Orders>,
     pub book: Arc<Mutex<Book>>,
+    /// Its bank's queue of orders in the book: when orders wait, when they were taken.
+    pub signals: Arc<Signals>,
     /// Closed loop: the window of payments in flight, a permit back for each that ends.
     pub window: Option<Arc<Semaphore>>,
     /// Where the link says what happened to its bank, for people.
@@ -102,14 +117,12 @@ impl Link {
         Ok(Streams { client, submit, answers, events })
     }
 
-    /// Writes the orders of `orders` (indexes of the banks to pay) on the bank's
-    /// streams, reopening them whenever they break; ends only on an error that
-    /// reconnecting cannot mend.
-    pub async fn run(self, mut streams: Streams, mut orders: mpsc::Receiver<usize>) -> Result<(), String> {
-        let mut orders_open = true;
+    /// Writes the bank's orders, as they wait in the book, on its streams, reopening
+    /// them whenever they break; ends only on an error that reconnecting cannot mend.
+    pub async fn run(self, mut streams: Streams) -> Result<(), String> {
         let mut after_outage = false;
         loop {
-            self.serve(streams, &mut orders, &mut orders_open, after_outage).await?;
+            self.serve(streams, after_outage).await?;
             streams = self.reconnect().await?;
             after_outage = true;
         }
@@ -117,13 +130,7 @@ impl Link {
 
     /// Drives one set of streams until one breaks (`Ok`) or the bank breaks the
     /// protocol (`Err`).
-    async fn serve(
-        &self,
-        streams: Streams,
-        orders: &mut mpsc::Receiver<usize>,
-        orders_open: &mut bool,
-        after_outage: bool,
-    ) -> Result<(), String> {
+    async fn serve(&self, streams: Streams, after_outage: bool) -> Result<(), String> {
         let Streams { mut client, submit, answers, events } = streams;
         let mut readers = JoinSet::new();
         readers.spawn(read_answers(self.index, answers, self.book.clone(), self.window.clone()));
@@ -141,17 +148,21 @@ impl Link {
             if after_outage {
                 self.settle_missed(&mut client).await?;
             }
-            while *orders_open {
-                let Some(to) = orders.recv().await else {
-                    *orders_open = false;
-                    break;
-                };
-                self.book.lock().expect("book lock").written[self.index] += 1;
-                if submit.send(self.orders.order(self.index, to)).await.is_err() {
-                    return Ok(());
+            loop {
+                // Counted as written before they are: if the stream breaks first, they
+                // are among those sent again.
+                let taken = self.book.lock().expect("book lock").take_waiting(self.index, ORDERS_TAKEN_MAX);
+                if taken.is_empty() {
+                    self.signals.ready.notified().await;
+                    continue;
+                }
+                self.signals.room.notify_one();
+                for to in taken {
+                    if submit.send(self.orders.order(self.index, to)).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
-            std::future::pending().await
         };
         let ended = tokio::select! {
             ended = outcome => ended,
