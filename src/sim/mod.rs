@@ -11,6 +11,7 @@ mod local;
 pub mod narrate;
 pub mod scenario;
 mod workload;
+mod xml_view;
 
 pub use local::{LocalBank, LocalNetwork};
 pub use workload::{Rng, sample_credit_transfer};

@@ -280,6 +280,7 @@ async fn one_payment(stage: &mut Stage, teller: &mut Teller<'_>) -> Result<Uetr,
         return Err(format!("the journal's pacs.008 of {uetr} is not a pacs.008"));
     };
     tell_pacs008(teller, &pacs008, transfer);
+    tell_pacs008_xml(teller, &pacs008)?;
     tell_signature(teller, stage, &pacs008)?;
 
     teller.step(3);
@@ -329,6 +330,82 @@ fn tell_pacs008(teller: &mut Teller<'_>, pacs008: &Journalled, transfer: &Credit
         .say("The instructed amount is what Anna pays, in roubles; the interbank settlement amount is what");
     teller.say("her bank's partner receives, in rials: the instructed amount times the rate, rounded to the");
     teller.say("nearest minor unit.");
+}
+
+/// Where each field [`tell_pacs008`] explains sits in the XML: its label there and its
+/// path below `Document/FIToFICstmrCdtTrf`.
+const PACS008_FIELD_PATHS: [(&str, &str); 17] = [
+    ("Message id", "GrpHdr/MsgId"),
+    ("Created", "GrpHdr/CreDtTm"),
+    ("UETR", "CdtTrfTxInf/PmtId/UETR"),
+    ("Instruction id", "CdtTrfTxInf/PmtId/InstrId"),
+    ("End-to-end id", "CdtTrfTxInf/PmtId/EndToEndId"),
+    ("Instructed amount", "CdtTrfTxInf/InstdAmt"),
+    ("Exchange rate", "CdtTrfTxInf/XchgRate"),
+    ("Interbank settlement amount", "CdtTrfTxInf/IntrBkSttlmAmt"),
+    ("Settlement date", "CdtTrfTxInf/IntrBkSttlmDt"),
+    ("Charge bearer", "CdtTrfTxInf/ChrgBr"),
+    ("Debtor", "CdtTrfTxInf/Dbtr"),
+    ("Debtor account", "CdtTrfTxInf/DbtrAcct"),
+    ("Debtor agent", "CdtTrfTxInf/DbtrAgt"),
+    ("Creditor agent", "CdtTrfTxInf/CdtrAgt"),
+    ("Creditor", "CdtTrfTxInf/Cdtr"),
+    ("Creditor account", "CdtTrfTxInf/CdtrAcct"),
+    ("Remittance information", "CdtTrfTxInf/RmtInf"),
+];
+
+/// The pacs.008 as ISO 20022 XML, written from the very message the bank signed (decoded
+/// from the journalled payload): the AppHdr summarised, the Document whole, and where
+/// each field told above sits in it.
+fn tell_pacs008_xml(teller: &mut Teller<'_>, pacs008: &Journalled) -> Result<(), String> {
+    use super::xml_view::{document_part, leaf_at, leaves};
+    let xml = crate::iso20022::write(&pacs008.message).map_err(|e| format!("the pacs.008 as XML: {e}"))?;
+    let found = leaves(&xml);
+    let value = |path: &str| leaf_at(&found, &format!("Envelope/AppHdr/{path}")).map_or("", |l| &l.text);
+    let document = document_part(&xml).ok_or("the written XML has no Document")?;
+    teller.say("");
+    teller.say("Inside the network Corridor signs and carries this message as protobuf (see below). Between");
+    teller.say(
+        "banks on ISO 20022 networks (CIPS, SEPAM, SWIFT's CBPR+) the same message travels as XML; here",
+    );
+    teller.say("it is, written by Corridor's iso20022 module from those very signed bytes. Its Business");
+    teller.say(&format!(
+        "Application Header (AppHdr, {}) goes first and says:",
+        crate::iso20022::HEAD_NAMESPACE.rsplit(':').next().unwrap_or_default()
+    ));
+    for (label, path) in [
+        ("from (Fr)", "Fr/FIId/FinInstnId/BICFI"),
+        ("to (To)", "To/FIId/FinInstnId/BICFI"),
+        ("business message id (BizMsgIdr)", "BizMsgIdr"),
+        ("message definition (MsgDefIdr)", "MsgDefIdr"),
+        ("created (CreDt)", "CreDt"),
+    ] {
+        teller.say(&format!("  {label:<34} {}", value(path)));
+    }
+    teller.say("Then the Document, the payment itself:");
+    for line in &document {
+        teller.say(&format!("    {line}"));
+    }
+    teller.say("Where each field above sits (paths below Document/FIToFICstmrCdtTrf; text as written):");
+    for (label, path) in PACS008_FIELD_PATHS {
+        let Some(leaf) = leaf_at(&found, &format!("Envelope/Document/FIToFICstmrCdtTrf/{path}")) else {
+            teller.say(&format!("  {label:<28} not in this message (it has none)"));
+            continue;
+        };
+        let at = leaf.path.trim_start_matches("Envelope/Document/FIToFICstmrCdtTrf/");
+        let written = match leaf.attributes.as_str() {
+            "" => leaf.text.clone(),
+            attributes => format!("{}, its currency in {attributes}", leaf.text),
+        };
+        teller.say(&format!("  {label:<28} {at:<37} {written}"));
+    }
+    teller
+        .say("Amounts are written in the currency's units with exactly its decimals; times in UTC. What no");
+    teller.say(
+        "ISO element holds (the sender's sequence number) rides in SplmtryData, under Corridor's namespace.",
+    );
+    teller.say("");
+    Ok(())
 }
 
 /// Who signed the pacs.008 and how anyone can check it.
