@@ -2,7 +2,7 @@
 //! progress counter, behind one `std::sync::Mutex` held only for short bookkeeping
 //! (never across an `.await`).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -36,6 +36,17 @@ impl Final {
 /// each, so at most 24 MiB a bank.
 pub(super) const ORDERS_WAITING_MAX: usize = 1 << 20;
 
+/// How long an end that matched nothing yet is kept: a final event before the answer
+/// to its order (the answer comes within moments), or a payment found final by a query
+/// after an outage whose event may still come. What matches nothing this long never
+/// will: the end of a duplicate made by an order sent again after an outage, of a
+/// payment not the run's at a running bank, an event missed while the watch was down.
+/// Without it, both would grow with every outage for the whole run.
+pub(super) const UNMATCHED_RETENTION: Duration = Duration::from_secs(60);
+/// How often those past their retention are forgotten (so each is kept at most
+/// [`UNMATCHED_RETENTION`] and this much more).
+const UNMATCHED_FORGET_EVERY: Duration = Duration::from_secs(15);
+
 /// The run's bookkeeping.
 pub(super) struct Book {
     /// Per bank: each order the generator gave it, not yet answered, in order (answers
@@ -50,11 +61,14 @@ pub(super) struct Book {
     /// Payments answered, not yet final: the index of the bank that sent each, and when
     /// it was due.
     pub open: HashMap<Uetr, (usize, Instant)>,
-    /// Final before their submission's answer was read.
+    /// Final before their submission's answer was read (kept for
+    /// [`UNMATCHED_RETENTION`]).
     pub early: HashMap<Uetr, Final>,
-    /// Found final by a query after an outage: their event, should it come too, is not
-    /// counted again.
-    pub queried: HashSet<Uetr>,
+    /// Found final by a query after an outage, and when: their event, should it come
+    /// too, is not counted again (kept for [`UNMATCHED_RETENTION`]).
+    pub queried: HashMap<Uetr, Instant>,
+    /// When `early` and `queried` are next rid of what is past its retention.
+    forget_at: Instant,
     /// Measure payments due from this instant on.
     pub measure_from: Instant,
     /// And due before this one (`None`: until `payments` are measured).
@@ -91,7 +105,8 @@ impl Book {
             waiting_max: ORDERS_WAITING_MAX,
             open: HashMap::new(),
             early: HashMap::new(),
-            queried: HashSet::new(),
+            queried: HashMap::new(),
+            forget_at: measure_from,
             measure_from,
             measure_until,
             latency: LatencyMs::histogram(),
@@ -180,7 +195,8 @@ impl Book {
     /// A bank reported one of its outgoing payments final. True when it was one of
     /// this run's, open until now.
     pub fn reported(&mut self, uetr: Uetr, end: Final) -> bool {
-        if self.queried.remove(&uetr) {
+        self.forget_unmatched(end.at);
+        if self.queried.remove(&uetr).is_some() {
             return false;
         }
         match self.open.remove(&uetr) {
@@ -198,10 +214,23 @@ impl Book {
     /// A query after an outage found payment `uetr` final. True when it was open until
     /// now (and so ends here).
     pub fn found_final(&mut self, uetr: Uetr, end: Final) -> bool {
+        self.forget_unmatched(end.at);
         let Some((_, due)) = self.open.remove(&uetr) else { return false };
         self.finish(due, &end);
-        self.queried.insert(uetr);
+        self.queried.insert(uetr, end.at);
         true
+    }
+
+    /// Forgets, as of `now`, the early ends and the queried payments that have matched
+    /// nothing for [`UNMATCHED_RETENTION`]; at most every [`UNMATCHED_FORGET_EVERY`].
+    fn forget_unmatched(&mut self, now: Instant) {
+        if now < self.forget_at {
+            return;
+        }
+        self.forget_at = now + UNMATCHED_FORGET_EVERY;
+        let kept = |at: Instant| now.saturating_duration_since(at) < UNMATCHED_RETENTION;
+        self.early.retain(|_, end| kept(end.at));
+        self.queried.retain(|_, at| kept(*at));
     }
 
     /// The open payments of bank `index`.
@@ -251,6 +280,39 @@ mod tests {
         assert_eq!(book.answered(0, pb::SubmitPaymentResult { code: 9, ..Default::default() }), Ok(true));
         assert_eq!((book.refused, book.measured_due), (1, 0));
         assert_eq!(book.rejections_by_reason.get("FailedPrecondition"), Some(&1));
+    }
+
+    /// Ends that match nothing are not kept for the whole run (the review of issue 19
+    /// item 6): after each outage, the final events of duplicates made by orders sent
+    /// again have no order answered for them, and payments found final by a query may
+    /// never see their event. A run with an unmatched end every second for 1000 s keeps
+    /// only those of the last [`UNMATCHED_RETENTION`] (and one forgetting interval),
+    /// while an end that is matched within it still counts.
+    #[test]
+    fn ends_that_match_nothing_are_forgotten_after_their_retention() {
+        let start = Instant::now();
+        let mut book = Book::new(1, start, None);
+        let settled = |at: Instant| Final { at, settled: true, reason: String::new() };
+        let bound = (UNMATCHED_RETENTION + UNMATCHED_FORGET_EVERY).as_secs() as usize + 1;
+        for second in 0..1000 {
+            let at = start + Duration::from_secs(second);
+            assert!(!book.reported(Uetr::generate(), settled(at)), "a duplicate's end");
+            let found = Uetr::generate();
+            book.open.insert(found, (0, at));
+            assert!(book.found_final(found, settled(at)), "found by a query, its event never comes");
+            assert!(book.early.len() <= bound && book.queried.len() <= bound, "second {second}");
+        }
+        assert_eq!(book.completed, 1000);
+        // An end before its answer, within the retention, is still matched.
+        let late = start + Duration::from_secs(1000);
+        let uetr = Uetr::generate();
+        assert!(!book.reported(uetr, settled(late)));
+        book.due[0].push_back((late, 0));
+        book.written[0] = 1;
+        let payment = pb::Payment { uetr: uetr.to_string(), ..Default::default() };
+        let answer = pb::SubmitPaymentResult { payment: Some(payment), ..Default::default() };
+        assert_eq!(book.answered(0, answer), Ok(true));
+        assert_eq!(book.completed, 1001);
     }
 
     /// A payment found final by a query after an outage is counted once, even when its
