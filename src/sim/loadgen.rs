@@ -453,15 +453,7 @@ async fn drive(
     let signals = start_links(setup, clients, orders, &shared, &mut tasks).await?;
     drop(shared);
     let counter = progress_bar(book.clone(), measure_from);
-    progress(&format!(
-        "sending {} for {}{} after a {} s warm-up",
-        config
-            .rate_per_s
-            .map_or("as fast as the network takes them".to_owned(), |r| format!("{r} payments/s")),
-        config.payments.map_or(format!("{} s", config.duration.as_secs_f64()), |n| format!("{n} payments")),
-        if closed_loop { format!(", {} in flight", config.in_flight_max) } else { String::new() },
-        config.warmup.as_secs_f64(),
-    ));
+    progress(&sending(config));
     let rss_by_minute = Arc::new(Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_memory(measure_from, rss_by_minute.clone()));
     let recorder = setup.recorder;
@@ -505,6 +497,22 @@ async fn drive(
     });
     report.time_breakdown = recorder.map(|r| r.breakdown(measured_for, report.latency_ms.mean));
     Ok(())
+}
+
+/// The line that says the load starts, and what it is.
+fn sending(config: &LoadgenConfig) -> String {
+    format!(
+        "sending {} for {}{} after a {} s warm-up",
+        config
+            .rate_per_s
+            .map_or("as fast as the network takes them".to_owned(), |r| format!("{r} payments/s")),
+        config.payments.map_or(format!("{} s", config.duration.as_secs_f64()), |n| format!("{n} payments")),
+        match config.rate_per_s {
+            None => format!(", {} in flight", config.in_flight_max),
+            Some(_) => String::new(),
+        },
+        config.warmup.as_secs_f64(),
+    )
 }
 
 /// What a bank's link that ended says: its error, or that it ended.
