@@ -158,8 +158,32 @@ async fn a_pacs008_document_is_paid_once_and_exported_equal_at_the_other_bank() 
         None => assert!(status.xml.is_empty() && status.not_writable.contains("pacs.002"), "{status:?}"),
     }
     assert_eq!(one(&received, "pacs.002", true).message_id, status.message_id);
+    statement_agrees(test, &network).await;
     reconciles_clean(&network).await;
     network.stop().await.unwrap();
+}
+
+/// The camt.053 XML of RU's settlement account validates and says what `GetStatement`
+/// says (issue 20: "The camt.053 XML of a bank's settlement account validates and agrees
+/// with `corridor statement`").
+async fn statement_agrees(test: &str, network: &LocalNetwork) {
+    let mut client = network.operator(0).await.unwrap();
+    let to = corridor::clock::unix_ms_now() + 60_000;
+    let request = pb::GetStatementRequest {
+        currency: "CNY".into(),
+        from_time_unix_ms: 0,
+        to_time_unix_ms: to,
+        ..Default::default()
+    };
+    let xml = client.get_statement_xml(request.clone()).await.unwrap().into_inner().xml;
+    validates(test, "camt.053.001.08", &xml);
+    let read = iso20022::read_strict(xml.as_bytes()).unwrap();
+    let statement = client.get_statement(request).await.unwrap().into_inner();
+    assert_eq!(read.body(), &Body::Camt053(wire::statement_from_pb(statement).unwrap()));
+    assert_eq!((read.header().sender, read.header().receiver), (bic(RU), bic(corridor::tls::HUB_BIC)));
+    let Body::Camt053(read) = read.body() else { unreachable!() };
+    assert_eq!(read.closing_balance.minor_units, balance(network, 0, "SYS-SETTLEMENT-CNY"), "{read:?}");
+    assert!(!read.entries.is_empty(), "the payment's entry is there: {read:?}");
 }
 
 // Garbage is refused with a clear error naming the element or the reason, and changes
@@ -288,6 +312,15 @@ async fn the_command_line_pays_a_document_or_an_mt103_and_exports_it() {
     assert_eq!(uetr, by_mt.uetr.to_string());
     let settled = final_status(&network, 1, &uetr).await;
     assert_eq!(settled.amount.unwrap().minor_units, 10_000);
+
+    // `statement --xml` over all time: the period ends now, both payments in it.
+    let mut statement = vec!["statement".to_owned(), "--currency".into(), "CNY".into(), "--xml".into()];
+    statement.extend(bank_flags(&network, 1));
+    let xml = succeeded(run(statement).await);
+    let read = iso20022::read_strict(xml.trim().as_bytes()).unwrap();
+    let Body::Camt053(read) = read.body() else { panic!("{read:?}") };
+    assert_eq!(read.entries.len(), 2, "{read:?}");
+    assert_eq!(read.closing_balance.minor_units, balance(&network, 1, "SYS-SETTLEMENT-CNY"));
     reconciles_clean(&network).await;
     network.stop().await.unwrap();
 }

@@ -100,6 +100,40 @@ impl Bank {
     }
 }
 
+impl Bank {
+    /// A statement of one account ([`Bank::statement`]) as camt.053 XML. It is this
+    /// bank's record, so this bank is its sender; its receiver is the hub, which holds
+    /// the other side of the settlement account and reconciles against it (an AppHdr
+    /// names a BIC, and a customer has none). Creating it sends nothing and consumes no
+    /// sequence number (0 in its supplementary data).
+    pub fn statement_xml(
+        &self,
+        account_id: &str,
+        currency: &str,
+        from_time_unix_ms: i64,
+        to_time_unix_ms: i64,
+    ) -> Result<String, BankError> {
+        // "All time" ends now: an ISO date-time cannot say "forever", and nothing is
+        // booked after now.
+        let to_time_unix_ms = match to_time_unix_ms {
+            i64::MAX => self.now_unix_ms().saturating_add(1).max(from_time_unix_ms.saturating_add(1)),
+            to => to,
+        };
+        let statement = self.statement(account_id, currency, from_time_unix_ms, to_time_unix_ms)?;
+        let header = Header {
+            message_id: MessageId::generate(),
+            uetr: None,
+            sender: self.bic(),
+            receiver: Bic::parse(crate::tls::HUB_BIC).expect("the hub's id is a BIC"),
+            creation_time_unix_ms: self.now_unix_ms(),
+            sequence_number: 0,
+            possible_duplicate: false,
+        };
+        let message = Message::new(header, Body::Camt053(statement))?;
+        Ok(iso20022::write(&message)?)
+    }
+}
+
 /// A kept message written as XML. The envelope verified (or was signed here) when it was
 /// kept; it is decoded from the exact bytes signed.
 fn exported(kept: KeptMessage) -> Result<ExportedMessage, BankError> {

@@ -430,6 +430,18 @@ impl BankService for BankServer {
         Ok(Response::new(pb::ExportPaymentXmlResponse { payment: Some(payment_to_pb(&payment)), messages }))
     }
 
+    async fn get_statement_xml(
+        &self,
+        request: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::StatementXml>, Status> {
+        operator_only(&request)?;
+        let r = request.into_inner();
+        let (from, to) = crate::model::wire::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let xml = self.bank.statement_xml(&r.account_id, &r.currency, from, to)?;
+        Ok(Response::new(pb::StatementXml { xml }))
+    }
+
     async fn set_account_blocked(
         &self,
         request: Request<pb::SetAccountBlockedRequest>,

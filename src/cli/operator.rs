@@ -229,6 +229,10 @@ pub struct StatementArgs {
     period: PeriodArgs,
     #[command(flatten)]
     output: JsonArgs,
+    /// Print the statement as camt.053.001.08 XML (AppHdr + Document), from the bank to
+    /// the hub.
+    #[arg(long, conflicts_with = "json")]
+    xml: bool,
 }
 
 type Client = pb::bank_service_client::BankServiceClient<tonic::transport::Channel>;
@@ -414,7 +418,7 @@ pub async fn balances(args: BalancesArgs) -> Result<()> {
 
 /// `corridor statement`.
 pub async fn statement(args: StatementArgs) -> Result<()> {
-    let StatementArgs { bank, account, currency, period, output } = args;
+    let StatementArgs { bank, account, currency, period, output, xml } = args;
     let mut client = connect(&bank).await?;
     let request = pb::GetStatementRequest {
         account_id: account,
@@ -422,6 +426,11 @@ pub async fn statement(args: StatementArgs) -> Result<()> {
         from_time_unix_ms: period.from_ms,
         to_time_unix_ms: period.to_ms,
     };
+    if xml {
+        let statement = client.get_statement_xml(request).await.map_err(status)?.into_inner();
+        say!("{}", statement.xml);
+        return Ok(());
+    }
     let statement = client.get_statement(request).await.map_err(status)?.into_inner();
     if output.json {
         return json::print(&json::Statement::from(&statement));
