@@ -64,11 +64,17 @@ impl ManualClock {
         self.unix_ms.load(Ordering::Acquire)
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`. Panics, leaving the clock where it stood, if
+    /// that would pass the last millisecond an i64 holds.
     pub fn advance(&self, by: Duration) {
         let by_ms = i64::try_from(by.as_millis()).expect("an advance fits in i64 milliseconds");
-        let before = self.unix_ms.fetch_add(by_ms, Ordering::AcqRel);
-        assert!(before.checked_add(by_ms).is_some(), "the manual clock overflowed");
+        // Checked before the store, in one atomic step: every node reads this clock, so
+        // a refused move must not have moved it.
+        let moved =
+            self.unix_ms.fetch_update(Ordering::AcqRel, Ordering::Acquire, |ms| ms.checked_add(by_ms));
+        if let Err(stood) = moved {
+            panic!("the manual clock cannot advance {by_ms} ms from {stood} ms: past the end of i64");
+        }
     }
 
     /// Moves the clock forward to `unix_ms`. Panics if that is earlier than it stands:
@@ -107,6 +113,19 @@ mod tests {
         let back = std::panic::catch_unwind(|| manual.set(4_999));
         assert!(back.is_err(), "a manual clock does not go back");
         assert_eq!(clock.unix_ms(), 5_000, "and a refused move changes nothing");
+    }
+
+    /// A move the clock refuses (past the end of i64 milliseconds) panics and leaves
+    /// the clock where it stood: every node shares it, so a half-done move would hand
+    /// them all a time wrapped round to 292 million years before 1970.
+    #[test]
+    fn an_advance_that_would_overflow_panics_and_moves_nothing() {
+        let manual = ManualClock::starting_at(i64::MAX - 1_000);
+        let overflow = std::panic::catch_unwind(|| manual.advance(Duration::from_secs(2)));
+        assert!(overflow.is_err(), "an advance past i64::MAX ms is refused");
+        assert_eq!(manual.unix_ms(), i64::MAX - 1_000, "and the clock did not move");
+        manual.advance(Duration::from_millis(1_000));
+        assert_eq!(manual.unix_ms(), i64::MAX, "up to the last millisecond is fine");
     }
 
     /// The system clock is the default and reads the system's time.
