@@ -345,3 +345,65 @@ fn the_command_line_refuses_a_100_mb_document_unread() {
         ["pay", "--dir", &dir_flag, "--bank", "https://127.0.0.1:1", "--xml", &huge_flag, "--amount", "1"];
     assert!(refused(corridor(&args)).contains("cannot be used with"));
 }
+
+/// RU (roubles) and IR (rials) with bank nodes, each funded at the hub in its currency,
+/// C001 at RU holding 1000.00 RUB, and a RUB/IRR agreement at 512.25 without a spread.
+async fn rouble_rial_network(dir: &Path) -> LocalNetwork {
+    let pki = corridor::tls::init(dir, &[bic(RU), bic(IR)]).unwrap();
+    let mut network = LocalNetwork::start_hub(pki, corridor::hub::HubConfig::default()).await.unwrap();
+    let mut admin = network.admin().await.unwrap();
+    for (bank, currency) in [(RU, "RUB"), (IR, "IRR")] {
+        let request = pb::FundRequest {
+            participant_bic: bank.into(),
+            currency: currency.into(),
+            amount: "1000000.00".into(),
+        };
+        admin.fund(request).await.unwrap();
+    }
+    let agreement =
+        pb::RateAgreement { currency_pair: "RUB/IRR".into(), rate: "512.25".into(), ..Default::default() };
+    admin.set_agreement(pb::SetAgreementRequest { agreement: Some(agreement) }).await.unwrap();
+    for (bank, currency) in [(RU, "RUB"), (IR, "IRR")] {
+        let index = network.start_bank(bic(bank)).await.unwrap();
+        let node = &network.banks[index].bank;
+        node.open_account("C001", currency, "Customer one", "1000.00").await.unwrap();
+        node.open_account("C002", currency, "Customer two", "").await.unwrap();
+    }
+    network
+}
+
+/// 100.00 RUB from RU's C001 converted at `rate` into rials for IR's C002.
+fn converted_transfer(rate: &str) -> CreditTransfer {
+    let instructed = Amount::parse("100.00", Currency::parse("RUB").unwrap()).unwrap();
+    let rate = Rate::parse(rate).unwrap();
+    let conversion = Conversion { instructed, rate, quote_id: None };
+    let amount = rate.convert(instructed, Currency::parse("IRR").unwrap()).unwrap();
+    CreditTransfer { amount, conversion: Some(conversion), ..transfer(Uetr::generate()) }
+}
+
+// A converted document pays only at the rate the bank would apply itself (here the hub's
+// agreement in force): one at another rate is refused naming XchgRate and changes
+// nothing; one at the agreement's rate is paid as submitted, conversion and all, and
+// exported so at the receiver. A bank signs no rate it was only told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_converted_document_pays_only_at_the_banks_own_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = rouble_rial_network(dir.path()).await;
+    let before = bank_state(&network, 0).await;
+    let refused = submit(&network, 0, document(&converted_transfer("600")).as_bytes()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("CdtTrfTxInf[1]/XchgRate") && refused.message().contains("512.25"));
+    assert_eq!(bank_state(&network, 0).await, before, "nothing changed");
+
+    let submitted = converted_transfer("512.25");
+    let payment = submit(&network, 0, document(&submitted).as_bytes()).await.unwrap();
+    let settled = final_status(&network, 0, &payment.uetr).await;
+    assert_eq!(status_of(&settled), pb::PaymentStatus::Acsc, "{settled:?}");
+    final_status(&network, 1, &payment.uetr).await;
+    let received = export(&network, 1, &payment.uetr).await;
+    let booked = iso20022::read_strict(one(&received, "pacs.008", false).xml.as_bytes()).unwrap();
+    assert_eq!(booked.body(), &Body::Pacs008(submitted.clone()));
+    assert_eq!(balance(&network, 1, "C002"), submitted.amount.minor_units());
+    reconciles_clean(&network).await;
+    network.stop().await.unwrap();
+}
