@@ -160,6 +160,16 @@ async fn a_pacs008_document_is_paid_once_and_exported_equal_at_the_other_bank() 
     assert_eq!(one(&received, "pacs.002", true).message_id, status.message_id);
     statement_agrees(test, &network).await;
     reconciles_clean(&network).await;
+
+    // The messages are the store's, not memory's: a restarted node exports the same, and
+    // a resubmission to it still pays nothing.
+    let mut network = network;
+    network.stop_bank(bic(RU)).await.unwrap();
+    let index = network.start_bank(bic(RU)).await.unwrap();
+    assert_eq!(export(&network, index, &payment.uetr).await, sent, "kept across a restart");
+    let once_more = submit(&network, index, xml.as_bytes()).await.unwrap();
+    assert_eq!(once_more.uetr, payment.uetr);
+    assert_eq!(balance(&network, index, "C001"), 90_000, "still debited once");
     network.stop().await.unwrap();
 }
 
