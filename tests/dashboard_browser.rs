@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: the demo runs with its dashboard while headless
 //! Chromium (Debian's `chromium`, installed by `.ci/run` when missing) opens it. The page
 //! loads with no console error, shows every participant, its message counter rises while
-//! payments flow, and a search by UETR draws that payment's path; a screenshot is kept in
+//! payments flow, a search by UETR draws that payment's path and a click shows one of its
+//! messages as ISO 20022 XML; a screenshot is kept in
 //! `target/test-artifacts/`. A second test proves the browser harness itself on a page
 //! served here: it sees the page change, types and clicks, and catches console errors.
 //!
@@ -250,6 +251,7 @@ fn drive_the_dashboard(
             return Err(format!("the path of {uetr} lacks {step}: {steps}"));
         }
     }
+    show_a_messages_xml(&mut browser, &uetr)?;
 
     // The last reconciliation, once the demo posts it, is clean.
     browser
@@ -278,6 +280,29 @@ fn drive_the_dashboard(
         // A page with this much on it is tens of kilobytes; a blank one a few hundred bytes.
         assert_png(&shot, 20_000);
         println!("screenshot: {}", shot.display());
+    }
+    Ok(())
+}
+
+/// Under the path, a button per message the hub relayed; a click on the pacs.002's shows
+/// its ISO 20022 XML in `#message-xml` as text (no element parsed out of it), about this
+/// payment (issue 20, "Teaching").
+fn show_a_messages_xml(browser: &mut Browser, uetr: &str) -> Result<(), String> {
+    let button = "#payment-messages [data-type=\"pacs.002\"]";
+    browser
+        .wait_until(&format!("document.querySelector({}) !== null", json!(button)), PAGE_TIMEOUT)
+        .map_err(|e| format!("no pacs.002 button under the path of {uetr}: {e}"))?;
+    browser.click(button)?;
+    let shown = browser
+        .wait_until(
+            "(() => { const v = document.querySelector('#message-xml'); \
+             return !v.hidden && v.dataset.messageId && v.children.length === 0 && v.textContent; })()",
+            PAGE_TIMEOUT,
+        )
+        .map_err(|e| format!("clicking the pacs.002 of {uetr} showed no XML: {e}"))?;
+    let text = shown.as_str().unwrap_or_default();
+    if !text.contains("pacs.002.001.10") || !text.contains(&format!("<OrgnlUETR>{uetr}</OrgnlUETR>")) {
+        return Err(format!("#message-xml does not show the pacs.002 of {uetr}: {text}"));
     }
     Ok(())
 }

@@ -23,7 +23,17 @@
 //!   `kind` (`session_opened`, `session_closed`, `accepted`, `refused`, `delivered`,
 //!   `acked`; `lagged` when this stream fell behind and lost some), with keep-alives.
 //! - `GET /api/payments/{uetr}`: `{"payment": {...}, "steps": [{"step", "time_unix_ms",
-//!   "by", "detail"}, ...]}`; 404 with `{"error": ...}` for an unknown or malformed UETR.
+//!   "by", "detail"}, ...], "messages": [{"type", "message_id", "sender", "receiver",
+//!   "osn"}, ...]}` (the messages the hub relayed about it, in the order sent); 404 with
+//!   `{"error": ...}` for an unknown or malformed UETR.
+//! - `GET /api/payments/{uetr}/messages/{message_id}`: one of those messages as ISO 20022
+//!   XML, written with [`crate::iso20022::write`] from the envelope the hub journalled
+//!   (exactly as its sender signed it): `{"uetr", "type", "message_id", "sender",
+//!   "receiver", "osn", "definition", "xml", "xml_unavailable"}`. A message Corridor cannot
+//!   write as XML (a type it does not write yet, or a value the schema cannot hold, such
+//!   as a rate with more than 10 decimals) has `xml` null and `xml_unavailable` saying why,
+//!   still with 200. 404 with `{"error": ...}` for a malformed or unknown UETR or message
+//!   id, or a message not yet durable in the journal.
 //! - Anything else: 404 (405 for a method other than GET on a known route).
 //!
 //! # The page's DOM contract (tests/dashboard_browser.rs relies on it)
@@ -35,6 +45,11 @@
 //!   search, `#sequence` holds one element with `data-step="<step name>"` per tracker step
 //!   (`submitted`, `acknowledged`, `delivered`, `status_reported`, `settled`,
 //!   `status_delivered`, ...). `#sequence` gets `data-uetr` once drawn, or `data-error`.
+//! - `#payment-messages` then holds one button per message the hub relayed about the
+//!   payment, with `data-message-id` and `data-type`; a click shows that message's XML in
+//!   `#message-xml` (a `<pre>`, set as text, never as markup), which gets
+//!   `data-message-id` once shown, and `data-unavailable` (the reason as its text) when
+//!   Corridor cannot write it, or `data-error`.
 //! - `#reconciliation` shows the last reconciliation (`data-clean="true"|"false"` once
 //!   there is one).
 //!
@@ -75,8 +90,11 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::tracker::HubPayment;
 use super::{Hub, HubEvent};
-use crate::model::{Bic, Currency, MessageType, Uetr, format_minor_units};
+use crate::iso20022;
+use crate::model::wire::decode_message;
+use crate::model::{Bic, Currency, Message, MessageId, MessageType, Uetr, format_minor_units};
 use crate::pb;
 
 /// Event streams (`/api/events`) open at once: a projector and a few students' laptops.
@@ -92,6 +110,8 @@ pub const LATENCY_SAMPLES_MAX: usize = 200;
 const LATENCY_PENDING_MAX: usize = 10_000;
 /// Longest UETR text looked at (a UUID is 36 characters).
 const UETR_TEXT_MAX: usize = 64;
+/// Longest message id text looked at (an ISO 20022 message id has at most 35).
+const MESSAGE_ID_TEXT_MAX: usize = 64;
 /// How often an idle event stream sends a keep-alive comment.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -149,6 +169,7 @@ fn router(dashboard: Dashboard) -> Router {
         .route("/api/state", get(state))
         .route("/api/events", get(events))
         .route("/api/payments/{uetr}", get(payment))
+        .route("/api/payments/{uetr}/messages/{message_id}", get(payment_message))
         .fallback(not_found)
         .with_state(dashboard)
 }
@@ -168,7 +189,8 @@ async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
-        "no such page: the dashboard serves /, /assets/*, /api/state, /api/events and /api/payments/{uetr}",
+        "no such page: the dashboard serves /, /assets/*, /api/state, /api/events, /api/payments/{uetr} \
+         and /api/payments/{uetr}/messages/{message_id}",
     )
 }
 
@@ -296,19 +318,40 @@ fn position_json(p: &pb::Position, currency: Currency) -> Value {
     })
 }
 
+/// Why a request gets no answer but an error: its status and the message the body says.
+type Refusal = (StatusCode, String);
+
+fn refused((status, message): Refusal) -> Response {
+    error(status, &message)
+}
+
+/// The UETR of a request's path, or the 404 that says why it is none.
+fn parse_uetr(text: &str) -> Result<Uetr, Refusal> {
+    if text.len() > UETR_TEXT_MAX {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "malformed UETR: too long (a UETR is a 36-character UUID)".into(),
+        ));
+    }
+    Uetr::parse(text.trim()).map_err(|e| (StatusCode::NOT_FOUND, format!("malformed UETR: {e}")))
+}
+
+/// The payment the hub knows by the UETR of a request's path, or the 404 that says why not.
+fn find_payment(dashboard: &Dashboard, text: &str) -> Result<HubPayment, Refusal> {
+    let uetr = parse_uetr(text)?;
+    dashboard
+        .hub
+        .payment(&uetr)
+        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("the hub has no payment {uetr}")))
+}
+
 async fn payment(State(dashboard): State<Dashboard>, text: Result<Path<String>, PathRejection>) -> Response {
     let Ok(Path(text)) = text else {
         return error(StatusCode::NOT_FOUND, "malformed UETR: not UTF-8 text");
     };
-    if text.len() > UETR_TEXT_MAX {
-        return error(StatusCode::NOT_FOUND, "malformed UETR: too long (a UETR is a 36-character UUID)");
-    }
-    let uetr = match Uetr::parse(text.trim()) {
-        Ok(uetr) => uetr,
-        Err(e) => return error(StatusCode::NOT_FOUND, &format!("malformed UETR: {e}")),
-    };
-    let Some(found) = dashboard.hub.payment(&uetr) else {
-        return error(StatusCode::NOT_FOUND, &format!("the hub has no payment {uetr}"));
+    let found = match find_payment(&dashboard, &text) {
+        Ok(found) => found,
+        Err(refusal) => return refused(refusal),
     };
     let positions = dashboard.hub.positions();
     let steps: Vec<Value> = super::admin::track_steps(&found, positions.reports())
@@ -340,8 +383,123 @@ async fn payment(State(dashboard): State<Dashboard>, text: Result<Path<String>, 
         },
         "hub": dashboard.hub.directory().hub().to_string(),
         "steps": steps,
+        "messages": relayed_messages(&found).iter().map(Relayed::to_json).collect::<Vec<_>>(),
     });
     json_response(StatusCode::OK, &body)
+}
+
+/// One message the hub relayed about a payment: where the journal keeps it.
+struct Relayed {
+    message_type: MessageType,
+    message_id: MessageId,
+    sender: Bic,
+    receiver: Bic,
+    osn: u64,
+}
+
+impl Relayed {
+    fn to_json(&self) -> Value {
+        json!({
+            "type": self.message_type.code(),
+            "message_id": self.message_id.to_string(),
+            "sender": self.sender.to_string(),
+            "receiver": self.receiver.to_string(),
+            "osn": self.osn,
+        })
+    }
+}
+
+/// The messages the tracker knows of `payment`, in the order a payment's life sends them:
+/// the pacs.008 and the receiver's pacs.002, then a recall (camt.056), a return (pacs.004)
+/// and the recall's answer (camt.029). Each is in the journal under its receiver and OSN.
+fn relayed_messages(payment: &HubPayment) -> Vec<Relayed> {
+    let recall = payment.recall.as_deref();
+    let answer = recall.and_then(|case| case.answer.as_ref());
+    // (type, its id and OSN if the hub relayed one, sent by the debtor agent)
+    let known = [
+        (MessageType::Pacs008, Some((&payment.message_id, payment.osn)), true),
+        (MessageType::Pacs002, payment.status.as_ref().map(|s| (&s.message_id, s.osn)), false),
+        (MessageType::Camt056, recall.map(|c| (&c.message_id, c.osn)), true),
+        (MessageType::Pacs004, payment.returned.as_deref().map(|r| (&r.message_id, r.osn)), false),
+        (MessageType::Camt029, answer.map(|a| (&a.message_id, a.osn)), false),
+    ];
+    known
+        .into_iter()
+        .filter_map(|(message_type, relayed, from_debtor_agent)| {
+            let (message_id, osn) = relayed?;
+            let (sender, receiver) = if from_debtor_agent {
+                (payment.sender, payment.receiver)
+            } else {
+                (payment.receiver, payment.sender)
+            };
+            Some(Relayed { message_type, message_id: message_id.clone(), sender, receiver, osn })
+        })
+        .collect()
+}
+
+async fn payment_message(
+    State(dashboard): State<Dashboard>,
+    texts: Result<Path<(String, String)>, PathRejection>,
+) -> Response {
+    let Ok(Path((uetr_text, id_text))) = texts else {
+        return error(StatusCode::NOT_FOUND, "malformed UETR or message id: not UTF-8 text");
+    };
+    let found = match find_payment(&dashboard, &uetr_text) {
+        Ok(found) => found,
+        Err(refusal) => return refused(refusal),
+    };
+    if id_text.len() > MESSAGE_ID_TEXT_MAX {
+        return error(StatusCode::NOT_FOUND, "malformed message id: too long (at most 35 characters)");
+    }
+    let messages = relayed_messages(&found);
+    let Some(relayed) = messages.iter().find(|m| m.message_id.as_str() == id_text) else {
+        let ids: Vec<String> =
+            messages.iter().map(|m| format!("{} {}", m.message_type, m.message_id)).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            &format!("payment {} has no message {id_text:?}; its messages: {}", found.uetr, ids.join(", ")),
+        );
+    };
+    let message = match journalled_message(&dashboard.hub, found.uetr, relayed) {
+        Ok(message) => message,
+        Err(refusal) => return refused(refusal),
+    };
+    let (xml, unavailable) = match (iso20022::definition_of(relayed.message_type), iso20022::write(&message))
+    {
+        (None, _) => (None, Some(format!("Corridor does not write {} as XML yet", relayed.message_type))),
+        (Some(_), Ok(xml)) => (Some(xml), None),
+        (Some(_), Err(e)) => {
+            (None, Some(format!("Corridor cannot write this {} as XML: {e}", relayed.message_type)))
+        }
+    };
+    let mut body = relayed.to_json();
+    body["uetr"] = json!(found.uetr.to_string());
+    body["definition"] = json!(iso20022::definition_of(relayed.message_type));
+    body["xml"] = json!(xml);
+    body["xml_unavailable"] = json!(unavailable);
+    json_response(StatusCode::OK, &body)
+}
+
+/// The message `relayed` of payment `uetr` as its sender signed it, decoded from the
+/// journal; a 404 while it is not durable yet, a 500 if the journal disagrees.
+fn journalled_message(hub: &Hub, uetr: Uetr, relayed: &Relayed) -> Result<Message, Refusal> {
+    let internal = |detail: String| (StatusCode::INTERNAL_SERVER_ERROR, detail);
+    let record = hub
+        .message_to(relayed.receiver, relayed.osn)
+        .map_err(|e| internal(format!("the hub's journal cannot be read: {e}")))?
+        .ok_or_else(|| {
+            let what =
+                format!("{} {} is not in the hub's journal yet", relayed.message_type, relayed.message_id);
+            (StatusCode::NOT_FOUND, what)
+        })?;
+    if record.uetr != Some(uetr) || record.message_id != relayed.message_id {
+        return Err(internal(format!(
+            "the journal's message to {} with OSN {} is {} of {:?}, not {} of {uetr}",
+            relayed.receiver, relayed.osn, record.message_id, record.uetr, relayed.message_id
+        )));
+    }
+    decode_message(&record.envelope.payload)
+        .map_err(|e| internal(format!("the journalled message does not decode: {e}")))
 }
 
 async fn events(State(dashboard): State<Dashboard>) -> Response {

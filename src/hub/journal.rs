@@ -403,6 +403,17 @@ impl PaymentArchive {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The message the hub sent `receiver` as output sequence number `osn` (one probe of
+    /// the unique index by receiver and OSN); `None` if no such message is durable yet.
+    pub fn message_to(&self, receiver: Bic, osn: u64) -> Result<Option<AcceptedRecord>, StoreError> {
+        let query = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE receiver = ?1 AND osn = ?2");
+        let mut statement = self.connection.prepare_cached(&query)?;
+        let osn = i64::try_from(osn).map_err(|_| corrupt("osn", osn))?;
+        let record =
+            statement.query_row(params![receiver.as_str(), osn], |row| Ok(message_record(row))).optional()?;
+        record.transpose()
+    }
+
     /// How many payments the archive holds.
     pub fn count(&self) -> Result<u64, StoreError> {
         let count: i64 =

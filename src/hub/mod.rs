@@ -406,6 +406,13 @@ impl Hub {
         }
     }
 
+    /// The message the hub relayed to `receiver` as output sequence number `osn`, exactly
+    /// as its sender signed it, from the journal (so once it is durable; `None` before).
+    pub fn message_to(&self, receiver: Bic, osn: u64) -> Result<Option<journal::AcceptedRecord>, String> {
+        let archive = self.inner.archive.lock().expect("archive lock");
+        archive.message_to(receiver, osn).map_err(|e| e.to_string())
+    }
+
     /// Every payment the hub saw, oldest first: those in memory and the archived ones.
     /// Panics if the archive cannot be read (the store is broken under a running hub).
     pub fn payments(&self) -> Vec<HubPayment> {

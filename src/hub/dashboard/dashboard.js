@@ -361,6 +361,7 @@
     sequence.removeAttribute('data-uetr');
     sequence.removeAttribute('data-error');
     $('payment-summary').replaceChildren();
+    drawMessages('', []);
     uetr = uetr.trim();
     if (!uetr) {
       status.textContent = 'Type a UETR first.';
@@ -377,6 +378,7 @@
       }
       status.textContent = '';
       drawSequence(body);
+      drawMessages(body.payment.uetr, body.messages);
     } catch (error) {
       status.textContent = 'The hub did not answer: ' + error;
       sequence.setAttribute('data-error', status.textContent);
@@ -428,6 +430,65 @@
     const sequence = $('sequence');
     sequence.innerHTML = svg;
     sequence.setAttribute('data-uetr', p.uetr);
+  }
+
+  // ---- each message of the payment as ISO 20022 XML, on click -----------------------
+
+  // Counts the XML requests, so that only the answer to the last click is shown.
+  let xmlRequests = 0;
+
+  function clearXml() {
+    const view = $('message-xml');
+    view.hidden = true;
+    view.textContent = '';
+    for (const name of ['data-message-id', 'data-unavailable', 'data-error']) view.removeAttribute(name);
+  }
+
+  function drawMessages(uetr, messages) {
+    xmlRequests += 1;
+    clearXml();
+    const list = $('payment-messages');
+    list.replaceChildren();
+    for (const m of messages || []) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'message-button';
+      button.setAttribute('data-message-id', m.message_id);
+      button.setAttribute('data-type', m.type);
+      button.textContent = m.type + '  ' + m.sender + ' → ' + m.receiver + '  · XML';
+      button.title = 'message id ' + m.message_id;
+      button.addEventListener('click', () => showXml(uetr, m.message_id));
+      list.appendChild(button);
+    }
+  }
+
+  // The XML (or why there is none) goes in as text: never parsed as markup.
+  async function showXml(uetr, messageId) {
+    const request = ++xmlRequests;
+    clearXml();
+    const view = $('message-xml');
+    view.hidden = false;
+    view.textContent = 'Loading ' + messageId + '…';
+    let shown;
+    try {
+      const response = await fetch('/api/payments/' + encodeURIComponent(uetr) + '/messages/' +
+        encodeURIComponent(messageId), { cache: 'no-store' });
+      const body = await response.json();
+      if (!response.ok) {
+        shown = { error: body.error || ('error ' + response.status) };
+      } else if (typeof body.xml === 'string') {
+        shown = { xml: body.xml };
+      } else {
+        shown = { unavailable: body.xml_unavailable || 'Corridor cannot write this message as XML' };
+      }
+    } catch (error) {
+      shown = { error: 'The hub did not answer: ' + error };
+    }
+    if (request !== xmlRequests) return;
+    view.textContent = shown.xml || shown.unavailable || shown.error;
+    if (shown.unavailable) view.setAttribute('data-unavailable', shown.unavailable);
+    if (shown.error) view.setAttribute('data-error', shown.error);
+    view.setAttribute('data-message-id', messageId);
   }
 
   function start() {
