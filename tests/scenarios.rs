@@ -273,6 +273,41 @@ async fn a_scenario_serves_its_dashboard_where_asked_even_across_a_hub_restart()
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the dashboard is down once stopped");
 }
 
+/// A hub restart whose dashboard cannot come back (its address was taken while the hub
+/// was down) is a step of the run, not its end: the hub restarted fine, so the scenario
+/// goes on to its summary and says where the dashboard could not come back and why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_goes_on_when_its_dashboard_cannot_come_back_after_a_hub_restart() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/crash.toml");
+    let scenario = Scenario::load(&path).unwrap();
+    let options = RunOptions { dashboard: Some("127.0.0.1:0".parse().unwrap()) };
+    let (mut steps, mut addr, mut taken) = (Vec::new(), None::<String>, None::<std::net::TcpListener>);
+    let mut progress = |step: &str| {
+        if let Some(url) = step.strip_prefix("Dashboard: ") {
+            addr = Some(url.trim_start_matches("http://").trim_end_matches('/').to_owned());
+        }
+        // The dashboard let go of its address before the hub stopped: something else takes it.
+        if step.contains("The hub stops") && taken.is_none() {
+            let addr = addr.as_deref().expect("the dashboard's address is told first");
+            taken = Some(std::net::TcpListener::bind(addr).expect("free once the dashboard stopped"));
+        }
+        steps.push(step.to_owned());
+    };
+    let (summary, running) = start_scenario(&scenario, &options, &mut progress).await.unwrap();
+    assert!(summary.ok(), "{}", summary.render());
+    let addr = addr.unwrap();
+    let said = steps.iter().position(|s| s.contains("The dashboard could not come back on"));
+    let said = said.unwrap_or_else(|| panic!("a step says the dashboard did not come back: {steps:#?}"));
+    assert!(steps[said].contains(&addr), "{}", steps[said]);
+    assert!(
+        steps[said + 1..].iter().any(|s| s.contains("The hub is back")),
+        "and the run goes on: {steps:#?}"
+    );
+    assert!(running.dashboard_url().is_none(), "no dashboard is served after the restart");
+    running.stop().await.unwrap();
+    drop(taken);
+}
+
 /// The command line passes `--dashboard-addr` to a scenario: an address it cannot listen
 /// on stops the run with a line that names the flag (before, the flag was ignored and the
 /// run went on); `--no-dashboard` serves none.

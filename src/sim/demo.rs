@@ -384,6 +384,14 @@ pub(crate) async fn start_dashboard(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--dashboard-addr: cannot listen on {addr}: {e}"))?;
+    serve_dashboard_on(network, listener)
+}
+
+/// Serves the hub's dashboard on `listener`, bound already.
+pub(crate) fn serve_dashboard_on(
+    network: &LocalNetwork,
+    listener: TcpListener,
+) -> Result<RunningDashboard, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}/");
     let shutdown = CancellationToken::new();

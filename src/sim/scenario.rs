@@ -16,7 +16,7 @@ use tonic::transport::Channel;
 
 mod cases;
 
-use super::demo::{CaseLine, Rejection, RunningDashboard, start_dashboard};
+use super::demo::{CaseLine, Rejection, RunningDashboard, serve_dashboard_on, start_dashboard};
 use super::{LocalNetwork, Rng};
 use crate::hub::{HubConfig, SettlementModel};
 use crate::ledger::AccountId;
@@ -1319,17 +1319,24 @@ impl Run<'_> {
     }
 
     /// Restarts the hub from its journal. The dashboard holds the hub: it lets go first,
-    /// and serves the new hub at the same address.
+    /// and serves the new hub at the same address. If that address is taken meanwhile,
+    /// the run goes on without it (the hub is fine) and a step says so.
     async fn restart_hub(&mut self, progress: &mut dyn FnMut(&str)) -> Result<String, String> {
-        progress(&format!("[{:>5.1} s] The hub stops (gracefully) ...", self.now_s()));
         let dashboard = self.dashboard.take();
         let addr = dashboard.as_ref().map(|d| d.addr);
         if let Some(dashboard) = dashboard {
             dashboard.stop().await?;
         }
+        progress(&format!("[{:>5.1} s] The hub stops (gracefully) ...", self.now_s()));
         self.network.restart_hub().await?;
         if let Some(addr) = addr {
-            self.dashboard = Some(start_dashboard(&self.network, addr).await?);
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => self.dashboard = Some(serve_dashboard_on(&self.network, listener)?),
+                Err(error) => progress(&format!(
+                    "[{:>5.1} s] The dashboard could not come back on {addr}: {error}; the run goes on without it",
+                    self.now_s()
+                )),
+            }
         }
         Ok("The hub is back from its journal: the banks reconnect and resend what it had not ACKed".into())
     }
