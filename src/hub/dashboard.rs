@@ -90,6 +90,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
+use super::positions::Positions;
 use super::tracker::HubPayment;
 use super::{Hub, HubEvent};
 use crate::iso20022;
@@ -232,16 +233,12 @@ fn snapshot(dashboard: &Dashboard) -> Value {
     let names: HashMap<_, _> = directory.participants().map(|(bic, name)| (bic, name.to_owned())).collect();
     // What the network gave each participant: its country (in its BIC) and the
     // currencies it holds a position in at the hub.
-    let mut currencies: HashMap<Bic, Vec<String>> = HashMap::new();
-    for (bic, currency, _) in positions.positions() {
-        currencies.entry(bic).or_default().push(currency.to_string());
-    }
+    let mut currencies = currencies_held(&positions);
     let participants: Vec<Value> = hub
         .connections()
         .into_iter()
         .map(|(bic, connected)| {
-            let mut held = currencies.remove(&bic).unwrap_or_default();
-            held.sort_unstable();
+            let held = currencies.remove(&bic).unwrap_or_default();
             json!({
                 "bic": bic.to_string(),
                 "name": names.get(&bic),
@@ -297,6 +294,19 @@ fn snapshot(dashboard: &Dashboard) -> Value {
         "latency": latency,
         "reconciliation": reconciliation,
     })
+}
+
+/// The currencies each participant holds a position in at the hub, in order of their
+/// codes (a participant with none is absent).
+fn currencies_held(positions: &Positions) -> HashMap<Bic, Vec<String>> {
+    let mut currencies: HashMap<Bic, Vec<String>> = HashMap::new();
+    for (bic, currency, _) in positions.positions() {
+        currencies.entry(bic).or_default().push(currency.to_string());
+    }
+    for held in currencies.values_mut() {
+        held.sort_unstable();
+    }
+    currencies
 }
 
 fn position_json(p: &pb::Position, currency: Currency) -> Value {
@@ -705,7 +715,31 @@ async fn collect(
 
 #[cfg(test)]
 mod tests {
-    use super::ChartAxis;
+    use super::{ChartAxis, Positions, currencies_held};
+    use crate::hub::positions::SettlementModel;
+    use crate::model::{Amount, Bic, Currency};
+
+    /// A participant card lists the currencies its bank holds at the hub, each once and
+    /// in order of code, whatever order the positions were opened in; a participant
+    /// without a position lists none.
+    #[test]
+    fn the_currencies_held_are_each_participants_positions_in_order() {
+        let bic = |text: &str| Bic::parse(text).unwrap();
+        let mut positions = Positions::new(SettlementModel::Gross, 0);
+        for (participant, currency) in
+            [("BANKRUMMXXX", "RUB"), ("BANKRUMMXXX", "CNY"), ("BANKIRTHXXX", "IRR")]
+        {
+            let currency = Currency::parse(currency).unwrap();
+            positions.fund(bic(participant), Amount::from_minor_units(100, currency).unwrap()).unwrap();
+        }
+        positions
+            .fund(bic("BANKRUMMXXX"), Amount::parse("1", Currency::parse("RUB").unwrap()).unwrap())
+            .unwrap();
+        let held = currencies_held(&positions);
+        assert_eq!(held[&bic("BANKRUMMXXX")], ["CNY", "RUB"]);
+        assert_eq!(held[&bic("BANKIRTHXXX")], ["IRR"]);
+        assert!(!held.contains_key(&bic("BANKCNSHXXX")));
+    }
 
     /// Whatever the largest value, the axis covers it, its three lines read three
     /// different labels, and the middle one is exactly half the top: the throughput chart
