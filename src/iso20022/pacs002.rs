@@ -2,7 +2,7 @@
 //!
 //! | model | element under `FIToFIPmtStsRpt` |
 //! |---|---|
-//! | header message id, creation time, sender, receiver | `GrpHdr/MsgId`, `CreDtTm`, `InstgAgt`, `InstdAgt` |
+//! | header message id, creation time, sender, receiver | `GrpHdr/MsgId`, `CreDtTm`, `InstgAgt`, `InstdAgt` (read from `TxInfAndSts` where the group header has none, as CBPR+ places them) |
 //! | original message id | `TxInfAndSts/OrgnlGrpInf/OrgnlMsgId` (`OrgnlMsgNmId` = pacs.008.001.08) |
 //! | UETR | `TxInfAndSts/OrgnlUETR` |
 //! | status | `TxInfAndSts/TxSts` (`ACTC`, `ACSP`, `ACSC`, `ACCC`, `PDNG`, `RJCT`) |
@@ -100,8 +100,8 @@ pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, PaymentStatus
     let group_header = GroupHeader::read(
         group.required("MsgId")?,
         group.required("CreDtTm")?,
-        group.child("InstgAgt"),
-        group.child("InstdAgt"),
+        group.child("InstgAgt").or_else(|| transaction.child("InstgAgt")),
+        group.child("InstdAgt").or_else(|| transaction.child("InstdAgt")),
         supplementary.sequence_number,
     )?;
     Ok((group_header, report))

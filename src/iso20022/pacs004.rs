@@ -154,8 +154,8 @@ pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, PaymentReturn
     let group_header = GroupHeader::read(
         group.required("MsgId")?,
         group.required("CreDtTm")?,
-        transaction.child("InstgAgt"),
-        transaction.child("InstdAgt"),
+        transaction.child("InstgAgt").or_else(|| group.child("InstgAgt")),
+        transaction.child("InstdAgt").or_else(|| group.child("InstdAgt")),
         supplementary.sequence_number,
     )?;
     Ok((group_header, payment_return))

@@ -8,6 +8,8 @@
 //! which mark what they read; whatever stays unmarked is what Corridor does not carry.
 
 use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -40,7 +42,8 @@ pub(crate) struct Attribute {
 /// One element: namespace, local name, attributes, text and children.
 #[derive(Debug)]
 pub(crate) struct Element {
-    namespace: String,
+    /// Shared by every element in the same namespace: one allocation per namespace.
+    namespace: Rc<str>,
     name: String,
     path: String,
     attributes: Vec<Attribute>,
@@ -63,13 +66,15 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut count = 0usize;
+    let mut namespaces: Vec<Rc<str>> = vec![Rc::from("")];
     loop {
         let position = reader.buffer_position();
         let not_xml = |detail: String| XmlError::NotXml { position, detail };
-        let (namespace, event) = reader.read_resolved_event().map_err(|e| not_xml(e.to_string()))?;
-        let namespace = match namespace {
-            ResolveResult::Bound(ns) => ns.as_ref().to_owned(),
-            ResolveResult::Unbound => String::new(),
+        let (resolved, event) = reader.read_resolved_event().map_err(|e| not_xml(e.to_string()))?;
+        let namespace = match resolved {
+            _ if !matches!(event, Event::Start(_) | Event::Empty(_)) => Rc::clone(&namespaces[0]),
+            ResolveResult::Bound(ns) => intern(&mut namespaces, ns.as_ref()),
+            ResolveResult::Unbound => Rc::clone(&namespaces[0]),
             ResolveResult::Unknown(prefix) => {
                 return Err(not_xml(format!("undeclared namespace prefix {prefix:?}")));
             }
@@ -125,8 +130,18 @@ pub(crate) fn parse(input: &[u8]) -> Result<Element, XmlError> {
     Ok(root)
 }
 
+/// The shared copy of `namespace` (a message uses two or three).
+fn intern(namespaces: &mut Vec<Rc<str>>, namespace: &str) -> Rc<str> {
+    if let Some(known) = namespaces.iter().find(|n| &***n == namespace) {
+        return Rc::clone(known);
+    }
+    let new: Rc<str> = Rc::from(namespace);
+    namespaces.push(Rc::clone(&new));
+    new
+}
+
 /// A new element from its start tag, with its attributes.
-fn open(reader: &NsReader<&[u8]>, start: &BytesStart<'_>, namespace: String) -> Result<Element, String> {
+fn open(reader: &NsReader<&[u8]>, start: &BytesStart<'_>, namespace: Rc<str>) -> Result<Element, String> {
     let name = start.local_name().as_ref().to_owned();
     let mut attributes = Vec::new();
     for attribute in start.attributes() {
@@ -183,28 +198,50 @@ fn assign_paths(parent: &mut Element) -> Result<(), XmlError> {
     if !parent.children.is_empty() && !parent.text.trim().is_empty() {
         return Err(XmlError::invalid(&parent.path, "holds both text and elements"));
     }
-    let names: Vec<String> = parent.children.iter().map(|c| c.name.clone()).collect();
-    let mut seen: Vec<(&str, usize)> = Vec::new();
-    for (child, name) in parent.children.iter_mut().zip(&names) {
-        let index = match seen.iter_mut().find(|(n, _)| *n == name.as_str()) {
-            Some((_, index)) => {
-                *index += 1;
-                *index
-            }
-            None => {
-                seen.push((name, 1));
-                1
-            }
-        };
-        let repeated = INDEXED.contains(&name.as_str()) || names.iter().filter(|n| *n == name).count() > 1;
-        child.path = if repeated {
-            format!("{}/{name}[{index}]", parent.path)
-        } else {
-            format!("{}/{name}", parent.path)
-        };
+    let paths = child_paths(parent);
+    for (child, path) in parent.children.iter_mut().zip(paths) {
+        child.path = path;
         assign_paths(child)?;
     }
     Ok(())
+}
+
+/// Most children counted by scanning their siblings; a parent with more (a statement's
+/// entries) counts them in a map, so that paths stay linear in the number of elements.
+const SIBLINGS_SCANNED_MAX: usize = 32;
+
+/// The path of each child of `parent`: `name`, or `name[index]` (1-based) for a name that
+/// repeats or may repeat.
+fn child_paths(parent: &Element) -> Vec<String> {
+    let children = &parent.children;
+    let scan = children.len() <= SIBLINGS_SCANNED_MAX;
+    let mut totals: HashMap<&str, usize> = HashMap::new();
+    if !scan {
+        for child in children {
+            *totals.entry(child.name.as_str()).or_default() += 1;
+        }
+    }
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    children
+        .iter()
+        .enumerate()
+        .map(|(position, child)| {
+            let name = child.name.as_str();
+            let (index, total) = if scan {
+                let before = children[..position].iter().filter(|c| c.name == name).count();
+                (before + 1, before + 1 + children[position + 1..].iter().filter(|c| c.name == name).count())
+            } else {
+                let index = seen.entry(name).or_default();
+                *index += 1;
+                (*index, totals[name])
+            };
+            if INDEXED.contains(&name) || total > 1 {
+                format!("{}/{name}[{index}]", parent.path)
+            } else {
+                format!("{}/{name}", parent.path)
+            }
+        })
+        .collect()
 }
 
 impl Element {
