@@ -551,7 +551,6 @@ type PendingCheck = (SignatureCheck, Option<SignedEnvelope>);
 mod tests {
     use super::*;
     use crate::bank::PaymentOrder;
-    use crate::tls::Role;
 
     /// The Welcome check of input sequence numbers (SECURITY.md, item 4): a hub that
     /// expects a number below this bank's oldest unanswered message lost messages it
@@ -568,12 +567,7 @@ mod tests {
     #[tokio::test]
     async fn a_hub_ahead_of_the_bank_is_followed_and_a_hub_behind_its_unanswered_messages_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (ru, ir) = (Bic::parse("BANKRUMMXXX").unwrap(), Bic::parse("BANKIRTHXXX").unwrap());
-        let pki = crate::tls::init(dir.path(), &[ru, ir]).unwrap();
-        let identity = pki.signing_identity(Role::Bank(ru)).unwrap();
-        let directory = crate::directory::Directory::load(pki.root()).unwrap();
-        let bank = Bank::open(identity, directory, &pki.bank_data_dir(ru)).unwrap();
-        bank.open_account("C001", "CNY", "Customer", "100.00").await.unwrap();
+        let (bank, ir) = crate::bank::tests::bank_with_a_customer(dir.path()).await;
         let order = |amount: &str| PaymentOrder {
             debtor_account: "C001".into(),
             creditor_agent: ir.to_string(),
@@ -589,7 +583,7 @@ mod tests {
         let unanswered = bank.state().cursor.next_isn - 1;
         let next = unanswered + 1;
         let welcome = |next_isn_expected, last_isn_accepted| pb::Welcome {
-            bic: ru.to_string(),
+            bic: bank.bic().to_string(),
             next_isn_expected,
             last_isn_accepted,
         };

@@ -544,11 +544,23 @@ impl PaymentWatch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::tls::Role;
+
+    /// Bank BANKRUMMXXX of a new network in `dir` (with BANKIRTHXXX, returned, to pay),
+    /// and its customer C001 holding 100.00 CNY.
+    pub(crate) async fn bank_with_a_customer(dir: &std::path::Path) -> (Bank, Bic) {
+        let (ru, ir) = (Bic::parse("BANKRUMMXXX").unwrap(), Bic::parse("BANKIRTHXXX").unwrap());
+        let pki = crate::tls::init(dir, &[ru, ir]).unwrap();
+        let identity = pki.signing_identity(Role::Bank(ru)).unwrap();
+        let directory = crate::directory::Directory::load(pki.root()).unwrap();
+        let bank = Bank::open(identity, directory, &pki.bank_data_dir(ru)).unwrap();
+        bank.open_account("C001", "CNY", "Customer", "100.00").await.unwrap();
+        (bank, ir)
+    }
 
     /// An operator's reads (a payment, the list of payments, a statement) use a store
     /// connection of their own. The message path reads the store while it holds the
@@ -558,12 +570,7 @@ mod tests {
     #[tokio::test]
     async fn operator_reads_do_not_wait_for_the_message_paths_reader() {
         let dir = tempfile::tempdir().unwrap();
-        let (ru, ir) = (Bic::parse("BANKRUMMXXX").unwrap(), Bic::parse("BANKIRTHXXX").unwrap());
-        let pki = crate::tls::init(dir.path(), &[ru, ir]).unwrap();
-        let identity = pki.signing_identity(Role::Bank(ru)).unwrap();
-        let directory = crate::directory::Directory::load(pki.root()).unwrap();
-        let bank = Bank::open(identity, directory, &pki.bank_data_dir(ru)).unwrap();
-        bank.open_account("C001", "CNY", "Customer", "100.00").await.unwrap();
+        let (bank, _payee) = bank_with_a_customer(dir.path()).await;
 
         let held = bank.reader();
         let (answered, answers) = std::sync::mpsc::channel();
