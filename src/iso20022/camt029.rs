@@ -4,7 +4,7 @@
 //! |---|---|
 //! | header message id, sender, receiver, creation time | `Assgnmt/Id`, `Assgnr/Agt`, `Assgne/Agt`, `CreDtTm` |
 //! | case id | `CxlDtls/TxInfAndSts/RslvdCase/Id` (its creator, `Cretr/Agt`, is the receiver, who asked) |
-//! | status | `Sts/Conf` (`CNCL`, `RJCR`, `PDCR`) and `CxlDtls/TxInfAndSts/TxCxlSts` (`ACCR`, `RJCR`, `PDCR`) |
+//! | status | `Sts/Conf` (`CNCL`, `RJCR`, `PDCR`) and `CxlDtls/TxInfAndSts/TxCxlSts` (`ACCR`, `RJCR`, `PDCR`; optional on reading, and then agreeing) |
 //! | original message id (the camt.056's) | `CxlDtls/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId` (`OrgnlMsgNmId` = camt.056.001.08) |
 //! | UETR | `CxlDtls/TxInfAndSts/OrgnlUETR` |
 //! | reason, additional information | `CxlDtls/TxInfAndSts/CxlStsRsnInf/Rsn/Cd`, `CxlStsRsnInf/AddtlInf` |
@@ -106,8 +106,11 @@ pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, ResolutionOfI
     let status = InvestigationStatus::parse(confirmation.token()).map_err(at(confirmation))?;
     let transaction = message.required("CxlDtls")?.required("TxInfAndSts")?.ordered(TRANSACTION_ORDER)?;
     let case_id = read_case(transaction.required("RslvdCase")?, receiver, "receiver")?;
-    let individual = transaction.required("TxCxlSts")?;
-    if individual.token() != transaction_status(status) {
+    // CBPR+ may leave the transaction's status out: `Sts/Conf` says it. Where it is
+    // given, both must say the same.
+    if let Some(individual) = transaction.child("TxCxlSts")
+        && individual.token() != transaction_status(status)
+    {
         return Err(individual.invalid(format!(
             "must be {} with the status {status} (got {:?})",
             transaction_status(status),
