@@ -31,8 +31,11 @@ const APP_HDR_ORDER: &[&str] = &[
 /// What the AppHdr says about a message.
 #[derive(Debug)]
 pub(crate) struct AppHdr {
-    pub sender: Bic,
-    pub receiver: Bic,
+    /// `Fr` when it names a bank (`FIId`); `None` when it names an organisation
+    /// (`OrgId`), left unread: the group header's instructing agent names the sender.
+    pub sender: Option<Bic>,
+    /// `To`, as `sender` is `Fr`.
+    pub receiver: Option<Bic>,
     pub message_id: MessageId,
     pub creation_time_unix_ms: i64,
     pub possible_duplicate: bool,
@@ -70,9 +73,15 @@ pub(crate) fn read(app_hdr: &Element, definition: &str) -> Result<AppHdr, XmlErr
         )));
     }
     app_hdr.ordered(APP_HDR_ORDER)?;
-    let party = |name: &str| -> Result<Bic, XmlError> {
-        let bicfi = app_hdr.required(name)?.required_at(&["FIId", "FinInstnId", "BICFI"])?;
-        Bic::parse(bicfi.token()).map_err(super::common::at(bicfi))
+    let party = |name: &str| -> Result<Option<Bic>, XmlError> {
+        let party = app_hdr
+            .peek(name)
+            .ok_or_else(|| XmlError::invalid(format!("{}/{name}", app_hdr.path()), "is required"))?;
+        if party.peek("FIId").is_none() && party.peek("OrgId").is_some() {
+            return Ok(None);
+        }
+        let bicfi = party.mark().required_at(&["FIId", "FinInstnId", "BICFI"])?;
+        Bic::parse(bicfi.token()).map(Some).map_err(super::common::at(bicfi))
     };
     let (sender, receiver) = (party("Fr")?, party("To")?);
     let id = app_hdr.required("BizMsgIdr")?;

@@ -37,6 +37,11 @@
 //! through: [`read`] returns the message together with the path of every element (and
 //! attribute) it did not read, and [`read_strict`], which is what a node must use for a
 //! message it acts on, refuses such a message with that list ([`XmlError::NotCarried`]).
+//! A CBPR+ payment that is one hop of a longer chain reads as the payment from its
+//! debtor agent to its creditor agent, the hop's sender and receiver reported as not
+//! carried (see `pacs008`); an AppHdr party named as an organisation (`OrgId`) is
+//! reported and the group header's agent names the bank. Only what the model cannot hold
+//! (an agent without a BIC, a party without an account) is refused.
 //! Carrying unknown elements verbatim would let a receiver see data that no Corridor
 //! check ever looked at, under a signature that vouches for it; refusing keeps what is
 //! signed, checked and booked equal to what arrived.
@@ -132,9 +137,9 @@ pub fn write(message: &Message) -> Result<String, XmlError> {
 /// Reads a message, reporting what it does not carry (see the module doc).
 pub fn read(input: &[u8]) -> Result<Imported, XmlError> {
     let root = tree::parse(input)?;
-    let (app_hdr, document) = split(&root)?;
+    let (app_hdr_element, document) = split(&root)?;
     let (message_type, definition) = detect_definition(document)?;
-    let app_hdr = app_hdr.map(|a| head::read(a, definition)).transpose()?;
+    let app_hdr = app_hdr_element.map(|a| head::read(a, definition)).transpose()?;
     let (group, body) = match message_type {
         MessageType::Pacs008 => pacs008::read(document).map(|(g, b)| (g, Body::Pacs008(b)))?,
         MessageType::Pacs002 => pacs002::read(document).map(|(g, b)| (g, Body::Pacs002(b)))?,
@@ -143,9 +148,9 @@ pub fn read(input: &[u8]) -> Result<Imported, XmlError> {
         MessageType::Camt029 => camt029::read(document).map(|(g, b)| (g, Body::Camt029(b)))?,
         MessageType::Camt053 => camt053::read(document).map(|(g, b)| (g, Body::Camt053(b)))?,
     };
-    let header = group.header(app_hdr.as_ref(), body.uetr())?;
+    let mut header = group.header(app_hdr.as_ref(), body.uetr())?;
     if let Body::Pacs008(transfer) = &body {
-        pacs008::check_agents(document, &header, transfer)?;
+        pacs008::route(document, app_hdr_element, &mut header, transfer)?;
     }
     let message = build(document, header, body)?;
     Ok(Imported { message, not_carried: root.unread() })
@@ -244,7 +249,7 @@ impl<'a> GroupHeader<'a> {
         let agent = |agent: Option<(Bic, &Element)>, name: &str| {
             agent.map(|(bic, _)| bic).ok_or_else(|| {
                 self.message_id.invalid(format!(
-                    "without an AppHdr, the {name} agent names the {}",
+                    "without an AppHdr naming a bank, the {name} agent names the {}",
                     if name == "instructing" { "sender" } else { "receiver" }
                 ))
             })
@@ -264,8 +269,8 @@ impl<'a> GroupHeader<'a> {
                 Header {
                     message_id,
                     uetr,
-                    sender: app.sender,
-                    receiver: app.receiver,
+                    sender: app.sender.map_or_else(|| agent(self.instructing, "instructing"), Ok)?,
+                    receiver: app.receiver.map_or_else(|| agent(self.instructed, "instructed"), Ok)?,
                     creation_time_unix_ms: app.creation_time_unix_ms,
                     sequence_number: self.sequence_number,
                     possible_duplicate: app.possible_duplicate,
@@ -293,6 +298,7 @@ impl<'a> GroupHeader<'a> {
             [(self.instructing, app.sender, "sender"), (self.instructed, app.receiver, "receiver")]
         {
             if let Some((named, element)) = agent
+                && let Some(bic) = bic
                 && named != bic
             {
                 return Err(element.invalid(format!("must be the AppHdr's {role} {bic} (got {named})")));

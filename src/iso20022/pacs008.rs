@@ -15,8 +15,11 @@
 //! | remittance information | `CdtTrfTxInf/RmtInf/Ustrd` |
 //! | sequence number, quote id | `SplmtryData/Envlp/Crdr` (Corridor's namespace) |
 //!
-//! An `InstdAmt` in the settlement currency is read only when it equals the settlement
-//! amount (no conversion); Corridor carries no charges taken on the way.
+//! An `InstdAmt` in the settlement currency converts nothing: when it differs from the
+//! settlement amount (charges taken on the way, itemised in `ChrgsInf`), it is reported as
+//! not carried, as is an `XchgRate` beside it. The message is the payment from `DbtrAgt`
+//! to `CdtrAgt`; intermediary agents and a hop between other banks are not carried
+//! ([`route`]).
 
 use super::common::{
     Supplementary, at, format_date, format_rate, format_time, read_agent, read_amount, read_date, read_id,
@@ -217,7 +220,8 @@ fn read_transaction(tx: &Element, quote_id: Option<String>) -> Result<CreditTran
 }
 
 /// The conversion of a transaction: an instructed amount (`instructed_name`) in another
-/// currency with `XchgRate`, or one equal to the settlement amount (nothing converted),
+/// currency with `XchgRate`, or one in the settlement currency (nothing converted: a
+/// rate beside it, or an amount differing by charges, is left unread and so reported),
 /// or neither.
 pub(crate) fn read_conversion(
     tx: &Element,
@@ -225,7 +229,7 @@ pub(crate) fn read_conversion(
     amount: &Amount,
     quote_id: Option<String>,
 ) -> Result<Option<Conversion>, XmlError> {
-    let (instructed, rate) = (tx.child(instructed_name), tx.child("XchgRate"));
+    let (instructed, rate) = (tx.child(instructed_name), tx.peek("XchgRate"));
     match (instructed, rate) {
         (None, None) => Ok(None),
         (None, Some(rate)) => Err(rate.invalid(format!(
@@ -234,14 +238,13 @@ pub(crate) fn read_conversion(
         (Some(instructed_element), rate) => {
             let instructed = read_amount(instructed_element)?;
             if instructed.currency() == amount.currency() {
+                // Nothing is converted. A rate in one currency, or an instructed amount
+                // that differs by charges taken on the way, is not carried: reported.
                 if let Some(rate) = rate {
-                    return Err(rate
-                        .invalid("nothing to convert: the instructed amount is in the settlement currency"));
+                    rate.forget();
                 }
                 if instructed != *amount {
-                    return Err(instructed_element.invalid(format!(
-                        "differs from the settlement amount {amount} in the same currency: Corridor carries no charges taken on the way"
-                    )));
+                    instructed_element.forget();
                 }
                 return Ok(None);
             }
@@ -251,33 +254,49 @@ pub(crate) fn read_conversion(
                     "is required with an instructed amount in another currency",
                 )
             })?;
-            let rate_value = Rate::parse(rate.token()).map_err(at(rate))?;
+            let rate_value = Rate::parse(rate.mark().token()).map_err(at(rate))?;
             Ok(Some(Conversion { instructed, rate: rate_value, quote_id }))
         }
     }
 }
 
-/// Corridor pays from the debtor agent straight to the creditor agent: they must be the
-/// message's sender and receiver.
-pub(crate) fn check_agents(
+/// Corridor pays from the debtor agent straight to the creditor agent: its model makes
+/// them the message's sender and receiver. A message that is one hop of a longer chain
+/// (its instructing or instructed agent another bank, often with `IntrmyAgt1..3` between)
+/// is read as the payment between the two agents, and the hop's sender or receiver is
+/// not carried: the AppHdr's `Fr` or `To` and the `InstgAgt` or `InstdAgt` that name it
+/// are reported, so [`super::read_strict`] refuses such a message.
+pub(crate) fn route(
     document: &Element,
-    header: &Header,
+    app_hdr: Option<&Element>,
+    header: &mut Header,
     transfer: &CreditTransfer,
 ) -> Result<(), XmlError> {
-    let agent_path = |agent: &str| {
-        format!("{}/FIToFICstmrCdtTrf/CdtTrfTxInf[1]/{agent}/FinInstnId/BICFI", document.path())
+    let message = document.peek("FIToFICstmrCdtTrf");
+    let hop = |app_name: &str, agent_name: &str| {
+        let transaction = message.and_then(|m| m.peek("CdtTrfTxInf"));
+        let group = message.and_then(|m| m.peek("GrpHdr"));
+        let named = [
+            app_hdr.and_then(|a| a.peek(app_name)),
+            transaction.and_then(|t| t.peek(agent_name)),
+            group.and_then(|g| g.peek(agent_name)),
+        ];
+        for element in named.into_iter().flatten() {
+            element.forget();
+        }
     };
-    let rule = "Corridor pays from the debtor agent straight to the creditor agent";
     if transfer.debtor_agent != header.sender {
-        return Err(XmlError::invalid(
-            agent_path("DbtrAgt"),
-            format!("must be the sender {}: {rule}", header.sender),
-        ));
+        hop("Fr", "InstgAgt");
+        header.sender = transfer.debtor_agent;
     }
     if transfer.creditor_agent != header.receiver {
+        hop("To", "InstdAgt");
+        header.receiver = transfer.creditor_agent;
+    }
+    if header.sender == header.receiver {
         return Err(XmlError::invalid(
-            agent_path("CdtrAgt"),
-            format!("must be the receiver {}: {rule}", header.receiver),
+            format!("{}/FIToFICstmrCdtTrf/CdtTrfTxInf[1]/CdtrAgt/FinInstnId/BICFI", document.path()),
+            format!("is the debtor agent {}: Corridor pays between two banks", header.sender),
         ));
     }
     Ok(())

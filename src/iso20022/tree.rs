@@ -266,6 +266,13 @@ impl Element {
         self
     }
 
+    /// Marks this element as not read again: a value read only to be checked, which the
+    /// message then does not carry, is reported whole by [`Element::unread`].
+    pub(crate) fn forget(&self) -> &Self {
+        self.read.set(false);
+        self
+    }
+
     /// An [`XmlError::Invalid`] about this element.
     pub(crate) fn invalid(&self, rule: impl Into<String>) -> XmlError {
         XmlError::invalid(&self.path, rule)
