@@ -3,7 +3,9 @@
 //! balanced, its own expectations met and zero reconciliation breaks (issue 9: "every
 //! shipped scenario runs in CI and ends with zero reconciliation breaks"); between them
 //! they exercise every kind of event; a bad file is refused with one line naming the
-//! problem before anything starts; and the real binary runs a scenario and exits 0.
+//! problem before anything starts (an agreement whose applied rate ISO 20022 XML cannot
+//! hold among them); every message their hubs relay validates as ISO 20022 XML against
+//! the official schemas (issue 20); and the real binary runs a scenario and exits 0.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::process::Command;
 mod common;
 
 use common::http::get;
+use corridor::model::MessageType::{Camt029, Camt056, Pacs002, Pacs004, Pacs008};
 use corridor::sim::scenario::{CASE_KINDS, RunOptions, Scenario, run_scenario, start_scenario};
 
 fn shipped() -> Vec<PathBuf> {
@@ -31,12 +34,22 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
     assert!(files.len() >= 3, "three scenarios ship at least: {files:?}");
     let mut kinds = BTreeSet::new();
     let mut cases = BTreeSet::new();
+    let mut xml_types = BTreeSet::new();
     for path in &files {
         let scenario = Scenario::load(path).unwrap_or_else(|e| panic!("{e}"));
         let mut steps = Vec::new();
-        let summary = run_scenario(&scenario, &mut |step: &str| steps.push(step.to_owned()))
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), steps.join("\n")));
+        let options = RunOptions::default();
+        let (summary, running) =
+            start_scenario(&scenario, &options, &mut |step: &str| steps.push(step.to_owned()))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), steps.join("\n")));
+        let network = running.network();
+        let banks: Vec<_> = network.banks.iter().map(|b| b.bic).collect();
+        let messages = common::xsd::relayed(network.hub(), &banks);
+        assert!(!messages.is_empty(), "{}: the hub relayed nothing", path.display());
+        // Issue 20: every message the scenario's hub relayed validates as ISO 20022 XML.
+        xml_types.extend(common::xsd::validate_all(&format!("{} as ISO 20022", path.display()), &messages));
+        running.stop().await.unwrap();
         let text = format!("{}\n{}", steps.join("\n"), summary.render());
         assert!(summary.ok(), "{}:\n{text}", path.display());
         assert!(summary.reconciliation.breaks.is_empty(), "{text}");
@@ -72,6 +85,10 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
         every.iter().map(|k| k.to_string()).collect(),
         "the shipped scenarios exercise every kind"
     );
+    if !xml_types.is_empty() {
+        let relayed = [Pacs008, Pacs002, Pacs004, Camt056, Camt029];
+        assert_eq!(xml_types, relayed.into_iter().collect(), "every kind relayed was checked as XML");
+    }
 }
 
 /// The smallest valid file, to break one field at a time.
@@ -94,10 +111,19 @@ amount_min_pct = 1
 amount_max_pct = 2
 "#;
 
+/// [`GOOD`] with its second bank in rials and a RUB/IRR agreement at `rate` less `bps`.
+fn with_agreement(rate: &str, bps: u32) -> String {
+    let rials = GOOD.replacen("currency = \"RUB\"\nliquidity = \"1000.00\"\ncustomers = [{ account = \"C001\", balance = \"100.00\" }]\n[workload]", "currency = \"IRR\"\nliquidity = \"1000\"\ncustomers = [{ account = \"C001\", balance = \"100\" }]\n[workload]", 1);
+    format!(
+        "{rials}[[agreement]]\npair = \"RUB/IRR\"\nrate = \"{rate}\"\nspread_bps = {bps}\n[[agreement]]\npair = \"IRR/RUB\"\nrate = \"0.002\"\nspread_bps = 0\n"
+    )
+}
+
 #[test]
 fn bad_scenario_files_are_refused_naming_the_problem() {
     Scenario::parse(GOOD).expect("the base file is valid");
-    let cases: [(String, &str); 16] = [
+    Scenario::parse(&with_agreement("466.6667", 25)).expect("465.49999833 applied fits XchgRate");
+    let cases: [(String, &str); 18] = [
         ("this is [not toml".into(), "line 1"),
         (GOOD.replace("name = \"two banks\"", "name = \"x\"\ncolour = \"red\""), "unknown field `colour`"),
         (GOOD.replace("name = \"two banks\"", ""), "missing field `name`"),
@@ -123,6 +149,10 @@ fn bad_scenario_files_are_refused_naming_the_problem() {
         (format!("{GOOD}[[event]]\nkind = \"hub_restart\"\nat_s = 1000\n"), "event[0].at_s"),
         (format!("{GOOD}[[event]]\nkind = \"close_window\"\nat_s = 1\n"), "deferred-net"),
         (GOOD.replacen("currency = \"RUB\"", "currency = \"IRR\"", 1), "need an [[agreement]] with pair"),
+        // Issue 20: 466.666667 less 25 bp is 465.5000003325 (13 digits), more than ISO
+        // 20022's XchgRate holds, so no payment under it could be written as XML.
+        (with_agreement("466.666667", 25), "agreement[0].rate: 466.666667 less 25 bp applies 465.5000003325"),
+        (with_agreement("0.00214285714", 0), "agreement[0].rate: 0.00214285714 less 0 bp"),
     ];
     for (text, expected) in cases {
         let error = Scenario::parse(&text).err().unwrap_or_else(|| panic!("accepted:\n{text}"));

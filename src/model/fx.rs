@@ -15,6 +15,11 @@ use super::{AMOUNT_MINOR_UNITS_MAX, Amount, Currency, ModelError};
 pub const RATE_DIGITS_MAX: usize = 18;
 /// Most decimal places of a rate.
 pub const RATE_SCALE_MAX: u32 = 16;
+
+/// Digits of ISO 20022's `BaseOneRate` (see [`Rate::fits_base_one_rate`]).
+pub const BASE_ONE_RATE_DIGITS: usize = 11;
+/// Decimals of ISO 20022's `BaseOneRate` (see [`Rate::fits_base_one_rate`]).
+pub const BASE_ONE_RATE_DECIMALS: usize = 10;
 /// A spread is given in basis points (hundredths of a percent), below this.
 pub const SPREAD_BPS_MAX: u32 = 10_000;
 
@@ -76,6 +81,17 @@ impl Rate {
                 ),
             )
         })
+    }
+
+    /// Whether ISO 20022's `BaseOneRate` (the `XchgRate` of a pacs.008) can hold this rate
+    /// as it is: at most [`BASE_ONE_RATE_DIGITS`] digits, [`BASE_ONE_RATE_DECIMALS`] of
+    /// them after the point (counted as the XML writer counts them). A payment at a rate
+    /// that does not fit cannot be written as ISO 20022 XML, which refuses to round.
+    pub fn fits_base_one_rate(self) -> bool {
+        let text = self.to_string();
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let digits = whole.trim_start_matches('0').len() + fraction.len();
+        fraction.len() <= BASE_ONE_RATE_DECIMALS && digits <= BASE_ONE_RATE_DIGITS
     }
 
     fn normalised(mut mantissa: u128, mut scale: u32) -> Option<Self> {

@@ -19,7 +19,10 @@ pub use bic::Bic;
 pub use codes::{ChargeBearer, EntryDirection, InvestigationStatus, MessageType, PaymentStatus, ReasonCode};
 pub use currency::Currency;
 pub use error::ModelError;
-pub use fx::{Conversion, CurrencyPair, RATE_DIGITS_MAX, RATE_SCALE_MAX, Rate, SPREAD_BPS_MAX};
+pub use fx::{
+    BASE_ONE_RATE_DECIMALS, BASE_ONE_RATE_DIGITS, Conversion, CurrencyPair, RATE_DIGITS_MAX, RATE_SCALE_MAX,
+    Rate, SPREAD_BPS_MAX,
+};
 pub use ids::{MESSAGE_ID_LENGTH_MAX, MessageId, Uetr};
 pub(crate) use ids::{MessageKey, MessageKeyHasher};
 pub use message::{

@@ -119,12 +119,26 @@ impl DemoConfig {
     }
 }
 
+/// Significant digits and decimals of the demo's agreed rates: a spread in basis points
+/// adds 4 digits to the applied rate, and ISO 20022's `XchgRate` (BaseOneRate) holds at
+/// most 11 digits, 10 after the point, so 7 and 6 keep every demo payment writable as
+/// XML (issue 20; [`crate::model::Rate::fits_base_one_rate`]).
+const DEMO_RATE_DIGITS: u32 = 7;
+const DEMO_RATE_DECIMALS: u32 = 6;
+
 /// The demo's agreed rate from `from`'s currency into `to`'s: the ratio of what a dollar
-/// buys, to 8 decimals (rounded half up), as decimal text.
+/// buys, to [`DEMO_RATE_DIGITS`] digits and at most [`DEMO_RATE_DECIMALS`] decimals
+/// (rounded half up), as decimal text.
 fn demo_rate(from: u64, to: u64) -> String {
-    let scaled = (u128::from(to) * 100_000_000 * 2 + u128::from(from)) / (2 * u128::from(from));
-    let text = format!("{scaled:09}");
-    let (whole, fraction) = text.split_at(text.len() - 8);
+    let whole_digits = (to / from).checked_ilog10().map_or(0, |d| d + 1);
+    let decimals = DEMO_RATE_DIGITS.saturating_sub(whole_digits).min(DEMO_RATE_DECIMALS);
+    let unit = 10u128.pow(decimals);
+    let scaled = (u128::from(to) * unit * 2 + u128::from(from)) / (2 * u128::from(from));
+    if decimals == 0 {
+        return scaled.to_string();
+    }
+    let text = format!("{scaled:0width$}", width = decimals as usize + 1);
+    let (whole, fraction) = text.split_at(text.len() - decimals as usize);
     format!("{whole}.{fraction}")
 }
 

@@ -21,7 +21,8 @@ use super::{LocalNetwork, Rng};
 use crate::hub::{HubConfig, SettlementModel};
 use crate::ledger::AccountId;
 use crate::model::{
-    Amount, Bic, Currency, CurrencyPair, Rate, ReasonCode, SPREAD_BPS_MAX, format_minor_units,
+    Amount, BASE_ONE_RATE_DECIMALS, BASE_ONE_RATE_DIGITS, Bic, Currency, CurrencyPair, Rate, ReasonCode,
+    SPREAD_BPS_MAX, format_minor_units,
 };
 use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
@@ -463,10 +464,11 @@ fn check_agreements(files: &[AgreementFile], banks: &[BankPlan]) -> Result<Vec<A
         if agreements.iter().any(|a| a.pair == pair) {
             return Err(format!("{at}.pair: {pair} appears twice (one agreement per direction)"));
         }
-        Rate::parse(&agreement.rate).map_err(|e| format!("{at}.rate: {}", e.rule))?;
+        let rate = Rate::parse(&agreement.rate).map_err(|e| format!("{at}.rate: {}", e.rule))?;
         if agreement.spread_bps > SPREAD_BPS_MAX {
             return Err(format!("{at}.spread_bps: at most {SPREAD_BPS_MAX} (got {})", agreement.spread_bps));
         }
+        check_writable_rate(&at, rate, agreement.spread_bps)?;
         agreements.push(AgreementPlan {
             pair,
             rate: agreement.rate.clone(),
@@ -474,6 +476,20 @@ fn check_agreements(files: &[AgreementFile], banks: &[BankPlan]) -> Result<Vec<A
         });
     }
     Ok(agreements)
+}
+
+/// Refuses an agreement whose applied rate (`rate` less the spread) ISO 20022's
+/// `XchgRate` cannot hold: a payment under it could never be written as XML (issue 20),
+/// and the writer refuses rather than rounds.
+fn check_writable_rate(at: &str, rate: Rate, spread_bps: u32) -> Result<(), String> {
+    let applied = rate.less_spread(spread_bps).map_err(|e| format!("{at}.{}: {}", e.field, e.rule))?;
+    if applied.fits_base_one_rate() {
+        return Ok(());
+    }
+    Err(format!(
+        "{at}.rate: {rate} less {spread_bps} bp applies {applied}, more digits than ISO 20022's XchgRate holds \
+         ({BASE_ONE_RATE_DIGITS}, {BASE_ONE_RATE_DECIMALS} after the point); use fewer decimals"
+    ))
 }
 
 fn bank_index(banks: &[BankPlan], bic: &str, field: &str) -> Result<usize, String> {
@@ -1063,6 +1079,11 @@ pub struct RunningScenario {
 }
 
 impl RunningScenario {
+    /// The running network (its hub, its banks).
+    pub fn network(&self) -> &LocalNetwork {
+        &self.network
+    }
+
     /// The dashboard's URL (`http://ADDR/`), when it is served.
     pub fn dashboard_url(&self) -> Option<&str> {
         self.dashboard.as_ref().map(|d| d.url.as_str())

@@ -6,6 +6,7 @@ pub mod external;
 pub mod http;
 pub mod net;
 pub mod partition;
+pub mod xsd;
 
 use corridor::model::*;
 use time::macros::date;
