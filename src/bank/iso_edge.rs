@@ -93,8 +93,14 @@ impl Bank {
     /// The messages of payment `uetr` that this bank sent or received, in that order,
     /// each written as XML. Messages are kept from the version that started keeping
     /// them: a payment older than that has none.
-    pub fn export_xml(&self, uetr: &str) -> Result<Vec<ExportedMessage>, BankError> {
+    ///
+    /// The messages are read from the store, so first everything journalled so far is
+    /// waited for: a payment's status is in memory as soon as it changes, while the
+    /// message that changed it reaches the store with the next group commit, and an
+    /// operator who saw the status must find the message.
+    pub async fn export_xml(&self, uetr: &str) -> Result<Vec<ExportedMessage>, BankError> {
         let payment = self.payment(uetr)?;
+        self.durable(self.inner.journal.appended()).await?;
         let kept = self.operator_reader().messages(payment.uetr)?;
         kept.into_iter().map(exported).collect()
     }

@@ -426,7 +426,7 @@ impl BankService for BankServer {
         operator_only(&request)?;
         let uetr = request.into_inner().uetr;
         let payment = self.bank.payment(&uetr)?;
-        let messages = self.bank.export_xml(&uetr)?.into_iter().map(exported_to_pb).collect();
+        let messages = self.bank.export_xml(&uetr).await?.into_iter().map(exported_to_pb).collect();
         Ok(Response::new(pb::ExportPaymentXmlResponse { payment: Some(payment_to_pb(&payment)), messages }))
     }
 
