@@ -225,6 +225,21 @@ pub struct Conversion {
 mod tests {
     use super::*;
 
+    /// Issue 20: whether a rate fits ISO 20022's BaseOneRate is counted as the XML writer
+    /// counts it (11 digits, 10 after the point, zeros after the point included), so
+    /// that what the scenario loader accepts is what the writer can write.
+    #[test]
+    fn base_one_rate_holds_11_digits_10_after_the_point() {
+        let fits = |text: &str| Rate::parse(text).unwrap().fits_base_one_rate();
+        assert!(fits("12345678901") && fits("0.0123456789") && fits("5818.7496675"));
+        assert!(!fits("123456789012"), "12 digits");
+        assert!(!fits("0.01234567891"), "11 decimals");
+        assert!(!fits("5818.74999967"), "12 digits, 8 decimals");
+        let applied = Rate::parse("5833.333").unwrap().less_spread(25).unwrap();
+        assert!(applied.fits_base_one_rate(), "7 digits, 6 decimals, less a spread: {applied}");
+        assert!(!Rate::parse("5833.3333").unwrap().less_spread(25).unwrap().fits_base_one_rate());
+    }
+
     fn currency(code: &str) -> Currency {
         Currency::parse(code).unwrap()
     }
