@@ -14,7 +14,7 @@ use std::process::Command;
 mod common;
 
 use common::http::get;
-use corridor::model::MessageType::{Camt029, Camt056, Pacs002, Pacs004, Pacs008};
+use corridor::model::MessageType::{Camt029, Camt053, Camt056, Pacs002, Pacs004, Pacs008};
 use corridor::sim::scenario::{CASE_KINDS, RunOptions, Scenario, run_scenario, start_scenario};
 
 fn shipped() -> Vec<PathBuf> {
@@ -47,8 +47,17 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
         let banks: Vec<_> = network.banks.iter().map(|b| b.bic).collect();
         let messages = common::xsd::relayed(network.hub(), &banks);
         assert!(!messages.is_empty(), "{}: the hub relayed nothing", path.display());
-        // Issue 20: every message the scenario's hub relayed validates as ISO 20022 XML.
+        // Issue 20: every message the scenario's hub relayed, and each bank's settlement
+        // statement, validates as ISO 20022 XML.
         xml_types.extend(common::xsd::validate_all(&format!("{} as ISO 20022", path.display()), &messages));
+        let held: Vec<_> = scenario
+            .bank_currencies()
+            .into_iter()
+            .map(|(bic, currency)| (&network.banks[network.index_of(bic)].bank, currency.code().to_owned()))
+            .collect();
+        let statements = common::xsd::statements(&held);
+        xml_types
+            .extend(common::xsd::validate_written(&format!("{} statements", path.display()), &statements));
         running.stop().await.unwrap();
         let text = format!("{}\n{}", steps.join("\n"), summary.render());
         assert!(summary.ok(), "{}:\n{text}", path.display());
@@ -86,7 +95,7 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
         "the shipped scenarios exercise every kind"
     );
     if !xml_types.is_empty() {
-        let relayed = [Pacs008, Pacs002, Pacs004, Camt056, Camt029];
+        let relayed = [Pacs008, Pacs002, Pacs004, Camt056, Camt029, Camt053];
         assert_eq!(xml_types, relayed.into_iter().collect(), "every kind relayed was checked as XML");
     }
 }

@@ -283,6 +283,11 @@ impl Scenario {
         &self.description
     }
 
+    /// Its banks, each with the currency it holds.
+    pub fn bank_currencies(&self) -> Vec<(Bic, Currency)> {
+        self.banks.iter().map(|b| (b.bic, b.currency)).collect()
+    }
+
     /// Payments it sends (workload and listed).
     pub fn payment_count(&self) -> usize {
         self.payments.len()

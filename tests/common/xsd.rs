@@ -28,25 +28,43 @@ pub fn relayed(hub: &Hub, banks: &[Bic]) -> Vec<Message> {
     messages
 }
 
-/// Writes each message with `iso20022::write` and validates its two parts with xmllint.
-/// Panics naming the message that cannot be written or the schema's complaint; returns
-/// the message types covered (empty, after the notice, where xmllint or the schemas are
-/// absent outside CI).
+/// Writes each message with `iso20022::write` and validates its two parts with xmllint
+/// (see [`validate_written`]). Panics naming a message that cannot be written.
 pub fn validate_all(test: &str, messages: &[Message]) -> BTreeSet<MessageType> {
+    let written: Vec<(MessageType, String)> = messages
+        .iter()
+        .map(|message| {
+            let xml = iso20022::write(message).unwrap_or_else(|e| {
+                let id = &message.header().message_id;
+                panic!("{test}: {} {id} cannot be written as XML: {e}", message.message_type())
+            });
+            (message.message_type(), xml)
+        })
+        .collect();
+    validate_written(test, &written)
+}
+
+/// The settlement-account statement (camt.053 XML, as `corridor statement --xml` gets it)
+/// of each running bank in its currency.
+pub fn statements(banks: &[(&corridor::bank::Bank, String)]) -> Vec<(MessageType, String)> {
+    banks
+        .iter()
+        .map(|(bank, currency)| {
+            let xml = bank.statement_xml("", currency, 0, i64::MAX).expect("the statement writes");
+            (MessageType::Camt053, xml)
+        })
+        .collect()
+}
+
+/// Validates AppHdr and Document of each written message with xmllint against the
+/// official schemas; panics with the schema's complaint. Returns the message types
+/// covered (empty, after the notice, where xmllint or the schemas are absent outside CI).
+pub fn validate_written(test: &str, written: &[(MessageType, String)]) -> BTreeSet<MessageType> {
     let mut files: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut types = BTreeSet::new();
-    for message in messages {
-        let xml = iso20022::write(message).unwrap_or_else(|e| {
-            panic!(
-                "{test}: {} {} cannot be written as XML: {e}",
-                message.message_type(),
-                message.header().message_id
-            )
-        });
-        let definition = iso20022::definition_of(message.message_type()).expect("written, so defined");
-        files.entry("head.001.001.02".into()).or_default().push(part(&xml, "AppHdr"));
-        files.entry(definition.into()).or_default().push(part(&xml, "Document"));
-        types.insert(message.message_type());
+    for (message_type, xml) in written {
+        let definition = iso20022::definition_of(*message_type).expect("written, so defined");
+        files.entry("head.001.001.02".into()).or_default().push(part(xml, "AppHdr"));
+        files.entry(definition.into()).or_default().push(part(xml, "Document"));
     }
     let Some(xmllint) = XMLLINT.require(test) else { return BTreeSet::new() };
     let Some(dir) = iso20022_dir(test) else { return BTreeSet::new() };
@@ -54,7 +72,7 @@ pub fn validate_all(test: &str, messages: &[Message]) -> BTreeSet<MessageType> {
     for (schema, parts) in &files {
         check_schema(&xmllint, &dir, temporary.path(), schema, parts);
     }
-    types
+    written.iter().map(|(message_type, _)| *message_type).collect()
 }
 
 /// The `<Name ...>...</Name>` part of the written envelope (each part declares its own
