@@ -960,3 +960,28 @@ pub fn render(summary: &DemoSummary) -> String {
     out.push_str(&summary.reconciliation.render());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Rate;
+
+    /// Issue 20: under every agreement the demo can set (any two of its eight banks, up to
+    /// `--banks 8`), the applied rate fits ISO 20022's `XchgRate`, so every converted
+    /// payment can be written as XML; and each agreed rate is within half a unit of its
+    /// last digit of the true ratio (the rounding loses no more than that).
+    #[test]
+    fn every_demo_agreement_applies_a_rate_xml_can_hold() {
+        for (_, _, from_code, from) in DEMO_BANKS {
+            for (_, _, to_code, to) in DEMO_BANKS.iter().filter(|b| b.2 != from_code) {
+                let text = demo_rate(from, *to);
+                let rate = Rate::parse(&text).unwrap_or_else(|e| panic!("{from_code}/{to_code} {text}: {e}"));
+                let applied = rate.less_spread(DEMO_SPREAD_BPS).unwrap();
+                assert!(applied.fits_base_one_rate(), "{from_code}/{to_code}: {text} applies {applied}");
+                let decimals = text.split_once('.').map_or(0, |(_, f)| f.len() as i32);
+                let error = (text.parse::<f64>().unwrap() - *to as f64 / from as f64).abs();
+                assert!(error <= 0.5 * 10f64.powi(-decimals) * 1.000001, "{from_code}/{to_code}: {text}");
+            }
+        }
+    }
+}
