@@ -11,10 +11,9 @@
 //! and mapped per second on one core (50 µs each), and as many written. Run with
 //! `cargo bench --bench iso20022`.
 //!
-//! Measured once (2026-12-05, 3 s per bench, on that machine while other builds ran, so
-//! not a clean measurement): pacs.008 XML to model 36.7 µs (27,000/s), model to XML
-//! 3.8 µs (263,000/s); pacs.002 XML to model 21.1 µs (47,000/s), model to XML 2.4 µs
-//! (420,000/s).
+//! Measured (2026-12-05 08:46 UTC, that machine otherwise idle, release build, one core):
+//! pacs.008 XML to model 29.1 µs (34,400/s), model to XML 3.39 µs (295,000/s); pacs.002
+//! XML to model 16.4 µs (60,800/s), model to XML 2.27 µs (440,000/s).
 
 use corridor::iso20022;
 use corridor::model::*;
