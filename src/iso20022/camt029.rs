@@ -12,8 +12,8 @@
 
 use super::camt056::{read_assignment, read_case, write_assignment, write_case};
 use super::common::{
-    Supplementary, at, read_original_group, read_original_uetr, read_reason, read_supplementary,
-    write_original_group, write_reason, write_supplementary,
+    Supplementary, at, read_original_group, read_original_uetr, read_reason,
+    read_supplementary_without_quote, write_original_group, write_reason, write_supplementary,
 };
 use super::tree::Element;
 use super::writer::XmlWriter;
@@ -96,10 +96,7 @@ pub(crate) fn write(
 /// receiver (who sent the camt.056), and both statuses must say the same.
 pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, ResolutionOfInvestigation), XmlError> {
     let message = document.required("RsltnOfInvstgtn")?.ordered(MESSAGE_ORDER)?;
-    let supplementary = read_supplementary(message)?;
-    if supplementary.quote_id.is_some() {
-        return Err(message.invalid("a resolution cites no quote (Corridor's supplementary data has a QtId)"));
-    }
+    let supplementary = read_supplementary_without_quote(message, "a resolution")?;
     let group = read_assignment(message, supplementary.sequence_number)?;
     let receiver = group.instructed.map(|(bic, _)| bic).expect("read_assignment requires the assignee");
     let confirmation = message.required("Sts")?.required("Conf")?;

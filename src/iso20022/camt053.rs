@@ -15,7 +15,7 @@
 
 use super::common::{
     Supplementary, at, format_time, parse_time, read_account, read_amount, read_currency, read_id,
-    read_supplementary, read_time, write_account_id, write_amount, write_supplementary,
+    read_supplementary_without_quote, read_time, write_account_id, write_amount, write_supplementary,
 };
 use super::tree::Element;
 use super::writer::XmlWriter;
@@ -166,10 +166,7 @@ fn write_entry(w: &mut XmlWriter, entry: &StatementEntry, base: &str) -> Result<
 pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, Statement), XmlError> {
     let message = document.required("BkToCstmrStmt")?.ordered(MESSAGE_ORDER)?;
     let group = message.required("GrpHdr")?.ordered(GROUP_ORDER)?;
-    let supplementary = read_supplementary(message)?;
-    if supplementary.quote_id.is_some() {
-        return Err(message.invalid("a statement cites no quote (Corridor's supplementary data has a QtId)"));
-    }
+    let supplementary = read_supplementary_without_quote(message, "a statement")?;
     let statement_element = message.required("Stmt")?.ordered(STATEMENT_ORDER)?;
     let statement = read_statement(statement_element)?;
     statement.validate().map_err(|e| statement_element.invalid(e.to_string()))?;

@@ -12,8 +12,8 @@
 
 use super::common::{
     Supplementary, format_time, read_amount, read_id, read_original_group, read_original_uetr,
-    read_party_agent, read_reason, read_supplementary, write_amount, write_original_group, write_party_agent,
-    write_reason, write_supplementary,
+    read_party_agent, read_reason, read_supplementary_without_quote, write_amount, write_original_group,
+    write_party_agent, write_reason, write_supplementary,
 };
 use super::tree::Element;
 use super::writer::XmlWriter;
@@ -123,11 +123,7 @@ pub(crate) fn write(
 /// named by the assignment.
 pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, CancellationRequest), XmlError> {
     let message = document.required("FIToFIPmtCxlReq")?.ordered(MESSAGE_ORDER)?;
-    let supplementary = read_supplementary(message)?;
-    if supplementary.quote_id.is_some() {
-        return Err(message
-            .invalid("a cancellation request cites no quote (Corridor's supplementary data has a QtId)"));
-    }
+    let supplementary = read_supplementary_without_quote(message, "a cancellation request")?;
     let group = read_assignment(message, supplementary.sequence_number)?;
     let sender = group.instructing.map(|(bic, _)| bic).expect("read_assignment requires the assigner");
     let transaction = message.required("Undrlyg")?.required("TxInf")?.ordered(TRANSACTION_ORDER)?;

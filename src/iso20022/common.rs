@@ -260,6 +260,32 @@ pub(crate) fn read_supplementary(message: &Element) -> Result<Supplementary, Xml
     Ok(data)
 }
 
+/// Corridor's block of a message that cites no quote (every message but a pacs.008);
+/// `what` names the message in the refusal ("a return").
+pub(crate) fn read_supplementary_without_quote(
+    message: &Element,
+    what: &str,
+) -> Result<Supplementary, XmlError> {
+    let supplementary = read_supplementary(message)?;
+    if supplementary.quote_id.is_some() {
+        return Err(
+            message.invalid(format!("{what} cites no quote (Corridor's supplementary data has a QtId)"))
+        );
+    }
+    Ok(supplementary)
+}
+
+/// Checks a group header's `NbOfTxs`: Corridor carries one transaction per message.
+pub(crate) fn require_one_transaction(group: &Element) -> Result<(), XmlError> {
+    let count = group.required("NbOfTxs")?;
+    if count.token() != "1" {
+        return Err(
+            count.invalid(format!("Corridor carries one transaction per message (got {:?})", count.token()))
+        );
+    }
+    Ok(())
+}
+
 /// Most characters of one `AddtlInf` (Max105Text): longer text is split over several,
 /// and read back joined.
 const ADDITIONAL_INFO_LENGTH_MAX: usize = 105;

@@ -10,8 +10,8 @@
 //! | sequence number | `SplmtryData/Envlp/Crdr` (Corridor's namespace) |
 
 use super::common::{
-    Supplementary, at, format_time, read_original_group, read_original_uetr, read_reason, read_supplementary,
-    write_agent, write_original_group, write_reason, write_supplementary,
+    Supplementary, at, format_time, read_original_group, read_original_uetr, read_reason,
+    read_supplementary_without_quote, write_agent, write_original_group, write_reason, write_supplementary,
 };
 use super::tree::Element;
 use super::writer::XmlWriter;
@@ -91,12 +91,7 @@ pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, PaymentStatus
     report
         .validate()
         .map_err(|e| XmlError::invalid(format!("{}/StsRsnInf/Rsn/Cd", transaction.path()), e.rule))?;
-    let supplementary = read_supplementary(message)?;
-    if supplementary.quote_id.is_some() {
-        return Err(
-            message.invalid("a status report cites no quote (Corridor's supplementary data has a QtId)")
-        );
-    }
+    let supplementary = read_supplementary_without_quote(message, "a status report")?;
     let group_header = GroupHeader::read(
         group.required("MsgId")?,
         group.required("CreDtTm")?,

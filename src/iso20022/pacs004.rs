@@ -15,8 +15,8 @@
 
 use super::common::{
     Supplementary, format_rate, format_time, read_amount, read_original_group, read_original_uetr,
-    read_reason, read_supplementary, write_agent, write_amount, write_original_group, write_reason,
-    write_supplementary,
+    read_reason, read_supplementary_without_quote, require_one_transaction, write_agent, write_amount,
+    write_original_group, write_reason, write_supplementary,
 };
 use super::pacs008::read_conversion;
 use super::tree::Element;
@@ -122,12 +122,7 @@ pub(crate) fn write(
 pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, PaymentReturn), XmlError> {
     let message = document.required("PmtRtr")?.ordered(MESSAGE_ORDER)?;
     let group = message.required("GrpHdr")?.ordered(GROUP_ORDER)?;
-    let count = group.required("NbOfTxs")?;
-    if count.token() != "1" {
-        return Err(
-            count.invalid(format!("Corridor carries one transaction per message (got {:?})", count.token()))
-        );
-    }
+    require_one_transaction(group)?;
     let settlement = group.required("SttlmInf")?;
     if let Some(method) = settlement.peek("SttlmMtd")
         && method.peek_text() == SETTLEMENT_METHOD
@@ -135,10 +130,7 @@ pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, PaymentReturn
         method.mark();
     }
     let transaction = message.required("TxInf")?.ordered(TRANSACTION_ORDER)?;
-    let supplementary = read_supplementary(message)?;
-    if supplementary.quote_id.is_some() {
-        return Err(message.invalid("a return cites no quote (Corridor's supplementary data has a QtId)"));
-    }
+    let supplementary = read_supplementary_without_quote(message, "a return")?;
     let returned_amount = read_amount(transaction.required("RtrdIntrBkSttlmAmt")?)?;
     let (reason, additional_information) = read_reason(transaction.child("RtrRsnInf"))?;
     let reason_path = format!("{}/RtrRsnInf/Rsn/Cd", transaction.path());

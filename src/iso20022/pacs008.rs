@@ -23,8 +23,8 @@
 
 use super::common::{
     Supplementary, at, format_date, format_rate, format_time, read_agent, read_amount, read_date, read_id,
-    read_party, read_supplementary, write_account, write_agent, write_amount, write_party_name,
-    write_supplementary,
+    read_party, read_supplementary, require_one_transaction, write_account, write_agent, write_amount,
+    write_party_name, write_supplementary,
 };
 use super::tree::Element;
 use super::writer::XmlWriter;
@@ -161,12 +161,7 @@ pub(crate) fn write(w: &mut XmlWriter, header: &Header, transfer: &CreditTransfe
 pub(crate) fn read(document: &Element) -> Result<(GroupHeader<'_>, CreditTransfer), XmlError> {
     let message = document.required("FIToFICstmrCdtTrf")?.ordered(MESSAGE_ORDER)?;
     let group = message.required("GrpHdr")?.ordered(GROUP_ORDER)?;
-    let count = group.required("NbOfTxs")?;
-    if count.token() != "1" {
-        return Err(
-            count.invalid(format!("Corridor carries one transaction per message (got {:?})", count.token()))
-        );
-    }
+    require_one_transaction(group)?;
     // Another settlement method stays unread, and so is reported as not carried.
     let settlement = group.required("SttlmInf")?;
     let method = settlement
