@@ -1,5 +1,5 @@
-//! Programs from outside the project that some tests need (Debian's `chromium`, `xmllint`;
-//! `nats-server` next) and the ISO 20022 schemas, and the one rule for when one is missing:
+//! Programs from outside the project that some tests need (Debian's `chromium`, `xmllint`,
+//! `nats-server`) and the ISO 20022 schemas, and the one rule for when one is missing:
 //!
 //! - on a developer's machine, the test says on stderr that it skipped, why, and the command
 //!   that installs the program, and passes, so that `cargo test` passes on a fresh machine;
@@ -32,6 +32,14 @@ pub const XMLLINT: External = External {
     variable: "XMLLINT",
     package: "libxml2-utils",
     purpose: "validates XML against the official ISO 20022 schemas",
+};
+
+/// `nats-server`, on which the hub's replicated log runs (NATS JetStream).
+pub const NATS_SERVER: External = External {
+    program: "nats-server",
+    variable: "NATS_SERVER",
+    package: "nats-server",
+    purpose: "runs the NATS JetStream cluster that the hub's replicated log is tested on",
 };
 
 /// Debian's headless Chromium, for the dashboard's browser tests.
