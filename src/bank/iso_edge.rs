@@ -90,7 +90,7 @@ impl Bank {
         }
     }
 
-    /// The messages of payment `uetr` that this bank sent or received, in that order,
+    /// Payment `uetr` and the messages of it that this bank sent or received, in that order,
     /// each written as XML. Messages are kept from the version that started keeping
     /// them: a payment older than that has none.
     ///
@@ -98,11 +98,12 @@ impl Bank {
     /// waited for: a payment's status is in memory as soon as it changes, while the
     /// message that changed it reaches the store with the next group commit, and an
     /// operator who saw the status must find the message.
-    pub async fn export_xml(&self, uetr: &str) -> Result<Vec<ExportedMessage>, BankError> {
+    pub async fn export_xml(&self, uetr: &str) -> Result<(Payment, Vec<ExportedMessage>), BankError> {
         let payment = self.payment(uetr)?;
         self.durable(self.inner.journal.appended()).await?;
         let kept = self.operator_reader().messages(payment.uetr)?;
-        kept.into_iter().map(exported).collect()
+        let messages = kept.into_iter().map(exported).collect::<Result<_, _>>()?;
+        Ok((payment, messages))
     }
 }
 
@@ -121,8 +122,9 @@ impl Bank {
     ) -> Result<String, BankError> {
         // "All time" ends now: an ISO date-time cannot say "forever", and nothing is
         // booked after now.
+        let now_unix_ms = self.now_unix_ms();
         let to_time_unix_ms = match to_time_unix_ms {
-            i64::MAX => self.now_unix_ms().saturating_add(1).max(from_time_unix_ms.saturating_add(1)),
+            i64::MAX => now_unix_ms.saturating_add(1).max(from_time_unix_ms.saturating_add(1)),
             to => to,
         };
         let statement = self.statement(account_id, currency, from_time_unix_ms, to_time_unix_ms)?;
@@ -130,8 +132,8 @@ impl Bank {
             message_id: MessageId::generate(),
             uetr: None,
             sender: self.bic(),
-            receiver: Bic::parse(crate::tls::HUB_BIC).expect("the hub's id is a BIC"),
-            creation_time_unix_ms: self.now_unix_ms(),
+            receiver: self.inner.credentials.directory().hub(),
+            creation_time_unix_ms: now_unix_ms,
             sequence_number: 0,
             possible_duplicate: false,
         };

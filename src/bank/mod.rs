@@ -368,6 +368,13 @@ impl Bank {
         self.inner.config.clock.unix_ms()
     }
 
+    /// Today's date (UTC) by this bank's clock: a payment's settlement date.
+    fn today(&self) -> time::Date {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.now_unix_ms()) * 1_000_000)
+            .expect("the clock reads a time within the calendar")
+            .date()
+    }
+
     /// How much this bank holds in memory now.
     pub fn held(&self) -> Held {
         self.state().held()

@@ -340,8 +340,7 @@ impl Bank {
             uetr,
             amount: settlement_amount,
             conversion: conversion.map(|(c, _)| c),
-            settlement_date: imported
-                .map_or_else(|| time::OffsetDateTime::now_utc().date(), |t| t.settlement_date),
+            settlement_date: imported.map_or_else(|| self.today(), |t| t.settlement_date),
             charge_bearer: imported.map_or(ChargeBearer::Shar, |t| t.charge_bearer),
             debtor: debtor_party,
             debtor_agent: bic,

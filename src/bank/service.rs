@@ -425,8 +425,8 @@ impl BankService for BankServer {
     ) -> Result<Response<pb::ExportPaymentXmlResponse>, Status> {
         operator_only(&request)?;
         let uetr = request.into_inner().uetr;
-        let payment = self.bank.payment(&uetr)?;
-        let messages = self.bank.export_xml(&uetr).await?.into_iter().map(exported_to_pb).collect();
+        let (payment, messages) = self.bank.export_xml(&uetr).await?;
+        let messages = messages.into_iter().map(exported_to_pb).collect();
         Ok(Response::new(pb::ExportPaymentXmlResponse { payment: Some(payment_to_pb(&payment)), messages }))
     }
 

@@ -11,7 +11,7 @@ use tonic::Code;
 
 use super::duplicates::Seen;
 use super::{AcceptedRecord, Hub, HubEvent, HubRecord, NAK_DETAIL_MAX, duration_ms};
-use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope};
+use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope, SigningIdentity};
 use crate::directory::Directory;
 use crate::model::{Bic, Message, MessageId, MessageKey, MessageType, ReasonCode, wire};
 use crate::pb;
@@ -67,6 +67,8 @@ impl Hub {
     ) -> Vec<(pb::session_response::Frame, Ticket)> {
         let directory = self.directory();
         let now = self.now_unix_ms();
+        // The receipt key, once per batch: by the same time the freshness and key checks use.
+        let identity = self.inner.credentials.identity(now);
         let (steps, checks): (Vec<Step>, Vec<Option<SignatureCheck>>) = submits
             .into_iter()
             .map(|submit| self.check_before_signature(peer, submit, &directory, now))
@@ -85,7 +87,9 @@ impl Hub {
                     // 3. The signature, against the directory.
                     let outcome = verified
                         .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))
-                        .and_then(|()| self.check_after_signature(peer, isn, *checked, &directory));
+                        .and_then(|()| {
+                            self.check_after_signature(peer, isn, *checked, &directory, &identity)
+                        });
                     self.answer(peer, isn, sequenced, &payload, Some(message_type), outcome)
                 }
             })
@@ -302,6 +306,7 @@ impl Hub {
         isn: u64,
         checked: Checked,
         directory: &Directory,
+        identity: &SigningIdentity,
     ) -> Result<Accept, Refusal> {
         let Checked { queued_envelope, envelope, message } = checked;
         let header = message.header();
@@ -342,7 +347,6 @@ impl Hub {
         let key = MessageKey::new(peer, &message_id);
         // Signed before taking the lock: the lock guards bookkeeping only. A duplicate
         // gets a receipt signed now too: the same bytes unless the hub's key rotated.
-        let identity = self.inner.credentials.identity(self.now_unix_ms());
         let receipt = Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec());
         let receipt_key_id = identity.key_id().to_string();
         let signature = envelope.signature.to_bytes();
