@@ -252,7 +252,7 @@ impl Bank {
         verified: Result<SignedEnvelope, String>,
     ) -> Result<(pb::Delivered, Ticket), String> {
         // Decoding is checked before taking the lock: CPU work, no state.
-        let checked = verified.and_then(|envelope| Ok((self.check_delivery(&envelope)?, envelope)));
+        let checked = verified.and_then(|envelope| self.check_delivery(&envelope));
         let mut state = self.state();
         let last = state.cursor.last_osn_processed;
         if deliver.osn > last + 1 {
@@ -266,9 +266,7 @@ impl Bank {
             // hub delivers the message again on the next one.
             let unreadable = |e: crate::store::StoreError| format!("cannot read the bank's store: {e}");
             match checked {
-                Ok((message, envelope)) => {
-                    self.process_delivery(&mut state, &message, &envelope).map_err(unreadable)?
-                }
+                Ok(message) => self.process_delivery(&mut state, &message, deliver).map_err(unreadable)?,
                 Err(problem) => self.refuse_delivery(&mut state, deliver, &problem).map_err(unreadable)?,
             }
             state.cursor.last_osn_processed = deliver.osn;
@@ -373,7 +371,7 @@ impl Bank {
         &self,
         state: &mut BankState,
         message: &Message,
-        envelope: &SignedEnvelope,
+        deliver: &pb::Deliver,
     ) -> Result<(), StoreError> {
         let header = message.header();
         let fresh = match message.body().uetr() {
@@ -392,11 +390,9 @@ impl Bank {
         }
         state.record_processed(header.sender, &header.message_id, header.creation_time_unix_ms);
         if let Some(uetr) = message.body().uetr() {
-            state.keep_message(KeptMessage {
-                uetr,
-                sent: false,
-                envelope: pb::SignedEnvelope::from(envelope),
-            });
+            // The delivery's own wire envelope, kept as it came (its bytes are shared).
+            let envelope = deliver.envelope.clone().expect("a checked delivery has its envelope");
+            state.keep_message(KeptMessage { uetr, sent: false, envelope });
         }
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),
