@@ -17,9 +17,6 @@ use crate::model::{Amount, Bic, Currency, MessageId, MessageType, PaymentStatus,
 use crate::pb;
 use crate::store::{Backend, DataLock, StoreError, open_sqlite};
 
-/// File name of a bank's store inside its data directory.
-pub const BANK_STORE_FILE: &str = "bank.sqlite";
-
 // Append-only where it matters: postings, payment versions and processed messages go in
 // by an increasing integer key, so a group commit dirties a few pages at the end of each
 // table instead of one page per message in a random-key index (which cost several times
@@ -245,7 +242,7 @@ pub struct SqliteBankStore {
 
 /// Path of a bank's store in `data_dir`.
 pub fn store_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(BANK_STORE_FILE)
+    data_dir.join(crate::store::store_file("bank"))
 }
 
 impl SqliteBankStore {

@@ -14,9 +14,6 @@ use crate::crypto::{KeyId, SignedEnvelope};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, Uetr};
 use crate::store::{Backend, DataLock, StoreError, open_sqlite};
 
-/// File name of the hub's store inside its data directory.
-pub const HUB_STORE_FILE: &str = "hub.sqlite";
-
 // Append-only by design: rows go in by an increasing integer key, and the indexes grow at
 // one end (per receiver by output sequence; by creation time, which grows with the
 // acceptance order but for a late message), so a batch dirties few pages. Random-key
@@ -268,7 +265,7 @@ pub struct SqliteHubJournal {
 
 /// Path of the hub's store in `data_dir`.
 pub fn store_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(HUB_STORE_FILE)
+    data_dir.join(crate::store::store_file("hub"))
 }
 
 impl SqliteHubJournal {

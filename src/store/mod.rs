@@ -13,7 +13,7 @@
 
 mod sqlite;
 
-pub use sqlite::{DataLock, SCHEMA_VERSION, open_sqlite};
+pub use sqlite::{DataLock, SCHEMA_VERSION, open_sqlite, store_file};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};

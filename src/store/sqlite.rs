@@ -36,9 +36,15 @@ pub struct DataLock {
     _file: File,
 }
 
-/// The roles of the nodes that keep a store, each in `<role>.sqlite` in its data directory.
-/// A data directory is one node's: it holds the store of one role only.
+/// The roles of the nodes that keep a store, each in [`store_file`] of its role in its data
+/// directory. A data directory is one node's: it holds the store of one role only.
 const NODE_ROLES: [&str; 2] = ["hub", "bank"];
+
+/// The file name of a node's store in its data directory, by the node's role: the one
+/// naming rule, which the check against another role's directory relies on too.
+pub fn store_file(role: &str) -> String {
+    format!("{role}.sqlite")
+}
 
 /// Opens (or, when `path` does not exist yet, creates with `schema`) the store of
 /// `participant` in role `role` ("hub" or "bank"). Refuses a directory that holds the
@@ -90,7 +96,7 @@ pub fn open_sqlite(
 fn refuse_another_roles_directory(path: &Path, role: &str) -> Result<(), StoreError> {
     let Some(dir) = path.parent() else { return Ok(()) };
     for other in NODE_ROLES.into_iter().filter(|&other| other != role) {
-        let theirs = dir.join(format!("{other}.sqlite"));
+        let theirs = dir.join(store_file(other));
         if theirs.exists() {
             return Err(StoreError::Unusable {
                 path: theirs.display().to_string(),
