@@ -1,15 +1,15 @@
-//! Journal appends: one transaction and fsync per message, against group commit.
+//! Journal appends to the hub's log: one batch and fdatasync per message, against
+//! batches of 64 and 256, and group commit with the derived state applied behind.
 //!
-//! Expected on the reference 2-core machine (shared/STACK.md): SQLite in WAL mode with
-//! `synchronous=FULL` does ~4,300 records/s with one fsync per record and ~230,000/s
-//! batched by 64. The target for the hub's journal is at least 50,000 durable
-//! messages/s with group commit. Run with `cargo bench --bench journal`.
+//! Before the log (SQLite in WAL mode with `synchronous=FULL` as the journal), the
+//! reference 2-core machine (shared/STACK.md) did ~4,300 records/s with one fsync per
+//! record and ~230,000/s batched by 64. Run with `cargo bench --bench journal`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use corridor::crypto::{KeyId, SigningIdentity};
-use corridor::hub::{AcceptedRecord, HubRecord, SqliteHubJournal};
+use corridor::hub::{AcceptedRecord, HubRecord, HubJournal};
 use corridor::model::*;
 use corridor::store::{Backend, GroupCommit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -66,7 +66,7 @@ fn appends(c: &mut Criterion) {
     group.sample_size(10);
     for batch in [1usize, 64, 256] {
         let dir = journal_dir();
-        let (mut journal, _) = SqliteHubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
+        let (mut journal, _derived, _) = HubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_with_input(BenchmarkId::new("messages per fsync", batch), &batch, |b, &batch| {
             b.iter_batched(
@@ -87,8 +87,8 @@ fn group_commit(c: &mut Criterion) {
     const APPENDS: u64 = 4_096;
     group.throughput(Throughput::Elements(APPENDS));
     let dir = journal_dir();
-    let (backend, _) = SqliteHubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
-    let journal = std::sync::Arc::new(GroupCommit::start(backend, "bench"));
+    let (writer, derived, _) = HubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
+    let journal = std::sync::Arc::new(GroupCommit::start_with(writer, derived, "bench"));
     group.bench_function("4096 appends", |b| {
         b.iter(|| {
             runtime.block_on(async {

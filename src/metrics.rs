@@ -25,6 +25,10 @@ pub const HUB_RECENT_MESSAGES: &str = "corridor_hub_recent_messages";
 pub const JOURNAL_BATCH: &str = "corridor_journal_batch_records";
 /// Time to write and fsync one group commit, by `node`.
 pub const JOURNAL_COMMIT: &str = "corridor_journal_commit_seconds";
+/// Bytes of records appended to the log, by `node` (with its commits: bytes per commit).
+pub const JOURNAL_BYTES: &str = "corridor_journal_bytes_total";
+/// Time to apply one batch of durable records to the derived state, by `node`.
+pub const JOURNAL_APPLY: &str = "corridor_journal_apply_seconds";
 /// Time from each append to the group commit that made it durable, by `node`: what a
 /// message waits for durability (the batch gathering, the writer's rest, the commit).
 pub const JOURNAL_WAIT: &str = "corridor_journal_wait_seconds";

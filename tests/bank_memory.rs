@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::bic;
 use common::net::{IR, RU, final_status, open_accounts, order};
-use corridor::bank::{BankConfig, Held, Payment, ReturnState, SqliteBankStore, statement::account_statement};
+use corridor::bank::{BankConfig, Held, Payment, ReturnState, BankStore, statement::account_statement};
 use corridor::hub::HubConfig;
 use corridor::model::{InvestigationStatus, PaymentStatus, Statement};
 use corridor::reconcile::sources;
@@ -99,7 +99,7 @@ fn answers(network: &LocalNetwork, index: usize, window: (i64, i64)) -> Answers 
 /// bank with every posting in memory (no eviction anywhere).
 fn answers_offline(pki: &tls::NetworkDir, index: usize, window: (i64, i64)) -> Answers {
     let bank = bic(if index == 0 { RU } else { IR });
-    let store = SqliteBankStore::read(&pki.bank_data_dir(bank), bank).unwrap();
+    let store = BankStore::read(&pki.bank_data_dir(bank), bank).unwrap();
     let message_ids: HashMap<_, _> = store.payments.iter().map(|p| (p.uetr, p.message_id.clone())).collect();
     let customer = if index == 0 { "C001" } else { "C002" };
     let mut statements = Vec::new();

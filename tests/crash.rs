@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use corridor::bank::{Direction, RecoveredBank, SqliteBankStore};
-use corridor::hub::SqliteHubJournal;
+use corridor::bank::{Direction, RecoveredBank, BankStore};
+use corridor::hub::HubJournal;
 use corridor::ledger::AccountKind;
 use corridor::model::{Bic, Body, MessageType, PaymentStatus, Uetr, wire};
 use corridor::net::operator_client;
@@ -244,8 +244,8 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
 fn check(network: &NetworkDir, acknowledged: &[(usize, Uetr)], seed: u64) {
     let bics: Vec<Bic> = BANKS.iter().map(|b| Bic::parse(b).unwrap()).collect();
     let stores: Vec<RecoveredBank> =
-        bics.iter().map(|bic| SqliteBankStore::read(&network.bank_data_dir(*bic), *bic).unwrap()).collect();
-    let hub = SqliteHubJournal::read(&network.hub_data_dir(), Bic::parse(HUB_BIC).unwrap()).unwrap();
+        bics.iter().map(|bic| BankStore::read(&network.bank_data_dir(*bic), *bic).unwrap()).collect();
+    let hub = HubJournal::read(&network.hub_data_dir(), Bic::parse(HUB_BIC).unwrap()).unwrap();
 
     let mut settlement_total = 0i64;
     let mut customer_total = 0i64;

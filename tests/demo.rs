@@ -17,7 +17,7 @@ async fn the_demo_pays_across_currencies_returns_and_recalls_and_reconciles_clea
     let text = render(&summary);
     assert!(summary.ok(), "{text}");
     assert_eq!(summary.orders_refused, 0, "{text}");
-    every_relayed_message_validates_as_iso20022(&running);
+    every_relayed_message_validates_as_iso20022(&running).await;
     running.stop(&mut |_: &str| {}).await.unwrap();
 
     // Four banks, four currencies; each paid in and converted.
@@ -51,10 +51,10 @@ async fn the_demo_pays_across_currencies_returns_and_recalls_and_reconciles_clea
 /// is written as XML that the official XSDs accept,
 /// AppHdr and Document both. An applied rate of more than 10 decimals cannot be written
 /// (BaseOneRate), so this fails if the demo agrees such a rate.
-fn every_relayed_message_validates_as_iso20022(running: &corridor::sim::demo::RunningDemo) {
+async fn every_relayed_message_validates_as_iso20022(running: &corridor::sim::demo::RunningDemo) {
     let network = running.network();
     let banks: Vec<_> = network.banks.iter().map(|b| b.bic).collect();
-    let messages = common::xsd::relayed(network.hub(), &banks);
+    let messages = common::xsd::relayed(network.hub(), &banks).await;
     let mut covered = common::xsd::validate_all("demo messages as ISO 20022", &messages);
     let held: Vec<_> = network
         .banks

@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::bic;
 use common::net::{CN, IR, RU, RawSession, balance, expect_nak, network_with_nodes, order, signer, transfer};
-use corridor::hub::{HubConfig, Position, SqliteHubJournal};
+use corridor::hub::{HubConfig, Position, HubJournal};
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
@@ -119,7 +119,7 @@ async fn a_good_payment_settles(network: &LocalNetwork) -> Uetr {
 async fn stop_and_check_journal(network: LocalNetwork, good: Uetr) {
     let data = network.network.hub_data_dir();
     network.stop().await.unwrap();
-    let journal = SqliteHubJournal::read(&data, bic(tls::HUB_BIC)).unwrap();
+    let journal = HubJournal::read(&data, bic(tls::HUB_BIC)).unwrap();
     let accepted: Vec<(MessageType, Option<Uetr>)> =
         journal.messages.iter().map(|m| (m.message_type, m.uetr)).collect();
     assert_eq!(

@@ -33,7 +33,7 @@ use corridor::bank::Payment;
 use corridor::clock::{Clock, ManualClock};
 use corridor::crypto::{KeyId, KeyValidity, SigningIdentity, load_signing_key};
 use corridor::directory::{DIRECTORY_FILE, Directory, DirectoryFile};
-use corridor::hub::{self, HubConfig, SqliteHubJournal};
+use corridor::hub::{self, HubConfig, HubJournal};
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;
@@ -336,7 +336,7 @@ async fn pay_until_signing_with(network: &LocalNetwork, index: usize, to: &str, 
 
 /// The key ids of `sender`'s messages in a stopped hub's journal, oldest first.
 fn keys_in_journal(network: &NetworkDir, sender: &str) -> Vec<String> {
-    let recovered = SqliteHubJournal::read(&network.hub_data_dir(), bic(HUB_BIC)).unwrap();
+    let recovered = HubJournal::read(&network.hub_data_dir(), bic(HUB_BIC)).unwrap();
     recovered
         .messages
         .iter()

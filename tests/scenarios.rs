@@ -45,7 +45,7 @@ async fn every_shipped_scenario_runs_and_reconciles_clean() {
                 .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), steps.join("\n")));
         let network = running.network();
         let banks: Vec<_> = network.banks.iter().map(|b| b.bic).collect();
-        let messages = common::xsd::relayed(network.hub(), &banks);
+        let messages = common::xsd::relayed(network.hub(), &banks).await;
         assert!(!messages.is_empty(), "{}: the hub relayed nothing", path.display());
         // Issue 20: every message the scenario's hub relayed, and each bank's settlement
         // statement, validates as ISO 20022 XML.

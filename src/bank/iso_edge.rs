@@ -94,13 +94,13 @@ impl Bank {
     /// each written as XML. Messages are kept from the version that started keeping
     /// them: a payment older than that has none.
     ///
-    /// The messages are read from the store, so first everything journalled so far is
-    /// waited for: a payment's status is in memory as soon as it changes, while the
-    /// message that changed it reaches the store with the next group commit, and an
-    /// operator who saw the status must find the message.
+    /// The messages are read from the store's derived state, so first everything
+    /// journalled so far is waited for there: a payment's status is in memory as soon as
+    /// it changes, while the message that changed it reaches the derived state a little
+    /// after its group commit, and an operator who saw the status must find the message.
     pub async fn export_xml(&self, uetr: &str) -> Result<(Payment, Vec<ExportedMessage>), BankError> {
         let payment = self.payment(uetr)?;
-        self.durable(self.inner.journal.appended()).await?;
+        self.applied(self.inner.journal.appended()).await?;
         let kept = self.operator_reader().messages(payment.uetr)?;
         let messages = kept.into_iter().map(exported).collect::<Result<_, _>>()?;
         Ok((payment, messages))

@@ -22,7 +22,7 @@ pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
 pub use operator::{PaymentOrder, QuoteOffer};
 pub use service::{BankServer, SUBMIT_STREAM_WINDOW, run};
 pub use session::run_session;
-pub use store::{BankChange, RecoveredBank, SqliteBankStore};
+pub use store::{BankChange, RecoveredBank, BankStore};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -294,8 +294,8 @@ impl Bank {
         let credentials = Credentials::new(directory, identity)?;
         let retention_ms = i64::try_from(config.retention.as_millis()).expect("validated: at most a day");
         let hold_since_unix_ms = config.clock.unix_ms() - retention_ms;
-        let (store, recovered) =
-            SqliteBankStore::open(data_dir, bic, hold_since_unix_ms).map_err(|e| e.to_string())?;
+        let (writer, derived, recovered) =
+            BankStore::open(data_dir, bic, hold_since_unix_ms).map_err(|e| e.to_string())?;
         let reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
         let operator_reader = StoreReader::open(data_dir).map_err(|e| e.to_string())?;
         let state = BankState::recover(recovered, config.retention, config.clock.clone())?;
@@ -305,7 +305,7 @@ impl Bank {
             bic,
             credentials,
             state: Mutex::new(state),
-            journal: GroupCommit::start(store, "bank"),
+            journal: GroupCommit::start_with(writer, derived, "bank"),
             reader: Mutex::new(reader),
             operator_reader: Mutex::new(operator_reader),
             config,
@@ -388,6 +388,11 @@ impl Bank {
 
     pub(crate) async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
         self.inner.journal.wait(ticket).await
+    }
+
+    /// Waits until the store's derived state (what the readers see) holds `ticket`.
+    pub(crate) async fn applied(&self, ticket: Ticket) -> Result<(), StoreError> {
+        self.inner.journal.wait_applied(ticket).await
     }
 
     /// Completes with the reason if the store can no longer be written.

@@ -153,7 +153,7 @@ fn retirable(payment: &Payment) -> bool {
 impl BankState {
     /// The state a store holds: accounts opened, postings replayed in order (each must
     /// apply, or the store is corrupt), the payments, processed messages and postings a
-    /// running bank holds (`SqliteBankStore::open`), and the outbox.
+    /// running bank holds (`BankStore::open`), and the outbox.
     pub(super) fn recover(
         mut recovered: RecoveredBank,
         retention: Duration,
@@ -416,10 +416,11 @@ impl BankState {
     }
 
     /// Moves finished things out of memory (see the module's documentation): drops what
-    /// the last sweep marked once its append is durable, then marks what has been
-    /// finished for a retention and journals the retired payments' index rows.
+    /// the last sweep marked once the derived state holds its append (the store answers
+    /// for it from there), then marks what has been finished for a retention and journals
+    /// the retired payments' index rows.
     pub(super) fn sweep(&mut self, journal: &GroupCommit<BankChange>) {
-        if self.retiring.as_ref().is_some_and(|retiring| retiring.ticket > journal.durable()) {
+        if self.retiring.as_ref().is_some_and(|retiring| retiring.ticket > journal.applied()) {
             return;
         }
         // Payments a message waiting in the outbox is about stay in memory.
@@ -495,22 +496,28 @@ impl BankState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bank::store::SqliteBankStore;
+    use crate::bank::store::BankStore;
 
     fn open(dir: &std::path::Path, retention: Duration) -> (BankState, GroupCommit<BankChange>, StoreReader) {
         let bic = Bic::parse("BANKRUMMXXX").unwrap();
         let hold_since_unix_ms = crate::clock::unix_ms_now() - retention.as_millis() as i64;
-        let (store, recovered) = SqliteBankStore::open(dir, bic, hold_since_unix_ms).unwrap();
+        let (writer, derived, recovered) = BankStore::open(dir, bic, hold_since_unix_ms).unwrap();
         let reader = StoreReader::open(dir).unwrap();
         (
             BankState::recover(recovered, retention, Clock::System).unwrap(),
-            GroupCommit::start(store, "bank"),
+            GroupCommit::start_with(writer, derived, "bank"),
             reader,
         )
     }
 
     fn wait_durable(journal: &GroupCommit<BankChange>, ticket: Ticket) {
         while journal.durable() < ticket {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn wait_applied(journal: &GroupCommit<BankChange>, ticket: Ticket) {
+        while journal.applied() < ticket {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -533,10 +540,11 @@ mod tests {
             let ticket = state.commit(&journal);
             wait_durable(&journal, ticket);
             state.sweep(&journal);
-            assert_eq!(state.held().processed, 1, "marked, not dropped before its append is durable");
-            wait_durable(&journal, journal.appended());
+            assert_eq!(state.held().processed, 1, "marked, not dropped before the store holds its append");
+            // Held until the derived state (which the reader asks) holds the append.
+            wait_applied(&journal, journal.appended());
             state.sweep(&journal);
-            assert_eq!(state.held().processed, 0, "dropped once durable");
+            assert_eq!(state.held().processed, 0, "dropped once the store's derived state holds it");
             assert!(state.already_processed(&reader, sender, &old, created_unix_ms).unwrap(), "in the store");
             assert!(!state.already_processed(&reader, sender, &other, created_unix_ms).unwrap());
         }

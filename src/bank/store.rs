@@ -1,6 +1,10 @@
 //! A bank's durable store: accounts, postings, payments, the messages it processed, its
 //! outbox and its sequence counters; and recovery from it.
 //!
+//! The changes go to the bank's log (`bank.log`, see [`crate::store::log`]); the tables
+//! below are its derived state (`bank.sqlite`), applied behind the log in large batches
+//! and rebuilt from it whenever it is missing or damaged.
+//!
 //! The bank changes its state in memory and journals the matching [`BankChange`]s in the
 //! same critical section; whatever leaves the bank (an answer to its operator, a
 //! message, a delivery confirmation) waits until they are durable.
@@ -15,7 +19,8 @@ use crate::crypto::KeyId;
 use crate::ledger::{Account, AccountId, AccountKind, Floor, Leg, Posting, PostingId, Side};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, PaymentStatus, ReasonCode, Uetr};
 use crate::pb;
-use crate::store::{Backend, DataLock, StoreError, open_sqlite};
+use crate::store::codec::{LogRecord, Reader, put};
+use crate::store::{DataLock, Derived, LogWriter, NodeStore, StoreError, catch_up, set_applied_through};
 
 // Append-only where it matters: postings, payment versions and processed messages go in
 // by an increasing integer key, so a group commit dirties a few pages at the end of each
@@ -91,6 +96,16 @@ const SCHEMA: &str = "
         last_osn_processed INTEGER NOT NULL,
         next_sequence_number INTEGER NOT NULL
     );
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY,
+        uetr TEXT NOT NULL,
+        sent INTEGER NOT NULL,
+        payload BLOB NOT NULL,
+        signature BLOB NOT NULL,
+        signer TEXT NOT NULL,
+        key_id TEXT NOT NULL
+    );
+    CREATE INDEX messages_by_uetr ON messages (uetr);
 ";
 
 /// A message in the outbox, waiting for the hub's ACK.
@@ -120,22 +135,9 @@ pub struct KeptMessage {
     pub envelope: pb::SignedEnvelope,
 }
 
-/// The table of kept messages, created in stores made before it existed too: the bank
-/// has kept every message of a payment since then, none from before. Indexed by UETR,
-/// the one random-key index written on a message's own commit: about one page per group
-/// commit, the cost of answering an export without reading every message.
-const MESSAGES_SCHEMA: &str = "
-    CREATE TABLE IF NOT EXISTS messages (
-        seq INTEGER PRIMARY KEY,
-        uetr TEXT NOT NULL,
-        sent INTEGER NOT NULL,
-        payload BLOB NOT NULL,
-        signature BLOB NOT NULL,
-        signer TEXT NOT NULL,
-        key_id TEXT NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS messages_by_uetr ON messages (uetr);
-";
+// The kept messages (`messages`) are indexed by UETR, the one random-key index written
+// as messages come: applied in large batches behind the log, it costs about one page per
+// batch, and answers an export without reading every message.
 
 /// The bank's sequence counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,8 +199,8 @@ pub struct RetiredPayment {
     pub latest_seq: i64,
 }
 
-/// What a bank's store held at start: everything ([`SqliteBankStore::read`]), or what a
-/// running bank holds in memory ([`SqliteBankStore::open`]).
+/// What a bank's store held at start: everything ([`BankStore::read`]), or what a
+/// running bank holds in memory ([`BankStore::open`]).
 #[derive(Debug, Default)]
 pub struct RecoveredBank {
     /// Accounts in opening order, at zero balance.
@@ -234,36 +236,52 @@ impl RecoveredBank {
     }
 }
 
-/// A bank's store in SQLite.
-pub struct SqliteBankStore {
+/// Opening a bank's store.
+pub struct BankStore;
+
+/// A bank's derived state: the tables above, applied behind the log.
+pub struct BankDerived {
     connection: Connection,
     _lock: DataLock,
 }
 
-/// Path of a bank's store in `data_dir`.
+/// Path of the bank's store (its log) in `data_dir`.
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(crate::store::store_file("bank"))
 }
 
-impl SqliteBankStore {
-    /// Opens (or creates) the store of bank `bic` in `data_dir` and reads back what a
-    /// running bank holds in memory: payments not retired, postings booked and messages
-    /// created at or after `hold_since_unix_ms`, the outbox and the counters.
+/// Path of the bank's derived state in `data_dir`.
+fn derived_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("bank.sqlite")
+}
+
+impl BankStore {
+    /// Opens (or creates) the store of bank `bic` in `data_dir`, brings its derived state
+    /// up to the log's end, and reads back what a running bank holds in memory: payments
+    /// not retired, postings booked and messages created at or after
+    /// `hold_since_unix_ms`, the outbox and the counters.
     pub fn open(
         data_dir: &Path,
         bic: Bic,
         hold_since_unix_ms: i64,
-    ) -> Result<(Self, RecoveredBank), StoreError> {
-        let (connection, lock) = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
-        connection.execute_batch(MESSAGES_SCHEMA)?;
-        let recovered = recover(&connection, bic, Some(hold_since_unix_ms))?;
-        Ok((Self { connection, _lock: lock }, recovered))
+    ) -> Result<(LogWriter<BankChange>, BankDerived, RecoveredBank), StoreError> {
+        let (writer, derived) = Self::open_caught_up(data_dir, bic)?;
+        let recovered = recover(&derived.connection, bic, Some(hold_since_unix_ms))?;
+        Ok((writer, derived, recovered))
     }
 
-    /// Reads everything in the store of a stopped bank (for checks and tools).
+    /// Reads everything in the store of a stopped bank (for checks and tools); its
+    /// derived state is brought up to the log's end on the way, the log is not changed.
     pub fn read(data_dir: &Path, bic: Bic) -> Result<RecoveredBank, StoreError> {
-        let (connection, _lock) = open_sqlite(&store_path(data_dir), "bank", bic.as_str(), SCHEMA)?;
-        recover(&connection, bic, None)
+        let (_, derived) = Self::open_caught_up(data_dir, bic)?;
+        recover(&derived.connection, bic, None)
+    }
+
+    fn open_caught_up(data_dir: &Path, bic: Bic) -> Result<(LogWriter<BankChange>, BankDerived), StoreError> {
+        let store = NodeStore::open(data_dir, "bank", bic.as_str(), SCHEMA)?;
+        let mut derived = BankDerived { connection: store.derived, _lock: store.lock };
+        catch_up(&store.log, &mut derived, store.applied)?;
+        Ok((LogWriter::new(store.log, "bank"), derived))
     }
 }
 
@@ -288,7 +306,7 @@ impl StoreReader {
     /// Opens the store in `data_dir` for reading (the bank's writer has it open already).
     pub(super) fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(store_path(data_dir), flags)?;
+        let connection = Connection::open_with_flags(derived_path(data_dir), flags)?;
         Ok(Self { connection })
     }
 
@@ -689,31 +707,66 @@ fn recover_postings(
 /// creditor_account, minor_units, currency, status, reason, detail and story, from `first`.
 fn payment_of_row(row: &rusqlite::Row<'_>, first: usize) -> Result<Payment, StoreError> {
     let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(first + index)?) };
-    let reason: Option<String> = row.get(first + 9)?;
+    payment_of_columns(PaymentColumns {
+        uetr: &text(0)?,
+        message_id: &text(1)?,
+        direction: &text(2)?,
+        counterparty: &text(3)?,
+        debtor_account: text(4)?,
+        creditor_account: text(5)?,
+        minor_units: row.get(first + 6)?,
+        currency: &text(7)?,
+        status: &text(8)?,
+        reason: row.get::<_, Option<String>>(first + 9)?.as_deref(),
+        detail: text(10)?,
+        story: row.get::<_, Option<String>>(first + 11)?.as_deref(),
+    })
+}
+
+/// A payment version as the store writes it, in the table and in the log.
+struct PaymentColumns<'a> {
+    uetr: &'a str,
+    message_id: &'a str,
+    direction: &'a str,
+    counterparty: &'a str,
+    debtor_account: String,
+    creditor_account: String,
+    minor_units: i64,
+    currency: &'a str,
+    status: &'a str,
+    reason: Option<&'a str>,
+    detail: String,
+    story: Option<&'a str>,
+}
+
+fn payment_of_columns(c: PaymentColumns<'_>) -> Result<Payment, StoreError> {
     let payment = Payment {
-        uetr: Uetr::parse(&text(0)?).map_err(|e| corrupt("uetr", e))?,
-        message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message id", e))?,
-        direction: match text(2)?.as_str() {
+        uetr: Uetr::parse(c.uetr).map_err(|e| corrupt("uetr", e))?,
+        message_id: MessageId::parse(c.message_id).map_err(|e| corrupt("message id", e))?,
+        direction: match c.direction {
             "OUT" => Direction::Outgoing,
             "IN" => Direction::Incoming,
             other => return Err(corrupt("direction", other)),
         },
-        counterparty: Bic::parse(&text(3)?).map_err(|e| corrupt("counterparty", e))?,
-        debtor_account: text(4)?,
-        creditor_account: text(5)?,
-        amount: Amount::from_minor_units(row.get(first + 6)?, currency(&text(7)?)?)
-            .map_err(|e| corrupt("amount", e))?,
-        status: PaymentStatus::parse(&text(8)?).map_err(|e| corrupt("status", e))?,
-        reason: reason.map(|r| ReasonCode::parse(&r)).transpose().map_err(|e| corrupt("reason", e))?,
-        detail: text(10)?,
+        counterparty: Bic::parse(c.counterparty).map_err(|e| corrupt("counterparty", e))?,
+        debtor_account: c.debtor_account,
+        creditor_account: c.creditor_account,
+        amount: Amount::from_minor_units(c.minor_units, currency(c.currency)?).map_err(|e| corrupt("amount", e))?,
+        status: PaymentStatus::parse(c.status).map_err(|e| corrupt("status", e))?,
+        reason: c.reason.map(ReasonCode::parse).transpose().map_err(|e| corrupt("reason", e))?,
+        detail: c.detail,
         conversion: None,
         return_state: ReturnState::None,
         recall: None,
     };
-    match row.get::<_, Option<String>>(first + 11)? {
+    match c.story {
         None => Ok(payment),
-        Some(text) => story_from_json(&text, payment).map_err(|e| corrupt("payment story", e)),
+        Some(text) => story_from_json(text, payment).map_err(|e| corrupt("payment story", e)),
     }
+}
+
+fn direction_code(direction: Direction) -> &'static str {
+    if direction == Direction::Outgoing { "OUT" } else { "IN" }
 }
 
 /// Reads the payments back: every one (tools), or those a running bank holds (`held`):
@@ -764,20 +817,41 @@ fn recover_payments(
     Ok(())
 }
 
-impl Backend for SqliteBankStore {
+impl Derived for BankDerived {
     type Record = BankChange;
 
-    fn write_batch(&mut self, changes: &[BankChange]) -> Result<(), StoreError> {
+    fn apply(&mut self, batches: &[Vec<BankChange>], through: u64) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
-        // Every message moves the cursor, and a batch is one transaction: only its last
-        // cursor is ever read, so the others are not written.
-        let last_cursor = changes.iter().rposition(|change| matches!(change, BankChange::Cursor(_)));
-        for (index, change) in changes.iter().enumerate() {
-            if matches!(change, BankChange::Cursor(_)) && Some(index) != last_cursor {
-                continue;
+        let changes = || batches.iter().flatten();
+        // Every message moves the cursor: only the last is ever read, so the others are
+        // not written. A message the hub ACKed within the same batch is put and removed
+        // at once: neither is written.
+        let last_cursor = changes().filter(|change| matches!(change, BankChange::Cursor(_))).count();
+        let answered: std::collections::HashSet<u64> = changes()
+            .filter_map(|change| if let BankChange::OutboxRemove(isn) = change { Some(*isn) } else { None })
+            .collect();
+        let put: std::collections::HashSet<u64> = changes()
+            .filter_map(|change| match change {
+                BankChange::OutboxPut(entry) if answered.contains(&entry.isn) => Some(entry.isn),
+                _ => None,
+            })
+            .collect();
+        let mut cursors = 0;
+        for change in changes() {
+            match change {
+                BankChange::Cursor(_) => {
+                    cursors += 1;
+                    if cursors < last_cursor {
+                        continue;
+                    }
+                }
+                BankChange::OutboxPut(entry) if put.contains(&entry.isn) => continue,
+                BankChange::OutboxRemove(isn) if put.contains(isn) => continue,
+                _ => {}
             }
             write_change(&transaction, change)?;
         }
+        set_applied_through(&transaction, through)?;
         transaction.commit()?;
         Ok(())
     }
@@ -820,7 +894,7 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
                 .execute(params![
                     p.uetr.to_string(),
                     p.message_id.as_str(),
-                    if p.direction == Direction::Outgoing { "OUT" } else { "IN" },
+                    direction_code(p.direction),
                     p.counterparty.as_str(),
                     p.debtor_account,
                     p.creditor_account,
@@ -895,4 +969,191 @@ fn write_change(transaction: &rusqlite::Transaction<'_>, change: &BankChange) ->
         }
     }
     Ok(())
+}
+
+/// A change's kind, its first byte in the log.
+mod kind {
+    pub const ACCOUNT: u8 = 1;
+    pub const POSTING: u8 = 2;
+    pub const PAYMENT: u8 = 3;
+    pub const PROCESSED: u8 = 4;
+    pub const RETIRED: u8 = 5;
+    pub const OUTBOX_PUT: u8 = 6;
+    pub const OUTBOX_REMOVE: u8 = 7;
+    pub const CURSOR: u8 = 8;
+    pub const MESSAGE: u8 = 9;
+}
+
+impl LogRecord for BankChange {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            BankChange::Account(a) => {
+                put::u8(out, kind::ACCOUNT);
+                put::str(out, a.id.as_str());
+                put::str(out, kind_name(a.kind));
+                put::str(out, a.currency.code());
+                put::str(out, &a.name);
+                put::u8(out, a.blocked as u8);
+                put::opt_i64(out, if let Floor::Minimum(minimum) = a.floor { Some(minimum) } else { None });
+            }
+            BankChange::Posting { posting, number, booked_unix_ms } => {
+                put::u8(out, kind::POSTING);
+                put::str(out, posting.id.as_str());
+                put::str(out, &posting.description);
+                put::str(out, &legs_to_json(&posting.legs));
+                put::u64(out, *number as u64);
+                put::i64(out, *booked_unix_ms);
+            }
+            BankChange::Payment(p, seq) => {
+                put::u8(out, kind::PAYMENT);
+                put::i64(out, *seq);
+                put::str(out, &p.uetr.to_string());
+                put::str(out, p.message_id.as_str());
+                put::str(out, direction_code(p.direction));
+                put::str(out, p.counterparty.as_str());
+                put::str(out, &p.debtor_account);
+                put::str(out, &p.creditor_account);
+                put::i64(out, p.amount.minor_units());
+                put::str(out, p.amount.currency().code());
+                put::str(out, p.status.code());
+                put::opt_str(out, p.reason.map(|r| r.code()));
+                put::str(out, &p.detail);
+                put::opt_str(out, story_to_json(p).as_deref());
+            }
+            BankChange::Processed(sender, message_id, created_unix_ms) => {
+                put::u8(out, kind::PROCESSED);
+                put::str(out, sender.as_str());
+                put::str(out, message_id.as_str());
+                put::i64(out, *created_unix_ms);
+            }
+            BankChange::Retired(payments) => {
+                put::u8(out, kind::RETIRED);
+                put::u64(out, payments.len() as u64);
+                for retired in payments {
+                    put::str(out, &retired.uetr.to_string());
+                    put::i64(out, retired.first_seq);
+                    put::i64(out, retired.latest_seq);
+                }
+            }
+            BankChange::OutboxPut(e) => {
+                put::u8(out, kind::OUTBOX_PUT);
+                put::u64(out, e.isn);
+                put::str(out, e.message_id.as_str());
+                put::opt_str(out, e.uetr.map(|u| u.to_string()).as_deref());
+                put::str(out, e.message_type.code());
+                put_envelope(out, &e.envelope);
+            }
+            BankChange::OutboxRemove(isn) => {
+                put::u8(out, kind::OUTBOX_REMOVE);
+                put::u64(out, *isn);
+            }
+            BankChange::Cursor(c) => {
+                put::u8(out, kind::CURSOR);
+                put::u64(out, c.next_isn);
+                put::u64(out, c.last_osn_processed);
+                put::u64(out, c.next_sequence_number);
+            }
+            BankChange::Message(m) => {
+                put::u8(out, kind::MESSAGE);
+                put::str(out, &m.uetr.to_string());
+                put::u8(out, m.sent as u8);
+                put_envelope(out, &m.envelope);
+            }
+        }
+    }
+
+    fn decode(record: &[u8]) -> Result<Self, String> {
+        let mut r = Reader::new(record);
+        let text = |e: StoreError| e.to_string();
+        let uetr = |s: &str| Uetr::parse(s).map_err(|e| format!("uetr: {e}"));
+        let decoded = match r.u8()? {
+            kind::ACCOUNT => {
+                let id = AccountId::parse(r.str()?).map_err(|e| format!("account id: {e}"))?;
+                let kind = kind_of(r.str()?).map_err(text)?;
+                let currency = currency(r.str()?).map_err(text)?;
+                let name = r.str()?.to_owned();
+                let blocked = r.u8()? != 0;
+                let floor = r.opt_i64()?.map_or(Floor::Unbounded, Floor::Minimum);
+                let mut account = Account::new(id, kind, currency, &name).with_floor(floor);
+                account.blocked = blocked;
+                BankChange::Account(account)
+            }
+            kind::POSTING => {
+                let id = PostingId::parse(r.str()?).map_err(|e| format!("posting id: {e}"))?;
+                let description = r.str()?.to_owned();
+                let legs = legs_from_json(r.str()?).map_err(text)?;
+                let number = usize::try_from(r.u64()?).map_err(|e| e.to_string())?;
+                BankChange::Posting { posting: Posting { id, legs, description }, number, booked_unix_ms: r.i64()? }
+            }
+            kind::PAYMENT => {
+                let seq = r.i64()?;
+                let columns = PaymentColumns {
+                    uetr: r.str()?,
+                    message_id: r.str()?,
+                    direction: r.str()?,
+                    counterparty: r.str()?,
+                    debtor_account: r.str()?.to_owned(),
+                    creditor_account: r.str()?.to_owned(),
+                    minor_units: r.i64()?,
+                    currency: r.str()?,
+                    status: r.str()?,
+                    reason: r.opt_str()?,
+                    detail: r.str()?.to_owned(),
+                    story: r.opt_str()?,
+                };
+                BankChange::Payment(payment_of_columns(columns).map_err(text)?, seq)
+            }
+            kind::PROCESSED => {
+                let sender = Bic::parse(r.str()?).map_err(|e| format!("sender: {e}"))?;
+                let message_id = MessageId::parse(r.str()?).map_err(|e| format!("message id: {e}"))?;
+                BankChange::Processed(sender, message_id, r.i64()?)
+            }
+            kind::RETIRED => {
+                let count = r.u64()?;
+                let mut payments = Vec::with_capacity(count.min(4096) as usize);
+                for _ in 0..count {
+                    payments.push(RetiredPayment { uetr: uetr(r.str()?)?, first_seq: r.i64()?, latest_seq: r.i64()? });
+                }
+                BankChange::Retired(payments)
+            }
+            kind::OUTBOX_PUT => {
+                let isn = r.u64()?;
+                let message_id = MessageId::parse(r.str()?).map_err(|e| format!("message id: {e}"))?;
+                let uetr = r.opt_str()?.map(uetr).transpose()?;
+                let message_type = MessageType::parse(r.str()?).map_err(|e| format!("message type: {e}"))?;
+                let envelope = read_envelope(&mut r)?;
+                BankChange::OutboxPut(OutboxEntry { isn, message_id, uetr, message_type, envelope })
+            }
+            kind::OUTBOX_REMOVE => BankChange::OutboxRemove(r.u64()?),
+            kind::CURSOR => BankChange::Cursor(Cursor {
+                next_isn: r.u64()?,
+                last_osn_processed: r.u64()?,
+                next_sequence_number: r.u64()?,
+            }),
+            kind::MESSAGE => {
+                let uetr = uetr(r.str()?)?;
+                let sent = r.u8()? != 0;
+                BankChange::Message(KeptMessage { uetr, sent, envelope: read_envelope(&mut r)? })
+            }
+            other => return Err(format!("a bank record of unknown kind {other}")),
+        };
+        r.end()?;
+        Ok(decoded)
+    }
+}
+
+fn put_envelope(out: &mut Vec<u8>, envelope: &pb::SignedEnvelope) {
+    put::bytes(out, &envelope.payload);
+    put::bytes(out, &envelope.signature);
+    put::str(out, &envelope.signer_bic);
+    put::str(out, &envelope.key_id);
+}
+
+fn read_envelope(r: &mut Reader<'_>) -> Result<pb::SignedEnvelope, String> {
+    Ok(pb::SignedEnvelope {
+        payload: Bytes::copy_from_slice(r.bytes()?),
+        signature: Bytes::copy_from_slice(r.bytes()?),
+        signer_bic: r.str()?.to_owned(),
+        key_id: r.str()?.to_owned(),
+    })
 }

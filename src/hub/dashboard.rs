@@ -470,7 +470,7 @@ async fn payment_message(
             &format!("payment {} has no message {id_text:?}; its messages: {}", found.uetr, ids.join(", ")),
         );
     };
-    let message = match journalled_message(&dashboard.hub, found.uetr, relayed) {
+    let message = match journalled_message(&dashboard.hub, found.uetr, relayed).await {
         Ok(message) => message,
         Err(refusal) => return refused(refusal),
     };
@@ -492,10 +492,11 @@ async fn payment_message(
 
 /// The message `relayed` of payment `uetr` as its sender signed it, decoded from the
 /// journal; a 404 while it is not durable yet, a 500 if the journal disagrees.
-fn journalled_message(hub: &Hub, uetr: Uetr, relayed: &Relayed) -> Result<Message, Refusal> {
+async fn journalled_message(hub: &Hub, uetr: Uetr, relayed: &Relayed) -> Result<Message, Refusal> {
     let internal = |detail: String| (StatusCode::INTERNAL_SERVER_ERROR, detail);
     let record = hub
         .message_to(relayed.receiver, relayed.osn)
+        .await
         .map_err(|e| internal(format!("the hub's journal cannot be read: {e}")))?
         .ok_or_else(|| {
             let what =

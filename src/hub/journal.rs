@@ -1,6 +1,10 @@
 //! The hub's durable journal: every accepted message, every input sequence number
 //! consumed, every ACK sent and delivery confirmed, every operator action; and recovery
 //! from it.
+//!
+//! The records go to the hub's log (`hub.log`, see [`crate::store::log`]); the tables
+//! below are its derived state (`hub.sqlite`), applied behind the log and rebuilt from it
+//! whenever it is missing or damaged.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +16,9 @@ use super::positions::SettlementModel;
 use super::tracker::HubPayment;
 use crate::crypto::{KeyId, SignedEnvelope};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, Uetr};
-use crate::store::{Backend, DataLock, StoreError, open_sqlite};
+use crate::store::codec::{LogRecord, Reader, put};
+use crate::store::log::FileLog;
+use crate::store::{DataLock, Derived, LogWriter, NodeStore, StoreError, catch_up, set_applied_through};
 
 // Append-only by design: rows go in by an increasing integer key, and the indexes grow at
 // one end (per receiver by output sequence; by creation time, which grows with the
@@ -257,28 +263,38 @@ pub struct RecoveredHub {
     pub created: Option<(SettlementModel, i64)>,
 }
 
-/// The hub's journal in SQLite.
-pub struct SqliteHubJournal {
+/// Opening the hub's journal.
+pub struct HubJournal;
+
+/// The hub's derived state: the tables above, applied behind the log.
+pub struct HubDerived {
     connection: Connection,
     _lock: DataLock,
 }
 
-/// Path of the hub's store in `data_dir`.
+/// Path of the hub's store (its log) in `data_dir`.
 pub fn store_path(data_dir: &Path) -> PathBuf {
     data_dir.join(crate::store::store_file("hub"))
 }
 
-impl SqliteHubJournal {
-    /// Opens (or creates) the journal of hub `hub` in `data_dir` and reads it back.
-    pub fn open(data_dir: &Path, hub: Bic) -> Result<(Self, RecoveredHub), StoreError> {
-        let (connection, lock) = open_sqlite(&store_path(data_dir), "hub", hub.as_str(), SCHEMA)?;
-        let recovered = recover(&connection)?;
-        Ok((Self { connection, _lock: lock }, recovered))
+impl HubJournal {
+    /// Opens (or creates) the journal of hub `hub` in `data_dir`, brings its derived
+    /// state up to the log's end, and reads it back.
+    pub fn open(
+        data_dir: &Path,
+        hub: Bic,
+    ) -> Result<(LogWriter<HubRecord>, HubDerived, RecoveredHub), StoreError> {
+        let store = NodeStore::open(data_dir, "hub", hub.as_str(), SCHEMA)?;
+        let mut derived = HubDerived { connection: store.derived, _lock: store.lock };
+        catch_up(&store.log, &mut derived, store.applied)?;
+        let recovered = recover(&derived.connection)?;
+        Ok((LogWriter::new(store.log, "hub"), derived, recovered))
     }
 
-    /// Reads the journal of a stopped hub without changing it (for checks and tools).
+    /// Reads the journal of a stopped hub (for checks and tools); its derived state is
+    /// brought up to the log's end on the way, the log is not changed.
     pub fn read(data_dir: &Path, hub: Bic) -> Result<RecoveredHub, StoreError> {
-        Self::open(data_dir, hub).map(|(_, recovered)| recovered)
+        Self::open(data_dir, hub).map(|(_, _, recovered)| recovered)
     }
 }
 
@@ -319,27 +335,33 @@ fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError>
     })
 }
 
-/// The first `message_type` message about payment `uetr` in the hub journal in
-/// `data_dir`, read through a read-only connection of its own, so while the hub runs too:
-/// write-ahead logging lets a reader see every committed (so fsynced) row while the hub
-/// keeps writing. `None` if there is none yet.
+/// The first `message_type` message about payment `uetr` in the log of the hub in
+/// `data_dir`, read without changing it, so while the hub runs too: every batch the log
+/// holds whole was fsynced before anything it holds was acknowledged. `None` if there is
+/// none yet.
 pub fn read_message(
     data_dir: &Path,
     uetr: Uetr,
     message_type: MessageType,
 ) -> Result<Option<AcceptedRecord>, StoreError> {
-    use rusqlite::OptionalExtension;
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(store_path(data_dir), flags)?;
-    let query = format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE uetr = ?1 AND message_type = ?2 ORDER BY seq LIMIT 1"
-    );
-    let record = connection
-        .query_row(&query, rusqlite::params![uetr.to_string(), message_type.code()], |row| {
-            Ok(message_record(row))
-        })
-        .optional()?;
-    record.transpose()
+    let path = store_path(data_dir);
+    let identity = crate::store::log::owner(&path)
+        .map_err(|reason| StoreError::Unusable { path: path.display().to_string(), reason })?;
+    if !identity.starts_with("hub ") {
+        return Err(StoreError::Unusable { path: path.display().to_string(), reason: format!("{identity}'s log, not a hub's") });
+    }
+    let mut found = None;
+    FileLog::read(&path, &identity, 1, &mut |_, bytes| {
+        if found.is_none()
+            && let HubRecord::Accepted(record) = HubRecord::decode(bytes)?
+            && record.uetr == Some(uetr)
+            && record.message_type == message_type
+        {
+            found = Some(*record);
+        }
+        Ok(())
+    })?;
+    Ok(found)
 }
 
 /// A read-only view of the hub's payment archive and accepted messages, on a connection
@@ -353,7 +375,8 @@ impl PaymentArchive {
     /// Opens the archive of the hub store in `data_dir` (which must exist).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        Ok(Self { connection: Connection::open_with_flags(store_path(data_dir), flags)? })
+        let path = data_dir.join("hub.sqlite");
+        Ok(Self { connection: Connection::open_with_flags(path, flags)? })
     }
 
     /// One archived payment with its sequence number.
@@ -487,10 +510,10 @@ fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
     Ok(recovered)
 }
 
-impl Backend for SqliteHubJournal {
+impl Derived for HubDerived {
     type Record = HubRecord;
 
-    fn write_batch(&mut self, records: &[HubRecord]) -> Result<(), StoreError> {
+    fn apply(&mut self, batches: &[Vec<HubRecord>], through: u64) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
         {
             let mut insert = transaction.prepare_cached(
@@ -531,7 +554,7 @@ impl Backend for SqliteHubJournal {
                     let counter = counters.entry(participant).or_default();
                     *counter = (counter.0.max(value), counter.1.max(at));
                 };
-            for record in records {
+            for record in batches.iter().flatten() {
                 match record {
                     HubRecord::Accepted(m) => {
                         insert.execute(params![
@@ -600,7 +623,151 @@ impl Backend for SqliteHubJournal {
                 delivered.execute(params![participant.as_str(), osn as i64])?;
             }
         }
+        set_applied_through(&transaction, through)?;
         transaction.commit()?;
         Ok(())
+    }
+}
+
+/// A record's kind, its first byte in the log.
+mod kind {
+    pub const ACCEPTED: u8 = 1;
+    pub const ISN_CONSUMED: u8 = 2;
+    pub const DELIVERED: u8 = 3;
+    pub const ACKED: u8 = 4;
+    pub const OPERATOR: u8 = 5;
+    pub const ARCHIVED: u8 = 6;
+    pub const CREATED: u8 = 7;
+}
+
+impl LogRecord for HubRecord {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            HubRecord::Accepted(m) => {
+                put::u8(out, kind::ACCEPTED);
+                put::str(out, m.sender.as_str());
+                put::str(out, m.message_id.as_str());
+                put::u64(out, m.isn);
+                put::str(out, m.receiver.as_str());
+                put::u64(out, m.osn);
+                put::opt_str(out, m.uetr.map(|u| u.to_string()).as_deref());
+                put::str(out, m.message_type.code());
+                put::bytes(out, &m.envelope.payload);
+                put::bytes(out, &m.envelope.signature.to_bytes());
+                put::str(out, m.envelope.key_id.as_str());
+                put::bytes(out, &m.receipt);
+                put::i64(out, m.accepted_unix_ms);
+                put::i64(out, m.created_unix_ms);
+            }
+            HubRecord::IsnConsumed { participant, isn } => {
+                put::u8(out, kind::ISN_CONSUMED);
+                put::str(out, participant.as_str());
+                put::u64(out, *isn);
+            }
+            HubRecord::Delivered { participant, osn: through, unix_ms }
+            | HubRecord::Acked { participant, isn: through, unix_ms } => {
+                let delivered = matches!(self, HubRecord::Delivered { .. });
+                put::u8(out, if delivered { kind::DELIVERED } else { kind::ACKED });
+                put::str(out, participant.as_str());
+                put::u64(out, *through);
+                put::i64(out, *unix_ms);
+            }
+            HubRecord::Operator(record) => {
+                put::u8(out, kind::OPERATOR);
+                put::u64(out, record.after_messages);
+                put::i64(out, record.unix_ms);
+                let (action, participant, currency, minor_units, detail) = record.action.columns();
+                put::str(out, action);
+                put::opt_str(out, participant.as_ref().map(Bic::as_str));
+                put::opt_str(out, currency.as_ref().map(Currency::code));
+                put::opt_i64(out, minor_units);
+                put::opt_str(out, detail.as_deref());
+            }
+            HubRecord::Archived(payments) => {
+                put::u8(out, kind::ARCHIVED);
+                put::u64(out, payments.len() as u64);
+                for (seq, payment) in payments.iter() {
+                    put::u64(out, *seq);
+                    put::bytes(out, &serde_json::to_vec(payment).expect("a payment serialises"));
+                }
+            }
+            HubRecord::Created { model, unix_ms } => {
+                put::u8(out, kind::CREATED);
+                put::str(out, model.name());
+                put::i64(out, *unix_ms);
+            }
+        }
+    }
+
+    fn decode(record: &[u8]) -> Result<Self, String> {
+        let mut r = Reader::new(record);
+        let bic = |text: &str| Bic::parse(text).map_err(|e| format!("bic: {e}"));
+        let decoded = match r.u8()? {
+            kind::ACCEPTED => {
+                let sender = bic(r.str()?)?;
+                let message_id = MessageId::parse(r.str()?).map_err(|e| format!("message id: {e}"))?;
+                let isn = r.u64()?;
+                let receiver = bic(r.str()?)?;
+                let osn = r.u64()?;
+                let uetr = r.opt_str()?.map(Uetr::parse).transpose().map_err(|e| format!("uetr: {e}"))?;
+                let message_type = MessageType::parse(r.str()?).map_err(|e| format!("message type: {e}"))?;
+                let payload = Bytes::copy_from_slice(r.bytes()?);
+                let signature: [u8; 64] = r.bytes()?.try_into().map_err(|_| "a signature not 64 bytes")?;
+                let key_id = KeyId::parse(r.str()?).map_err(|e| format!("key id: {e}"))?;
+                let receipt = Bytes::copy_from_slice(r.bytes()?);
+                let (accepted_unix_ms, created_unix_ms) = (r.i64()?, r.i64()?);
+                let envelope = SignedEnvelope {
+                    payload,
+                    signature: ed25519_dalek::Signature::from_bytes(&signature),
+                    signer: sender,
+                    key_id,
+                };
+                HubRecord::Accepted(Box::new(AcceptedRecord {
+                    sender,
+                    message_id,
+                    isn,
+                    receiver,
+                    osn,
+                    uetr,
+                    message_type,
+                    envelope,
+                    receipt,
+                    accepted_unix_ms,
+                    created_unix_ms,
+                }))
+            }
+            kind::ISN_CONSUMED => HubRecord::IsnConsumed { participant: bic(r.str()?)?, isn: r.u64()? },
+            kind::DELIVERED => {
+                HubRecord::Delivered { participant: bic(r.str()?)?, osn: r.u64()?, unix_ms: r.i64()? }
+            }
+            kind::ACKED => HubRecord::Acked { participant: bic(r.str()?)?, isn: r.u64()?, unix_ms: r.i64()? },
+            kind::OPERATOR => {
+                let (after_messages, unix_ms) = (r.u64()?, r.i64()?);
+                let action = r.str()?.to_owned();
+                let participant = r.opt_str()?.map(str::to_owned);
+                let currency = r.opt_str()?.map(str::to_owned);
+                let (minor_units, detail) = (r.opt_i64()?, r.opt_str()?.map(str::to_owned));
+                let action = OperatorAction::from_columns(&action, participant, currency, minor_units, detail)
+                    .map_err(|e| e.to_string())?;
+                HubRecord::Operator(OperatorRecord { after_messages, unix_ms, action })
+            }
+            kind::ARCHIVED => {
+                let count = r.u64()?;
+                let mut payments = Vec::with_capacity(count.min(4096) as usize);
+                for _ in 0..count {
+                    let seq = r.u64()?;
+                    let payment = serde_json::from_slice(r.bytes()?).map_err(|e| format!("archived payment: {e}"))?;
+                    payments.push((seq, payment));
+                }
+                HubRecord::Archived(std::sync::Arc::new(payments))
+            }
+            kind::CREATED => {
+                let model = SettlementModel::parse(r.str()?).map_err(|e| format!("settlement model: {e}"))?;
+                HubRecord::Created { model, unix_ms: r.i64()? }
+            }
+            other => return Err(format!("a hub record of unknown kind {other}")),
+        };
+        r.end()?;
+        Ok(decoded)
     }
 }

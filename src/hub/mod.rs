@@ -39,7 +39,7 @@ pub mod tracker;
 pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
-    AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, PaymentArchive, RecoveredHub, SqliteHubJournal,
+    AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, PaymentArchive, RecoveredHub, HubJournal, HubDerived,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use recovery::{AuditReport, audit_journal, read_journal};
@@ -216,8 +216,8 @@ impl Hub {
                 directory.hub()
             ));
         }
-        let (backend, recovered) =
-            SqliteHubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+        let (writer, derived, recovered) =
+            HubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
         let new_journal = recovered.created.is_none();
         let (model, created_unix_ms) =
             recovered.created.unwrap_or((config.settlement_model, config.clock.unix_ms()));
@@ -231,7 +231,7 @@ impl Hub {
         state.archive = Some(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
         let archive = Mutex::new(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
         let credentials = Credentials::new(directory, identity)?;
-        let journal = GroupCommit::start(backend, "hub");
+        let journal = GroupCommit::start_with(writer, derived, "hub");
         if new_journal {
             journal.append(vec![HubRecord::Created { model, unix_ms: created_unix_ms }]);
         }
@@ -407,8 +407,11 @@ impl Hub {
     }
 
     /// The message the hub relayed to `receiver` as output sequence number `osn`, exactly
-    /// as its sender signed it, from the journal (so once it is durable; `None` before).
-    pub fn message_to(&self, receiver: Bic, osn: u64) -> Result<Option<journal::AcceptedRecord>, String> {
+    /// as its sender signed it, from the journal's derived state, once it holds everything
+    /// journalled so far (`None` for a message not accepted yet).
+    pub async fn message_to(&self, receiver: Bic, osn: u64) -> Result<Option<journal::AcceptedRecord>, String> {
+        let appended = self.inner.journal.appended();
+        self.inner.journal.wait_applied(appended).await.map_err(|e| e.to_string())?;
         let archive = self.inner.archive.lock().expect("archive lock");
         archive.message_to(receiver, osn).map_err(|e| e.to_string())
     }
@@ -442,8 +445,8 @@ impl Hub {
 
     /// Lets the duplicate check forget the messages it kept for a retention (the journal
     /// answers for them), then moves finished payments older than the retention from
-    /// memory to the archive: copies them into one journal record, waits until it is
-    /// durable, then lets go of each that no message changed meanwhile. Off the message
+    /// memory to the archive: copies them into one journal record, waits until the
+    /// archive (derived state) holds it, then lets go of each that no message changed meanwhile. Off the message
     /// path: the state's lock is held only to copy and to let go. Returns how many left
     /// memory.
     pub async fn archive_finished(&self) -> Result<usize, String> {
@@ -452,7 +455,8 @@ impl Hub {
             // Every 100 ms at most: the duplicate check's memory holds a little more than a
             // retention, which is only conservative (memory answers for more messages).
             let mut state = self.inner.state.lock().expect("hub state lock");
-            state.recent.forget_expired(self.now_unix_ms(), self.inner.journal.durable());
+            // The older tier asks the derived state: forgotten only once it holds them.
+            state.recent.forget_expired(self.now_unix_ms(), self.inner.journal.applied());
             metrics::gauge!(crate::metrics::HUB_RECENT_MESSAGES).set(state.recent.len() as f64);
         }
         let mut forgotten = 0;
@@ -468,7 +472,9 @@ impl Hub {
                 (batch, ticket)
             };
             let started = std::time::Instant::now();
-            self.durable(ticket).await.map_err(|e| e.to_string())?;
+            // Let go once the archive (derived state) holds them, so a reader finds each
+            // in memory or in the archive.
+            self.inner.journal.wait_applied(ticket).await.map_err(|e| e.to_string())?;
             let mut state = self.inner.state.lock().expect("hub state lock");
             forgotten += state.tracker.forget_archived(&batch);
             metrics::gauge!(crate::metrics::HUB_PAYMENTS_IN_MEMORY).set(state.tracker.len() as f64);

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::duplicates::RecentMessages;
 use super::state::{HubState, Participant, take_through};
 use super::{
-    FxDesk, HubConfig, HubPayment, Positions, RecoveredHub, SettlementModel, SqliteHubJournal, Tracker,
+    FxDesk, HubConfig, HubPayment, Positions, RecoveredHub, SettlementModel, HubJournal, Tracker,
     duration_ms, events, journal,
 };
 use crate::crypto::{CryptoError, KeyDirectory};
@@ -119,7 +119,7 @@ pub fn read_journal(
     if !path.exists() {
         return Err(format!("no hub journal at {}", path.display()));
     }
-    let recovered = SqliteHubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+    let recovered = HubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
     let (model, created_unix_ms) = recovered.created.unwrap_or((SettlementModel::Gross, 0));
     let state = recover(directory, &HubConfig::default(), Positions::new(model, created_unix_ms), recovered)?;
     Ok((state.positions, state.tracker.payments().cloned().collect()))
@@ -142,7 +142,7 @@ pub fn audit_journal(directory: &Directory, data_dir: &std::path::Path) -> Resul
     if !path.exists() {
         return Err(format!("no hub journal at {}", path.display()));
     }
-    let recovered = SqliteHubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+    let recovered = HubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
     let keys = directory.keys();
     let checks = recovered
         .messages

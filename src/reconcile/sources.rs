@@ -7,7 +7,7 @@ use std::path::Path;
 use tokio_stream::StreamExt as _;
 
 use super::{BankRecord, BankView, Direction, HubRecord, HubView, ReturnView, Scope};
-use crate::bank::{self, SqliteBankStore, statement::account_statement};
+use crate::bank::{self, BankStore, statement::account_statement};
 use crate::directory::Directory;
 use crate::hub::{self, HubPayment};
 use crate::ledger::AccountKind;
@@ -103,7 +103,7 @@ pub fn offline_in_scope(
         if !bank::store::store_path(&data).exists() {
             continue;
         }
-        let recovered = SqliteBankStore::read(&data, bic).map_err(|e| format!("bank {bic}: {e}"))?;
+        let recovered = BankStore::read(&data, bic).map_err(|e| format!("bank {bic}: {e}"))?;
         let ledger = recovered.ledger();
         let message_ids = recovered.payments.iter().map(|p| (p.uetr, p.message_id.clone())).collect();
         let settlement = ledger

@@ -1,19 +1,27 @@
-//! Durable storage: a group-commit journal in front of a narrow backend interface, and
-//! the embedded SQLite backend (WAL, `synchronous=FULL`) that hub and banks use.
+//! Durable storage: a group-commit journal writing one append-only log per node, and
+//! the derived state (SQLite) applied behind it.
 //!
 //! Callers change their state in memory and [`GroupCommit::append`] the matching
 //! records while still holding their state lock, so the journal's order is the state's
-//! order. One writer thread drains every pending append into one transaction with one
-//! fsync, then advances the durable ticket; callers await their ticket before anything
-//! leaves the process (an ACK, a delivery confirmation, an answer to an operator).
+//! order. One writer thread drains every pending append into one batch of the node's
+//! log ([`log`]) with one `fdatasync`, then advances the durable ticket; callers await
+//! their ticket before anything leaves the process (an ACK, a delivery confirmation, an
+//! answer to an operator).
 //!
-//! A backend only has to write a batch atomically and durably ([`Backend`]); recovery
-//! is the owner's business (`hub::journal`, `bank::store`). A PostgreSQL backend would
-//! implement the same trait.
+//! What a node queries (its payment archive, statements, the duplicate check's older
+//! tier) is derived state ([`Derived`]): another thread applies the durable records to it
+//! in large batches, far fewer and larger transactions than commits, with no fsync of
+//! its own. It records how far it applied, and on open it is brought up to the log's end
+//! from the log, or rebuilt from the log whole when it is missing or damaged ([`node`]).
+//! A crash between the log and the derived state loses nothing.
 
+pub mod codec;
+pub mod log;
+mod node;
 mod sqlite;
 
-pub use sqlite::{DataLock, SCHEMA_VERSION, open_sqlite, store_file};
+pub use node::{DataLock, NodeStore, catch_up, store_file};
+pub use sqlite::{SCHEMA_VERSION, applied_through, set_applied_through};
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -42,6 +50,15 @@ pub enum StoreError {
     /// The journal's writer stopped after a failure: nothing more can be made durable.
     #[error("the journal writer stopped after a storage failure")]
     WriterStopped,
+    /// An append fenced by the sequence it follows found the log elsewhere: another
+    /// writer appended, or this one lost track. Nothing was written.
+    #[error("the log refused an append after record {expected}: its last record is {last}")]
+    Fenced {
+        /// The sequence the append said it follows.
+        expected: u64,
+        /// The log's last sequence.
+        last: u64,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -54,9 +71,60 @@ impl From<rusqlite::Error> for StoreError {
 pub trait Backend: Send + 'static {
     /// The record type.
     type Record: Send + 'static;
-    /// Writes every record in one transaction and returns only once it is durable
-    /// (fsynced): after a power loss it is there whole or not at all.
-    fn write_batch(&mut self, records: &[Self::Record]) -> Result<(), StoreError>;
+    /// Writes every record as one batch and returns only once it is durable (fsynced):
+    /// after a power loss it is there whole or not at all. Returns the position of its
+    /// last record (the log's sequence number).
+    fn write_batch(&mut self, records: &[Self::Record]) -> Result<u64, StoreError>;
+}
+
+/// State derived from the durable records, applied behind them (see the module's
+/// documentation).
+pub trait Derived: Send + 'static {
+    /// The record type.
+    type Record: Send + 'static;
+    /// Applies `batches`, in order, whose last record is at log position `through`, and
+    /// records `through` with them atomically.
+    fn apply(&mut self, batches: &[Vec<Self::Record>], through: u64) -> Result<(), StoreError>;
+}
+
+/// The derived state's applier holds at least this long to gather records, so that one
+/// transaction takes the commits of that time.
+pub const APPLY_PERIOD: Duration = Duration::from_millis(50);
+
+/// The applier applies at once when this many records wait.
+pub const APPLY_RECORDS_MAX: usize = 16_384;
+
+/// The writer of a node's log: encodes each batch of records and appends it fenced by the
+/// last sequence it wrote, so that a log another writer moved refuses it.
+pub struct LogWriter<R> {
+    log: Box<dyn log::RecordLog>,
+    batch: log::Batch,
+    /// The log's last sequence as this writer knows it.
+    last: u64,
+    name: &'static str,
+    _records: std::marker::PhantomData<fn(R)>,
+}
+
+impl<R> LogWriter<R> {
+    /// Writes `log` from its current end.
+    pub fn new(log: impl log::RecordLog, name: &'static str) -> Self {
+        let last = log.last();
+        Self { log: Box::new(log), batch: log::Batch::default(), last, name, _records: std::marker::PhantomData }
+    }
+}
+
+impl<R: codec::LogRecord + Send + 'static> Backend for LogWriter<R> {
+    type Record = R;
+
+    fn write_batch(&mut self, records: &[R]) -> Result<u64, StoreError> {
+        self.batch.clear();
+        for record in records {
+            self.batch.push(|out| record.encode(out));
+        }
+        self.last = self.log.append(self.last, &self.batch)?;
+        metrics::counter!(crate::metrics::JOURNAL_BYTES, "node" => self.name).increment(self.batch.body_len() as u64);
+        Ok(self.last)
+    }
 }
 
 /// Position of an append in the journal; durable once the journal's durable ticket
@@ -82,10 +150,24 @@ struct Queue<R> {
     writer_waiting: bool,
 }
 
+/// Durable batches waiting for the derived state's applier.
+struct ApplyQueue<R> {
+    batches: Vec<Vec<R>>,
+    records: usize,
+    /// The log position and the ticket of the last batch queued.
+    through: u64,
+    ticket: u64,
+    closing: bool,
+}
+
 struct Shared<R> {
     queue: Mutex<Queue<R>>,
     work: Condvar,
     durable: watch::Sender<u64>,
+    /// The highest ticket the derived state holds (the durable one when there is none).
+    applied: watch::Sender<u64>,
+    /// Set when the journal has derived state.
+    apply: Option<(Mutex<ApplyQueue<R>>, Condvar)>,
     /// Set when the writer stopped on a failure.
     failed: watch::Sender<Option<String>>,
     /// Whose journal (the `node` label of its metrics).
@@ -96,11 +178,35 @@ struct Shared<R> {
 pub struct GroupCommit<R> {
     shared: Arc<Shared<R>>,
     writer: Option<std::thread::JoinHandle<()>>,
+    applier: Option<std::thread::JoinHandle<()>>,
 }
 
 impl<R: Send + 'static> GroupCommit<R> {
-    /// Starts the writer thread over `backend`.
-    pub fn start<B: Backend<Record = R>>(mut backend: B, name: &'static str) -> Self {
+    /// Starts the writer thread over `backend`, with no derived state.
+    pub fn start<B: Backend<Record = R>>(backend: B, name: &'static str) -> Self {
+        Self::start_inner(backend, None::<NoDerived<R>>, name)
+    }
+
+    /// Starts the writer thread over `backend`, and the applier of `derived`, which holds
+    /// everything the backend held when this started.
+    pub fn start_with<B: Backend<Record = R>, D: Derived<Record = R>>(
+        backend: B,
+        derived: D,
+        name: &'static str,
+    ) -> Self {
+        Self::start_inner(backend, Some(derived), name)
+    }
+
+    fn start_inner<B: Backend<Record = R>, D: Derived<Record = R>>(
+        mut backend: B,
+        derived: Option<D>,
+        name: &'static str,
+    ) -> Self {
+        let apply = derived.is_some().then(|| {
+            let queue =
+                ApplyQueue { batches: Vec::new(), records: 0, through: 0, ticket: 0, closing: false };
+            (Mutex::new(queue), Condvar::new())
+        });
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 pending: VecDeque::new(),
@@ -110,6 +216,8 @@ impl<R: Send + 'static> GroupCommit<R> {
             }),
             work: Condvar::new(),
             durable: watch::Sender::new(0),
+            applied: watch::Sender::new(0),
+            apply,
             failed: watch::Sender::new(None),
             name,
         });
@@ -118,7 +226,14 @@ impl<R: Send + 'static> GroupCommit<R> {
             .name(format!("{name}-journal"))
             .spawn(move || write_loop(&mut backend, &writer_shared))
             .expect("the journal writer thread starts");
-        Self { shared, writer: Some(writer) }
+        let applier = derived.map(|mut derived| {
+            let applier_shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("{name}-derived"))
+                .spawn(move || apply_loop(&mut derived, &applier_shared))
+                .expect("the derived state's applier thread starts")
+        });
+        Self { shared, writer: Some(writer), applier }
     }
 
     /// Queues records; they become durable together, in append order. Never blocks on
@@ -167,6 +282,31 @@ impl<R: Send + 'static> GroupCommit<R> {
         }
     }
 
+    /// The highest ticket the derived state holds: what was appended up to it can be
+    /// read there.
+    pub fn applied(&self) -> Ticket {
+        Ticket(*self.shared.applied.borrow())
+    }
+
+    /// Waits until the derived state holds `ticket`, or fails if the writer or the
+    /// applier stopped.
+    pub async fn wait_applied(&self, ticket: Ticket) -> Result<(), StoreError> {
+        let mut applied = self.shared.applied.subscribe();
+        let mut failed = self.shared.failed.subscribe();
+        loop {
+            if *applied.borrow_and_update() >= ticket.0 {
+                return Ok(());
+            }
+            if failed.borrow_and_update().is_some() {
+                return Err(StoreError::WriterStopped);
+            }
+            tokio::select! {
+                changed = applied.changed() => if changed.is_err() { return Err(StoreError::WriterStopped) },
+                changed = failed.changed() => if changed.is_err() { return Err(StoreError::WriterStopped) },
+            }
+        }
+    }
+
     /// Notified whenever the durable ticket advances.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.durable.subscribe()
@@ -190,6 +330,57 @@ impl<R> Drop for GroupCommit<R> {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+        // The writer handed over its last batch: the applier applies it and stops.
+        if let Some((queue, work)) = &self.shared.apply {
+            queue.lock().expect("apply queue lock").closing = true;
+            work.notify_one();
+        }
+        if let Some(applier) = self.applier.take() {
+            let _ = applier.join();
+        }
+    }
+}
+
+/// The derived state of a journal that has none.
+struct NoDerived<R>(std::marker::PhantomData<fn() -> R>);
+
+impl<R: Send + 'static> Derived for NoDerived<R> {
+    type Record = R;
+    fn apply(&mut self, _: &[Vec<R>], _: u64) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Applies durable batches to the derived state: waits for a batch, gathers for
+/// [`APPLY_PERIOD`] (or until [`APPLY_RECORDS_MAX`] wait), applies everything in one go.
+fn apply_loop<D: Derived>(derived: &mut D, shared: &Shared<D::Record>) {
+    let (queue, work) = shared.apply.as_ref().expect("a journal with derived state");
+    loop {
+        let (batches, through, ticket) = {
+            let mut pending = queue.lock().expect("apply queue lock");
+            while pending.batches.is_empty() && !pending.closing {
+                pending = work.wait(pending).expect("apply queue lock");
+            }
+            if pending.batches.is_empty() {
+                return;
+            }
+            let gather_until = Instant::now() + APPLY_PERIOD;
+            while !pending.closing && pending.records < APPLY_RECORDS_MAX {
+                let Some(left) = gather_until.checked_duration_since(Instant::now()) else { break };
+                pending = work.wait_timeout(pending, left).expect("apply queue lock").0;
+            }
+            pending.records = 0;
+            (std::mem::take(&mut pending.batches), pending.through, pending.ticket)
+        };
+        let started = Instant::now();
+        if let Err(error) = derived.apply(&batches, through) {
+            tracing::error!(%error, "applying the log to the derived state failed; the node must stop");
+            shared.failed.send_replace(Some(error.to_string()));
+            return;
+        }
+        metrics::histogram!(crate::metrics::JOURNAL_APPLY, "node" => shared.name)
+            .record(started.elapsed().as_secs_f64());
+        shared.applied.send_replace(ticket);
     }
 }
 
@@ -237,13 +428,32 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
         spacing.committed(started, took);
         metrics::histogram!(crate::metrics::JOURNAL_COMMIT, "node" => shared.name).record(took.as_secs_f64());
         metrics::histogram!(crate::metrics::JOURNAL_BATCH, "node" => shared.name).record(batch.len() as f64);
-        if let Err(error) = written {
-            // In-memory state is now ahead of the disk: nothing more may be confirmed.
-            tracing::error!(%error, "journal write failed; the node must stop");
-            shared.failed.send_replace(Some(error.to_string()));
-            return;
-        }
+        let through = match written {
+            Ok(through) => through,
+            Err(error) => {
+                // In-memory state is now ahead of the disk: nothing more may be confirmed.
+                tracing::error!(%error, "journal write failed; the node must stop");
+                shared.failed.send_replace(Some(error.to_string()));
+                return;
+            }
+        };
         shared.durable.send_replace(ticket);
+        match &shared.apply {
+            Some((queue, work)) => {
+                let mut pending = queue.lock().expect("apply queue lock");
+                let wake = pending.batches.is_empty();
+                pending.records += batch.len();
+                pending.batches.push(batch);
+                (pending.through, pending.ticket) = (through, ticket);
+                drop(pending);
+                if wake {
+                    work.notify_one();
+                }
+            }
+            None => {
+                shared.applied.send_replace(ticket);
+            }
+        }
         let durable_at = Instant::now();
         let wait = metrics::histogram!(crate::metrics::JOURNAL_WAIT, "node" => shared.name);
         for at in appended_at.drain(..) {
@@ -298,11 +508,12 @@ mod tests {
 
     impl Backend for SlowBackend {
         type Record = u64;
-        fn write_batch(&mut self, records: &[u64]) -> Result<(), StoreError> {
+        fn write_batch(&mut self, records: &[u64]) -> Result<u64, StoreError> {
             std::thread::sleep(Duration::from_millis(2));
-            self.written.lock().unwrap().extend_from_slice(records);
+            let mut written = self.written.lock().unwrap();
+            written.extend_from_slice(records);
             *self.batches.lock().unwrap() += 1;
-            Ok(())
+            Ok(written.len() as u64)
         }
     }
 

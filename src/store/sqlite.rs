@@ -1,8 +1,10 @@
-//! Opening an embedded SQLite store: WAL, `synchronous=FULL`, and a check that the file
-//! belongs to this participant and this schema before anything is read or written; and
-//! its checkpointer, which copies the write-ahead log into the database off the writer.
+//! Opening a node's derived state in SQLite: WAL, `synchronous=NORMAL` (the log is the
+//! durable copy: a derived store that lost its last transactions to a power loss is
+//! brought up again from the log), and a check that the file belongs to this participant
+//! and this schema before anything is read or written; and its checkpointer, which copies
+//! the write-ahead log into the database off the writer.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -12,8 +14,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use super::StoreError;
 
 /// Schema version this build reads and writes. Any other in a file is refused: there are
-/// no migrations yet, so an older store is kept as it is rather than half-read.
-pub const SCHEMA_VERSION: i64 = 5;
+/// no migrations yet, so an older store is kept as it is rather than half-read. Version 6
+/// is the first whose SQLite file is derived state behind a log.
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Pages the write-ahead log grows to before the writer itself checkpoints (16384 pages
 /// of 4 KiB: the log stays under 64 MiB). The checkpointer thread has copied all but the
@@ -24,90 +27,62 @@ const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 /// How often the checkpointer copies what the log gained into the database.
 const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
 
-/// How long opening waits for a previous process on the same data to let go of it.
-const LOCK_WAIT: Duration = Duration::from_secs(2);
-
-/// What an open store holds besides its connection, as long as it is open: the exclusive
-/// lock on its data directory (two nodes writing one store would break every sequence
-/// number) and its checkpointer.
+/// Why a derived store cannot be used.
 #[derive(Debug)]
-pub struct DataLock {
-    _checkpointer: Checkpointer,
-    _file: File,
+pub(super) enum Refusal {
+    /// It is someone else's, or of another schema: refused, never touched.
+    Foreign(String),
+    /// It is damaged or not a database: rebuildable from the log.
+    Damaged(String),
 }
 
-/// The roles of the nodes that keep a store, each in [`store_file`] of its role in its data
-/// directory. A data directory is one node's: it holds the store of one role only.
-const NODE_ROLES: [&str; 2] = ["hub", "bank"];
-
-/// The file name of a node's store in its data directory, by the node's role: the one
-/// naming rule, which the check against another role's directory relies on too.
-pub fn store_file(role: &str) -> String {
-    format!("{role}.sqlite")
-}
-
-/// Opens (or, when `path` does not exist yet, creates with `schema`) the store of
-/// `participant` in role `role` ("hub" or "bank"). Refuses a directory that holds the
-/// store of another role, and a file of another role or participant, of a newer schema,
-/// or that is not a database at all; never starts an existing store over empty; refuses a
-/// store that another running node holds.
-pub fn open_sqlite(
+/// Opens (or, when `path` does not exist yet, creates with `schema`) the derived store of
+/// `participant` in role `role`, and starts its checkpointer.
+pub(super) fn open_sqlite(
     path: &Path,
     role: &str,
     participant: &str,
     schema: &str,
-) -> Result<(Connection, DataLock), StoreError> {
-    let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
-    // Before anything is created (even the lock file): a node given another role's
-    // directory leaves it exactly as it found it, running or stopped.
-    refuse_another_roles_directory(path, role)?;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| unusable(format!("cannot create the data directory: {e}")))?;
-    }
-    let file =
-        lock(path).map_err(|reason| unusable(running_owner(path, role, participant).unwrap_or(reason)))?;
+) -> Result<(Connection, Checkpointer), Refusal> {
     if !path.exists() {
-        create(path, role, participant, schema).map_err(unusable)?;
+        create(path, role, participant, schema).map_err(Refusal::Damaged)?;
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags).map_err(|e| unusable(e.to_string()))?;
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| Refusal::Damaged(e.to_string()))?;
     let mode: String = connection
         .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
-        .map_err(|e| unusable(format!("not a Corridor store (or a corrupt one): {e}")))?;
+        .map_err(|e| Refusal::Damaged(format!("not a Corridor store (or a corrupt one): {e}")))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(unusable(format!("cannot use write-ahead logging (journal mode {mode})")));
+        return Err(Refusal::Damaged(format!("cannot use write-ahead logging (journal mode {mode})")));
     }
-    connection.pragma_update(None, "synchronous", "FULL").map_err(|e| unusable(e.to_string()))?;
+    connection.pragma_update(None, "synchronous", "NORMAL").map_err(|e| Refusal::Damaged(e.to_string()))?;
     // Append-only tables rewrite their last page at every commit; a checkpoint copies each
     // page once however often the log rewrote it, so checkpoints far apart copy less.
     connection
         .pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
-        .map_err(|e| unusable(e.to_string()))?;
-    check_meta(&connection, role, participant).map_err(unusable)?;
+        .map_err(|e| Refusal::Damaged(e.to_string()))?;
+    check_meta(&connection, role, participant)?;
     let checkpointer = Checkpointer::start(path.to_path_buf(), role);
-    Ok((connection, DataLock { _checkpointer: checkpointer, _file: file }))
+    Ok((connection, checkpointer))
 }
 
-/// Refuses when the directory `path` would go in holds the store of a node of another
-/// role: each lock covers its own role's file only, and the meta check its own role's
-/// file only, so without this a bank given a hub's directory (even a running hub's)
-/// would start over empty beside the hub's journal.
-fn refuse_another_roles_directory(path: &Path, role: &str) -> Result<(), StoreError> {
-    let Some(dir) = path.parent() else { return Ok(()) };
-    for other in NODE_ROLES.into_iter().filter(|&other| other != role) {
-        let theirs = dir.join(store_file(other));
-        if theirs.exists() {
-            return Err(StoreError::Unusable {
-                path: theirs.display().to_string(),
-                reason: format!(
-                    "a {other}'s store, so {} is a {other}'s data directory, not a {role}'s: \
-                     pass this {role}'s own --data",
-                    dir.display()
-                ),
-            });
-        }
-    }
+/// The log position the derived store holds everything up to (0 when new).
+pub fn applied_through(connection: &Connection) -> Result<u64, StoreError> {
+    let value: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'applied_through'", [], |row| row.get(0))
+        .optional()?;
+    value.map_or(Ok(0), |v| v.parse().map_err(|e| StoreError::Engine(format!("applied_through {v:?}: {e}"))))
+}
+
+/// Records, in the transaction that applies them, that the derived store holds every
+/// record up to log position `through`.
+pub fn set_applied_through(transaction: &rusqlite::Transaction<'_>, through: u64) -> Result<(), StoreError> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('applied_through', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute([through.to_string()])?;
     Ok(())
 }
 
@@ -117,7 +92,7 @@ fn refuse_another_roles_directory(path: &Path, role: &str) -> Result<(), StoreEr
 /// inside a commit every few seconds under load, and every message waiting for that
 /// commit waited for the copy too.
 #[derive(Debug)]
-struct Checkpointer {
+pub(super) struct Checkpointer {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -203,84 +178,40 @@ fn create(path: &Path, role: &str, participant: &str, schema: &str) -> Result<()
     Ok(())
 }
 
-fn lock(path: &Path) -> Result<File, String> {
-    let lock_path = path.with_extension("lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20))
-            }
-            Err(TryLockError::WouldBlock) => {
-                return Err("in use by another running node: stop it first, or pass another --data".into());
-            }
-            Err(TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
-        }
-    }
-}
-
-/// Whose store `path` is, when another running node holds its lock and it is not this
-/// participant's: read from a read-only connection, and only while the running node's
-/// shared-memory file is there, so that reading creates no file.
-fn running_owner(path: &Path, role: &str, participant: &str) -> Option<String> {
-    if !path.with_extension("sqlite-shm").exists() {
-        return None;
-    }
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags).ok()?;
-    let read = |key: &str| -> Option<String> {
-        connection.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0)).ok()
-    };
-    let (found_role, found_participant) = (read("role")?, read("participant")?);
-    (found_role != role || found_participant != participant).then(|| {
-        format!(
-            "belongs to {found_role} {found_participant}, which is running, not to {role} {participant}: \
-             pass this participant's own --data"
-        )
-    })
-}
-
-fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<(), String> {
-    let read = |key: &str| -> Result<Option<String>, String> {
+fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<(), Refusal> {
+    let read = |key: &str| -> Result<Option<String>, Refusal> {
         connection
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
             .optional()
-            .map_err(|e| format!("not a Corridor store (or a corrupt one): {e}"))
+            .map_err(|e| Refusal::Damaged(format!("not a Corridor store (or a corrupt one): {e}")))
     };
     let version: i64 = read("schema_version")?
-        .ok_or("not a Corridor store: no schema version")?
+        .ok_or_else(|| Refusal::Damaged("not a Corridor store: no schema version".into()))?
         .parse()
-        .map_err(|_| "not a Corridor store: unreadable schema version")?;
+        .map_err(|_| Refusal::Damaged("not a Corridor store: unreadable schema version".into()))?;
     if version > SCHEMA_VERSION {
-        return Err(format!(
+        return Err(Refusal::Foreign(format!(
             "written by a newer Corridor (schema {version}; this build reads {SCHEMA_VERSION}): upgrade Corridor"
-        ));
+        )));
     }
     if version < SCHEMA_VERSION {
-        return Err(format!(
+        return Err(Refusal::Foreign(format!(
             "written by an older Corridor (schema {version}; this build reads {SCHEMA_VERSION}, with no migration): \
              start from a new data directory"
-        ));
+        )));
     }
     let (found_role, found_participant) =
         (read("role")?.unwrap_or_default(), read("participant")?.unwrap_or_default());
     if found_role != role || found_participant != participant {
-        return Err(format!(
+        return Err(Refusal::Foreign(format!(
             "belongs to {found_role} {found_participant}, not to {role} {participant}: pass this participant's own --data"
-        ));
+        )));
     }
     let integrity: String = connection
         .query_row("PRAGMA quick_check", [], |row| row.get(0))
-        .map_err(|e| format!("corrupt store: {e}"))?;
+        .map_err(|e| Refusal::Damaged(format!("corrupt store: {e}")))?;
     if integrity != "ok" {
-        return Err(format!("corrupt store: {integrity}"));
+        return Err(Refusal::Damaged(format!("corrupt store: {integrity}")));
     }
     Ok(())
 }
@@ -295,7 +226,7 @@ mod tests {
     fn the_checkpointer_copies_the_log_into_the_database_while_the_writer_goes_on() {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let path = dir.path().join("store.sqlite");
-        let (connection, lock) =
+        let (connection, checkpointer) =
             open_sqlite(&path, "hub", "TESTHUBXXXX", "CREATE TABLE t (x BLOB NOT NULL);").expect("opens");
         let database_bytes = || std::fs::metadata(&path).expect("the database file").len();
         let before = database_bytes();
@@ -310,6 +241,6 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         drop(connection);
-        drop(lock);
+        drop(checkpointer);
     }
 }

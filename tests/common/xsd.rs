@@ -16,11 +16,11 @@ use super::external::{XMLLINT, iso20022_dir};
 
 /// Every message the hub relayed to each of `banks`, decoded from the journalled envelope
 /// exactly as its sender signed it (output sequence numbers 1, 2, ... until none).
-pub fn relayed(hub: &Hub, banks: &[Bic]) -> Vec<Message> {
+pub async fn relayed(hub: &Hub, banks: &[Bic]) -> Vec<Message> {
     let mut messages = Vec::new();
     for bic in banks {
         for osn in 1.. {
-            let Some(record) = hub.message_to(*bic, osn).expect("the journal reads") else { break };
+            let Some(record) = hub.message_to(*bic, osn).await.expect("the journal reads") else { break };
             messages
                 .push(wire::decode_message(&record.envelope.payload).expect("a journalled message decodes"));
         }

@@ -1,0 +1,213 @@
+//! A node's store in its data directory: its log (`<role>.log`, the durable copy), its
+//! derived state (`<role>.sqlite`), and the lock that makes the directory one running
+//! node's.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use super::codec::LogRecord;
+use super::log::{FileLog, RecordLog};
+use super::sqlite::{Checkpointer, Refusal, applied_through, open_sqlite};
+use super::{APPLY_RECORDS_MAX, Derived, StoreError};
+
+/// How long opening waits for a previous process on the same data to let go of it.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
+/// The roles of the nodes that keep a store, each in [`store_file`] of its role in its data
+/// directory. A data directory is one node's: it holds the store of one role only.
+const NODE_ROLES: [&str; 2] = ["hub", "bank"];
+
+/// The file name of a node's store (its log) in its data directory, by the node's role:
+/// the one naming rule, which the check against another role's directory relies on too.
+pub fn store_file(role: &str) -> String {
+    format!("{role}.log")
+}
+
+/// The file name of a node's derived state.
+fn derived_file(role: &str) -> String {
+    format!("{role}.sqlite")
+}
+
+/// A node's store, opened: the log, positioned at its end, and the derived state, which
+/// [`catch_up`] brings to the log's end.
+#[derive(Debug)]
+pub struct NodeStore {
+    /// The log.
+    pub log: FileLog,
+    /// The derived state.
+    pub derived: Connection,
+    /// The log position the derived state holds everything up to.
+    pub applied: u64,
+    /// Whether the derived state was rebuilt from the log (it was missing or damaged).
+    pub rebuilt: bool,
+    /// Held while the store is open.
+    pub lock: DataLock,
+}
+
+/// What an open store holds besides its files, as long as it is open: the exclusive lock
+/// on its data directory (two nodes writing one store would break every sequence number)
+/// and the derived state's checkpointer.
+#[derive(Debug)]
+pub struct DataLock {
+    _checkpointer: Checkpointer,
+    _file: File,
+}
+
+impl NodeStore {
+    /// Opens (creating when new) the store of `participant` in role `role` ("hub" or
+    /// "bank") in `data_dir`, with `schema` for its derived state. Refuses a directory
+    /// that holds another role's store, a store of another participant, of another
+    /// format (a SQLite store of an older Corridor), a log damaged before its end, a log
+    /// that lost records its derived state holds, and a store that another running node
+    /// holds. Cuts a torn tail; rebuilds damaged derived state from the log.
+    pub fn open(data_dir: &Path, role: &str, participant: &str, schema: &str) -> Result<Self, StoreError> {
+        let log_path = data_dir.join(store_file(role));
+        let derived_path = data_dir.join(derived_file(role));
+        let unusable =
+            |path: &Path, reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
+        // Before anything is created (even the lock file): a node given another role's
+        // directory leaves it exactly as it found it, running or stopped.
+        refuse_another_roles_directory(data_dir, role)?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| unusable(data_dir, format!("cannot create the data directory: {e}")))?;
+        let identity = format!("{role} {participant}");
+        let file = lock(&data_dir.join(format!("{role}.lock")))
+            .map_err(|reason| unusable(&log_path, running_owner(&log_path, &identity).unwrap_or(reason)))?;
+        if !log_path.exists() && derived_path.exists() {
+            // An older Corridor's store (its SQLite file was the store), or a log removed.
+            let reason = match open_sqlite(&derived_path, role, participant, schema) {
+                Err(Refusal::Foreign(reason) | Refusal::Damaged(reason)) => reason,
+                Ok(_) => format!("its log {} is missing: the derived state cannot stand in for it", log_path.display()),
+            };
+            return Err(unusable(&derived_path, reason));
+        }
+        let (log, _) = FileLog::open(&log_path, &identity)?;
+        let (derived, checkpointer, rebuilt) = open_derived(&derived_path, role, participant, schema)?;
+        let applied = applied_through(&derived)?;
+        if applied > log.last() {
+            return Err(unusable(
+                &log_path,
+                format!(
+                    "ends at record {} but its derived state holds records up to {applied}: the log lost \
+                     records, so it is not used",
+                    log.last()
+                ),
+            ));
+        }
+        Ok(Self { log, derived, applied, rebuilt, lock: DataLock { _checkpointer: checkpointer, _file: file } })
+    }
+}
+
+/// Opens the derived state, or, when it is damaged, puts it aside and starts it over
+/// empty: [`catch_up`] rebuilds it from the log.
+fn open_derived(
+    path: &Path,
+    role: &str,
+    participant: &str,
+    schema: &str,
+) -> Result<(Connection, Checkpointer, bool), StoreError> {
+    let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
+    match open_sqlite(path, role, participant, schema) {
+        Ok((connection, checkpointer)) => Ok((connection, checkpointer, false)),
+        Err(Refusal::Foreign(reason)) => Err(unusable(reason)),
+        Err(Refusal::Damaged(reason)) => {
+            tracing::warn!(path = %path.display(), %reason, "the derived state is damaged: rebuilt from the log");
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", path.display()));
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(unusable(format!("cannot remove the damaged derived state: {e}"))),
+                }
+            }
+            let (connection, checkpointer) = open_sqlite(path, role, participant, schema)
+                .map_err(|(Refusal::Foreign(reason) | Refusal::Damaged(reason))| unusable(reason))?;
+            Ok((connection, checkpointer, true))
+        }
+    }
+}
+
+/// Applies to `derived` every record of `log` after `applied`, in batches of at most
+/// [`APPLY_RECORDS_MAX`]. Returns how many records it applied.
+pub fn catch_up<D>(log: &dyn RecordLog, derived: &mut D, applied: u64) -> Result<u64, StoreError>
+where
+    D: Derived,
+    D::Record: LogRecord,
+{
+    let mut batch = Vec::new();
+    let mut failure = None;
+    let mut count = 0;
+    log.read_from(applied + 1, &mut |seq, bytes| {
+        batch.push(D::Record::decode(bytes)?);
+        count += 1;
+        if batch.len() >= APPLY_RECORDS_MAX
+            && let Err(error) = derived.apply(&[std::mem::take(&mut batch)], seq)
+        {
+            let message = error.to_string();
+            failure = Some(error);
+            return Err(message);
+        }
+        Ok(())
+    })
+    .map_err(|error| failure.take().unwrap_or(error))?;
+    if !batch.is_empty() {
+        derived.apply(&[batch], log.last())?;
+    }
+    Ok(count)
+}
+
+/// Refuses when `dir` holds the store of a node of another role (its log, or an older
+/// Corridor's SQLite store): each lock covers its own role's files only, so without this
+/// a bank given a hub's directory (even a running hub's) would start over empty beside
+/// the hub's log.
+fn refuse_another_roles_directory(dir: &Path, role: &str) -> Result<(), StoreError> {
+    for other in NODE_ROLES.into_iter().filter(|&other| other != role) {
+        for theirs in [dir.join(store_file(other)), dir.join(derived_file(other))] {
+            if theirs.exists() {
+                return Err(StoreError::Unusable {
+                    path: theirs.display().to_string(),
+                    reason: format!(
+                        "a {other}'s store, so {} is a {other}'s data directory, not a {role}'s: \
+                         pass this {role}'s own --data",
+                        dir.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn lock(lock_path: &Path) -> Result<File, String> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .map_err(|e| format!("cannot open the lock file {}: {e}", lock_path.display()))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err("in use by another running node: stop it first, or pass another --data".into());
+            }
+            Err(TryLockError::Error(e)) => return Err(format!("cannot lock {}: {e}", lock_path.display())),
+        }
+    }
+}
+
+/// Whose store `log_path` is, when another running node holds its lock and it is not
+/// `identity`'s: read from the log's header, which reading does not change.
+fn running_owner(log_path: &Path, identity: &str) -> Option<String> {
+    let owner = super::log::owner(log_path).ok()?;
+    (owner != identity).then(|| {
+        format!("belongs to {owner}, which is running, not to {identity}: pass this participant's own --data")
+    })
+}
