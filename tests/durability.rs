@@ -163,17 +163,18 @@ async fn storage_that_is_not_this_nodes_is_refused_with_a_clear_error() {
     // Another participant's data directory.
     let refusal = bank(RU, &pki.bank_data_dir(bic(IR))).expect("IR's store is not RU's");
     assert!(refusal.contains("belongs to bank BANKIRTHXXX"), "{refusal}");
-    // The hub's journal is not a bank's store either, even under a bank's file name (in a
-    // directory of its own: beside `hub.sqlite` it is refused before it is read, by
+    // The hub's log is not a bank's store either, even under a bank's file name (in a
+    // directory of its own: beside `hub.log` it is refused before it is read, by
     // `a_data_directory_of_another_role_or_bank_is_refused_naming_whose_it_is_and_left_unchanged`).
     let hub_store = pki.hub_data_dir();
     let renamed = dir.path().join("renamed");
     std::fs::create_dir(&renamed).unwrap();
-    std::fs::copy(hub_store.join("hub.sqlite"), renamed.join("bank.sqlite")).unwrap();
-    let refusal = bank(RU, &renamed).expect("a hub's journal is not a bank's store");
+    std::fs::copy(hub_store.join("hub.log"), renamed.join("bank.log")).unwrap();
+    let refusal = bank(RU, &renamed).expect("a hub's log is not a bank's store");
     assert!(refusal.contains("belongs to hub"), "{refusal}");
 
-    // A newer schema.
+    // A newer schema of the derived state: refused, not rebuilt (it may hold what this
+    // build cannot read).
     let ru_store = pki.bank_data_dir(bic(RU)).join("bank.sqlite");
     let connection = rusqlite::Connection::open(&ru_store).unwrap();
     connection.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", []).unwrap();
@@ -181,23 +182,23 @@ async fn storage_that_is_not_this_nodes_is_refused_with_a_clear_error() {
     let refusal = bank(RU, &pki.bank_data_dir(bic(RU))).expect("a newer schema is refused");
     assert!(refusal.contains("newer Corridor"), "{refusal}");
 
-    // A corrupt file is an error, never a fresh empty start.
-    let ir_store = pki.bank_data_dir(bic(IR)).join("bank.sqlite");
-    let _ = std::fs::remove_file(ir_store.with_extension("sqlite-wal"));
-    std::fs::write(&ir_store, b"this is not a database, whatever its name says").unwrap();
+    // A corrupt log is an error, never a fresh empty start, and is left as it is.
+    let ir_log = pki.bank_data_dir(bic(IR)).join("bank.log");
+    std::fs::write(&ir_log, b"this is not a log, whatever its name says").unwrap();
     let refusal = bank(IR, &pki.bank_data_dir(bic(IR))).expect("a corrupt store is refused");
-    assert!(refusal.contains("corrupt"), "{refusal}");
-    assert_eq!(std::fs::read(&ir_store).unwrap(), b"this is not a database, whatever its name says");
+    assert!(refusal.contains("bank.log: not a Corridor log"), "{refusal}");
+    assert_eq!(std::fs::read(&ir_log).unwrap(), b"this is not a log, whatever its name says");
 
-    let hub_file = hub_store.join("hub.sqlite");
+    // A log cut back behind what its derived state holds lost acknowledged records: the
+    // hub refuses it, naming the file, rather than carry on without them.
+    let hub_file = hub_store.join("hub.log");
     let mut bytes = std::fs::read(&hub_file).unwrap();
     bytes.truncate(100);
-    let _ = std::fs::remove_file(hub_file.with_extension("sqlite-wal"));
     std::fs::write(&hub_file, &bytes).unwrap();
     let identity = pki.signing_identity(Role::Hub).unwrap();
     let refusal =
         Hub::open(HubConfig::default(), directory(), identity, &hub_store).err().expect("truncated");
-    assert!(refusal.contains("hub.sqlite"), "the error names the file: {refusal}");
+    assert!(refusal.contains("hub.log") && refusal.contains("the log lost records"), "{refusal}");
 }
 
 #[test]
@@ -221,12 +222,13 @@ fn a_store_left_half_made_by_a_crash_is_built_again_whole() {
     let pki = corridor::tls::init(dir.path(), &[bic(RU), bic(IR)]).unwrap();
     let data = pki.bank_data_dir(bic(RU));
     std::fs::create_dir_all(&data).unwrap();
-    // A crash while creating the store left only the side file behind.
+    // A crash while creating the store left only the side files behind.
+    std::fs::write(data.join("bank.log-new"), b"half").unwrap();
     std::fs::write(data.join("bank.sqlite-new"), b"half").unwrap();
     let identity = pki.signing_identity(Role::Bank(bic(RU))).unwrap();
     let bank = Bank::open(identity, Directory::load(pki.root()).unwrap(), &data).unwrap();
     assert_eq!(bank.payments().unwrap(), vec![]);
-    assert!(!data.join("bank.sqlite-new").exists());
+    assert!(!data.join("bank.log-new").exists() && !data.join("bank.sqlite-new").exists());
 }
 
 /// A node given the data directory of a node of another role, or of another bank, stops
@@ -268,16 +270,16 @@ fn a_data_directory_of_another_role_or_bank_is_refused_naming_whose_it_is_and_le
     let refuse_all_three = |running: &str| {
         let line = refused_in_one_line(corridor(&strs(&bank_args(IR, &hub_data))));
         assert!(
-            line.contains("hub.sqlite") && line.contains("a hub's data directory, not a bank's"),
+            line.contains("hub.log") && line.contains("a hub's data directory, not a bank's"),
             "{line}"
         );
         let line = refused_in_one_line(corridor(&strs(&hub_args(&ru_data))));
         assert!(
-            line.contains("bank.sqlite") && line.contains("a bank's data directory, not a hub's"),
+            line.contains("bank.log") && line.contains("a bank's data directory, not a hub's"),
             "{line}"
         );
         let line = refused_in_one_line(corridor(&strs(&bank_args(IR, &ru_data))));
-        assert!(line.contains(&format!("bank.sqlite: belongs to bank BANKRUMMXXX{running}")), "{line}");
+        assert!(line.contains(&format!("bank.log: belongs to bank BANKRUMMXXX{running}")), "{line}");
     };
 
     // While the other node runs its files change under it, but no file is added.

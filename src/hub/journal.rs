@@ -336,32 +336,38 @@ fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError>
 }
 
 /// The first `message_type` message about payment `uetr` in the log of the hub in
-/// `data_dir`, read without changing it, so while the hub runs too: every batch the log
-/// holds whole was fsynced before anything it holds was acknowledged. `None` if there is
-/// none yet.
+/// `data_dir` (see [`read_accepted`]). `None` if there is none yet.
 pub fn read_message(
     data_dir: &Path,
     uetr: Uetr,
     message_type: MessageType,
 ) -> Result<Option<AcceptedRecord>, StoreError> {
-    let path = store_path(data_dir);
-    let identity = crate::store::log::owner(&path)
-        .map_err(|reason| StoreError::Unusable { path: path.display().to_string(), reason })?;
-    if !identity.starts_with("hub ") {
-        return Err(StoreError::Unusable { path: path.display().to_string(), reason: format!("{identity}'s log, not a hub's") });
-    }
     let mut found = None;
+    read_accepted(data_dir, &mut |record| {
+        if found.is_none() && record.uetr == Some(uetr) && record.message_type == message_type {
+            found = Some(record);
+        }
+    })?;
+    Ok(found)
+}
+
+/// Calls `visit` with every message in the log of the hub in `data_dir`, in acceptance
+/// order, read without changing it, so while the hub runs too: every batch the log holds
+/// whole was fsynced before anything in it was acknowledged.
+pub fn read_accepted(data_dir: &Path, visit: &mut dyn FnMut(AcceptedRecord)) -> Result<(), StoreError> {
+    let path = store_path(data_dir);
+    let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
+    let identity = crate::store::log::owner(&path).map_err(unusable)?;
+    if !identity.starts_with("hub ") {
+        return Err(unusable(format!("{identity}'s log, not a hub's")));
+    }
     FileLog::read(&path, &identity, 1, &mut |_, bytes| {
-        if found.is_none()
-            && let HubRecord::Accepted(record) = HubRecord::decode(bytes)?
-            && record.uetr == Some(uetr)
-            && record.message_type == message_type
-        {
-            found = Some(*record);
+        if let HubRecord::Accepted(record) = HubRecord::decode(bytes)? {
+            visit(*record);
         }
         Ok(())
     })?;
-    Ok(found)
+    Ok(())
 }
 
 /// A read-only view of the hub's payment archive and accepted messages, on a connection
