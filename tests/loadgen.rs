@@ -42,11 +42,42 @@ fn check_report(report: &Value, payments: f64) {
     assert!(crypto > 0.0 && number(report, &["transport_ceiling_messages_per_s"]) > 0.0, "{report:#}");
     let ratio = number(report, &["ratio_to_crypto_ceiling"]);
     assert!((ratio - per_s / crypto).abs() < 1e-9, "{report:#}");
+    check_ceilings_and_cpu(report);
     assert!(number(report, &["peak_rss_bytes"]) > 0.0);
     // One sample of each a minute: none in a run this short, but both always listed.
     let samples = |key: &str| report[key].as_array().map(Vec::len);
     assert_eq!(samples("rss_bytes_by_minute"), Some(0), "{report:#}");
     assert_eq!(samples("peak_rss_bytes_by_minute"), Some(0), "{report:#}");
+}
+
+/// Issue 21 item 5: the essential crypto ceiling is measured beside today's and is
+/// higher (it does 2 signatures and 4 verifications a payment, today's 4 and 6), with
+/// the throughput's ratio to it; the transport ceiling's payments are its messages (a
+/// frame and its echo) over 4 (8 frames a payment); Corridor's CPU (cores, µs per
+/// payment) is there and positive, the other processes' CPU is a figure of 0 or more,
+/// and a warning is given exactly when it was above a tenth of a core.
+fn check_ceilings_and_cpu(report: &Value) {
+    let per_s = number(report, &["payments_per_s"]);
+    let (today, essential) = (
+        number(report, &["crypto_ceiling_payments_per_s"]),
+        number(report, &["essential_crypto_ceiling_payments_per_s"]),
+    );
+    assert!(essential > today, "{report:#}");
+    let ratio = number(report, &["ratio_to_essential_ceiling"]);
+    assert!((ratio - per_s / essential).abs() < 1e-9, "{report:#}");
+    let messages = number(report, &["transport_ceiling_messages_per_s"]);
+    assert!(
+        (number(report, &["transport_ceiling_payments_per_s"]) - messages / 4.0).abs() < 1e-6,
+        "{report:#}"
+    );
+    assert!(
+        number(report, &["cores_used"]) > 0.0 && number(report, &["cpu_us_per_payment"]) > 0.0,
+        "{report:#}"
+    );
+    let other = number(report, &["other_cpu_cores"]);
+    assert!(other >= 0.0, "{report:#}");
+    let warnings = report["warnings"].as_array().unwrap_or_else(|| panic!("no warnings list: {report:#}"));
+    assert_eq!(warnings.len(), usize::from(other > 0.1), "{report:#}");
 }
 
 /// Where the time goes, on a network of its own: the journals of hub and banks all
@@ -85,8 +116,17 @@ fn a_closed_loop_run_on_its_own_network_reports_every_figure() {
     check_breakdown(&report);
     let text = corridor(&["loadgen", "--payments", "50", "--warmup", "0", "--ceiling-secs", "0.2"]);
     let text = String::from_utf8_lossy(&text.stdout);
-    for words in ["payments/s", "p99", "crypto ceiling", "transport", "where the time goes", "bank journals"]
-    {
+    for words in [
+        "payments/s",
+        "p99",
+        "crypto ceiling",
+        "essential crypto",
+        "transport",
+        "µs per payment",
+        "other processes",
+        "where the time goes",
+        "bank journals",
+    ] {
         assert!(text.contains(words), "{words} missing from:\n{text}");
     }
 }
@@ -161,6 +201,12 @@ async fn a_running_network_is_driven_and_reconciles_clean_afterwards() {
     assert_eq!(report["network"].as_str(), Some("running"));
     // The nodes' metrics are their own (`--metrics-addr`), not the load generator's.
     assert!(report["time_breakdown"].is_null(), "{report:#}");
+    // Issue 21 item 5: the nodes' CPU is their process's, found by the ports they listen
+    // on (here this test's process, which runs them all).
+    let measured = format!("hub, bank BANKRUMMXXX, bank BANKIRTHXXX (pid {})", std::process::id());
+    assert_eq!(report["cpu_measured"].as_str(), Some(&*format!("the nodes' processes: {measured}")));
+    assert!(number(&report, &["cores_used"]) > 0.0 && number(&report, &["cpu_us_per_payment"]) > 0.0);
+    assert!(number(&report, &["other_cpu_cores"]) >= 0.0, "{report:#}");
     // Ceilings not measured (--ceiling-secs 0) are null, not a figure of 0.
     for figure in
         ["crypto_ceiling_payments_per_s", "transport_ceiling_messages_per_s", "ratio_to_crypto_ceiling"]
@@ -614,7 +660,7 @@ fn throughput_divides_by_the_window_and_unmeasured_ceilings_are_not_zero() {
     let text = corridor(&["loadgen", "--payments", "20", "--warmup", "0", "--ceiling-secs", "0"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("ceilings: not measured"), "{text}");
-    assert!(!text.contains("crypto ceiling)") && !text.contains("crypto 0"), "{text}");
+    assert!(!text.contains("crypto ceiling") && !text.contains("crypto 0"), "{text}");
 }
 
 /// A hub and the banks BANKRUMMXXX and BANKIRTHXXX as processes (each funded with
@@ -761,6 +807,10 @@ fn a_bank_restarting_under_a_run_is_an_outage_in_the_report_not_its_end() {
     assert_eq!(number(&report, &["payments_completed"]), 200.0, "{report:#}\n{said}");
     assert_eq!((number(&report, &["payments_rejected"]), number(&report, &["orders_refused"])), (0.0, 0.0));
     assert!(said.contains("BANKIRTHXXX: back after"), "{said}");
+    // The process whose CPU was counted ended under the run: not measured, and why.
+    let cpu = report["cpu_measured"].as_str().unwrap_or_default();
+    assert!(cpu.starts_with("not measured: bank BANKIRTHXXX (pid "), "{report:#}");
+    assert!(report["cpu_us_per_payment"].is_null() && report["other_cpu_cores"].is_null(), "{report:#}");
 }
 
 /// Issue 19 item 6: a failure after the load has started does not throw the run's

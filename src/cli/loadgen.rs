@@ -85,6 +85,9 @@ pub async fn run(args: LoadgenArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
     if args.json {
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {

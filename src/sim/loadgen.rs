@@ -15,6 +15,7 @@
 //! (coordinated omission).
 
 mod book;
+pub mod cpu;
 mod link;
 mod preflight;
 mod report;
@@ -244,6 +245,7 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
             payment,
             deposit,
             recorder: None,
+            cpu: cpu::Measured::find(&node_urls(target)),
         },
         None => {
             progress(&format!(
@@ -262,6 +264,7 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
                 payment,
                 deposit,
                 recorder,
+                cpu: cpu::Measured::ThisProcess,
             };
             own = Some(local);
             setup
@@ -284,8 +287,16 @@ pub async fn run(config: &LoadgenConfig, progress: &(dyn Fn(&str) + Sync)) -> Re
     report.rate_target_per_s = config.rate_per_s;
     report.mode = if config.rate_per_s.is_some() { "open-loop" } else { "closed-loop" }.into();
     report.ratio_to_crypto_ceiling = report.crypto_ceiling_payments_per_s.map(|c| report.payments_per_s / c);
+    report.ratio_to_essential_ceiling =
+        report.essential_crypto_ceiling_payments_per_s.map(|c| report.payments_per_s / c);
     report.peak_rss_bytes = process_memory("VmHWM:");
     Ok(report)
+}
+
+/// A running network's nodes by name (`hub`, `bank BIC`) and URL.
+fn node_urls(target: &Target) -> Vec<(String, String)> {
+    let banks = target.banks.iter().map(|(bic, url)| (format!("bank {bic}"), url.clone()));
+    std::iter::once(("hub".to_owned(), target.hub.clone())).chain(banks).collect()
 }
 
 /// The network a run drives and what it pays with.
@@ -302,6 +313,8 @@ struct Setup {
     deposit: Amount,
     /// A network of its own: its journals' waits.
     recorder: Option<&'static JournalRecorder>,
+    /// Whose CPU is Corridor's.
+    cpu: cpu::Measured,
 }
 
 /// Checks, opens the accounts, measures the ceilings and then the load.
@@ -324,16 +337,7 @@ async fn measure(
         ..Default::default()
     };
     if !config.ceiling_duration.is_zero() {
-        let duration = config.ceiling_duration;
-        progress(&format!("measuring the crypto ceiling for {} s", duration.as_secs_f64()));
-        let crypto = tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(duration))
-            .await
-            .map_err(|e| e.to_string())?;
-        progress(&format!("measuring the transport ceiling for {} s", duration.as_secs_f64()));
-        let bytes = envelope_bytes();
-        let transport = ceilings::transport_ceiling(&setup.network, bytes, 1024, duration).await?;
-        report.crypto_ceiling_payments_per_s = Some(crypto);
-        report.transport_ceiling_messages_per_s = Some(transport);
+        measure_ceilings(config.ceiling_duration, &setup.network, progress, &mut report).await?;
     }
     let orders = Orders {
         bics: setup.banks.iter().map(|(bic, _)| *bic).collect(),
@@ -343,6 +347,31 @@ async fn measure(
     };
     drive(config, setup, clients, orders, progress, &mut report).await?;
     Ok(report)
+}
+
+/// Measures the ceilings one after the other, `duration` each, into `report`: the crypto
+/// ceiling of today's work, the essential one, and the transport ceiling.
+async fn measure_ceilings(
+    duration: Duration,
+    network: &NetworkDir,
+    progress: &(dyn Fn(&str) + Sync),
+    report: &mut LoadgenReport,
+) -> Result<(), String> {
+    let seconds = duration.as_secs_f64();
+    let crypto = |work: ceilings::PaymentCrypto| async move {
+        tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(work, duration))
+            .await
+            .map_err(|e| e.to_string())
+    };
+    progress(&format!("measuring today's crypto ceiling for {seconds} s"));
+    report.crypto_ceiling_payments_per_s = Some(crypto(ceilings::PaymentCrypto::TODAY).await?);
+    progress(&format!("measuring the essential crypto ceiling for {seconds} s"));
+    report.essential_crypto_ceiling_payments_per_s = Some(crypto(ceilings::PaymentCrypto::ESSENTIAL).await?);
+    progress(&format!("measuring the transport ceiling for {seconds} s"));
+    let transport = ceilings::transport_ceiling(network, envelope_bytes(), 1024, duration).await?;
+    report.transport_ceiling_messages_per_s = Some(transport);
+    report.transport_ceiling_payments_per_s = Some(ceilings::transport_payments_per_s(transport));
+    Ok(())
 }
 
 /// Encoded size of a sample pacs.008 submission: what the transport ceiling sends.
@@ -368,15 +397,10 @@ async fn start_own(dir: &std::path::Path, banks: usize, currency: Currency) -> R
     Ok(network)
 }
 
-/// Seconds of CPU this process has used (user and system).
+/// Seconds of CPU this process has used (user and system); 0 where `/proc` is not.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; Linux
-    // counts them in USER_HZ, 100 per second on every platform it supports.
-    (ticks(11) + ticks(12)) / 100.0
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu::parse_process_ticks(&stat).map_or(0.0, |ticks| ticks as f64 / cpu::TICKS_PER_S)
 }
 
 /// A `/proc/self/status` memory figure (`VmRSS:`, `VmHWM:`) in bytes; 0 if unknown.
@@ -457,12 +481,13 @@ async fn drive(
     let rss_by_minute = Arc::new(Mutex::new(Vec::new()));
     let sampler = tokio::spawn(sample_memory(measure_from, rss_by_minute.clone()));
     let recorder = setup.recorder;
+    let measured_cpu = setup.cpu.clone();
     let cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
         if let Some(recorder) = recorder {
             recorder.reset();
         }
-        (Instant::now(), cpu_seconds())
+        (Instant::now(), cpu_seconds(), measured_cpu.sample())
     });
     let work = async {
         // A link that fails while orders are still being made ends the run there.
@@ -482,15 +507,18 @@ async fn drive(
     let ended_at = Instant::now();
     // A run aborted in its warm-up measured nothing: its CPU is counted from the abort.
     cpu_at_start.abort_handle().abort();
-    let (cpu_start_at, cpu_start) = cpu_at_start.await.unwrap_or_else(|_| (ended_at, cpu_seconds()));
+    let (cpu_start_at, cpu_start, ticks_at_start) =
+        cpu_at_start.await.unwrap_or_else(|_| (ended_at, cpu_seconds(), setup.cpu.sample()));
     let measured_for = cpu_start_at.elapsed().as_secs_f64().max(1e-3);
     report.cpu_cores_used = (cpu_seconds() - cpu_start) / measured_for;
+    let ticks = ticks_at_start.and_then(|start| Ok((start, setup.cpu.sample()?)));
     sampler.abort();
     (report.rss_bytes_by_minute, report.peak_rss_bytes_by_minute) =
         rss_by_minute.lock().expect("samples lock").iter().copied().unzip();
     counter.finish_and_clear();
     tasks.abort_all();
     account(&book.lock().expect("book lock"), measure_until, ended_at, report);
+    account_cpu(&setup.cpu, ticks, measured_for, report);
     report.aborted = outcome.err().map(|problem| match report.payments_unfinished {
         0 => problem,
         n => format!("{problem}; {n} measured payments not final when the run ended"),
@@ -547,6 +575,31 @@ fn account(book: &Book, measure_until: Option<Instant>, ended_at: Instant, repor
     report.bank_outages = book.outages;
     report.bank_outage_s = book.outage.as_secs_f64();
     report.orders_resent = book.orders_resent;
+}
+
+/// Corridor's CPU and the other processes' over the `seconds` between two samples of
+/// `measured`'s counters, into the report, with a warning when others used too much;
+/// figures not measured (no `/proc`, a node's process not found or gone) are `None`,
+/// and the report says why.
+fn account_cpu(
+    measured: &cpu::Measured,
+    ticks: Result<(cpu::CpuTicks, cpu::CpuTicks), String>,
+    seconds: f64,
+    report: &mut LoadgenReport,
+) {
+    report.cpu_measured = measured.describe();
+    let (start, end) = match ticks {
+        Ok(ticks) => ticks,
+        Err(why) => {
+            report.cpu_measured = format!("not measured: {why}");
+            return;
+        }
+    };
+    let used = cpu::CpuUse::between(start, end, seconds);
+    report.cores_used = Some(used.corridor_cores);
+    report.cpu_us_per_payment = used.us_per_payment(seconds, report.payments_completed);
+    report.other_cpu_cores = Some(used.other_cores);
+    report.warnings.extend(cpu::other_cpu_warning(used.other_cores));
 }
 
 /// Gives payments to the banks until the measurement's end (or its count) is reached:

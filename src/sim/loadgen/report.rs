@@ -60,18 +60,44 @@ pub struct LoadgenReport {
     pub bank_outage_s: f64,
     /// Orders written on a stream that broke before answering them, sent again.
     pub orders_resent: u64,
-    /// Payments/s the cores sustain doing only the payments' signatures (`None` when
-    /// not measured: `--ceiling-secs 0`).
+    /// Today's crypto ceiling: payments/s the cores sustain doing only the signature work
+    /// the design does today per payment (4 signatures, 6 verifications: its two messages
+    /// and the hub's receipt for each); `None` when not measured (`--ceiling-secs 0`).
     pub crypto_ceiling_payments_per_s: Option<f64>,
-    /// Messages/s a plain tonic stream moves over mTLS on loopback (`None` when not
-    /// measured).
+    /// The essential crypto ceiling: payments/s the cores sustain doing only the
+    /// signature work a payment cannot do without (2 signatures, 4 verifications: each
+    /// message signed by its sender, verified at the hub and at its receiver); `None`
+    /// when not measured.
+    pub essential_crypto_ceiling_payments_per_s: Option<f64>,
+    /// Messages/s a plain tonic stream moves over mTLS on loopback, a message being a
+    /// frame and its echo (`None` when not measured).
     pub transport_ceiling_messages_per_s: Option<f64>,
-    /// `payments_per_s / crypto_ceiling_payments_per_s`: Corridor's efficiency (`None`
-    /// when the ceiling was not measured).
+    /// The payments/s the transport ceiling stands for: 2 frames a message, 8 frames a
+    /// payment (`None` when not measured).
+    pub transport_ceiling_payments_per_s: Option<f64>,
+    /// `payments_per_s / crypto_ceiling_payments_per_s`: Corridor's efficiency against
+    /// today's work (`None` when the ceiling was not measured).
     pub ratio_to_crypto_ceiling: Option<f64>,
+    /// `payments_per_s / essential_crypto_ceiling_payments_per_s`: Corridor's efficiency
+    /// against the work no design avoids (`None` when not measured).
+    pub ratio_to_essential_ceiling: Option<f64>,
     /// CPU time this process used during the measurement, in cores (own network: hub,
     /// banks and load generator together).
     pub cpu_cores_used: f64,
+    /// Whose CPU the next three figures count as Corridor's (a network of its own: this
+    /// process, the load generator included), or why they were not measured.
+    pub cpu_measured: String,
+    /// CPU Corridor used during the measurement, in cores (`None` when not measured).
+    pub cores_used: Option<f64>,
+    /// Corridor's CPU during the measurement over the payments completed in it, in µs
+    /// (`None` when not measured or none completed).
+    pub cpu_us_per_payment: Option<f64>,
+    /// CPU the machine's other processes used during the measurement, in cores (the
+    /// load generator's own not counted; `None` when not measured).
+    pub other_cpu_cores: Option<f64>,
+    /// What makes the run's figures untrustworthy: other processes used more than a
+    /// tenth of a core while it measured. Also said on stderr.
+    pub warnings: Vec<String>,
     /// Peak resident memory of this process so far.
     pub peak_rss_bytes: u64,
     /// Resident memory at the end of each minute of the measurement.
@@ -126,15 +152,14 @@ impl LoadgenReport {
     pub fn render(&self) -> String {
         let l = &self.latency_ms;
         let rate = self.rate_target_per_s.map(|r| format!(" at {r}/s")).unwrap_or_default();
-        let share =
-            self.ratio_to_crypto_ceiling.map(|r| format!("  ({:.0}% of the crypto ceiling)", 100.0 * r));
         format!(
             "{}{} ({}{rate}), {} banks, {} cores, payments of {} {}, {:.1} s measured (+{:.1} s drain)\n\
              payments: {} completed, {} rejected, {} orders refused{}{}\n\
              throughput: {:.0} payments/s{}\n\
              latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}\n\
              {}\n{}\n\
-             cpu: {:.2} cores; peak RSS {:.1} MiB{}{}",
+             {}\n\
+             memory: peak RSS {:.1} MiB{}{}{}",
             self.aborted.as_ref().map(|a| format!("ABORTED: {a}\n")).unwrap_or_default(),
             self.mode,
             self.network,
@@ -153,7 +178,7 @@ impl LoadgenReport {
             },
             self.render_reasons("\nrejections by reason: "),
             self.payments_per_s,
-            share.unwrap_or_default(),
+            self.render_ratios(),
             l.p50,
             l.p90,
             l.p99,
@@ -161,10 +186,11 @@ impl LoadgenReport {
             l.max,
             self.render_outages(),
             self.render_ceilings(),
-            self.cpu_cores_used,
+            self.render_cpu(),
             self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
             self.render_memory_by_minute(),
             self.time_breakdown.as_ref().map(|b| format!("\n{}", b.render(l.mean))).unwrap_or_default(),
+            self.warnings.iter().map(|w| format!("\nwarning: {w}")).collect::<String>(),
         )
     }
 
@@ -179,11 +205,48 @@ impl LoadgenReport {
     }
 
     fn render_ceilings(&self) -> String {
-        match (self.crypto_ceiling_payments_per_s, self.transport_ceiling_messages_per_s) {
-            (Some(crypto), Some(transport)) => {
-                format!("ceilings: crypto {crypto:.0} payments/s; transport {transport:.0} messages/s")
-            }
-            _ => "ceilings: not measured (--ceiling-secs 0)".to_owned(),
+        let (Some(today), Some(essential), Some(messages), Some(payments)) = (
+            self.crypto_ceiling_payments_per_s,
+            self.essential_crypto_ceiling_payments_per_s,
+            self.transport_ceiling_messages_per_s,
+            self.transport_ceiling_payments_per_s,
+        ) else {
+            return "ceilings: not measured (--ceiling-secs 0)".to_owned();
+        };
+        format!(
+            "ceilings: crypto today {today:.0} payments/s (4 signatures, 6 verifications); \
+             essential crypto {essential:.0} payments/s (2 signatures, 4 verifications)\n\
+             \x20         transport {messages:.0} messages/s (a frame and its echo) = {payments:.0} payments/s \
+             (8 frames each)"
+        )
+    }
+
+    /// Corridor's CPU, per payment, and the other processes', or why not measured.
+    fn render_cpu(&self) -> String {
+        let this_process = match self.network.as_str() {
+            "own" => String::new(),
+            _ => format!("; the load generator {:.2} cores", self.cpu_cores_used),
+        };
+        let (Some(cores), Some(other)) = (self.cores_used, self.other_cpu_cores) else {
+            return format!("cpu: {}{this_process}", self.cpu_measured);
+        };
+        let per_payment =
+            self.cpu_us_per_payment.map(|us| format!(", {us:.0} µs per payment")).unwrap_or_default();
+        format!(
+            "cpu: Corridor {cores:.2} cores{per_payment} ({}){this_process}; other processes {other:.2} cores",
+            self.cpu_measured
+        )
+    }
+
+    /// The throughput's share of each crypto ceiling, when measured.
+    fn render_ratios(&self) -> String {
+        match (self.ratio_to_crypto_ceiling, self.ratio_to_essential_ceiling) {
+            (Some(today), Some(essential)) => format!(
+                "  ({:.0}% of today's crypto ceiling, {:.0}% of the essential one)",
+                100.0 * today,
+                100.0 * essential
+            ),
+            _ => String::new(),
         }
     }
 
@@ -268,8 +331,36 @@ mod tests {
     fn ceilings_not_measured_are_not_zero() {
         let text = report(1, 0, 0).render();
         assert!(text.contains("ceilings: not measured"), "{text}");
-        assert!(!text.contains("crypto ceiling)"), "{text}");
+        assert!(!text.contains("crypto ceiling"), "{text}");
         let json = serde_json::to_value(report(1, 0, 0)).unwrap();
         assert!(json["crypto_ceiling_payments_per_s"].is_null() && json["ratio_to_crypto_ceiling"].is_null());
+    }
+
+    /// Issue 21 item 5: the CPU line tells Corridor's CPU per payment and the other
+    /// processes', or why they were not measured (never a figure of 0), and a warning
+    /// about the other processes ends the text report as well as going on stderr.
+    #[test]
+    fn cpu_figures_and_warnings_are_told_or_said_not_measured() {
+        let unmeasured =
+            LoadgenReport { cpu_measured: "not measured: cannot read /proc/stat".into(), ..report(1, 0, 0) };
+        let text = unmeasured.render();
+        assert!(text.contains("cpu: not measured: cannot read /proc/stat"), "{text}");
+        assert!(!text.contains("µs per payment") && !text.contains("warning"), "{text}");
+        let measured = LoadgenReport {
+            network: "own".into(),
+            cpu_measured: "this process: hub, banks and load generator in one".into(),
+            cores_used: Some(1.8),
+            cpu_us_per_payment: Some(325.4),
+            other_cpu_cores: Some(0.4),
+            warnings: vec!["other processes used 0.40 cores".into()],
+            ..report(1, 0, 0)
+        };
+        let text = measured.render();
+        assert!(text.contains("cpu: Corridor 1.80 cores, 325 µs per payment (this process"), "{text}");
+        assert!(text.contains("other processes 0.40 cores"), "{text}");
+        assert!(text.ends_with("\nwarning: other processes used 0.40 cores"), "{text}");
+        let json = serde_json::to_value(&measured).unwrap();
+        assert_eq!(json["warnings"][0], "other processes used 0.40 cores");
+        assert_eq!(json["cpu_us_per_payment"], 325.4);
     }
 }
