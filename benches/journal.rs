@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use corridor::crypto::{KeyId, SigningIdentity};
-use corridor::hub::{AcceptedRecord, HubRecord, HubJournal};
+use corridor::hub::{AcceptedRecord, HubJournal, HubRecord};
 use corridor::model::*;
 use corridor::store::{Backend, GroupCommit};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::bic;
 use common::net::{IR, RU, final_status, open_accounts, order};
-use corridor::bank::{BankConfig, Held, Payment, ReturnState, BankStore, statement::account_statement};
+use corridor::bank::{BankConfig, BankStore, Held, Payment, ReturnState, statement::account_statement};
 use corridor::hub::HubConfig;
 use corridor::model::{InvestigationStatus, PaymentStatus, Statement};
 use corridor::reconcile::sources;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use corridor::bank::{Direction, RecoveredBank, BankStore};
+use corridor::bank::{BankStore, Direction, RecoveredBank};
 use corridor::hub::HubJournal;
 use corridor::ledger::AccountKind;
 use corridor::model::{Bic, Body, MessageType, PaymentStatus, Uetr, wire};

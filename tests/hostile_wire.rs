@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::bic;
 use common::net::{CN, IR, RU, RawSession, balance, expect_nak, network_with_nodes, order, signer, transfer};
-use corridor::hub::{HubConfig, Position, HubJournal};
+use corridor::hub::{HubConfig, HubJournal, Position};
 use corridor::model::*;
 use corridor::net;
 use corridor::pb;

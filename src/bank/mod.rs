@@ -22,7 +22,7 @@ pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
 pub use operator::{PaymentOrder, QuoteOffer};
 pub use service::{BankServer, SUBMIT_STREAM_WINDOW, run};
 pub use session::run_session;
-pub use store::{BankChange, RecoveredBank, BankStore};
+pub use store::{BankChange, BankStore, RecoveredBank};
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -751,7 +751,8 @@ fn payment_of_columns(c: PaymentColumns<'_>) -> Result<Payment, StoreError> {
         counterparty: Bic::parse(c.counterparty).map_err(|e| corrupt("counterparty", e))?,
         debtor_account: c.debtor_account,
         creditor_account: c.creditor_account,
-        amount: Amount::from_minor_units(c.minor_units, currency(c.currency)?).map_err(|e| corrupt("amount", e))?,
+        amount: Amount::from_minor_units(c.minor_units, currency(c.currency)?)
+            .map_err(|e| corrupt("amount", e))?,
         status: PaymentStatus::parse(c.status).map_err(|e| corrupt("status", e))?,
         reason: c.reason.map(ReasonCode::parse).transpose().map_err(|e| corrupt("reason", e))?,
         detail: c.detail,
@@ -1083,7 +1084,11 @@ impl LogRecord for BankChange {
                 let description = r.str()?.to_owned();
                 let legs = legs_from_json(r.str()?).map_err(text)?;
                 let number = usize::try_from(r.u64()?).map_err(|e| e.to_string())?;
-                BankChange::Posting { posting: Posting { id, legs, description }, number, booked_unix_ms: r.i64()? }
+                BankChange::Posting {
+                    posting: Posting { id, legs, description },
+                    number,
+                    booked_unix_ms: r.i64()?,
+                }
             }
             kind::PAYMENT => {
                 let seq = r.i64()?;
@@ -1112,7 +1117,11 @@ impl LogRecord for BankChange {
                 let count = r.u64()?;
                 let mut payments = Vec::with_capacity(count.min(4096) as usize);
                 for _ in 0..count {
-                    payments.push(RetiredPayment { uetr: uetr(r.str()?)?, first_seq: r.i64()?, latest_seq: r.i64()? });
+                    payments.push(RetiredPayment {
+                        uetr: uetr(r.str()?)?,
+                        first_seq: r.i64()?,
+                        latest_seq: r.i64()?,
+                    });
                 }
                 BankChange::Retired(payments)
             }

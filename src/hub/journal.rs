@@ -6,7 +6,7 @@
 //! below are its derived state (`hub.sqlite`), applied behind the log and rebuilt from it
 //! whenever it is missing or damaged.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -361,8 +361,8 @@ pub fn read_accepted(data_dir: &Path, visit: &mut dyn FnMut(AcceptedRecord)) -> 
     if !identity.starts_with("hub ") {
         return Err(unusable(format!("{identity}'s log, not a hub's")));
     }
-    FileLog::read(&path, &identity, 1, &mut |_, bytes| {
-        if let HubRecord::Accepted(record) = HubRecord::decode(bytes)? {
+    FileLog::read(&path, &identity, 1, &mut |entry| {
+        if let HubRecord::Accepted(record) = HubRecord::decode(entry.bytes)? {
             visit(*record);
         }
         Ok(())
@@ -545,22 +545,38 @@ impl Derived for HubDerived {
                 "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            // Sequence counters only grow: one update per participant per batch, and one
-            // confirmation row per participant and kind (the highest, with its time).
+            // Sequence counters only grow: one update per participant per apply, and one
+            // confirmation row per participant and kind per commit batch (the highest,
+            // with its time), written in participant order: the same rows however the
+            // batches are grouped into applies, so a rebuilt derived state is the same.
             let mut isn_consumed: HashMap<Bic, u64> = HashMap::new();
             let mut osn_delivered: HashMap<Bic, u64> = HashMap::new();
-            let mut acked: HashMap<Bic, (u64, i64)> = HashMap::new();
-            let mut delivered_at: HashMap<Bic, (u64, i64)> = HashMap::new();
+            let mut acked: BTreeMap<Bic, (u64, i64)> = BTreeMap::new();
+            let mut delivered_at: BTreeMap<Bic, (u64, i64)> = BTreeMap::new();
             let raise = |counters: &mut HashMap<Bic, u64>, participant: Bic, value: u64| {
                 let counter = counters.entry(participant).or_default();
                 *counter = (*counter).max(value);
             };
             let raise_timed =
-                |counters: &mut HashMap<Bic, (u64, i64)>, participant: Bic, value: u64, at: i64| {
+                |counters: &mut BTreeMap<Bic, (u64, i64)>, participant: Bic, value: u64, at: i64| {
                     let counter = counters.entry(participant).or_default();
                     *counter = (counter.0.max(value), counter.1.max(at));
                 };
-            for record in batches.iter().flatten() {
+            for record in batches.iter().flat_map(|batch| batch.iter().map(Some).chain([None])) {
+                // The end of a commit batch: its confirmations.
+                let Some(record) = record else {
+                    for (kind, confirmations) in [("acked", &mut acked), ("delivered", &mut delivered_at)] {
+                        for (participant, (through, unix_ms)) in std::mem::take(confirmations) {
+                            confirmation.execute(params![
+                                kind,
+                                participant.as_str(),
+                                through as i64,
+                                unix_ms
+                            ])?;
+                        }
+                    }
+                    continue;
+                };
                 match record {
                     HubRecord::Accepted(m) => {
                         insert.execute(params![
@@ -615,11 +631,6 @@ impl Derived for HubDerived {
                             params![model.name(), unix_ms.to_string()],
                         )?;
                     }
-                }
-            }
-            for (kind, confirmations) in [("acked", acked), ("delivered", delivered_at)] {
-                for (participant, (through, unix_ms)) in confirmations {
-                    confirmation.execute(params![kind, participant.as_str(), through as i64, unix_ms])?;
                 }
             }
             for (participant, isn) in isn_consumed {
@@ -753,8 +764,9 @@ impl LogRecord for HubRecord {
                 let participant = r.opt_str()?.map(str::to_owned);
                 let currency = r.opt_str()?.map(str::to_owned);
                 let (minor_units, detail) = (r.opt_i64()?, r.opt_str()?.map(str::to_owned));
-                let action = OperatorAction::from_columns(&action, participant, currency, minor_units, detail)
-                    .map_err(|e| e.to_string())?;
+                let action =
+                    OperatorAction::from_columns(&action, participant, currency, minor_units, detail)
+                        .map_err(|e| e.to_string())?;
                 HubRecord::Operator(OperatorRecord { after_messages, unix_ms, action })
             }
             kind::ARCHIVED => {
@@ -762,7 +774,8 @@ impl LogRecord for HubRecord {
                 let mut payments = Vec::with_capacity(count.min(4096) as usize);
                 for _ in 0..count {
                     let seq = r.u64()?;
-                    let payment = serde_json::from_slice(r.bytes()?).map_err(|e| format!("archived payment: {e}"))?;
+                    let payment =
+                        serde_json::from_slice(r.bytes()?).map_err(|e| format!("archived payment: {e}"))?;
                     payments.push((seq, payment));
                 }
                 HubRecord::Archived(std::sync::Arc::new(payments))

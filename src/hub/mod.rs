@@ -39,7 +39,8 @@ pub mod tracker;
 pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
-    AcceptedRecord, HubRecord, OperatorAction, OperatorRecord, PaymentArchive, RecoveredHub, HubJournal, HubDerived,
+    AcceptedRecord, HubDerived, HubJournal, HubRecord, OperatorAction, OperatorRecord, PaymentArchive,
+    RecoveredHub,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use recovery::{AuditReport, audit_journal, read_journal};
@@ -409,7 +410,11 @@ impl Hub {
     /// The message the hub relayed to `receiver` as output sequence number `osn`, exactly
     /// as its sender signed it, from the journal's derived state, once it holds everything
     /// journalled so far (`None` for a message not accepted yet).
-    pub async fn message_to(&self, receiver: Bic, osn: u64) -> Result<Option<journal::AcceptedRecord>, String> {
+    pub async fn message_to(
+        &self,
+        receiver: Bic,
+        osn: u64,
+    ) -> Result<Option<journal::AcceptedRecord>, String> {
         let appended = self.inner.journal.appended();
         self.inner.journal.wait_applied(appended).await.map_err(|e| e.to_string())?;
         let archive = self.inner.archive.lock().expect("archive lock");

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::duplicates::RecentMessages;
 use super::state::{HubState, Participant, take_through};
 use super::{
-    FxDesk, HubConfig, HubPayment, Positions, RecoveredHub, SettlementModel, HubJournal, Tracker,
+    FxDesk, HubConfig, HubJournal, HubPayment, Positions, RecoveredHub, SettlementModel, Tracker,
     duration_ms, events, journal,
 };
 use crate::crypto::{CryptoError, KeyDirectory};

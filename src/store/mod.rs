@@ -109,7 +109,13 @@ impl<R> LogWriter<R> {
     /// Writes `log` from its current end.
     pub fn new(log: impl log::RecordLog, name: &'static str) -> Self {
         let last = log.last();
-        Self { log: Box::new(log), batch: log::Batch::default(), last, name, _records: std::marker::PhantomData }
+        Self {
+            log: Box::new(log),
+            batch: log::Batch::default(),
+            last,
+            name,
+            _records: std::marker::PhantomData,
+        }
     }
 }
 
@@ -122,7 +128,8 @@ impl<R: codec::LogRecord + Send + 'static> Backend for LogWriter<R> {
             self.batch.push(|out| record.encode(out));
         }
         self.last = self.log.append(self.last, &self.batch)?;
-        metrics::counter!(crate::metrics::JOURNAL_BYTES, "node" => self.name).increment(self.batch.body_len() as u64);
+        metrics::counter!(crate::metrics::JOURNAL_BYTES, "node" => self.name)
+            .increment(self.batch.body_len() as u64);
         Ok(self.last)
     }
 }
@@ -203,8 +210,7 @@ impl<R: Send + 'static> GroupCommit<R> {
         name: &'static str,
     ) -> Self {
         let apply = derived.is_some().then(|| {
-            let queue =
-                ApplyQueue { batches: Vec::new(), records: 0, through: 0, ticket: 0, closing: false };
+            let queue = ApplyQueue { batches: Vec::new(), records: 0, through: 0, ticket: 0, closing: false };
             (Mutex::new(queue), Condvar::new())
         });
         let shared = Arc::new(Shared {

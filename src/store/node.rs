@@ -80,7 +80,10 @@ impl NodeStore {
             // An older Corridor's store (its SQLite file was the store), or a log removed.
             let reason = match open_sqlite(&derived_path, role, participant, schema) {
                 Err(Refusal::Foreign(reason) | Refusal::Damaged(reason)) => reason,
-                Ok(_) => format!("its log {} is missing: the derived state cannot stand in for it", log_path.display()),
+                Ok(_) => format!(
+                    "its log {} is missing: the derived state cannot stand in for it",
+                    log_path.display()
+                ),
             };
             return Err(unusable(&derived_path, reason));
         }
@@ -97,7 +100,13 @@ impl NodeStore {
                 ),
             ));
         }
-        Ok(Self { log, derived, applied, rebuilt, lock: DataLock { _checkpointer: checkpointer, _file: file } })
+        Ok(Self {
+            log,
+            derived,
+            applied,
+            rebuilt,
+            lock: DataLock { _checkpointer: checkpointer, _file: file },
+        })
     }
 }
 
@@ -130,31 +139,36 @@ fn open_derived(
     }
 }
 
-/// Applies to `derived` every record of `log` after `applied`, in batches of at most
-/// [`APPLY_RECORDS_MAX`]. Returns how many records it applied.
+/// Applies to `derived` every record of `log` after `applied`, batch by batch as they
+/// were appended (so the derived state is the same however it was brought up), in
+/// applies of about [`APPLY_RECORDS_MAX`] records. Returns how many records it applied.
 pub fn catch_up<D>(log: &dyn RecordLog, derived: &mut D, applied: u64) -> Result<u64, StoreError>
 where
     D: Derived,
     D::Record: LogRecord,
 {
-    let mut batch = Vec::new();
+    let (mut batches, mut batch, mut pending) = (Vec::new(), Vec::new(), 0);
     let mut failure = None;
     let mut count = 0;
-    log.read_from(applied + 1, &mut |seq, bytes| {
-        batch.push(D::Record::decode(bytes)?);
-        count += 1;
-        if batch.len() >= APPLY_RECORDS_MAX
-            && let Err(error) = derived.apply(&[std::mem::take(&mut batch)], seq)
-        {
-            let message = error.to_string();
-            failure = Some(error);
-            return Err(message);
+    log.read_from(applied + 1, &mut |entry| {
+        batch.push(D::Record::decode(entry.bytes)?);
+        (count, pending) = (count + 1, pending + 1);
+        if entry.ends_batch {
+            batches.push(std::mem::take(&mut batch));
+            if pending >= APPLY_RECORDS_MAX {
+                pending = 0;
+                if let Err(error) = derived.apply(&std::mem::take(&mut batches), entry.seq) {
+                    let message = error.to_string();
+                    failure = Some(error);
+                    return Err(message);
+                }
+            }
         }
         Ok(())
     })
     .map_err(|error| failure.take().unwrap_or(error))?;
-    if !batch.is_empty() {
-        derived.apply(&[batch], log.last())?;
+    if !batches.is_empty() {
+        derived.apply(&batches, log.last())?;
     }
     Ok(count)
 }
