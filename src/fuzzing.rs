@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
-use ed25519_dalek::{Signature, SigningKey};
+use ed25519_dalek::SigningKey;
 use prost::Message as _;
 use tonic::Code;
 
-use crate::crypto::{KeyDirectory, KeyId, SignedEnvelope, SigningIdentity};
+use crate::crypto::{KeyDirectory, KeyId, ReceiptProof, SignedEnvelope, SigningIdentity};
 use crate::directory::{Directory, DirectoryFile};
 use crate::hub::{Agreement, Hub, HubConfig, OperatorAction};
 use crate::iso20022::{self, mt103};
@@ -404,12 +404,12 @@ impl HubHarness {
         self.next_isn.insert(bic, isn + 1);
         match answer {
             Frame::Ack(ack) => {
-                let receipt = Signature::from_slice(&ack.receipt).expect("a receipt is an Ed25519 signature");
-                let key_id = KeyId::parse(&ack.receipt_key_id).expect("a receipt names a valid key id");
+                let receipt = ack.receipt.expect("an ACK carries a receipt");
+                let receipt = ReceiptProof::try_from(receipt).expect("a receipt is well formed");
                 let hub = self.directory.hub();
                 self.directory
                     .keys()
-                    .verify_receipt(hub, &key_id, envelope, &receipt)
+                    .verify_receipt(hub, envelope, &receipt)
                     .expect("the hub's receipt verifies for the exact envelope it ACKs");
             }
             Frame::Nak(nak) => assert!(

@@ -569,6 +569,12 @@ impl AsyncWrite for LimitedConnection {
     }
 }
 
+/// The version of the session contract (`HubService.Session`) this build speaks, told in
+/// Hello and Welcome: each side refuses a peer of another version rather than misreading
+/// its frames. 2: one hub receipt per batch of ACKs (`corridor.v1.Receipt`); 1 (0 on the
+/// wire, the field unset): one receipt signature per ACK.
+pub const CONTRACT_VERSION: u32 = 2;
+
 /// Frames of a stream taken together, up to this many, so that their signatures are
 /// verified in one batch; never waiting for a batch to fill.
 pub const INGEST_BATCH_MAX: usize = 64;

@@ -470,8 +470,10 @@ fn hub_seeds() -> Vec<(String, Vec<u8>)> {
     let raw = |selector: u8, bank: u8, frame: Vec<u8>| [vec![selector, bank], frame].concat();
     let request =
         |frame: pb::session_request::Frame| pb::SessionRequest { frame: Some(frame) }.encode_to_vec();
-    let hello =
-        |last_osn_processed| request(pb::session_request::Frame::Hello(pb::Hello { last_osn_processed }));
+    let hello = |last_osn_processed| {
+        let hello = pb::Hello { last_osn_processed, contract_version: corridor::net::CONTRACT_VERSION };
+        request(pb::session_request::Frame::Hello(hello))
+    };
     let delivered = |osn| request(pb::session_request::Frame::Delivered(pb::Delivered { osn }));
     let envelope = pb::SignedEnvelope::from(
         &fuzzing::envelope_signers()[0].sign_payload(Bytes::from(encode_message(&seed_messages()[0]))),

@@ -515,3 +515,88 @@ async fn a_bank_node_whose_session_is_replaced_logs_why_and_takes_it_back() {
     assert_eq!((status.code(), status.message()), (Code::Aborted, SUPERSEDED), "{status:?}");
     until_logged("session welcomed", 2).await;
 }
+
+/// The session contract is versioned (SECURITY.md, receipts): a bank of the first
+/// version (no version in its Hello) or of a version the hub does not speak would read
+/// the hub's batch receipts wrong, so the hub refuses it before Welcome with
+/// FAILED_PRECONDITION and a sentence that names both versions, and nothing changes: the
+/// participant's next session is welcomed at the same input sequence number.
+#[tokio::test]
+async fn a_bank_of_another_session_contract_version_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let before = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap().next_isn;
+    for version in [0, 1, net::CONTRACT_VERSION + 1] {
+        let channel = net::connect(&network.network, Role::Bank(bic(RU)), &network.hub_url).await.unwrap();
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let hello = pb::Hello { last_osn_processed: 0, contract_version: version };
+        sender
+            .send(pb::SessionRequest { frame: Some(pb::session_request::Frame::Hello(hello)) })
+            .await
+            .unwrap();
+        let refused = pb::hub_service_client::HubServiceClient::new(channel)
+            .session(tokio_stream::wrappers::ReceiverStream::new(receiver))
+            .await
+            .expect_err("no Welcome for another contract version");
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        let hub_speaks = format!("this hub speaks session contract version {}", net::CONTRACT_VERSION);
+        let bank_said = format!("the bank's Hello says version {version}");
+        let message = refused.message();
+        assert!(message.contains(&hub_speaks) && message.contains(&bank_said), "{message}");
+    }
+    let after = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap().next_isn;
+    assert_eq!(after, before, "a refused Hello changed nothing");
+    network.stop().await.unwrap();
+}
+
+/// An audit of one message needs the hub's journal and the hub's public key only
+/// (SECURITY.md, receipts): the hub signs once per batch of ACKs, each ACK carries its
+/// message's path to the signed root, and the journal keeps that receipt with the
+/// message. Here a burst of messages is ACKed (ACKs of one batch share a root signature
+/// and each has its own leaf), the network stops, and each journalled message's receipt,
+/// read back offline, equals its ACK's and proves that message and no other.
+#[tokio::test]
+async fn one_messages_receipt_is_proven_from_the_hubs_journal_alone() {
+    use corridor::crypto::ReceiptProof;
+    let dir = tempfile::tempdir().unwrap();
+    let network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
+    let ru = signer(&network.network, RU);
+    let mut session = RawSession::open(&network.network, RU, &network.hub_url).await.unwrap();
+    let envelopes: Vec<pb::SignedEnvelope> =
+        (0..12).map(|_| pb::SignedEnvelope::from(&ru.sign(&transfer(RU, IR, "C002")))).collect();
+    let acks: Vec<pb::Ack> = session.submit_pipelined(envelopes).await.into_iter().map(expect_ack).collect();
+    let mut batches = std::collections::HashMap::new();
+    for ack in &acks {
+        let receipt = ack.receipt.clone().expect("an ACK carries its receipt");
+        batches.entry(receipt.root_signature.clone()).or_insert_with(Vec::new).push(receipt);
+    }
+    for receipts in batches.values() {
+        let mut leaves: Vec<u32> = receipts.iter().map(|r| r.leaf_index).collect();
+        leaves.sort_unstable();
+        assert_eq!(leaves, (0..receipts.len() as u32).collect::<Vec<_>>(), "one leaf per ACK of a batch");
+        assert!(receipts.iter().all(|r| r.leaf_count as usize == receipts.len()), "{receipts:?}");
+    }
+    let hub_key = network.network.signing_identity(Role::Hub).unwrap().verifying_key_bytes();
+    let hub_key = ed25519_dalek::VerifyingKey::from_bytes(&hub_key).unwrap();
+    let data = network.network.hub_data_dir();
+    drop(session);
+    network.stop().await.unwrap();
+
+    let journal = corridor::hub::HubJournal::read(&data, bic(tls::HUB_BIC)).unwrap();
+    // What RU sent (IR's answers may be there too, each with a receipt of its own batch).
+    let sent: Vec<_> = journal.messages.iter().filter(|m| m.sender == bic(RU)).collect();
+    assert_eq!(sent.len(), acks.len());
+    for (record, ack) in sent.iter().zip(&acks) {
+        assert_eq!(record.message_id.as_str(), ack.message_id);
+        let proof = ReceiptProof::decode(&record.receipt).expect("the journal keeps the encoded receipt");
+        assert_eq!(Some(pb::Receipt::from(&proof)), ack.receipt, "the journal keeps the ACK's receipt");
+        assert!(proof.verifies(&record.envelope, &hub_key), "{} proven alone", record.message_id);
+    }
+    for record in &journal.messages {
+        let proof = ReceiptProof::decode(&record.receipt).unwrap();
+        assert!(proof.verifies(&record.envelope, &hub_key), "every journalled message is proven alone");
+    }
+    let (first, second) = (sent[0], sent[1]);
+    let proof = ReceiptProof::decode(&first.receipt).unwrap();
+    assert!(!proof.verifies(&second.envelope, &hub_key), "a receipt proves its own message only");
+}

@@ -7,7 +7,8 @@ mod common;
 use bytes::Bytes;
 use common::*;
 use corridor::crypto::{
-    KeyDirectory, KeyId, SignedEnvelope, SigningIdentity, load_signing_key, save_signing_key,
+    KeyDirectory, KeyId, ReceiptTree, SignedEnvelope, SigningIdentity, load_signing_key, receipt_leaf,
+    save_signing_key,
 };
 use corridor::model::{Body, Message};
 use corridor::pb;
@@ -161,14 +162,20 @@ fn batch_verification_finds_the_one_bad_signature() {
     assert!(matches!(messages[0].body(), Body::Pacs008(_)));
 }
 
+/// A hub receipt binds to the exact envelope it acknowledges: the receipt of one message
+/// of a batch verifies for that envelope and for no other (here IR plays the hub).
 #[test]
 fn hub_receipts_bind_to_the_accepted_envelope() {
     let (ru, ir, directory) = network();
     let envelope = ru.sign(&every_message_type()[0]);
-    let receipt = ir.sign_receipt(&envelope);
-    assert!(directory.verify_receipt(ir.bic(), ir.key_id(), &envelope, &receipt).is_ok());
+    let neighbour = ru.sign(&every_message_type()[2]);
+    let tree = ReceiptTree::new(vec![receipt_leaf(&envelope), receipt_leaf(&neighbour)]);
+    let receipts = ir.sign_receipts(&tree);
+    assert!(directory.verify_receipt(ir.bic(), &envelope, &receipts[0]).is_ok());
     let other = ru.sign(&every_message_type()[1]);
-    assert!(directory.verify_receipt(ir.bic(), ir.key_id(), &other, &receipt).is_err());
+    assert!(directory.verify_receipt(ir.bic(), &other, &receipts[0]).is_err());
+    assert!(directory.verify_receipt(ir.bic(), &neighbour, &receipts[0]).is_err(), "its neighbour's leaf");
+    assert!(directory.verify_receipt(ru.bic(), &envelope, &receipts[0]).is_err(), "another signer");
 }
 
 #[test]

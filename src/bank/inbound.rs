@@ -2,12 +2,13 @@
 //! books every step; each is journalled, and a delivery is confirmed to the hub only
 //! once its effects are durable.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use super::state::BankState;
 use super::store::KeptMessage;
 use super::{Bank, Direction, Payment, ledger_book};
-use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope};
+use crate::crypto::{KeyDirectory, ReceiptHash, ReceiptProof, SignatureCheck, SignedEnvelope};
 use crate::ledger::AccountId;
 use crate::model::*;
 use crate::pb;
@@ -101,68 +102,107 @@ impl Bank {
         self.inner.journal.subscribe()
     }
 
-    /// The signature checks of frames that arrived together, verified in one batch: an
-    /// ACK's receipt (over the message it acknowledges) and a delivery's sender
-    /// signature. One result per frame, with a delivery's parsed envelope once verified;
-    /// other frames have nothing to verify.
+    /// The signature checks of frames that arrived together, verified in one batch: the
+    /// root signature of each distinct receipt tree the ACKs' receipts hash up to (their
+    /// paths are only hashed; a root verified before, in `roots`, is not verified again)
+    /// and each delivery's sender signature. One result per frame, with a delivery's parsed
+    /// envelope once verified; other frames have nothing to verify.
     pub(crate) fn verify_responses(
         &self,
         responses: &[pb::session_response::Frame],
+        roots: &mut VerifiedRoot,
     ) -> Vec<Result<Option<SignedEnvelope>, String>> {
         use pb::session_response::Frame;
         let directory = self.inner.credentials.directory();
         let keys = directory.keys();
         let hub = directory.hub();
         let state = self.state();
-        let receipt_check = |ack: &pb::Ack, outgoing: &pb::SignedEnvelope| {
-            let envelope = SignedEnvelope::try_from(outgoing.clone()).map_err(|e| e.to_string())?;
-            let receipt = ed25519_dalek::Signature::from_slice(&ack.receipt)
-                .map_err(|_| "a receipt is 64 bytes".to_owned())?;
-            let key_id = crate::crypto::KeyId::parse(&ack.receipt_key_id).map_err(|e| e.to_string())?;
-            let check = keys.receipt_check(hub, &key_id, &envelope, &receipt);
-            Ok((check.map_err(|e| e.to_string())?, None))
+        // The root checks of this read, once per distinct root, by their index in `ready`.
+        let mut ready: Vec<SignatureCheck> = Vec::new();
+        let mut root_checks: HashMap<RootKey, usize> = HashMap::new();
+        let mut check_once = |check: SignatureCheck, root: Option<RootKey>| match root {
+            Some(root) => *root_checks.entry(root).or_insert_with(|| {
+                ready.push(check);
+                ready.len() - 1
+            }),
+            None => {
+                ready.push(check);
+                ready.len() - 1
+            }
         };
-        let checks: Vec<Option<Result<PendingCheck, String>>> = responses
+        let pending: Vec<Pending> = responses
             .iter()
-            .map(|response| match response {
-                Frame::Ack(ack) => Some(receipt_check(ack, &state.outbox.get(&ack.isn)?.entry.envelope)),
-                Frame::Deliver(deliver) => Some(delivered_envelope(deliver).and_then(|envelope| {
-                    let check = keys.envelope_check(&envelope).map_err(|e| e.to_string())?;
-                    Ok((check, Some(envelope)))
-                })),
-                _ => None,
+            .map(|response| {
+                let checked = match response {
+                    Frame::Ack(ack) => {
+                        let Some(outgoing) = state.outbox.get(&ack.isn) else { return Pending::Nothing };
+                        receipt_root(ack, &outgoing.entry.envelope).and_then(|(proof, root)| {
+                            let key = (
+                                proof.key_id.clone(),
+                                proof.leaf_count,
+                                root,
+                                proof.root_signature.to_bytes(),
+                            );
+                            if roots.0.as_ref() == Some(&key) {
+                                return Ok(Pending::Verified);
+                            }
+                            let check =
+                                keys.receipt_root_check(hub, &proof, &root).map_err(|e| e.to_string())?;
+                            Ok(Pending::Check(
+                                check_once(check, Some(key.clone())),
+                                None,
+                                Some(Box::new(key)),
+                            ))
+                        })
+                    }
+                    Frame::Deliver(deliver) => delivered_envelope(deliver).and_then(|envelope| {
+                        let check = keys.envelope_check(&envelope).map_err(|e| e.to_string())?;
+                        Ok(Pending::Check(check_once(check, None), Some(Box::new(envelope)), None))
+                    }),
+                    _ => Ok(Pending::Nothing),
+                };
+                checked.unwrap_or_else(Pending::Refused)
             })
             .collect();
         drop(state);
-        let ready: Vec<SignatureCheck> =
-            checks.iter().flatten().filter_map(|c| c.as_ref().ok().map(|(check, _)| check.clone())).collect();
-        let mut verified = KeyDirectory::verify_checks(&ready).into_iter();
-        checks
+        let verified = KeyDirectory::verify_checks(&ready);
+        pending
             .into_iter()
-            .map(|check| match check {
-                None => Ok(None),
-                Some(Err(problem)) => Err(problem),
-                Some(Ok((_, envelope))) => {
-                    let ok = verified.next().expect("one result per ready check");
-                    ok.then_some(envelope).ok_or_else(|| "the signature does not verify".to_owned())
+            .map(|pending| match pending {
+                Pending::Nothing | Pending::Verified => Ok(None),
+                Pending::Refused(problem) => Err(problem),
+                Pending::Check(index, envelope, root) => {
+                    if !verified[index] {
+                        return Err("the signature does not verify".to_owned());
+                    }
+                    if let Some(root) = root {
+                        roots.0 = Some(*root);
+                    }
+                    Ok(envelope.map(|envelope| *envelope))
                 }
             })
             .collect()
     }
 
-    /// The hub accepted a message; `receipt` says whether its receipt verified.
-    pub(crate) fn on_ack(&self, ack: &pb::Ack, receipt: Result<(), String>) {
+    /// The hub accepted a message; `receipt` says whether its receipt verified. An ACK
+    /// whose receipt does not is refused: the message stays unanswered, to go out again
+    /// on the next session, and the session ends with the reason.
+    pub(crate) fn on_ack(&self, ack: &pb::Ack, receipt: Result<(), String>) -> Result<(), String> {
         let mut state = self.state();
-        let Some(outgoing) = state.outbox.get(&ack.isn) else { return };
+        let Some(outgoing) = state.outbox.get(&ack.isn) else { return Ok(()) };
         if outgoing.entry.message_id.as_str() != ack.message_id {
             tracing::error!(isn = ack.isn, acked = %ack.message_id, sent = %outgoing.entry.message_id, "the hub ACKed another message under our ISN");
-            return;
+            return Ok(());
+        }
+        if let Err(problem) = receipt {
+            return Err(format!(
+                "the hub's receipt for message {} (ISN {}) does not verify ({problem}): its ACK is refused, and \
+                 the message goes out again on the next session",
+                outgoing.entry.message_id, ack.isn
+            ));
         }
         let outgoing = state.outbox_remove(ack.isn).expect("present");
         state.answered(ack.isn);
-        if let Err(problem) = receipt {
-            tracing::error!(bank = %self.bic(), message_id = %outgoing.entry.message_id, %problem, "the hub's receipt does not verify");
-        }
         if let (MessageType::Pacs004 | MessageType::Camt056 | MessageType::Camt029, Some(uetr)) =
             (outgoing.entry.message_type, outgoing.entry.uetr)
         {
@@ -181,6 +221,7 @@ impl Bank {
         }
         // Not waited for: if it is lost, the bank resends and the hub ACKs again.
         state.commit(&self.inner.journal);
+        Ok(())
     }
 
     /// The hub refused a message. A refused pacs.008 is a rejected payment: reverse it.
@@ -540,8 +581,37 @@ fn delivered_envelope(deliver: &pb::Deliver) -> Result<SignedEnvelope, String> {
     SignedEnvelope::try_from(envelope).map_err(|e| e.to_string())
 }
 
-/// A signature to verify, with the delivery's envelope it belongs to (none for a receipt).
-type PendingCheck = (SignatureCheck, Option<SignedEnvelope>);
+/// A receipt tree's root as a bank verified it: the hub key, the leaf count, the root and
+/// the signature over them.
+type RootKey = (crate::crypto::KeyId, u32, ReceiptHash, [u8; 64]);
+
+/// The receipt root a session verified last: the ACKs of one hub batch may arrive over
+/// several reads, and their root is verified once.
+#[derive(Default)]
+pub(crate) struct VerifiedRoot(Option<RootKey>);
+
+/// What a frame of a read needs verified.
+enum Pending {
+    /// Nothing (not an ACK or a delivery, or an ACK of nothing outstanding).
+    Nothing,
+    /// An ACK whose root was verified by an earlier read.
+    Verified,
+    /// Malformed, or its key is unknown.
+    Refused(String),
+    /// The check at this index of the read's batch, with a delivery's envelope or an
+    /// ACK's root.
+    Check(usize, Option<Box<SignedEnvelope>>, Option<Box<RootKey>>),
+}
+
+/// An ACK's receipt for the message the bank sent (`outgoing`), with the root its path
+/// hashes up to.
+fn receipt_root(ack: &pb::Ack, outgoing: &pb::SignedEnvelope) -> Result<(ReceiptProof, ReceiptHash), String> {
+    let receipt = ack.receipt.clone().ok_or("an ACK carries the hub's receipt")?;
+    let proof = ReceiptProof::try_from(receipt).map_err(|e| e.to_string())?;
+    let envelope = SignedEnvelope::try_from(outgoing.clone()).map_err(|e| e.to_string())?;
+    let root = proof.root_for(&envelope).ok_or("the receipt's path does not fit its place in a tree")?;
+    Ok((proof, root))
+}
 
 #[cfg(test)]
 mod tests {
@@ -582,6 +652,7 @@ mod tests {
             bic: bank.bic().to_string(),
             next_isn_expected,
             last_isn_accepted,
+            contract_version: crate::net::CONTRACT_VERSION,
         };
 
         let refusal =
@@ -617,5 +688,78 @@ mod tests {
             vec![hub_next],
             "the next new number is the hub's"
         );
+    }
+
+    /// The bank checks the hub's receipts (SECURITY.md, receipts): ACKs of one batch share
+    /// one root signature, verified once (a later read of the same root is not verified
+    /// again); an ACK whose receipt does not prove its message (a bent path, another
+    /// index, a forged signature, no receipt) is refused: the message stays unanswered, to
+    /// go out again, and the session ends with why.
+    #[tokio::test]
+    async fn an_ack_whose_receipt_does_not_prove_its_message_is_refused_and_the_message_kept() {
+        use crate::crypto::{ReceiptTree, receipt_leaf};
+        use pb::session_response::Frame;
+        let dir = tempfile::tempdir().unwrap();
+        let (bank, ir) = crate::bank::tests::bank_with_a_customer(dir.path()).await;
+        let hub = crate::tls::NetworkDir::new(dir.path()).signing_identity(crate::tls::Role::Hub).unwrap();
+        let order = PaymentOrder {
+            debtor_account: "C001".into(),
+            creditor_agent: ir.to_string(),
+            creditor_account: "C002".into(),
+            creditor_name: "Beneficiary".into(),
+            amount: "1.00".into(),
+            currency: "CNY".into(),
+            remittance_information: String::new(),
+            settlement_currency: String::new(),
+            quote_id: String::new(),
+        };
+        for _ in 0..3 {
+            bank.submit_payment(&order).await.unwrap();
+        }
+        bank.inner.journal.wait(bank.inner.journal.appended()).await.unwrap();
+        let sent = bank.take_unsent(64, 64);
+        assert_eq!(sent.len(), 3);
+        let envelopes: Vec<SignedEnvelope> =
+            sent.iter().map(|s| SignedEnvelope::try_from(s.envelope.clone().unwrap()).unwrap()).collect();
+        let receipts = hub.sign_receipts(&ReceiptTree::new(envelopes.iter().map(receipt_leaf).collect()));
+        let message_id = |envelope: &SignedEnvelope| {
+            crate::model::wire::decode_message(&envelope.payload).unwrap().header().message_id.to_string()
+        };
+        let ack = |index: usize, receipt: Option<pb::Receipt>| pb::Ack {
+            isn: sent[index].isn,
+            message_id: message_id(&envelopes[index]),
+            receipt,
+        };
+        let good = |index: usize| ack(index, Some(pb::Receipt::from(&receipts[index])));
+        let mut roots = VerifiedRoot::default();
+
+        // Bent receipts for message 0, each refused; the good one for message 1 passes.
+        let mut bent_path = pb::Receipt::from(&receipts[0]);
+        bent_path.path[0] = vec![0; 32].into();
+        let other_index = pb::Receipt { leaf_index: 2, ..pb::Receipt::from(&receipts[0]) };
+        let forged = pb::Receipt { root_signature: vec![9; 64].into(), ..pb::Receipt::from(&receipts[0]) };
+        let frames: Vec<Frame> =
+            [ack(0, Some(bent_path)), ack(0, Some(other_index)), ack(0, Some(forged)), ack(0, None), good(1)]
+                .into_iter()
+                .map(Frame::Ack)
+                .collect();
+        let verified = bank.verify_responses(&frames, &mut roots);
+        assert!(verified[..4].iter().all(Result::is_err), "{verified:?}");
+        assert!(verified[4].is_ok(), "{verified:?}");
+        assert!(roots.0.is_some(), "the good root is remembered");
+        let Frame::Ack(bent) = &frames[0] else { unreachable!() };
+        let refusal = bank.on_ack(bent, verified[0].clone().map(drop)).unwrap_err();
+        assert!(refusal.contains("does not verify") && refusal.contains(&bent.message_id), "{refusal}");
+        assert!(bank.state().outbox.contains_key(&sent[0].isn), "a refused ACK answers nothing");
+        let Frame::Ack(fine) = &frames[4] else { unreachable!() };
+        bank.on_ack(fine, verified[4].clone().map(drop)).unwrap();
+        assert!(!bank.state().outbox.contains_key(&sent[1].isn), "a proven ACK answers its message");
+
+        // The same root on a later read is taken from the cache; its path is still hashed.
+        let later = bank.verify_responses(
+            &[Frame::Ack(good(0)), Frame::Ack(ack(2, Some(pb::Receipt::from(&receipts[0]))))],
+            &mut roots,
+        );
+        assert!(later[0].is_ok() && later[1].is_err(), "{later:?}");
     }
 }

@@ -105,7 +105,8 @@ async fn session_once(
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let (sender, receiver) = mpsc::channel(SESSION_QUEUE_DEPTH);
-    let hello = pb::Hello { last_osn_processed: bank.last_osn_durable() };
+    let hello =
+        pb::Hello { last_osn_processed: bank.last_osn_durable(), contract_version: net::CONTRACT_VERSION };
     sender.send(frame(RequestFrame::Hello(hello))).await.map_err(|_| "session closed")?;
     let mut inbound = client
         .session(ReceiverStream::new(receiver))
@@ -116,6 +117,16 @@ async fn session_once(
         Some(pb::SessionResponse { frame: Some(ResponseFrame::Welcome(welcome)) }) => welcome,
         _ => return Err("the hub did not answer Hello with Welcome".into()),
     };
+    if welcome.contract_version != net::CONTRACT_VERSION {
+        // Not a refusal of the hub's journal: an upgraded hub is taken as soon as it runs.
+        return Err(format!(
+            "the hub speaks session contract version {} (0: the first), but this bank speaks version {}: \
+             it would read the hub's receipts wrong; upgrade the older of the two",
+            welcome.contract_version,
+            net::CONTRACT_VERSION
+        )
+        .into());
+    }
     if welcome.bic != bank.bic().as_str() {
         return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()).into());
     }
@@ -128,6 +139,7 @@ async fn session_once(
     let (frames, mut arrived) = mpsc::channel(net::INGEST_BATCH_MAX);
     let _stop_reader = net::AbortOnDrop(tokio::spawn(net::forward_stream(inbound, frames)));
     let mut batch = Vec::with_capacity(net::INGEST_BATCH_MAX);
+    let mut roots = super::inbound::VerifiedRoot::default();
     loop {
         for submit in bank.take_unsent(SUBMIT_BATCH_MAX, SUBMIT_WINDOW) {
             sender.send(frame(RequestFrame::Submit(submit))).await.map_err(|_| "session closed")?;
@@ -145,10 +157,10 @@ async fn session_once(
         }
         let responses = batch.drain(..).map(response_frame).collect::<Result<Vec<ResponseFrame>, Ended>>()?;
         // The signatures of everything that arrived together are verified in one batch.
-        let verified = bank.verify_responses(&responses);
+        let verified = bank.verify_responses(&responses, &mut roots);
         for (response, verified) in responses.into_iter().zip(verified) {
             match response {
-                ResponseFrame::Ack(ack) => bank.on_ack(&ack, verified.map(drop)),
+                ResponseFrame::Ack(ack) => bank.on_ack(&ack, verified.map(drop))?,
                 ResponseFrame::Nak(nak) => bank.on_nak(&nak)?,
                 ResponseFrame::Deliver(deliver) => {
                     let envelope =

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use ed25519_dalek::VerifyingKey;
 
 use super::envelope::{SignedEnvelope, receipt_input, signing_input};
-use super::{CryptoError, KeyId};
+use super::{CryptoError, KeyId, ReceiptHash, ReceiptProof, receipt_root_input};
 use crate::model::Bic;
 
 /// When a key may sign: from `from_unix_ms` until `until_unix_ms` (inclusive, by the
@@ -214,7 +214,8 @@ impl KeyDirectory {
         Ok(SignatureCheck::of_envelope(*self.lookup(envelope)?, envelope))
     }
 
-    /// What verifying the receipt the hub (`hub`, key `key_id`) signed for `envelope` takes.
+    /// What verifying the first contract's per-message receipt the hub (`hub`, key
+    /// `key_id`) signed for `envelope` takes (the load generator's ceiling counts it).
     pub fn receipt_check(
         &self,
         hub: Bic,
@@ -234,16 +235,41 @@ impl KeyDirectory {
         })
     }
 
-    /// Verifies a receipt the hub (`hub`, key `key_id`) signed for `envelope`.
+    /// What verifying the root signature of `proof` takes, for the `root` its path gave:
+    /// the hashing is the caller's, so that many ACKs of one batch verify one signature.
+    pub fn receipt_root_check(
+        &self,
+        hub: Bic,
+        proof: &ReceiptProof,
+        root: &ReceiptHash,
+    ) -> Result<SignatureCheck, CryptoError> {
+        let key = self
+            .key(hub, &proof.key_id)
+            .ok_or_else(|| CryptoError::UnknownKey { signer: hub, key_id: proof.key_id.clone() })?;
+        Ok(SignatureCheck {
+            key: *key,
+            input: receipt_root_input(proof.leaf_count, root),
+            signature: proof.root_signature,
+            signer: hub,
+            key_id: proof.key_id.clone(),
+        })
+    }
+
+    /// The audit of one message: verifies that `proof` shows the hub (`hub`) accepted
+    /// exactly `envelope`, from the two alone (its path and the root signature).
     pub fn verify_receipt(
         &self,
         hub: Bic,
-        key_id: &KeyId,
         envelope: &SignedEnvelope,
-        receipt: &ed25519_dalek::Signature,
+        proof: &ReceiptProof,
     ) -> Result<(), CryptoError> {
-        let check = self.receipt_check(hub, key_id, envelope, receipt)?;
-        check.verify_strict().then_some(()).ok_or_else(|| check.refusal())
+        let key = self
+            .key(hub, &proof.key_id)
+            .ok_or_else(|| CryptoError::UnknownKey { signer: hub, key_id: proof.key_id.clone() })?;
+        proof
+            .verifies(envelope, key)
+            .then_some(())
+            .ok_or_else(|| CryptoError::BadSignature { signer: hub, key_id: proof.key_id.clone() })
     }
 
     fn lookup(&self, envelope: &SignedEnvelope) -> Result<&VerifyingKey, CryptoError> {

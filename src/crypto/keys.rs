@@ -106,9 +106,17 @@ impl SigningIdentity {
         SignedEnvelope { payload, signature, signer: self.bic, key_id: self.key_id.clone() }
     }
 
-    /// Signs a receipt for an accepted message (the hub's proof of acceptance).
+    /// Signs the first contract's receipt for one accepted message. The hub no longer
+    /// answers with it (see [`SigningIdentity::sign_receipts`]); the load generator's
+    /// ceiling still counts its cost, for continuity with earlier measurements.
     pub fn sign_receipt(&self, envelope: &SignedEnvelope) -> ed25519_dalek::Signature {
         self.key.sign(&receipt_input(envelope))
+    }
+
+    /// Signs the root of a batch's receipt tree once and returns every leaf's receipt,
+    /// in leaf order (the hub's proof of acceptance, contract version 2).
+    pub fn sign_receipts(&self, tree: &super::ReceiptTree) -> Vec<super::ReceiptProof> {
+        tree.sign(&self.key_id, &self.key)
     }
 }
 

@@ -10,10 +10,15 @@
 mod directory;
 mod envelope;
 mod keys;
+mod receipt;
 
 pub use directory::{KeyDirectory, KeyValidity, SignatureCheck};
 pub use envelope::{RECEIPT_DOMAIN, SIGNATURE_DOMAIN, SignedEnvelope, receipt_input, signing_input};
 pub use keys::{KeyId, SigningIdentity, hex_decode, hex_encode, load_signing_key, save_signing_key};
+pub use receipt::{
+    RECEIPT_PATH_LENGTH_MAX, RECEIPT_ROOT_DOMAIN, ReceiptHash, ReceiptProof, ReceiptTree, receipt_leaf,
+    receipt_root_input, root_from_path,
+};
 
 use thiserror::Error;
 

@@ -4,14 +4,18 @@
 //! batches), RMA, duplicates, then step 6 (in `state`) and the durable append; and
 //! the ACK or NAK that answers each submission.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tonic::Code;
 
 use super::duplicates::Seen;
+use super::state::HubState;
 use super::{AcceptedRecord, Hub, HubEvent, HubRecord, NAK_DETAIL_MAX, duration_ms};
-use crate::crypto::{KeyDirectory, SignatureCheck, SignedEnvelope, SigningIdentity};
+use crate::crypto::{
+    KeyDirectory, ReceiptProof, ReceiptTree, SignatureCheck, SignedEnvelope, SigningIdentity, receipt_leaf,
+};
 use crate::directory::Directory;
 use crate::model::{Bic, Message, MessageId, MessageKey, MessageType, ReasonCode, wire};
 use crate::pb;
@@ -58,7 +62,8 @@ impl Hub {
 
     /// [`Hub::submit`] for the submissions of one session that arrived together: each is
     /// checked in order as on its own, except that their signatures are verified in one
-    /// batch (about twice as fast per signature; a failed batch is verified one by one).
+    /// batch (about twice as fast per signature; a failed batch is verified one by one),
+    /// and their ACKs share one receipt signature (see [`crate::crypto::ReceiptTree`]).
     /// One answer per submission, in order.
     pub fn submit_batch(
         &self,
@@ -76,22 +81,42 @@ impl Hub {
         let checks: Vec<_> = checks.into_iter().flatten().map(Ok).collect();
         metrics::histogram!(crate::metrics::HUB_VERIFY_BATCH).record(checks.len() as f64);
         let mut verified = KeyDirectory::verify_all(checks).into_iter();
+        // 3. The signature, against the directory; then 4, the receiver and RMA. What passes
+        //    is decided under one lock, and its ACKs share one receipt signature.
+        let mut candidates = Vec::with_capacity(steps.len());
+        let steps: Vec<Step> = steps
+            .into_iter()
+            .map(|step| {
+                let Step::Checked { isn, sequenced, checked } = step else { return step };
+                let verified = verified.next().expect("one result per checked submission");
+                let payload = checked.envelope.payload.clone();
+                let message_type = checked.message.message_type();
+                let outcome = verified
+                    .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))
+                    .and_then(|()| check_relationship(&checked, &directory));
+                match outcome {
+                    Ok(()) => {
+                        candidates.push((isn, *checked));
+                        Step::Candidate { isn, sequenced, payload, message_type }
+                    }
+                    Err(refusal) => {
+                        let answer =
+                            self.answer(peer, isn, sequenced, &payload, Some(message_type), Err(refusal));
+                        Step::Answered(answer.0, answer.1)
+                    }
+                }
+            })
+            .collect();
+        let mut outcomes = self.accept_batch(peer, candidates, &identity).into_iter();
         steps
             .into_iter()
             .map(|step| match step {
                 Step::Answered(frame, ticket) => (frame, ticket),
-                Step::Checked { isn, sequenced, checked } => {
-                    let payload = checked.envelope.payload.clone();
-                    let message_type = checked.message.message_type();
-                    let verified = verified.next().expect("one result per checked submission");
-                    // 3. The signature, against the directory.
-                    let outcome = verified
-                        .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))
-                        .and_then(|()| {
-                            self.check_after_signature(peer, isn, *checked, &directory, &identity)
-                        });
+                Step::Candidate { isn, sequenced, payload, message_type } => {
+                    let outcome = outcomes.next().expect("one outcome per candidate");
                     self.answer(peer, isn, sequenced, &payload, Some(message_type), outcome)
                 }
+                Step::Checked { .. } => unreachable!("every checked submission was decided"),
             })
             .collect()
     }
@@ -149,8 +174,8 @@ impl Hub {
         outcome: Result<Accept, Refusal>,
     ) -> (pb::session_response::Frame, Ticket) {
         match outcome {
-            Ok(Accept { message_id, receipt, receipt_key_id, ticket }) => {
-                let ack = pb::Ack { isn, message_id: message_id.to_string(), receipt, receipt_key_id };
+            Ok(Accept { message_id, receipt, ticket }) => {
+                let ack = pb::Ack { isn, message_id: message_id.to_string(), receipt: Some(receipt) };
                 (pb::session_response::Frame::Ack(ack), ticket.max(sequenced))
             }
             Err(refusal) => {
@@ -298,121 +323,216 @@ impl Hub {
         Ok((Checked { queued_envelope, envelope, message }, check))
     }
 
-    /// Checks 4-6 of DESIGN.md, after the signature; on success the message is journalled
-    /// and queued, and its id, the hub's receipt and the journal ticket are returned.
-    fn check_after_signature(
+    /// Checks 5 and 6 of DESIGN.md for the candidates of one batch (signature and RMA
+    /// passed), in order, under one lock: duplicates, then suspensions, the payment's story
+    /// and the sender's position. What is ACKed (accepted now, or a duplicate answered
+    /// again) gets a leaf in one receipt tree, whose root the hub signs once; the accepted
+    /// are then journalled in one append, each record with its receipt, and queued. One
+    /// outcome per candidate, in order.
+    ///
+    /// The root is signed under the lock: the tree may hold only what the hub ACKs (a
+    /// bank knows every leaf of its own batch, so a leaf for a refused message would let it
+    /// prove an acceptance that never was), and a record goes to the journal with its
+    /// receipt, before anything else can see the message as accepted. One signature per
+    /// batch there costs less than one per message outside did.
+    fn accept_batch(
         &self,
+        peer: Bic,
+        candidates: Vec<(u64, Checked)>,
+        identity: &SigningIdentity,
+    ) -> Vec<Result<Accept, Refusal>> {
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let mut state = self.inner.state.lock().expect("hub state lock");
+        let accepted_unix_ms = self.now_unix_ms();
+        let mut batch = HashMap::new();
+        let decided: Vec<Result<Decided, Refusal>> = candidates
+            .into_iter()
+            .map(|(isn, checked)| self.decide(&mut state, peer, isn, checked, accepted_unix_ms, &mut batch))
+            .collect();
+        let leaves: Vec<_> = decided.iter().flatten().map(|d| receipt_leaf(d.envelope())).collect();
+        if leaves.is_empty() {
+            return decided.into_iter().map(|d| d.map(|_| unreachable!("nothing was ACKed"))).collect();
+        }
+        let mut receipts = identity.sign_receipts(&ReceiptTree::new(leaves)).into_iter();
+        let mut decided: Vec<Result<(Decided, ReceiptProof), Refusal>> = decided
+            .into_iter()
+            .map(|d| d.map(|d| (d, receipts.next().expect("one receipt per leaf"))))
+            .collect();
+        let mut records = Vec::new();
+        for (decision, receipt) in decided.iter_mut().flatten() {
+            if let Decided::New { record, .. } = decision {
+                record.receipt = receipt.encode();
+                records.push(HubRecord::Accepted(Box::new(record.clone())));
+            }
+        }
+        // One append for the batch: its records are durable together.
+        let appended = (!records.is_empty()).then(|| self.inner.journal.append(records));
+        for (decision, _) in decided.iter_mut().flatten() {
+            if let Decided::New { record, key, queued, .. } = decision {
+                let ticket = appended.expect("a new message was appended");
+                state.admit(record, *key, queued.take(), ticket);
+            }
+        }
+        metrics::gauge!(crate::metrics::HUB_OUTBOX).set(state.outbox_total as f64);
+        drop(state);
+        decided
+            .into_iter()
+            .map(|d| d.map(|(decision, receipt)| self.accepted(peer, decision, receipt, appended)))
+            .collect()
+    }
+
+    /// Checks 5 and 6 of DESIGN.md for one candidate, under the hub's lock: a duplicate
+    /// of what the hub accepted before or earlier in this `batch` is ACKed again; a new
+    /// message is settled and numbered for its receiver, its record made (without its
+    /// receipt yet).
+    fn decide(
+        &self,
+        state: &mut HubState,
         peer: Bic,
         isn: u64,
         checked: Checked,
-        directory: &Directory,
-        identity: &SigningIdentity,
-    ) -> Result<Accept, Refusal> {
+        accepted_unix_ms: i64,
+        batch: &mut HashMap<MessageKey, [u8; 64]>,
+    ) -> Result<Decided, Refusal> {
         let Checked { queued_envelope, envelope, message } = checked;
         let header = message.header();
-        // 4. The receiver and the relationship (RMA).
-        if !directory.is_participant(header.receiver) {
-            return Err(Refusal::new(
-                Code::NotFound,
-                Some(ReasonCode::Rc01),
-                format!("{} is not a participant of this network", header.receiver),
-            ));
-        }
-        // A status report, a return and a recall's answer answer a payment the hub
-        // relayed: the tracker checks (step 6) that each comes from that payment's
-        // receiver to its sender, which is stricter than RMA, and refusing a status report
-        // on RMA would leave the payment unsettled at the hub forever.
-        let answers_a_payment = matches!(
-            message.message_type(),
-            MessageType::Pacs002 | MessageType::Pacs004 | MessageType::Camt029
-        );
-        if !answers_a_payment && !directory.allows(header.sender, header.receiver, message.message_type()) {
-            return Err(Refusal::new(
-                Code::PermissionDenied,
-                Some(ReasonCode::Ag01),
-                format!(
-                    "no relationship lets {} send {} to {}",
-                    header.sender,
-                    message.message_type(),
-                    header.receiver
-                ),
-            ));
-        }
-        // 5. Duplicates, then journal and queue: under one lock, so that two copies of
-        //    one message racing on two sessions have one effect.
-        let uetr = header.uetr;
-        let receiver = header.receiver;
-        let message_type = message.message_type();
         let message_id = header.message_id.clone();
         let key = MessageKey::new(peer, &message_id);
-        // Signed before taking the lock: the lock guards bookkeeping only. A duplicate
-        // gets a receipt signed now too: the same bytes unless the hub's key rotated.
-        let receipt = Bytes::from(identity.sign_receipt(&envelope).to_bytes().to_vec());
-        let receipt_key_id = identity.key_id().to_string();
         let signature = envelope.signature.to_bytes();
-        let mut state = self.inner.state.lock().expect("hub state lock");
-        let accepted_unix_ms = self.now_unix_ms();
-        // Older than memory, the journal answers: one probe of its creation-time index.
-        let journal = || {
-            let archive = state.archive.as_ref().expect("the journal's reader opens after recovery");
-            archive.signatures(peer, &message_id, header.creation_time_unix_ms)
+        // 5. Duplicates: in this batch, in memory, or older than memory, in the journal
+        //    (one probe of its creation-time index). Under the lock, so that two copies of
+        //    one message racing on two sessions have one effect.
+        let conflict = || {
+            Refusal::new(
+                Code::AlreadyExists,
+                Some(ReasonCode::Dupl),
+                format!("message id {message_id} was already used for a different message"),
+            )
         };
-        let seen =
-            state.recent.check(&key, &signature, header.creation_time_unix_ms, journal).map_err(|e| {
-                Refusal::new(Code::Unavailable, None, format!("the hub's journal cannot be read: {e}"))
-            })?;
-        match seen {
-            Seen::New => {}
-            Seen::Conflict => {
-                return Err(Refusal::new(
-                    Code::AlreadyExists,
-                    Some(ReasonCode::Dupl),
-                    format!("message id {message_id} was already used for a different message"),
-                ));
+        // `Some(ticket)`: a duplicate, whose ACK waits for `ticket` (none: this batch's).
+        let duplicate_of = match batch.get(&key) {
+            Some(first) if *first == signature => Some(None),
+            Some(_) => return Err(conflict()),
+            None => {
+                let archive = state.archive.as_ref().expect("the journal's reader opens after recovery");
+                let journal = || archive.signatures(peer, &message_id, header.creation_time_unix_ms);
+                let seen = state
+                    .recent
+                    .check(&key, &signature, header.creation_time_unix_ms, journal)
+                    .map_err(|e| {
+                        Refusal::new(
+                            Code::Unavailable,
+                            None,
+                            format!("the hub's journal cannot be read: {e}"),
+                        )
+                    })?;
+                match seen {
+                    Seen::New => None,
+                    Seen::Duplicate(ticket) => Some(Some(ticket)),
+                    Seen::Conflict => return Err(conflict()),
+                }
             }
-            Seen::Duplicate(ticket) => {
-                // The ACK waits for the original to be durable (and the caller adds this ISN's).
-                drop(state);
-                metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "duplicate")
-                    .increment(1);
-                tracing::info!(uetr = uetr.map(tracing::field::display), sender = %peer, %message_id, "duplicate of an accepted message: ACK again");
-                return Ok(Accept { message_id, receipt, receipt_key_id, ticket });
-            }
+        };
+        if let Some(ticket) = duplicate_of {
+            let (message_type, uetr) = (message.message_type(), header.uetr);
+            return Ok(Decided::Duplicate { message_id, message_type, uetr, envelope, ticket });
         }
         // 6. Suspensions, the payment's story so far and the sender's position.
+        let receiver = header.receiver;
         let osn = state.participants.get(&receiver).expect("checked: receiver is a participant").next_osn;
         state.settle(peer, &message, osn, accepted_unix_ms)?;
+        // Numbered now: the next message of the batch to this receiver takes the next.
+        state.participants.get_mut(&receiver).expect("checked: receiver is a participant").next_osn = osn + 1;
+        batch.insert(key, signature);
         let record = AcceptedRecord {
             sender: peer,
             message_id,
             isn,
             receiver,
             osn,
-            uetr,
-            message_type,
+            uetr: header.uetr,
+            message_type: message.message_type(),
             envelope,
-            receipt: receipt.clone(),
+            receipt: Bytes::new(),
             accepted_unix_ms,
             created_unix_ms: header.creation_time_unix_ms,
         };
-        let ticket = self.inner.journal.append(vec![HubRecord::Accepted(Box::new(record.clone()))]);
-        state.admit(&record, key, Some(queued_envelope), ticket);
-        metrics::gauge!(crate::metrics::HUB_OUTBOX).set(state.outbox_total as f64);
-        drop(state);
-        metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted").increment(1);
-        self.tell(HubEvent::Accepted {
-            message_type,
-            sender: peer,
-            receiver,
-            uetr,
-            isn,
-            osn,
-            unix_ms: accepted_unix_ms,
-        });
-        let message_id = record.message_id;
-        tracing::info!(uetr = uetr.map(tracing::field::display), sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
-        Ok(Accept { message_id, receipt, receipt_key_id, ticket })
+        Ok(Decided::New { record, key, queued: Some(queued_envelope) })
     }
+
+    /// Counts, tells and logs an ACKed message; its ACK's id, receipt and ticket (a new
+    /// message's is the batch's append).
+    fn accepted(
+        &self,
+        peer: Bic,
+        decision: Decided,
+        receipt: ReceiptProof,
+        appended: Option<Ticket>,
+    ) -> Accept {
+        let receipt = pb::Receipt::from(&receipt);
+        match decision {
+            Decided::Duplicate { message_id, message_type, uetr, ticket, .. } => {
+                metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "duplicate")
+                    .increment(1);
+                tracing::info!(uetr = uetr.map(tracing::field::display), sender = %peer, %message_id, "duplicate of an accepted message: ACK again");
+                // The ACK waits for the original to be durable (and the caller adds this ISN's).
+                let ticket = ticket.or(appended).expect("a duplicate within the batch follows its original");
+                Accept { message_id, receipt, ticket }
+            }
+            Decided::New { record, .. } => {
+                let AcceptedRecord { message_type, receiver, uetr, isn, osn, accepted_unix_ms, .. } = record;
+                metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted")
+                    .increment(1);
+                self.tell(HubEvent::Accepted {
+                    message_type,
+                    sender: peer,
+                    receiver,
+                    uetr,
+                    isn,
+                    osn,
+                    unix_ms: accepted_unix_ms,
+                });
+                let message_id = record.message_id;
+                tracing::info!(uetr = uetr.map(tracing::field::display), sender = %peer, %receiver, %message_type, %message_id, osn, "accepted and queued");
+                Accept { message_id, receipt, ticket: appended.expect("a new message was appended") }
+            }
+        }
+    }
+}
+
+/// Check 4 of DESIGN.md: the receiver is a participant and a relationship (RMA) lets the
+/// sender send it this type of message.
+fn check_relationship(checked: &Checked, directory: &Directory) -> Result<(), Refusal> {
+    let message = &checked.message;
+    let header = message.header();
+    if !directory.is_participant(header.receiver) {
+        return Err(Refusal::new(
+            Code::NotFound,
+            Some(ReasonCode::Rc01),
+            format!("{} is not a participant of this network", header.receiver),
+        ));
+    }
+    // A status report, a return and a recall's answer answer a payment the hub
+    // relayed: the tracker checks (step 6) that each comes from that payment's
+    // receiver to its sender, which is stricter than RMA, and refusing a status report
+    // on RMA would leave the payment unsettled at the hub forever.
+    let answers_a_payment =
+        matches!(message.message_type(), MessageType::Pacs002 | MessageType::Pacs004 | MessageType::Camt029);
+    if !answers_a_payment && !directory.allows(header.sender, header.receiver, message.message_type()) {
+        return Err(Refusal::new(
+            Code::PermissionDenied,
+            Some(ReasonCode::Ag01),
+            format!(
+                "no relationship lets {} send {} to {}",
+                header.sender,
+                message.message_type(),
+                header.receiver
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The message id of a payload if it can be read at all (for a NAK).
@@ -425,13 +545,37 @@ fn peek_message_id(payload: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// An accepted (or duplicate) message's ACK: its id, the hub's receipt and the key that
-/// signed it, and the journal ticket the ACK waits for.
+/// An accepted (or duplicate) message's ACK: its id, the hub's receipt, and the journal
+/// ticket the ACK waits for.
 struct Accept {
     message_id: MessageId,
-    receipt: Bytes,
-    receipt_key_id: String,
+    receipt: pb::Receipt,
     ticket: Ticket,
+}
+
+/// What the hub decided for a candidate it ACKs, before the batch's receipt is signed.
+enum Decided {
+    /// New: its record (receipt to come), duplicate-check key and envelope to queue.
+    New { record: AcceptedRecord, key: MessageKey, queued: Option<pb::SignedEnvelope> },
+    /// A duplicate of a message accepted before (its ACK waits for `ticket`) or earlier in
+    /// this batch (`None`: the batch's append).
+    Duplicate {
+        message_id: MessageId,
+        message_type: MessageType,
+        uetr: Option<crate::model::Uetr>,
+        envelope: SignedEnvelope,
+        ticket: Option<Ticket>,
+    },
+}
+
+impl Decided {
+    /// The envelope whose leaf the receipt tree gets.
+    fn envelope(&self) -> &SignedEnvelope {
+        match self {
+            Decided::New { record, .. } => &record.envelope,
+            Decided::Duplicate { envelope, .. } => envelope,
+        }
+    }
 }
 
 /// Why a submission goes no further than its sequence number.
@@ -465,12 +609,15 @@ struct Checked {
     message: Message,
 }
 
-/// Where a submission of a batch stands before the signatures are verified.
+/// Where a submission of a batch stands.
 enum Step {
-    /// Already answered (a NAK before the signature check).
+    /// Already answered (a NAK).
     Answered(pb::session_response::Frame, Ticket),
     /// Checked up to the signature; its sequence number's consumption has `sequenced`.
     Checked { isn: u64, sequenced: Ticket, checked: Box<Checked> },
+    /// Its signature and relationship passed: the batch's lock decides it (what the NAK
+    /// of a refusal names is kept).
+    Candidate { isn: u64, sequenced: Ticket, payload: Bytes, message_type: MessageType },
 }
 
 /// Why the hub refused a submission.

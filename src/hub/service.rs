@@ -116,6 +116,7 @@ impl HubService for HubServer {
             Err(_) => return Err(Status::deadline_exceeded("no Hello within the session timeout")),
             Ok(_) => return Err(Status::failed_precondition("the first frame of a session must be Hello")),
         };
+        check_contract_version(hello.contract_version)?;
         let open =
             self.hub.open_session(bank, hello.last_osn_processed).map_err(Status::failed_precondition)?;
         tracing::info!(%bank, session = open.id, last_osn_processed = hello.last_osn_processed, "session opened");
@@ -159,6 +160,19 @@ impl HubService for HubServer {
             .map_err(|(reason, detail)| Status::failed_precondition(format!("{reason}: {detail}")))?;
         Ok(Response::new(quote_to_pb(&quote)))
     }
+}
+
+/// Refuses a bank of another session contract before anything changes: it would read
+/// this hub's ACKs wrong (a bank of version 1 looks for one receipt signature per ACK).
+fn check_contract_version(version: u32) -> Result<(), Status> {
+    if version == net::CONTRACT_VERSION {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(format!(
+        "this hub speaks session contract version {} (one receipt per batch of ACKs), but the bank's Hello \
+         says version {version} (0 or 1: the first version, one receipt per ACK): upgrade the bank node",
+        net::CONTRACT_VERSION,
+    )))
 }
 
 /// A quote on the wire.

@@ -53,6 +53,7 @@ impl Hub {
                 bic: bank.to_string(),
                 next_isn_expected: participant.next_isn,
                 last_isn_accepted: participant.last_isn_accepted,
+                contract_version: crate::net::CONTRACT_VERSION,
             },
             next_osn_to_send: last_osn_processed + 1,
         };

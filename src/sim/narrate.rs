@@ -26,7 +26,7 @@ use crate::pb;
 use crate::pb::bank_service_client::BankServiceClient;
 use crate::reconcile::Report;
 use crate::reconcile::sources::reconcile_live;
-use crate::tls::{NetworkDir, Role};
+use crate::tls::NetworkDir;
 
 /// What to narrate.
 #[derive(Clone, Debug, Default)]
@@ -552,19 +552,16 @@ fn tell_acknowledgement(teller: &mut Teller<'_>, stage: &Stage, pacs008: &Journa
         clock(acknowledged),
         acknowledged - payment.submitted_unix_ms
     ));
-    let hub_identity = stage.network.network.signing_identity(Role::Hub).map_err(|e| e.to_string())?;
-    let receipt: [u8; 64] =
-        pacs008.receipt.as_slice().try_into().map_err(|_| "the hub's receipt is not 64 bytes")?;
-    let receipt = ed25519_dalek::Signature::from_bytes(&receipt);
-    let checked = stage.directory.keys().verify_receipt(
-        stage.directory.hub(),
-        hub_identity.key_id(),
-        &pacs008.envelope,
-        &receipt,
-    );
+    let receipt = crate::crypto::ReceiptProof::decode(&pacs008.receipt).map_err(|e| e.to_string())?;
+    let checked = stage.directory.keys().verify_receipt(stage.directory.hub(), &pacs008.envelope, &receipt);
     teller.say(&format!(
-        "The ACK carries the hub's receipt, its own Ed25519 signature over the bank's signature ({}...):",
-        hex_encode(&receipt.to_bytes()[..8])
+        "The ACK carries the hub's receipt: one Ed25519 signature ({}...) over the root of a hash tree of the {}",
+        hex_encode(&receipt.root_signature.to_bytes()[..8]),
+        receipt.leaf_count
+    ));
+    teller.say(&format!(
+        "message(s) the hub ACKed together, and this one's path to that root ({} hash(es)), so that",
+        receipt.path.len()
     ));
     teller.say(&format!(
         "the bank can prove the hub took exactly these bytes. Checked here: {}.",
