@@ -521,3 +521,35 @@ async fn a_derived_state_lost_or_damaged_is_rebuilt_from_the_log_equal_to_what_i
     assert_eq!(balance(&network, bic(IR), "C002"), 1_000);
     network.stop().await.unwrap();
 }
+
+/// Issue 21: a store of an older Corridor (its SQLite file was the store, with no log
+/// beside it) is refused with a clear message and left exactly as it is: it is never
+/// taken for derived state and started over from an empty log. A derived state whose log
+/// was removed is refused the same way.
+#[test]
+fn a_store_of_an_older_corridor_or_without_its_log_is_refused_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = corridor::tls::init(dir.path(), &[bic(RU), bic(IR)]).unwrap();
+    let data = pki.bank_data_dir(bic(RU));
+    let open = || {
+        let identity = pki.signing_identity(Role::Bank(bic(RU))).unwrap();
+        Bank::open(identity, Directory::load(pki.root()).unwrap(), &data)
+    };
+    drop(open().unwrap());
+    std::fs::remove_file(data.join("bank.log")).unwrap();
+    let before = cli::files_under(&data);
+    let refusal = open().err().expect("a derived state without its log is refused");
+    assert!(
+        refusal.contains("bank.sqlite") && refusal.contains("log") && refusal.contains("missing"),
+        "{refusal}"
+    );
+    assert!(cli::files_under(&data) == before, "nothing changed");
+
+    let connection = rusqlite::Connection::open(data.join("bank.sqlite")).unwrap();
+    connection.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'", []).unwrap();
+    drop(connection);
+    let before = cli::files_under(&data);
+    let refusal = open().err().expect("an older Corridor's store is refused");
+    assert!(refusal.contains("older Corridor (schema 5"), "{refusal}");
+    assert!(cli::files_under(&data) == before, "nothing changed");
+}
