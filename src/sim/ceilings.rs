@@ -67,32 +67,26 @@ impl PaymentCrypto {
     }
 }
 
-/// Payments per second the machine's cores sustain doing only `work`, one thread per
-/// core, for `duration`: the sum of each thread's payments over the CPU time it had (its
-/// own, from `/proc/thread-self/stat`), so that other processes taking a core while it
-/// measures do not lower the ceiling by the time they took; over the wall clock where
-/// that time is not known.
-pub fn crypto_ceiling(work: PaymentCrypto, duration: Duration) -> f64 {
+/// Payments per second the machine's cores sustain doing only each of `works`, one
+/// thread per core, each thread doing a batch of each work in turn until each has had
+/// `duration` (so the whole takes `duration` times their number). Taking turns batch by
+/// batch, rather than one ceiling after the other, lets whatever else the machine does
+/// meanwhile slow every one of them alike, so that their ratio holds on a busy machine.
+pub fn crypto_ceilings(works: &[PaymentCrypto], duration: Duration) -> Vec<f64> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            std::thread::spawn(move || {
-                let (start, cpu_start) = (Instant::now(), thread_cpu_s());
-                let done = crypto_worker(work, duration);
-                let cpu = thread_cpu_s().zip(cpu_start).map(|(end, start)| end - start);
-                let seconds = cpu.filter(|s| *s > 0.0).unwrap_or_else(|| start.elapsed().as_secs_f64());
-                done.payments as f64 / seconds
-            })
+            let works = works.to_vec();
+            std::thread::spawn(move || crypto_worker(&works, duration))
         })
         .collect();
-    workers.into_iter().map(|w| w.join().expect("crypto worker")).sum()
-}
-
-/// CPU seconds the calling thread has used, if `/proc` says (counted in ticks of 10 ms).
-fn thread_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let ticks = super::loadgen::cpu::parse_process_ticks(&stat).ok()?;
-    Some(ticks as f64 / super::loadgen::cpu::TICKS_PER_S)
+    let mut per_s = vec![0.0; works.len()];
+    for worker in workers {
+        for (ceiling, done) in per_s.iter_mut().zip(worker.join().expect("crypto worker")) {
+            *ceiling += done.payments as f64 / done.elapsed.as_secs_f64();
+        }
+    }
+    per_s
 }
 
 /// The payments per second the transport ceiling stands for, from the messages per
@@ -102,80 +96,108 @@ pub fn transport_payments_per_s(messages_per_s: f64) -> f64 {
     messages_per_s * FRAMES_PER_ECHO as f64 / FRAMES_PER_PAYMENT as f64
 }
 
-fn identity(bic: &str) -> SigningIdentity {
-    SigningIdentity::generate(Bic::parse(bic).expect("valid"), KeyId::parse("k1").expect("valid"))
-}
-
-/// Runs batches of payments' crypto `work` until `duration` has passed (one batch at
-/// least); returns what it did.
-fn crypto_worker(work: PaymentCrypto, duration: Duration) -> CryptoDone {
-    let (sender, receiver, hub) = (identity("LOADRUMMXXX"), identity("LOADIRTHXXX"), identity("CRDRZZ00XXX"));
-    let mut keys = KeyDirectory::new();
-    for party in [&sender, &receiver, &hub] {
-        keys.register(party.bic(), party.key_id().clone(), &party.verifying_key_bytes()).expect("fresh keys");
-    }
-    let pacs008 = super::sample_credit_transfer(sender.bic(), receiver.bic());
-    let header = pacs008.header();
-    let uetr = header.uetr.expect("a pacs.008 has a UETR");
-    let report = PaymentStatusReport {
-        original_message_id: header.message_id.clone(),
-        uetr,
-        status: PaymentStatus::Acsc,
-        reason: None,
-        additional_information: "credited".into(),
-    };
-    let reply = crate::model::Header {
-        message_id: crate::model::MessageId::generate(),
-        sender: receiver.bic(),
-        receiver: sender.bic(),
-        ..header.clone()
-    };
-    let pacs002 = Message::new(reply, Body::Pacs002(report)).expect("valid");
-    let deadline = Instant::now() + duration;
-    let mut done = CryptoDone::default();
-    // At least one batch, so that a ceiling is never a figure of 0.
+/// Runs a batch of each of `works` in turn until each has had `duration` (one batch of
+/// each at least, so that a ceiling is never a figure of 0); returns what each did.
+fn crypto_worker(works: &[PaymentCrypto], duration: Duration) -> Vec<CryptoDone> {
+    let parties = Parties::new();
+    let mut done = vec![CryptoDone::default(); works.len()];
     loop {
-        let transfers: Vec<SignedEnvelope> = (0..CRYPTO_BATCH).map(|_| sender.sign(&pacs008)).collect();
-        let reports: Vec<SignedEnvelope> = (0..CRYPTO_BATCH).map(|_| receiver.sign(&pacs002)).collect();
-        done.signatures += 2 * CRYPTO_BATCH as u64;
-        for envelopes in [&transfers, &reports] {
-            let refs: Vec<&SignedEnvelope> = envelopes.iter().collect();
-            for _ in 0..work.verifications_per_message {
-                assert!(keys.verify_batch(&refs).iter().all(Result::is_ok), "sample signatures verify");
-                done.verifications += refs.len() as u64;
-            }
-            for _ in 0..work.receipts_per_message {
-                receipts(&keys, &hub, envelopes);
-                done.signatures += envelopes.len() as u64;
-                done.verifications += envelopes.len() as u64;
-            }
+        for (work, done) in works.iter().zip(&mut done) {
+            let start = Instant::now();
+            parties.batch(*work, done);
+            done.elapsed += start.elapsed();
         }
-        done.payments += CRYPTO_BATCH as u64;
-        if Instant::now() >= deadline {
+        if done.iter().all(|d| d.elapsed >= duration) {
             return done;
         }
     }
 }
 
-/// What a crypto worker did.
+/// What a crypto worker did for one work, and the time it took.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct CryptoDone {
     payments: u64,
     signatures: u64,
     verifications: u64,
+    elapsed: Duration,
 }
 
-/// The hub signs a receipt for each of `envelopes`, and their sender verifies them in a
-/// batch.
-fn receipts(keys: &KeyDirectory, hub: &SigningIdentity, envelopes: &[SignedEnvelope]) {
-    let receipts: Vec<_> = envelopes.iter().map(|e| hub.sign_receipt(e)).collect();
-    let checks: Vec<_> = envelopes
-        .iter()
-        .zip(&receipts)
-        .map(|(e, r)| keys.receipt_check(hub.bic(), hub.key_id(), e, r))
-        .collect();
-    let checks: Vec<_> = checks.into_iter().collect::<Result<_, _>>().expect("the hub's key is known");
-    assert!(KeyDirectory::verify_checks(&checks).iter().all(|ok| *ok), "sample receipts verify");
+/// A payment's parties and its two messages, as a crypto worker signs and verifies them.
+struct Parties {
+    sender: SigningIdentity,
+    receiver: SigningIdentity,
+    hub: SigningIdentity,
+    keys: KeyDirectory,
+    pacs008: Message,
+    pacs002: Message,
+}
+
+impl Parties {
+    fn new() -> Self {
+        let identity = |bic: &str| {
+            SigningIdentity::generate(Bic::parse(bic).expect("valid"), KeyId::parse("k1").expect("valid"))
+        };
+        let (sender, receiver, hub) =
+            (identity("LOADRUMMXXX"), identity("LOADIRTHXXX"), identity("CRDRZZ00XXX"));
+        let mut keys = KeyDirectory::new();
+        for party in [&sender, &receiver, &hub] {
+            keys.register(party.bic(), party.key_id().clone(), &party.verifying_key_bytes())
+                .expect("fresh keys");
+        }
+        let pacs008 = super::sample_credit_transfer(sender.bic(), receiver.bic());
+        let header = pacs008.header();
+        let report = PaymentStatusReport {
+            original_message_id: header.message_id.clone(),
+            uetr: header.uetr.expect("a pacs.008 has a UETR"),
+            status: PaymentStatus::Acsc,
+            reason: None,
+            additional_information: "credited".into(),
+        };
+        let reply = crate::model::Header {
+            message_id: crate::model::MessageId::generate(),
+            sender: receiver.bic(),
+            receiver: sender.bic(),
+            ..header.clone()
+        };
+        let pacs002 = Message::new(reply, Body::Pacs002(report)).expect("valid");
+        Self { sender, receiver, hub, keys, pacs008, pacs002 }
+    }
+
+    /// The crypto `work` of [`CRYPTO_BATCH`] payments, counted into `done`.
+    fn batch(&self, work: PaymentCrypto, done: &mut CryptoDone) {
+        let transfers: Vec<SignedEnvelope> =
+            (0..CRYPTO_BATCH).map(|_| self.sender.sign(&self.pacs008)).collect();
+        let reports: Vec<SignedEnvelope> =
+            (0..CRYPTO_BATCH).map(|_| self.receiver.sign(&self.pacs002)).collect();
+        done.signatures += 2 * CRYPTO_BATCH as u64;
+        for envelopes in [&transfers, &reports] {
+            let refs: Vec<&SignedEnvelope> = envelopes.iter().collect();
+            for _ in 0..work.verifications_per_message {
+                assert!(self.keys.verify_batch(&refs).iter().all(Result::is_ok), "sample signatures verify");
+                done.verifications += refs.len() as u64;
+            }
+            for _ in 0..work.receipts_per_message {
+                self.receipts(envelopes);
+                done.signatures += envelopes.len() as u64;
+                done.verifications += envelopes.len() as u64;
+            }
+        }
+        done.payments += CRYPTO_BATCH as u64;
+    }
+
+    /// The hub signs a receipt for each of `envelopes`, and their sender verifies them in
+    /// a batch.
+    fn receipts(&self, envelopes: &[SignedEnvelope]) {
+        let hub = &self.hub;
+        let receipts: Vec<_> = envelopes.iter().map(|e| hub.sign_receipt(e)).collect();
+        let checks: Vec<_> = envelopes
+            .iter()
+            .zip(&receipts)
+            .map(|(e, r)| self.keys.receipt_check(hub.bic(), hub.key_id(), e, r))
+            .collect();
+        let checks: Vec<_> = checks.into_iter().collect::<Result<_, _>>().expect("the hub's key is known");
+        assert!(KeyDirectory::verify_checks(&checks).iter().all(|ok| *ok), "sample receipts verify");
+    }
 }
 
 /// Messages per second a plain tonic bidirectional stream moves over mTLS on loopback:
@@ -266,21 +288,24 @@ mod tests {
     /// The counts issue 21 names: today a payment costs 4 signatures and 6 verifications
     /// (its two messages, and a hub receipt for each); the essential work is 2 signatures
     /// and 4 verifications (each message signed once, verified at the hub and at its
-    /// receiver). The one worker, given either, does exactly that work per payment (one
-    /// batch, as a run past its deadline does), every signature valid.
+    /// receiver). The one worker, given both, does exactly that work per payment for each
+    /// (one batch of each, as a run past its deadline does), every signature valid.
     #[test]
     fn the_ceilings_count_the_work_the_issue_names() {
         assert_eq!((PaymentCrypto::TODAY.signatures(), PaymentCrypto::TODAY.verifications()), (4, 6));
         assert_eq!((PaymentCrypto::ESSENTIAL.signatures(), PaymentCrypto::ESSENTIAL.verifications()), (2, 4));
-        for work in [PaymentCrypto::TODAY, PaymentCrypto::ESSENTIAL] {
-            let done = crypto_worker(work, Duration::ZERO);
+        let works = [PaymentCrypto::TODAY, PaymentCrypto::ESSENTIAL];
+        let done = crypto_worker(&works, Duration::ZERO);
+        for (work, done) in works.iter().zip(done) {
             let payments = CRYPTO_BATCH as u64;
             let expected = CryptoDone {
                 payments,
                 signatures: payments * work.signatures() as u64,
                 verifications: payments * work.verifications() as u64,
+                elapsed: done.elapsed,
             };
             assert_eq!(done, expected, "{work:?}");
+            assert!(!done.elapsed.is_zero());
         }
     }
 

@@ -349,8 +349,8 @@ async fn measure(
     Ok(report)
 }
 
-/// Measures the ceilings one after the other, `duration` each, into `report`: the crypto
-/// ceiling of today's work, the essential one, and the transport ceiling.
+/// Measures the ceilings, `duration` each, into `report`: the crypto ceiling of today's
+/// work and the essential one (taking turns batch by batch), then the transport ceiling.
 async fn measure_ceilings(
     duration: Duration,
     network: &NetworkDir,
@@ -358,15 +358,15 @@ async fn measure_ceilings(
     report: &mut LoadgenReport,
 ) -> Result<(), String> {
     let seconds = duration.as_secs_f64();
-    let crypto = |work: ceilings::PaymentCrypto| async move {
-        tokio::task::spawn_blocking(move || ceilings::crypto_ceiling(work, duration))
-            .await
-            .map_err(|e| e.to_string())
-    };
-    progress(&format!("measuring today's crypto ceiling for {seconds} s"));
-    report.crypto_ceiling_payments_per_s = Some(crypto(ceilings::PaymentCrypto::TODAY).await?);
-    progress(&format!("measuring the essential crypto ceiling for {seconds} s"));
-    report.essential_crypto_ceiling_payments_per_s = Some(crypto(ceilings::PaymentCrypto::ESSENTIAL).await?);
+    progress(&format!(
+        "measuring today's and the essential crypto ceilings, {seconds} s each, batch by batch in turn"
+    ));
+    let works = [ceilings::PaymentCrypto::TODAY, ceilings::PaymentCrypto::ESSENTIAL];
+    let crypto = tokio::task::spawn_blocking(move || ceilings::crypto_ceilings(&works, duration))
+        .await
+        .map_err(|e| e.to_string())?;
+    report.crypto_ceiling_payments_per_s = Some(crypto[0]);
+    report.essential_crypto_ceiling_payments_per_s = Some(crypto[1]);
     progress(&format!("measuring the transport ceiling for {seconds} s"));
     let transport = ceilings::transport_ceiling(network, envelope_bytes(), 1024, duration).await?;
     report.transport_ceiling_messages_per_s = Some(transport);
