@@ -349,8 +349,8 @@ async fn measure(
     Ok(report)
 }
 
-/// Measures the ceilings, `duration` each, into `report`: the crypto ceiling of today's
-/// work and the essential one (taking turns batch by batch), then the transport ceiling.
+/// Measures the ceilings, `duration` each, into `report`: the crypto ceiling with a
+/// receipt per message and the essential one (taking turns batch by batch), then the transport ceiling.
 async fn measure_ceilings(
     duration: Duration,
     network: &NetworkDir,
@@ -359,9 +359,9 @@ async fn measure_ceilings(
 ) -> Result<(), String> {
     let seconds = duration.as_secs_f64();
     progress(&format!(
-        "measuring today's and the essential crypto ceilings, {seconds} s each, batch by batch in turn"
+        "measuring the crypto ceilings (per-message receipts, essential), {seconds} s each, batch by batch in turn"
     ));
-    let works = [ceilings::PaymentCrypto::TODAY, ceilings::PaymentCrypto::ESSENTIAL];
+    let works = [ceilings::PaymentCrypto::PER_MESSAGE_RECEIPTS, ceilings::PaymentCrypto::ESSENTIAL];
     let crypto = tokio::task::spawn_blocking(move || ceilings::crypto_ceilings(&works, duration))
         .await
         .map_err(|e| e.to_string())?;
