@@ -38,11 +38,21 @@ use corridor::model::Bic;
 
 /// Corridor: a payment messaging network you can run on one machine.
 #[derive(Parser)]
-#[command(name = "corridor", version, about)]
+#[command(name = "corridor", version, long_version = LONG_VERSION.as_str(), about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// `corridor --version`: the version, and the curve arithmetic that signatures run on here
+/// (`-V` prints the version alone).
+static LONG_VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}\ncurve25519 backend: {}",
+        env!("CARGO_PKG_VERSION"),
+        corridor::crypto::backend::curve_backend_summary()
+    )
+});
 
 /// Every command; each variant's arguments live in the file of its group.
 #[derive(Subcommand)]

@@ -7,6 +7,7 @@
 //! A message is encoded once, signed, and from then on carried as those bytes: nobody
 //! re-encodes a message to verify it.
 
+pub mod backend;
 mod directory;
 mod envelope;
 mod keys;

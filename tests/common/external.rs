@@ -1,5 +1,6 @@
 //! Programs from outside the project that some tests need (Debian's `chromium`, `xmllint`,
-//! `nats-server`) and the ISO 20022 schemas, and the one rule for when one is missing:
+//! `nats-server`, `qemu-x86_64`) and the ISO 20022 schemas, and the one rule for when one is
+//! missing:
 //!
 //! - on a developer's machine, the test says on stderr that it skipped, why, and the command
 //!   that installs the program, and passes, so that `cargo test` passes on a fresh machine;
@@ -40,6 +41,14 @@ pub const NATS_SERVER: External = External {
     variable: "NATS_SERVER",
     package: "nats-server",
     purpose: "runs the NATS JetStream cluster that the hub's replicated log is tested on",
+};
+
+/// `qemu-x86_64` (user-mode emulation), whose emulated CPUs lack AVX-512.
+pub const QEMU_X86_64: External = External {
+    program: "qemu-x86_64",
+    variable: "QEMU_X86_64",
+    package: "qemu-user",
+    purpose: "runs the tests on emulated CPUs without AVX-512, where the IFMA backend must not run",
 };
 
 /// Debian's headless Chromium, for the dashboard's browser tests.
