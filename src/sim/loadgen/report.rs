@@ -217,6 +217,7 @@ impl LoadgenReport {
         [
             format!("ceilings: crypto with per-message receipts {per_message:.0} payments/s (4 signatures, 6 verifications)"),
             format!("          essential crypto {essential:.0} payments/s (2 signatures, 4 verifications)"),
+            format!("          crypto on curve25519 backend {}", crate::crypto::backend::curve_backend_summary()),
             format!(
                 "          transport {messages:.0} messages/s (a frame and its echo) = {payments:.0} payments/s (8 frames each)"
             ),
@@ -365,5 +366,24 @@ mod tests {
         let json = serde_json::to_value(&measured).unwrap();
         assert_eq!(json["warnings"][0], "other processes used 0.40 cores");
         assert_eq!(json["cpu_us_per_payment"], 325.4);
+    }
+
+    /// Issue 21 item 4: measured ceilings name the curve arithmetic the crypto ran on, so
+    /// that a ceiling from a build without IFMA is not compared with one from a build with.
+    #[test]
+    fn ceilings_name_the_curve_backend() {
+        let measured = LoadgenReport {
+            crypto_ceiling_payments_per_s: Some(9000.0),
+            essential_crypto_ceiling_payments_per_s: Some(18000.0),
+            transport_ceiling_messages_per_s: Some(400000.0),
+            transport_ceiling_payments_per_s: Some(100000.0),
+            ..report(1, 0, 0)
+        };
+        let text = measured.render();
+        let backend = crate::crypto::backend::curve_backend().name();
+        assert!(
+            text.contains(&format!("\n          crypto on curve25519 backend {backend} (compiled in: ")),
+            "{text}"
+        );
     }
 }
