@@ -66,6 +66,56 @@ async fn network_with_ir_offline(dir: &std::path::Path, deposit: &str) -> LocalN
     network
 }
 
+/// A bank confirms the deliveries whose processing became durable together with one
+/// cumulative Delivered ("every delivery up to this number"), not one per delivery
+/// (docs/PERFORMANCE.md, part load: frames and hub work per message): a receiver back
+/// from an outage with 100 payments waiting gets each exactly once and the hub forgets
+/// them all, told by far fewer confirmations than deliveries (one per delivery before),
+/// in order, the last covering the 100th.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_processed_together_are_confirmed_together() {
+    use corridor::hub::HubEvent;
+    const PAYMENTS: u64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_ir_offline(dir.path(), "1000000").await;
+    let ru = network.banks[0].bank.clone();
+    for _ in 0..PAYMENTS {
+        ru.submit_payment(&order("1.00")).await.unwrap();
+    }
+    let hub = network.hub().clone();
+    eventually("the hub holds them all for IR", || hub.queued_for(bic(IR)) == PAYMENTS as usize).await;
+    let confirmations = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut events = hub.subscribe_events();
+    let listener = {
+        let confirmations = confirmations.clone();
+        tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(HubEvent::Delivered { participant, osn, .. }) if participant == bic(IR) => {
+                        confirmations.lock().unwrap().push(osn)
+                    }
+                    Ok(_) => {}
+                    Err(error) => panic!("the hub's events: {error}"),
+                }
+            }
+        })
+    };
+    network.start_bank(bic(IR)).await.unwrap();
+    let confirmed = || confirmations.lock().unwrap().last() == Some(&PAYMENTS);
+    eventually("IR confirmed the last delivery", confirmed).await;
+    listener.abort();
+    assert_eq!(hub.queued_for(bic(IR)), 0);
+    eventually("every payment is final at RU", || ru.payments().unwrap().iter().all(|p| p.status.is_final()))
+        .await;
+    assert_eq!(balance(&network, bic(IR), "C002"), PAYMENTS as i64 * 100, "each credited once");
+    let confirmations = confirmations.lock().unwrap().clone();
+    assert!(confirmations.is_sorted(), "{confirmations:?}");
+    let count = confirmations.len() as u64;
+    assert!(count < PAYMENTS / 2, "{count} confirmations for {PAYMENTS} deliveries: {confirmations:?}");
+    drop((ru, hub));
+    network.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_offline_for_1000_payments_gets_each_exactly_once_when_it_comes_back() {
     let dir = tempfile::tempdir().unwrap();

@@ -193,18 +193,23 @@ fn ended_by(status: &tonic::Status) -> Ended {
     }
 }
 
-/// Confirms each delivery to the hub once its processing is durable, in order.
+/// Confirms deliveries to the hub once their processing is durable, in order. The
+/// deliveries ready together wait for the durability of them all and are confirmed by one cumulative `Delivered` (the hub takes it as "every delivery
+/// up to this number"): one frame and one hub record per run, not per delivery.
 async fn confirm_when_durable(
     bank: Bank,
     mut pending: mpsc::Receiver<(pb::Delivered, Ticket)>,
     sender: mpsc::Sender<pb::SessionRequest>,
 ) {
-    while let Some((delivered, ticket)) = pending.recv().await {
+    let mut ready = Vec::with_capacity(net::INGEST_BATCH_MAX);
+    while pending.recv_many(&mut ready, net::INGEST_BATCH_MAX).await > 0 {
+        let ticket = ready.iter().map(|(_, ticket)| *ticket).max().expect("at least one");
+        let osn = ready.drain(..).map(|(delivered, _)| delivered.osn).max().expect("at least one");
         if bank.durable(ticket).await.is_err() {
             return;
         }
-        bank.delivered_durably(delivered.osn);
-        if sender.send(frame(RequestFrame::Delivered(delivered))).await.is_err() {
+        bank.delivered_durably(osn);
+        if sender.send(frame(RequestFrame::Delivered(pb::Delivered { osn }))).await.is_err() {
             return;
         }
     }
