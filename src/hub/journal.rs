@@ -106,7 +106,8 @@ pub struct AcceptedRecord {
     pub message_type: MessageType,
     /// The envelope exactly as signed.
     pub envelope: SignedEnvelope,
-    /// The hub's receipt signature.
+    /// The hub's receipt: its batch's signed root and this message's audit path, encoded
+    /// (`crypto::ReceiptProof`), so that the message is proven from the journal alone.
     pub receipt: Bytes,
     /// When the hub accepted it.
     pub accepted_unix_ms: i64,

@@ -94,6 +94,10 @@ pub const APPLY_PERIOD: Duration = Duration::from_millis(50);
 /// The applier applies at once when this many records wait.
 pub const APPLY_RECORDS_MAX: usize = 16_384;
 
+/// The writer waits when this many durable records wait for the applier: the derived
+/// state lags the log by a bounded amount, and so does the memory its queue holds.
+pub const APPLY_BACKLOG_MAX: usize = 4 * APPLY_RECORDS_MAX;
+
 /// The writer of a node's log: encodes each batch of records and appends it fenced by the
 /// last sequence it wrote, so that a log another writer moved refuses it.
 pub struct LogWriter<R> {
@@ -164,7 +168,10 @@ struct ApplyQueue<R> {
     /// The log position and the ticket of the last batch queued.
     through: u64,
     ticket: u64,
+    /// Set when the journal is dropped: the writer no longer waits for the backlog.
     closing: bool,
+    /// Set once the writer has stopped: the applier applies what is left and stops.
+    writer_done: bool,
 }
 
 struct Shared<R> {
@@ -210,7 +217,14 @@ impl<R: Send + 'static> GroupCommit<R> {
         name: &'static str,
     ) -> Self {
         let apply = derived.is_some().then(|| {
-            let queue = ApplyQueue { batches: Vec::new(), records: 0, through: 0, ticket: 0, closing: false };
+            let queue = ApplyQueue {
+                batches: Vec::new(),
+                records: 0,
+                through: 0,
+                ticket: 0,
+                closing: false,
+                writer_done: false,
+            };
             (Mutex::new(queue), Condvar::new())
         });
         let shared = Arc::new(Shared {
@@ -331,16 +345,23 @@ impl<R: Send + 'static> GroupCommit<R> {
 
 impl<R> Drop for GroupCommit<R> {
     fn drop(&mut self) {
+        let stop_applier = |writer_done: bool| {
+            if let Some((queue, work)) = &self.shared.apply {
+                let mut pending = queue.lock().expect("apply queue lock");
+                pending.closing = true;
+                pending.writer_done |= writer_done;
+                work.notify_all();
+            }
+        };
+        // A writer held back by the applier's backlog goes on to its end.
+        stop_applier(false);
         self.shared.queue.lock().expect("journal queue lock").closing = true;
         self.shared.work.notify_one();
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
         // The writer handed over its last batch: the applier applies it and stops.
-        if let Some((queue, work)) = &self.shared.apply {
-            queue.lock().expect("apply queue lock").closing = true;
-            work.notify_one();
-        }
+        stop_applier(true);
         if let Some(applier) = self.applier.take() {
             let _ = applier.join();
         }
@@ -364,7 +385,7 @@ fn apply_loop<D: Derived>(derived: &mut D, shared: &Shared<D::Record>) {
     loop {
         let (batches, through, ticket) = {
             let mut pending = queue.lock().expect("apply queue lock");
-            while pending.batches.is_empty() && !pending.closing {
+            while pending.batches.is_empty() && !pending.writer_done {
                 pending = work.wait(pending).expect("apply queue lock");
             }
             if pending.batches.is_empty() {
@@ -376,6 +397,8 @@ fn apply_loop<D: Derived>(derived: &mut D, shared: &Shared<D::Record>) {
                 pending = work.wait_timeout(pending, left).expect("apply queue lock").0;
             }
             pending.records = 0;
+            // A writer held back by the backlog may go on.
+            work.notify_all();
             (std::mem::take(&mut pending.batches), pending.through, pending.ticket)
         };
         let started = Instant::now();
@@ -450,9 +473,16 @@ fn write_loop<B: Backend>(backend: &mut B, shared: &Shared<B::Record>) {
                 pending.records += batch.len();
                 pending.batches.push(batch);
                 (pending.through, pending.ticket) = (through, ticket);
-                drop(pending);
                 if wake {
-                    work.notify_one();
+                    work.notify_all();
+                }
+                // An applier that falls behind holds the writer back (and so the appends),
+                // rather than letting its queue, and the memory, grow without bound.
+                while pending.records > APPLY_BACKLOG_MAX
+                    && !pending.closing
+                    && shared.failed.borrow().is_none()
+                {
+                    pending = work.wait_timeout(pending, APPLY_PERIOD).expect("apply queue lock").0;
                 }
             }
             None => {
@@ -572,6 +602,82 @@ mod tests {
             assert_eq!(mine, (0..50).map(|i| task * 1000 + i).collect::<Vec<_>>(), "in append order");
         }
         assert!(*batches.lock().unwrap() < 16 * 50, "appends during a write share a batch");
+    }
+
+    /// Opens the gate when dropped, so that a failed test does not leave the applier
+    /// waiting forever.
+    struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+    impl Gate {
+        fn open(&self) {
+            *self.0.0.lock().unwrap() = true;
+            self.0.1.notify_all();
+        }
+    }
+
+    impl Drop for Gate {
+        fn drop(&mut self) {
+            self.open();
+        }
+    }
+
+    /// Applies nothing until its gate opens, then records what it applied.
+    struct GatedDerived {
+        open: Arc<(Mutex<bool>, Condvar)>,
+        applied: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl Derived for GatedDerived {
+        type Record = u64;
+        fn apply(&mut self, batches: &[Vec<u64>], _through: u64) -> Result<(), StoreError> {
+            let (gate, opened) = &*self.open;
+            let mut open = gate.lock().unwrap();
+            while !*open {
+                open = opened.wait(open).unwrap();
+            }
+            self.applied.lock().unwrap().extend(batches.iter().flatten());
+            Ok(())
+        }
+    }
+
+    /// The derived state is applied behind the durable records, in order, and an applier
+    /// that falls behind holds the writer back once its backlog is full, so the records
+    /// waiting for it (and the memory they take) are bounded; once it moves, everything
+    /// becomes durable and applied, each record once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_derived_state_that_falls_behind_holds_the_writer_back_then_catches_up() {
+        let open = Arc::new((Mutex::new(false), Condvar::new()));
+        let gate = Gate(Arc::clone(&open));
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let journal = GroupCommit::start_with(
+            SlowBackend { written: Arc::clone(&written), batches: Arc::new(Mutex::new(0)) },
+            GatedDerived { open: Arc::clone(&open), applied: Arc::clone(&applied) },
+            "test",
+        );
+        // Far more than the applier's first take (what the writer wrote while it gathered)
+        // and the backlog together.
+        let total = (APPLY_BACKLOG_MAX * 6) as u64;
+        let mut last = Ticket::DURABLE;
+        for chunk in (0..total).collect::<Vec<_>>().chunks(BATCH_RECORDS_MAX) {
+            last = journal.append(chunk.to_vec());
+        }
+        // The writer writes past the backlog's bound, then waits for the applier.
+        while written.lock().unwrap().len() <= APPLY_BACKLOG_MAX {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let held = written.lock().unwrap().len();
+        assert!(held < total as usize, "the writer went on with {held} records waiting for the applier");
+        assert_eq!(journal.applied(), Ticket::DURABLE, "nothing applied while the gate is shut");
+        gate.open();
+        // A generous guard, not a performance bound.
+        tokio::time::timeout(Duration::from_secs(60), journal.wait_applied(last)).await.unwrap().unwrap();
+        assert_eq!(
+            *applied.lock().unwrap(),
+            (0..total).collect::<Vec<_>>(),
+            "each record applied once, in order"
+        );
     }
 
     /// A writer rests as long as its last commit took, counted from that commit's start,
