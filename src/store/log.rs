@@ -297,13 +297,7 @@ fn create(path: &Path, identity: &str) -> Result<(), String> {
     header.extend_from_slice(identity.as_bytes());
     header.extend_from_slice(&crc32c::crc32c(identity.as_bytes()).to_le_bytes());
     std::fs::write(&building, &header).map_err(|e| format!("cannot create the log: {e}"))?;
-    let sync = |target: &Path| File::open(target).and_then(|f| f.sync_all());
-    sync(&building).map_err(|e| format!("cannot sync the new log: {e}"))?;
-    std::fs::rename(&building, path).map_err(|e| format!("cannot put the new log in place: {e}"))?;
-    if let Some(parent) = path.parent() {
-        sync(parent).map_err(|e| format!("cannot sync the data directory: {e}"))?;
-    }
-    Ok(())
+    super::put_in_place(&building, path)
 }
 
 /// Checks the header names `identity`; returns where the first batch starts.

@@ -4,7 +4,6 @@
 //! and this schema before anything is read or written; and its checkpointer, which copies
 //! the write-ahead log into the database off the writer.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -120,6 +119,7 @@ impl Drop for Checkpointer {
 }
 
 fn checkpoint_loop(path: &Path, stop: &(Mutex<bool>, Condvar)) {
+    super::background_priority();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let connection = match Connection::open_with_flags(path, flags) {
         Ok(connection) => connection,
@@ -169,13 +169,7 @@ fn create(path: &Path, role: &str, participant: &str, schema: &str) -> Result<()
         ))
         .map_err(|e| format!("cannot create the store: {e}"))?;
     drop(connection);
-    let sync = |target: &Path| File::open(target).and_then(|f| f.sync_all());
-    sync(&building).map_err(|e| format!("cannot sync the new store: {e}"))?;
-    std::fs::rename(&building, path).map_err(|e| format!("cannot put the new store in place: {e}"))?;
-    if let Some(parent) = path.parent() {
-        sync(parent).map_err(|e| format!("cannot sync the data directory: {e}"))?;
-    }
-    Ok(())
+    super::put_in_place(&building, path)
 }
 
 fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<(), Refusal> {
