@@ -149,8 +149,6 @@ pub struct FileLog {
     broken: bool,
     /// The frame being written, kept to reuse its buffer.
     frame: Vec<u8>,
-    /// Batches appended and bytes written since open: the log's cost.
-    appended: (u64, u64),
 }
 
 /// What opening a log found at its end.
@@ -185,7 +183,6 @@ impl FileLog {
             last_crc: 0,
             broken: false,
             frame: Vec::new(),
-            appended: (0, 0),
         };
         let scan = scan(&log.file, start, &mut |_| Ok(())).map_err(unusable)?;
         (log.end, log.last, log.last_crc) = (scan.end, scan.last, scan.last_crc);
@@ -212,11 +209,6 @@ impl FileLog {
         let start = read_header(&file, identity).map_err(unusable)?;
         let mut skip_before = |entry: Entry<'_>| if entry.seq >= from { visit(entry) } else { Ok(()) };
         Ok(scan(&file, start, &mut skip_before).map_err(unusable)?.last)
-    }
-
-    /// Batches and bytes appended since the log was opened.
-    pub fn appended(&self) -> (u64, u64) {
-        self.appended
     }
 
     fn fail(&mut self, what: &str, error: std::io::Error) -> StoreError {
@@ -262,8 +254,6 @@ impl RecordLog for FileLog {
         self.end += self.frame.len() as u64;
         self.last += u64::from(batch.count);
         self.last_crc = crc;
-        self.appended.0 += 1;
-        self.appended.1 += self.frame.len() as u64;
         Ok(self.last)
     }
 
@@ -355,6 +345,9 @@ fn scan(
     let mut reader = BufReader::with_capacity(1 << 20, file);
     std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(start)).map_err(|e| e.to_string())?;
     let mut at = Scanned { end: start, last: 0, last_crc: 0 };
+    // What the file holds now: a batch longer than what is left is torn (a length read
+    // from a torn header can be anything, so it is never allocated before this check).
+    let file_length = file.metadata().map_err(|e| format!("cannot read the log: {e}"))?.len();
     let mut body = Vec::new();
     loop {
         let mut header = [0u8; BATCH_HEADER];
@@ -370,7 +363,8 @@ fn scan(
         let length = u32_at(4) as usize;
         let first = u64::from_le_bytes(field(8..16).try_into().expect("8 bytes"));
         let (count, previous, crc) = (u32_at(16), u32_at(20), u32_at(24));
-        if &header[..4] != BATCH_MAGIC || length > BATCH_BODY_MAX {
+        let fits = at.end + (BATCH_HEADER + length) as u64 <= file_length;
+        if &header[..4] != BATCH_MAGIC || length > BATCH_BODY_MAX || !fits {
             return torn(file, at);
         }
         body.resize(length, 0);
@@ -534,7 +528,9 @@ mod tests {
             assert_eq!((log.last(), opened.cut_bytes), (2, cut), "cut at byte {cut} of the frame");
             assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
         }
-        for garbled in [whole as usize + 2, whole as usize + 13, full.len() - 1] {
+        // Byte 7 is the top byte of the body's length: a torn length that claims more than the file
+        // holds is torn, never allocated.
+        for garbled in [whole as usize + 2, whole as usize + 7, whole as usize + 13, full.len() - 1] {
             let mut bytes = full.clone();
             bytes[garbled] ^= 0x40;
             std::fs::write(&path, &bytes).unwrap();

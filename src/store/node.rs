@@ -41,8 +41,6 @@ pub struct NodeStore {
     pub derived: Connection,
     /// The log position the derived state holds everything up to.
     pub applied: u64,
-    /// Whether the derived state was rebuilt from the log (it was missing or damaged).
-    pub rebuilt: bool,
     /// Held while the store is open.
     pub lock: DataLock,
 }
@@ -88,7 +86,7 @@ impl NodeStore {
             return Err(unusable(&derived_path, reason));
         }
         let (log, _) = FileLog::open(&log_path, &identity)?;
-        let (derived, checkpointer, rebuilt) = open_derived(&derived_path, role, participant, schema)?;
+        let (derived, checkpointer) = open_derived(&derived_path, role, participant, schema)?;
         let applied = applied_through(&derived)?;
         if applied > log.last() {
             return Err(unusable(
@@ -100,13 +98,7 @@ impl NodeStore {
                 ),
             ));
         }
-        Ok(Self {
-            log,
-            derived,
-            applied,
-            rebuilt,
-            lock: DataLock { _checkpointer: checkpointer, _file: file },
-        })
+        Ok(Self { log, derived, applied, lock: DataLock { _checkpointer: checkpointer, _file: file } })
     }
 }
 
@@ -117,10 +109,10 @@ fn open_derived(
     role: &str,
     participant: &str,
     schema: &str,
-) -> Result<(Connection, Checkpointer, bool), StoreError> {
+) -> Result<(Connection, Checkpointer), StoreError> {
     let unusable = |reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
     match open_sqlite(path, role, participant, schema) {
-        Ok((connection, checkpointer)) => Ok((connection, checkpointer, false)),
+        Ok(opened) => Ok(opened),
         Err(Refusal::Foreign(reason)) => Err(unusable(reason)),
         Err(Refusal::Damaged(reason)) => {
             tracing::warn!(path = %path.display(), %reason, "the derived state is damaged: rebuilt from the log");
@@ -132,9 +124,8 @@ fn open_derived(
                     Err(e) => return Err(unusable(format!("cannot remove the damaged derived state: {e}"))),
                 }
             }
-            let (connection, checkpointer) = open_sqlite(path, role, participant, schema)
-                .map_err(|(Refusal::Foreign(reason) | Refusal::Damaged(reason))| unusable(reason))?;
-            Ok((connection, checkpointer, true))
+            open_sqlite(path, role, participant, schema)
+                .map_err(|(Refusal::Foreign(reason) | Refusal::Damaged(reason))| unusable(reason))
         }
     }
 }
