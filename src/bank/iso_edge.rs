@@ -91,8 +91,7 @@ impl Bank {
     }
 
     /// Payment `uetr` and the messages of it that this bank sent or received, in that order,
-    /// each written as XML. Messages are kept from the version that started keeping
-    /// them: a payment older than that has none.
+    /// each written as XML.
     ///
     /// The messages are read from the store's derived state, so first everything
     /// journalled so far is waited for there: a payment's status is in memory as soon as
