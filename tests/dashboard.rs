@@ -469,34 +469,6 @@ async fn next(
     tokio::time::timeout(WAIT, events.recv()).await.expect("an event in time").expect("no event lost")
 }
 
-/// Validates both parts of a written message (AppHdr and Document under an Envelope)
-/// against the official schemas with `xmllint`: `Ok`, or xmllint's complaint.
-fn validate_with_xmllint(xmllint: &std::path::Path, dir: &std::path::Path, definition: &str, xml: &str) {
-    use std::io::Write as _;
-    use std::process::{Command, Stdio};
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), xml).unwrap();
-    for (part, schema) in [("AppHdr", "head.001.001.02".to_owned()), ("Document", definition.to_owned())] {
-        let extracted = Command::new(xmllint)
-            .args(["--xpath", &format!("/*/*[local-name()=\"{part}\"]")])
-            .arg(file.path())
-            .output()
-            .expect("xmllint runs");
-        assert!(extracted.status.success(), "no {part} in\n{xml}");
-        let mut child = Command::new(xmllint)
-            .args(["--noout", "--nonet", "--schema"])
-            .arg(dir.join("xsd").join(format!("{schema}.xsd")))
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("xmllint runs");
-        child.stdin.take().unwrap().write_all(&extracted.stdout).unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{part}: {}\n{xml}", String::from_utf8_lossy(&output.stderr));
-    }
-}
-
 /// Waits until the hub has the final status of payment `uetr` and the dashboard lists its
 /// messages; returns the payment's `/api/payments/{uetr}` answer.
 async fn settled_path(addr: SocketAddr, uetr: &str) -> Value {
@@ -578,9 +550,6 @@ async fn each_message_of_a_payment_shows_as_valid_xml_or_says_why_not() {
         (listed[0]["sender"].as_str(), listed[0]["receiver"].as_str()),
         (Some(ru.as_str()), Some(ir.as_str()))
     );
-    let tools = common::external::XMLLINT
-        .require("each_message_of_a_payment_shows_as_valid_xml_or_says_why_not")
-        .zip(common::external::iso20022_dir("each_message_of_a_payment_shows_as_valid_xml_or_says_why_not"));
     for (listed, message_type) in listed.iter().zip([MessageType::Pacs008, MessageType::Pacs002]) {
         let id = listed["message_id"].as_str().unwrap();
         let answer = get(addr, &format!("/api/payments/{plain}/messages/{id}")).await;
@@ -601,9 +570,10 @@ async fn each_message_of_a_payment_shows_as_valid_xml_or_says_why_not() {
         assert_eq!(iso20022::read_strict(xml.as_bytes()).unwrap(), signed, "the XML is the signed message");
         let definition = iso20022::definition_of(message_type).unwrap();
         assert_eq!(shown["definition"], definition);
-        if let Some((xmllint, dir)) = &tools {
-            validate_with_xmllint(xmllint, dir, definition, xml);
-        }
+        common::xsd::validate_written(
+            "each_message_of_a_payment_shows_as_valid_xml_or_says_why_not",
+            &[(message_type, xml.to_owned())],
+        );
     }
 
     // The converted payment's pacs.008 holds a rate the schema cannot: it says so.

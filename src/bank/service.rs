@@ -302,10 +302,7 @@ impl BankService for BankServer {
         &self,
         request: Request<pb::GetStatementRequest>,
     ) -> Result<Response<pb::Statement>, Status> {
-        operator_only(&request)?;
-        let r = request.into_inner();
-        let (from, to) = crate::model::wire::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (r, from, to) = statement_request(request)?;
         let statement = self.bank.statement(&r.account_id, &r.currency, from, to)?;
         Ok(Response::new(crate::model::wire::statement_to_pb(&statement)))
     }
@@ -434,10 +431,7 @@ impl BankService for BankServer {
         &self,
         request: Request<pb::GetStatementRequest>,
     ) -> Result<Response<pb::StatementXml>, Status> {
-        operator_only(&request)?;
-        let r = request.into_inner();
-        let (from, to) = crate::model::wire::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let (r, from, to) = statement_request(request)?;
         let xml = self.bank.statement_xml(&r.account_id, &r.currency, from, to)?;
         Ok(Response::new(pb::StatementXml { xml }))
     }
@@ -451,4 +445,16 @@ impl BankService for BankServer {
         let account = self.bank.set_account_blocked(&r.account_id, r.blocked).await?;
         Ok(Response::new(pb::SetAccountBlockedResponse { account: Some(account_to_pb(&account)) }))
     }
+}
+
+/// A statement request from the bank's operator, with its period read: the request and
+/// its first and last times (Unix ms).
+fn statement_request(
+    request: Request<pb::GetStatementRequest>,
+) -> Result<(pb::GetStatementRequest, i64, i64), Status> {
+    operator_only(&request)?;
+    let r = request.into_inner();
+    let (from, to) = crate::model::wire::statement_period(r.from_time_unix_ms, r.to_time_unix_ms)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((r, from, to))
 }

@@ -252,7 +252,7 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
 
 /// Path of the bank's derived state in `data_dir`.
 fn derived_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("bank.sqlite")
+    data_dir.join(crate::store::derived_file("bank"))
 }
 
 impl BankStore {

@@ -382,7 +382,7 @@ impl PaymentArchive {
     /// Opens the archive of the hub store in `data_dir` (which must exist).
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let path = data_dir.join("hub.sqlite");
+        let path = data_dir.join(crate::store::derived_file("hub"));
         Ok(Self { connection: Connection::open_with_flags(path, flags)? })
     }
 

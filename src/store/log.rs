@@ -58,11 +58,6 @@ impl Batch {
         self.count += 1;
     }
 
-    /// Records in the batch.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
     /// Whether it has no record.
     pub fn is_empty(&self) -> bool {
         self.count == 0

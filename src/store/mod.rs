@@ -20,7 +20,7 @@ pub mod log;
 mod node;
 mod sqlite;
 
-pub use node::{DataLock, NodeStore, catch_up, store_file};
+pub use node::{DataLock, NodeStore, catch_up, derived_file, store_file};
 pub use sqlite::{SCHEMA_VERSION, applied_through, set_applied_through};
 
 /// Lowers the calling thread's scheduling priority (nice 10): the derived state's applier

@@ -26,8 +26,8 @@ pub fn store_file(role: &str) -> String {
     format!("{role}.log")
 }
 
-/// The file name of a node's derived state.
-fn derived_file(role: &str) -> String {
+/// The file name of a node's derived state in its data directory, by the node's role.
+pub fn derived_file(role: &str) -> String {
     format!("{role}.sqlite")
 }
 
