@@ -575,6 +575,10 @@ impl AsyncWrite for LimitedConnection {
 /// wire, the field unset): one receipt signature per ACK.
 pub const CONTRACT_VERSION: u32 = 2;
 
+/// The metadata key in which a standby hub's UNAVAILABLE answer names the active hub's URL
+/// (absent while no hub is active): a bank given several hub URLs moves to that one.
+pub const ACTIVE_HUB_METADATA: &str = "corridor-active-hub";
+
 /// Frames of a stream taken together, up to this many, so that their signatures are
 /// verified in one batch; never waiting for a batch to fill.
 pub const INGEST_BATCH_MAX: usize = 64;

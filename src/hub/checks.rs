@@ -230,7 +230,7 @@ impl Hub {
         participant.shed_from = None;
         if isn == participant.next_isn {
             participant.next_isn += 1;
-            Ok(self.inner.journal.append(vec![HubRecord::IsnConsumed { participant: peer, isn }]))
+            Ok(self.journal().append(vec![HubRecord::IsnConsumed { participant: peer, isn }]))
         } else if isn == 0 || isn > participant.next_isn {
             Err(Admission::Refused(Refusal::new(
                 Code::FailedPrecondition,
@@ -241,7 +241,7 @@ impl Hub {
                 ),
             )))
         } else {
-            Ok(self.inner.journal.appended())
+            Ok(self.journal().appended())
         }
     }
 
@@ -368,7 +368,7 @@ impl Hub {
             }
         }
         // One append for the batch: its records are durable together.
-        let appended = (!records.is_empty()).then(|| self.inner.journal.append(records));
+        let appended = (!records.is_empty()).then(|| self.journal().append(records));
         for (decision, _) in decided.iter_mut().flatten() {
             if let Decided::New { record, key, queued, .. } = decision {
                 let ticket = appended.expect("a new message was appended");

@@ -17,8 +17,8 @@ use super::tracker::HubPayment;
 use crate::crypto::{KeyId, SignedEnvelope};
 use crate::model::{Amount, Bic, Currency, MessageId, MessageType, Uetr};
 use crate::store::codec::{LogRecord, Reader, put};
-use crate::store::log::FileLog;
-use crate::store::{DataLock, Derived, LogWriter, NodeStore, StoreError, catch_up, set_applied_through};
+use crate::store::log::{FileLog, RecordLog};
+use crate::store::{DataLock, Derived, NodeStore, StoreError, catch_up, set_applied_through};
 
 // Append-only by design: rows go in by an increasing integer key, and the indexes grow at
 // one end (per receiver by output sequence; by creation time, which grows with the
@@ -150,6 +150,14 @@ pub enum HubRecord {
     /// Finished payments copied to the archive (replacing an older copy of one), each with
     /// its sequence number; they leave memory once this is durable.
     Archived(std::sync::Arc<Vec<(u64, HubPayment)>>),
+    /// A hub of a replicated log took the lease and became the one that writes: its first
+    /// append, which fences off the hub that wrote before it (see `hub::replicated`).
+    Active {
+        /// The URL banks reach it at.
+        hub: String,
+        /// When.
+        unix_ms: i64,
+    },
     /// How the hub settles and when it started (the first window opens then): recorded
     /// once, when the journal is new.
     Created {
@@ -267,6 +275,16 @@ pub struct RecoveredHub {
 /// Opening the hub's journal.
 pub struct HubJournal;
 
+/// The hub's store, opened: its log, and its derived state brought up to the log's end.
+pub struct HubStore {
+    /// The log.
+    pub log: Box<dyn RecordLog>,
+    /// The derived state.
+    pub derived: HubDerived,
+    /// The log position the derived state holds everything up to.
+    pub applied: u64,
+}
+
 /// The hub's derived state: the tables above, applied behind the log.
 pub struct HubDerived {
     connection: Connection,
@@ -279,23 +297,36 @@ pub fn store_path(data_dir: &Path) -> PathBuf {
 }
 
 impl HubJournal {
-    /// Opens (or creates) the journal of hub `hub` in `data_dir`, brings its derived
-    /// state up to the log's end, and reads it back.
-    pub fn open(
-        data_dir: &Path,
-        hub: Bic,
-    ) -> Result<(LogWriter<HubRecord>, HubDerived, RecoveredHub), StoreError> {
-        let store = NodeStore::open(data_dir, "hub", hub.as_str(), SCHEMA)?;
+    /// Opens (or creates) the journal of hub `hub` in `data_dir` and brings its derived
+    /// state up to the log's end.
+    pub fn open(data_dir: &Path, hub: Bic) -> Result<HubStore, StoreError> {
+        Self::caught_up(NodeStore::open(data_dir, "hub", hub.as_str(), SCHEMA)?)
+    }
+
+    /// Opens the journal of hub `hub` whose log is `log`, a replicated log: `data_dir`
+    /// keeps this hub's derived state of it, brought up to the log's end.
+    pub fn open_on(data_dir: &Path, hub: Bic, log: Box<dyn RecordLog>) -> Result<HubStore, StoreError> {
+        Self::caught_up(NodeStore::open_on(data_dir, "hub", hub.as_str(), SCHEMA, log)?)
+    }
+
+    fn caught_up(store: NodeStore) -> Result<HubStore, StoreError> {
         let mut derived = HubDerived { connection: store.derived, _lock: store.lock };
-        catch_up(&store.log, &mut derived, store.applied)?;
-        let recovered = recover(&derived.connection)?;
-        Ok((LogWriter::new(store.log, "hub"), derived, recovered))
+        let applied = catch_up(&store.log, &mut derived, store.applied)?;
+        Ok(HubStore { log: store.log, derived, applied })
     }
 
     /// Reads the journal of a stopped hub (for checks and tools); its derived state is
     /// brought up to the log's end on the way, the log is not changed.
     pub fn read(data_dir: &Path, hub: Bic) -> Result<RecoveredHub, StoreError> {
-        Self::open(data_dir, hub).map(|(_, _, recovered)| recovered)
+        recover(&Self::open(data_dir, hub)?.derived.connection)
+    }
+}
+
+impl HubDerived {
+    /// Applies to the derived state every record of `log` after `applied`: a standby
+    /// following the active hub's log. Returns the position now applied.
+    pub fn follow(&mut self, log: &dyn RecordLog, applied: u64) -> Result<u64, StoreError> {
+        catch_up(log, self, applied)
     }
 }
 
@@ -626,6 +657,7 @@ impl Derived for HubDerived {
                             archive.execute(params![*seq as i64, payment.uetr.as_uuid().as_bytes(), json])?;
                         }
                     }
+                    HubRecord::Active { .. } => {}
                     HubRecord::Created { model, unix_ms } => {
                         transaction.execute(
                             "INSERT INTO settings (key, value) VALUES ('settlement_model', ?1), ('created_unix_ms', ?2)",
@@ -656,6 +688,7 @@ mod kind {
     pub const OPERATOR: u8 = 5;
     pub const ARCHIVED: u8 = 6;
     pub const CREATED: u8 = 7;
+    pub const ACTIVE: u8 = 8;
 }
 
 impl LogRecord for HubRecord {
@@ -708,6 +741,11 @@ impl LogRecord for HubRecord {
                     put::u64(out, *seq);
                     put::bytes(out, &serde_json::to_vec(payment).expect("a payment serialises"));
                 }
+            }
+            HubRecord::Active { hub, unix_ms } => {
+                put::u8(out, kind::ACTIVE);
+                put::str(out, hub);
+                put::i64(out, *unix_ms);
             }
             HubRecord::Created { model, unix_ms } => {
                 put::u8(out, kind::CREATED);
@@ -785,6 +823,7 @@ impl LogRecord for HubRecord {
                 let model = SettlementModel::parse(r.str()?).map_err(|e| format!("settlement model: {e}"))?;
                 HubRecord::Created { model, unix_ms: r.i64()? }
             }
+            kind::ACTIVE => HubRecord::Active { hub: r.str()?.to_owned(), unix_ms: r.i64()? },
             other => return Err(format!("a hub record of unknown kind {other}")),
         };
         r.end()?;

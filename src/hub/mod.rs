@@ -31,6 +31,7 @@ pub mod fx;
 pub mod journal;
 pub mod positions;
 mod recovery;
+pub mod replicated;
 mod service;
 mod session;
 mod state;
@@ -39,8 +40,8 @@ pub mod tracker;
 pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
-    AcceptedRecord, HubDerived, HubJournal, HubRecord, OperatorAction, OperatorRecord, PaymentArchive,
-    RecoveredHub,
+    AcceptedRecord, HubDerived, HubJournal, HubRecord, HubStore, OperatorAction, OperatorRecord,
+    PaymentArchive, RecoveredHub,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use recovery::{AuditReport, audit_journal, read_journal};
@@ -48,7 +49,7 @@ pub use service::{HubServer, run};
 pub use tracker::{HubPayment, Tracker};
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -56,8 +57,9 @@ use tokio_util::sync::CancellationToken;
 use crate::crypto::SigningIdentity;
 use crate::directory::{Credentials, Directory};
 use crate::model::{Amount, Bic, Currency, ReasonCode, Uetr};
-use crate::store::{GroupCommit, StoreError, Ticket};
-use recovery::recover;
+use crate::store::log::RecordLog;
+use crate::store::{GroupCommit, LogWriter, StoreError, Ticket};
+use replicated::{Authority, Follower};
 pub(crate) use session::OpenSession;
 use state::HubState;
 
@@ -185,7 +187,13 @@ struct HubInner {
     /// Short critical sections only, never held across an `.await`. Records are
     /// appended to the journal while it is held, so the journal's order is the state's.
     state: Mutex<HubState>,
-    journal: GroupCommit<HubRecord>,
+    /// Set once the hub is active (at once for a hub on its own log, at takeover for a
+    /// standby): only an active hub writes.
+    journal: OnceLock<GroupCommit<HubRecord>>,
+    /// Whether this hub may serve banks and write, and until when (see `replicated`).
+    authority: Authority,
+    /// Where its derived state and archive are.
+    data_dir: std::path::PathBuf,
     /// What happens, for listeners (the dashboard); bounded by [`HUB_EVENTS_CAPACITY`].
     events: tokio::sync::broadcast::Sender<HubEvent>,
     /// Refusals by message type, counted outside the state's lock.
@@ -209,6 +217,39 @@ impl Hub {
         identity: SigningIdentity,
         data_dir: &std::path::Path,
     ) -> Result<Self, String> {
+        let store = HubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+        let (hub, store) = Self::recovered(config, directory, identity, data_dir, store, Authority::sole())?;
+        hub.activate(store.log, store.derived)?;
+        Ok(hub)
+    }
+
+    /// A standby hub for the network in `directory`, on the replicated `log` that the
+    /// active hub writes, keeping its derived state of it in `data_dir`: it holds the
+    /// state the log holds so far, serves reads and refuses bank sessions, and the
+    /// [`Follower`] keeps it current until it takes over (see `replicated`).
+    pub fn open_standby(
+        config: HubConfig,
+        directory: Directory,
+        identity: SigningIdentity,
+        data_dir: &std::path::Path,
+        log: Box<dyn RecordLog>,
+    ) -> Result<(Self, Follower), String> {
+        let store = HubJournal::open_on(data_dir, directory.hub(), log).map_err(|e| e.to_string())?;
+        let (hub, store) =
+            Self::recovered(config, directory, identity, data_dir, store, Authority::standby())?;
+        let replayed = store.applied;
+        Ok((hub, Follower::new(store, replayed)))
+    }
+
+    /// The hub rebuilt from `store`'s log, not active yet.
+    fn recovered(
+        config: HubConfig,
+        directory: Directory,
+        identity: SigningIdentity,
+        data_dir: &std::path::Path,
+        store: HubStore,
+        authority: Authority,
+    ) -> Result<(Self, HubStore), String> {
         config.validate()?;
         if identity.bic() != directory.hub() {
             return Err(format!(
@@ -217,52 +258,99 @@ impl Hub {
                 directory.hub()
             ));
         }
-        let (writer, derived, recovered) =
-            HubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
-        let new_journal = recovered.created.is_none();
-        let (model, created_unix_ms) =
-            recovered.created.unwrap_or((config.settlement_model, config.clock.unix_ms()));
+        let mut state = recovery::initial_state(&directory, &config);
+        let replayed = recovery::replay_log(&mut state, &store.log, 1)?;
+        if replayed != store.applied {
+            return Err(format!(
+                "the hub's log was read to record {replayed}, its derived state to {}: it moved while the hub opened",
+                store.applied
+            ));
+        }
+        Self::check_model(&state, &config)?;
+        tracing::info!(records = replayed, messages = state.messages_accepted, "hub journal replayed");
+        let archive = Mutex::new(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
+        let credentials = Credentials::new(directory, identity)?;
+        let (events, _) = tokio::sync::broadcast::channel(HUB_EVENTS_CAPACITY);
+        let inner = HubInner {
+            config,
+            credentials,
+            state: Mutex::new(state),
+            journal: OnceLock::new(),
+            authority,
+            data_dir: data_dir.to_path_buf(),
+            events,
+            refused: events::RefusedCounts::default(),
+            last_reconciliation: Mutex::new(None),
+            archive,
+        };
+        Ok((Self { inner: Arc::new(inner) }, store))
+    }
+
+    /// Refuses a journal created with another settlement model than `config`'s.
+    fn check_model(state: &HubState, config: &HubConfig) -> Result<(), String> {
+        let model = state.positions.model();
         if model != config.settlement_model {
             return Err(format!(
                 "this hub's journal settles {model}, not {}: the model is fixed when the journal is created",
                 config.settlement_model
             ));
         }
-        let mut state = recover(&directory, &config, Positions::new(model, created_unix_ms), recovered)?;
-        state.archive = Some(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
-        let archive = Mutex::new(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
-        let credentials = Credentials::new(directory, identity)?;
-        let journal = GroupCommit::start_with(writer, derived, "hub");
-        if new_journal {
-            journal.append(vec![HubRecord::Created { model, unix_ms: created_unix_ms }]);
+        Ok(())
+    }
+
+    /// Makes the hub the one that writes `log` (everything in it replayed): starts its
+    /// journal, and records its creation when the log is new.
+    fn activate(&self, log: Box<dyn RecordLog>, derived: HubDerived) -> Result<(), String> {
+        let new_journal = log.last() == 0;
+        let journal = GroupCommit::start_with(LogWriter::new(log, "hub"), derived, "hub");
+        let unix_ms = self.now_unix_ms();
+        let mut records = Vec::new();
+        {
+            let mut state = self.inner.state.lock().expect("hub state lock");
+            state.archive = Some(PaymentArchive::open(&self.inner.data_dir).map_err(|e| e.to_string())?);
+            // What is older than the retention is the journal's to answer for.
+            state.recent.forget_expired(unix_ms, Ticket::DURABLE);
+            if new_journal {
+                let created_unix_ms = state.positions.window_opened_unix_ms();
+                records.push(HubRecord::Created { model: state.positions.model(), unix_ms: created_unix_ms });
+            }
         }
-        let (events, _) = tokio::sync::broadcast::channel(HUB_EVENTS_CAPACITY);
-        let inner = HubInner {
-            config,
-            credentials,
-            state: Mutex::new(state),
-            journal,
-            events,
-            refused: events::RefusedCounts::default(),
-            last_reconciliation: Mutex::new(None),
-            archive,
-        };
-        Ok(Self { inner: Arc::new(inner) })
+        if !records.is_empty() {
+            journal.append(records);
+        }
+        if self.inner.journal.set(journal).is_err() {
+            return Err("the hub is active already".into());
+        }
+        self.inner.authority.activated();
+        Ok(())
+    }
+
+    /// The journal of an active hub.
+    fn journal(&self) -> &GroupCommit<HubRecord> {
+        self.inner.journal.get().expect("only an active hub writes: its journal is started")
     }
 
     /// Waits until `ticket` is durable.
     pub(crate) async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        self.inner.journal.wait(ticket).await
+        self.journal().wait(ticket).await
     }
 
     /// Notified whenever more of the journal is durable.
     pub(crate) fn durability(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.inner.journal.subscribe()
+        self.journal().subscribe()
     }
 
     /// Completes with the reason if the journal can no longer be written.
+    /// Also completes when a hub of a replicated log lost its lease (it must stop).
     pub async fn storage_failure(&self) -> String {
-        self.inner.journal.failure().await
+        let journal = async {
+            self.inner.authority.wait_active().await;
+            self.journal().failure().await
+        };
+        tokio::select! {
+            reason = journal => reason,
+            reason = self.inner.authority.lost() => reason,
+        }
     }
 
     /// The network directory in force.
@@ -345,13 +433,14 @@ impl Hub {
     /// Applies an operator's action and journals it; the answer is given once durable.
     /// Refused, changing nothing, when the positions cannot take it.
     pub async fn operate(&self, action: OperatorAction) -> Result<OperatorOutcome, String> {
+        self.inner.authority.refuse_unless_active()?;
         let unix_ms = self.now_unix_ms();
         let (outcome, ticket) = {
             let mut state = self.inner.state.lock().expect("hub state lock");
             let outcome = state.operate(&action, unix_ms)?;
             tracing::info!(?action, "operator action");
             let record = OperatorRecord { after_messages: state.messages_accepted, unix_ms, action };
-            (outcome, self.inner.journal.append(vec![HubRecord::Operator(record)]))
+            (outcome, self.journal().append(vec![HubRecord::Operator(record)]))
         };
         self.durable(ticket).await.map_err(|e| e.to_string())?;
         Ok(outcome)
@@ -415,8 +504,9 @@ impl Hub {
         receiver: Bic,
         osn: u64,
     ) -> Result<Option<journal::AcceptedRecord>, String> {
-        let appended = self.inner.journal.appended();
-        self.inner.journal.wait_applied(appended).await.map_err(|e| e.to_string())?;
+        if let Some(journal) = self.inner.journal.get() {
+            journal.wait_applied(journal.appended()).await.map_err(|e| e.to_string())?;
+        }
         let archive = self.inner.archive.lock().expect("archive lock");
         archive.message_to(receiver, osn).map_err(|e| e.to_string())
     }
@@ -455,13 +545,17 @@ impl Hub {
     /// path: the state's lock is held only to copy and to let go. Returns how many left
     /// memory.
     pub async fn archive_finished(&self) -> Result<usize, String> {
+        if !self.inner.authority.is_active() {
+            // A standby writes nothing: its payments stay in memory until it takes over.
+            return Ok(0);
+        }
         let retention_ms = duration_ms(self.inner.config.retention);
         {
             // Every 100 ms at most: the duplicate check's memory holds a little more than a
             // retention, which is only conservative (memory answers for more messages).
             let mut state = self.inner.state.lock().expect("hub state lock");
             // The older tier asks the derived state: forgotten only once it holds them.
-            state.recent.forget_expired(self.now_unix_ms(), self.inner.journal.applied());
+            state.recent.forget_expired(self.now_unix_ms(), self.journal().applied());
             metrics::gauge!(crate::metrics::HUB_RECENT_MESSAGES).set(state.recent.len() as f64);
         }
         let mut forgotten = 0;
@@ -473,13 +567,13 @@ impl Hub {
                 if batch.is_empty() {
                     break;
                 }
-                let ticket = self.inner.journal.append(vec![HubRecord::Archived(Arc::clone(&batch))]);
+                let ticket = self.journal().append(vec![HubRecord::Archived(Arc::clone(&batch))]);
                 (batch, ticket)
             };
             let started = std::time::Instant::now();
             // Let go once the archive (derived state) holds them, so a reader finds each
             // in memory or in the archive.
-            self.inner.journal.wait_applied(ticket).await.map_err(|e| e.to_string())?;
+            self.journal().wait_applied(ticket).await.map_err(|e| e.to_string())?;
             let mut state = self.inner.state.lock().expect("hub state lock");
             forgotten += state.tracker.forget_archived(&batch);
             metrics::gauge!(crate::metrics::HUB_PAYMENTS_IN_MEMORY).set(state.tracker.len() as f64);

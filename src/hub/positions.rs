@@ -186,6 +186,11 @@ impl Positions {
         })
     }
 
+    /// When the open settlement window opened.
+    pub fn window_opened_unix_ms(&self) -> i64 {
+        self.window_opened_unix_ms
+    }
+
     /// The settlement model.
     pub fn model(&self) -> SettlementModel {
         self.model

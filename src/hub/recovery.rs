@@ -1,40 +1,25 @@
 //! The hub rebuilt from its journal at start, by replaying it through the steps the live
 //! hub took; and a stopped hub's journal read or audited without changing it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::duplicates::RecentMessages;
-use super::state::{HubState, Participant, take_through};
+use super::state::{HubState, Participant};
 use super::{
-    FxDesk, HubConfig, HubJournal, HubPayment, Positions, RecoveredHub, SettlementModel, Tracker,
-    duration_ms, events, journal,
+    FxDesk, HubConfig, HubJournal, HubPayment, HubRecord, Positions, Tracker, duration_ms, events, journal,
 };
 use crate::crypto::{CryptoError, KeyDirectory};
 use crate::directory::Directory;
-use crate::model::{Bic, MessageKey, Uetr, wire};
+use crate::model::{MessageKey, wire};
 use crate::pb;
 use crate::store::Ticket;
+use crate::store::codec::LogRecord;
+use crate::store::log::RecordLog;
 
-/// Rebuilds the hub's state from its journal by replaying it through the same steps
-/// the live hub took: every message admitted and settled again in order (each must pass
-/// again, or the journal is corrupt), operator actions at their place between messages,
-/// then the times of ACKs and deliveries for the tracker.
-///
-/// The duplicate set forgets as it goes, at each message's acceptance time; what is left
-/// at the end is forgotten against the clock now, so messages older than the retention
-/// never stay in memory (the journal answers for them).
-///
-/// The tracker is rebuilt whole from the journal, archived payments included (the journal
-/// has every message, so replay needs no archive); the archiver then moves the finished
-/// ones out again, rewriting their archive rows with the same content (INSERT OR REPLACE).
-/// Simple and idempotent, at the cost of holding every payment in memory for a moment
-/// after a restart, as before this archive existed.
-pub(super) fn recover(
-    directory: &Directory,
-    config: &HubConfig,
-    positions: Positions,
-    recovered: RecoveredHub,
-) -> Result<HubState, String> {
+/// The state of a hub whose journal holds nothing yet: every participant of the
+/// directory at its first sequence numbers, and positions settled by `config`'s model
+/// from now (a journal's [`HubRecord::Created`] record pins both when replayed).
+pub(super) fn initial_state(directory: &Directory, config: &HubConfig) -> HubState {
     let mut state = HubState {
         participants: HashMap::new(),
         recent: RecentMessages::new(
@@ -44,69 +29,102 @@ pub(super) fn recover(
         messages_accepted: 0,
         accepted_by_type: events::AcceptedCounts::default(),
         outbox_total: 0,
-        positions,
+        positions: Positions::new(config.settlement_model, config.clock.unix_ms()),
         fx: FxDesk::default(),
         tracker: Tracker::default(),
         archive: None,
         next_session_id: 0,
     };
     for (bic, _) in directory.participants() {
-        let (isn_consumed, osn_delivered) = recovered.sequences.get(&bic).copied().unwrap_or((0, 0));
-        let participant =
-            Participant { next_isn: isn_consumed + 1, next_osn: osn_delivered + 1, ..Participant::default() };
-        state.participants.insert(bic, participant);
+        state.participants.insert(bic, Participant { next_isn: 1, next_osn: 1, ..Participant::default() });
     }
-    let count = recovered.messages.len();
-    let mut actions = recovered.operator_actions.into_iter().peekable();
-    // Payment messages by (receiver, output sequence number), until their delivery's time is known.
-    let mut undelivered: HashMap<Bic, BTreeMap<u64, Uetr>> = HashMap::new();
-    for record in recovered.messages {
-        while let Some(action) = actions.next_if(|a| a.after_messages == state.messages_accepted) {
-            state.operate(&action.action, action.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
+    state
+}
+
+/// Replays one journal record on `state` through the same steps the live hub took when
+/// it wrote it: a message admitted and settled again (it must pass again, or the journal
+/// is corrupt), an operator action, an input sequence number consumed, an ACK or a
+/// delivery confirmed. Records replay in the log's order, which is the live state's
+/// order (the hub appends while it holds its state's lock), so a hub recovering at start
+/// and a standby following the active hub's log build the same state by the same code.
+/// Every time it uses comes from the record, none from the clock.
+///
+/// Everything replayed may have been delivered before: it goes back in its receiver's
+/// outbox flagged as a possible duplicate (PDM) until a delivery record confirms it. The
+/// tracker is rebuilt whole, archived payments included (the journal has every message,
+/// so replay needs no archive); the active hub's archiver then moves the finished ones
+/// out again.
+pub(super) fn replay(state: &mut HubState, record: HubRecord) -> Result<(), String> {
+    match record {
+        HubRecord::Accepted(record) => replay_accepted(state, &record)?,
+        HubRecord::IsnConsumed { participant, isn } => {
+            if let Some(participant) = state.participants.get_mut(&participant) {
+                participant.next_isn = participant.next_isn.max(isn + 1);
+            }
         }
-        if !state.participants.contains_key(&record.sender)
-            || !state.participants.contains_key(&record.receiver)
-        {
-            return Err(format!(
-                "the journal holds a message between {} and {}, which the directory does not list",
-                record.sender, record.receiver
-            ));
+        HubRecord::Delivered { participant, osn, unix_ms } => {
+            if state.participants.contains_key(&participant) {
+                state.delivered(participant, osn, unix_ms);
+            }
         }
-        let message = wire::decode_message(&record.envelope.payload).map_err(|e| {
-            format!("corrupt hub journal: message {} does not decode: {e}", record.message_id)
-        })?;
-        state.settle(record.sender, &message, record.osn, record.accepted_unix_ms).map_err(|refusal| {
-            format!("corrupt hub journal: message {} does not replay: {}", record.message_id, refusal.detail)
-        })?;
-        if let Some(uetr) = record.uetr {
-            undelivered.entry(record.receiver).or_default().insert(record.osn, uetr);
+        HubRecord::Acked { participant, isn, unix_ms } => {
+            if state.participants.contains_key(&participant) {
+                state.acknowledged(participant, isn, unix_ms);
+            }
         }
-        // Anything recovered may have been delivered before the restart: flag it (PDM).
-        let receiver = state.participants.get_mut(&record.receiver).expect("checked above");
-        receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
-        let osn_delivered = recovered.sequences.get(&record.receiver).map_or(0, |s| s.1);
-        let queued = (record.osn > osn_delivered).then(|| pb::SignedEnvelope::from(&record.envelope));
-        state.recent.forget_expired(record.accepted_unix_ms, Ticket::DURABLE);
-        let key = MessageKey::new(record.sender, &record.message_id);
-        state.admit(&record, key, queued, Ticket::DURABLE);
+        HubRecord::Operator(record) => {
+            state.operate(&record.action, record.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
+        }
+        HubRecord::Created { model, unix_ms } => {
+            if state.messages_accepted > 0 {
+                return Err("corrupt hub journal: its creation record follows messages".into());
+            }
+            state.positions = Positions::new(model, unix_ms);
+        }
+        HubRecord::Archived(_) | HubRecord::Active { .. } => {}
     }
-    for action in actions {
-        state.operate(&action.action, action.unix_ms).map_err(|e| format!("corrupt hub journal: {e}"))?;
+    Ok(())
+}
+
+fn replay_accepted(state: &mut HubState, record: &journal::AcceptedRecord) -> Result<(), String> {
+    if !state.participants.contains_key(&record.sender) || !state.participants.contains_key(&record.receiver)
+    {
+        return Err(format!(
+            "the journal holds a message between {} and {}, which the directory does not list",
+            record.sender, record.receiver
+        ));
     }
-    for (participant, isn, unix_ms) in recovered.acks {
-        if state.participants.contains_key(&participant) {
-            state.acknowledged(participant, isn, unix_ms);
+    let message = wire::decode_message(&record.envelope.payload)
+        .map_err(|e| format!("corrupt hub journal: message {} does not decode: {e}", record.message_id))?;
+    state.settle(record.sender, &message, record.osn, record.accepted_unix_ms).map_err(|refusal| {
+        format!("corrupt hub journal: message {} does not replay: {}", record.message_id, refusal.detail)
+    })?;
+    let sender = state.participants.get_mut(&record.sender).expect("checked above");
+    sender.next_isn = sender.next_isn.max(record.isn + 1);
+    let receiver = state.participants.get_mut(&record.receiver).expect("checked above");
+    receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
+    state.recent.forget_expired(record.accepted_unix_ms, Ticket::DURABLE);
+    let key = MessageKey::new(record.sender, &record.message_id);
+    state.admit(record, key, Some(pb::SignedEnvelope::from(&record.envelope)), Ticket::DURABLE);
+    Ok(())
+}
+
+/// Replays on `state` every record of `log` from position `from` on (see [`replay`]).
+/// Returns the last position replayed (`from - 1` when there was none).
+pub(super) fn replay_log(state: &mut HubState, log: &dyn RecordLog, from: u64) -> Result<u64, String> {
+    let mut through = from.saturating_sub(1);
+    let mut failure = None;
+    log.read_from(from, &mut |entry| {
+        let record = HubRecord::decode(entry.bytes).map_err(|e| format!("corrupt hub journal: {e}"))?;
+        if let Err(error) = replay(state, record) {
+            failure = Some(error.clone());
+            return Err(error);
         }
-    }
-    for (participant, osn, unix_ms) in recovered.deliveries {
-        let Some(pending) = undelivered.get_mut(&participant) else { continue };
-        for (delivered_osn, uetr) in take_through(pending, osn) {
-            state.tracker.delivered(&uetr, participant, delivered_osn, unix_ms);
-        }
-    }
-    state.recent.forget_expired(config.clock.unix_ms(), Ticket::DURABLE);
-    tracing::info!(messages = count, recent = state.recent.len(), "hub journal recovered");
-    Ok(state)
+        through = entry.seq;
+        Ok(())
+    })
+    .map_err(|error| failure.take().unwrap_or_else(|| error.to_string()))?;
+    Ok(through)
 }
 
 /// Reads the journal of a stopped hub in `data_dir` without changing it: its positions
@@ -119,9 +137,9 @@ pub fn read_journal(
     if !path.exists() {
         return Err(format!("no hub journal at {}", path.display()));
     }
-    let recovered = HubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
-    let (model, created_unix_ms) = recovered.created.unwrap_or((SettlementModel::Gross, 0));
-    let state = recover(directory, &HubConfig::default(), Positions::new(model, created_unix_ms), recovered)?;
+    let store = HubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+    let mut state = initial_state(directory, &HubConfig::default());
+    replay_log(&mut state, &store.log, 1)?;
     Ok((state.positions, state.tracker.payments().cloned().collect()))
 }
 

@@ -34,6 +34,51 @@ const ANSWER_RUN_MAX: usize = 256;
 
 type SessionSender = mpsc::Sender<Result<pb::SessionResponse, Status>>;
 
+/// What a standby answers a bank: UNAVAILABLE, naming the active hub in the message and
+/// in the [`net::ACTIVE_HUB_METADATA`] metadata, for the bank to move to.
+fn standby_refusal(hub: &Hub) -> Status {
+    let authority = hub.authority();
+    let mut status = Status::unavailable(authority.standby_detail());
+    if let Some(url) = authority.active_hub()
+        && let Ok(value) = url.parse()
+    {
+        status.metadata_mut().insert(net::ACTIVE_HUB_METADATA, value);
+    }
+    status
+}
+
+/// A session's frames to the bank, each let out only while the hub may send
+/// ([`super::replicated::Authority::may_send`]): a hub whose lease may have ended (paused
+/// past it, or cut off from the log's servers) ends the session instead of sending.
+pub struct SessionStream {
+    frames: ReceiverStream<Result<pb::SessionResponse, Status>>,
+    hub: Hub,
+    ended: bool,
+}
+
+impl tokio_stream::Stream for SessionStream {
+    type Item = Result<pb::SessionResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match std::pin::Pin::new(&mut self.frames).poll_next(cx) {
+            Poll::Ready(Some(_)) if !self.hub.authority().may_send() => {
+                self.ended = true;
+                Poll::Ready(Some(Err(Status::unavailable(
+                    "this hub's lease may have ended: it sends nothing more; reconnect to the active hub",
+                ))))
+            }
+            other => other,
+        }
+    }
+}
+
 /// The gRPC face of a [`Hub`].
 #[derive(Clone)]
 pub struct HubServer {
@@ -94,12 +139,15 @@ pub async fn run(
 
 #[tonic::async_trait]
 impl HubService for HubServer {
-    type SessionStream = ReceiverStream<Result<pb::SessionResponse, Status>>;
+    type SessionStream = SessionStream;
 
     async fn session(
         &self,
         request: Request<Streaming<pb::SessionRequest>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        if !self.hub.authority().is_active() {
+            return Err(standby_refusal(&self.hub));
+        }
         let bank = match net::peer_role(&request)? {
             Role::Bank(bic) if self.hub.directory().is_participant(bic) => bic,
             Role::Bank(bic) => return Err(Status::permission_denied(format!("{bic} is not a participant"))),
@@ -127,7 +175,11 @@ impl HubService for HubServer {
         let shutdown = self.shutdown.clone();
         tokio::spawn(deliver(self.hub.clone(), bank, open.next_osn_to_send, cancel.clone(), sender.clone()));
         tokio::spawn(receive(self.hub.clone(), bank, open, inbound, sender, shutdown));
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        Ok(Response::new(SessionStream {
+            frames: ReceiverStream::new(receiver),
+            hub: self.hub.clone(),
+            ended: false,
+        }))
     }
 
     async fn list_agreements(

@@ -63,7 +63,7 @@ impl Hub {
         let unix_ms = self.now_unix_ms();
         if last_osn_processed > 0 {
             let record = state.delivered(bank, last_osn_processed, unix_ms);
-            self.inner.journal.append(vec![record]);
+            self.journal().append(vec![record]);
         }
         drop(state);
         self.tell(HubEvent::SessionOpened { participant: bank, unix_ms });
@@ -88,7 +88,7 @@ impl Hub {
 
     /// Up to `limit` durable deliveries for `bank` from output sequence number `from` on.
     pub(crate) fn deliveries_from(&self, bank: Bic, from: u64, limit: usize) -> Vec<pb::Deliver> {
-        let durable = self.inner.journal.durable();
+        let durable = self.journal().durable();
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&bank).expect("participant");
         let deliveries: Vec<pb::Deliver> = participant
@@ -120,7 +120,7 @@ impl Hub {
         // Not waited for: if it is lost, the hub redelivers and the bank deduplicates.
         let unix_ms = self.now_unix_ms();
         let record = state.delivered(bank, osn, unix_ms);
-        self.inner.journal.append(vec![record]);
+        self.journal().append(vec![record]);
         drop(state);
         self.tell(HubEvent::Delivered { participant: bank, osn, unix_ms });
     }
@@ -131,7 +131,7 @@ impl Hub {
         let unix_ms = self.now_unix_ms();
         let mut state = self.inner.state.lock().expect("hub state lock");
         state.acknowledged(bank, isn, unix_ms);
-        self.inner.journal.append(vec![HubRecord::Acked { participant: bank, isn, unix_ms }]);
+        self.journal().append(vec![HubRecord::Acked { participant: bank, isn, unix_ms }]);
         drop(state);
         self.tell(HubEvent::Acked { participant: bank, isn, unix_ms });
     }

@@ -128,6 +128,24 @@ pub trait RecordLog: Send + 'static {
     ) -> Result<u64, StoreError>;
 }
 
+impl RecordLog for Box<dyn RecordLog> {
+    fn last(&self) -> u64 {
+        (**self).last()
+    }
+
+    fn append(&mut self, after: u64, batch: &Batch) -> Result<u64, StoreError> {
+        (**self).append(after, batch)
+    }
+
+    fn read_from(
+        &self,
+        from: u64,
+        visit: &mut dyn FnMut(Entry<'_>) -> Result<(), String>,
+    ) -> Result<u64, StoreError> {
+        (**self).read_from(from, visit)
+    }
+}
+
 /// A log in one file of the data directory.
 #[derive(Debug)]
 pub struct FileLog {

@@ -33,10 +33,9 @@ pub fn derived_file(role: &str) -> String {
 
 /// A node's store, opened: the log, positioned at its end, and the derived state, which
 /// [`catch_up`] brings to the log's end.
-#[derive(Debug)]
 pub struct NodeStore {
-    /// The log.
-    pub log: FileLog,
+    /// The log: the file in the data directory, or a replicated log elsewhere.
+    pub log: Box<dyn RecordLog>,
     /// The derived state.
     pub derived: Connection,
     /// The log position the derived state holds everything up to.
@@ -86,17 +85,68 @@ impl NodeStore {
             return Err(unusable(&derived_path, reason));
         }
         let (log, _) = FileLog::open(&log_path, &identity)?;
+        Self::with_log(
+            data_dir,
+            role,
+            participant,
+            schema,
+            (Box::new(log), &log_path.display().to_string()),
+            file,
+        )
+    }
+
+    /// Opens the store of `participant` in role `role` whose log is `log`, kept outside
+    /// `data_dir` (a replicated log): `data_dir` holds its derived state and lock only.
+    /// Refuses what [`NodeStore::open`] refuses but the log file's checks, and a derived
+    /// state ahead of `log` (another log's, or the log lost records).
+    pub fn open_on(
+        data_dir: &Path,
+        role: &str,
+        participant: &str,
+        schema: &str,
+        log: Box<dyn RecordLog>,
+    ) -> Result<Self, StoreError> {
+        let unusable =
+            |path: &Path, reason: String| StoreError::Unusable { path: path.display().to_string(), reason };
+        refuse_another_roles_directory(data_dir, role)?;
+        let log_path = data_dir.join(store_file(role));
+        if log_path.exists() {
+            return Err(unusable(
+                &log_path,
+                "this data directory keeps its log in this file: a node of a replicated log needs a data \
+                 directory of its own"
+                    .into(),
+            ));
+        }
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| unusable(data_dir, format!("cannot create the data directory: {e}")))?;
+        let file = lock(&data_dir.join(format!("{role}.lock")))
+            .map_err(|reason| unusable(&data_dir.join(derived_file(role)), reason))?;
+        let name = format!("the replicated log of {}", data_dir.display());
+        Self::with_log(data_dir, role, participant, schema, (log, &name), file)
+    }
+
+    /// The store on `log` (named `log_name` in errors), its derived state in `data_dir`.
+    fn with_log(
+        data_dir: &Path,
+        role: &str,
+        participant: &str,
+        schema: &str,
+        (log, log_name): (Box<dyn RecordLog>, &str),
+        file: File,
+    ) -> Result<Self, StoreError> {
+        let derived_path = data_dir.join(derived_file(role));
         let (derived, checkpointer) = open_derived(&derived_path, role, participant, schema)?;
         let applied = applied_through(&derived)?;
         if applied > log.last() {
-            return Err(unusable(
-                &log_path,
-                format!(
+            return Err(StoreError::Unusable {
+                path: log_name.to_owned(),
+                reason: format!(
                     "ends at record {} but its derived state holds records up to {applied}: the log lost \
-                     records, so it is not used",
+                     records, or is another log, so it is not used",
                     log.last()
                 ),
-            ));
+            });
         }
         Ok(Self { log, derived, applied, lock: DataLock { _checkpointer: checkpointer, _file: file } })
     }
@@ -132,7 +182,9 @@ fn open_derived(
 
 /// Applies to `derived` every record of `log` after `applied`, batch by batch as they
 /// were appended (so the derived state is the same however it was brought up), in
-/// applies of about [`APPLY_RECORDS_MAX`] records. Returns how many records it applied.
+/// applies of about [`APPLY_RECORDS_MAX`] records. Returns the last position applied (a
+/// log that grows meanwhile, as a replicated log another node writes, is read as far as
+/// this read went).
 pub fn catch_up<D>(log: &dyn RecordLog, derived: &mut D, applied: u64) -> Result<u64, StoreError>
 where
     D: Derived,
@@ -140,11 +192,12 @@ where
 {
     let (mut batches, mut batch, mut pending) = (Vec::new(), Vec::new(), 0);
     let mut failure = None;
-    let mut count = 0;
+    let mut through = applied;
     log.read_from(applied + 1, &mut |entry| {
         batch.push(D::Record::decode(entry.bytes)?);
-        (count, pending) = (count + 1, pending + 1);
+        pending += 1;
         if entry.ends_batch {
+            through = entry.seq;
             batches.push(std::mem::take(&mut batch));
             if pending >= APPLY_RECORDS_MAX {
                 pending = 0;
@@ -159,9 +212,9 @@ where
     })
     .map_err(|error| failure.take().unwrap_or(error))?;
     if !batches.is_empty() {
-        derived.apply(&batches, log.last())?;
+        derived.apply(&batches, through)?;
     }
-    Ok(count)
+    Ok(through)
 }
 
 /// Refuses when `dir` holds the store of a node of another role (its log, or an older
