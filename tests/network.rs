@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::bic;
+use common::fault_proxy::{Direction, FaultProxy};
 use common::net::*;
-use common::partition::Partition;
 use corridor::clock::{Clock, ManualClock};
 use corridor::crypto::SigningIdentity;
 use corridor::directory::{DIRECTORY_FILE, DirectoryFile};
@@ -428,15 +428,15 @@ async fn a_status_report_held_past_the_replay_window_is_refused_tm01_issued_agai
     let config =
         HubConfig { clock: Clock::from(clock.clone()), message_age_max: window, ..HubConfig::default() };
     let mut network = network_with_config(dir.path(), &[RU, IR], &[RU], config).await;
-    let partition = Partition::relay_to(&network.hub_url).await;
-    let ir = network.start_bank_via(bic(IR), &partition.url).await.unwrap();
+    let partition = FaultProxy::start(&network.hub_url);
+    let ir = network.start_bank_via(bic(IR), &partition.url()).await.unwrap();
     open_accounts(&network, ir).await;
     let ru = network.index_of(bic(RU));
     let first = network.banks[ru].bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap();
     let first = final_status(&network, ru, &first.uetr.to_string()).await;
     assert_eq!(status_of(&first), pb::PaymentStatus::Acsc, "the link works: {}", first.detail);
 
-    partition.hold();
+    partition.hold(Direction::ToUpstream);
     let payment = network.banks[ru].bank.submit_payment(&order(IR, "C002", "120.00")).await.unwrap();
     let uetr = payment.uetr.to_string();
     // IR books the payment and queues its pacs.002, which stops at the partition.

@@ -3,9 +3,9 @@
 
 pub mod cli;
 pub mod external;
+pub mod fault_proxy;
 pub mod http;
 pub mod net;
-pub mod partition;
 pub mod xsd;
 
 use corridor::model::*;
