@@ -602,3 +602,45 @@ pub async fn forward_stream<T>(mut inbound: tonic::Streaming<T>, out: tokio::syn
         }
     }
 }
+
+/// The active hub's URL a standby named in `status` (see [`ACTIVE_HUB_METADATA`]), if it
+/// named one: only on UNAVAILABLE, and only readable, non-empty ASCII.
+pub fn active_hub_named(status: &Status) -> Option<String> {
+    if status.code() != tonic::Code::Unavailable {
+        return None;
+    }
+    let value = status.metadata().get(ACTIVE_HUB_METADATA)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    //! A standby's refusal is a wire convention between hub and bank (issue 22): these
+    //! check that the bank reads the active hub from it, and takes nothing else for it.
+    use super::*;
+
+    fn standby(named: &str) -> Status {
+        let mut status = Status::unavailable(format!("this hub is a standby; the active hub is {named}"));
+        status.metadata_mut().insert(ACTIVE_HUB_METADATA, named.parse().unwrap());
+        status
+    }
+
+    #[test]
+    fn a_standby_refusal_names_the_active_hub_for_the_bank() {
+        assert_eq!(
+            active_hub_named(&standby("https://10.0.0.2:7000")).as_deref(),
+            Some("https://10.0.0.2:7000")
+        );
+        let none_active = Status::unavailable("this hub is a standby; no hub is active yet");
+        assert_eq!(active_hub_named(&none_active), None);
+    }
+
+    #[test]
+    fn only_an_unavailable_status_with_a_readable_value_names_a_hub() {
+        let mut other = Status::permission_denied("no");
+        other.metadata_mut().insert(ACTIVE_HUB_METADATA, "https://a:1".parse().unwrap());
+        assert_eq!(active_hub_named(&other), None, "another code is not a standby's answer");
+        assert_eq!(active_hub_named(&standby("  ")), None, "an empty value names no hub");
+        assert_eq!(active_hub_named(&Status::unavailable("transport error")), None);
+    }
+}

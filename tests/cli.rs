@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use common::cli::{
     ANY_LOOPBACK_PORT, Outcome, Server, corridor, files_under, json_document, pki_init, refused,
-    shows_no_panic, start_server, succeeded, text,
+    refused_in_one_line, shows_no_panic, start_server, succeeded, text,
 };
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -258,6 +258,35 @@ fn garbage_arguments_are_refused_with_an_error_and_no_panic() {
     ];
     for args in &cases {
         refused(corridor(args));
+    }
+}
+
+/// A bank's list of hubs (`--hub URL[,URL...]`, issue 22: an active hub and its standbys)
+/// is checked whole before the node opens anything: an empty element, a URL Corridor
+/// cannot use, or a hub given twice is refused in one line naming it, and no bank store
+/// is created (DESIGN.md: "Bad input gets a clear error and changes nothing").
+#[test]
+fn a_bad_hub_list_is_refused_naming_the_element_and_creates_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = pki_init(&temp, &[PAYER, PAYEE]);
+    let before = files_under(&dir);
+    let cases = [
+        ("", "empty"),
+        ("https://127.0.0.1:7001,,https://127.0.0.1:7002", "URL 2 of 3"),
+        ("https://127.0.0.1:7001,", "URL 2 of 2"),
+        ("https://127.0.0.1:7001,http://127.0.0.1:7002", "\"http://127.0.0.1:7002\""),
+        ("https://127.0.0.1:7001,not a url", "\"not a url\""),
+        (
+            "https://127.0.0.1:7001,https://127.0.0.1:7002,https://127.0.0.1:7001",
+            "given twice (URLs 1 and 3)",
+        ),
+    ];
+    for (hubs, named) in cases {
+        let args =
+            ["bank", "--dir", text(&dir), "--bic", PAYER, "--hub", hubs, "--listen", ANY_LOOPBACK_PORT];
+        let error = refused_in_one_line(corridor(&args));
+        assert!(error.contains("--hub") && error.contains(named), "--hub {hubs:?}: {error}");
+        assert_eq!(files_under(&dir), before, "a refused --hub {hubs:?} created or changed a file");
     }
 }
 

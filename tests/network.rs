@@ -393,7 +393,14 @@ async fn a_delivery_the_receiver_cannot_verify_is_rejected_and_never_applied() {
         let (ir, pki, hub_url, stop) =
             (ir.clone(), ir_network.clone(), network.hub_url.clone(), stop.clone());
         tokio::spawn(async move {
-            corridor::bank::run(ir, &pki, &hub_url, listener, stop.cancelled_owned()).await
+            corridor::bank::run(
+                ir,
+                &pki,
+                &corridor::bank::HubUrls::parse(&hub_url).unwrap(),
+                listener,
+                stop.cancelled_owned(),
+            )
+            .await
         })
     };
 

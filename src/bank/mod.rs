@@ -4,9 +4,11 @@
 //! booked, signed pacs.008 in the outbox (`operator`); the hub's ACK, NAK and
 //! deliveries move payments along and book every step (`inbound`). Every change is
 //! journalled ([`store`]) and nothing leaves the bank before it is durable.
-//! `session` keeps the bank connected to the hub; `service` serves the operator API.
+//! `session` keeps the bank connected to the hub, one of several it may be given
+//! ([`hubs`]); `service` serves the operator API.
 
 mod cases;
+pub mod hubs;
 mod inbound;
 mod iso_edge;
 mod ledger_book;
@@ -17,6 +19,7 @@ mod state;
 pub mod statement;
 pub mod store;
 
+pub use hubs::HubUrls;
 pub use iso_edge::ExportedMessage;
 pub use ledger_book::{SYSTEM_ACCOUNT_PREFIX, system_account};
 pub use operator::{PaymentOrder, QuoteOffer};
@@ -265,7 +268,8 @@ struct BankInner {
     outbox_wake: Notify,
     /// Highest output sequence number whose processing is durable: what Hello reports.
     last_osn_durable: AtomicU64,
-    /// Where the hub is, once the node runs: for its agreements and quotes.
+    /// The hub the session is with (or trying), once the node runs: for its agreements
+    /// and quotes.
     hub_link: Mutex<Option<(crate::tls::NetworkDir, String)>>,
     /// Quotes the hub gave this bank, by id, until a payment uses them.
     quotes: Mutex<std::collections::HashMap<String, QuoteOffer>>,

@@ -8,7 +8,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Bank, BankError, Direction, ExportedMessage, Payment, PaymentOrder, ReturnState, run_session};
+use super::{
+    Bank, BankError, Direction, ExportedMessage, HubUrls, Payment, PaymentOrder, ReturnState, run_session,
+};
 use crate::ledger::{Account, AccountKind};
 use crate::model::wire::payment_status_to_pb;
 use crate::net;
@@ -30,20 +32,18 @@ impl BankServer {
     }
 }
 
-/// Runs a bank node: its session with the hub at `hub_url` and its operator API on
+/// Runs a bank node: its session with one of the hubs at `hubs` and its operator API on
 /// `listener`, until `shutdown` completes; then health turns NOT_SERVING, the session
 /// ends and the server drains.
 pub async fn run(
     bank: Bank,
     network: &NetworkDir,
-    hub_url: &str,
+    hubs: &HubUrls,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
-    net::endpoint(hub_url).map_err(|e| format!("--hub: {e}"))?;
     let session_end = CancellationToken::new();
-    let session =
-        tokio::spawn(run_session(bank.clone(), network.clone(), hub_url.to_owned(), session_end.clone()));
+    let session = tokio::spawn(run_session(bank.clone(), network.clone(), hubs.clone(), session_end.clone()));
     let sweeper = tokio::spawn(sweep_until(bank.clone(), session_end.clone()));
     // An operator's request is small; the largest, an XML document, fits a frame.
     let service = BankServiceServer::new(BankServer::new(bank.clone()))
@@ -53,7 +53,6 @@ pub async fn run(
     let tls = net::ServerTls::new(network, role, limits).map_err(|e| e.to_string())?;
     // All of the bank's keys, not only the one it opened with: one may activate later.
     bank.reload_credentials(network)?;
-    *bank.inner.hub_link.lock().expect("hub link lock") = Some((network.clone(), hub_url.to_owned()));
     let watch = {
         let bank = bank.clone();
         net::watch_network(std::sync::Arc::clone(&tls), move |network| bank.reload_credentials(network))

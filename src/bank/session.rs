@@ -1,13 +1,13 @@
 //! The bank's side of its session with the hub: connect with mTLS, say Hello, resend
-//! what the hub has not ACKed, process deliveries in order, reconnect with backoff.
-
-use std::time::Duration;
+//! what the hub has not ACKed, process deliveries in order, reconnect with backoff, to
+//! the next of its hubs or to the active one a standby names (see [`super::hubs`]).
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use super::Bank;
+use super::hubs::{HubFailure, HubUrls, NextHub, Reconnect};
 use crate::net;
 use crate::pb;
 use crate::pb::hub_service_client::HubServiceClient;
@@ -16,10 +16,6 @@ use crate::pb::session_response::Frame as ResponseFrame;
 use crate::store::Ticket;
 use crate::tls::{NetworkDir, Role};
 
-/// First wait before reconnecting; doubles up to [`RECONNECT_BACKOFF_MAX`].
-pub const RECONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Longest wait between reconnection attempts.
-pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Frames buffered towards the hub.
 pub const SESSION_QUEUE_DEPTH: usize = 1024;
 /// Submissions put on the session per round.
@@ -37,8 +33,30 @@ enum Ended {
     /// disagree on the input sequence (see `Bank::on_welcome`). Trying again will not mend
     /// it; an operator must.
     Refused(String),
+    /// The hub could not be reached: no connection, or no TLS session.
+    Unreachable(String),
+    /// The hub answered UNAVAILABLE, as a standby does, naming the active hub's URL
+    /// when it knows it.
+    Standby {
+        /// The hub's words.
+        detail: String,
+        /// The URL it named (`net::ACTIVE_HUB_METADATA`).
+        active: Option<String>,
+    },
     /// Anything else: the connection, the hub, or what this bank found wrong.
     Lost(String),
+}
+
+impl Ended {
+    /// What the choice of the next hub makes of it.
+    fn failure(&self) -> HubFailure {
+        match self {
+            Ended::Superseded(_) | Ended::Refused(_) => HubFailure::Refusal,
+            Ended::Unreachable(_) => HubFailure::Unreachable,
+            Ended::Standby { active, .. } => HubFailure::Standby { active: active.clone() },
+            Ended::Lost(_) => HubFailure::Lost,
+        }
+    }
 }
 
 impl From<String> for Ended {
@@ -53,39 +71,79 @@ impl From<&str> for Ended {
     }
 }
 
-/// Keeps `bank` in session with the hub at `hub_url` until `shutdown` is cancelled.
-pub async fn run_session(bank: Bank, network: NetworkDir, hub_url: String, shutdown: CancellationToken) {
-    let mut backoff = RECONNECT_BACKOFF_MIN;
+/// Keeps `bank` in session with one of the hubs at `hubs` until `shutdown` is cancelled:
+/// the first, then whichever [`Reconnect`] says after each failure. Whichever hub
+/// answers, the session starts from this bank's durable state with the same Hello.
+pub async fn run_session(bank: Bank, network: NetworkDir, hubs: HubUrls, shutdown: CancellationToken) {
+    let mut reconnect = Reconnect::new(hubs);
     while !shutdown.is_cancelled() {
-        match session_once(&bank, &network, &hub_url, &shutdown, &mut backoff).await {
-            Ok(()) => {}
-            Err(Ended::Superseded(detail)) => {
-                // Someone else holds this bank's certificate and key (a second node for
-                // this bank, or a stolen key): taking the session back at once would have
-                // the two replace each other many times a second.
-                backoff = RECONNECT_BACKOFF_MAX;
-                tracing::error!(
-                    bank = %bank.bic(), %detail, retry_in_ms = backoff.as_millis() as u64,
-                    "the hub replaced this session with a newer one of this bank's certificate: is a second node \
-                     running for this bank, or does someone else hold its key? taking the session back later"
-                );
-            }
-            Err(Ended::Refused(problem)) => {
-                backoff = RECONNECT_BACKOFF_MAX;
-                tracing::error!(
-                    bank = %bank.bic(), %problem, retry_in_ms = backoff.as_millis() as u64,
-                    "this bank refused its session with the hub: nothing is sent or received until it is mended"
-                );
-            }
-            Err(Ended::Lost(problem)) => {
-                tracing::warn!(bank = %bank.bic(), %problem, retry_in_ms = backoff.as_millis() as u64, "session with the hub lost")
-            }
+        let hub_url = reconnect.current().to_owned();
+        // The bank's other calls to the hub (quotes) go where its session goes.
+        *bank.inner.hub_link.lock().expect("hub link lock") = Some((network.clone(), hub_url.clone()));
+        let ended = match session_once(&bank, &network, &hub_url, &shutdown, &mut reconnect).await {
+            Ok(()) => Ended::Lost("the session ended".into()),
+            Err(ended) => ended,
+        };
+        if shutdown.is_cancelled() {
+            return;
         }
+        let attempt = reconnect.after(&ended.failure());
+        let retry_in_ms = attempt.wait.as_millis() as u64;
+        log_end(&bank, &hub_url, &ended, retry_in_ms);
+        log_move(&bank, &hub_url, reconnect.current(), &attempt.hub, retry_in_ms);
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(attempt.wait) => {}
             _ = shutdown.cancelled() => return,
         }
-        backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
+    }
+}
+
+/// Logs a move from the hub at `from` to the one at `to`, and why that one.
+fn log_move(bank: &Bank, from: &str, to: &str, hub: &NextHub, retry_in_ms: u64) {
+    match hub {
+        NextHub::Same(_) => {}
+        NextHub::Next(_) if from == to => {}
+        NextHub::Next(_) => {
+            tracing::warn!(bank = %bank.bic(), %from, %to, retry_in_ms, "moving to the next hub")
+        }
+        NextHub::Named(_) => tracing::warn!(
+            bank = %bank.bic(), %from, %to, retry_in_ms,
+            "moving to the hub the standby named as active"
+        ),
+        NextHub::NamedNotGiven { named, .. } => tracing::warn!(
+            bank = %bank.bic(), %from, %to, %named, retry_in_ms,
+            "the standby named as active a hub this bank was not given (see --hub): not following it; \
+             moving to the next hub"
+        ),
+    }
+}
+
+/// Logs why the session with the hub at `hub_url` ended.
+fn log_end(bank: &Bank, hub_url: &str, ended: &Ended, retry_in_ms: u64) {
+    match ended {
+        Ended::Superseded(detail) => {
+            // Someone else holds this bank's certificate and key (a second node for this
+            // bank, or a stolen key): taking the session back at once would have the two
+            // replace each other many times a second.
+            tracing::error!(
+                bank = %bank.bic(), hub = %hub_url, %detail, retry_in_ms,
+                "the hub replaced this session with a newer one of this bank's certificate: is a second node \
+                 running for this bank, or does someone else hold its key? taking the session back later"
+            );
+        }
+        Ended::Refused(problem) => tracing::error!(
+            bank = %bank.bic(), hub = %hub_url, %problem, retry_in_ms,
+            "this bank refused its session with the hub: nothing is sent or received until it is mended"
+        ),
+        Ended::Unreachable(problem) => {
+            tracing::warn!(bank = %bank.bic(), hub = %hub_url, %problem, retry_in_ms, "cannot reach the hub")
+        }
+        Ended::Standby { detail, .. } => {
+            tracing::info!(bank = %bank.bic(), hub = %hub_url, %detail, retry_in_ms, "the hub is not the active one")
+        }
+        Ended::Lost(problem) => {
+            tracing::warn!(bank = %bank.bic(), hub = %hub_url, %problem, retry_in_ms, "session with the hub lost")
+        }
     }
 }
 
@@ -98,9 +156,9 @@ async fn session_once(
     network: &NetworkDir,
     hub_url: &str,
     shutdown: &CancellationToken,
-    backoff: &mut Duration,
+    reconnect: &mut Reconnect,
 ) -> Result<(), Ended> {
-    let channel = net::connect(network, Role::Bank(bank.bic()), hub_url).await?;
+    let channel = net::connect(network, Role::Bank(bank.bic()), hub_url).await.map_err(Ended::Unreachable)?;
     let mut client = HubServiceClient::new(channel)
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
@@ -108,11 +166,8 @@ async fn session_once(
     let hello =
         pb::Hello { last_osn_processed: bank.last_osn_durable(), contract_version: net::CONTRACT_VERSION };
     sender.send(frame(RequestFrame::Hello(hello))).await.map_err(|_| "session closed")?;
-    let mut inbound = client
-        .session(ReceiverStream::new(receiver))
-        .await
-        .map_err(|status| format!("hub refused the session: {} ({:?})", status.message(), status.code()))?
-        .into_inner();
+    let mut inbound =
+        client.session(ReceiverStream::new(receiver)).await.map_err(|status| ended_by(&status))?.into_inner();
     let welcome = match inbound.message().await.map_err(|status| ended_by(&status))? {
         Some(pb::SessionResponse { frame: Some(ResponseFrame::Welcome(welcome)) }) => welcome,
         _ => return Err("the hub did not answer Hello with Welcome".into()),
@@ -131,7 +186,7 @@ async fn session_once(
         return Err(format!("the hub knows this certificate as {}, not {}", welcome.bic, bank.bic()).into());
     }
     bank.on_welcome(&welcome).map_err(Ended::Refused)?;
-    *backoff = RECONNECT_BACKOFF_MIN;
+    reconnect.welcomed();
     let (confirmations, pending) = mpsc::channel(SESSION_QUEUE_DEPTH);
     let confirmer = tokio::spawn(confirm_when_durable(bank.clone(), pending, sender.clone()));
     let _stop_confirmer = net::AbortOnDrop(confirmer);
@@ -189,6 +244,7 @@ fn ended_by(status: &tonic::Status) -> Ended {
     let detail = format!("{} ({:?})", status.message(), status.code());
     match status.code() {
         tonic::Code::Aborted => Ended::Superseded(detail),
+        tonic::Code::Unavailable => Ended::Standby { detail, active: net::active_hub_named(status) },
         _ => Ended::Lost(detail),
     }
 }

@@ -119,7 +119,9 @@ pub struct BankNodeArgs {
     /// This bank's BIC.
     #[arg(long)]
     bic: String,
-    /// The hub's URL, for example https://127.0.0.1:7000.
+    /// The hub's URL, for example https://127.0.0.1:7000; or the URLs of an active hub
+    /// and its standbys, separated by commas: the bank starts with the first and moves to
+    /// the next, or to the active hub a standby names, when a hub fails it.
     #[arg(long)]
     hub: String,
     /// Address for the operator API, for example 127.0.0.1:7001.
@@ -187,6 +189,8 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
 /// Runs a bank node until Ctrl-C or SIGTERM.
 pub async fn run_bank(args: BankNodeArgs) -> Result<()> {
     let BankNodeArgs { dir, bic, hub, listen, data, metrics_addr, retention_secs } = args;
+    // Checked before anything is opened or created.
+    let hubs = bank::HubUrls::parse(&hub).map_err(|e| anyhow!("--hub {hub:?}: {e}"))?;
     let config = bank::BankConfig { retention: Duration::from_secs(retention_secs), ..Default::default() };
     config.validate().map_err(|e| anyhow!("--retention-secs {retention_secs}: {e}"))?;
     serve_metrics(metrics_addr)?;
@@ -196,11 +200,10 @@ pub async fn run_bank(args: BankNodeArgs) -> Result<()> {
     let identity = network.signing_identity(Role::Bank(bic))?;
     let data = data.unwrap_or_else(|| network.bank_data_dir(bic));
     let bank = Bank::open_with(identity, directory, &data, config).map_err(|e| anyhow!(e))?;
-    corridor::net::endpoint(&hub).map_err(|e| anyhow!("--hub: {e}"))?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let shutdown = shutdown_signal()?;
     say!("bank {bic} listening on https://{}", listener.local_addr()?);
-    bank::run(bank, &network, &hub, listener, shutdown).await.map_err(|e| anyhow!(e))
+    bank::run(bank, &network, &hubs, listener, shutdown).await.map_err(|e| anyhow!(e))
 }
 
 fn serve_metrics(addr: Option<SocketAddr>) -> Result<()> {

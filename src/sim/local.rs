@@ -129,8 +129,10 @@ impl LocalNetwork {
     }
 
     /// Starts a bank node for `bic` that reaches the hub at `hub_url` (a relay in front of
-    /// the hub, for tests that break the link) and returns its index in `banks`.
+    /// the hub, for tests that break the link; or several hubs, `URL,URL`) and returns its
+    /// index in `banks`.
     pub async fn start_bank_via(&mut self, bic: Bic, hub_url: &str) -> Result<usize, String> {
+        let hubs = bank::HubUrls::parse(hub_url)?;
         let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
         let config = self.bank_config.clone();
         let identity = self
@@ -145,10 +147,9 @@ impl LocalNetwork {
         let (listener, url) = bind_loopback().await?;
         let shutdown = CancellationToken::new();
         let task = {
-            let (bank, network, hub_url, shutdown) =
-                (bank.clone(), self.network.clone(), hub_url.to_owned(), shutdown.clone());
+            let (bank, network, shutdown) = (bank.clone(), self.network.clone(), shutdown.clone());
             tokio::spawn(async move {
-                bank::run(bank, &network, &hub_url, listener, shutdown.cancelled_owned()).await
+                bank::run(bank, &network, &hubs, listener, shutdown.cancelled_owned()).await
             })
         };
         self.banks.push(LocalBank { bic, bank, url, shutdown, task });
