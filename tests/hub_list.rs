@@ -11,8 +11,12 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
+
 use common::bic;
+use common::fault_proxy::{Direction, FaultProxy};
 use common::net::*;
+use corridor::model::PaymentStatus;
 use corridor::net;
 use corridor::pb;
 use corridor::pb::hub_service_server::{HubService, HubServiceServer};
@@ -158,5 +162,50 @@ async fn a_hub_that_cannot_be_reached_gives_way_to_the_next() {
     let mut network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
     let hubs = format!("{},{}", dead_url().await, network.hub_url);
     ru_on_hubs_pays_ir(&mut network, &hubs).await;
+    network.stop().await.unwrap();
+}
+
+/// A bank that moves to another of its hub URLs in the middle of a payment picks up where
+/// its durable state says, by the same Hello as on one URL (issue 22, item 2: redelivery
+/// flagged PDM, resends flagged PDE): here its pacs.002 was held on the first link when
+/// that link died, and went out again on the second. Every payment is then final once at
+/// both banks and the money moved once (DESIGN.md: "No payment is applied twice").
+#[tokio::test]
+async fn a_bank_moving_to_its_next_hub_url_mid_payment_applies_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut network = network_with_nodes(dir.path(), &[RU, IR], &[RU]).await;
+    // Two ways to the one hub, as an active hub and a standby that took over would be.
+    let first = FaultProxy::start(&network.hub_url);
+    let second = FaultProxy::start(&network.hub_url);
+    let ir = network.start_bank_via(bic(IR), &format!("{},{}", first.url(), second.url())).await.unwrap();
+    open_accounts(&network, ir).await;
+    let ru = network.index_of(bic(RU));
+    let before = network.banks[ru].bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap();
+    assert_eq!(
+        status_of(&final_status(&network, ru, &before.uetr.to_string()).await),
+        pb::PaymentStatus::Acsc
+    );
+
+    first.hold(Direction::ToUpstream);
+    let payment = network.banks[ru].bank.submit_payment(&order(IR, "C002", "120.00")).await.unwrap();
+    let uetr = payment.uetr.to_string();
+    // IR books the payment and queues its pacs.002, which stops at the first link.
+    let payee = &network.banks[ir].bank;
+    for _ in 0..400 {
+        if payee.payment(&uetr).is_ok_and(|p| p.status == PaymentStatus::Acsc) && payee.outbox_len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(payee.outbox_len(), 1, "the pacs.002 waits in the outbox");
+    assert_eq!(second.traffic().connections_accepted, 0, "the bank was on its first URL until now");
+    first.cut(); // The first URL is gone for good: the bank must move to the second.
+
+    assert_eq!(status_of(&final_status(&network, ru, &uetr).await), pb::PaymentStatus::Acsc);
+    assert_eq!(status_of(&final_status(&network, ir, &uetr).await), pb::PaymentStatus::Acsc);
+    assert_eq!(network.banks[ir].bank.outbox_len(), 0, "the held pacs.002 was sent again and ACKed");
+    assert_eq!(balance(&network, ir, "C002"), 12_100, "credited once for each payment");
+    assert_eq!(balance(&network, ru, "C001"), 100_000 - 12_100, "debited once for each payment");
+    assert!(second.traffic().connections_accepted >= 1, "the bank reached the hub by its second URL");
     network.stop().await.unwrap();
 }
