@@ -48,6 +48,17 @@ enum Ended {
 }
 
 impl Ended {
+    /// The sentence saying why.
+    fn detail(&self) -> &str {
+        match self {
+            Ended::Superseded(detail)
+            | Ended::Refused(detail)
+            | Ended::Unreachable(detail)
+            | Ended::Standby { detail, .. }
+            | Ended::Lost(detail) => detail,
+        }
+    }
+
     /// What the choice of the next hub makes of it.
     fn failure(&self) -> HubFailure {
         match self {
@@ -89,8 +100,13 @@ pub async fn run_session(bank: Bank, network: NetworkDir, hubs: HubUrls, shutdow
         }
         let attempt = reconnect.after(&ended.failure());
         let retry_in_ms = attempt.wait.as_millis() as u64;
-        log_end(&bank, &hub_url, &ended, retry_in_ms);
-        log_move(&bank, &hub_url, reconnect.current(), &attempt.hub, retry_in_ms);
+        // One line each time: the move with its reason, or why the session ended.
+        let ignored_a_named_hub = matches!(attempt.hub, NextHub::NamedNotGiven { .. });
+        if reconnect.current() == hub_url && !ignored_a_named_hub {
+            log_end(&bank, &hub_url, &ended, retry_in_ms);
+        } else {
+            log_move(&bank, &hub_url, reconnect.current(), &attempt.hub, ended.detail(), retry_in_ms);
+        }
         tokio::select! {
             _ = tokio::time::sleep(attempt.wait) => {}
             _ = shutdown.cancelled() => return,
@@ -98,22 +114,22 @@ pub async fn run_session(bank: Bank, network: NetworkDir, hubs: HubUrls, shutdow
     }
 }
 
-/// Logs a move from the hub at `from` to the one at `to`, and why that one.
-fn log_move(bank: &Bank, from: &str, to: &str, hub: &NextHub, retry_in_ms: u64) {
+/// Logs a move from the hub at `from` to the one at `to`, with the `reason` to leave and
+/// why that one.
+fn log_move(bank: &Bank, from: &str, to: &str, hub: &NextHub, reason: &str, retry_in_ms: u64) {
     match hub {
         NextHub::Same(_) => {}
-        NextHub::Next(_) if from == to => {}
         NextHub::Next(_) => {
-            tracing::warn!(bank = %bank.bic(), %from, %to, retry_in_ms, "moving to the next hub")
+            tracing::warn!(bank = %bank.bic(), %from, %to, %reason, retry_in_ms, "moving to the next hub")
         }
         NextHub::Named(_) => tracing::warn!(
-            bank = %bank.bic(), %from, %to, retry_in_ms,
+            bank = %bank.bic(), %from, %to, %reason, retry_in_ms,
             "moving to the hub the standby named as active"
         ),
         NextHub::NamedNotGiven { named, .. } => tracing::warn!(
-            bank = %bank.bic(), %from, %to, %named, retry_in_ms,
+            bank = %bank.bic(), %from, %to, %named, %reason, retry_in_ms,
             "the standby named as active a hub this bank was not given (see --hub): not following it; \
-             moving to the next hub"
+             trying the next hub this bank was given"
         ),
     }
 }
