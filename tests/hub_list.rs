@@ -127,6 +127,8 @@ async fn ru_on_hubs_pays_ir(network: &mut LocalNetwork, hubs: &str) {
     assert_eq!(balance(network, 0, "C002"), 1_234);
 }
 
+/// A standby first in the list names the active hub (third): the bank goes straight there,
+/// never asking the second, and pays through it: the failover path banks rely on.
 #[tokio::test]
 async fn a_standby_naming_the_active_hub_sends_the_bank_straight_there() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,6 +144,8 @@ async fn a_standby_naming_the_active_hub_sends_the_bank_straight_there() {
     network.stop().await.unwrap();
 }
 
+/// A standby names an address the bank was not given: the bank never calls it (whoever
+/// answers a call may say anything) and reaches the real hub by its own list.
 #[tokio::test]
 async fn a_standby_naming_a_hub_the_bank_was_not_given_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
@@ -156,6 +160,8 @@ async fn a_standby_naming_a_hub_the_bank_was_not_given_is_not_followed() {
     network.stop().await.unwrap();
 }
 
+/// The first hub is dead (kill -9 leaves nothing listening): the bank moves on to the
+/// next and pays through it.
 #[tokio::test]
 async fn a_hub_that_cannot_be_reached_gives_way_to_the_next() {
     let dir = tempfile::tempdir().unwrap();

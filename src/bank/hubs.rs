@@ -241,6 +241,7 @@ mod tests {
         HubFailure::Standby { active: named.map(str::to_owned) }
     }
 
+    /// Failures that say nothing about where the active hub is walk the list in order, round.
     #[test]
     fn a_failed_hub_gives_way_to_the_next_and_the_last_to_the_first() {
         let three = urls(&[A, B, C]);
@@ -252,6 +253,7 @@ mod tests {
         assert_eq!(next_hub(&urls(&[A]), 0, &HubFailure::Lost), NextHub::Next(0));
     }
 
+    /// A standby naming a hub of the list is followed, however the URL is spelt.
     #[test]
     fn a_standby_naming_a_given_hub_sends_the_bank_straight_there() {
         let three = urls(&[A, B, C]);
@@ -262,6 +264,7 @@ mod tests {
         assert_eq!(next_hub(&three, 1, &standby(Some(B))), NextHub::Next(2));
     }
 
+    /// The bank never connects to an address it was not given, valid URL or not.
     #[test]
     fn a_standby_naming_a_hub_not_given_is_not_followed() {
         let two = urls(&[A, B]);
@@ -272,6 +275,7 @@ mod tests {
         assert_eq!(next_hub(&two, 1, &garbage), NextHub::NamedNotGiven { to: 0, named: "not a url".into() });
     }
 
+    /// Superseded or refused at Welcome: another hub would not mend it; wait the longest, as before.
     #[test]
     fn a_refusal_keeps_the_hub_and_waits_the_longest() {
         let mut reconnect = Reconnect::new(urls(&[A, B]));
@@ -280,6 +284,7 @@ mod tests {
         assert_eq!(reconnect.after(&HubFailure::Lost).wait, RECONNECT_BACKOFF_MAX, "no fast pass after it");
     }
 
+    /// No delay while some hub is untried; then the backoff, doubled per full pass.
     #[test]
     fn the_first_pass_is_immediate_then_each_full_pass_doubles_the_backoff() {
         let mut reconnect = Reconnect::new(urls(&[A, B, C]));
@@ -289,6 +294,7 @@ mod tests {
         assert_eq!(reconnect.current(), A, "nine moves around three hubs");
     }
 
+    /// Standbys pointing at each other (a stale view during takeover) back off, never spin.
     #[test]
     fn standbys_answering_are_no_refusal_and_a_welcome_starts_afresh() {
         let mut reconnect = Reconnect::new(urls(&[A, B]));
@@ -307,6 +313,7 @@ mod tests {
         );
     }
 
+    /// One URL: the same waits as before hub lists.
     #[test]
     fn one_hub_backs_off_as_it_always_did() {
         // Before hub lists: wait 100 ms, then double each failure up to 5 s; a welcome resets.
@@ -317,6 +324,7 @@ mod tests {
         assert_eq!(reconnect.after(&standby(None)), Attempt { hub: NextHub::Next(0), wait: ms(100) });
     }
 
+    /// Bad input is refused at start with a clear error naming the element.
     #[test]
     fn a_bad_list_is_refused_naming_the_element() {
         let empty = HubUrls::parse("").unwrap_err();
@@ -331,6 +339,7 @@ mod tests {
         assert!(HubUrls::parse(&many).unwrap_err().contains("at most"));
     }
 
+    /// The order given is the order tried; spaces around commas are allowed.
     #[test]
     fn a_good_list_keeps_its_order() {
         let list = HubUrls::parse(&format!("{A}, {B} ,{C}")).unwrap();
