@@ -68,6 +68,12 @@ impl Batch {
         self.body.len()
     }
 
+    /// The encoded body (the records with their lengths), as [`Batch::records`] reads it:
+    /// what a log that frames batches its own way (`store::nats`) stores.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     /// Empties it, keeping its buffer.
     pub fn clear(&mut self) {
         self.body.clear();

@@ -17,6 +17,7 @@
 
 pub mod codec;
 pub mod log;
+pub mod nats;
 mod node;
 mod sqlite;
 

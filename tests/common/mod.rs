@@ -5,6 +5,7 @@ pub mod cli;
 pub mod external;
 pub mod fault_proxy;
 pub mod http;
+pub mod nats;
 pub mod net;
 pub mod xsd;
 

@@ -1,0 +1,230 @@
+//! The hub's replicated log on NATS JetStream (`store::nats`), on a real 3-node cluster of
+//! `nats-server` processes on loopback (skipped with a notice when `nats-server` is missing,
+//! failed under CI): what it appends is read back whole and in order, from any reader; a
+//! second writer fences the first; a retried append is stored once; another identity's
+//! stream and damage in the chain are refused.
+
+mod common;
+
+use common::nats::NatsCluster;
+use corridor::store::StoreError;
+use corridor::store::log::{Batch, RecordLog};
+use corridor::store::nats::NatsLog;
+
+const HUB: &str = "hub BANKCNSHXXX";
+
+/// A batch of the records `first..first + count`, each saying its own sequence.
+fn batch(first: u64, count: u64) -> Batch {
+    let mut batch = Batch::default();
+    for seq in first..first + count {
+        batch.push(|out| out.extend_from_slice(record(seq).as_bytes()));
+    }
+    batch
+}
+
+fn record(seq: u64) -> String {
+    format!("record {seq} {}", "x".repeat((seq % 7) as usize * 50))
+}
+
+/// Every record from `from` on, as (sequence, text, ends its batch); and the last sequence.
+fn read_all(log: &NatsLog, from: u64) -> (Vec<(u64, String, bool)>, u64) {
+    let mut seen = Vec::new();
+    let last = log
+        .read_from(from, &mut |entry| {
+            seen.push((entry.seq, String::from_utf8(entry.bytes.to_vec()).unwrap(), entry.ends_batch));
+            Ok(())
+        })
+        .unwrap();
+    (seen, last)
+}
+
+/// What `read_all` must find after batches of `sizes` records were appended from 1.
+fn expected(sizes: &[u64], from: u64) -> Vec<(u64, String, bool)> {
+    let mut all = Vec::new();
+    let mut seq = 1;
+    for &size in sizes {
+        for offset in 0..size {
+            all.push((seq, record(seq), offset == size - 1));
+            seq += 1;
+        }
+    }
+    all.retain(|(seq, _, _)| *seq >= from);
+    all
+}
+
+/// Appends batches of `sizes` records to `log` from its end.
+fn append_batches(log: &mut NatsLog, sizes: &[u64]) {
+    for &size in sizes {
+        let after = log.last();
+        assert_eq!(log.append(after, &batch(after + 1, size)).unwrap(), after + size);
+    }
+}
+
+/// RecordLog's contract on NATS: appends return the new last sequence; `read_from` gives
+/// every record from any sequence (mid-batch too) with `ends_batch` where each append ended,
+/// again and again as a standby follows the stream; another NatsLog opened on the stream
+/// later (a restarted or standby hub) finds the same `last` and records, and its reads
+/// follow the first's new appends. Empty batches write nothing; an append after the wrong
+/// sequence is fenced before anything is sent.
+#[test]
+fn appends_are_read_back_whole_and_in_order_by_any_reader() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "basics", HUB, 3).unwrap();
+    assert_eq!(log.last(), 0);
+    assert_eq!(read_all(&log, 1), (vec![], 0));
+    assert_eq!(log.append(0, &Batch::default()).unwrap(), 0, "an empty batch writes nothing");
+    let sizes = [1, 3, 2, 5, 1];
+    append_batches(&mut log, &sizes);
+    assert_eq!(log.last(), 12);
+    for from in [0, 1, 2, 4, 5, 6, 12, 13, 20] {
+        let (seen, last) = read_all(&log, from);
+        assert_eq!(seen, expected(&sizes, from), "read from {from}");
+        assert_eq!(last, 12);
+    }
+    match log.append(5, &batch(6, 1)) {
+        Err(StoreError::Fenced { expected: 5, last: 12 }) => {}
+        other => panic!("an append after the wrong sequence must be fenced: {other:?}"),
+    }
+
+    let follower = NatsLog::open(&cluster.servers(), "basics", HUB, 3).unwrap();
+    assert_eq!(follower.last(), 12);
+    assert_eq!(read_all(&follower, 1).0, expected(&sizes, 1));
+    assert_eq!(read_all(&follower, 11).0, expected(&sizes, 11), "from inside the last batch");
+    // It follows the writer's new appends, polling from its last record + 1.
+    let mut followed = read_all(&follower, 1).0;
+    for more in [[2u64], [4]] {
+        append_batches(&mut log, &more);
+        let (seen, last) = read_all(&follower, followed.last().unwrap().0 + 1);
+        followed.extend(seen);
+        assert_eq!(last, log.last());
+    }
+    assert_eq!(followed, expected(&[1, 3, 2, 5, 1, 2, 4], 1));
+    assert_eq!(follower.last(), 18, "reads move a reader's end forward");
+}
+
+/// The log is synchronous and its callers include async code: called from inside a tokio
+/// runtime (here a test's current-thread runtime) it must neither panic (a `block_on`
+/// inside a runtime does) nor deadlock, and dropping it there must not panic either.
+#[tokio::test]
+async fn works_when_called_from_inside_a_tokio_runtime() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "in_runtime", HUB, 3).unwrap();
+    append_batches(&mut log, &[2, 3]);
+    assert_eq!(read_all(&log, 1).0, expected(&[2, 3], 1));
+    drop(log);
+    let reopened = NatsLog::open(&cluster.servers(), "in_runtime", HUB, 3).unwrap();
+    assert_eq!(reopened.last(), 5);
+}
+
+/// Fencing (DESIGN: one writer per log): a second writer on the same stream that appends
+/// first makes the first writer's next append fail with `Fenced`, writing nothing; the
+/// fenced writer stays fenced even when it names the stream's true end (a hub that lost
+/// the log must stop, not catch up and carry on).
+#[test]
+fn a_second_writer_fences_the_first_for_good() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let mut first = NatsLog::open(&cluster.servers(), "fencing", HUB, 3).unwrap();
+    append_batches(&mut first, &[2]);
+    let mut second = NatsLog::open(&cluster.servers(), "fencing", HUB, 3).unwrap();
+    assert_eq!(second.last(), 2);
+    append_batches(&mut second, &[3]);
+
+    match first.append(2, &batch(3, 1)) {
+        Err(StoreError::Fenced { expected: 2, last: 5 }) => {}
+        other => panic!("the stale writer's append must be fenced: {other:?}"),
+    }
+    match first.append(5, &batch(6, 1)) {
+        Err(StoreError::Fenced { .. }) => {}
+        other => panic!("a fenced writer stays fenced: {other:?}"),
+    }
+    let reader = NatsLog::open(&cluster.servers(), "fencing", HUB, 3).unwrap();
+    assert_eq!(read_all(&reader, 1).0, expected(&[2, 3], 1), "the fenced appends wrote nothing");
+    append_batches(&mut second, &[1]);
+    assert_eq!(reader.last(), 5);
+    assert_eq!(read_all(&reader, 1).0, expected(&[2, 3, 1], 1));
+}
+
+/// A publish whose acknowledgment is lost is retried with the same message id and expected
+/// sequence; when the first attempt had landed, the retry is reported as the success it was
+/// (the same new last sequence) and the batch is stored once, so the outcome of an append
+/// is never unknown and never doubled.
+#[test]
+fn a_retried_append_that_had_landed_is_stored_once() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "retry", HUB, 3).unwrap();
+    append_batches(&mut log, &[2]);
+    log.publish_and_lose_ack(2, &batch(3, 4));
+    let reader = NatsLog::open(&cluster.servers(), "retry", HUB, 3).unwrap();
+    assert_eq!(reader.last(), 6, "the first attempt landed");
+    assert_eq!(log.append(2, &batch(3, 4)).unwrap(), 6, "its retry is the same append's success");
+    append_batches(&mut log, &[1]);
+    assert_eq!(read_all(&reader, 1).0, expected(&[2, 4, 1], 1), "stored once, and the log goes on");
+}
+
+/// A stream holds one identity's records: opening it as another is refused with an error
+/// naming both, and bad arguments are refused before anything is created.
+#[test]
+fn another_identitys_stream_and_bad_arguments_are_refused() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "owned", HUB, 3).unwrap();
+    append_batches(&mut log, &[1]);
+    let refused = |result: Result<NatsLog, StoreError>| match result {
+        Err(StoreError::Unusable { reason, .. }) => reason,
+        Err(other) => panic!("expected Unusable, got {other}"),
+        Ok(_) => panic!("expected a refusal"),
+    };
+    let reason = refused(NatsLog::open(&cluster.servers(), "owned", "hub BANKRUMMXXX", 3));
+    assert!(reason.contains(HUB) && reason.contains("hub BANKRUMMXXX"), "{reason}");
+    assert!(refused(NatsLog::open(&cluster.servers(), "a.b", HUB, 3)).contains("not a usable name"));
+    assert!(refused(NatsLog::open(&cluster.servers(), "owned", "", 3)).contains("identity"));
+    assert!(refused(NatsLog::open(&cluster.servers(), "owned", HUB, 0)).contains("replicas"));
+    assert!(refused(NatsLog::open("", "owned", HUB, 3)).contains("no NATS server"));
+    assert!(refused(NatsLog::open("127.0.0.1:1", "owned", HUB, 3)).contains("cannot connect"));
+    assert_eq!(log.last(), 1);
+}
+
+/// Damage in the chain is found on read: a message on the log's subject that is not a
+/// batch (published by hand, as anything with publish rights could), and a batch deleted
+/// from the middle of a stream that allows deletes, each refuse the read with an error
+/// naming the stream message, rather than skipping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_or_missing_batch_is_refused_on_read() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let servers = cluster.servers();
+    let client = async_nats::connect(cluster.server(0)).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+
+    let mut log = NatsLog::open(&servers, "damaged", HUB, 3).unwrap();
+    append_batches(&mut log, &[2, 1]);
+    let ack = jetstream.publish("corridor.damaged.log", "not a batch".into()).await.unwrap();
+    assert_eq!(ack.await.unwrap().sequence, 4);
+    let refusal = |log: &NatsLog| match log.read_from(1, &mut |_| Ok(())) {
+        Err(StoreError::Unusable { reason, .. }) => reason,
+        other => panic!("a damaged stream must be refused: {other:?}"),
+    };
+    let reason = refusal(&log);
+    assert!(reason.contains("stream message 4") && reason.contains("not a Corridor batch"), "{reason}");
+    match NatsLog::open(&servers, "damaged", HUB, 3) {
+        Err(StoreError::Unusable { reason, .. }) => {
+            assert!(reason.contains("not a Corridor batch"), "{reason}")
+        }
+        other => panic!("a stream ending in damage cannot be opened: {:?}", other.map(|log| log.last())),
+    }
+
+    // A stream made by hand that allows deletes: a batch removed from its middle.
+    jetstream
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "holed".into(),
+            subjects: vec!["corridor.holed.log".into()],
+            num_replicas: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut log = NatsLog::open(&servers, "holed", HUB, 3).unwrap();
+    append_batches(&mut log, &[2, 3, 1]);
+    let stream = jetstream.get_stream("holed").await.unwrap();
+    assert!(stream.delete_message(3).await.unwrap(), "stream message 3 holds records 3..5");
+    let reason = refusal(&NatsLog::open(&servers, "holed", HUB, 3).unwrap());
+    assert!(reason.contains("stream message 3 is missing"), "{reason}");
+}
