@@ -9,7 +9,7 @@ mod common;
 use common::nats::NatsCluster;
 use corridor::store::StoreError;
 use corridor::store::log::{Batch, RecordLog};
-use corridor::store::nats::NatsLog;
+use corridor::store::nats::{Lease, NatsLog};
 
 const HUB: &str = "hub BANKCNSHXXX";
 
@@ -227,4 +227,52 @@ async fn a_damaged_or_missing_batch_is_refused_on_read() {
     assert!(stream.delete_message(3).await.unwrap(), "stream message 3 holds records 3..5");
     let reason = refusal(&NatsLog::open(&servers, "holed", HUB, 3).unwrap());
     assert!(reason.contains("stream message 3 is missing"), "{reason}");
+}
+
+/// The lease (one active hub at a time): taken by one, refused to another while its holder
+/// renews it, taken by the other once the holder stops renewing and the servers let the
+/// entry expire (no clocks compared); the old holder's renewal then fails, so it learns it
+/// lost the lease. A released lease is free at once. A bucket is refused under another ttl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_has_one_holder_and_passes_on_when_not_renewed() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let servers = cluster.servers();
+    let ttl = std::time::Duration::from_secs(2);
+    let mut a = Lease::connect(&servers, "hubs", ttl, 3).await.unwrap();
+    let mut b = Lease::connect(&servers, "hubs", ttl, 3).await.unwrap();
+    assert_eq!(a.holder().await.unwrap(), None);
+    assert!(!a.renew().await.unwrap(), "nothing to renew before it is taken");
+    assert!(a.acquire("https://hub-a").await.unwrap());
+    assert_eq!(b.holder().await.unwrap().as_deref(), Some("https://hub-a"));
+    // Renewed every quarter ttl for two ttls: never free for another.
+    for _ in 0..8 {
+        assert!(!b.acquire("https://hub-b").await.unwrap(), "refused while renewed");
+        tokio::time::sleep(ttl / 4).await;
+        assert!(a.renew().await.unwrap());
+    }
+    // A stops renewing: B takes it once the entry expired.
+    let mut attempts = 0;
+    while !b.acquire("https://hub-b").await.unwrap() {
+        attempts += 1;
+        assert!(attempts < 300, "the lease never lapsed");
+        tokio::time::sleep(ttl / 20).await;
+    }
+    assert!(attempts > 0, "the lease was free before its ttl passed");
+    assert_eq!(a.holder().await.unwrap().as_deref(), Some("https://hub-b"));
+    assert!(!a.renew().await.unwrap(), "the old holder learns it lost the lease");
+    assert!(!a.renew().await.unwrap());
+    assert!(b.renew().await.unwrap());
+    // Released, it is free at once; a release by a non-holder changes nothing.
+    a.release().await.unwrap();
+    assert_eq!(a.holder().await.unwrap().as_deref(), Some("https://hub-b"));
+    b.release().await.unwrap();
+    assert_eq!(a.holder().await.unwrap(), None);
+    assert!(a.acquire("https://hub-a").await.unwrap());
+    assert!(!b.renew().await.unwrap());
+
+    match Lease::connect(&servers, "hubs", ttl * 2, 3).await {
+        Err(StoreError::Unusable { reason, .. }) => assert!(reason.contains("ttl"), "{reason}"),
+        other => panic!("a bucket under another ttl must be refused: {:?}", other.map(|_| ())),
+    }
+    assert!(matches!(Lease::connect(&servers, "bad.name", ttl, 3).await, Err(StoreError::Unusable { .. })));
 }
