@@ -276,3 +276,92 @@ async fn the_lease_has_one_holder_and_passes_on_when_not_renewed() {
     }
     assert!(matches!(Lease::connect(&servers, "bad.name", ttl, 3).await, Err(StoreError::Unusable { .. })));
 }
+
+/// Appends `count` batches of 1 to 4 records from the log's end, returning their sizes.
+fn append_some(log: &mut NatsLog, count: u64) -> Vec<u64> {
+    let sizes: Vec<u64> = (0..count).map(|i| 1 + (log.last() + i) % 4).collect();
+    append_batches(log, &sizes);
+    sizes
+}
+
+/// Waits until node `i` holds the same copy of `stream` as the leader (same message count
+/// and last sequence, from each node's own monitoring), which is what catching up means.
+fn wait_caught_up(cluster: &NatsCluster, i: usize, stream: &str) {
+    cluster.wait_until(&format!("node {i} caught up on {stream}"), |cluster| {
+        let Some(leader) = cluster.stream_leader(stream) else { return false };
+        let theirs = cluster.stream_state(leader, stream);
+        theirs.is_some() && cluster.stream_state(i, stream) == theirs
+    });
+}
+
+/// Losing NATS nodes loses no acknowledged batch (issue 22, "NATS nodes lost"): kill -9 of
+/// the stream's leader node, while the writer goes on appending through the election, then
+/// of a follower; each restarted node catches up (its own stored copy equals the leader's),
+/// and every batch acknowledged before, between and after is read back whole and in order.
+#[test]
+fn acknowledged_batches_survive_losing_the_leader_then_a_follower() {
+    let Some(mut cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "nodes", HUB, 3).unwrap();
+    let mut sizes = append_some(&mut log, 20);
+
+    let leader = cluster.stream_leader("nodes").expect("the stream has a leader");
+    cluster.kill(leader);
+    sizes.extend(append_some(&mut log, 20)); // the first waits through the election
+    let new_leader = cluster.stream_leader("nodes").expect("a new leader took over");
+    assert_ne!(new_leader, leader);
+    cluster.restart(leader);
+    wait_caught_up(&cluster, leader, "nodes");
+    sizes.extend(append_some(&mut log, 10));
+
+    let follower = (0..3).find(|&i| Some(i) != cluster.stream_leader("nodes")).unwrap();
+    cluster.kill(follower);
+    sizes.extend(append_some(&mut log, 20));
+    cluster.restart(follower);
+    wait_caught_up(&cluster, follower, "nodes");
+    sizes.extend(append_some(&mut log, 10));
+
+    let reader = NatsLog::open(&cluster.servers(), "nodes", HUB, 3).unwrap();
+    assert_eq!(reader.last(), log.last());
+    assert_eq!(read_all(&reader, 1).0, expected(&sizes, 1), "every acknowledged batch, once, in order");
+    let (messages, _) = cluster.stream_state(follower, "nodes").unwrap();
+    assert_eq!(messages, 1 + sizes.len() as u64, "the genesis and one message per batch");
+}
+
+/// With two of three nodes down the stream has no quorum: an append does not return (so
+/// its caller acknowledges nothing) for as long as that lasts, rather than failing or
+/// succeeding; once the nodes are back it succeeds, stored once, and the log goes on.
+/// The append runs on a thread; that it has not returned is checked after the surviving
+/// node was seen without a stream leader (no wall-clock assertion).
+#[test]
+fn an_append_waits_for_quorum_then_succeeds() {
+    let Some(mut cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "quorum", HUB, 3).unwrap();
+    let mut sizes = append_some(&mut log, 5);
+    let survivor = cluster.stream_leader("quorum").expect("the stream has a leader");
+    let others: Vec<usize> = (0..3).filter(|&i| i != survivor).collect();
+    for &i in &others {
+        cluster.kill(i);
+    }
+
+    let returned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&returned);
+    let after = log.last();
+    let appending = std::thread::spawn(move || {
+        let result = log.append(after, &batch(after + 1, 3));
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        (log, result)
+    });
+    cluster.wait_until("the survivor has no stream leader", |cluster| {
+        cluster.stream_state(survivor, "quorum").is_some() && cluster.stream_leader("quorum").is_none()
+    });
+    assert!(!returned.load(std::sync::atomic::Ordering::SeqCst), "an append returned without a quorum");
+    for &i in &others {
+        cluster.restart(i);
+    }
+    let (mut log, result) = appending.join().unwrap();
+    assert_eq!(result.unwrap(), after + 3);
+    sizes.push(3);
+    sizes.extend(append_some(&mut log, 3));
+    let reader = NatsLog::open(&cluster.servers(), "quorum", HUB, 3).unwrap();
+    assert_eq!(read_all(&reader, 1).0, expected(&sizes, 1), "the waiting append stored once");
+}
