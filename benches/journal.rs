@@ -11,7 +11,7 @@ use bytes::Bytes;
 use corridor::crypto::{KeyId, SigningIdentity};
 use corridor::hub::{AcceptedRecord, HubJournal, HubRecord};
 use corridor::model::*;
-use corridor::store::{Backend, GroupCommit};
+use corridor::store::{Backend, GroupCommit, LogWriter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn bic(text: &str) -> Bic {
@@ -66,7 +66,8 @@ fn appends(c: &mut Criterion) {
     group.sample_size(10);
     for batch in [1usize, 64, 256] {
         let dir = journal_dir();
-        let (mut journal, _derived, _) = HubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
+        let store = HubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
+        let mut journal = LogWriter::<HubRecord>::new(store.log, "bench");
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_with_input(BenchmarkId::new("messages per fsync", batch), &batch, |b, &batch| {
             b.iter_batched(
@@ -87,8 +88,9 @@ fn group_commit(c: &mut Criterion) {
     const APPENDS: u64 = 4_096;
     group.throughput(Throughput::Elements(APPENDS));
     let dir = journal_dir();
-    let (writer, derived, _) = HubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
-    let journal = std::sync::Arc::new(GroupCommit::start_with(writer, derived, "bench"));
+    let store = HubJournal::open(dir.path(), bic("CRDRZZ00XXX")).unwrap();
+    let writer = LogWriter::<HubRecord>::new(store.log, "bench");
+    let journal = std::sync::Arc::new(GroupCommit::start_with(writer, store.derived, "bench"));
     group.bench_function("4096 appends", |b| {
         b.iter(|| {
             runtime.block_on(async {

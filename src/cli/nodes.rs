@@ -41,6 +41,60 @@ pub struct HubNodeArgs {
     dashboard_addr: Option<SocketAddr>,
     #[command(flatten)]
     limits: HubLimitArgs,
+    #[command(flatten)]
+    replication: ReplicationArgs,
+}
+
+/// Running the hub on a log replicated on NATS JetStream, beside standby hubs.
+#[derive(Args)]
+pub struct ReplicationArgs {
+    /// Keep the hub's log on these NATS JetStream servers instead of in its data
+    /// directory: nats://HOST:PORT[,HOST:PORT...]. Hubs started with the same servers and
+    /// --stream share the log: the one holding the lease serves, the others stand by.
+    #[arg(long, value_name = "nats://HOST:PORT,...")]
+    log: Option<String>,
+    /// The log's stream name (letters, digits, - and _) [default: corridor-hub].
+    #[arg(long, requires = "log")]
+    stream: Option<String>,
+    /// Copies of the log the NATS servers keep (1 to 5; 3 survives losing a server).
+    #[arg(long, default_value_t = 3, requires = "log")]
+    replicas: usize,
+    /// How long the lease outlives its last renewal, in milliseconds: how soon a standby
+    /// takes over from a hub that stopped (renewed every quarter of it).
+    #[arg(long, default_value_t = 3000, requires = "log")]
+    lease_ttl_ms: u64,
+    /// The URL banks reach this hub at, which standbys name to banks
+    /// [default: https://LISTEN, with the port it got].
+    #[arg(long, requires = "log")]
+    advertise: Option<String>,
+}
+
+impl ReplicationArgs {
+    /// The replication asked for, if any; `listening` is where the hub listens.
+    fn replication(&self, listening: SocketAddr) -> Result<Option<hub::replicated::Replication>> {
+        let Some(log) = &self.log else { return Ok(None) };
+        let servers = log.strip_prefix("nats://").ok_or_else(|| {
+            anyhow!("--log: give the NATS servers as nats://HOST:PORT[,HOST:PORT...], not {log:?}")
+        })?;
+        let lease_ttl = std::time::Duration::from_millis(self.lease_ttl_ms);
+        if !(200..=60_000).contains(&self.lease_ttl_ms) {
+            return Err(anyhow!("--lease-ttl-ms: between 200 and 60000, not {}", self.lease_ttl_ms));
+        }
+        let advertise = match &self.advertise {
+            Some(url) => {
+                corridor::net::endpoint(url).map_err(|e| anyhow!("--advertise: {e}"))?;
+                url.clone()
+            }
+            None => format!("https://{listening}"),
+        };
+        Ok(Some(hub::replicated::Replication {
+            servers: servers.to_owned(),
+            stream: self.stream.clone().unwrap_or_else(|| "corridor-hub".to_owned()),
+            replicas: self.replicas,
+            lease_ttl,
+            advertise,
+        }))
+    }
 }
 
 /// The hub's replay window, rate limits, connection limits and timeouts.
@@ -150,6 +204,7 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
         metrics_addr,
         dashboard_addr,
         limits,
+        replication,
     } = args;
     serve_metrics(metrics_addr)?;
     let network = NetworkDir::new(dir);
@@ -161,11 +216,29 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
         ..HubConfig::default()
     })?;
     let data = data.unwrap_or_else(|| network.hub_data_dir());
-    let hub = Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?;
     let listener = TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let replication = replication.replication(listener.local_addr()?)?;
     let shutdown = shutdown_signal()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (hub, _replicated) = match &replication {
+        None => (Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?, None),
+        Some(replication) => {
+            let (hub, replicated) =
+                open_replicated(config, directory, identity, &data, replication.clone(), stop.clone())
+                    .await?;
+            (hub, Some(replicated))
+        }
+    };
     // The first line on stdout says where to connect (useful with port 0).
     say!("hub listening on https://{}", listener.local_addr()?);
+    if let Some(replication) = &replication {
+        say!(
+            "hub on the replicated log {} at nats://{}: standing by until it holds the lease (it serves banks as {})",
+            replication.stream,
+            replication.servers,
+            replication.advertise
+        );
+    }
     let _dashboard = match dashboard_addr {
         Some(addr) => {
             let listener = TcpListener::bind(addr)
@@ -183,7 +256,60 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
         }
         None => None,
     };
-    hub::run(hub, &network, listener, shutdown).await.map_err(|e| anyhow!(e))
+    let served = hub::run(hub, &network, listener, shutdown).await.map_err(|e| anyhow!(e));
+    if let (Some(_), Err(error)) = (&replication, &served) {
+        // A hub that lost its lease stops at once: all it acknowledged is in the replicated
+        // log already, and its journal's writer may be waiting for servers that lost their
+        // quorum, which closing it would wait for too.
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+    // A hub that gives up its lease cleanly lets a standby take over at once.
+    stop.cancel();
+    if let Some(replicated) = _replicated {
+        let _ = replicated.await;
+    }
+    served
+}
+
+/// Opens a standby hub on the replicated log, and starts what follows the log and takes
+/// over when the lease is free (`hub::replicated::run_replicated`).
+async fn open_replicated(
+    config: HubConfig,
+    directory: Directory,
+    identity: corridor::crypto::SigningIdentity,
+    data: &std::path::Path,
+    replication: hub::replicated::Replication,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(Hub, tokio::task::JoinHandle<()>)> {
+    use corridor::store::nats::{Lease, NatsLog};
+    let identity_name = format!("hub {}", directory.hub());
+    let open_log = {
+        let (servers, stream, replicas) =
+            (replication.servers.clone(), replication.stream.clone(), replication.replicas);
+        move || -> Result<Box<dyn corridor::store::log::RecordLog>, corridor::store::StoreError> {
+            Ok(Box::new(NatsLog::open(&servers, &stream, &identity_name, replicas)?))
+        }
+    };
+    let data = data.to_path_buf();
+    let (hub, follower) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let log = open_log().map_err(|e| anyhow!("--log: {e}"))?;
+        let (hub, follower) =
+            Hub::open_standby(config, directory, identity, &data, log).map_err(|e| anyhow!(e))?;
+        Ok((hub, follower.reopen_with(Box::new(open_log))))
+    })
+    .await??;
+    let lease = Lease::connect(
+        &replication.servers,
+        &replication.lease_name(),
+        replication.lease_ttl,
+        replication.replicas,
+    )
+    .await
+    .map_err(|e| anyhow!("--log: {e}"))?;
+    let replicated =
+        tokio::spawn(hub::replicated::run_replicated(hub.clone(), follower, lease, replication, stop));
+    Ok((hub, replicated))
 }
 
 /// Runs a bank node until Ctrl-C or SIGTERM.

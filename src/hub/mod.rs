@@ -259,10 +259,10 @@ impl Hub {
             ));
         }
         let mut state = recovery::initial_state(&directory, &config);
-        let replayed = recovery::replay_log(&mut state, &store.log, 1)?;
+        let replayed = recovery::replay_log(&mut state, &store.log, 1, store.applied)?;
         if replayed != store.applied {
             return Err(format!(
-                "the hub's log was read to record {replayed}, its derived state to {}: it moved while the hub opened",
+                "the hub's log ends at record {replayed}, before its derived state's record {}",
                 store.applied
             ));
         }

@@ -109,12 +109,21 @@ fn replay_accepted(state: &mut HubState, record: &journal::AcceptedRecord) -> Re
     Ok(())
 }
 
-/// Replays on `state` every record of `log` from position `from` on (see [`replay`]).
-/// Returns the last position replayed (`from - 1` when there was none).
-pub(super) fn replay_log(state: &mut HubState, log: &dyn RecordLog, from: u64) -> Result<u64, String> {
+/// Replays on `state` every record of `log` from position `from` up to `until` (see
+/// [`replay`]): a replicated log may grow while it is read. Returns the last position
+/// replayed (`from - 1` when there was none).
+pub(super) fn replay_log(
+    state: &mut HubState,
+    log: &dyn RecordLog,
+    from: u64,
+    until: u64,
+) -> Result<u64, String> {
     let mut through = from.saturating_sub(1);
     let mut failure = None;
     log.read_from(from, &mut |entry| {
+        if entry.seq > until {
+            return Ok(());
+        }
         let record = HubRecord::decode(entry.bytes).map_err(|e| format!("corrupt hub journal: {e}"))?;
         if let Err(error) = replay(state, record) {
             failure = Some(error.clone());
@@ -139,7 +148,7 @@ pub fn read_journal(
     }
     let store = HubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
     let mut state = initial_state(directory, &HubConfig::default());
-    replay_log(&mut state, &store.log, 1)?;
+    replay_log(&mut state, &store.log, 1, store.applied)?;
     Ok((state.positions, state.tracker.payments().cloned().collect()))
 }
 

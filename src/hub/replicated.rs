@@ -20,13 +20,15 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{Hub, HubDerived, HubRecord, HubStore, recovery};
 use crate::store::codec::LogRecord;
 use crate::store::log::{Batch, RecordLog};
+use crate::store::nats::Lease;
 use crate::store::{Derived, StoreError};
 
 /// How a standby gets a new handle on the replicated log when its takeover append was
@@ -83,7 +85,8 @@ impl Authority {
         *self.active.borrow()
     }
 
-    pub(super) async fn wait_active(&self) {
+    /// Completes once the hub is active.
+    pub async fn wait_active(&self) {
         let mut active = self.active.subscribe();
         let _ = active.wait_for(|active| *active).await;
     }
@@ -149,6 +152,11 @@ impl Authority {
                 return std::future::pending().await;
             }
         }
+    }
+
+    /// Until when an active hub on a lease may send.
+    fn valid_until(&self) -> Instant {
+        self.base + Duration::from_nanos(self.valid_until.load(Ordering::Acquire))
     }
 
     fn nanos(&self, at: Instant) -> u64 {
@@ -261,5 +269,167 @@ impl Hub {
         self.activate(follower.log, follower.derived)?;
         tracing::info!(hub = me, through = follower.replayed, "this hub took over: it is the active hub");
         Ok(())
+    }
+}
+
+/// How a hub on a replicated log takes part: where the log and lease are, and how banks
+/// reach this hub.
+#[derive(Clone, Debug)]
+pub struct Replication {
+    /// The NATS servers ("host:port,host:port").
+    pub servers: String,
+    /// The log's stream; the lease's bucket is named after it.
+    pub stream: String,
+    /// Copies of the log and lease the servers keep (3 survives losing one server).
+    pub replicas: usize,
+    /// How long the lease outlives its last renewal; renewed every quarter of it.
+    pub lease_ttl: Duration,
+    /// The URL banks reach this hub at: what the lease and a standby's refusal name.
+    pub advertise: String,
+}
+
+/// How often a standby reads what the active hub appended, and looks at the lease.
+pub const FOLLOW_PERIOD: Duration = Duration::from_millis(100);
+
+/// The share of the lease's time to live a holder does not count on (renewals sent late,
+/// clocks that run at slightly different rates, the time to stop).
+const LEASE_MARGIN_DIVISOR: u32 = 4;
+
+impl Replication {
+    /// The lease bucket's name.
+    pub fn lease_name(&self) -> String {
+        format!("{}-lease", self.stream)
+    }
+
+    /// Until when a lease renewed by a request sent at `sent` is this hub's to count on.
+    fn valid_until(&self, sent: Instant) -> Instant {
+        sent + self.lease_ttl - self.lease_ttl / LEASE_MARGIN_DIVISOR
+    }
+}
+
+/// The value a holder writes in the lease: its URL, then this process's own id, so that a
+/// hub restarted at the same URL is not taken for the one before it.
+fn lease_value(advertise: &str) -> String {
+    format!("{advertise} {}", uuid::Uuid::new_v4().simple())
+}
+
+/// The URL in a lease's value.
+fn lease_url(value: &str) -> &str {
+    value.split_whitespace().next().unwrap_or_default()
+}
+
+/// Runs a hub of a replicated log (opened with [`Hub::open_standby`]): a standby following
+/// the log until it takes the lease, then the active hub until it loses it, when
+/// [`Hub::storage_failure`] completes and the hub must stop (a stopped hub rejoins by being
+/// started again, as a standby). Returns when the hub must stop, or at `stop`.
+pub async fn run_replicated(
+    hub: Hub,
+    follower: Follower,
+    mut lease: Lease,
+    replication: Replication,
+    stop: CancellationToken,
+) {
+    let me = lease_value(&replication.advertise);
+    let follower = tokio::select! {
+        taken = stand_by(&hub, follower, &mut lease, &me) => taken,
+        () = stop.cancelled() => return,
+    };
+    let (follower, sent) = match follower {
+        Ok(taken) => taken,
+        Err(reason) => return hub.inner.authority.lose(reason),
+    };
+    hub.inner.authority.extend(replication.valid_until(sent));
+    let mut taking_over = Some({
+        let hub = hub.clone();
+        let url = replication.advertise.clone();
+        tokio::task::spawn_blocking(move || hub.take_over(follower, &url))
+    });
+    loop {
+        tokio::select! {
+            () = hold_lease(&hub, &mut lease, &replication) => return,
+            () = stop.cancelled() => {
+                if let Err(error) = lease.release().await {
+                    tracing::warn!(%error, "could not give the lease up: it lapses by itself");
+                }
+                return;
+            }
+            taken = async { taking_over.as_mut().expect("checked").await }, if taking_over.is_some() => {
+                taking_over = None;
+                if let Err(reason) = taken.map_err(|e| e.to_string()).and_then(|taken| taken) {
+                    hub.inner.authority.lose(format!("the takeover failed: {reason}"));
+                }
+            }
+        }
+    }
+}
+
+/// A standby's life: follows the log every [`FOLLOW_PERIOD`], and notes which hub holds
+/// the lease, until nobody does and this one takes it. Returns the follower and when the
+/// lease was taken (its request sent).
+async fn stand_by(
+    hub: &Hub,
+    mut follower: Follower,
+    lease: &mut Lease,
+    me: &str,
+) -> Result<(Follower, Instant), String> {
+    let mut ticks = tokio::time::interval(FOLLOW_PERIOD);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let following = {
+            let hub = hub.clone();
+            tokio::task::spawn_blocking(move || {
+                let followed = hub.follow(&mut follower);
+                (follower, followed)
+            })
+        };
+        let followed;
+        (follower, followed) = following.await.map_err(|e| e.to_string())?;
+        // A log that does not replay is not this standby's to serve from.
+        followed?;
+        match lease.holder().await {
+            Ok(Some(holder)) => hub.inner.authority.set_active_hub(Some(lease_url(&holder).to_owned())),
+            Ok(None) => {
+                let sent = Instant::now();
+                match lease.acquire(me).await {
+                    Ok(true) => {
+                        tracing::info!(hub = lease_url(me), "this hub took the lease: taking over");
+                        return Ok((follower, sent));
+                    }
+                    Ok(false) => {}
+                    Err(error) => tracing::warn!(%error, "could not take the lease"),
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the lease"),
+        }
+    }
+}
+
+/// The lease holder's duty: renews every quarter of the time to live, extending how long
+/// the hub may send; loses its authority (and so stops the hub) when the lease was taken,
+/// or when it could not renew before the lease may have lapsed. Returns then.
+async fn hold_lease(hub: &Hub, lease: &mut Lease, replication: &Replication) {
+    let authority = &hub.inner.authority;
+    let mut ticks = tokio::time::interval(replication.lease_ttl / 4);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if authority.lost.borrow().is_some() {
+            return;
+        }
+        let sent = Instant::now();
+        let valid_until = authority.valid_until();
+        if sent >= valid_until {
+            return authority.lose("the lease may have lapsed: it could not be renewed in time".into());
+        }
+        let left = valid_until - sent;
+        match tokio::time::timeout(left, lease.renew()).await {
+            Ok(Ok(true)) => authority.extend(replication.valid_until(sent)),
+            Ok(Ok(false)) => return authority.lose("the lease was lost: another hub holds it".into()),
+            Ok(Err(error)) => tracing::warn!(%error, "could not renew the lease; trying again"),
+            Err(_) => {
+                return authority.lose("the lease may have lapsed: it could not be renewed in time".into());
+            }
+        }
     }
 }

@@ -120,7 +120,16 @@ pub async fn run(
         .add_service(HubAdminServiceServer::new(admin.clone()))
         .add_service(TrackerServiceServer::new(admin));
     let (router, health) = net::with_health_and_reflection(router);
-    health.set_serving::<HubServiceServer<HubServer>>().await;
+    // The bank service is SERVING on the active hub only: a standby says NOT_SERVING until
+    // it takes over.
+    health.set_not_serving::<HubServiceServer<HubServer>>().await;
+    let _serving = {
+        let (hub, health) = (hub.clone(), health.clone());
+        net::AbortOnDrop(tokio::spawn(async move {
+            hub.authority().wait_active().await;
+            health.set_serving::<HubServiceServer<HubServer>>().await;
+        }))
+    };
     let on_stop = async move {
         health.set_not_serving::<HubServiceServer<HubServer>>().await;
         sessions_end.cancel();

@@ -7,6 +7,8 @@ pub mod fault_proxy;
 pub mod http;
 pub mod nats;
 pub mod net;
+pub mod nodes;
+pub mod replicated;
 pub mod xsd;
 
 use corridor::model::*;

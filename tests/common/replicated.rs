@@ -1,0 +1,200 @@
+//! Two hubs on one log replicated on a real 3-node NATS JetStream cluster, and three
+//! banks given both hubs' URLs, all the real `corridor` binary as separate processes: the
+//! network of the failover tests.
+
+use std::process::Command;
+use std::time::Duration;
+
+use super::nats::NatsCluster;
+use super::nodes::{BANKS, CUSTOMERS, DEPOSIT_MINOR_UNITS, Node, corridor};
+use corridor::hub::{AcceptedRecord, HubRecord};
+use corridor::net::operator_client;
+use corridor::pb;
+use corridor::store::codec::LogRecord;
+use corridor::store::log::RecordLog;
+use corridor::store::nats::NatsLog;
+use corridor::tls::{HUB_BIC, NetworkDir, Role};
+
+pub const STREAM: &str = "corridor-failover";
+/// A participant with no bank node: the test speaks its session by hand.
+pub const BY_HAND: &str = "BANKINBBXXX";
+/// Short, so that takeovers come quickly: renewed every 375 ms.
+pub const LEASE_TTL_MS: &str = "1500";
+
+/// A network of two hubs on one replicated log and three banks given both hubs' URLs.
+pub struct Replicated {
+    pub dir: tempfile::TempDir,
+    pub network: NetworkDir,
+    pub net_text: String,
+    pub cluster: NatsCluster,
+    pub hubs: Vec<Node>,
+    pub banks: Vec<Node>,
+}
+
+impl Replicated {
+    /// The cluster, then hub 0 (which takes the lease), then hub 1 (standby), funds, banks
+    /// and their customers' accounts. `None` when `nats-server` is missing (the test then
+    /// passes, having said so).
+    pub async fn start() -> Option<Self> {
+        let cluster = NatsCluster::start(3)?;
+        let dir = tempfile::tempdir().unwrap();
+        let net = dir.path().join("net");
+        let net_text = net.to_str().unwrap().to_owned();
+        let participants = format!("{},{BY_HAND}", BANKS.join(","));
+        corridor(&["pki", "init", "--dir", &net_text, "--participants", &participants]);
+        let network = NetworkDir::new(&net);
+        let log = format!("nats://{}", cluster.servers());
+        let mut hubs: Vec<Node> = ["hub-a", "hub-b"]
+            .iter()
+            .map(|name| {
+                let data = dir.path().join(name);
+                let args = [
+                    "hub",
+                    "--dir",
+                    &net_text,
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--log",
+                    &log,
+                    "--stream",
+                    STREAM,
+                    "--lease-ttl-ms",
+                    LEASE_TTL_MS,
+                ]
+                .map(String::from);
+                Node::new(name, args.to_vec(), dir.path())
+            })
+            .collect();
+        hubs[0].start();
+        wait_until_serving(&network, &hubs[0]).await;
+        hubs[1].start();
+        let mut admin = corridor::net::admin_client(&network, &hubs[0].url()).await.unwrap();
+        for bic in BANKS.into_iter().chain([BY_HAND]) {
+            let request = pb::FundRequest {
+                participant_bic: bic.into(),
+                currency: "CNY".into(),
+                amount: "1000000000".into(),
+            };
+            admin.fund(request).await.unwrap();
+        }
+        drop(admin);
+        let hub_urls = format!("{},{}", hubs[0].url(), hubs[1].url());
+        let banks: Vec<Node> = BANKS
+            .iter()
+            .map(|bic| {
+                let args = ["bank", "--dir", &net_text, "--bic", bic, "--hub", &hub_urls].map(String::from);
+                let mut node = Node::new(bic, args.to_vec(), dir.path());
+                node.start();
+                node
+            })
+            .collect();
+        for bank in &banks {
+            let mut client = operator_client(&network, &bank.url()).await.unwrap();
+            for customer in CUSTOMERS {
+                let request = pb::OpenAccountRequest {
+                    account_id: customer.into(),
+                    currency: "CNY".into(),
+                    name: customer.into(),
+                    opening_deposit: format!("{}", DEPOSIT_MINOR_UNITS / 100),
+                };
+                client.open_account(request).await.unwrap();
+            }
+        }
+        Some(Self { dir, network, net_text, cluster, hubs, banks })
+    }
+
+    /// Which hub serves banks now (its health says SERVING), if one does.
+    pub async fn active(&self) -> Option<usize> {
+        for (index, hub) in self.hubs.iter().enumerate() {
+            if hub.is_running() && serving(&self.network, &hub.url()).await {
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    /// Waits until every payment any bank knows is final.
+    pub async fn settle(&self, seed: u64) {
+        for _ in 0..1_200 {
+            let mut all_final = true;
+            for bank in &self.banks {
+                let Ok(mut client) = operator_client(&self.network, &bank.url()).await else {
+                    all_final = false;
+                    continue;
+                };
+                match client.list_payments(pb::ListPaymentsRequest {}).await {
+                    Ok(list) => all_final &= list.into_inner().payments.iter().all(|p| p.r#final),
+                    Err(_) => all_final = false,
+                }
+            }
+            if all_final {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("seed {seed}: payments did not all become final");
+    }
+
+    /// The reconciler, live against the active hub and every bank, as a user runs it:
+    /// asserts it finds no break.
+    pub async fn reconcile(&self, seed: u64) {
+        let active = self.active().await.expect("a hub is active");
+        let mut args = vec![
+            "reconcile".to_owned(),
+            "--dir".into(),
+            self.net_text.clone(),
+            "--hub".into(),
+            self.hubs[active].url(),
+        ];
+        for (bic, bank) in BANKS.iter().zip(&self.banks) {
+            args.extend(["--bank".to_owned(), format!("{bic}={}", bank.url())]);
+        }
+        args.push("--json".into());
+        let output = Command::new(env!("CARGO_BIN_EXE_corridor")).args(&args).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
+        assert_eq!(report["breaks"], serde_json::json!([]), "seed {seed}: {report:#}");
+        assert_eq!(output.status.code(), Some(0), "seed {seed}: {report:#}");
+    }
+
+    /// Every message the hubs accepted, read from the replicated log.
+    pub fn hub_messages(&self) -> Vec<AcceptedRecord> {
+        let log = NatsLog::open(&self.cluster.servers(), STREAM, &format!("hub {HUB_BIC}"), 3).unwrap();
+        let mut messages = Vec::new();
+        log.read_from(1, &mut |entry| {
+            if let HubRecord::Accepted(record) = HubRecord::decode(entry.bytes)? {
+                messages.push(*record);
+            }
+            Ok(())
+        })
+        .unwrap();
+        messages
+    }
+}
+
+/// Whether the hub at `url` says its bank service is SERVING (the active hub does; a
+/// standby says NOT_SERVING).
+pub async fn serving(network: &NetworkDir, url: &str) -> bool {
+    let Ok(channel) = corridor::net::connect(network, Role::Operator, url).await else { return false };
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let request = tonic_health::pb::HealthCheckRequest {
+        service: corridor::pb::hub_service_server::SERVICE_NAME.into(),
+    };
+    match tokio::time::timeout(Duration::from_secs(2), health.check(request)).await {
+        Ok(Ok(response)) => {
+            response.into_inner().status
+                == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        }
+        _ => false,
+    }
+}
+
+pub async fn wait_until_serving(network: &NetworkDir, hub: &Node) {
+    for _ in 0..600 {
+        if serving(network, &hub.url()).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} never became the active hub", hub.name);
+}
