@@ -181,6 +181,19 @@ fn another_identitys_stream_and_bad_arguments_are_refused() {
     assert!(refused(NatsLog::open("", "owned", HUB, 3)).contains("no NATS server"));
     assert!(refused(NatsLog::open("127.0.0.1:1", "owned", HUB, 3)).contains("cannot connect"));
     assert_eq!(log.last(), 1);
+
+    // A batch larger than the servers take is refused before it is sent; the log goes on.
+    let mut huge = Batch::default();
+    huge.push(|out| out.resize(log.batch_bytes_max() + 1, b'x'));
+    match log.append(1, &huge) {
+        Err(StoreError::Engine(reason)) => assert!(reason.contains("max_payload"), "{reason}"),
+        other => panic!("an oversized batch must be refused: {other:?}"),
+    }
+    let mut largest = Batch::default();
+    largest.push(|out| out.resize(log.batch_bytes_max() - 4, b'y'));
+    assert_eq!(log.append(1, &largest).unwrap(), 2, "the largest batch the servers take");
+    append_batches(&mut log, &[1]);
+    assert_eq!(read_all(&log, 3).0, expected(&[1, 1, 1], 3));
 }
 
 /// Damage in the chain is found on read: a message on the log's subject that is not a
@@ -364,4 +377,50 @@ fn an_append_waits_for_quorum_then_succeeds() {
     sizes.extend(append_some(&mut log, 3));
     let reader = NatsLog::open(&cluster.servers(), "quorum", HUB, 3).unwrap();
     assert_eq!(read_all(&reader, 1).0, expected(&sizes, 1), "the waiting append stored once");
+}
+
+/// A measurement, not a check (run it with `--ignored --nocapture`; the machine's load
+/// makes its figures indicative): appends a second of one-record batches and of 64-record
+/// batches of 650-byte records, one append at a time as the journal writer does, then reads
+/// everything back from 1 and polls from the end as a standby does.
+#[test]
+#[ignore]
+fn measure_append_and_read_rates() {
+    let Some(cluster) = NatsCluster::start(3) else { return };
+    let mut log = NatsLog::open(&cluster.servers(), "rates", HUB, 3).unwrap();
+    let record = vec![b'r'; 650];
+    for records in [1u64, 64] {
+        let mut batch = Batch::default();
+        for _ in 0..records {
+            batch.push(|out| out.extend_from_slice(&record));
+        }
+        let (started, mut appends) = (std::time::Instant::now(), 0u64);
+        while started.elapsed() < std::time::Duration::from_secs(3) {
+            log.append(log.last(), &batch).unwrap();
+            appends += 1;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "batches of {records}: {:.0} appends/s, {:.0} records/s",
+            appends as f64 / seconds,
+            (appends * records) as f64 / seconds
+        );
+    }
+    let reader = NatsLog::open(&cluster.servers(), "rates", HUB, 3).unwrap();
+    let started = std::time::Instant::now();
+    let mut count = 0u64;
+    let last = reader
+        .read_from(1, &mut |_| {
+            count += 1;
+            Ok(())
+        })
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(count, last);
+    println!("read from 1: {count} records in {seconds:.2} s, {:.0} records/s", count as f64 / seconds);
+    let started = std::time::Instant::now();
+    for _ in 0..200 {
+        reader.read_from(last + 1, &mut |_| Ok(())).unwrap();
+    }
+    println!("a poll from the end with nothing new: {:.2} ms", started.elapsed().as_secs_f64() * 5.0);
 }

@@ -252,6 +252,13 @@ impl NatsLog {
         &self.writer_id
     }
 
+    /// The largest batch body an append takes: the servers' `max_payload` less this log's
+    /// header. A writer caps its batches under it (a larger one is refused, nothing sent).
+    pub fn batch_bytes_max(&self) -> usize {
+        let max_payload = self.context.client().server_info().max_payload;
+        max_payload.saturating_sub(BATCH_HEADER + 1024) // headroom for the NATS headers
+    }
+
     /// The stream's name.
     pub fn stream_name(&self) -> &str {
         &self.name
@@ -451,6 +458,15 @@ impl RecordLog for NatsLog {
         }
         if batch.is_empty() {
             return Ok(tail.last);
+        }
+        if batch.body().len() > self.batch_bytes_max() {
+            return Err(StoreError::Engine(format!(
+                "NATS stream {}: a batch of {} bytes is over the {} an append takes (nothing was written): {}",
+                self.name,
+                batch.body().len(),
+                self.batch_bytes_max(),
+                MAX_PAYLOAD_ADVICE
+            )));
         }
         let first = tail.last + 1;
         let (payload, digest) = encode_batch(first, batch.body(), &tail.digest);
@@ -872,8 +888,11 @@ async fn publish_until_answered(
     }
 }
 
+/// What to do about a batch over the servers' `max_payload`.
+const MAX_PAYLOAD_ADVICE: &str = "run the NATS servers with a max_payload larger than the largest batch (e.g. max_payload: 8MB), or write smaller batches";
+
 fn publish_refusal(error: &PublishError) -> String {
-    format!("{error}: run the NATS servers with a max_payload larger than the largest batch")
+    format!("{error}: {MAX_PAYLOAD_ADVICE}")
 }
 
 /// After a `WrongLastSequence`: whether the message after `expected - 1` is this writer's
