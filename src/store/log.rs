@@ -74,6 +74,15 @@ impl Batch {
         &self.body
     }
 
+    /// Moves the records from byte `at` of the body on (a record's start, as
+    /// [`Batch::body_len`] gave it before a push) to a new batch.
+    pub fn split_off(&mut self, at: usize) -> Batch {
+        let body = self.body.split_off(at);
+        let count = Self::records(&body).count() as u32;
+        self.count -= count;
+        Batch { body, count }
+    }
+
     /// Empties it, keeping its buffer.
     pub fn clear(&mut self) {
         self.body.clear();
@@ -132,6 +141,12 @@ pub trait RecordLog: Send + 'static {
         from: u64,
         visit: &mut dyn FnMut(Entry<'_>) -> Result<(), String>,
     ) -> Result<u64, StoreError>;
+
+    /// The largest batch body one append takes (a replicated log's messages have a
+    /// maximum size): a writer splits larger batches into several appends.
+    fn batch_bytes_max(&self) -> usize {
+        usize::MAX
+    }
 }
 
 impl RecordLog for Box<dyn RecordLog> {
@@ -149,6 +164,10 @@ impl RecordLog for Box<dyn RecordLog> {
         visit: &mut dyn FnMut(Entry<'_>) -> Result<(), String>,
     ) -> Result<u64, StoreError> {
         (**self).read_from(from, visit)
+    }
+
+    fn batch_bytes_max(&self) -> usize {
+        (**self).batch_bytes_max()
     }
 }
 

@@ -152,17 +152,35 @@ impl<R> LogWriter<R> {
     }
 }
 
-impl<R: codec::LogRecord + Send + 'static> Backend for LogWriter<R> {
-    type Record = R;
-
-    fn write_batch(&mut self, records: &[R]) -> Result<u64, StoreError> {
-        self.batch.clear();
-        for record in records {
-            self.batch.push(|out| record.encode(out));
-        }
+impl<R> LogWriter<R> {
+    fn append(&mut self) -> Result<(), StoreError> {
         self.last = self.log.append(self.last, &self.batch)?;
         metrics::counter!(crate::metrics::JOURNAL_BYTES, "node" => self.name)
             .increment(self.batch.body_len() as u64);
+        Ok(())
+    }
+}
+
+impl<R: codec::LogRecord + Send + 'static> Backend for LogWriter<R> {
+    type Record = R;
+
+    /// One append, or several when the records outgrow what one append of the log takes
+    /// ([`log::RecordLog::batch_bytes_max`]): each record stands alone, so a crash between
+    /// two appends leaves a prefix, as a crash before the durable ticket moved would.
+    fn write_batch(&mut self, records: &[R]) -> Result<u64, StoreError> {
+        let bytes_max = self.log.batch_bytes_max();
+        self.batch.clear();
+        for record in records {
+            let before = self.batch.body_len();
+            self.batch.push(|out| record.encode(out));
+            if self.batch.body_len() > bytes_max && before > 0 {
+                // The record goes to the next append: this one ends before it.
+                let next = self.batch.split_off(before);
+                self.append()?;
+                self.batch = next;
+            }
+        }
+        self.append()?;
         Ok(self.last)
     }
 }
@@ -562,6 +580,66 @@ impl CommitSpacing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log in memory whose appends take at most `bytes_max` bytes, as a replicated log's
+    /// messages do: it keeps each append's records.
+    struct SmallAppends {
+        appends: Arc<Mutex<Vec<Vec<Vec<u8>>>>>,
+        bytes_max: usize,
+    }
+
+    impl log::RecordLog for SmallAppends {
+        fn last(&self) -> u64 {
+            self.appends.lock().unwrap().iter().map(Vec::len).sum::<usize>() as u64
+        }
+
+        fn append(&mut self, after: u64, batch: &log::Batch) -> Result<u64, StoreError> {
+            assert_eq!(after, self.last(), "appends follow on");
+            assert!(batch.body_len() <= self.bytes_max, "an append over the log's maximum");
+            let records = log::Batch::records(batch.body()).map(|r| r.unwrap().to_vec()).collect();
+            self.appends.lock().unwrap().push(records);
+            Ok(self.last())
+        }
+
+        fn read_from(
+            &self,
+            _: u64,
+            _: &mut dyn FnMut(log::Entry<'_>) -> Result<(), String>,
+        ) -> Result<u64, StoreError> {
+            unreachable!("the writer does not read")
+        }
+
+        fn batch_bytes_max(&self) -> usize {
+            self.bytes_max
+        }
+    }
+
+    struct Blob(Vec<u8>);
+
+    impl codec::LogRecord for Blob {
+        fn encode(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.0);
+        }
+        fn decode(record: &[u8]) -> Result<Self, String> {
+            Ok(Blob(record.to_vec()))
+        }
+    }
+
+    /// A log whose appends have a maximum size (a NATS server's max_payload) gets a large
+    /// group commit as several appends, each under it, in order and with every record
+    /// once: without the split its first large batch would be refused and the node stop.
+    #[test]
+    fn a_batch_larger_than_one_append_of_its_log_goes_in_several_in_order() {
+        let appends = Arc::new(Mutex::new(Vec::new()));
+        let mut writer =
+            LogWriter::<Blob>::new(SmallAppends { appends: Arc::clone(&appends), bytes_max: 100 }, "test");
+        let records: Vec<Blob> = (0..20u8).map(|i| Blob(vec![i; 30])).collect();
+        assert_eq!(writer.write_batch(&records).unwrap(), 20);
+        let appends = appends.lock().unwrap();
+        assert!(appends.len() >= 7, "34 bytes a record, at most 2 in 100 bytes: {} appends", appends.len());
+        let flat: Vec<Vec<u8>> = appends.iter().flatten().cloned().collect();
+        assert_eq!(flat, records.iter().map(|b| b.0.clone()).collect::<Vec<_>>());
+    }
 
     /// Keeps what it is given, slowly, so that appends arrive while it writes.
     struct SlowBackend {
