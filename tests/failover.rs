@@ -5,7 +5,8 @@
 //! - The active hub is killed (SIGKILL) at seeded random moments while payments flow: a
 //!   standby takes over each time, every acknowledged payment ends final exactly once at
 //!   both banks, value is conserved, and the reconciler finds no break. The longest stall
-//!   (from the kill to a hub serving again) is printed. `CORRIDOR_FAILOVER_SEED=N` replays
+//!   (from the kill to a hub serving again) is printed. After each round the restarted
+//!   hub, now the standby, serves the same positions and track as the active hub. `CORRIDOR_FAILOVER_SEED=N` replays
 //!   a schedule, `CORRIDOR_FAILOVER_ROUNDS=N` (default 10) makes a longer soak.
 //! - A paused hub is fenced: the active hub stopped (SIGSTOP) past its lease, a standby
 //!   takes over, and when it runs again the submission it had read is refused by the log
@@ -73,6 +74,9 @@ async fn a_standby_takes_over_from_a_killed_hub_and_nothing_is_lost_or_doubled()
         net.hubs[victim].start();
         net.settle(seed).await;
         net.reconcile(seed).await;
+        if let Some((_, uetr)) = acknowledged.last() {
+            net.standby_agrees(&uetr.to_string(), seed).await;
+        }
     }
     eprintln!(
         "failover test seed {seed}: {rounds} takeovers, longest stall {} ms (kill to the standby serving)",

@@ -163,8 +163,10 @@ pub const QUOTE_TTL: Duration = Duration::from_secs(60);
 pub const RETENTION: Duration = Duration::from_secs(60);
 /// Longest retention: a day of payments in memory is already far more than it is for.
 pub const RETENTION_MAX: Duration = Duration::from_secs(24 * 3600);
-/// Most payments archived in one journal record.
-const ARCHIVE_BATCH_MAX: usize = 4096;
+/// Most payments archived in one journal record: about 700 bytes each as JSON, so a record
+/// stays well under a NATS server's default largest message (1 MiB) when the log is
+/// replicated (a group commit is split between records, never inside one).
+const ARCHIVE_BATCH_MAX: usize = 512;
 /// Default replay window.
 pub const MESSAGE_AGE_MAX: Duration = Duration::from_secs(10 * 60);
 /// Default tolerance for clocks ahead of the hub's.

@@ -252,13 +252,6 @@ impl NatsLog {
         &self.writer_id
     }
 
-    /// The largest batch body an append takes: the servers' `max_payload` less this log's
-    /// header. A writer caps its batches under it (a larger one is refused, nothing sent).
-    pub fn batch_bytes_max(&self) -> usize {
-        let max_payload = self.context.client().server_info().max_payload;
-        max_payload.saturating_sub(BATCH_HEADER + 1024) // headroom for the NATS headers
-    }
-
     /// The stream's name.
     pub fn stream_name(&self) -> &str {
         &self.name
@@ -444,6 +437,13 @@ impl Drop for ClientRuntime {
 }
 
 impl RecordLog for NatsLog {
+    /// The servers' `max_payload` less this log's header: the writer splits larger batches
+    /// (a larger one is refused here, nothing sent).
+    fn batch_bytes_max(&self) -> usize {
+        let max_payload = self.context.client().server_info().max_payload;
+        max_payload.saturating_sub(BATCH_HEADER + 1024) // headroom for the NATS headers
+    }
+
     fn last(&self) -> u64 {
         self.tail.lock().expect("tail lock").last
     }
@@ -983,7 +983,9 @@ impl Lease {
             num_replicas: replicas,
             allow_rollup: true,
             deny_delete: true,
-            allow_direct: true,
+            // Reads go to the stream's leader: a direct get may be answered by a replica
+            // that has not seen the last write yet, so who holds the lease would be stale.
+            allow_direct: false,
             ..Default::default()
         };
         let stream = open_stream(&context, config).await.map_err(unusable)?;

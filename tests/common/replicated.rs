@@ -157,6 +157,37 @@ impl Replicated {
         assert_eq!(output.status.code(), Some(0), "seed {seed}: {report:#}");
     }
 
+    /// Waits until the standby, following the log, holds the active hub's view: the same
+    /// positions and the same track of `uetr`, times included (replay takes every time
+    /// from the log, none from the standby's clock). Asserts it comes to that.
+    pub async fn standby_agrees(&self, uetr: &str, seed: u64) {
+        let active = self.active().await.expect("a hub is active");
+        let standby = 1 - active;
+        let view = |url: String| {
+            let network = self.network.clone();
+            let uetr = uetr.to_owned();
+            async move {
+                let mut admin = corridor::net::admin_client(&network, &url).await.ok()?;
+                let positions = admin.list_positions(pb::ListPositionsRequest {}).await.ok()?.into_inner();
+                let mut tracker = corridor::net::tracker_client(&network, &url).await.ok()?;
+                let track = tracker.track(pb::TrackRequest { uetr }).await.ok()?.into_inner();
+                Some((positions, track))
+            }
+        };
+        let expected = view(self.hubs[active].url()).await.expect("the active hub answers");
+        let mut seen = None;
+        for _ in 0..200 {
+            seen = view(self.hubs[standby].url()).await;
+            if seen.as_ref() == Some(&expected) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "seed {seed}: the standby's view never matched the active hub's:\n{seen:#?}\nagainst\n{expected:#?}"
+        );
+    }
+
     /// Every message the hubs accepted, read from the replicated log.
     pub fn hub_messages(&self) -> Vec<AcceptedRecord> {
         let log = NatsLog::open(&self.cluster.servers(), STREAM, &format!("hub {HUB_BIC}"), 3).unwrap();
