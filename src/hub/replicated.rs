@@ -183,11 +183,6 @@ impl Follower {
         self.reopen = Some(reopen);
         self
     }
-
-    /// The log position the standby holds everything up to.
-    pub fn replayed(&self) -> u64 {
-        self.replayed
-    }
 }
 
 impl Hub {
