@@ -102,9 +102,32 @@ impl NatsCluster {
     /// Starts node `i` again on the same ports and store directory, and waits until it is
     /// ready (in touch with the meta leader, its streams current).
     pub fn restart(&mut self, i: usize) {
-        assert!(self.nodes[i].process.is_none(), "node {i} runs already");
-        self.spawn(i);
-        self.wait_ready(i);
+        self.restart_together(&[i]);
+    }
+
+    /// Starts the nodes `nodes` again at once (as a quorum returning does), then waits
+    /// until each is ready.
+    pub fn restart_together(&mut self, nodes: &[usize]) {
+        for &i in nodes {
+            assert!(self.nodes[i].process.is_none(), "node {i} runs already");
+            self.spawn(i);
+        }
+        for &i in nodes {
+            self.wait_ready(i);
+        }
+    }
+
+    /// Whether node `i` sees `stream` without a quorum: its Raft group has no leader, or
+    /// the node leads it and counts none of the other replicas as current.
+    pub fn stream_lost_quorum(&self, i: usize, stream: &str) -> bool {
+        let Some(detail) = self.stream_detail(i, stream) else { return false };
+        let cluster = &detail["cluster"];
+        let leader = cluster["leader"].as_str().unwrap_or("");
+        let name = format!("n{i}");
+        let others =
+            cluster["replicas"].as_array().into_iter().flatten().filter(|r| r["name"] != name.as_str());
+        leader.is_empty()
+            || (leader == name && others.clone().count() > 0 && others.clone().all(|r| r["current"] == false))
     }
 
     /// The index of the node that leads `stream`'s Raft group, as the running nodes see it.
@@ -168,9 +191,15 @@ impl NatsCluster {
             }
             let exited = self.nodes[i].process.as_mut().and_then(|p| p.try_wait().ok().flatten());
             if exited.is_some() || Instant::now() >= deadline {
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .map(|(n, node)| format!("n{n}:\n{}", tail(&node.log)))
+                    .collect();
                 panic!(
-                    "nats-server n{i} did not become ready ({exited:?}); its log:\n{}",
-                    tail(&self.nodes[i].log)
+                    "nats-server n{i} did not become ready ({exited:?}); the nodes' logs:\n{}",
+                    logs.join("\n")
                 );
             }
             std::thread::sleep(POLL);
@@ -211,6 +240,6 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// The end of a node's log, to show why it failed.
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text.lines().filter(|line| !line.contains("Healthcheck failed")).collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
