@@ -717,7 +717,11 @@ async fn open_stream(context: &jetstream::Context, config: stream::Config) -> Re
         attempt += 1;
         tokio::time::sleep(retry_pause(attempt)).await;
     };
-    let subjects = &stream.cached_info().config.subjects;
+    let found = &stream.cached_info().config;
+    if found.num_replicas != config.num_replicas {
+        tracing::warn!(stream = %config.name, found = found.num_replicas, asked = config.num_replicas, "the stream exists with another number of replicas; it is used as it is");
+    }
+    let subjects = &found.subjects;
     if subjects != &config.subjects {
         return Err(format!(
             "the stream takes the subjects {subjects:?}, not {:?}: it is not a Corridor log",
@@ -1000,7 +1004,9 @@ impl Lease {
         Ok(Lease { store, name: name.to_owned(), held: None })
     }
 
-    /// Who holds it now (the value the holder wrote: the lead will put the active hub's URL there), if anyone.
+    /// Who holds it now (the value the holder wrote: the active hub writes its URL), if anyone.
+    /// Any replica may answer, so it can lag the holder's last write by a moment: it names
+    /// where to go, it grants nothing.
     pub async fn holder(&self) -> Result<Option<String>, StoreError> {
         let value = self.store.get(LEASE_KEY).await.map_err(|e| self.engine("cannot read it", e))?;
         Ok(value.map(|value| String::from_utf8_lossy(&value).into_owned()))
