@@ -1005,8 +1005,8 @@ impl Lease {
     }
 
     /// Who holds it now (the value the holder wrote: the active hub writes its URL), if anyone.
-    /// Any replica may answer, so it can lag the holder's last write by a moment: it names
-    /// where to go, it grants nothing.
+    /// Read from the bucket stream's leader (it allows no direct gets), so it is the last
+    /// write stored; it names where to go and grants nothing.
     pub async fn holder(&self) -> Result<Option<String>, StoreError> {
         let value = self.store.get(LEASE_KEY).await.map_err(|e| self.engine("cannot read it", e))?;
         Ok(value.map(|value| String::from_utf8_lossy(&value).into_owned()))
