@@ -44,9 +44,10 @@
 //! stream's description can be edited by anyone who can manage streams); openers racing to
 //! create the stream publish it with one message id, so one genesis is stored.
 //!
-//! A message is at most the servers' `max_payload` (1 MiB by default, 64 MiB at most): run
-//! them with a `max_payload` larger than the largest batch (8 MiB covers 4096 records of
-//! 2 KiB). A larger batch is refused before it is sent.
+//! A message is at most the servers' `max_payload` (1 MiB by default, 64 MiB at most):
+//! [`RecordLog::batch_bytes_max`] says how large a batch can be, the journal's writer splits
+//! a larger group commit into several appends, and a batch over it is refused before it is
+//! sent. A larger `max_payload` (say 8 MiB) makes fewer, larger appends.
 //!
 //! # Durability
 //!
