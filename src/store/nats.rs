@@ -189,7 +189,7 @@ enum Published {
 impl NatsLog {
     /// Connects to `servers` ("host:port,host:port,..."; a "nats://" prefix allowed) and opens
     /// the stream `stream` (created if missing, with `replicas` replicas, file storage,
-    /// subject "corridor.<stream>.log"), whose records belong to `identity` ("hub BIC"): a
+    /// subject `corridor.<stream>.log`), whose records belong to `identity` ("hub BIC"): a
     /// stream holding another identity's records is refused (StoreError::Unusable).
     pub fn open(servers: &str, stream: &str, identity: &str, replicas: usize) -> Result<NatsLog, StoreError> {
         let unusable =
