@@ -256,11 +256,13 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
         }
         None => None,
     };
-    let served = hub::run(hub, &network, listener, shutdown).await.map_err(|e| anyhow!(e));
+    // A handle kept past `hub::run`: the journal closes with the last one, and closing it
+    // waits for the append in flight.
+    let served = hub::run(hub.clone(), &network, listener, shutdown).await.map_err(|e| anyhow!(e));
     if let (Some(_), Err(error)) = (&replication, &served) {
         // A hub that lost its lease stops at once: all it acknowledged is in the replicated
         // log already, and its journal's writer may be waiting for servers that lost their
-        // quorum, which closing it would wait for too.
+        // quorum (or that it is cut off from), which closing it would wait for too.
         eprintln!("error: {error:#}");
         std::process::exit(1);
     }

@@ -332,9 +332,15 @@ impl Hub {
         self.inner.journal.get().expect("only an active hub writes: its journal is started")
     }
 
-    /// Waits until `ticket` is durable.
+    /// Waits until `ticket` is durable; fails once the hub lost its lease (a replicated
+    /// log): its answers will never be sent, and the append they wait for may never be
+    /// acknowledged (the servers lost their quorum, or this hub is cut off from them), so
+    /// waiting on would hold its sessions open and keep the hub from stopping.
     pub(crate) async fn durable(&self, ticket: Ticket) -> Result<(), StoreError> {
-        self.journal().wait(ticket).await
+        tokio::select! {
+            durable = self.journal().wait(ticket) => durable,
+            _ = self.inner.authority.lost() => Err(StoreError::WriterStopped),
+        }
     }
 
     /// Notified whenever more of the journal is durable.

@@ -1,6 +1,9 @@
 //! A real NATS JetStream cluster on loopback, from the `nats-server` binary (the rule for
 //! outside programs is in [`super::external`]): each node a process with its own store
 //! directory and free loopback ports, started, killed (SIGKILL) and restarted by the test.
+//! The nodes do not tell clients about each other (`no_advertise`): a client connects only
+//! to the addresses it was given, so one given fault proxies never goes round them and a
+//! partition made with the proxies holds, as a real one would.
 //! Readiness is polled on each node's monitoring `/healthz`, which answers 200 only once
 //! the node is in touch with the JetStream meta leader and its streams are current.
 
@@ -54,7 +57,7 @@ impl NatsCluster {
                 let text = format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\nmax_payload: {MAX_PAYLOAD}\n\
                      jetstream {{ store_dir: {:?} }}\n\
-                     cluster {{ name: corridor-test, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                     cluster {{ name: corridor-test, listen: 127.0.0.1:{}, routes: [{}], no_advertise: true }}\n",
                     client[i],
                     http[i],
                     store.display().to_string(),

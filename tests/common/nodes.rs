@@ -80,6 +80,14 @@ impl Node {
         self.child.is_some()
     }
 
+    /// If the process ended by itself, reaps it and says how it ended; it can then be
+    /// started again. `None` while it runs (or when it was not started).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().unwrap()?;
+        self.child = None;
+        Some(status)
+    }
+
     /// SIGSTOP: the process stops where it is, its sockets open, until [`Node::resume`].
     pub fn pause(&mut self) {
         self.signal("-STOP");

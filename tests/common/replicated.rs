@@ -5,6 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use super::fault_proxy::FaultProxy;
 use super::nats::NatsCluster;
 use super::nodes::{BANKS, CUSTOMERS, DEPOSIT_MINOR_UNITS, Node, corridor};
 use corridor::hub::{AcceptedRecord, HubRecord};
@@ -29,6 +30,24 @@ pub struct Replicated {
     pub cluster: NatsCluster,
     pub hubs: Vec<Node>,
     pub banks: Vec<Node>,
+    /// With [`Proxies::hubs_to_nats`]: `nats_proxies[hub][node]`, what hub `hub` reaches
+    /// NATS node `node` through (empty otherwise).
+    pub nats_proxies: Vec<Vec<FaultProxy>>,
+    /// With [`Proxies::banks_to_hubs`]: `hub_proxies[bank][hub]`, what bank `bank` reaches
+    /// hub `hub` through (empty otherwise).
+    pub hub_proxies: Vec<Vec<FaultProxy>>,
+}
+
+/// Where [`Replicated::start_with`] puts fault proxies, so that a test can make partitions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Proxies {
+    /// Each hub reaches each NATS node through a proxy of its own: its `--log` names the
+    /// proxies, never the nodes.
+    pub hubs_to_nats: bool,
+    /// Each bank reaches each hub through a proxy of its own: its `--hub` names the proxies.
+    /// (A standby names the active hub's own URL, which such a bank does not know: it tries
+    /// its next URL instead.)
+    pub banks_to_hubs: bool,
 }
 
 impl Replicated {
@@ -36,6 +55,11 @@ impl Replicated {
     /// and their customers' accounts. `None` when `nats-server` is missing (the test then
     /// passes, having said so).
     pub async fn start() -> Option<Self> {
+        Self::start_with(Proxies::default()).await
+    }
+
+    /// Like [`Replicated::start`], with fault proxies where `proxies` says.
+    pub async fn start_with(proxies: Proxies) -> Option<Self> {
         let cluster = NatsCluster::start(3)?;
         let dir = tempfile::tempdir().unwrap();
         let net = dir.path().join("net");
@@ -43,10 +67,23 @@ impl Replicated {
         let participants = format!("{},{BY_HAND}", BANKS.join(","));
         corridor(&["pki", "init", "--dir", &net_text, "--participants", &participants]);
         let network = NetworkDir::new(&net);
-        let log = format!("nats://{}", cluster.servers());
+        let servers: Vec<String> = cluster.servers().split(',').map(str::to_owned).collect();
+        let nats_proxies: Vec<Vec<FaultProxy>> = if proxies.hubs_to_nats {
+            (0..2).map(|_| servers.iter().map(|server| FaultProxy::start(server)).collect()).collect()
+        } else {
+            Vec::new()
+        };
         let mut hubs: Vec<Node> = ["hub-a", "hub-b"]
             .iter()
-            .map(|name| {
+            .enumerate()
+            .map(|(index, name)| {
+                let log = match nats_proxies.get(index) {
+                    Some(through) => {
+                        let addresses: Vec<String> = through.iter().map(FaultProxy::addr).collect();
+                        format!("nats://{}", addresses.join(","))
+                    }
+                    None => format!("nats://{}", cluster.servers()),
+                };
                 let data = dir.path().join(name);
                 let args = [
                     "hub",
@@ -65,9 +102,10 @@ impl Replicated {
                 Node::new(name, args.to_vec(), dir.path())
             })
             .collect();
-        hubs[0].start();
+        // Blocking until each listens: off the async threads, which run the fault proxies.
+        tokio::task::block_in_place(|| hubs[0].start());
         wait_until_serving(&network, &hubs[0]).await;
-        hubs[1].start();
+        tokio::task::block_in_place(|| hubs[1].start());
         let mut admin = corridor::net::admin_client(&network, &hubs[0].url()).await.unwrap();
         for bic in BANKS.into_iter().chain([BY_HAND]) {
             let request = pb::FundRequest {
@@ -78,10 +116,20 @@ impl Replicated {
             admin.fund(request).await.unwrap();
         }
         drop(admin);
-        let hub_urls = format!("{},{}", hubs[0].url(), hubs[1].url());
+        let hub_proxies: Vec<Vec<FaultProxy>> = if proxies.banks_to_hubs {
+            BANKS.iter().map(|_| hubs.iter().map(|hub| FaultProxy::start(&hub.url())).collect()).collect()
+        } else {
+            Vec::new()
+        };
         let banks: Vec<Node> = BANKS
             .iter()
-            .map(|bic| {
+            .enumerate()
+            .map(|(index, bic)| {
+                let urls: Vec<String> = match hub_proxies.get(index) {
+                    Some(through) => through.iter().map(FaultProxy::url).collect(),
+                    None => hubs.iter().map(Node::url).collect(),
+                };
+                let hub_urls = urls.join(",");
                 let args = ["bank", "--dir", &net_text, "--bic", bic, "--hub", &hub_urls].map(String::from);
                 let mut node = Node::new(bic, args.to_vec(), dir.path());
                 node.start();
@@ -100,7 +148,7 @@ impl Replicated {
                 client.open_account(request).await.unwrap();
             }
         }
-        Some(Self { dir, network, net_text, cluster, hubs, banks })
+        Some(Self { dir, network, net_text, cluster, hubs, banks, nats_proxies, hub_proxies })
     }
 
     /// Which hub serves banks now (its health says SERVING), if one does.
@@ -111,6 +159,58 @@ impl Replicated {
             }
         }
         None
+    }
+
+    /// Starts again every hub whose process ended (by itself, or reaped by the test after
+    /// it did), after printing how and the end of what it said: a hub that lost its lease
+    /// (or could not renew it in time) stops by design, and in the real world a supervisor
+    /// starts it again; it rejoins as a standby. Needs the NATS servers' quorum (a hub
+    /// opens the log before it listens). Returns which hubs it started.
+    pub fn restart_exited_hubs(&mut self) -> Vec<usize> {
+        let mut restarted = Vec::new();
+        for (index, hub) in self.hubs.iter_mut().enumerate() {
+            if let Some(status) = hub.exited() {
+                let said = hub.stderr();
+                let last: Vec<&str> = said.lines().rev().take(3).collect();
+                eprintln!("{} exited by itself ({status}); it said last: {last:?}", hub.name);
+            }
+            if hub.is_running() {
+                continue;
+            }
+            eprintln!("starting {} again", hub.name);
+            // Blocks until it listens: off the async threads, which run the fault proxies.
+            tokio::task::block_in_place(|| hub.start());
+            restarted.push(index);
+        }
+        restarted
+    }
+
+    /// Waits until a hub serves banks, starting again the hubs that exit meanwhile; which.
+    pub async fn wait_for_active(&mut self, seed: u64) -> usize {
+        for _ in 0..1_200 {
+            self.restart_exited_hubs();
+            if let Some(active) = self.active().await {
+                return active;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let said: Vec<String> =
+            self.hubs.iter().map(|hub| format!("{}:\n{}", hub.name, hub.stderr())).collect();
+        panic!("seed {seed}: no hub became active; the hubs said:\n{}", said.join("\n"));
+    }
+
+    /// Stops every bank, then every hub still running (one that exited by itself, as a
+    /// hub that lost its lease does, stays stopped): what the offline checks read.
+    pub fn stop_all(&mut self) {
+        for bank in &mut self.banks {
+            bank.stop();
+        }
+        for hub in &mut self.hubs {
+            if let Some(status) = hub.exited() {
+                eprintln!("{} had exited by itself ({status})", hub.name);
+            }
+            hub.stop();
+        }
     }
 
     /// Waits until every payment any bank knows is final.
@@ -138,6 +238,13 @@ impl Replicated {
     /// The reconciler, live against the active hub and every bank, as a user runs it:
     /// asserts it finds no break.
     pub async fn reconcile(&self, seed: u64) {
+        self.reconcile_scoped(seed, false).await;
+    }
+
+    /// [`Replicated::reconcile`] with `--participants` naming the three banks when
+    /// `banks_only`: for a test that also spoke as [`BY_HAND`], whose side the reconciler
+    /// cannot read (it then lists that participant as not checked, not as a break).
+    pub async fn reconcile_scoped(&self, seed: u64, banks_only: bool) {
         let active = self.active().await.expect("a hub is active");
         let mut args = vec![
             "reconcile".to_owned(),
@@ -148,6 +255,9 @@ impl Replicated {
         ];
         for (bic, bank) in BANKS.iter().zip(&self.banks) {
             args.extend(["--bank".to_owned(), format!("{bic}={}", bank.url())]);
+        }
+        if banks_only {
+            args.extend(["--participants".to_owned(), BANKS.join(",")]);
         }
         args.push("--json".into());
         let output = Command::new(env!("CARGO_BIN_EXE_corridor")).args(&args).output().unwrap();
