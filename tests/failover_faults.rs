@@ -250,11 +250,14 @@ async fn the_stream_leader_then_a_follower_killed_and_restarted_lose_nothing_and
         a_moment(&mut rng).await;
         eprintln!("SIGKILL NATS node n{victim} ({round})");
         net.cluster.kill(victim);
+        let killed = std::time::Instant::now();
         all.extend(acknowledged(payments).await);
         // And more while it is down: a quorum remains.
         all.extend(acknowledged(burst(&net, &mut rng, anyone)).await);
         net.wait_for_active(seed).await;
         net.settle(seed).await;
+        // Printed, not asserted: for docs/SCALING.md.
+        eprintln!("every payment final {} ms after the kill of n{victim}", killed.elapsed().as_millis());
 
         tokio::task::block_in_place(|| net.cluster.restart(victim));
         let caught_up = |cluster: &common::nats::NatsCluster| {
@@ -305,8 +308,11 @@ async fn with_two_of_three_nodes_lost_no_ack_leaves_a_hub_until_quorum_returns()
     for &node in &lost {
         tokio::task::block_in_place(|| net.cluster.restart(node));
     }
+    let back = std::time::Instant::now();
     eprintln!("NATS nodes {lost:?} restarted: quorum is back");
     by_hand.resend(&mut net, seed).await;
+    // Printed, not asserted: the failover time for docs/SCALING.md.
+    eprintln!("a hub ACKed again {} ms after quorum returned", back.elapsed().as_millis());
     all.extend(during);
     net.settle(seed).await;
     net.reconcile_scoped(seed, true).await;
@@ -353,10 +359,13 @@ async fn active_hub_cut_off_from_nats(
     a_moment(rng).await;
     eprintln!("(a) {} (active) cut off from every NATS node", net.hubs[active].name);
     net.nats_proxies[active].iter().for_each(|proxy| proxy.cut());
+    let cut = std::time::Instant::now();
     by_hand.send(&session, false).await;
     nothing_until_the_end(net, &mut session, "the active hub was cut off from NATS", seed).await;
     stops_for_its_lease(net, active, seed).await;
     wait_until_serving(&net.network, &net.hubs[standby]).await;
+    // Printed, not asserted: the failover time for docs/SCALING.md.
+    eprintln!("(a) {} serving {} ms after the cut", net.hubs[standby].name, cut.elapsed().as_millis());
     all.extend(acknowledged(payments).await);
 
     net.nats_proxies[active].iter().for_each(|proxy| proxy.heal());
