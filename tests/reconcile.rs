@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use corridor::bank::PaymentOrder;
 use corridor::directory::Directory;
+use corridor::hub::HubRecord;
 use corridor::model::{Bic, PaymentStatus, ReasonCode, Uetr};
 use corridor::reconcile::{BreakKind, Report, Scope, reconcile, reconcile_in_scope, sources};
 use corridor::sim::LocalNetwork;
+use corridor::store::codec::LogRecord;
+use corridor::store::log::{self, RecordLog};
 use corridor::tls::NetworkDir;
 use rusqlite::Connection;
 use tempfile::{NamedTempFile, TempDir};
@@ -165,8 +168,31 @@ impl StoppedNetwork {
         self.network_dir.bank_data_dir(bank).join("bank.sqlite")
     }
 
-    fn hub_store(&self) -> PathBuf {
-        self.network_dir.hub_data_dir().join("hub.sqlite")
+    /// The hub's journal rewritten without the records `unwanted` picks, as a hub restored
+    /// from a copy of its store that lacked them would have it: the log chained anew (so
+    /// it opens whole) and the derived state removed (rebuilt from it). Returns how many
+    /// records were dropped.
+    fn drop_from_hub_journal(&self, unwanted: impl Fn(&HubRecord) -> bool) -> usize {
+        let dir = self.network_dir.hub_data_dir();
+        let (path, rewritten) = (dir.join("hub.log"), dir.join("hub.log.rewritten"));
+        let identity = log::owner(&path).unwrap();
+        let mut batch = log::Batch::default();
+        let mut dropped = 0;
+        log::FileLog::read(&path, &identity, 1, &mut |entry| {
+            if unwanted(&HubRecord::decode(entry.bytes)?) {
+                dropped += 1;
+            } else {
+                batch.push(|out| out.extend_from_slice(entry.bytes));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (mut log, _) = log::FileLog::open(&rewritten, &identity).unwrap();
+        log.append(0, &batch).unwrap();
+        drop(log);
+        std::fs::rename(&rewritten, &path).unwrap();
+        std::fs::remove_file(dir.join("hub.sqlite")).unwrap();
+        dropped
     }
 }
 
@@ -355,9 +381,10 @@ async fn a_payment_missing_at_the_receiver_is_a_missing_at_bank_break() {
 async fn a_payment_missing_from_the_hub_journal_is_a_missing_at_hub_break_at_both_banks() {
     let network = clean_stopped_network().await;
     let payment = network.settled;
-    let deleted =
-        plant(&network.hub_store(), "DELETE FROM messages WHERE uetr = ?1", [payment.uetr.to_string()]);
-    assert_eq!(deleted, 2, "the pacs.008 and the pacs.002");
+    let dropped = network.drop_from_hub_journal(
+        |record| matches!(record, HubRecord::Accepted(m) if m.uetr == Some(payment.uetr)),
+    );
+    assert_eq!(dropped, 2, "the pacs.008 and the pacs.002");
     assert_breaks(
         &network.reconcile(),
         &[

@@ -193,30 +193,31 @@ impl Hub {
 
     /// A standby reads what the active hub appended since it last looked: applies it to
     /// its derived state, then replays it on its state (`recovery::replay`, as at start).
-    /// Returns the log position it now holds. Blocking: run it off the async threads.
-    pub fn follow(&self, follower: &mut Follower) -> Result<u64, String> {
+    /// Returns the log position it now holds. Fails with [`StoreError::Engine`] when the
+    /// log cannot be read now (its servers unreachable: worth trying again), and otherwise
+    /// when what it read does not apply or replay (the log is not this standby's to serve
+    /// from). Blocking: run it off the async threads.
+    pub fn follow(&self, follower: &mut Follower) -> Result<u64, StoreError> {
         let (mut batches, mut batch, mut through) = (Vec::new(), Vec::new(), follower.replayed);
-        follower
-            .log
-            .read_from(follower.replayed + 1, &mut |entry| {
-                batch.push(HubRecord::decode(entry.bytes)?);
-                if entry.ends_batch {
-                    through = entry.seq;
-                    batches.push(std::mem::take(&mut batch));
-                }
-                Ok(())
-            })
-            .map_err(|e| format!("following the hub's log: {e}"))?;
+        follower.log.read_from(follower.replayed + 1, &mut |entry| {
+            batch.push(HubRecord::decode(entry.bytes)?);
+            if entry.ends_batch {
+                through = entry.seq;
+                batches.push(std::mem::take(&mut batch));
+            }
+            Ok(())
+        })?;
         if batches.is_empty() {
             return Ok(through);
         }
-        follower.derived.apply(&batches, through).map_err(|e| e.to_string())?;
+        follower.derived.apply(&batches, through)?;
         let mut state = self.inner.state.lock().expect("hub state lock");
         for record in batches.into_iter().flatten() {
             if let HubRecord::Active { hub, .. } = &record {
                 self.inner.authority.set_active_hub(Some(hub.clone()));
             }
-            recovery::replay(&mut state, record)?;
+            recovery::replay(&mut state, record)
+                .map_err(|reason| StoreError::Unusable { path: "the hub's replicated log".into(), reason })?;
         }
         follower.replayed = through;
         Ok(through)
@@ -229,7 +230,7 @@ impl Hub {
     pub fn take_over(&self, mut follower: Follower, me: &str) -> Result<(), String> {
         let mut tries = 0;
         loop {
-            self.follow(&mut follower)?;
+            self.follow(&mut follower).map_err(|e| e.to_string())?;
             let unix_ms = self.now_unix_ms();
             let mut records = Vec::new();
             if follower.replayed == 0 {
@@ -380,8 +381,15 @@ async fn stand_by(
         };
         let followed;
         (follower, followed) = following.await.map_err(|e| e.to_string())?;
-        // A log that does not replay is not this standby's to serve from.
-        followed?;
+        match followed {
+            Ok(_) => {}
+            // Its servers out of reach (no quorum, cut off): a standby waits it out.
+            Err(StoreError::Engine(error)) => {
+                tracing::warn!(%error, "cannot follow the hub's log now; trying again")
+            }
+            // A log that does not replay is not this standby's to serve from.
+            Err(error) => return Err(format!("following the hub's log: {error}")),
+        }
         match lease.holder().await {
             Ok(Some(holder)) => hub.inner.authority.set_active_hub(Some(lease_url(&holder).to_owned())),
             Ok(None) => {
@@ -417,14 +425,14 @@ async fn hold_lease(hub: &Hub, lease: &mut Lease, replication: &Replication) {
         if sent >= valid_until {
             return authority.lose("the lease may have lapsed: it could not be renewed in time".into());
         }
-        let left = valid_until - sent;
-        match tokio::time::timeout(left, lease.renew()).await {
+        // One attempt waits at most until the next: an answer lost (a connection reset)
+        // costs a tick, not the lease.
+        let attempt = (valid_until - sent).min(replication.lease_ttl / 4);
+        match tokio::time::timeout(attempt, lease.renew()).await {
             Ok(Ok(true)) => authority.extend(replication.valid_until(sent)),
             Ok(Ok(false)) => return authority.lose("the lease was lost: another hub holds it".into()),
             Ok(Err(error)) => tracing::warn!(%error, "could not renew the lease; trying again"),
-            Err(_) => {
-                return authority.lose("the lease may have lapsed: it could not be renewed in time".into());
-            }
+            Err(_) => tracing::warn!("a renewal of the lease went unanswered; trying again"),
         }
     }
 }
