@@ -12,21 +12,21 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::nodes::{BANKS, CUSTOMERS, DEPOSIT_MINOR_UNITS, Node, PAYMENTS_PER_ROUND, check, corridor, pay};
+use common::nodes::{
+    BANKS, Node, PAYMENTS_PER_ROUND, acknowledged as acknowledged_in, anyone, burst, check, corridor,
+    open_accounts, seed, settle,
+};
 use corridor::hub::HubJournal;
 use corridor::model::{Bic, Uetr};
-use corridor::net::operator_client;
 use corridor::pb;
 use corridor::sim::Rng;
 use corridor::tls::{HUB_BIC, NetworkDir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_survive_sigkill_of_any_node_at_any_moment() {
-    let seed = std::env::var("CORRIDOR_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed = seed("CORRIDOR_CRASH_SEED", "crash test");
     let rounds: usize = std::env::var("CORRIDOR_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
-    eprintln!("crash test seed {seed} ({rounds} rounds); replay with CORRIDOR_CRASH_SEED={seed}");
+    eprintln!("crash test: {rounds} rounds");
     let mut rng = Rng::new(seed);
 
     let dir = tempfile::tempdir().unwrap();
@@ -55,34 +55,12 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
             node
         })
         .collect();
-    for bank in &banks {
-        let mut client = operator_client(&network, &bank.url()).await.unwrap();
-        for customer in CUSTOMERS {
-            let request = pb::OpenAccountRequest {
-                account_id: customer.into(),
-                currency: "CNY".into(),
-                name: customer.into(),
-                opening_deposit: format!("{}", DEPOSIT_MINOR_UNITS / 100),
-            };
-            client.open_account(request).await.unwrap();
-        }
-    }
+    open_accounts(&network, &banks).await;
 
     let mut acknowledged: Vec<(usize, Uetr)> = Vec::new();
     for round in 0..rounds {
         // A burst of payments in flight, then a kill at a random moment inside it.
-        let mut burst = tokio::task::JoinSet::new();
-        for n in 0..PAYMENTS_PER_ROUND {
-            let from = rng.below(3) as usize;
-            let to = (from + 1 + rng.below(2) as usize) % 3;
-            // Every fifth goes to an account that does not exist: RJCT AC01.
-            let creditor = if n % 5 == 4 { "NOSUCH" } else { CUSTOMERS[rng.below(2) as usize] };
-            let minor_units = 100 + rng.below(100_000) as i64;
-            let (network, url) = (network.clone(), banks[from].url());
-            burst.spawn(
-                async move { pay(&network, &url, to, creditor, minor_units).await.map(|u| (from, u)) },
-            );
-        }
+        let burst = burst(&network, &banks, &mut rng, PAYMENTS_PER_ROUND, anyone);
         let victim = rng.below(4) as usize;
         let delay_ms = rng.below(60);
         let downtime_ms = rng.below(300);
@@ -90,32 +68,13 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
         let node = if victim == 3 { &mut hub } else { &mut banks[victim] };
         eprintln!("round {round}: SIGKILL {} after {delay_ms} ms, down {downtime_ms} ms", node.name);
         node.kill();
-        acknowledged.extend(burst.join_all().await.into_iter().flatten());
+        acknowledged.extend(acknowledged_in(burst).await);
         tokio::time::sleep(Duration::from_millis(downtime_ms)).await;
         node.start();
     }
 
     // Let everything settle: every payment any bank knows becomes final.
-    let mut settled = false;
-    for _ in 0..1_200 {
-        let mut all_final = true;
-        for bank in &banks {
-            let Ok(mut client) = operator_client(&network, &bank.url()).await else {
-                all_final = false;
-                continue;
-            };
-            match client.list_payments(pb::ListPaymentsRequest {}).await {
-                Ok(list) => all_final &= list.into_inner().payments.iter().all(|p| p.r#final),
-                Err(_) => all_final = false,
-            }
-        }
-        if all_final {
-            settled = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(settled, "seed {seed}: payments did not all become final");
+    settle(&network, &banks, seed).await;
     for bank in &mut banks {
         bank.stop();
     }

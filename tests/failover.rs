@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use common::nats::NatsCluster;
 use common::net::{RawSession, transfer};
-use common::nodes::{BANKS, CUSTOMERS, PAYMENTS_PER_ROUND, check, pay};
+use common::nodes::{
+    BANKS, CUSTOMERS, PAYMENTS_PER_ROUND, acknowledged as acknowledged_in, anyone, burst, check, pay, seed,
+};
 use common::replicated::{BY_HAND, Replicated, wait_until_serving};
 use corridor::model::Uetr;
 use corridor::pb;
@@ -28,31 +30,17 @@ use corridor::tls::{HUB_BIC, Role};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_from_a_killed_hub_and_nothing_is_lost_or_doubled() {
-    let seed =
-        std::env::var("CORRIDOR_FAILOVER_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        });
+    let seed = seed("CORRIDOR_FAILOVER_SEED", "failover test");
     let rounds: usize =
         std::env::var("CORRIDOR_FAILOVER_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    eprintln!("failover test seed {seed} ({rounds} rounds); replay with CORRIDOR_FAILOVER_SEED={seed}");
+    eprintln!("failover test: {rounds} rounds");
     let mut rng = Rng::new(seed);
     let Some(mut net) = Replicated::start().await else { return };
 
     let mut acknowledged: Vec<(usize, Uetr)> = Vec::new();
     let mut longest_stall = Duration::ZERO;
     for round in 0..rounds {
-        let mut burst = tokio::task::JoinSet::new();
-        for n in 0..PAYMENTS_PER_ROUND {
-            let from = rng.below(3) as usize;
-            let to = (from + 1 + rng.below(2) as usize) % 3;
-            // Every fifth goes to an account that does not exist: RJCT AC01.
-            let creditor = if n % 5 == 4 { "NOSUCH" } else { CUSTOMERS[rng.below(2) as usize] };
-            let minor_units = 100 + rng.below(100_000) as i64;
-            let (network, url) = (net.network.clone(), net.banks[from].url());
-            burst.spawn(
-                async move { pay(&network, &url, to, creditor, minor_units).await.map(|u| (from, u)) },
-            );
-        }
+        let burst = burst(&net.network, &net.banks, &mut rng, PAYMENTS_PER_ROUND, anyone);
         let delay_ms = rng.below(80);
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         let victim =
@@ -69,7 +57,7 @@ async fn a_standby_takes_over_from_a_killed_hub_and_nothing_is_lost_or_doubled()
             stall.as_millis()
         );
         longest_stall = longest_stall.max(stall);
-        acknowledged.extend(burst.join_all().await.into_iter().flatten());
+        acknowledged.extend(acknowledged_in(burst).await);
         // The killed hub comes back as the standby.
         net.hubs[victim].start();
         net.settle(seed).await;

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::net::{RawSession, signer, transfer};
-use common::nodes::{BANKS, CUSTOMERS, check, pay};
+use common::nodes::{BANKS, acknowledged, anyone, check};
 use common::replicated::{BY_HAND, Proxies, Replicated, STREAM, wait_until_serving};
 use corridor::hub::AcceptedRecord;
 use corridor::model::Uetr;
@@ -41,42 +41,16 @@ const NO_ACCOUNT: &str = "NOSUCH";
 
 /// The seed of this run, from `CORRIDOR_FAULTS_SEED` or the clock; printed.
 fn seed(test: &str) -> u64 {
-    let seed = std::env::var("CORRIDOR_FAULTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    eprintln!("{test}: seed {seed}; replay with CORRIDOR_FAULTS_SEED={seed}");
-    seed
+    common::nodes::seed("CORRIDOR_FAULTS_SEED", test)
 }
 
-/// Payments submitted at the banks at once, each `(sender, receiver)` chosen by `pick`;
-/// every fifth to an account that does not exist (rejected by the receiver: RJCT AC01). Each
-/// task ends with `(sender, uetr)` once the sender's bank acknowledged the payment.
+/// Payments submitted at the banks at once (see `common::nodes::burst`).
 fn burst(
     net: &Replicated,
     rng: &mut Rng,
-    mut pick: impl FnMut(&mut Rng) -> (usize, usize),
+    pick: impl FnMut(&mut Rng) -> (usize, usize),
 ) -> JoinSet<Option<(usize, Uetr)>> {
-    let mut payments = JoinSet::new();
-    for n in 0..PAYMENTS_PER_BURST {
-        let (from, to) = pick(rng);
-        let creditor = if n % 5 == 4 { NO_ACCOUNT } else { CUSTOMERS[rng.below(2) as usize] };
-        let minor_units = 100 + rng.below(100_000) as i64;
-        let (network, url) = (net.network.clone(), net.banks[from].url());
-        payments
-            .spawn(async move { pay(&network, &url, to, creditor, minor_units).await.map(|u| (from, u)) });
-    }
-    payments
-}
-
-/// Any sender to any other bank.
-fn anyone(rng: &mut Rng) -> (usize, usize) {
-    let from = rng.below(3) as usize;
-    (from, (from + 1 + rng.below(2) as usize) % 3)
-}
-
-/// Waits for a burst: the payments the banks acknowledged.
-async fn acknowledged(payments: JoinSet<Option<(usize, Uetr)>>) -> Vec<(usize, Uetr)> {
-    payments.join_all().await.into_iter().flatten().collect()
+    common::nodes::burst(&net.network, &net.banks, rng, PAYMENTS_PER_BURST, pick)
 }
 
 /// A short pause chosen by the seed, so that a fault strikes while a burst is under way.

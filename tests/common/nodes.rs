@@ -8,12 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use tokio::task::JoinSet;
+
 use corridor::bank::{BankStore, Direction, RecoveredBank};
 use corridor::hub::AcceptedRecord;
 use corridor::ledger::AccountKind;
 use corridor::model::{Bic, Body, MessageType, PaymentStatus, Uetr, wire};
 use corridor::net::operator_client;
 use corridor::pb;
+use corridor::sim::Rng;
 use corridor::tls::NetworkDir;
 
 pub const BANKS: [&str; 3] = ["BANKRUMMXXX", "BANKIRTHXXX", "BANKCNSHXXX"];
@@ -175,6 +178,88 @@ pub async fn pay(
     };
     let response = client.submit_payment(request).await.ok()?;
     Uetr::parse(&response.into_inner().payment?.uetr).ok()
+}
+
+/// The seed of a run, from the environment variable `variable` or the clock; printed, so
+/// that a failing run is replayed with `variable=N`.
+pub fn seed(variable: &str, test: &str) -> u64 {
+    let seed = std::env::var(variable).ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    eprintln!("{test}: seed {seed}; replay with {variable}={seed}");
+    seed
+}
+
+/// Opens every customer account of [`CUSTOMERS`] at each bank, with its deposit.
+pub async fn open_accounts(network: &NetworkDir, banks: &[Node]) {
+    for bank in banks {
+        let mut client = operator_client(network, &bank.url()).await.unwrap();
+        for customer in CUSTOMERS {
+            let request = pb::OpenAccountRequest {
+                account_id: customer.into(),
+                currency: "CNY".into(),
+                name: customer.into(),
+                opening_deposit: format!("{}", DEPOSIT_MINOR_UNITS / 100),
+            };
+            client.open_account(request).await.unwrap();
+        }
+    }
+}
+
+/// `count` payments submitted at the banks at once, each `(sender, receiver)` chosen by
+/// `pick`; every fifth to an account that does not exist (rejected by the receiver: RJCT
+/// AC01). Each task ends with `(sender, uetr)` once the sender's bank acknowledged it.
+pub fn burst(
+    network: &NetworkDir,
+    banks: &[Node],
+    rng: &mut Rng,
+    count: usize,
+    mut pick: impl FnMut(&mut Rng) -> (usize, usize),
+) -> JoinSet<Option<(usize, Uetr)>> {
+    let mut payments = JoinSet::new();
+    for n in 0..count {
+        let (from, to) = pick(rng);
+        let creditor = if n % 5 == 4 { "NOSUCH" } else { CUSTOMERS[rng.below(2) as usize] };
+        let minor_units = 100 + rng.below(100_000) as i64;
+        let (network, url) = (network.clone(), banks[from].url());
+        payments
+            .spawn(async move { pay(&network, &url, to, creditor, minor_units).await.map(|u| (from, u)) });
+    }
+    payments
+}
+
+/// Any sender to any other of the three banks.
+pub fn anyone(rng: &mut Rng) -> (usize, usize) {
+    let from = rng.below(3) as usize;
+    (from, (from + 1 + rng.below(2) as usize) % 3)
+}
+
+/// Waits for a burst: the payments the banks acknowledged.
+pub async fn acknowledged(payments: JoinSet<Option<(usize, Uetr)>>) -> Vec<(usize, Uetr)> {
+    payments.join_all().await.into_iter().flatten().collect()
+}
+
+/// Waits until every payment any of `banks` knows is final; panics, naming `seed`, if that
+/// does not come.
+pub async fn settle(network: &NetworkDir, banks: &[Node], seed: u64) {
+    for _ in 0..1_200 {
+        let mut all_final = true;
+        for bank in banks {
+            let Ok(mut client) = operator_client(network, &bank.url()).await else {
+                all_final = false;
+                continue;
+            };
+            match client.list_payments(pb::ListPaymentsRequest {}).await {
+                Ok(list) => all_final &= list.into_inner().payments.iter().all(|p| p.r#final),
+                Err(_) => all_final = false,
+            }
+        }
+        if all_final {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("seed {seed}: payments did not all become final");
 }
 
 /// The offline checks, on the data the stopped nodes left.

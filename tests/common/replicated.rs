@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use super::fault_proxy::FaultProxy;
 use super::nats::NatsCluster;
-use super::nodes::{BANKS, CUSTOMERS, DEPOSIT_MINOR_UNITS, Node, corridor};
+use super::nodes::{BANKS, Node, corridor, open_accounts, settle};
 use corridor::hub::{AcceptedRecord, HubRecord};
-use corridor::net::operator_client;
 use corridor::pb;
 use corridor::store::codec::LogRecord;
 use corridor::store::log::RecordLog;
@@ -136,18 +135,7 @@ impl Replicated {
                 node
             })
             .collect();
-        for bank in &banks {
-            let mut client = operator_client(&network, &bank.url()).await.unwrap();
-            for customer in CUSTOMERS {
-                let request = pb::OpenAccountRequest {
-                    account_id: customer.into(),
-                    currency: "CNY".into(),
-                    name: customer.into(),
-                    opening_deposit: format!("{}", DEPOSIT_MINOR_UNITS / 100),
-                };
-                client.open_account(request).await.unwrap();
-            }
-        }
+        open_accounts(&network, &banks).await;
         Some(Self { dir, network, net_text, cluster, hubs, banks, nats_proxies, hub_proxies })
     }
 
@@ -215,24 +203,7 @@ impl Replicated {
 
     /// Waits until every payment any bank knows is final.
     pub async fn settle(&self, seed: u64) {
-        for _ in 0..1_200 {
-            let mut all_final = true;
-            for bank in &self.banks {
-                let Ok(mut client) = operator_client(&self.network, &bank.url()).await else {
-                    all_final = false;
-                    continue;
-                };
-                match client.list_payments(pb::ListPaymentsRequest {}).await {
-                    Ok(list) => all_final &= list.into_inner().payments.iter().all(|p| p.r#final),
-                    Err(_) => all_final = false,
-                }
-            }
-            if all_final {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("seed {seed}: payments did not all become final");
+        settle(&self.network, &self.banks, seed).await;
     }
 
     /// The reconciler, live against the active hub and every bank, as a user runs it:
