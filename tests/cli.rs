@@ -290,6 +290,37 @@ fn a_bad_hub_list_is_refused_naming_the_element_and_creates_nothing() {
     }
 }
 
+/// The flags of a hub on a replicated log (`--log`, `--stream`, `--replicas`,
+/// `--lease-ttl-ms`, `--advertise`) refuse garbage at start, naming the flag, before the
+/// hub opens or creates anything: no data directory, no file, and no NATS server needed.
+#[test]
+fn bad_replication_flags_are_refused_naming_the_flag_and_create_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = pki_init(&temp, &[PAYER, PAYEE]);
+    let before = files_under(&dir);
+    let nats = "nats://127.0.0.1:4222";
+    let cases: [(&[&str], &str); 7] = [
+        (&["--log", "http://127.0.0.1:4222"], "--log"),
+        (&["--log", "127.0.0.1:4222"], "nats://"),
+        (&["--log", "nats://,,"], "--log"),
+        (&["--log", nats, "--stream", "no spaces here"], "not a usable name"),
+        (&["--log", nats, "--replicas", "9"], "replicas"),
+        (&["--log", nats, "--lease-ttl-ms", "10"], "--lease-ttl-ms"),
+        (&["--log", nats, "--advertise", "not a url"], "--advertise"),
+    ];
+    for (flags, named) in cases {
+        let args = [&["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT][..], flags].concat();
+        let error = refused_in_one_line(corridor(&args));
+        assert!(error.contains(named), "{flags:?}: {error}");
+        assert_eq!(files_under(&dir), before, "a refused {flags:?} created or changed a file");
+    }
+    // A replication flag without --log: clap's usage error.
+    let error =
+        refused(corridor(&["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT, "--stream", "s"]));
+    assert!(error.contains("--log"), "{error}");
+    assert_eq!(files_under(&dir), before);
+}
+
 /// `pay` of 1.00 CNY from A1 to B1 at the payee, through the bank node at `bank`.
 fn pay_args<'a>(dir: &'a str, bank: &'a str) -> Vec<&'a str> {
     let order = ["--from", "A1", "--to-bank", PAYEE, "--to", "B1", "--amount", "1.00", "--currency", "CNY"];
