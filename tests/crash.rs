@@ -81,7 +81,7 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     hub.stop();
 
     let hub = HubJournal::read(&network.hub_data_dir(), Bic::parse(HUB_BIC).unwrap()).unwrap();
-    check(&network, &hub.messages, &acknowledged, seed);
+    check(&network, &hub, &acknowledged, seed);
 
     // The reconciler, run as a user would on the stopped network, agrees: no break.
     let output = Command::new(env!("CARGO_BIN_EXE_corridor"))

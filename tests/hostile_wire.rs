@@ -121,7 +121,7 @@ async fn stop_and_check_journal(network: LocalNetwork, good: Uetr) {
     network.stop().await.unwrap();
     let journal = HubJournal::read(&data, bic(tls::HUB_BIC)).unwrap();
     let accepted: Vec<(MessageType, Option<Uetr>)> =
-        journal.messages.iter().map(|m| (m.message_type, m.uetr)).collect();
+        journal.iter().map(|m| (m.message_type, m.uetr)).collect();
     assert_eq!(
         accepted,
         [(MessageType::Pacs008, Some(good)), (MessageType::Pacs002, Some(good))],

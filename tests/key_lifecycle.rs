@@ -328,9 +328,8 @@ async fn pay_until_signing_with(network: &LocalNetwork, index: usize, to: &str, 
 
 /// The key ids of `sender`'s messages in a stopped hub's journal, oldest first.
 fn keys_in_journal(network: &NetworkDir, sender: &str) -> Vec<String> {
-    let recovered = HubJournal::read(&network.hub_data_dir(), bic(HUB_BIC)).unwrap();
-    recovered
-        .messages
+    let messages = HubJournal::read(&network.hub_data_dir(), bic(HUB_BIC)).unwrap();
+    messages
         .iter()
         .filter(|record| record.sender == bic(sender))
         .map(|record| record.envelope.key_id.to_string())

@@ -584,7 +584,7 @@ async fn one_messages_receipt_is_proven_from_the_hubs_journal_alone() {
 
     let journal = corridor::hub::HubJournal::read(&data, bic(tls::HUB_BIC)).unwrap();
     // What RU sent (IR's answers may be there too, each with a receipt of its own batch).
-    let sent: Vec<_> = journal.messages.iter().filter(|m| m.sender == bic(RU)).collect();
+    let sent: Vec<_> = journal.iter().filter(|m| m.sender == bic(RU)).collect();
     assert_eq!(sent.len(), acks.len());
     for (record, ack) in sent.iter().zip(&acks) {
         assert_eq!(record.message_id.as_str(), ack.message_id);
@@ -592,7 +592,7 @@ async fn one_messages_receipt_is_proven_from_the_hubs_journal_alone() {
         assert_eq!(Some(pb::Receipt::from(&proof)), ack.receipt, "the journal keeps the ACK's receipt");
         assert!(proof.verifies(&record.envelope, &hub_key), "{} proven alone", record.message_id);
     }
-    for record in &journal.messages {
+    for record in &journal {
         let proof = ReceiptProof::decode(&record.receipt).unwrap();
         assert!(proof.verifies(&record.envelope, &hub_key), "every journalled message is proven alone");
     }

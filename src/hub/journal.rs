@@ -6,7 +6,6 @@
 //! below are its derived state (`hub.sqlite`), applied behind the log and rebuilt from it
 //! whenever it is missing or damaged.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -45,32 +44,6 @@ const SCHEMA: &str = "
     );
     CREATE UNIQUE INDEX messages_by_output_sequence ON messages (receiver, osn);
     CREATE INDEX messages_by_creation ON messages (created_unix_ms);
-    CREATE TABLE sequences (
-        participant TEXT PRIMARY KEY,
-        isn_consumed INTEGER NOT NULL DEFAULT 0,
-        osn_delivered INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE confirmations (
-        seq INTEGER PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('acked', 'delivered')),
-        participant TEXT NOT NULL,
-        through INTEGER NOT NULL,
-        unix_ms INTEGER NOT NULL
-    );
-    CREATE TABLE operator_actions (
-        seq INTEGER PRIMARY KEY,
-        after_messages INTEGER NOT NULL,
-        unix_ms INTEGER NOT NULL,
-        action TEXT NOT NULL,
-        participant TEXT,
-        currency TEXT,
-        minor_units INTEGER,
-        detail TEXT
-    );
-    CREATE TABLE settings (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
     CREATE TABLE archived_payments (
         seq INTEGER PRIMARY KEY,
         uetr BLOB NOT NULL,
@@ -254,24 +227,6 @@ impl OperatorAction {
     }
 }
 
-/// What the journal held at start.
-#[derive(Debug, Default)]
-pub struct RecoveredHub {
-    /// Every accepted message, in acceptance order.
-    pub messages: Vec<AcceptedRecord>,
-    /// Per participant: highest input sequence number consumed, highest output sequence
-    /// number it confirmed.
-    pub sequences: HashMap<Bic, (u64, u64)>,
-    /// ACKs sent, in journal order: (participant, through ISN, when).
-    pub acks: Vec<(Bic, u64, i64)>,
-    /// Deliveries confirmed, in journal order: (participant, through OSN, when).
-    pub deliveries: Vec<(Bic, u64, i64)>,
-    /// Operator actions, in journal order.
-    pub operator_actions: Vec<OperatorRecord>,
-    /// The settlement model and the creation time recorded, if any yet.
-    pub created: Option<(SettlementModel, i64)>,
-}
-
 /// Opening the hub's journal.
 pub struct HubJournal;
 
@@ -315,10 +270,11 @@ impl HubJournal {
         Ok(HubStore { log: store.log, derived, applied })
     }
 
-    /// Reads the journal of a stopped hub (for checks and tools); its derived state is
-    /// brought up to the log's end on the way, the log is not changed.
-    pub fn read(data_dir: &Path, hub: Bic) -> Result<RecoveredHub, StoreError> {
-        recover(&Self::open(data_dir, hub)?.derived.connection)
+    /// Every message in the journal of a stopped hub, in acceptance order (for checks and
+    /// tools); its derived state is brought up to the log's end on the way, the log is not
+    /// changed.
+    pub fn read(data_dir: &Path, hub: Bic) -> Result<Vec<AcceptedRecord>, StoreError> {
+        accepted(&Self::open(data_dir, hub)?.log)
     }
 }
 
@@ -393,12 +349,22 @@ pub fn read_accepted(data_dir: &Path, visit: &mut dyn FnMut(AcceptedRecord)) -> 
     if !identity.starts_with("hub ") {
         return Err(unusable(format!("{identity}'s log, not a hub's")));
     }
-    FileLog::read(&path, &identity, 1, &mut |entry| {
-        if let HubRecord::Accepted(record) = HubRecord::decode(entry.bytes)? {
-            visit(*record);
-        }
-        Ok(())
-    })?;
+    FileLog::read(&path, &identity, 1, &mut |entry| visit_accepted(entry.bytes, visit))?;
+    Ok(())
+}
+
+/// Every message `log` holds, in acceptance order (a replicated log's too).
+pub fn accepted(log: &dyn RecordLog) -> Result<Vec<AcceptedRecord>, StoreError> {
+    let mut messages = Vec::new();
+    log.read_from(1, &mut |entry| visit_accepted(entry.bytes, &mut |record| messages.push(record)))?;
+    Ok(messages)
+}
+
+/// Calls `visit` with the record in `bytes` if it is an accepted message.
+fn visit_accepted(bytes: &[u8], visit: &mut dyn FnMut(AcceptedRecord)) -> Result<(), String> {
+    if let HubRecord::Accepted(record) = HubRecord::decode(bytes)? {
+        visit(*record);
+    }
     Ok(())
 }
 
@@ -485,72 +451,12 @@ fn archived_row(seq: i64, json: &[u8]) -> Result<(u64, HubPayment), StoreError> 
     Ok((seq as u64, payment))
 }
 
-fn recover(connection: &Connection) -> Result<RecoveredHub, StoreError> {
-    let mut recovered = RecoveredHub::default();
-    let mut statement =
-        connection.prepare(&format!("SELECT {MESSAGE_COLUMNS} FROM messages ORDER BY seq"))?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        // One id may be stored twice from one sender: ids are unique within the replay
-        // window only (see `hub::duplicates`).
-        recovered.messages.push(message_record(row)?);
-    }
-    let mut statement =
-        connection.prepare("SELECT participant, isn_consumed, osn_delivered FROM sequences")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let participant = Bic::parse(&row.get::<_, String>(0)?).map_err(|e| corrupt("participant", e))?;
-        recovered.sequences.insert(participant, (row.get::<_, i64>(1)? as u64, row.get::<_, i64>(2)? as u64));
-    }
-    let mut statement =
-        connection.prepare("SELECT kind, participant, through, unix_ms FROM confirmations ORDER BY seq")?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let participant = Bic::parse(&row.get::<_, String>(1)?).map_err(|e| corrupt("participant", e))?;
-        let confirmation = (participant, row.get::<_, i64>(2)? as u64, row.get::<_, i64>(3)?);
-        match row.get::<_, String>(0)?.as_str() {
-            "acked" => recovered.acks.push(confirmation),
-            _ => recovered.deliveries.push(confirmation),
-        }
-    }
-    let mut statement = connection.prepare(
-        "SELECT after_messages, unix_ms, action, participant, currency, minor_units, detail FROM operator_actions
-         ORDER BY seq",
-    )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        let action = OperatorAction::from_columns(
-            &row.get::<_, String>(2)?,
-            row.get(3)?,
-            row.get(4)?,
-            row.get(5)?,
-            row.get(6)?,
-        )?;
-        let record =
-            OperatorRecord { after_messages: row.get::<_, i64>(0)? as u64, unix_ms: row.get(1)?, action };
-        if recovered.operator_actions.last().is_some_and(|last| last.after_messages > record.after_messages)
-            || record.after_messages > recovered.messages.len() as u64
-        {
-            return Err(corrupt("operator_actions", "out of order with the messages"));
-        }
-        recovered.operator_actions.push(record);
-    }
-    let setting = |key: &str| -> Result<Option<String>, StoreError> {
-        Ok(connection
-            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| row.get(0))
-            .optional()?)
-    };
-    if let (Some(model), Some(created)) = (setting("settlement_model")?, setting("created_unix_ms")?) {
-        let model = SettlementModel::parse(&model).map_err(|e| corrupt("settlement_model", e))?;
-        let created = created.parse().map_err(|e| corrupt("created_unix_ms", e))?;
-        recovered.created = Some((model, created));
-    }
-    Ok(recovered)
-}
-
 impl Derived for HubDerived {
     type Record = HubRecord;
 
+    /// Keeps what is queried: the accepted messages (the duplicate check's older tier,
+    /// the message view) and the archived payments (`track`, the reconciler). The other
+    /// records shape the hub's state, which recovery replays from the log itself.
     fn apply(&mut self, batches: &[Vec<HubRecord>], through: u64) -> Result<(), StoreError> {
         let transaction = self.connection.transaction()?;
         {
@@ -559,56 +465,10 @@ impl Derived for HubDerived {
                                        key_id, receipt, accepted_unix_ms, created_unix_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
-            let mut consumed = transaction.prepare_cached(
-                "INSERT INTO sequences (participant, isn_consumed) VALUES (?1, ?2)
-                 ON CONFLICT (participant) DO UPDATE SET isn_consumed = max(isn_consumed, excluded.isn_consumed)",
-            )?;
-            let mut delivered = transaction.prepare_cached(
-                "INSERT INTO sequences (participant, osn_delivered) VALUES (?1, ?2)
-                 ON CONFLICT (participant) DO UPDATE SET osn_delivered = max(osn_delivered, excluded.osn_delivered)",
-            )?;
-            let mut confirmation = transaction.prepare_cached(
-                "INSERT INTO confirmations (kind, participant, through, unix_ms) VALUES (?1, ?2, ?3, ?4)",
-            )?;
             let mut archive = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO archived_payments (seq, uetr, payment) VALUES (?1, ?2, ?3)",
             )?;
-            let mut operator = transaction.prepare_cached(
-                "INSERT INTO operator_actions (after_messages, unix_ms, action, participant, currency, minor_units, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            // Sequence counters only grow: one update per participant per apply, and one
-            // confirmation row per participant and kind per commit batch (the highest,
-            // with its time), written in participant order: the same rows however the
-            // batches are grouped into applies, so a rebuilt derived state is the same.
-            let mut isn_consumed: HashMap<Bic, u64> = HashMap::new();
-            let mut osn_delivered: HashMap<Bic, u64> = HashMap::new();
-            let mut acked: BTreeMap<Bic, (u64, i64)> = BTreeMap::new();
-            let mut delivered_at: BTreeMap<Bic, (u64, i64)> = BTreeMap::new();
-            let raise = |counters: &mut HashMap<Bic, u64>, participant: Bic, value: u64| {
-                let counter = counters.entry(participant).or_default();
-                *counter = (*counter).max(value);
-            };
-            let raise_timed =
-                |counters: &mut BTreeMap<Bic, (u64, i64)>, participant: Bic, value: u64, at: i64| {
-                    let counter = counters.entry(participant).or_default();
-                    *counter = (counter.0.max(value), counter.1.max(at));
-                };
-            for record in batches.iter().flat_map(|batch| batch.iter().map(Some).chain([None])) {
-                // The end of a commit batch: its confirmations.
-                let Some(record) = record else {
-                    for (kind, confirmations) in [("acked", &mut acked), ("delivered", &mut delivered_at)] {
-                        for (participant, (through, unix_ms)) in std::mem::take(confirmations) {
-                            confirmation.execute(params![
-                                kind,
-                                participant.as_str(),
-                                through as i64,
-                                unix_ms
-                            ])?;
-                        }
-                    }
-                    continue;
-                };
+            for record in batches.iter().flatten() {
                 match record {
                     HubRecord::Accepted(m) => {
                         insert.execute(params![
@@ -626,29 +486,6 @@ impl Derived for HubDerived {
                             m.accepted_unix_ms,
                             m.created_unix_ms,
                         ])?;
-                        raise(&mut isn_consumed, m.sender, m.isn);
-                    }
-                    HubRecord::IsnConsumed { participant, isn } => {
-                        raise(&mut isn_consumed, *participant, *isn)
-                    }
-                    HubRecord::Delivered { participant, osn, unix_ms } => {
-                        raise(&mut osn_delivered, *participant, *osn);
-                        raise_timed(&mut delivered_at, *participant, *osn, *unix_ms);
-                    }
-                    HubRecord::Acked { participant, isn, unix_ms } => {
-                        raise_timed(&mut acked, *participant, *isn, *unix_ms)
-                    }
-                    HubRecord::Operator(record) => {
-                        let (action, participant, currency, minor_units, detail) = record.action.columns();
-                        operator.execute(params![
-                            record.after_messages as i64,
-                            record.unix_ms,
-                            action,
-                            participant.map(|p| p.to_string()),
-                            currency.map(|c| c.code().to_owned()),
-                            minor_units,
-                            detail,
-                        ])?;
                     }
                     HubRecord::Archived(payments) => {
                         for (seq, payment) in payments.iter() {
@@ -657,20 +494,13 @@ impl Derived for HubDerived {
                             archive.execute(params![*seq as i64, payment.uetr.as_uuid().as_bytes(), json])?;
                         }
                     }
-                    HubRecord::Active { .. } => {}
-                    HubRecord::Created { model, unix_ms } => {
-                        transaction.execute(
-                            "INSERT INTO settings (key, value) VALUES ('settlement_model', ?1), ('created_unix_ms', ?2)",
-                            params![model.name(), unix_ms.to_string()],
-                        )?;
-                    }
+                    HubRecord::IsnConsumed { .. }
+                    | HubRecord::Delivered { .. }
+                    | HubRecord::Acked { .. }
+                    | HubRecord::Operator(_)
+                    | HubRecord::Active { .. }
+                    | HubRecord::Created { .. } => {}
                 }
-            }
-            for (participant, isn) in isn_consumed {
-                consumed.execute(params![participant.as_str(), isn as i64])?;
-            }
-            for (participant, osn) in osn_delivered {
-                delivered.execute(params![participant.as_str(), osn as i64])?;
             }
         }
         set_applied_through(&transaction, through)?;

@@ -41,7 +41,7 @@ pub use events::{HUB_EVENTS_CAPACITY, HubEvent, MessageCounts};
 pub use fx::{Agreement, FxDesk, Quote};
 pub use journal::{
     AcceptedRecord, HubDerived, HubJournal, HubRecord, HubStore, OperatorAction, OperatorRecord,
-    PaymentArchive, RecoveredHub,
+    PaymentArchive,
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use recovery::{AuditReport, audit_journal, read_journal};

@@ -169,10 +169,9 @@ pub fn audit_journal(directory: &Directory, data_dir: &std::path::Path) -> Resul
     if !path.exists() {
         return Err(format!("no hub journal at {}", path.display()));
     }
-    let recovered = HubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
+    let messages = HubJournal::read(data_dir, directory.hub()).map_err(|e| e.to_string())?;
     let keys = directory.keys();
-    let checks = recovered
-        .messages
+    let checks = messages
         .iter()
         .map(|record| {
             let envelope = &record.envelope;
@@ -182,7 +181,7 @@ pub fn audit_journal(directory: &Directory, data_dir: &std::path::Path) -> Resul
         })
         .collect();
     let mut report = AuditReport::default();
-    for (record, verified) in recovered.messages.iter().zip(KeyDirectory::verify_all(checks)) {
+    for (record, verified) in messages.iter().zip(KeyDirectory::verify_all(checks)) {
         match verified {
             Ok(()) => report.verified += 1,
             Err(error) => report.failed.push((record.message_id.to_string(), error.to_string())),

@@ -8,10 +8,8 @@ use std::time::Duration;
 use super::fault_proxy::FaultProxy;
 use super::nats::NatsCluster;
 use super::nodes::{BANKS, Node, corridor, open_accounts, settle};
-use corridor::hub::{AcceptedRecord, HubRecord};
+use corridor::hub::AcceptedRecord;
 use corridor::pb;
-use corridor::store::codec::LogRecord;
-use corridor::store::log::RecordLog;
 use corridor::store::nats::NatsLog;
 use corridor::tls::{HUB_BIC, NetworkDir, Role};
 
@@ -272,15 +270,7 @@ impl Replicated {
     /// Every message the hubs accepted, read from the replicated log.
     pub fn hub_messages(&self) -> Vec<AcceptedRecord> {
         let log = NatsLog::open(&self.cluster.servers(), STREAM, &format!("hub {HUB_BIC}"), 3).unwrap();
-        let mut messages = Vec::new();
-        log.read_from(1, &mut |entry| {
-            if let HubRecord::Accepted(record) = HubRecord::decode(entry.bytes)? {
-                messages.push(*record);
-            }
-            Ok(())
-        })
-        .unwrap();
-        messages
+        corridor::hub::journal::accepted(&log).unwrap()
     }
 }
 
