@@ -13,12 +13,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::nodes::{
-    BANKS, Node, PAYMENTS_PER_ROUND, acknowledged as acknowledged_in, anyone, burst, check, corridor,
+    BANKS, Node, PAYMENTS_PER_ROUND, acknowledged as acknowledged_in, anyone, burst, check, corridor, fund,
     open_accounts, seed, settle,
 };
 use corridor::hub::HubJournal;
 use corridor::model::{Bic, Uetr};
-use corridor::pb;
 use corridor::sim::Rng;
 use corridor::tls::{HUB_BIC, NetworkDir};
 
@@ -36,16 +35,7 @@ async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     let network = NetworkDir::new(&net);
     let mut hub = Node::new("hub", vec!["hub".into(), "--dir".into(), net_text.clone()], dir.path());
     hub.start();
-    let mut admin = corridor::net::admin_client(&network, &hub.url()).await.unwrap();
-    for bic in BANKS {
-        let request = pb::FundRequest {
-            participant_bic: bic.into(),
-            currency: "CNY".into(),
-            amount: "1000000000".into(),
-        };
-        admin.fund(request).await.unwrap();
-    }
-    drop(admin);
+    fund(&network, &hub.url(), BANKS).await;
     let mut banks: Vec<Node> = BANKS
         .iter()
         .map(|bic| {

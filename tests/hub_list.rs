@@ -11,12 +11,9 @@ mod common;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use std::time::Duration;
-
 use common::bic;
 use common::fault_proxy::{Direction, FaultProxy};
 use common::net::*;
-use corridor::model::PaymentStatus;
 use corridor::net;
 use corridor::pb;
 use corridor::pb::hub_service_server::{HubService, HubServiceServer};
@@ -196,13 +193,8 @@ async fn a_bank_moving_to_its_next_hub_url_mid_payment_applies_everything_once()
     let payment = network.banks[ru].bank.submit_payment(&order(IR, "C002", "120.00")).await.unwrap();
     let uetr = payment.uetr.to_string();
     // IR books the payment and queues its pacs.002, which stops at the first link.
+    wait_until_answer_queued(&network, ir, &uetr).await;
     let payee = &network.banks[ir].bank;
-    for _ in 0..400 {
-        if payee.payment(&uetr).is_ok_and(|p| p.status == PaymentStatus::Acsc) && payee.outbox_len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     assert_eq!(payee.outbox_len(), 1, "the pacs.002 waits in the outbox");
     assert_eq!(second.traffic().connections_accepted, 0, "the bank was on its first URL until now");
     first.cut(); // The first URL is gone for good: the bank must move to the second.

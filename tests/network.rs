@@ -447,13 +447,8 @@ async fn a_status_report_held_past_the_replay_window_is_refused_tm01_issued_agai
     let payment = network.banks[ru].bank.submit_payment(&order(IR, "C002", "120.00")).await.unwrap();
     let uetr = payment.uetr.to_string();
     // IR books the payment and queues its pacs.002, which stops at the partition.
+    wait_until_answer_queued(&network, ir, &uetr).await;
     let payee = &network.banks[ir].bank;
-    for _ in 0..400 {
-        if payee.payment(&uetr).is_ok_and(|p| p.status == PaymentStatus::Acsc) && payee.outbox_len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
     assert_eq!(payee.payment(&uetr).unwrap().status, PaymentStatus::Acsc, "booked at the beneficiary's bank");
     assert_eq!(payee.outbox_len(), 1, "its pacs.002 waits in the outbox");
     let waiting = network.banks[ru].bank.payment(&uetr).unwrap().status;

@@ -220,7 +220,7 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
     let replication = replication.replication(listener.local_addr()?)?;
     let shutdown = shutdown_signal()?;
     let stop = tokio_util::sync::CancellationToken::new();
-    let (hub, _replicated) = match &replication {
+    let (hub, replicated_task) = match &replication {
         None => (Hub::open(config, directory, identity, &data).map_err(|e| anyhow!(e))?, None),
         Some(replication) => {
             let (hub, replicated) =
@@ -268,8 +268,8 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
     }
     // A hub that gives up its lease cleanly lets a standby take over at once.
     stop.cancel();
-    if let Some(replicated) = _replicated {
-        let _ = replicated.await;
+    if let Some(task) = replicated_task {
+        let _ = task.await;
     }
     served
 }

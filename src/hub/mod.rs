@@ -239,8 +239,7 @@ impl Hub {
         let store = HubJournal::open_on(data_dir, directory.hub(), log).map_err(|e| e.to_string())?;
         let (hub, store) =
             Self::recovered(config, directory, identity, data_dir, store, Authority::standby())?;
-        let replayed = store.applied;
-        Ok((hub, Follower::new(store, replayed)))
+        Ok((hub, Follower::new(store)))
     }
 
     /// The hub rebuilt from `store`'s log, not active yet.

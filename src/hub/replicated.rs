@@ -174,8 +174,10 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub(super) fn new(store: HubStore, replayed: u64) -> Self {
-        Self { log: store.log, derived: store.derived, replayed, reopen: None }
+    /// The follower of `store`, whose log the hub's state was replayed from up to where
+    /// its derived state stands.
+    pub(super) fn new(store: HubStore) -> Self {
+        Self { replayed: store.applied, log: store.log, derived: store.derived, reopen: None }
     }
 
     /// How to get a fresh handle on the log when a takeover append is refused.

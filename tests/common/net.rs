@@ -88,6 +88,19 @@ pub fn order(to: &str, account: &str, amount: &str) -> corridor::bank::PaymentOr
     }
 }
 
+/// Waits (a bounded time) until the bank of `network` at `index` has booked payment `uetr`
+/// as settled and holds its answer, the pacs.002, alone in its outbox: the answer held
+/// back on its way to the hub. The caller asserts what it needs of that.
+pub async fn wait_until_answer_queued(network: &LocalNetwork, index: usize, uetr: &str) {
+    let payee = &network.banks[index].bank;
+    for _ in 0..400 {
+        if payee.payment(uetr).is_ok_and(|p| p.status == PaymentStatus::Acsc) && payee.outbox_len() == 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Waits (bounded) until the payment is final at `index`, through the operator API.
 pub async fn final_status(network: &LocalNetwork, index: usize, uetr: &str) -> pb::Payment {
     let mut client = network.operator(index).await.unwrap();

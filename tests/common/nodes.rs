@@ -190,6 +190,19 @@ pub fn seed(variable: &str, test: &str) -> u64 {
     seed
 }
 
+/// Funds each of `participants` at the hub at `hub_url` with 1,000,000,000 CNY.
+pub async fn fund(network: &NetworkDir, hub_url: &str, participants: impl IntoIterator<Item = &str>) {
+    let mut admin = corridor::net::admin_client(network, hub_url).await.unwrap();
+    for bic in participants {
+        let request = pb::FundRequest {
+            participant_bic: bic.into(),
+            currency: "CNY".into(),
+            amount: "1000000000".into(),
+        };
+        admin.fund(request).await.unwrap();
+    }
+}
+
 /// Opens every customer account of [`CUSTOMERS`] at each bank, with its deposit.
 pub async fn open_accounts(network: &NetworkDir, banks: &[Node]) {
     for bank in banks {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::fault_proxy::FaultProxy;
 use super::nats::NatsCluster;
-use super::nodes::{BANKS, Node, corridor, open_accounts, settle};
+use super::nodes::{BANKS, Node, corridor, fund, open_accounts, settle};
 use corridor::hub::AcceptedRecord;
 use corridor::pb;
 use corridor::store::nats::NatsLog;
@@ -103,16 +103,7 @@ impl Replicated {
         tokio::task::block_in_place(|| hubs[0].start());
         wait_until_serving(&network, &hubs[0]).await;
         tokio::task::block_in_place(|| hubs[1].start());
-        let mut admin = corridor::net::admin_client(&network, &hubs[0].url()).await.unwrap();
-        for bic in BANKS.into_iter().chain([BY_HAND]) {
-            let request = pb::FundRequest {
-                participant_bic: bic.into(),
-                currency: "CNY".into(),
-                amount: "1000000000".into(),
-            };
-            admin.fund(request).await.unwrap();
-        }
-        drop(admin);
+        fund(&network, &hubs[0].url(), BANKS.into_iter().chain([BY_HAND])).await;
         let hub_proxies: Vec<Vec<FaultProxy>> = if proxies.banks_to_hubs {
             BANKS.iter().map(|_| hubs.iter().map(|hub| FaultProxy::start(&hub.url())).collect()).collect()
         } else {
