@@ -260,15 +260,9 @@ impl Hub {
             ));
         }
         let mut state = recovery::initial_state(&directory, &config);
-        let replayed = recovery::replay_log(&mut state, &store.log, 1, store.applied)?;
-        if replayed != store.applied {
-            return Err(format!(
-                "the hub's log ends at record {replayed}, before its derived state's record {}",
-                store.applied
-            ));
-        }
+        recovery::replay_log(&mut state, &store.log, store.applied)?;
         Self::check_model(&state, &config)?;
-        tracing::info!(records = replayed, messages = state.messages_accepted, "hub journal replayed");
+        tracing::info!(records = store.applied, messages = state.messages_accepted, "hub journal replayed");
         let archive = Mutex::new(PaymentArchive::open(data_dir).map_err(|e| e.to_string())?);
         let credentials = Credentials::new(directory, identity)?;
         let (events, _) = tokio::sync::broadcast::channel(HUB_EVENTS_CAPACITY);
@@ -304,20 +298,15 @@ impl Hub {
     fn activate(&self, log: Box<dyn RecordLog>, derived: HubDerived) -> Result<(), String> {
         let new_journal = log.last() == 0;
         let journal = GroupCommit::start_with(LogWriter::new(log, "hub"), derived, "hub");
-        let unix_ms = self.now_unix_ms();
-        let mut records = Vec::new();
         {
             let mut state = self.inner.state.lock().expect("hub state lock");
             state.archive = Some(PaymentArchive::open(&self.inner.data_dir).map_err(|e| e.to_string())?);
             // What is older than the retention is the journal's to answer for.
-            state.recent.forget_expired(unix_ms, Ticket::DURABLE);
+            state.recent.forget_expired(self.now_unix_ms(), Ticket::DURABLE);
             if new_journal {
-                let created_unix_ms = state.positions.window_opened_unix_ms();
-                records.push(HubRecord::Created { model: state.positions.model(), unix_ms: created_unix_ms });
+                let (model, unix_ms) = (state.positions.model(), state.positions.window_opened_unix_ms());
+                journal.append(vec![HubRecord::Created { model, unix_ms }]);
             }
-        }
-        if !records.is_empty() {
-            journal.append(records);
         }
         if self.inner.journal.set(journal).is_err() {
             return Err("the hub is active already".into());

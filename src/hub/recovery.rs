@@ -109,31 +109,19 @@ fn replay_accepted(state: &mut HubState, record: &journal::AcceptedRecord) -> Re
     Ok(())
 }
 
-/// Replays on `state` every record of `log` from position `from` up to `until` (see
-/// [`replay`]): a replicated log may grow while it is read. Returns the last position
-/// replayed (`from - 1` when there was none).
-pub(super) fn replay_log(
-    state: &mut HubState,
-    log: &dyn RecordLog,
-    from: u64,
-    until: u64,
-) -> Result<u64, String> {
-    let mut through = from.saturating_sub(1);
+/// Replays on `state` every record of `log` up to position `until`, where its derived
+/// state stands (see [`replay`]): a replicated log may have grown since.
+pub(super) fn replay_log(state: &mut HubState, log: &dyn RecordLog, until: u64) -> Result<(), String> {
     let mut failure = None;
-    log.read_from(from, &mut |entry| {
+    log.read_from(1, &mut |entry| {
         if entry.seq > until {
             return Ok(());
         }
         let record = HubRecord::decode(entry.bytes).map_err(|e| format!("corrupt hub journal: {e}"))?;
-        if let Err(error) = replay(state, record) {
-            failure = Some(error.clone());
-            return Err(error);
-        }
-        through = entry.seq;
-        Ok(())
+        replay(state, record).inspect_err(|error| failure = Some(error.clone()))
     })
-    .map_err(|error| failure.take().unwrap_or_else(|| error.to_string()))?;
-    Ok(through)
+    .map_err(|error| failure.take().unwrap_or_else(|| error.to_string()))
+    .map(|_| ())
 }
 
 /// Reads the journal of a stopped hub in `data_dir` without changing it: its positions
@@ -148,7 +136,7 @@ pub fn read_journal(
     }
     let store = HubJournal::open(data_dir, directory.hub()).map_err(|e| e.to_string())?;
     let mut state = initial_state(directory, &HubConfig::default());
-    replay_log(&mut state, &store.log, 1, store.applied)?;
+    replay_log(&mut state, &store.log, store.applied)?;
     Ok((state.positions, state.tracker.payments().cloned().collect()))
 }
 
