@@ -101,6 +101,16 @@ async fn read_ends(stream: &mut TcpStream) -> Option<std::io::Error> {
     read.err()
 }
 
+/// An echo server, a proxy in front of it, and a connection through the proxy that has
+/// made one round trip ("before"): where each fault's test starts.
+async fn connected() -> (Echo, FaultProxy, TcpStream) {
+    let echo = Echo::start().await;
+    let proxy = FaultProxy::start(&echo.addr.to_string());
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    round_trip(&mut stream, b"before").await;
+    (echo, proxy, stream)
+}
+
 /// Healthy, the proxy relays a large exchange both ways intact, from an address given
 /// as `host:port` or as a URL, and counts the connection and the bytes each way.
 #[tokio::test]
@@ -138,10 +148,7 @@ async fn an_upstream_that_is_not_an_address_is_refused_naming_it() {
 /// it is made and never reaches the server, and after heal connections pass again.
 #[tokio::test]
 async fn cut_drops_open_connections_and_refuses_new_ones_until_heal() {
-    let echo = Echo::start().await;
-    let proxy = FaultProxy::start(&echo.addr.to_string());
-    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
-    round_trip(&mut open, b"before").await;
+    let (echo, proxy, mut open) = connected().await;
 
     proxy.cut();
     read_ends(&mut open).await;
@@ -166,10 +173,7 @@ async fn cut_drops_open_connections_and_refuses_new_ones_until_heal() {
 /// reset (not an orderly end); a new connection passes without any heal.
 #[tokio::test]
 async fn reset_ends_open_connections_with_an_rst_and_lets_new_ones_pass() {
-    let echo = Echo::start().await;
-    let proxy = FaultProxy::start(&echo.addr.to_string());
-    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
-    round_trip(&mut open, b"before").await;
+    let (_echo, proxy, mut open) = connected().await;
 
     proxy.reset();
     let ended = read_ends(&mut open).await;
@@ -186,10 +190,7 @@ async fn reset_ends_open_connections_with_an_rst_and_lets_new_ones_pass() {
 /// Lower bounds only: the proxy guarantees them whatever the machine's load.
 #[tokio::test]
 async fn delay_holds_every_chunk_at_least_that_long_each_way() {
-    let echo = Echo::start().await;
-    let proxy = FaultProxy::start(&echo.addr.to_string());
-    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
-    round_trip(&mut stream, b"before").await;
+    let (echo, proxy, mut stream) = connected().await;
 
     let delay = Duration::from_millis(300);
     proxy.delay(delay);
@@ -210,10 +211,7 @@ async fn delay_holds_every_chunk_at_least_that_long_each_way() {
 /// (it never arrives late) and the next connection passes.
 #[tokio::test]
 async fn hold_to_upstream_stops_what_the_client_sends_until_heal_drops_it() {
-    let echo = Echo::start().await;
-    let proxy = FaultProxy::start(&echo.addr.to_string());
-    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
-    round_trip(&mut open, b"before").await;
+    let (echo, proxy, mut open) = connected().await;
 
     proxy.hold(Direction::ToUpstream);
     open.write_all(b"held").await.unwrap();
@@ -236,10 +234,7 @@ async fn hold_to_upstream_stops_what_the_client_sends_until_heal_drops_it() {
 /// at the proxy; heal drops the connection without it.
 #[tokio::test]
 async fn hold_to_client_lets_the_server_read_but_stops_its_answer() {
-    let echo = Echo::start().await;
-    let proxy = FaultProxy::start(&echo.addr.to_string());
-    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
-    round_trip(&mut open, b"before").await;
+    let (echo, proxy, mut open) = connected().await;
 
     proxy.hold(Direction::ToClient);
     open.write_all(b"ping").await.unwrap();
