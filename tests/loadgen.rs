@@ -270,11 +270,6 @@ fn bad_loadgen_arguments_are_refused() {
     }
 }
 
-/// A free loopback port (bound, then released for the node to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn get_metrics(port: u16) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
@@ -296,7 +291,8 @@ fn hub_and_bank_serve_prometheus_metrics() {
             .status
             .success()
     );
-    let (hub_port, bank_port) = (free_port(), free_port());
+    let reserved = common::ports::reserve(2);
+    let (hub_port, bank_port) = (reserved.ports()[0], reserved.ports()[1]);
     let mut hub = spawn(&[
         "hub",
         "--dir",
@@ -484,7 +480,8 @@ async fn what_a_run_needs_is_checked_first_and_each_gap_named_with_its_fix() {
     let d = dir.path().to_str().unwrap();
     let run = ["--payments", "20", "--warmup", "0", "--ceiling-secs", "0", "--json"];
 
-    let silent_hub = format!("https://127.0.0.1:{}", free_port());
+    let silent = common::ports::reserve(1);
+    let silent_hub = format!("https://127.0.0.1:{}", silent.ports()[0]);
     let banks: Vec<(Bic, String)> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
     let outcome = corridor_off_runtime(loadgen_args(dir.path(), &silent_hub, &banks, &run)).await;
     let line = common::cli::refused_in_one_line(outcome);

@@ -8,6 +8,7 @@ pub mod http;
 pub mod nats;
 pub mod net;
 pub mod nodes;
+pub mod ports;
 pub mod replicated;
 pub mod xsd;
 

@@ -8,14 +8,14 @@
 //! the node is in touch with the JetStream meta leader and its streams are current.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::external;
+use super::{external, ports};
 
 /// How long a node may take to become ready before the test fails.
 const READY_WAIT: Duration = Duration::from_secs(60);
@@ -37,6 +37,7 @@ struct Node {
 pub struct NatsCluster {
     program: PathBuf,
     nodes: Vec<Node>,
+    _ports: ports::Reserved,
     _dir: tempfile::TempDir,
 }
 
@@ -47,7 +48,11 @@ impl NatsCluster {
         let test = std::thread::current().name().unwrap_or("a NATS test").to_owned();
         let program = external::NATS_SERVER.require(&test)?;
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let ports = free_ports(3 * n);
+        let reserved = ports::reserve(3 * n);
+        let ports = reserved.ports();
+        // A name of its own: a node of another test's cluster that dialled this one's
+        // port would be refused, not joined.
+        let name = format!("corridor-test-{}-{}", std::process::id(), ports[0]);
         let (client, cluster, http) = (&ports[..n], &ports[n..2 * n], &ports[2 * n..]);
         let routes: Vec<String> = cluster.iter().map(|port| format!("nats://127.0.0.1:{port}")).collect();
         let nodes = (0..n)
@@ -57,7 +62,7 @@ impl NatsCluster {
                 let text = format!(
                     "server_name: n{i}\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\nmax_payload: {MAX_PAYLOAD}\n\
                      jetstream {{ store_dir: {:?} }}\n\
-                     cluster {{ name: corridor-test, listen: 127.0.0.1:{}, routes: [{}], no_advertise: true }}\n",
+                     cluster {{ name: {name}, listen: 127.0.0.1:{}, routes: [{}], no_advertise: true }}\n",
                     client[i],
                     http[i],
                     store.display().to_string(),
@@ -74,7 +79,7 @@ impl NatsCluster {
                 }
             })
             .collect();
-        let mut cluster = NatsCluster { program, nodes, _dir: dir };
+        let mut cluster = NatsCluster { program, nodes, _ports: reserved, _dir: dir };
         for i in 0..n {
             cluster.spawn(i);
         }
@@ -219,13 +224,6 @@ impl Drop for NatsCluster {
             }
         }
     }
-}
-
-/// `count` distinct free loopback ports (held together while chosen, so none repeats).
-fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port")).collect();
-    listeners.iter().map(|listener| listener.local_addr().unwrap().port()).collect()
 }
 
 /// A plain HTTP GET on loopback: its status and body, `None` when nothing answers.

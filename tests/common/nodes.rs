@@ -25,18 +25,29 @@ pub const CUSTOMERS: [&str; 2] = ["C001", "C002"];
 pub const DEPOSIT_MINOR_UNITS: i64 = 100_000_000;
 pub const PAYMENTS_PER_ROUND: usize = 12;
 
-/// One `corridor` process that can be killed and started again on the same port.
+/// One `corridor` process that can be killed and started again on the same port, a
+/// reserved one, so that nothing else takes it while the process is down.
 pub struct Node {
     pub name: String,
     args: Vec<String>,
     port: u16,
+    _reserved: super::ports::Reserved,
     child: Option<Child>,
     log: PathBuf,
 }
 
 impl Node {
     pub fn new(name: &str, args: Vec<String>, logs: &Path) -> Self {
-        Self { name: name.into(), args, port: 0, child: None, log: logs.join(format!("{name}.log")) }
+        let reserved = super::ports::reserve(1);
+        let port = reserved.ports()[0];
+        Self {
+            name: name.into(),
+            args,
+            port,
+            _reserved: reserved,
+            child: None,
+            log: logs.join(format!("{name}.log")),
+        }
     }
 
     /// Starts the process and waits for its "listening on https://..." line.
@@ -54,13 +65,13 @@ impl Node {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let Some(port) = line.trim().rsplit(':').next().and_then(|p| p.parse().ok()) else {
+        let Some(port) = line.trim().rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) else {
             let _ = child.kill();
             let _ = child.wait();
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             panic!("{} did not start: {line:?}\n{log}", self.name);
         };
-        self.port = port;
+        assert_eq!(port, self.port, "{} listens on the port it was given", self.name);
         // Keep draining stdout so that the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in stdout.lines() {});
         self.child = Some(child);
