@@ -177,6 +177,21 @@ pub struct Directory {
     /// the newest last.
     key_ids: BTreeMap<Bic, Vec<KeyId>>,
     relationships: BTreeSet<(Bic, Bic, MessageType)>,
+    /// The networks this one is linked to, by their link identity.
+    links: BTreeMap<Bic, Link>,
+    /// The linked networks' banks, each with the link it is reached through.
+    remote: BTreeMap<Bic, Bic>,
+}
+
+/// A linked network as this network's directory knows it.
+#[derive(Clone, Debug, Default)]
+struct Link {
+    /// What this network's banks accept from the linked network's (this network decides).
+    accepts_from: BTreeSet<MessageType>,
+    /// What the linked network's banks accept from this network's (as it published).
+    accepts_to: BTreeSet<MessageType>,
+    /// Its banks' names, as it published them.
+    names: BTreeMap<Bic, String>,
 }
 
 impl Directory {
@@ -212,7 +227,7 @@ impl Directory {
                 relationships.insert((sender, receiver, MessageType::parse(message_type).map_err(field)?));
             }
         }
-        Ok(Self { hub, names, keys, key_ids, relationships })
+        Ok(Self { hub, names, keys, key_ids, relationships, links: BTreeMap::new(), remote: BTreeMap::new() })
     }
 
     /// Reads and validates `directory.json` from a network directory.
@@ -238,8 +253,12 @@ impl Directory {
 
     /// True when `other` has the same hub and participants: only keys and
     /// relationships differ, so a running node can take it in place of this one.
+    /// The linked networks count too (a link is configured before the hub starts); their
+    /// banks do not, since the peer hub publishes them while this node runs.
     pub fn same_participants(&self, other: &Directory) -> bool {
-        self.hub == other.hub && self.names.keys().eq(other.names.keys())
+        self.hub == other.hub
+            && self.names.keys().eq(other.names.keys())
+            && self.links.keys().eq(other.links.keys())
     }
 
     /// The hub's participant id.
@@ -262,9 +281,202 @@ impl Directory {
         &self.keys
     }
 
-    /// True when RMA lets `sender` send `message_type` to `receiver`.
+    /// True when RMA lets `sender` send `message_type` to `receiver`: between this
+    /// network's banks, its relationships; across a link, the receiving network's
+    /// decision (this network's for what comes in, the peer's as it published for what
+    /// goes out). Nothing passes from one linked network to another through this one.
     pub fn allows(&self, sender: Bic, receiver: Bic, message_type: MessageType) -> bool {
-        self.relationships.contains(&(sender, receiver, message_type))
+        match (self.remote.get(&sender), self.remote.get(&receiver)) {
+            (None, None) => self.relationships.contains(&(sender, receiver, message_type)),
+            (Some(link), None) => {
+                self.names.contains_key(&receiver) && self.links[link].accepts_from.contains(&message_type)
+            }
+            (None, Some(link)) => {
+                self.names.contains_key(&sender) && self.links[link].accepts_to.contains(&message_type)
+            }
+            (Some(_), Some(_)) => false,
+        }
+    }
+
+    /// Adds a linked network, known by its link identity `link`, whose banks may send
+    /// this network's banks the messages of `accepts`. Its banks come with its published
+    /// directory ([`Directory::with_published`]).
+    pub fn with_link(mut self, link: Bic, accepts: &[MessageType]) -> Result<Self, String> {
+        if link == self.hub || self.names.contains_key(&link) || self.links.contains_key(&link) {
+            return Err(format!("the link identity {link} is this network's hub or bank, or linked twice"));
+        }
+        let accepts_from = accepts.iter().copied().collect();
+        self.links.insert(link, Link { accepts_from, ..Link::default() });
+        Ok(self)
+    }
+
+    /// Takes in what the linked network `published` says of itself: its banks, their
+    /// keys and what they accept. A bank that is also this network's, or another linked
+    /// network's, is refused.
+    pub fn with_published(mut self, published: &PublishedDirectory) -> Result<Self, String> {
+        let link = Bic::parse(&published.network).map_err(|e| format!("network {e}"))?;
+        if !self.links.contains_key(&link) {
+            return Err(format!("{link} is not a network this one is linked to"));
+        }
+        let accepts_to = published.message_types()?;
+        let mut names = BTreeMap::new();
+        for participant in &published.participants {
+            let bic = Bic::parse(&participant.bic).map_err(|e| format!("participant {e}"))?;
+            if bic == self.hub
+                || self.names.contains_key(&bic)
+                || self.links.contains_key(&bic)
+                || self.remote.get(&bic).is_some_and(|other| *other != link)
+            {
+                return Err(format!("{link} publishes {bic}, which is already known here"));
+            }
+            names.insert(bic, participant.name.clone());
+        }
+        for participant in &published.participants {
+            register(&mut self.keys, &mut self.key_ids, participant)?;
+        }
+        for bic in names.keys() {
+            self.remote.insert(*bic, link);
+        }
+        let entry = self.links.get_mut(&link).expect("checked above");
+        entry.accepts_to = accepts_to;
+        entry.names = names;
+        Ok(self)
+    }
+
+    /// The linked networks, by link identity.
+    pub fn links(&self) -> impl Iterator<Item = Bic> + '_ {
+        self.links.keys().copied()
+    }
+
+    /// True when `bic` is a linked network's link identity.
+    pub fn is_link(&self, bic: Bic) -> bool {
+        self.links.contains_key(&bic)
+    }
+
+    /// The link a linked network's bank is reached through; `None` for anyone else.
+    pub fn link_of(&self, bic: Bic) -> Option<Bic> {
+        self.remote.get(&bic).copied()
+    }
+
+    /// The linked networks' banks with their names and links, in BIC order.
+    pub fn remote_participants(&self) -> impl Iterator<Item = (Bic, &str, Bic)> {
+        self.links
+            .iter()
+            .flat_map(|(link, l)| l.names.iter().map(move |(bic, name)| (*bic, name.as_str(), *link)))
+    }
+
+    /// Whether messages for `bic` can be routed: a bank of this network or of a linked one.
+    pub fn reaches(&self, bic: Bic) -> bool {
+        self.names.contains_key(&bic) || self.remote.contains_key(&bic)
+    }
+
+    /// What this network publishes of itself across its links, as the link identity
+    /// `network`: its banks and their keys, and what they accept from `link`.
+    pub fn publish(
+        &self,
+        file: &DirectoryFile,
+        network: Bic,
+        link: Bic,
+        issued_unix_ms: i64,
+    ) -> PublishedDirectory {
+        let accepts =
+            self.links.get(&link).map(|l| l.accepts_from.iter().map(|t| t.code().to_owned()).collect());
+        PublishedDirectory {
+            version: PUBLISHED_DIRECTORY_VERSION,
+            network: network.to_string(),
+            issued_unix_ms,
+            participants: file.participants.clone(),
+            accepts: accepts.unwrap_or_default(),
+        }
+    }
+}
+
+/// Format version of a directory a hub publishes across a link.
+pub const PUBLISHED_DIRECTORY_VERSION: u32 = 1;
+/// What a hub's signature over a published directory covers, before the document: so
+/// that no signature over anything else (a message, a receipt) can pass for one.
+const PUBLISHED_DIRECTORY_DOMAIN: &[u8] = b"corridor.v1.published-directory\0";
+
+/// A network's directory as its hub publishes it to a linked network's hub, which checks
+/// its hub's signature against the keys its link configuration names.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishedDirectory {
+    /// Format version.
+    pub version: u32,
+    /// The publishing network's link identity.
+    pub network: String,
+    /// When its hub published it (Unix ms): a newer one replaces an older.
+    pub issued_unix_ms: i64,
+    /// Its banks and their keys.
+    pub participants: Vec<ParticipantEntry>,
+    /// The message types its banks accept from the network it is published to.
+    pub accepts: Vec<String>,
+}
+
+impl PublishedDirectory {
+    /// Signs it with the hub's key.
+    pub fn sign(&self, identity: &SigningIdentity) -> crate::pb::SignedDirectory {
+        use ed25519_dalek::Signer;
+        let document = serde_json::to_vec(self).expect("a published directory serialises");
+        let signature = identity.signing_key().sign(&[PUBLISHED_DIRECTORY_DOMAIN, &document].concat());
+        crate::pb::SignedDirectory {
+            document: document.into(),
+            signature: signature.to_bytes().to_vec().into(),
+            key_id: identity.key_id().as_str().to_owned(),
+        }
+    }
+
+    /// Checks `signed` against the publishing hub's keys (`hub_keys`, as the link
+    /// configuration holds them, the key usable at `now_unix_ms`) and reads it; it must
+    /// be `network`'s.
+    pub fn verify(
+        signed: &crate::pb::SignedDirectory,
+        network: Bic,
+        hub_keys: &[KeyEntry],
+        now_unix_ms: i64,
+    ) -> Result<Self, String> {
+        let entry = hub_keys.iter().find(|key| key.key_id == signed.key_id).ok_or_else(|| {
+            format!(
+                "{network}'s directory is signed with key {:?}, which its hub does not have",
+                signed.key_id
+            )
+        })?;
+        let validity = entry.validity()?;
+        if !validity.usable_at(now_unix_ms) {
+            return Err(format!(
+                "{network}'s directory is signed with key {}, which is not usable now",
+                entry.key_id
+            ));
+        }
+        let key = crate::crypto::hex_decode(&entry.public_key)
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .and_then(|bytes| ed25519_dalek::VerifyingKey::from_bytes(&bytes).ok())
+            .ok_or_else(|| format!("{network}'s hub key {} is not an Ed25519 public key", entry.key_id))?;
+        let signature = <[u8; 64]>::try_from(&signed.signature[..])
+            .map(|bytes| ed25519_dalek::Signature::from_bytes(&bytes))
+            .map_err(|_| format!("{network}'s directory signature is not 64 bytes"))?;
+        key.verify_strict(&[PUBLISHED_DIRECTORY_DOMAIN, &signed.document].concat(), &signature).map_err(
+            |_| {
+                format!("{network}'s directory signature does not verify with its hub's key {}", entry.key_id)
+            },
+        )?;
+        let published: Self =
+            serde_json::from_slice(&signed.document).map_err(|e| format!("{network}'s directory: {e}"))?;
+        if published.version != PUBLISHED_DIRECTORY_VERSION {
+            return Err(format!("{network}'s directory has format version {}", published.version));
+        }
+        if published.network != network.as_str() {
+            return Err(format!("the directory {network} sent is {:?}'s", published.network));
+        }
+        published.message_types()?;
+        Ok(published)
+    }
+
+    fn message_types(&self) -> Result<BTreeSet<MessageType>, String> {
+        self.accepts
+            .iter()
+            .map(|t| MessageType::parse(t).map_err(|e| format!("{}'s directory: accepts: {e}", self.network)))
+            .collect()
     }
 }
 

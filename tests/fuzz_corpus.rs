@@ -471,7 +471,11 @@ fn hub_seeds() -> Vec<(String, Vec<u8>)> {
     let request =
         |frame: pb::session_request::Frame| pb::SessionRequest { frame: Some(frame) }.encode_to_vec();
     let hello = |last_osn_processed| {
-        let hello = pb::Hello { last_osn_processed, contract_version: corridor::net::CONTRACT_VERSION };
+        let hello = pb::Hello {
+            last_osn_processed,
+            contract_version: corridor::net::CONTRACT_VERSION,
+            network_directory: None,
+        };
         request(pb::session_request::Frame::Hello(hello))
     };
     let delivered = |osn| request(pb::session_request::Frame::Delivered(pb::Delivered { osn }));

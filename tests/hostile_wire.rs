@@ -164,7 +164,11 @@ fn grpc_frame(message: &[u8]) -> Vec<u8> {
 }
 
 fn hello_frame() -> Vec<u8> {
-    let hello = pb::Hello { last_osn_processed: 0, contract_version: corridor::net::CONTRACT_VERSION };
+    let hello = pb::Hello {
+        last_osn_processed: 0,
+        contract_version: corridor::net::CONTRACT_VERSION,
+        network_directory: None,
+    };
     let hello = pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) };
     grpc_frame(&hello.encode_to_vec())
 }

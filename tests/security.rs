@@ -529,7 +529,7 @@ async fn a_bank_of_another_session_contract_version_is_refused_with_a_clear_erro
     for version in [0, 1, net::CONTRACT_VERSION + 1] {
         let channel = net::connect(&network.network, Role::Bank(bic(RU)), &network.hub_url).await.unwrap();
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
-        let hello = pb::Hello { last_osn_processed: 0, contract_version: version };
+        let hello = pb::Hello { last_osn_processed: 0, contract_version: version, network_directory: None };
         sender
             .send(pb::SessionRequest { frame: Some(pb::session_request::Frame::Hello(hello)) })
             .await

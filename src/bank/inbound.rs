@@ -653,6 +653,7 @@ mod tests {
             next_isn_expected,
             last_isn_accepted,
             contract_version: crate::net::CONTRACT_VERSION,
+            network_directory: None,
         };
 
         let refusal =

@@ -179,8 +179,11 @@ async fn session_once(
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let (sender, receiver) = mpsc::channel(SESSION_QUEUE_DEPTH);
-    let hello =
-        pb::Hello { last_osn_processed: bank.last_osn_durable(), contract_version: net::CONTRACT_VERSION };
+    let hello = pb::Hello {
+        last_osn_processed: bank.last_osn_durable(),
+        contract_version: net::CONTRACT_VERSION,
+        network_directory: None,
+    };
     sender.send(frame(RequestFrame::Hello(hello))).await.map_err(|_| "session closed")?;
     let mut inbound =
         client.session(ReceiverStream::new(receiver)).await.map_err(|status| ended_by(&status))?.into_inner();

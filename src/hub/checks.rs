@@ -11,7 +11,7 @@ use bytes::Bytes;
 use tonic::Code;
 
 use super::duplicates::Seen;
-use super::state::HubState;
+use super::state::{Hop, HubState};
 use super::{AcceptedRecord, Hub, HubEvent, HubRecord, NAK_DETAIL_MAX, duration_ms};
 use crate::crypto::{
     KeyDirectory, ReceiptProof, ReceiptTree, SignatureCheck, SignedEnvelope, SigningIdentity, receipt_leaf,
@@ -137,7 +137,7 @@ impl Hub {
             let frame = nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail);
             return (Step::Answered(frame, Ticket::DURABLE), None);
         };
-        let sequenced = match self.check_rate_and_sequence(peer, isn) {
+        let sequenced = match self.check_rate_and_sequence(peer, isn, directory.is_link(peer)) {
             Ok(sequenced) => sequenced,
             // Shed: nothing is read, not even the message id.
             Err(Admission::Shed(retry_after)) => {
@@ -209,12 +209,17 @@ impl Hub {
     /// A new number is journalled as consumed at once, and the returned ticket covers it
     /// (or, for a resend, every number consumed so far): no answer about a number can
     /// leave before the number's consumption is durable, whichever session consumed it.
-    fn check_rate_and_sequence(&self, peer: Bic, isn: u64) -> Result<Ticket, Admission> {
+    ///
+    /// A link carries a whole network's traffic: it has no rate of its own (the linked
+    /// hub's banks each had theirs).
+    fn check_rate_and_sequence(&self, peer: Bic, isn: u64, link: bool) -> Result<Ticket, Admission> {
         let config = &self.inner.config;
         let mut state = self.inner.state.lock().expect("hub state lock");
         let participant = state.participants.get_mut(&peer).expect("sessions open only for participants");
         let shed_behind = participant.shed_from.is_some_and(|from| isn > from);
-        let rate = if shed_behind {
+        let rate = if link {
+            Ok(())
+        } else if shed_behind {
             // Sent before the bank heard of the shedding: shed too, with no token taken.
             Err(Duration::from_secs_f64(1.0 / f64::from(config.participant_rate_max)))
         } else {
@@ -255,15 +260,28 @@ impl Hub {
         directory: &Directory,
         now: i64,
     ) -> Result<(Checked, SignatureCheck), Refusal> {
-        // 1. The authenticated peer is the signer.
-        if Bic::parse(&envelope_pb.signer_bic).ok() != Some(peer) {
+        // 1. The authenticated peer is the signer; or, on a link, the signer is a bank of
+        //    the network at its other end, reached through it.
+        let via = directory.is_link(peer).then_some(peer);
+        let signer = Bic::parse(&envelope_pb.signer_bic).ok();
+        let signer_ok = match via {
+            None => signer == Some(peer),
+            Some(link) => signer.is_some_and(|signer| directory.link_of(signer) == Some(link)),
+        };
+        if !signer_ok {
             return Err(Refusal::new(
                 Code::PermissionDenied,
                 None,
-                format!(
-                    "your certificate is {peer}'s but the envelope is signed as {:?}",
-                    envelope_pb.signer_bic
-                ),
+                match via {
+                    None => format!(
+                        "your certificate is {peer}'s but the envelope is signed as {:?}",
+                        envelope_pb.signer_bic
+                    ),
+                    Some(link) => format!(
+                        "the envelope is signed as {:?}, which is not a bank {link} published",
+                        envelope_pb.signer_bic
+                    ),
+                },
             ));
         }
         // 2. Size and schema.
@@ -285,12 +303,13 @@ impl Hub {
             .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
         let message = wire::decode_message(&envelope.payload)
             .map_err(|e| Refusal::new(Code::InvalidArgument, Some(ReasonCode::Ff01), e.to_string()))?;
-        if message.header().sender != peer {
+        if Some(message.header().sender) != signer {
             return Err(Refusal::new(
                 Code::PermissionDenied,
                 None,
                 format!(
-                    "your certificate is {peer}'s but the message says it is from {}",
+                    "the envelope is signed as {} but the message says it is from {}",
+                    envelope.signer,
                     message.header().sender
                 ),
             ));
@@ -298,10 +317,13 @@ impl Hub {
         // The replay window: with sequence numbers and message-id deduplication, a
         // captured message cannot be played again later.
         let config = &self.inner.config;
+        // A message relayed by a linked hub was checked when that hub took it in; it may
+        // have waited there while the link was down, and the link's sequence numbers and
+        // the duplicate check keep it from being played again.
         let created = message.header().creation_time_unix_ms;
         let oldest = now.saturating_sub(duration_ms(config.message_age_max));
         let newest = now.saturating_add(duration_ms(config.clock_skew_max));
-        if !(oldest..=newest).contains(&created) {
+        if via.is_none() && !(oldest..=newest).contains(&created) {
             return Err(Refusal::new(
                 Code::FailedPrecondition,
                 Some(ReasonCode::Tm01),
@@ -320,7 +342,8 @@ impl Hub {
             .keys()
             .envelope_check_at(&envelope, created, now)
             .map_err(|e| Refusal::new(Code::Unauthenticated, None, e.to_string()))?;
-        Ok((Checked { queued_envelope, envelope, message }, check))
+        let next_hop = directory.link_of(message.header().receiver);
+        Ok((Checked { queued_envelope, envelope, message, via, next_hop }, check))
     }
 
     /// Checks 5 and 6 of DESIGN.md for the candidates of one batch (signature and RMA
@@ -349,7 +372,7 @@ impl Hub {
         let mut batch = HashMap::new();
         let decided: Vec<Result<Decided, Refusal>> = candidates
             .into_iter()
-            .map(|(isn, checked)| self.decide(&mut state, peer, isn, checked, accepted_unix_ms, &mut batch))
+            .map(|(isn, checked)| self.decide(&mut state, isn, checked, accepted_unix_ms, &mut batch))
             .collect();
         let leaves: Vec<_> = decided.iter().flatten().map(|d| receipt_leaf(d.envelope())).collect();
         if leaves.is_empty() {
@@ -390,16 +413,16 @@ impl Hub {
     fn decide(
         &self,
         state: &mut HubState,
-        peer: Bic,
         isn: u64,
         checked: Checked,
         accepted_unix_ms: i64,
         batch: &mut HashMap<MessageKey, [u8; 64]>,
     ) -> Result<Decided, Refusal> {
-        let Checked { queued_envelope, envelope, message } = checked;
+        let Checked { queued_envelope, envelope, message, via, next_hop } = checked;
         let header = message.header();
         let message_id = header.message_id.clone();
-        let key = MessageKey::new(peer, &message_id);
+        let sender = header.sender;
+        let key = MessageKey::new(sender, &message_id);
         let signature = envelope.signature.to_bytes();
         // 5. Duplicates: in this batch, in memory, or older than memory, in the journal
         //    (one probe of its creation-time index). Under the lock, so that two copies of
@@ -417,7 +440,7 @@ impl Hub {
             Some(_) => return Err(conflict()),
             None => {
                 let archive = state.archive.as_ref().expect("the journal's reader opens after recovery");
-                let journal = || archive.signatures(peer, &message_id, header.creation_time_unix_ms);
+                let journal = || archive.signatures(sender, &message_id, header.creation_time_unix_ms);
                 let seen = state
                     .recent
                     .check(&key, &signature, header.creation_time_unix_ms, journal)
@@ -441,13 +464,16 @@ impl Hub {
         }
         // 6. Suspensions, the payment's story so far and the sender's position.
         let receiver = header.receiver;
-        let osn = state.participants.get(&receiver).expect("checked: receiver is a participant").next_osn;
-        state.settle(peer, &message, osn, accepted_unix_ms)?;
+        let outbox = next_hop.unwrap_or(receiver);
+        let osn = state.participants.get(&outbox).expect("checked: receiver is reached").next_osn;
+        state.settle(Hop { sender, via, next_hop }, &message, osn, accepted_unix_ms)?;
         // Numbered now: the next message of the batch to this receiver takes the next.
-        state.participants.get_mut(&receiver).expect("checked: receiver is a participant").next_osn = osn + 1;
+        state.participants.get_mut(&outbox).expect("checked: receiver is reached").next_osn = osn + 1;
         batch.insert(key, signature);
         let record = AcceptedRecord {
-            sender: peer,
+            sender,
+            via,
+            next_hop,
             message_id,
             isn,
             receiver,
@@ -482,12 +508,14 @@ impl Hub {
                 Accept { message_id, receipt, ticket }
             }
             Decided::New { record, .. } => {
-                let AcceptedRecord { message_type, receiver, uetr, isn, osn, accepted_unix_ms, .. } = record;
+                let AcceptedRecord {
+                    message_type, sender, receiver, uetr, isn, osn, accepted_unix_ms, ..
+                } = record;
                 metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted")
                     .increment(1);
                 self.tell(HubEvent::Accepted {
                     message_type,
-                    sender: peer,
+                    sender,
                     receiver,
                     uetr,
                     isn,
@@ -507,11 +535,21 @@ impl Hub {
 fn check_relationship(checked: &Checked, directory: &Directory) -> Result<(), Refusal> {
     let message = &checked.message;
     let header = message.header();
-    if !directory.is_participant(header.receiver) {
+    if !directory.reaches(header.receiver) {
         return Err(Refusal::new(
             Code::NotFound,
             Some(ReasonCode::Rc01),
-            format!("{} is not a participant of this network", header.receiver),
+            format!("{} is not a participant of this network or of a network linked to it", header.receiver),
+        ));
+    }
+    if checked.via.is_some() && checked.next_hop.is_some() {
+        return Err(Refusal::new(
+            Code::PermissionDenied,
+            Some(ReasonCode::Ag01),
+            format!(
+                "{} is not this network's: a link carries messages to its own network only",
+                header.receiver
+            ),
         ));
     }
     // A status report, a return and a recall's answer answer a payment the hub
@@ -607,6 +645,10 @@ struct Checked {
     queued_envelope: pb::SignedEnvelope,
     envelope: SignedEnvelope,
     message: Message,
+    /// The link it came through (its session's participant), if any.
+    via: Option<Bic>,
+    /// The link its receiver is reached through, if any.
+    next_hop: Option<Bic>,
 }
 
 /// Where a submission of a batch stands.

@@ -63,8 +63,12 @@ const SCHEMA: &str = "
 /// A message the hub accepted: stored before its ACK.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcceptedRecord {
-    /// Sender (the authenticated peer and signer).
+    /// Sender: the message's signer, and the authenticated peer unless it came `via` a link.
     pub sender: Bic,
+    /// The link it came through, when its sender is a linked network's bank.
+    pub via: Option<Bic>,
+    /// The link it leaves through, when its receiver is a linked network's bank.
+    pub next_hop: Option<Bic>,
     /// Its message id.
     pub message_id: MessageId,
     /// The input sequence number it came with.
@@ -86,6 +90,18 @@ pub struct AcceptedRecord {
     pub accepted_unix_ms: i64,
     /// When its sender created it (its header's creation time).
     pub created_unix_ms: i64,
+}
+
+impl AcceptedRecord {
+    /// Whose session it came on: its input sequence number is that participant's.
+    pub fn peer(&self) -> Bic {
+        self.via.unwrap_or(self.sender)
+    }
+
+    /// Whose outbox it goes to: its output sequence number is that participant's.
+    pub fn outbox(&self) -> Bic {
+        self.next_hop.unwrap_or(self.receiver)
+    }
 }
 
 /// One journal record.
@@ -173,6 +189,9 @@ pub enum OperatorAction {
     /// The hub gave a participant a firm quote (journalled so that it is honoured
     /// after a restart).
     Quote(super::fx::Quote),
+    /// Set the cap of the swap line with a linked network (its link identity), in this
+    /// hub's currency: the most either network may owe the other.
+    SetLinkCap(Bic, Amount),
 }
 
 impl OperatorAction {
@@ -187,6 +206,9 @@ impl OperatorAction {
             Self::CloseWindow => ("close_window", None, None, None, None),
             Self::SetAgreement(a) => ("set_agreement", None, None, None, Some(a.to_record())),
             Self::Quote(q) => ("quote", Some(q.participant), None, None, Some(q.to_record())),
+            Self::SetLinkCap(l, a) => {
+                ("set_link_cap", Some(*l), Some(a.currency()), Some(a.minor_units()), None)
+            }
         }
     }
 
@@ -219,6 +241,7 @@ impl OperatorAction {
             "set_agreement" => Self::SetAgreement(
                 super::fx::Agreement::from_record(&detail()?).map_err(|e| corrupt("agreement", e))?,
             ),
+            "set_link_cap" => Self::SetLinkCap(participant()?, amount()?),
             "quote" => {
                 Self::Quote(super::fx::Quote::from_record(&detail()?).map_err(|e| corrupt("quote", e))?)
             }
@@ -293,7 +316,8 @@ fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
 /// The columns of a message row, in the order [`message_record`] reads them.
 const MESSAGE_COLUMNS: &str = "sender, message_id, isn, receiver, osn, uetr, message_type, payload, signature, key_id, receipt, accepted_unix_ms, created_unix_ms";
 
-/// A message row (selected with [`MESSAGE_COLUMNS`]) as the record it was written from.
+/// A message row (selected with [`MESSAGE_COLUMNS`]) as the record it was written from,
+/// but for its links: the message view and the duplicate check need none (the log has them).
 fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError> {
     let text = |index: usize| -> Result<String, StoreError> { Ok(row.get::<_, String>(index)?) };
     let bic = |index: usize| -> Result<Bic, StoreError> {
@@ -305,6 +329,8 @@ fn message_record(row: &rusqlite::Row<'_>) -> Result<AcceptedRecord, StoreError>
     let sender = bic(0)?;
     Ok(AcceptedRecord {
         sender,
+        via: None,
+        next_hop: None,
         message_id: MessageId::parse(&text(1)?).map_err(|e| corrupt("message_id", e))?,
         isn: row.get::<_, i64>(2)? as u64,
         receiver: bic(3)?,
@@ -519,13 +545,17 @@ mod kind {
     pub const ARCHIVED: u8 = 6;
     pub const CREATED: u8 = 7;
     pub const ACTIVE: u8 = 8;
+    /// An accepted message that came or leaves through a link: `ACCEPTED`'s fields, then
+    /// the two links.
+    pub const RELAYED: u8 = 9;
 }
 
 impl LogRecord for HubRecord {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             HubRecord::Accepted(m) => {
-                put::u8(out, kind::ACCEPTED);
+                let relayed = m.via.is_some() || m.next_hop.is_some();
+                put::u8(out, if relayed { kind::RELAYED } else { kind::ACCEPTED });
                 put::str(out, m.sender.as_str());
                 put::str(out, m.message_id.as_str());
                 put::u64(out, m.isn);
@@ -539,6 +569,10 @@ impl LogRecord for HubRecord {
                 put::bytes(out, &m.receipt);
                 put::i64(out, m.accepted_unix_ms);
                 put::i64(out, m.created_unix_ms);
+                if relayed {
+                    put::opt_str(out, m.via.as_ref().map(Bic::as_str));
+                    put::opt_str(out, m.next_hop.as_ref().map(Bic::as_str));
+                }
             }
             HubRecord::IsnConsumed { participant, isn } => {
                 put::u8(out, kind::ISN_CONSUMED);
@@ -589,7 +623,7 @@ impl LogRecord for HubRecord {
         let mut r = Reader::new(record);
         let bic = |text: &str| Bic::parse(text).map_err(|e| format!("bic: {e}"));
         let decoded = match r.u8()? {
-            kind::ACCEPTED => {
+            record_kind @ (kind::ACCEPTED | kind::RELAYED) => {
                 let sender = bic(r.str()?)?;
                 let message_id = MessageId::parse(r.str()?).map_err(|e| format!("message id: {e}"))?;
                 let isn = r.u64()?;
@@ -602,6 +636,11 @@ impl LogRecord for HubRecord {
                 let key_id = KeyId::parse(r.str()?).map_err(|e| format!("key id: {e}"))?;
                 let receipt = Bytes::copy_from_slice(r.bytes()?);
                 let (accepted_unix_ms, created_unix_ms) = (r.i64()?, r.i64()?);
+                let (via, next_hop) = if record_kind == kind::RELAYED {
+                    (r.opt_str()?.map(bic).transpose()?, r.opt_str()?.map(bic).transpose()?)
+                } else {
+                    (None, None)
+                };
                 let envelope = SignedEnvelope {
                     payload,
                     signature: ed25519_dalek::Signature::from_bytes(&signature),
@@ -610,6 +649,8 @@ impl LogRecord for HubRecord {
                 };
                 HubRecord::Accepted(Box::new(AcceptedRecord {
                     sender,
+                    via,
+                    next_hop,
                     message_id,
                     isn,
                     receiver,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::duplicates::RecentMessages;
-use super::state::{HubState, Participant};
+use super::state::{Hop, HubState, Participant};
 use super::{
     FxDesk, HubConfig, HubJournal, HubPayment, HubRecord, Positions, Tracker, duration_ms, events, journal,
 };
@@ -34,8 +34,10 @@ pub(super) fn initial_state(directory: &Directory, config: &HubConfig) -> HubSta
         tracker: Tracker::default(),
         archive: None,
         next_session_id: 0,
+        links: HashMap::new(),
     };
-    for (bic, _) in directory.participants() {
+    let banks = directory.participants().map(|(bic, _)| bic);
+    for bic in banks.chain(directory.links()) {
         state.participants.insert(bic, Participant { next_isn: 1, next_osn: 1, ..Participant::default() });
     }
     state
@@ -87,21 +89,21 @@ pub(super) fn replay(state: &mut HubState, record: HubRecord) -> Result<(), Stri
 }
 
 fn replay_accepted(state: &mut HubState, record: &journal::AcceptedRecord) -> Result<(), String> {
-    if !state.participants.contains_key(&record.sender) || !state.participants.contains_key(&record.receiver)
-    {
+    let (peer, outbox) = (record.peer(), record.outbox());
+    if !state.participants.contains_key(&peer) || !state.participants.contains_key(&outbox) {
         return Err(format!(
-            "the journal holds a message between {} and {}, which the directory does not list",
-            record.sender, record.receiver
+            "the journal holds a message between {peer} and {outbox}, which the directory and links do not list"
         ));
     }
     let message = wire::decode_message(&record.envelope.payload)
         .map_err(|e| format!("corrupt hub journal: message {} does not decode: {e}", record.message_id))?;
-    state.settle(record.sender, &message, record.osn, record.accepted_unix_ms).map_err(|refusal| {
+    let hop = Hop { sender: record.sender, via: record.via, next_hop: record.next_hop };
+    state.settle(hop, &message, record.osn, record.accepted_unix_ms).map_err(|refusal| {
         format!("corrupt hub journal: message {} does not replay: {}", record.message_id, refusal.detail)
     })?;
-    let sender = state.participants.get_mut(&record.sender).expect("checked above");
+    let sender = state.participants.get_mut(&peer).expect("checked above");
     sender.next_isn = sender.next_isn.max(record.isn + 1);
-    let receiver = state.participants.get_mut(&record.receiver).expect("checked above");
+    let receiver = state.participants.get_mut(&outbox).expect("checked above");
     receiver.osn_sent_high_water = receiver.osn_sent_high_water.max(record.osn);
     state.recent.forget_expired(record.accepted_unix_ms, Ticket::DURABLE);
     let key = MessageKey::new(record.sender, &record.message_id);

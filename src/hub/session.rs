@@ -54,6 +54,7 @@ impl Hub {
                 next_isn_expected: participant.next_isn,
                 last_isn_accepted: participant.last_isn_accepted,
                 contract_version: crate::net::CONTRACT_VERSION,
+                network_directory: None,
             },
             next_osn_to_send: last_osn_processed + 1,
         };

@@ -11,7 +11,7 @@ use super::checks::{RateLimiter, Refusal};
 use super::duplicates::RecentMessages;
 use super::positions::PositionError;
 use super::session::ActiveSession;
-use super::tracker::StatusEffect;
+use super::tracker::{PaymentRoute, StatusEffect};
 use super::{
     AcceptedRecord, FxDesk, HubRecord, OperatorAction, OperatorOutcome, PaymentArchive, Positions,
     SettlementModel, Tracker, events,
@@ -42,6 +42,29 @@ pub(super) struct HubState {
     /// journal's replay rebuilds every payment in memory).
     pub(super) archive: Option<PaymentArchive>,
     pub(super) next_session_id: u64,
+    /// The links' terms, by link identity.
+    pub(super) links: HashMap<Bic, LinkTerms>,
+}
+
+/// Where an accepted message came from and goes to, across links.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Hop {
+    /// Its sender (and signer).
+    pub(super) sender: Bic,
+    /// The link it came through, when its sender is a linked network's bank.
+    pub(super) via: Option<Bic>,
+    /// The link it leaves through, when its receiver is a linked network's bank.
+    pub(super) next_hop: Option<Bic>,
+}
+
+/// The terms of a link this hub settles with: the bilateral agreement's cap, in this
+/// hub's currency, on what either side's central bank may owe the other.
+#[derive(Clone, Debug, Default)]
+pub(super) struct LinkTerms {
+    /// The cap, in minor units of this hub's currency.
+    pub(super) cap: i64,
+    /// Reserved for payments out through the link, not yet settled or released.
+    pub(super) out_reserved: i64,
 }
 
 /// A message waiting in a receiver's outbox.
@@ -95,11 +118,12 @@ impl HubState {
     /// the payment's recall case; they move no money.
     pub(super) fn settle(
         &mut self,
-        sender: Bic,
+        hop: Hop,
         message: &Message,
         osn: u64,
         unix_ms: i64,
     ) -> Result<(), Refusal> {
+        let sender = hop.sender;
         let (header, message_id) = (message.header(), message.header().message_id.clone());
         if matches!(message.body(), Body::Pacs008(_) | Body::Pacs004(_)) {
             for party in [sender, header.receiver] {
@@ -117,7 +141,7 @@ impl HubState {
         self.restore_archived(message)?;
         let mismatch = |detail| Refusal::new(Code::InvalidArgument, None, detail);
         match message.body() {
-            Body::Pacs008(transfer) => self.settle_transfer(sender, message_id, transfer, osn, unix_ms)?,
+            Body::Pacs008(transfer) => self.settle_transfer(hop, message_id, transfer, osn, unix_ms)?,
             Body::Pacs002(report) => {
                 self.settle_status(sender, header.receiver, message_id, report, osn, unix_ms)?
             }
@@ -158,9 +182,13 @@ impl HubState {
     /// A pacs.008 needs a new UETR and a conversion that matches its agreement or quote
     /// (AM11, AM12, TM01), and reserves its instructed amount against the sender's
     /// position (AM04 if it cannot).
+    ///
+    /// Across a link, each hub settles in its own currency: a payment coming in reserves
+    /// its settlement amount against the link's position (the peer's central bank pays),
+    /// and one going out reserves against the sender's position and the link's cap.
     pub(super) fn settle_transfer(
         &mut self,
-        sender: Bic,
+        hop: Hop,
         message_id: MessageId,
         transfer: &crate::model::CreditTransfer,
         osn: u64,
@@ -171,14 +199,48 @@ impl HubState {
             .map_err(|detail| Refusal::new(Code::AlreadyExists, Some(ReasonCode::Dupl), detail))?;
         if let Some(conversion) = &transfer.conversion {
             self.fx
-                .check(sender, conversion, transfer.amount, unix_ms)
+                .check(hop.sender, conversion, transfer.amount, unix_ms)
                 .map_err(|(reason, detail)| Refusal::new(Code::FailedPrecondition, Some(reason), detail))?;
         }
-        self.positions.reserve(sender, transfer.instructed_amount()).map_err(position_short)?;
+        let route = PaymentRoute { sender_link: hop.via, receiver_link: hop.next_hop };
+        let (debtor, debit, _, credit) =
+            route.legs(transfer.instructed_amount(), transfer.amount, hop.sender, transfer.creditor_agent);
+        if let Some(link) = hop.next_hop {
+            self.check_link_cap(link, credit)?;
+        }
+        self.positions.reserve(debtor, debit).map_err(position_short)?;
+        if let Some(link) = hop.next_hop {
+            self.links.entry(link).or_default().out_reserved += credit.minor_units();
+        }
         if let Some(conversion) = &transfer.conversion {
             self.fx.use_quote(conversion);
         }
-        self.tracker.record_transfer(message_id, sender, transfer, osn, unix_ms);
+        self.tracker.record_transfer(message_id, hop.sender, transfer, route, osn, unix_ms);
+        Ok(())
+    }
+
+    /// A payment out through `link` may not take what this network owes the linked one
+    /// past the agreement's cap (AM04): the link's position, what is reserved out through
+    /// it, and `amount`.
+    fn check_link_cap(&self, link: Bic, amount: crate::model::Amount) -> Result<(), Refusal> {
+        let terms = self.links.get(&link).cloned().unwrap_or_default();
+        let position = self.positions.position(link, amount.currency());
+        let owed = i128::from(position.settled_net)
+            + i128::from(terms.out_reserved)
+            + i128::from(amount.minor_units());
+        if owed > i128::from(terms.cap) {
+            let currency = amount.currency();
+            return Err(Refusal::new(
+                Code::FailedPrecondition,
+                Some(ReasonCode::Am04),
+                format!(
+                    "the swap line with {link} cannot take {amount}: settled {} + reserved {} would pass its cap of {}",
+                    crate::model::format_minor_units(position.settled_net, currency),
+                    crate::model::format_minor_units(terms.out_reserved, currency),
+                    crate::model::format_minor_units(terms.cap, currency),
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -198,16 +260,19 @@ impl HubState {
             .tracker
             .check_status(sender, receiver, report)
             .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
-        let (debtor, creditor) = (payment.sender, payment.receiver);
-        let (debit, credit, pair) =
-            (payment.instructed, payment.amount, payment.pair_and_rate().map(|c| c.0));
+        let route = payment.route();
+        let (debtor, debit, creditor, credit) =
+            route.legs(payment.instructed, payment.amount, payment.sender, payment.receiver);
+        let pair = payment.pair_and_rate().map(|c| c.0).filter(|_| debit.currency() != credit.currency());
         let window = match effect {
             StatusEffect::Settle => {
                 self.positions.settle(debtor, creditor, debit, credit, pair).map_err(position_overflow)?;
+                self.link_settled(route.receiver_link, credit);
                 self.open_window()
             }
             StatusEffect::Release => {
                 self.positions.release(debtor, debit);
+                self.link_settled(route.receiver_link, credit);
                 None
             }
             StatusEffect::Record => None,
@@ -233,16 +298,32 @@ impl HubState {
             .tracker
             .check_return(sender, receiver, ret)
             .map_err(|detail| Refusal::new(Code::InvalidArgument, None, detail))?;
-        let (paid_back, restored, pair) =
-            (payment.amount, payment.instructed, payment.pair_and_rate().map(|c| c.0));
-        self.positions.reserve(sender, paid_back).map_err(position_short)?;
-        if let Err(error) = self.positions.settle(sender, receiver, paid_back, restored, pair) {
-            self.positions.release(sender, paid_back);
+        // The return goes the other way: the payment's receiver pays back.
+        let route = payment.route();
+        let back = PaymentRoute { sender_link: route.receiver_link, receiver_link: route.sender_link };
+        let (returner, paid_back, restored_to, restored) =
+            back.legs(payment.amount, payment.instructed, sender, receiver);
+        let pair =
+            payment.pair_and_rate().map(|c| c.0).filter(|_| paid_back.currency() != restored.currency());
+        if let Some(link) = back.receiver_link {
+            self.check_link_cap(link, restored)?;
+        }
+        self.positions.reserve(returner, paid_back).map_err(position_short)?;
+        if let Err(error) = self.positions.settle(returner, restored_to, paid_back, restored, pair) {
+            self.positions.release(returner, paid_back);
             return Err(position_overflow(error));
         }
         let window = self.open_window();
         self.tracker.record_return(message_id, ret, osn, unix_ms, window);
         Ok(())
+    }
+
+    /// A payment out through `link` settled or was released: its reservation against the
+    /// link's cap goes.
+    fn link_settled(&mut self, link: Option<Bic>, amount: crate::model::Amount) {
+        if let Some(terms) = link.and_then(|link| self.links.get_mut(&link)) {
+            terms.out_reserved -= amount.minor_units();
+        }
     }
 
     /// The settlement window a settlement now falls in (deferred net only).
@@ -261,15 +342,14 @@ impl HubState {
     ) {
         self.messages_accepted += 1;
         self.accepted_by_type.count(record.message_type);
-        let sender = self.participants.get_mut(&record.sender).expect("checked: sender is a participant");
+        let sender = self.participants.get_mut(&record.peer()).expect("checked: sender is a participant");
         sender.last_isn_accepted = sender.last_isn_accepted.max(record.isn);
         if record.message_type == MessageType::Pacs008
             && let Some(uetr) = record.uetr
         {
             sender.awaiting_ack.insert(record.isn, uetr);
         }
-        let receiver =
-            self.participants.get_mut(&record.receiver).expect("checked: receiver is a participant");
+        let receiver = self.participants.get_mut(&record.outbox()).expect("checked: receiver is reached");
         receiver.next_osn = receiver.next_osn.max(record.osn + 1);
         if let Some(envelope) = queued {
             receiver.outbox.insert(record.osn, Queued { uetr: record.uetr, envelope, ticket });
@@ -315,6 +395,7 @@ impl HubState {
             | OperatorAction::Suspend(p)
             | OperatorAction::Resume(p) => Some(*p),
             OperatorAction::Quote(q) => Some(q.participant),
+            OperatorAction::SetLinkCap(link, _) => Some(*link),
             OperatorAction::CloseWindow | OperatorAction::SetAgreement(_) => None,
         };
         if let Some(p) = participant.filter(|p| !self.participants.contains_key(p)) {
@@ -347,6 +428,13 @@ impl HubState {
             OperatorAction::Quote(quote) => {
                 self.fx.keep_quote(quote.clone(), unix_ms);
                 OperatorOutcome::Quote(quote.clone())
+            }
+            OperatorAction::SetLinkCap(link, cap) => {
+                // The cap bounds both ways: what comes in reserves against the link's
+                // position with it as net debit cap, what goes out is checked against it.
+                let position = positions.set_net_debit_cap(*link, cap.currency(), cap.minor_units())?;
+                self.links.entry(*link).or_default().cap = cap.minor_units();
+                OperatorOutcome::Position(*link, cap.currency(), position)
             }
         })
     }

@@ -47,6 +47,46 @@ pub struct HubPayment {
     pub returned: Option<Box<ReturnStep>>,
     /// The latest recall (camt.056) case.
     pub recall: Option<Box<RecallCase>>,
+    /// The links its sender or receiver is behind, when it crosses one (boxed: most
+    /// payments stay in their network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Box<PaymentRoute>>,
+}
+
+/// The links a payment's banks are behind, at this hub: a bank of a linked network is
+/// reached through its network's link, and settles as that link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRoute {
+    /// The link the sender is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_link: Option<Bic>,
+    /// The link the receiver is behind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receiver_link: Option<Bic>,
+}
+
+impl PaymentRoute {
+    /// Who pays what and who gets what at this hub, when `sender` pays `instructed` and
+    /// `receiver` gets `amount`: a bank behind a link settles as the link, and in this
+    /// hub's currency, which is the other bank's (the central banks convert between them).
+    pub fn legs(
+        &self,
+        instructed: Amount,
+        amount: Amount,
+        sender: Bic,
+        receiver: Bic,
+    ) -> (Bic, Amount, Bic, Amount) {
+        let debtor = self.sender_link.unwrap_or(sender);
+        let creditor = self.receiver_link.unwrap_or(receiver);
+        let debit = if self.sender_link.is_some() { amount } else { instructed };
+        let credit = if self.receiver_link.is_some() { instructed } else { amount };
+        (debtor, debit, creditor, credit)
+    }
+
+    /// True when neither bank is behind a link.
+    pub fn is_local(&self) -> bool {
+        self.sender_link.is_none() && self.receiver_link.is_none()
+    }
 }
 
 /// A settled payment's return, as the hub relayed it.
@@ -142,6 +182,11 @@ impl HubPayment {
     /// A conversion's agreement pair and rate.
     pub fn pair_and_rate(&self) -> Option<(CurrencyPair, Rate)> {
         self.conversion.as_deref().copied()
+    }
+
+    /// The links its banks are behind (none for a payment within this network).
+    pub fn route(&self) -> PaymentRoute {
+        self.route.as_deref().copied().unwrap_or_default()
     }
 
     /// When its last step happened, if it is finished: a final status relayed and
@@ -270,6 +315,7 @@ impl Tracker {
         message_id: MessageId,
         sender: Bic,
         transfer: &CreditTransfer,
+        route: PaymentRoute,
         osn: u64,
         unix_ms: i64,
     ) {
@@ -291,6 +337,7 @@ impl Tracker {
             status: None,
             returned: None,
             recall: None,
+            route: (!route.is_local()).then(|| Box::new(route)),
         };
         let seq = self.recorded;
         self.recorded += 1;

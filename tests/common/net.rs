@@ -148,7 +148,11 @@ impl RawSession {
         last_osn_processed: u64,
     ) -> Result<Self, tonic::Status> {
         let (sender, receiver) = mpsc::channel(16);
-        let hello = pb::Hello { last_osn_processed, contract_version: corridor::net::CONTRACT_VERSION };
+        let hello = pb::Hello {
+            last_osn_processed,
+            contract_version: corridor::net::CONTRACT_VERSION,
+            network_directory: None,
+        };
         sender.send(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }).await.unwrap();
         let mut inbound =
             HubServiceClient::new(channel).session(ReceiverStream::new(receiver)).await?.into_inner();
