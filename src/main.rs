@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use cli::{Cli, Command, admin, demo, edge, iso20022, loadgen, nodes, operator, pki, reconcile};
+use cli::{Cli, Command, admin, demo, edge, iso20022, link, loadgen, nodes, operator, pki, reconcile};
 
 /// mimalloc: the hot path allocates and frees small buffers (frames, envelopes, records)
 /// on one thread and frees them on another. With the system allocator, malloc and free
@@ -84,6 +84,7 @@ async fn execute(command: Command) -> Result<ExitCode> {
         Command::Loadgen(args) => return loadgen::run(args).await,
         Command::Demo(args) => return demo::run(args).await,
         Command::Iso20022(command) => return iso20022::run(command),
+        Command::Link(command) => link::run(command)?,
     }
     Ok(ExitCode::SUCCESS)
 }

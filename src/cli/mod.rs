@@ -9,6 +9,7 @@
 //! - `reconcile`: `reconcile` and `audit`;
 //! - `loadgen`, `demo`: the load generator and the demo (and scenarios);
 //! - `iso20022`: ISO 20022 XML and MT103 files checked and translated offline;
+//! - `link`: joining two networks (`link init`, `link export`, `link add`, `link list`);
 //! - `output`: writing to stdout and the text shapes several commands share.
 
 /// Writes a line to stdout. A closed pipe (`corridor payments | head`) ends the program
@@ -24,6 +25,7 @@ pub mod demo;
 pub mod edge;
 pub mod iso20022;
 pub mod json;
+pub mod link;
 pub mod loadgen;
 pub mod nodes;
 pub mod operator;
@@ -124,6 +126,10 @@ pub enum Command {
     /// ISO 20022 XML and MT103 files, offline: `validate FILE`, `translate FILE --to xml|mt103`.
     #[command(subcommand)]
     Iso20022(iso20022::Iso20022Command),
+    /// Links to other networks: this network's link identity, its bundle for a peer, the
+    /// links it has configured (`init`, `export`, `add`, `list`).
+    #[command(subcommand)]
+    Link(link::LinkCommand),
 }
 
 impl Command {

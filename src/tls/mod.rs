@@ -13,6 +13,7 @@
 //! DIR/operator/tls.pem  tls.key                the operators' client identity
 //! DIR/banks/<BIC>/tls.pem  tls.key  signing-k1.key  (signing-k2.key, ... after rotations)
 //! DIR/directory.json                           participants, signing keys, RMA
+//! DIR/link/  DIR/links/                        the link identity and links ([`link`])
 //! ```
 //!
 //! Keys and certificates have a lifecycle: [`rotate`] gives a participant a new signing
@@ -43,6 +44,8 @@ use crate::directory::{
 };
 use crate::model::{Bic, MessageType, wire};
 
+pub mod link;
+
 /// The hub's participant id: it signs receipts under it.
 pub const HUB_BIC: &str = "CRDRZZ00XXX";
 /// Id of every signing key `init` creates; [`rotate`] makes k2, k3, ...
@@ -56,6 +59,9 @@ pub const SERVER_NAME: &str = "localhost";
 const URI_BIC_PREFIX: &str = "urn:corridor:bic:";
 const URI_HUB: &str = "urn:corridor:hub";
 const URI_OPERATOR: &str = "urn:corridor:operator";
+/// SAN URI prefix of a link certificate, `corridor:link:<BIC>` ([`link`]): deliberately
+/// outside `urn:corridor:`, so that no reader of participant roles takes it for one.
+pub const URI_LINK_PREFIX: &str = "corridor:link:";
 /// Certificates are valid for ten years from creation.
 const CERTIFICATE_VALIDITY_DAYS: i64 = 3650;
 /// Most banks `init` creates in one network.
@@ -297,10 +303,21 @@ pub fn certificate_serial(der: &[u8]) -> Option<Vec<u8>> {
     Some(certificate.raw_serial().to_vec())
 }
 
-/// Reads who a verified peer certificate (DER) belongs to, from its SAN URI.
+/// Reads who a verified peer certificate (DER) belongs to, from its SAN URI. A link
+/// certificate (one with a `corridor:link:` URI, whatever else it carries) is no
+/// participant's: `None`, so it never opens a bank's or the operator's session.
 pub fn role_of_certificate(der: &[u8]) -> Option<Role> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
     let san = certificate.subject_alternative_name().ok()??;
+    let uris = || {
+        san.value.general_names.iter().filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => Some(*uri),
+            _ => None,
+        })
+    };
+    if uris().any(|uri| uri.starts_with(URI_LINK_PREFIX)) {
+        return None;
+    }
     san.value.general_names.iter().find_map(|name| match name {
         x509_parser::extensions::GeneralName::URI(uri) => {
             if *uri == URI_HUB {
