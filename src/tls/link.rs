@@ -22,11 +22,16 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair, KeyUsagePurpose, SanType};
-use rustls::pki_types::CertificateDer;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use serde::{Deserialize, Serialize};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use super::{
     HUB_BIC, NetworkDir, PkiError, SERVER_NAME, URI_LINK_PREFIX, create_dir, pem_certificates, read,
@@ -671,6 +676,55 @@ impl NetworkDir {
         linked?;
         sync_dir(&dir)
     }
+
+    // -----------------------------------------------------------------------------------
+    // TLS of a link session.
+
+    fn link_certificate_and_key(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
+        self.require_link_identity()?;
+        let dir = self.link_dir();
+        let chain = pem_certificates(&dir.join("link.crt"))?;
+        let key_path = dir.join("link.key");
+        let key = PrivateKeyDer::from_pem_slice(&read(&key_path)?)
+            .map_err(|e| invalid(format!("{}: {e}", key_path.display())))?;
+        Ok((chain, key))
+    }
+
+    /// Server-side mutual TLS of the link listener: this network's link certificate;
+    /// a client certificate is required, and accepted only if it names a configured peer
+    /// in its `corridor:link:` URI and chains to that peer's CA. A certificate of a third
+    /// CA, a link certificate of one peer's CA naming another peer, or a bank or hub
+    /// certificate of a peer, is refused. HTTP/2 by ALPN.
+    pub fn link_server_config(&self, links: &[LinkConfig]) -> Result<rustls::ServerConfig, PkiError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = LinkClientVerifier::new(links, &provider)?;
+        let (chain, key) = self.link_certificate_and_key()?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(format!("TLS versions: {e}")))?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid(format!("the link certificate: {e}")))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
+    /// Client-side mutual TLS of a link dialer: this network's link certificate as the
+    /// client identity; the server trusted only from the peer's CA, and only under the
+    /// peer's link name ([`link_server_name`]), which the peer's bank and hub certificates
+    /// do not carry.
+    pub fn link_client_tls(&self, link: &LinkConfig) -> Result<ClientTlsConfig, PkiError> {
+        self.require_link_identity()?;
+        link.peer.validate()?;
+        let dir = self.link_dir();
+        let identity = Identity::from_pem(read(&dir.join("link.crt"))?, read(&dir.join("link.key"))?);
+        Ok(ClientTlsConfig::new()
+            .domain_name(link_server_name(link.peer.bic))
+            .ca_certificate(Certificate::from_pem(link.peer.ca_pem.as_bytes()))
+            .identity(identity))
+    }
 }
 
 /// Reads a link file, refusing one larger than [`LINK_FILE_SIZE_MAX_BYTES`].
@@ -691,4 +745,100 @@ pub fn read_bundle(path: &Path) -> Result<LinkBundle, PkiError> {
     let what = path.display().to_string();
     let text = String::from_utf8(bytes).map_err(|_| invalid(format!("{what}: not UTF-8 text")))?;
     LinkBundle::from_json(&text, &what)
+}
+
+// ---------------------------------------------------------------------------------------
+// The link listener's client certificate check.
+
+/// Accepts a client certificate only through the verifier of the peer its link URI
+/// names: each peer's verifier trusts that peer's CA alone.
+#[derive(Debug)]
+struct LinkClientVerifier {
+    peers: Vec<(Bic, Arc<dyn ClientCertVerifier>)>,
+    hints: Vec<DistinguishedName>,
+}
+
+impl LinkClientVerifier {
+    fn new(links: &[LinkConfig], provider: &Arc<rustls::crypto::CryptoProvider>) -> Result<Self, PkiError> {
+        if links.is_empty() {
+            return Err(invalid("no link is configured: add one with `corridor link add`"));
+        }
+        let mut peers = Vec::new();
+        let mut hints = Vec::new();
+        for link in links {
+            let ca = ca_certificate_der(&link.peer.ca_pem)
+                .map_err(|e| invalid(format!("the CA of {}: {e}", link.peer.bic)))?;
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca).map_err(|e| invalid(format!("the CA of {}: {e}", link.peer.bic)))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::clone(provider),
+            )
+            .build()
+            .map_err(|e| invalid(format!("the client verifier of {}: {e}", link.peer.bic)))?;
+            hints.extend_from_slice(verifier.root_hint_subjects());
+            peers.push((link.peer.bic, verifier));
+        }
+        Ok(Self { peers, hints })
+    }
+
+    /// Any peer's verifier: they share one crypto provider, so they check handshake
+    /// signatures alike.
+    fn any(&self) -> &dyn ClientCertVerifier {
+        self.peers[0].1.as_ref()
+    }
+}
+
+fn refused(reason: String) -> rustls::Error {
+    let error = std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason);
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(error))))
+}
+
+impl ClientCertVerifier for LinkClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let bic = link_bic_of_certificate(end_entity).ok_or_else(|| {
+            refused("the client certificate is not a link certificate (no corridor:link: URI)".into())
+        })?;
+        let (_, verifier) = self
+            .peers
+            .iter()
+            .find(|(peer, _)| *peer == bic)
+            .ok_or_else(|| refused(format!("{bic} is not a configured link peer")))?;
+        verifier.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.any().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.any().supported_verify_schemes()
+    }
 }
