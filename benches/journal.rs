@@ -33,6 +33,8 @@ impl Records {
         let envelope = identity.sign(&message);
         let template = AcceptedRecord {
             sender: header.sender,
+            via: None,
+            next_hop: None,
             message_id: header.message_id,
             isn: 1,
             receiver: header.receiver,

@@ -299,12 +299,20 @@ impl Directory {
     }
 
     /// Adds a linked network, known by its link identity `link`, whose banks may send
-    /// this network's banks the messages of `accepts`. Its banks come with its published
-    /// directory ([`Directory::with_published`]).
-    pub fn with_link(mut self, link: Bic, accepts: &[MessageType]) -> Result<Self, String> {
+    /// this network's banks the messages of `accepts`, and whose hub signs with
+    /// `hub_keys` (registered under `link`: its receipts on the link verify by them). Its
+    /// banks come with its published directory ([`Directory::with_published`]).
+    pub fn with_link(
+        mut self,
+        link: Bic,
+        accepts: &[MessageType],
+        hub_keys: &[KeyEntry],
+    ) -> Result<Self, String> {
         if link == self.hub || self.names.contains_key(&link) || self.links.contains_key(&link) {
             return Err(format!("the link identity {link} is this network's hub or bank, or linked twice"));
         }
+        let hub = ParticipantEntry { bic: link.to_string(), name: String::new(), keys: hub_keys.to_vec() };
+        register(&mut self.keys, &mut self.key_ids, &hub)?;
         let accepts_from = accepts.iter().copied().collect();
         self.links.insert(link, Link { accepts_from, ..Link::default() });
         Ok(self)
@@ -397,6 +405,15 @@ pub const PUBLISHED_DIRECTORY_VERSION: u32 = 1;
 /// that no signature over anything else (a message, a receipt) can pass for one.
 const PUBLISHED_DIRECTORY_DOMAIN: &[u8] = b"corridor.v1.published-directory\0";
 
+/// A published directory as a file: the signed document as text and its signature.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignedFile {
+    document: String,
+    signature: String,
+    key_id: String,
+}
+
 /// A network's directory as its hub publishes it to a linked network's hub, which checks
 /// its hub's signature against the keys its link configuration names.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -470,6 +487,46 @@ impl PublishedDirectory {
         }
         published.message_types()?;
         Ok(published)
+    }
+
+    /// Keeps `signed` at `path` as it came (the document as text, the signature in hex),
+    /// atomically: a side file, synced, renamed into place, the folder synced.
+    pub fn save_signed(signed: &crate::pb::SignedDirectory, path: &Path) -> Result<(), String> {
+        let file = SignedFile {
+            document: String::from_utf8(signed.document.to_vec())
+                .map_err(|_| "a directory document is not UTF-8")?,
+            signature: crate::crypto::hex_encode(&signed.signature),
+            key_id: signed.key_id.clone(),
+        };
+        let io = |e: std::io::Error| format!("{}: {e}", path.display());
+        let folder = path.parent().ok_or("a published directory's path has a folder")?;
+        std::fs::create_dir_all(folder).map_err(io)?;
+        let side = path.with_extension("json.new");
+        {
+            use std::io::Write as _;
+            let mut out = std::fs::File::create(&side).map_err(io)?;
+            out.write_all(serde_json::to_string_pretty(&file).expect("serialises").as_bytes()).map_err(io)?;
+            out.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&side, path).map_err(io)?;
+        std::fs::File::open(folder).and_then(|dir| dir.sync_all()).map_err(io)
+    }
+
+    /// Reads what [`PublishedDirectory::save_signed`] kept; `None` when there is none.
+    pub fn load_signed(path: &Path) -> Result<Option<crate::pb::SignedDirectory>, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let file: SignedFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let signature = crate::crypto::hex_decode(&file.signature)
+            .ok_or_else(|| format!("{}: the signature is not hexadecimal", path.display()))?;
+        Ok(Some(crate::pb::SignedDirectory {
+            document: file.document.into_bytes().into(),
+            signature: signature.into(),
+            key_id: file.key_id,
+        }))
     }
 
     fn message_types(&self) -> Result<BTreeSet<MessageType>, String> {

@@ -15,6 +15,9 @@ pub const HUB_MESSAGES: &str = "corridor_hub_messages_total";
 pub const HUB_VERIFY_BATCH: &str = "corridor_hub_verify_batch_messages";
 /// Open bank sessions at the hub.
 pub const HUB_SESSIONS: &str = "corridor_hub_sessions";
+/// Messages one hub accepted that the linked hub refused, or the other way round: the two
+/// networks' views of each other differed (a directory or an agreement changed between).
+pub const HUB_LINK_REFUSED: &str = "corridor_hub_link_refused_total";
 /// Deliveries waiting at the hub for their banks' confirmation (all banks).
 pub const HUB_OUTBOX: &str = "corridor_hub_outbox_messages";
 /// Payments the hub's tracker holds in memory (finished ones leave for the archive).

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -128,6 +129,9 @@ impl ConnectionLimits {
 pub struct ServerTls {
     network: NetworkDir,
     role: Role,
+    /// Set for a hub's link listener: it trusts these peers' CAs, each for its own link
+    /// certificate alone, and its peers are known by their link identities.
+    links: Option<Vec<crate::tls::link::LinkConfig>>,
     limits: ConnectionLimits,
     config: RwLock<Arc<rustls::ServerConfig>>,
     connections: Mutex<Connections>,
@@ -148,17 +152,43 @@ impl ServerTls {
         Ok(Arc::new(Self {
             network: network.clone(),
             role,
+            links: None,
             limits,
             config: RwLock::new(Arc::new(config)),
             connections: Mutex::new(Connections::default()),
         }))
     }
 
+    /// The TLS side of a hub's link listener, for the peers of `links`.
+    pub fn for_links(
+        network: &NetworkDir,
+        links: Vec<crate::tls::link::LinkConfig>,
+        limits: ConnectionLimits,
+    ) -> Result<Arc<Self>, PkiError> {
+        limits.validate().map_err(PkiError::Invalid)?;
+        let config = network.link_server_config(&links)?;
+        Ok(Arc::new(Self {
+            network: network.clone(),
+            role: Role::Hub,
+            links: Some(links),
+            limits,
+            config: RwLock::new(Arc::new(config)),
+            connections: Mutex::new(Connections::default()),
+        }))
+    }
+
+    fn server_config(&self) -> Result<rustls::ServerConfig, PkiError> {
+        match &self.links {
+            None => self.network.server_config(self.role),
+            Some(links) => self.network.link_server_config(links),
+        }
+    }
+
     /// Reads the revocation list again: new handshakes are checked against it, and the
     /// connections of certificates it revokes are closed. A list that cannot be read
     /// leaves the old one in force.
     pub fn reload(&self) -> Result<(), PkiError> {
-        let config = self.network.server_config(self.role)?;
+        let config = self.server_config()?;
         let revoked: HashSet<Vec<u8>> = self.network.revoked_serials()?.into_iter().collect();
         *self.config.write().expect("TLS config lock") = Arc::new(config);
         let connections = self.connections.lock().expect("connections lock");
@@ -188,7 +218,12 @@ impl ServerTls {
             }
         };
         let leaf = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec())?;
-        let (role, serial) = (role_of_certificate(&leaf)?, certificate_serial(&leaf)?);
+        // A link listener's peers are counted by their link identity, as a bank is by its BIC.
+        let role = match &self.links {
+            None => role_of_certificate(&leaf)?,
+            Some(_) => Role::Bank(crate::tls::link::link_bic_of_certificate(&leaf)?),
+        };
+        let serial = certificate_serial(&leaf)?;
         let mut connections = self.connections.lock().expect("connections lock");
         let count = connections.by_peer.entry(role).or_default();
         if *count >= self.limits.connections_per_peer_max {
@@ -218,23 +253,47 @@ impl ServerTls {
     }
 }
 
-/// Watches the network directory's `directory.json` and revocation list: when the list
-/// changes, `tls` reloads it; when the directory changes, `on_directory` is called (the
-/// node takes the new keys). Runs until aborted; a file that cannot be read is logged
-/// and the old one stays in force.
+/// When a file was last changed and how long it is, if it is there.
+type Stamp = Option<(Option<std::time::SystemTime>, u64)>;
+
+fn stamp(path: &Path) -> Stamp {
+    std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()))
+}
+
+/// The stamps of what makes a node's directory: `directory.json`, and the directories
+/// linked networks published (see [`NetworkDir::directory`]).
+fn directory_stamps(network: &NetworkDir) -> Vec<(std::path::PathBuf, Stamp)> {
+    let mut paths = vec![network.root().join(crate::directory::DIRECTORY_FILE)];
+    let published = network.root().join("link").join("published");
+    if let Ok(entries) = std::fs::read_dir(published) {
+        let mut files: Vec<_> = entries.flatten().map(|entry| entry.path()).collect();
+        files.sort();
+        paths.extend(files);
+    }
+    paths
+        .into_iter()
+        .map(|path| {
+            let stamp = stamp(&path);
+            (path, stamp)
+        })
+        .collect()
+}
+
+/// Watches the network directory's `directory.json` (and the directories linked networks
+/// published) and revocation list: when the list changes, `tls` reloads it; when the
+/// directory changes, `on_directory` is called (the node takes the new keys). Runs until
+/// aborted; a file that cannot be read is logged and the old one stays in force.
 pub fn watch_network(
     tls: Arc<ServerTls>,
     on_directory: impl Fn(&NetworkDir) -> Result<(), String> + Send + 'static,
 ) -> AbortOnDrop {
-    let stamp = |path: std::path::PathBuf| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
     AbortOnDrop(tokio::spawn(async move {
         let network = tls.network.clone();
-        let directory_path = network.root().join(crate::directory::DIRECTORY_FILE);
         let crl_path = network.root().join(CRL_FILE);
-        let (mut directory_seen, mut crl_seen) = (stamp(directory_path.clone()), stamp(crl_path.clone()));
+        let (mut directory_seen, mut crl_seen) = (directory_stamps(&network), stamp(&crl_path));
         loop {
             tokio::time::sleep(RELOAD_INTERVAL).await;
-            let (directory_now, crl_now) = (stamp(directory_path.clone()), stamp(crl_path.clone()));
+            let (directory_now, crl_now) = (directory_stamps(&network), stamp(&crl_path));
             if crl_now != crl_seen {
                 crl_seen = crl_now;
                 match tls.reload() {

@@ -335,7 +335,7 @@ impl Bank {
         let (header, Body::Pacs008(transfer)) = (message.header(), message.body()) else { return Ok(()) };
         if header.receiver != self.bic()
             || header.sender.as_str() != envelope.signer_bic
-            || !self.inner.credentials.directory().is_participant(header.sender)
+            || !self.inner.credentials.directory().reaches(header.sender)
             || !self.fresh_message(state, header, transfer.uetr, true)?
         {
             return Ok(());

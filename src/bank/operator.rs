@@ -265,9 +265,9 @@ impl Bank {
     ) -> Result<(Payment, Ticket), BankError> {
         let bic = self.bic();
         let creditor_agent = Bic::parse(&order.creditor_agent).map_err(|e| e.at("creditor_agent_bic"))?;
-        if creditor_agent == bic || !self.inner.credentials.directory().is_participant(creditor_agent) {
+        if creditor_agent == bic || !self.inner.credentials.directory().reaches(creditor_agent) {
             return Err(BankError::Refused(format!(
-                "creditor_agent_bic: {creditor_agent} is not another participant of this network"
+                "creditor_agent_bic: {creditor_agent} is not another participant of this network or of a network linked to it"
             )));
         }
         let currency = Currency::parse(&order.currency)?;

@@ -39,6 +39,10 @@ pub struct HubNodeArgs {
     /// Serve the web dashboard on this address (plain HTTP; keep it on loopback).
     #[arg(long)]
     dashboard_addr: Option<SocketAddr>,
+    /// Accept linked networks' hubs on this address (their link certificates only; see
+    /// `corridor link`). Links whose configuration names the peer's URL are dialled anyway.
+    #[arg(long)]
+    link_listen: Option<SocketAddr>,
     #[command(flatten)]
     limits: HubLimitArgs,
     #[command(flatten)]
@@ -203,12 +207,32 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
         settlement,
         metrics_addr,
         dashboard_addr,
+        link_listen,
         limits,
         replication,
     } = args;
     serve_metrics(metrics_addr)?;
     let network = NetworkDir::new(dir);
-    let directory = Directory::load(network.root())?;
+    let directory = network.directory()?;
+    let links = hub::link::HubLinks::load(&network).map_err(|e| anyhow!(e))?;
+    if link_listen.is_some() && links.as_ref().is_none_or(|l| l.links.is_empty()) {
+        return Err(anyhow!(
+            "--link-listen: this network has no link (`corridor link init`, then `corridor link add`)"
+        ));
+    }
+    if links.is_some() && replication.log.is_some() {
+        return Err(anyhow!(
+            "--log: a hub with links runs on its embedded log (links on a replicated hub: not yet)"
+        ));
+    }
+    let link_listener = match link_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--link-listen: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     let identity = network.signing_identity(Role::Hub)?;
     let config = limits.apply(HubConfig {
         payload_size_max_bytes,
@@ -231,6 +255,28 @@ pub async fn run_hub(args: HubNodeArgs) -> Result<()> {
     };
     // The first line on stdout says where to connect (useful with port 0).
     say!("hub listening on https://{}", listener.local_addr()?);
+    if let Some(links) = links {
+        hub.set_links(links).await.map_err(|e| anyhow!(e))?;
+    }
+    let _dialled: Vec<_> = hub::link::dial_links(&hub, stop.clone())
+        .map_err(|e| anyhow!(e))?
+        .into_iter()
+        .map(corridor::net::AbortOnDrop)
+        .collect();
+    let _link_listener = match link_listener {
+        Some(listener) => {
+            say!("hub accepting links on https://{}", listener.local_addr()?);
+            let (hub, network, stop) = (hub.clone(), network.clone(), stop.clone());
+            Some(corridor::net::AbortOnDrop(tokio::spawn(async move {
+                if let Err(error) =
+                    hub::run_link_listener(hub, &network, listener, stop.cancelled_owned()).await
+                {
+                    tracing::error!(%error, "the link listener stopped");
+                }
+            })))
+        }
+        None => None,
+    };
     if let Some(replication) = &replication {
         say!(
             "hub on the replicated log {} at nats://{}: standing by until it holds the lease (it serves banks as {})",
@@ -324,7 +370,7 @@ pub async fn run_bank(args: BankNodeArgs) -> Result<()> {
     serve_metrics(metrics_addr)?;
     let bic = parse_bic(&bic, "--bic")?;
     let network = NetworkDir::new(dir);
-    let directory = Directory::load(network.root())?;
+    let directory = network.directory()?;
     let identity = network.signing_identity(Role::Bank(bic))?;
     let data = data.unwrap_or_else(|| network.bank_data_dir(bic));
     let bank = Bank::open_with(identity, directory, &data, config).map_err(|e| anyhow!(e))?;

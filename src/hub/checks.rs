@@ -387,7 +387,7 @@ impl Hub {
         for (decision, receipt) in decided.iter_mut().flatten() {
             if let Decided::New { record, .. } = decision {
                 record.receipt = receipt.encode();
-                records.push(HubRecord::Accepted(Box::new(record.clone())));
+                records.push(HubRecord::Accepted(record.clone()));
             }
         }
         // One append for the batch: its records are durable together.
@@ -485,7 +485,7 @@ impl Hub {
             accepted_unix_ms,
             created_unix_ms: header.creation_time_unix_ms,
         };
-        Ok(Decided::New { record, key, queued: Some(queued_envelope) })
+        Ok(Decided::New { record: Box::new(record), key, queued: Some(queued_envelope) })
     }
 
     /// Counts, tells and logs an ACKed message; its ACK's id, receipt and ticket (a new
@@ -510,7 +510,7 @@ impl Hub {
             Decided::New { record, .. } => {
                 let AcceptedRecord {
                     message_type, sender, receiver, uetr, isn, osn, accepted_unix_ms, ..
-                } = record;
+                } = *record;
                 metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted")
                     .increment(1);
                 self.tell(HubEvent::Accepted {
@@ -594,7 +594,7 @@ struct Accept {
 /// What the hub decided for a candidate it ACKs, before the batch's receipt is signed.
 enum Decided {
     /// New: its record (receipt to come), duplicate-check key and envelope to queue.
-    New { record: AcceptedRecord, key: MessageKey, queued: Option<pb::SignedEnvelope> },
+    New { record: Box<AcceptedRecord>, key: MessageKey, queued: Option<pb::SignedEnvelope> },
     /// A duplicate of a message accepted before (its ACK waits for `ticket`) or earlier in
     /// this batch (`None`: the batch's append).
     Duplicate {

@@ -29,6 +29,7 @@ mod duplicates;
 pub mod events;
 pub mod fx;
 pub mod journal;
+pub mod link;
 pub mod positions;
 mod recovery;
 pub mod replicated;
@@ -45,7 +46,7 @@ pub use journal::{
 };
 pub use positions::{Position, Positions, SettlementModel, SettlementReport};
 pub use recovery::{AuditReport, audit_journal, read_journal};
-pub use service::{HubServer, run};
+pub use service::{HubServer, run, run_link_listener};
 pub use tracker::{HubPayment, Tracker};
 
 use std::collections::BTreeMap;
@@ -208,6 +209,10 @@ struct HubInner {
     /// The payment archive for readers (`track`, the reconciler): its own connection and
     /// lock, so that reading it never holds the state's.
     archive: Mutex<PaymentArchive>,
+    /// The links to other networks' hubs, once set (see `link`).
+    links: OnceLock<Arc<link::HubLinks>>,
+    /// Which dialled links have a session now.
+    links_up: Mutex<std::collections::BTreeMap<Bic, bool>>,
 }
 
 impl Hub {
@@ -277,6 +282,8 @@ impl Hub {
             refused: events::RefusedCounts::default(),
             last_reconciliation: Mutex::new(None),
             archive,
+            links: OnceLock::new(),
+            links_up: Mutex::new(std::collections::BTreeMap::new()),
         };
         Ok((Self { inner: Arc::new(inner) }, store))
     }

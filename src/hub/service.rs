@@ -85,13 +85,64 @@ pub struct HubServer {
     hub: Hub,
     /// Cancelled at shutdown: every session stream ends so the server can drain.
     shutdown: CancellationToken,
+    /// Serves the link listener: its sessions are linked hubs', known by their link
+    /// certificates, and nothing else is served there.
+    links: bool,
 }
 
 impl HubServer {
     /// Serves `hub`; `shutdown` ends every session when cancelled.
     pub fn new(hub: Hub, shutdown: CancellationToken) -> Self {
-        Self { hub, shutdown }
+        Self { hub, shutdown, links: false }
     }
+
+    /// Who opens a session: a participant bank by its certificate, or on the link
+    /// listener, a linked network by its link certificate.
+    fn session_peer<T>(&self, request: &Request<T>) -> Result<Bic, Status> {
+        if self.links {
+            let leaf = request.peer_certs().and_then(|certificates| certificates.first().cloned());
+            let link = leaf.as_deref().and_then(crate::tls::link::link_bic_of_certificate);
+            return match link {
+                Some(link) if self.hub.directory().is_link(link) => Ok(link),
+                Some(link) => {
+                    Err(Status::permission_denied(format!("{link} is not a network this hub is linked to")))
+                }
+                None => Err(Status::permission_denied(
+                    "only a linked hub's link certificate opens a link session",
+                )),
+            };
+        }
+        match net::peer_role(request)? {
+            Role::Bank(bic) if self.hub.directory().is_participant(bic) => Ok(bic),
+            Role::Bank(bic) => Err(Status::permission_denied(format!("{bic} is not a participant"))),
+            other => {
+                Err(Status::permission_denied(format!("{other:?} certificates cannot open a bank session")))
+            }
+        }
+    }
+}
+
+/// Serves the link sessions of `hub`'s links on `listener` until `shutdown` completes.
+pub async fn run_link_listener(
+    hub: Hub,
+    network: &NetworkDir,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let links = hub.links().map(|links| links.links.clone()).unwrap_or_default();
+    if links.is_empty() {
+        return Err("a link listener needs a link configured (`corridor link add`)".into());
+    }
+    let tls =
+        net::ServerTls::for_links(network, links, hub.config().connections).map_err(|e| e.to_string())?;
+    let sessions_end = CancellationToken::new();
+    let server = HubServer { hub: hub.clone(), shutdown: sessions_end.clone(), links: true };
+    let service = HubServiceServer::new(server)
+        .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
+        .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
+    let router = net::server_builder(&hub.config().connections).add_service(service);
+    let on_stop = async move { sessions_end.cancel() };
+    net::serve_node("hub link", router, listener, tls, shutdown, hub.storage_failure(), on_stop).await
 }
 
 /// Runs the hub on `listener` with mTLS from `network` until `shutdown` completes:
@@ -157,15 +208,7 @@ impl HubService for HubServer {
         if !self.hub.authority().is_active() {
             return Err(standby_refusal(&self.hub));
         }
-        let bank = match net::peer_role(&request)? {
-            Role::Bank(bic) if self.hub.directory().is_participant(bic) => bic,
-            Role::Bank(bic) => return Err(Status::permission_denied(format!("{bic} is not a participant"))),
-            other => {
-                return Err(Status::permission_denied(format!(
-                    "{other:?} certificates cannot open a bank session"
-                )));
-            }
-        };
+        let bank = self.session_peer(&request)?;
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
             Ok(Ok(Some(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }))) => hello,
@@ -174,8 +217,17 @@ impl HubService for HubServer {
             Ok(_) => return Err(Status::failed_precondition("the first frame of a session must be Hello")),
         };
         check_contract_version(hello.contract_version)?;
-        let open =
+        if self.links {
+            self.hub
+                .accept_published(bank, hello.network_directory.as_ref())
+                .map_err(Status::permission_denied)?;
+        }
+        let mut open =
             self.hub.open_session(bank, hello.last_osn_processed).map_err(Status::failed_precondition)?;
+        if self.links {
+            let published = self.hub.published_directory(bank).map_err(Status::internal)?;
+            open.welcome.network_directory = Some(published);
+        }
         tracing::info!(%bank, session = open.id, last_osn_processed = hello.last_osn_processed, "session opened");
         let (sender, receiver) = mpsc::channel(self.hub.config().session_queue_depth);
         let welcome = pb::SessionResponse { frame: Some(ResponseFrame::Welcome(open.welcome.clone())) };

@@ -49,11 +49,74 @@ pub struct LocalNetwork {
     /// The running banks.
     pub banks: Vec<LocalBank>,
     config: HubConfig,
+    /// URL of the hub's link listener, when it accepts links ([`LocalNetwork::accept_links`]).
+    pub link_url: Option<String>,
     /// Settings of the bank nodes started from now on (the default, on the hub's clock,
     /// unless a test sets it).
     pub bank_config: bank::BankConfig,
     shutdown: CancellationToken,
     hub_task: JoinHandle<Result<(), String>>,
+}
+
+/// What banks accept across a link here: every message a payment's story has.
+const LINKED_TYPES: [crate::model::MessageType; 5] = {
+    use crate::model::MessageType::*;
+    [Pacs008, Pacs002, Pacs004, Camt056, Camt029]
+};
+
+/// The terms two local networks link on ([`link_networks`]).
+#[derive(Clone, Debug)]
+pub struct LinkTerms {
+    /// The first network's link identity, name and currency.
+    pub a: (Bic, String, crate::model::Currency),
+    /// The second network's.
+    pub b: (Bic, String, crate::model::Currency),
+    /// Units of b's currency per unit of a's, and the other way.
+    pub rates: (crate::model::Rate, crate::model::Rate),
+    /// The swap line's cap on each side, each in its own currency.
+    pub caps: (crate::model::Amount, crate::model::Amount),
+}
+
+/// Links two local networks as their operators would by hand: each takes a link
+/// identity, `b` accepts links, each adds the other (`a` dialling `b`), and both hubs
+/// restart with the link.
+pub async fn link_networks(
+    a: &mut LocalNetwork,
+    b: &mut LocalNetwork,
+    terms: &LinkTerms,
+) -> Result<(), String> {
+    use crate::model::CurrencyPair;
+    use crate::tls::link::LinkConfig;
+    let err = |e: crate::tls::PkiError| e.to_string();
+    for (network, (bic, name, currency)) in [(&*a, &terms.a), (&*b, &terms.b)] {
+        if network.network.link_identity().map_err(err)?.is_none() {
+            tls::link::init(network.network.root(), *bic, name, *currency).map_err(err)?;
+        }
+    }
+    let b_url = b.accept_links().await?;
+    let (a_bundle, b_bundle) = (a.network.link_bundle().map_err(err)?, b.network.link_bundle().map_err(err)?);
+    let pair = |from, to| CurrencyPair::new(from, to).map_err(|e| e.to_string());
+    let (a_currency, b_currency) = (terms.a.2, terms.b.2);
+    let at_a = LinkConfig {
+        peer: b_bundle,
+        peer_url: Some(b_url),
+        rate_out: (pair(a_currency, b_currency)?, terms.rates.0),
+        rate_in: (pair(b_currency, a_currency)?, terms.rates.1),
+        cap: terms.caps.0,
+        accepts: LINKED_TYPES.to_vec(),
+    };
+    let at_b = LinkConfig {
+        peer: a_bundle,
+        peer_url: None,
+        rate_out: (pair(b_currency, a_currency)?, terms.rates.1),
+        rate_in: (pair(a_currency, b_currency)?, terms.rates.0),
+        cap: terms.caps.1,
+        accepts: LINKED_TYPES.to_vec(),
+    };
+    b.network.add_link(&at_b).map_err(err)?;
+    a.network.add_link(&at_a).map_err(err)?;
+    b.restart_hub().await?;
+    a.restart_hub().await
 }
 
 /// Binds a loopback listener on a free port: bound before anyone connects, so no
@@ -76,7 +139,7 @@ impl LocalNetwork {
     /// the hub's clock (`config.clock`): one process, one time of day.
     pub async fn start_hub(network: NetworkDir, config: HubConfig) -> Result<Self, String> {
         let (listener, hub_url) = bind_loopback().await?;
-        let (hub, shutdown, hub_task) = spawn_hub(&network, config.clone(), listener).await?;
+        let (hub, shutdown, hub_task) = spawn_hub(&network, config.clone(), listener, None).await?;
         let bank_config = bank::BankConfig { clock: config.clock.clone(), ..bank::BankConfig::default() };
         Ok(Self {
             network,
@@ -84,6 +147,7 @@ impl LocalNetwork {
             hub_url,
             banks: Vec::new(),
             config,
+            link_url: None,
             bank_config,
             shutdown,
             hub_task,
@@ -97,18 +161,48 @@ impl LocalNetwork {
 
     /// Stops the hub gracefully and starts it again from its journal, on the same address.
     pub async fn restart_hub(&mut self) -> Result<(), String> {
+        self.stop_hub().await?;
+        self.start_hub_again().await
+    }
+
+    /// Stops the hub gracefully (its journal stays for [`LocalNetwork::start_hub_again`]).
+    pub async fn stop_hub(&mut self) -> Result<(), String> {
         self.shutdown.cancel();
         (&mut self.hub_task).await.map_err(|e| e.to_string())??;
-        let addr = self.hub_url.trim_start_matches("https://").to_owned();
-        let listener =
-            TcpListener::bind(&addr).await.map_err(|e| format!("cannot bind {addr} again: {e}"))?;
-        // Let go of the old hub (and its journal) before the new one opens the journal.
+        // Let go of the old hub (and its journal) before a new one opens the journal.
         if let Some(hub) = self.hub.take() {
             hub.close(HUB_CLOSE_WAIT).await?;
         }
-        let (hub, shutdown, hub_task) = spawn_hub(&self.network, self.config.clone(), listener).await?;
+        Ok(())
+    }
+
+    /// Starts the stopped hub again from its journal, on the same addresses.
+    pub async fn start_hub_again(&mut self) -> Result<(), String> {
+        let rebind = |url: &str| {
+            let addr = url.trim_start_matches("https://").to_owned();
+            async move { TcpListener::bind(&addr).await.map_err(|e| format!("cannot bind {addr} again: {e}")) }
+        };
+        let listener = rebind(&self.hub_url).await?;
+        let link_listener = match &self.link_url {
+            Some(url) => Some(rebind(url).await?),
+            None => None,
+        };
+        let (hub, shutdown, hub_task) =
+            spawn_hub(&self.network, self.config.clone(), listener, link_listener).await?;
         (self.hub, self.shutdown, self.hub_task) = (Some(hub), shutdown, hub_task);
         Ok(())
+    }
+
+    /// Gives the hub a link listener of its own, where it accepts linked hubs from its
+    /// next start on, and returns the listener's URL.
+    pub async fn accept_links(&mut self) -> Result<String, String> {
+        if let Some(url) = &self.link_url {
+            return Ok(url.clone());
+        }
+        let (listener, url) = bind_loopback().await?;
+        drop(listener);
+        self.link_url = Some(url.clone());
+        Ok(url)
     }
 
     /// Stops bank `bic` gracefully (its data stays for a later `start_bank`).
@@ -133,7 +227,7 @@ impl LocalNetwork {
     /// index in `banks`.
     pub async fn start_bank_via(&mut self, bic: Bic, hub_url: &str) -> Result<usize, String> {
         let hubs = bank::HubUrls::parse(hub_url)?;
-        let directory = Directory::load(self.network.root()).map_err(|e| e.to_string())?;
+        let directory = self.network.directory().map_err(|e| e.to_string())?;
         let config = self.bank_config.clone();
         let identity = self
             .network
@@ -206,18 +300,38 @@ async fn spawn_hub(
     network: &NetworkDir,
     config: HubConfig,
     listener: TcpListener,
+    link_listener: Option<TcpListener>,
 ) -> Result<(Hub, CancellationToken, HubTask), String> {
-    let directory = Directory::load(network.root()).map_err(|e| e.to_string())?;
+    let directory = network.directory().map_err(|e| e.to_string())?;
     let identity =
         network.signing_identity_at(Role::Hub, config.clock.unix_ms()).map_err(|e| e.to_string())?;
     let data = network.hub_data_dir();
     // Opening may wait for a previous instance to let go of the journal: not on the reactor.
     let opened = tokio::task::spawn_blocking(move || Hub::open(config, directory, identity, &data));
     let hub = opened.await.map_err(|e| e.to_string())??;
+    if let Some(links) = hub::link::HubLinks::load(network)? {
+        hub.set_links(links).await?;
+    }
     let shutdown = CancellationToken::new();
     let task = {
         let (hub, network, shutdown) = (hub.clone(), network.clone(), shutdown.clone());
-        tokio::spawn(async move { hub::run(hub, &network, listener, shutdown.cancelled_owned()).await })
+        tokio::spawn(async move {
+            let dialled = hub::link::dial_links(&hub, shutdown.clone())?;
+            let accepting = link_listener.map(|listener| {
+                let (hub, network, shutdown) = (hub.clone(), network.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    hub::run_link_listener(hub, &network, listener, shutdown.cancelled_owned()).await
+                })
+            });
+            let served = hub::run(hub, &network, listener, shutdown.cancelled_owned()).await;
+            for task in dialled {
+                let _ = task.await;
+            }
+            if let Some(task) = accepting {
+                task.await.map_err(|e| e.to_string())??;
+            }
+            served
+        })
     };
     Ok((hub, shutdown, task))
 }

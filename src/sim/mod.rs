@@ -13,5 +13,5 @@ pub mod scenario;
 mod workload;
 mod xml_view;
 
-pub use local::{LocalBank, LocalNetwork};
+pub use local::{LinkTerms, LocalBank, LocalNetwork, link_networks};
 pub use workload::{Rng, sample_credit_transfer};

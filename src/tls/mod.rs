@@ -176,7 +176,7 @@ impl NetworkDir {
     /// The directory as `directory.json` says now, and every signing key of the role's
     /// that it lists and this directory holds, oldest first.
     pub fn credentials(&self, role: Role) -> Result<(Directory, Vec<SigningIdentity>), PkiError> {
-        let directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
+        let directory = self.directory()?;
         let bic = signer_of(role)?;
         let keys = directory
             .key_ids(bic)
@@ -191,6 +191,32 @@ impl NetworkDir {
             )));
         }
         Ok((directory, keys))
+    }
+
+    /// The network's directory with its links: each linked network, and its banks as its
+    /// hub last published them across the link (this network's hub keeps what it was
+    /// sent, signed, in `link/published/`; each node checks the signature again).
+    pub fn directory(&self) -> Result<Directory, PkiError> {
+        let mut directory = Directory::load(&self.root).map_err(|e| PkiError::Invalid(e.to_string()))?;
+        let now = crate::clock::unix_ms_now();
+        for link in self.links()? {
+            let peer = link.peer.bic;
+            let invalid = |e: String| PkiError::Invalid(format!("the link to {peer}: {e}"));
+            directory = directory.with_link(peer, &link.accepts, &link.peer.hub_keys).map_err(invalid)?;
+            let path = self.published_directory_path(peer);
+            if let Some(signed) = crate::directory::PublishedDirectory::load_signed(&path).map_err(invalid)? {
+                let published =
+                    crate::directory::PublishedDirectory::verify(&signed, peer, &link.peer.hub_keys, now)
+                        .map_err(invalid)?;
+                directory = directory.with_published(&published).map_err(invalid)?;
+            }
+        }
+        Ok(directory)
+    }
+
+    /// Where this network's hub keeps `peer`'s published directory, signed as it came.
+    pub fn published_directory_path(&self, peer: Bic) -> PathBuf {
+        self.root.join("link").join("published").join(format!("{peer}.json"))
     }
 
     fn load_signing_key(&self, role: Role, key_id: &KeyId) -> Result<SigningIdentity, PkiError> {
