@@ -16,6 +16,7 @@ use common::net::final_status;
 use corridor::bank::PaymentOrder;
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
+use corridor::reconcile::sources;
 use corridor::sim::{LinkTerms, LocalNetwork, link_networks};
 use corridor::tls;
 
@@ -150,6 +151,31 @@ async fn wait_balance(network: &LocalNetwork, bank: &str, account: &str, minor: 
     assert_eq!(balance(network, bank, account), minor, "{bank} {account}");
 }
 
+/// How long a reconciliation waits for payments in transit.
+const RECONCILE_WAIT: Duration = Duration::from_secs(20);
+
+/// Each network reconciles clean on its own (its banks against its hub; the other
+/// network's banks and link are not its to read), and the two hubs agree on every
+/// payment that crossed the link and on the swap line.
+async fn assert_reconciled(ru: &LocalNetwork, ir: &LocalNetwork) {
+    for network in [ru, ir] {
+        let banks: Vec<_> = network.banks.iter().map(|b| (b.bic, b.url.clone())).collect();
+        let report = sources::reconcile_live(&network.network, &network.hub_url, &banks, RECONCILE_WAIT)
+            .await
+            .unwrap();
+        assert!(report.is_clean(), "{}", report.render());
+        assert_eq!(report.payments_in_transit, 0, "{}", report.render());
+        assert!(report.participants_not_checked.is_empty(), "{}", report.render());
+    }
+    let report =
+        sources::reconcile_link_live((&ru.network, &ru.hub_url), (&ir.network, &ir.hub_url), RECONCILE_WAIT)
+            .await
+            .unwrap();
+    assert!(report.is_clean(), "{}", report.render());
+    assert_eq!(report.payments_in_transit, 0, "{}", report.render());
+    assert!(report.payments_checked > 0, "{}", report.render());
+}
+
 /// One payment each way settles across the link, exact to the minor unit in both
 /// currencies: 100.00 RUB from a Russian bank arrive as 45,000.00 IRR (450 a rouble) at
 /// an Iranian bank, and 10,000.00 IRR from an Iranian bank arrive as 22.00 RUB (0.0022
@@ -186,6 +212,7 @@ async fn a_payment_each_way_settles_across_the_link_exact_in_both_currencies() {
     assert_eq!(settled_net(&ir, RU_LINK, "IRR"), -4_500_000 + 1_000_000);
     assert_eq!(settled_net(&ru, IR_LINK, "RUB"), 10_000 - 2_200);
     assert_eq!(settled_net(&ru, RU2, "RUB"), 2_200);
+    assert_reconciled(&ru, &ir).await;
     ru.stop().await.unwrap();
     ir.stop().await.unwrap();
 }

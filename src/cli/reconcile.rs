@@ -49,6 +49,14 @@ pub struct ReconcileArgs {
     /// Live: how long to wait for payments in transit to settle, in seconds.
     #[arg(long, default_value_t = 10)]
     wait_secs: u64,
+    /// Also compare this network's running hub (--hub) with the hub of a network linked
+    /// to it: that network's directory (its operator certificate reads its hub)...
+    #[arg(long, requires_all = ["hub", "linked_hub"])]
+    linked_dir: Option<PathBuf>,
+    /// ...and that network's hub URL. The two hubs must agree on every payment across the
+    /// link and on the swap line.
+    #[arg(long, requires = "linked_dir")]
+    linked_hub: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -57,7 +65,7 @@ pub struct ReconcileArgs {
 /// Audits a stopped hub's journal: exit 1 when a message fails.
 pub fn audit(args: AuditArgs) -> Result<ExitCode> {
     let network = NetworkDir::new(args.dir);
-    let directory = Directory::load(network.root())?;
+    let directory = network.directory()?;
     let data = args.data.unwrap_or_else(|| network.hub_data_dir());
     let report = hub::audit_journal(&directory, &data).map_err(|e| anyhow!(e))?;
     say!("{} archived messages verified against the keys valid when they were created", report.verified);
@@ -88,18 +96,44 @@ pub async fn run(args: ReconcileArgs) -> Result<ExitCode> {
 
 async fn reconcile(args: ReconcileArgs) -> Result<corridor::reconcile::Report> {
     use corridor::reconcile::{reconcile_in_scope, sources};
-    let ReconcileArgs { dir, hub, banks, data, participants, wait_secs, json: _ } = args;
+    let ReconcileArgs { dir, hub, banks, data, participants, wait_secs, linked_dir, linked_hub, json: _ } =
+        args;
     let network = NetworkDir::new(dir);
-    let directory = Directory::load(network.root())?;
-    let scope = scope(&directory, &participants)?;
+    let directory = network.directory()?;
+    if let (Some(hub), Some(linked_dir), Some(linked_hub)) = (&hub, linked_dir, linked_hub) {
+        let mut report = network_report(&network, &directory, hub, &banks, &participants, wait_secs).await?;
+        let linked = NetworkDir::new(linked_dir);
+        let wait = std::time::Duration::from_secs(wait_secs);
+        let across = sources::reconcile_link_live((&network, hub), (&linked, &linked_hub), wait)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        report.breaks.extend(across.breaks);
+        report.payments_in_transit += across.payments_in_transit;
+        return Ok(report);
+    }
     let Some(hub) = hub else {
         let data = data.unwrap_or_else(|| network.root().join("data"));
+        let scope = scope(&directory, &participants)?;
         let (hub, views) =
             sources::offline_in_scope(&directory, &data.join("hub"), &data.join("banks"), &scope)
                 .map_err(|e| anyhow!(e))?;
         return Ok(reconcile_in_scope(&hub, &views, &scope));
     };
-    let nodes = bank_urls(&directory, &banks)?;
+    network_report(&network, &directory, &hub, &banks, &participants, wait_secs).await
+}
+
+/// Reconciles the running network: its hub at `hub` and its banks at `banks`.
+async fn network_report(
+    network: &NetworkDir,
+    directory: &Directory,
+    hub: &str,
+    banks: &[String],
+    participants: &[String],
+    wait_secs: u64,
+) -> Result<corridor::reconcile::Report> {
+    use corridor::reconcile::sources;
+    let scope = scope(directory, participants)?;
+    let nodes = bank_urls(directory, banks)?;
     if let Scope::Only(listed) = &scope {
         let given: BTreeSet<Bic> = nodes.iter().map(|(bic, _)| *bic).collect();
         if let Some(bic) = given.difference(listed).next() {
@@ -110,7 +144,7 @@ async fn reconcile(args: ReconcileArgs) -> Result<corridor::reconcile::Report> {
         }
     }
     let wait = std::time::Duration::from_secs(wait_secs);
-    sources::reconcile_live_in_scope(&network, &hub, &nodes, wait, &scope).await.map_err(|e| anyhow!(e))
+    sources::reconcile_live_in_scope(network, hub, &nodes, wait, &scope).await.map_err(|e| anyhow!(e))
 }
 
 /// `--participants` as a scope: every participant when empty.

@@ -7,6 +7,7 @@
 //! a break: it is counted, and left out of the position check on both sides. Everything
 //! else that differs is a break.
 
+pub mod link;
 pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -78,6 +79,9 @@ pub struct HubView {
     pub settled_net: BTreeMap<(Bic, String), i64>,
     /// Each rate agreement's FX account per currency: (pair, currency) to its net.
     pub fx_net: BTreeMap<(String, String), i64>,
+    /// The linked networks' link identities and banks: their records are not this
+    /// network's to read; [`link::reconcile_link`] compares this hub with theirs instead.
+    pub linked: BTreeSet<Bic>,
 }
 
 /// Which way a payment goes, seen from a bank.
@@ -159,6 +163,11 @@ pub enum BreakKind {
     /// At the hub, the participants' positions and the FX accounts do not add up to
     /// zero in a currency: value was created or lost.
     ValueNotConserved,
+    /// One linked hub relayed a payment across the link that the other has no record of.
+    MissingAtPeerHub,
+    /// A hub's position of the link (the swap line) differs from what the payments it
+    /// settled across the link add up to.
+    LinkPositionMismatch,
 }
 
 impl BreakKind {
@@ -175,6 +184,8 @@ impl BreakKind {
             Self::PositionMismatch => "position_mismatch",
             Self::LedgerUnbalanced => "ledger_unbalanced",
             Self::ValueNotConserved => "value_not_conserved",
+            Self::MissingAtPeerHub => "missing_at_peer_hub",
+            Self::LinkPositionMismatch => "link_position_mismatch",
         }
     }
 }
@@ -481,11 +492,12 @@ impl<'a> Reconciliation<'a> {
             position_moved: bool,
         }
         let mut unread: BTreeMap<Bic, Unread> = BTreeMap::new();
+        let ours = |bic: &Bic| !hub.linked.contains(bic);
         for payment in &hub.payments {
-            if !self.banks.contains_key(&payment.sender) {
+            if !self.banks.contains_key(&payment.sender) && ours(&payment.sender) {
                 unread.entry(payment.sender).or_default().exchanged += 1;
             }
-            if !self.banks.contains_key(&payment.receiver) {
+            if !self.banks.contains_key(&payment.receiver) && ours(&payment.receiver) {
                 let entry = unread.entry(payment.receiver).or_default();
                 if payment.delivered_to_receiver {
                     entry.exchanged += 1;
@@ -495,7 +507,7 @@ impl<'a> Reconciliation<'a> {
             }
         }
         for ((bic, _), net) in &hub.settled_net {
-            if !self.banks.contains_key(bic) {
+            if !self.banks.contains_key(bic) && ours(bic) {
                 unread.entry(*bic).or_default().position_moved |= *net != 0;
             }
         }

@@ -96,6 +96,7 @@ pub fn offline_in_scope(
             .fx_positions()
             .map(|l| ((l.pair.to_string(), l.currency.to_string()), l.net))
             .collect(),
+        linked: linked(directory),
     };
     let mut banks = Vec::new();
     for (bic, _) in directory.participants().filter(|(bic, _)| scope.includes(*bic)) {
@@ -121,6 +122,11 @@ pub fn offline_in_scope(
         });
     }
     Ok((hub, banks))
+}
+
+/// The linked networks' link identities and banks, as `directory` knows them.
+pub fn linked(directory: &Directory) -> std::collections::BTreeSet<Bic> {
+    directory.links().chain(directory.remote_participants().map(|(bic, _, _)| bic)).collect()
 }
 
 fn field<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> Result<T, String> {
@@ -189,7 +195,8 @@ pub async fn live(
     let grpc = |what: &str, s: tonic::Status| format!("{what}: {} ({:?})", s.message(), s.code());
     let mut stream =
         admin.export_payments(pb::ExportPaymentsRequest {}).await.map_err(|s| grpc("hub", s))?.into_inner();
-    let mut hub = HubView::default();
+    let directory = network.directory().map_err(|e| e.to_string())?;
+    let mut hub = HubView { linked: linked(&directory), ..HubView::default() };
     while let Some(payment) = stream.next().await {
         hub.payments.push(hub_record(payment.map_err(|s| grpc("hub", s))?)?);
     }
@@ -255,6 +262,35 @@ pub async fn reconcile_live_in_scope(
     loop {
         let (hub, views) = live(network, hub_url, banks).await?;
         let report = super::reconcile_in_scope(&hub, &views, scope);
+        if report.payments_in_transit == 0 || tokio::time::Instant::now() >= deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Compares the running hubs of two linked networks (`(network, hub URL)` each, read with
+/// each network's own operator certificate), reading them again (every 200 ms, for at
+/// most `wait`) while payments across the link are still moving.
+pub async fn reconcile_link_live(
+    a: (&NetworkDir, &str),
+    b: (&NetworkDir, &str),
+    wait: std::time::Duration,
+) -> Result<super::Report, String> {
+    let identity = |network: &NetworkDir| -> Result<Bic, String> {
+        let identity = network.link_identity().map_err(|e| e.to_string())?;
+        identity.map(|i| i.bic).ok_or_else(|| format!("{} has no link identity", network.root().display()))
+    };
+    // Each hub knows the other network by the other's link identity.
+    let (link_at_a, link_at_b) = (identity(b.0)?, identity(a.0)?);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let (hub_a, _) = live(a.0, a.1, &[]).await?;
+        let (hub_b, _) = live(b.0, b.1, &[]).await?;
+        let report = super::link::reconcile_link(
+            super::link::LinkSide { hub: &hub_a, link: link_at_a },
+            super::link::LinkSide { hub: &hub_b, link: link_at_b },
+        );
         if report.payments_in_transit == 0 || tokio::time::Instant::now() >= deadline {
             return Ok(report);
         }
