@@ -12,10 +12,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::bic;
-use common::net::{CN, IR, RU, RawSession, expect_ack, expect_nak, signer};
+use common::net::{CN, IR, RU, RawSession, converted_transfer, expect_ack, expect_nak, signer};
 use corridor::hub::{HubConfig, SettlementModel};
 use corridor::ledger::Floor;
-use corridor::model::{Amount, Body, Conversion, Currency, Message, Party, Rate, Uetr};
+use corridor::model::{Amount, Body, Conversion, Currency, Message, Rate, Uetr};
 use corridor::net;
 use corridor::net::tracker_client;
 use corridor::pb;
@@ -381,33 +381,6 @@ fn assert_refused<T: std::fmt::Debug>(what: &str, answer: Result<T, Status>, cod
 
 // ---------------------------------------------------------------------------------------
 // Messages spoken by hand
-
-/// A pacs.008 from `sender` to `receiver` converting `instructed` into `settlement` at
-/// `rate`, citing `quote_id`, signed by nobody yet.
-fn converted_transfer(
-    sender: &str,
-    receiver: &str,
-    instructed: (i64, &str),
-    settlement: (i64, &str),
-    rate: &str,
-    quote_id: Option<&str>,
-) -> Message {
-    let uetr = Uetr::generate();
-    let amount =
-        |(minor, code): (i64, &str)| Amount::from_minor_units(minor, Currency::parse(code).unwrap()).unwrap();
-    let mut body = common::credit_transfer(uetr);
-    body.debtor_agent = bic(sender);
-    body.creditor_agent = bic(receiver);
-    body.debtor = Party::new("Raw sender", "C001").unwrap();
-    body.creditor = Party::new("Beneficiary", "C002").unwrap();
-    body.amount = amount(settlement);
-    body.conversion = Some(Conversion {
-        instructed: amount(instructed),
-        rate: Rate::parse(rate).unwrap(),
-        quote_id: quote_id.map(str::to_owned),
-    });
-    Message::new(common::header(sender, receiver, Some(uetr)), Body::Pacs008(body)).unwrap()
-}
 
 /// A quote from the hub's own service, asked with `bank`'s certificate.
 async fn hub_quote(

@@ -12,13 +12,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::bic;
-use common::net::final_status;
+use common::net::{RawSession, converted_transfer, expect_ack, expect_nak, final_status, signer};
 use corridor::bank::PaymentOrder;
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
+use corridor::pb::session_request::Frame as RequestFrame;
 use corridor::reconcile::sources;
 use corridor::sim::{LinkTerms, LocalNetwork, link_networks};
 use corridor::tls;
+use tonic::Code;
 
 /// The Russian network's banks and link identity (the Bank of Russia).
 const RU1: &str = "BANKRUMMXXX";
@@ -77,13 +79,11 @@ async fn network(dir: &Path, banks: [&str; 2], code: &str) -> LocalNetwork {
     network
 }
 
-async fn start_banks(network: &mut LocalNetwork, banks: [&str; 2], code: &str) {
-    for bank in banks {
-        let index = network.start_bank(bic(bank)).await.unwrap();
-        let node = &network.banks[index].bank;
-        node.open_account("C001", code, "Payer", OPENING).await.unwrap();
-        node.open_account("C002", code, "Beneficiary", "").await.unwrap();
-    }
+async fn start_bank(network: &mut LocalNetwork, bank: &str, code: &str) {
+    let index = network.start_bank(bic(bank)).await.unwrap();
+    let node = &network.banks[index].bank;
+    node.open_account("C001", code, "Payer", OPENING).await.unwrap();
+    node.open_account("C002", code, "Beneficiary", "").await.unwrap();
 }
 
 /// Waits until each hub has the link up and the other network's directory in force.
@@ -101,13 +101,23 @@ async fn wait_linked(ru: &LocalNetwork, ir: &LocalNetwork) {
 }
 
 async fn linked(caps: (&str, &str)) -> Linked {
+    linked_with_nodes(caps, &[RU1, RU2]).await
+}
+
+/// [`linked`] with bank nodes for the Russian banks of `ru_nodes` only: a test speaks
+/// for the others by hand.
+async fn linked_with_nodes(caps: (&str, &str), ru_nodes: &[&str]) -> Linked {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut ru = network(dirs.0.path(), [RU1, RU2], "RUB").await;
     let mut ir = network(dirs.1.path(), [IR1, IR2], "IRR").await;
     link_networks(&mut ru, &mut ir, &terms(caps)).await.unwrap();
     wait_linked(&ru, &ir).await;
-    start_banks(&mut ru, [RU1, RU2], "RUB").await;
-    start_banks(&mut ir, [IR1, IR2], "IRR").await;
+    for bank in ru_nodes {
+        start_bank(&mut ru, bank, "RUB").await;
+    }
+    for bank in [IR1, IR2] {
+        start_bank(&mut ir, bank, "IRR").await;
+    }
     Linked { ru, ir, _dirs: dirs }
 }
 
@@ -184,7 +194,6 @@ async fn assert_reconciled(ru: &LocalNetwork, ir: &LocalNetwork) {
 /// the two links' positions, mirror images at the agreed rates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_each_way_settles_across_the_link_exact_in_both_currencies() {
-    let _ = tracing_subscriber::fmt().with_env_filter("corridor=info").with_test_writer().try_init();
     let Linked { ru, ir, _dirs } = linked(("1000000.00", "450000000.00")).await;
 
     let payer = &ru.banks[index(&ru, RU1)].bank;
@@ -212,6 +221,195 @@ async fn a_payment_each_way_settles_across_the_link_exact_in_both_currencies() {
     assert_eq!(settled_net(&ir, RU_LINK, "IRR"), -4_500_000 + 1_000_000);
     assert_eq!(settled_net(&ru, IR_LINK, "RUB"), 10_000 - 2_200);
     assert_eq!(settled_net(&ru, RU2, "RUB"), 2_200);
+    assert_reconciled(&ru, &ir).await;
+    ru.stop().await.unwrap();
+    ir.stop().await.unwrap();
+}
+
+/// Everything a refused message must leave as it was: at each hub, the positions and the
+/// payments; at each bank node, its payments and accounts.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    hubs: Vec<(pb::ListPositionsResponse, Vec<pb::HubPayment>)>,
+    banks: Vec<(String, Vec<pb::Account>, Vec<pb::Payment>)>,
+}
+
+async fn snapshot(networks: &[&LocalNetwork]) -> Snapshot {
+    use tokio_stream::StreamExt;
+    let mut snapshot = Snapshot { hubs: Vec::new(), banks: Vec::new() };
+    for network in networks.iter().copied() {
+        let mut admin = network.admin().await.unwrap();
+        let positions = admin.list_positions(pb::ListPositionsRequest {}).await.unwrap().into_inner();
+        let mut stream = admin.export_payments(pb::ExportPaymentsRequest {}).await.unwrap().into_inner();
+        let mut payments = Vec::new();
+        while let Some(payment) = stream.next().await {
+            payments.push(payment.unwrap());
+        }
+        snapshot.hubs.push((positions, payments));
+        for node in &network.banks {
+            let mut client = network.operator(network.index_of(node.bic)).await.unwrap();
+            let accounts = client.list_accounts(pb::ListAccountsRequest {}).await.unwrap().into_inner();
+            let payments =
+                client.list_payments(pb::ListPaymentsRequest {}).await.unwrap().into_inner().payments;
+            snapshot.banks.push((node.bic.to_string(), accounts.accounts, payments));
+        }
+    }
+    snapshot
+}
+
+/// Waits until `network`'s hub has nothing waiting for `link`.
+async fn wait_link_drained(network: &LocalNetwork, link: &str) {
+    for _ in 0..POLLS_MAX {
+        if network.hub().queued_for(bic(link)) == 0 {
+            return;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    panic!("{link}'s outbox did not drain");
+}
+
+/// While the link is down (the Iranian hub stopped), payments to Iranian banks are
+/// accepted by the Russian hub and held for the link; when the hub comes back, each is
+/// delivered once, settles once, and both networks and the link reconcile clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_sent_while_the_link_is_down_are_held_and_delivered_exactly_once_when_it_returns() {
+    let Linked { ru, mut ir, _dirs } = linked(("1000000.00", "450000000.00")).await;
+    ir.stop_hub().await.unwrap();
+    let payer = &ru.banks[index(&ru, RU1)].bank;
+    let mut uetrs = Vec::new();
+    for amount in ["10.00", "20.00", "30.00"] {
+        uetrs.push(payer.submit_payment(&order(IR1, amount, "RUB", "IRR")).await.unwrap().uetr.to_string());
+    }
+    // Held at the Russian hub, waiting for the link: accepted (reserved), none settled.
+    for _ in 0..POLLS_MAX {
+        if ru.hub().queued_for(bic(IR_LINK)) == 3 {
+            break;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    assert_eq!(ru.hub().queued_for(bic(IR_LINK)), 3);
+    assert_eq!(settled_net(&ru, IR_LINK, "RUB"), 0);
+    assert!(!ru.hub().link_up(bic(IR_LINK)));
+
+    ir.start_hub_again().await.unwrap();
+    for uetr in &uetrs {
+        let payment = final_status(&ru, index(&ru, RU1), uetr).await;
+        assert_eq!(payment.status, pb::PaymentStatus::Acsc as i32, "{payment:?}");
+    }
+    // 60.00 RUB at 450: 27,000.00 IRR, once.
+    wait_balance(&ir, IR1, "C002", 2_700_000).await;
+    assert_eq!(settled_net(&ru, IR_LINK, "RUB"), 6_000);
+    assert_eq!(settled_net(&ir, RU_LINK, "IRR"), -2_700_000);
+    let payee = &ir.banks[index(&ir, IR1)].bank;
+    assert_eq!(payee.payments().unwrap().len(), 3, "each delivered once");
+    wait_link_drained(&ru, IR_LINK).await;
+    assert_reconciled(&ru, &ir).await;
+    ru.stop().await.unwrap();
+    ir.stop().await.unwrap();
+}
+
+/// Refused at the link, changing nothing at either network: a payment past the swap
+/// line's cap (AM04), one at another rate than the agreement's (AM12), one to a bank the
+/// other network did not publish (RC01). Then a payment within the terms settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_outside_the_agreement_or_to_unknown_banks_are_refused_at_the_link_changing_nothing() {
+    // The swap line takes 1,000.00 RUB on the Russian side.
+    let Linked { ru, ir, _dirs } = linked_with_nodes(("1000.00", "450000.00"), &[RU2]).await;
+    let mut session = RawSession::open(&ru.network, RU1, &ru.hub_url).await.unwrap();
+    let ru1 = signer(&ru.network, RU1);
+    let before = snapshot(&[&ru, &ir]).await;
+
+    let over_cap = converted_transfer(RU1, IR1, (100_001, "RUB"), (45_000_450, "IRR"), RUB_IRR, None);
+    let nak = expect_nak(session.submit_signed(&ru1, &over_cap).await, Code::FailedPrecondition, "AM04");
+    assert!(nak.detail.contains("swap line"), "{nak:?}");
+    let wrong_rate = converted_transfer(RU1, IR1, (10_000, "RUB"), (4_510_000, "IRR"), "451", None);
+    expect_nak(session.submit_signed(&ru1, &wrong_rate).await, Code::FailedPrecondition, "AM12");
+    let unknown = converted_transfer(RU1, "NOPEIRTHXXX", (10_000, "RUB"), (4_500_000, "IRR"), RUB_IRR, None);
+    expect_nak(session.submit_signed(&ru1, &unknown).await, Code::NotFound, "RC01");
+    assert_eq!(snapshot(&[&ru, &ir]).await, before, "a refusal changes nothing");
+
+    // Within the cap and at the agreed rate: it settles.
+    let within = converted_transfer(RU1, IR1, (100_000, "RUB"), (45_000_000, "IRR"), RUB_IRR, None);
+    expect_ack(session.submit_signed(&ru1, &within).await);
+    wait_balance(&ir, IR1, "C002", 45_000_000).await;
+    ru.stop().await.unwrap();
+    ir.stop().await.unwrap();
+}
+
+/// A link session spoken by hand, as the Russian hub would: its link certificate, its
+/// hub's key signing its directory.
+async fn raw_link(ru: &LocalNetwork, ir: &LocalNetwork) -> RawSession {
+    use corridor::directory::DirectoryFile;
+    let links = ru.network.links().unwrap();
+    let tls = ru.network.link_client_tls(&links[0]).unwrap();
+    let url = ir.link_url.clone().unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let file = DirectoryFile::read(ru.network.root()).unwrap();
+    let directory = ru.network.directory().unwrap();
+    let now = corridor::clock::unix_ms_now();
+    let published = directory.publish(&file, bic(RU_LINK), bic(IR_LINK), now);
+    let hub = ru.network.signing_identity(tls::Role::Hub).unwrap();
+    let hello = pb::Hello {
+        last_osn_processed: 0,
+        contract_version: corridor::net::CONTRACT_VERSION,
+        network_directory: Some(published.sign(&hub)),
+    };
+    RawSession::open_saying(channel, hello).await.unwrap()
+}
+
+/// Garbage and forgeries on the link session, as the hostile tests give a bank session:
+/// a message signed with a key the Russian network did not publish, one signed as a bank
+/// of the Iranian network itself, one to a bank of a third network, a Submit without an
+/// envelope, bytes that are no message, a sequence gap. Each is refused and changes
+/// nothing; then the real link comes back and a payment settles across it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgeries_and_garbage_on_the_link_are_refused_and_the_link_recovers() {
+    use corridor::crypto::{KeyId, SigningIdentity};
+    let Linked { mut ru, ir, _dirs } = linked(("1000000.00", "450000000.00")).await;
+    ru.stop_hub().await.unwrap();
+    let before = snapshot(&[&ir]).await;
+    let mut link = raw_link(&ru, &ir).await;
+
+    let payment = converted_transfer(RU1, IR1, (10_000, "RUB"), (4_500_000, "IRR"), RUB_IRR, None);
+    let unpublished = SigningIdentity::generate(bic(RU1), KeyId::parse("k9").unwrap());
+    expect_nak(link.submit_signed(&unpublished, &payment).await, Code::Unauthenticated, "");
+    let as_local = converted_transfer(IR2, IR1, (10_000, "RUB"), (4_500_000, "IRR"), RUB_IRR, None);
+    let ir2 = signer(&ir.network, IR2);
+    expect_nak(link.submit_signed(&ir2, &as_local).await, Code::PermissionDenied, "");
+    let transit = converted_transfer(RU1, "BANKCNSHXXX", (10_000, "RUB"), (4_500_000, "IRR"), RUB_IRR, None);
+    let ru1 = signer(&ru.network, RU1);
+    expect_nak(link.submit_signed(&ru1, &transit).await, Code::NotFound, "RC01");
+    let isn = link.next_isn;
+    let empty = pb::Submit { isn, envelope: None, possible_duplicate: false };
+    link.sender.send(pb::SessionRequest { frame: Some(RequestFrame::Submit(empty)) }).await.unwrap();
+    let answer = link.inbound.message().await.unwrap().unwrap().frame.unwrap();
+    expect_nak(answer, Code::InvalidArgument, "FF01");
+    let garbage = pb::SignedEnvelope {
+        payload: bytes::Bytes::from_static(b"\xff\x00 not a message"),
+        signature: vec![0; 64].into(),
+        signer_bic: RU1.into(),
+        key_id: "k1".into(),
+    };
+    // A Submit without an envelope consumed no number: the garbage takes it.
+    expect_nak(link.submit_as(isn, garbage).await, Code::InvalidArgument, "FF01");
+    let gap = pb::SignedEnvelope::from(&ru1.sign(&payment));
+    expect_nak(link.submit_as(isn + 100, gap).await, Code::FailedPrecondition, "");
+    drop(link);
+    assert_eq!(snapshot(&[&ir]).await, before, "nothing a forgery or garbage sent changed anything");
+
+    ru.start_hub_again().await.unwrap();
+    wait_linked(&ru, &ir).await;
+    let payer = &ru.banks[index(&ru, RU1)].bank;
+    let uetr = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    let done = final_status(&ru, index(&ru, RU1), &uetr).await;
+    assert_eq!(done.status, pb::PaymentStatus::Acsc as i32, "{done:?}");
+    wait_balance(&ir, IR1, "C002", 4_500_000).await;
     assert_reconciled(&ru, &ir).await;
     ru.stop().await.unwrap();
     ir.stop().await.unwrap();

@@ -147,12 +147,20 @@ impl RawSession {
         channel: tonic::transport::Channel,
         last_osn_processed: u64,
     ) -> Result<Self, tonic::Status> {
-        let (sender, receiver) = mpsc::channel(16);
         let hello = pb::Hello {
             last_osn_processed,
             contract_version: corridor::net::CONTRACT_VERSION,
             network_directory: None,
         };
+        Self::open_saying(channel, hello).await
+    }
+
+    /// Opens a session that begins with `hello` (a linked hub's carries its directory).
+    pub async fn open_saying(
+        channel: tonic::transport::Channel,
+        hello: pb::Hello,
+    ) -> Result<Self, tonic::Status> {
+        let (sender, receiver) = mpsc::channel(16);
         sender.send(pb::SessionRequest { frame: Some(RequestFrame::Hello(hello)) }).await.unwrap();
         let mut inbound =
             HubServiceClient::new(channel).session(ReceiverStream::new(receiver)).await?.into_inner();
@@ -257,6 +265,33 @@ pub fn transfer(sender: &str, receiver: &str, account: &str) -> Message {
         possible_duplicate: false,
     };
     Message::new(header, Body::Pacs008(body)).unwrap()
+}
+
+/// A pacs.008 from `sender` to `receiver` converting `instructed` into `settlement` at
+/// `rate`, citing `quote_id`, signed by nobody yet.
+pub fn converted_transfer(
+    sender: &str,
+    receiver: &str,
+    instructed: (i64, &str),
+    settlement: (i64, &str),
+    rate: &str,
+    quote_id: Option<&str>,
+) -> Message {
+    let uetr = Uetr::generate();
+    let amount =
+        |(minor, code): (i64, &str)| Amount::from_minor_units(minor, Currency::parse(code).unwrap()).unwrap();
+    let mut body = credit_transfer(uetr);
+    body.debtor_agent = bic(sender);
+    body.creditor_agent = bic(receiver);
+    body.debtor = Party::new("Raw sender", "C001").unwrap();
+    body.creditor = Party::new("Beneficiary", "C002").unwrap();
+    body.amount = amount(settlement);
+    body.conversion = Some(Conversion {
+        instructed: amount(instructed),
+        rate: Rate::parse(rate).unwrap(),
+        quote_id: quote_id.map(str::to_owned),
+    });
+    Message::new(super::header(sender, receiver, Some(uetr)), Body::Pacs008(body)).unwrap()
 }
 
 pub fn signer(network: &NetworkDir, bank: &str) -> SigningIdentity {
