@@ -414,3 +414,58 @@ async fn forgeries_and_garbage_on_the_link_are_refused_and_the_link_recovers() {
     ru.stop().await.unwrap();
     ir.stop().await.unwrap();
 }
+
+/// Waits until `bank`'s payment `uetr` satisfies `done`.
+async fn wait_payment(
+    network: &LocalNetwork,
+    bank: &str,
+    uetr: &str,
+    done: impl Fn(&corridor::bank::Payment) -> bool,
+) {
+    let node = &network.banks[index(network, bank)].bank;
+    for _ in 0..POLLS_MAX {
+        if node.payment(uetr).is_ok_and(|p| done(&p)) {
+            return;
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+    panic!("{bank}'s payment {uetr} did not get there: {:?}", node.payment(uetr));
+}
+
+/// Returns and recalls cross the link the way the payment came: a return (pacs.004) by
+/// the Iranian receiver gives the Russian sender back exactly what it paid, and a recall
+/// (camt.056) from a Russian sender, accepted by the Iranian receiver (pacs.004 FOCR and
+/// camt.029), does the same; the swap line ends where it began, and everything
+/// reconciles across the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returns_and_recalls_cross_the_link_and_restore_both_sides_exactly() {
+    use corridor::bank::ReturnState;
+    let Linked { ru, ir, _dirs } = linked(("1000000.00", "450000000.00")).await;
+    let returned = |p: &corridor::bank::Payment| matches!(p.return_state, ReturnState::Returned { .. });
+
+    let payer = &ru.banks[index(&ru, RU1)].bank;
+    let first = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    let second = payer.submit_payment(&order(IR1, "30.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    for uetr in [&first, &second] {
+        final_status(&ru, index(&ru, RU1), uetr).await;
+    }
+    wait_balance(&ir, IR1, "C002", 5_850_000).await;
+
+    let payee = &ir.banks[index(&ir, IR1)].bank;
+    payee.return_payment(&first, "AC04", "account closed").await.unwrap();
+    wait_payment(&ru, RU1, &first, returned).await;
+    payer.recall_payment(&second, "DUPL", "sent twice").await.unwrap();
+    wait_payment(&ir, IR1, &second, |p| p.recall.is_some()).await;
+    payee.answer_recall(&second, true, "", "").await.unwrap();
+    wait_payment(&ru, RU1, &second, returned).await;
+
+    wait_balance(&ru, RU1, "C001", OPENING_MINOR).await;
+    assert_eq!(balance(&ir, IR1, "C002"), 0);
+    assert_eq!(settled_net(&ru, IR_LINK, "RUB"), 0, "the swap line is back where it began");
+    assert_eq!(settled_net(&ir, RU_LINK, "IRR"), 0);
+    assert_eq!(settled_net(&ru, RU1, "RUB"), 0);
+    assert_eq!(settled_net(&ir, IR1, "IRR"), 0);
+    assert_reconciled(&ru, &ir).await;
+    ru.stop().await.unwrap();
+    ir.stop().await.unwrap();
+}
