@@ -222,6 +222,7 @@ async fn a_payment_each_way_settles_across_the_link_exact_in_both_currencies() {
     assert_eq!(settled_net(&ru, IR_LINK, "RUB"), 10_000 - 2_200);
     assert_eq!(settled_net(&ru, RU2, "RUB"), 2_200);
     assert_reconciled(&ru, &ir).await;
+    assert_tracked_across(&ru, &ir, &uetr).await;
     ru.stop().await.unwrap();
     ir.stop().await.unwrap();
 }
@@ -468,4 +469,59 @@ async fn returns_and_recalls_cross_the_link_and_restore_both_sides_exactly() {
     assert_reconciled(&ru, &ir).await;
     ru.stop().await.unwrap();
     ir.stop().await.unwrap();
+}
+
+/// `track` at either hub shows its part of the path with the link hop; `corridor track`
+/// given both networks shows the whole path, both hubs' steps in time order.
+async fn assert_tracked_across(ru: &LocalNetwork, ir: &LocalNetwork, uetr: &str) {
+    let steps = |network: &LocalNetwork| {
+        let (dir, url, uetr) = (network.network.clone(), network.hub_url.clone(), uetr.to_owned());
+        async move {
+            let mut client = corridor::net::tracker_client(&dir, &url).await.unwrap();
+            client.track(pb::TrackRequest { uetr }).await.unwrap().into_inner().steps
+        }
+    };
+    // The payment went from the Iranian network to the Russian one.
+    let at_ir = steps(ir).await;
+    let crossed = at_ir.iter().find(|s| s.step == "crossed_link").expect("the link hop at the sending hub");
+    assert_eq!(crossed.by_bic, RU_LINK, "{at_ir:?}");
+    let at_ru = steps(ru).await;
+    let arrived = at_ru.iter().find(|s| s.step == "submitted").unwrap();
+    assert_eq!(arrived.by_bic, IR_LINK, "{at_ru:?}");
+    assert!(arrived.detail.contains("arrived over the link"), "{at_ru:?}");
+    assert!(at_ru.iter().any(|s| s.step == "delivered" && s.by_bic == RU2), "{at_ru:?}");
+
+    let args: Vec<String> = [
+        "track",
+        "--dir",
+        ru.network.root().to_str().unwrap(),
+        "--hub",
+        &ru.hub_url,
+        uetr,
+        "--linked-dir",
+        ir.network.root().to_str().unwrap(),
+        "--linked-hub",
+        &ir.hub_url,
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_corridor")).args(&args).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let track: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let steps = track["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), at_ru.len() + at_ir.len(), "{track:#}");
+    let times: Vec<i64> = steps.iter().map(|s| s["time_unix_ms"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order: {track:#}");
+    let first = steps[0]["detail"].as_str().unwrap();
+    assert!(
+        first.starts_with("[BMJIIRTHXXX Bank Markazi]"),
+        "the whole path starts at the sending network: {track:#}"
+    );
+    assert!(steps.iter().any(|s| s["step"] == "crossed_link"), "{track:#}");
+    assert!(steps.iter().any(|s| s["step"] == "delivered" && s["by"] == RU2), "{track:#}");
 }

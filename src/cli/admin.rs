@@ -41,6 +41,13 @@ pub struct TrackArgs {
     hub: HubArgs,
     /// The payment's UETR.
     uetr: String,
+    /// For a payment across a link: the linked network's directory (its operator
+    /// certificate reads its hub)...
+    #[arg(long, requires = "linked_hub")]
+    linked_dir: Option<PathBuf>,
+    /// ...and its hub's URL: the path is shown whole, both hubs' steps in time order.
+    #[arg(long, requires = "linked_dir")]
+    linked_hub: Option<String>,
     #[command(flatten)]
     output: JsonArgs,
 }
@@ -128,9 +135,22 @@ pub struct AmountArgs {
 
 /// Follows a payment through the hub's tracker.
 pub async fn track(args: TrackArgs) -> Result<()> {
-    let TrackArgs { hub, uetr, output } = args;
-    let mut client = tracker_client(&NetworkDir::new(&hub.dir), &hub.hub).await.map_err(|e| anyhow!(e))?;
-    let tracked = client.track(pb::TrackRequest { uetr }).await.map_err(hub_status)?.into_inner();
+    let TrackArgs { hub, uetr, linked_dir, linked_hub, output } = args;
+    let mut tracked = track_at(&NetworkDir::new(&hub.dir), &hub.hub, &uetr).await?;
+    if let (Some(dir), Some(url)) = (linked_dir, linked_hub) {
+        let here = network_name(&NetworkDir::new(&hub.dir))?;
+        let linked = NetworkDir::new(dir);
+        let there = network_name(&linked)?;
+        let other = track_at(&linked, &url, &uetr).await.map_err(|e| anyhow!("--linked-hub {url}: {e:#}"))?;
+        for step in &mut tracked.steps {
+            step.detail = format!("[{here}] {}", step.detail);
+        }
+        tracked.steps.extend(other.steps.into_iter().map(|mut step| {
+            step.detail = format!("[{there}] {}", step.detail);
+            step
+        }));
+        tracked.steps.sort_by_key(|step| step.time_unix_ms);
+    }
     if output.json {
         return json::print(&json::Track::from(&tracked));
     }
@@ -156,6 +176,19 @@ pub async fn track(args: TrackArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The tracker's answer for `uetr` at the hub of `network` at `url`.
+async fn track_at(network: &NetworkDir, url: &str, uetr: &str) -> Result<pb::TrackResponse> {
+    let mut client = tracker_client(network, url).await.map_err(|e| anyhow!(e))?;
+    Ok(client.track(pb::TrackRequest { uetr: uetr.to_owned() }).await.map_err(hub_status)?.into_inner())
+}
+
+/// How a linked network is named in a path across the link: its link identity.
+fn network_name(network: &NetworkDir) -> Result<String> {
+    let identity = network.link_identity()?;
+    let identity = identity.ok_or_else(|| anyhow!("{} has no link identity", network.root().display()))?;
+    Ok(format!("{} {}", identity.bic, identity.name))
 }
 
 fn hub_status(s: tonic::Status) -> anyhow::Error {

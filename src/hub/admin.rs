@@ -213,13 +213,16 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         Some((pair, rate)) => format!("{} converted at {rate} ({pair}) into ", payment.instructed),
         None => String::new(),
     };
+    let route = payment.route();
+    let came =
+        route.sender_link.map(|link| format!(", arrived over the link from {link}")).unwrap_or_default();
     let mut steps = vec![step(
         "submitted",
         payment.submitted_unix_ms,
-        payment.sender,
+        route.sender_link.unwrap_or(payment.sender),
         format!(
-            "pacs.008 {} for {converted}{amount} to {} checked and journalled",
-            payment.message_id, payment.receiver
+            "pacs.008 {} from {} for {converted}{amount} to {} checked and journalled{came}",
+            payment.message_id, payment.sender, payment.receiver
         ),
     )];
     let hub = Bic::parse(crate::tls::HUB_BIC).expect("valid");
@@ -295,24 +298,43 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         ));
     }
     if let Some(at) = payment.delivered_unix_ms {
-        steps.push(step(
-            "delivered",
-            at,
-            payment.receiver,
-            "the receiver confirmed it processed the pacs.008".into(),
-        ));
+        steps.push(match route.receiver_link {
+            None => step(
+                "delivered",
+                at,
+                payment.receiver,
+                "the receiver confirmed it processed the pacs.008".into(),
+            ),
+            Some(link) => step(
+                "crossed_link",
+                at,
+                link,
+                format!(
+                    "the hub across the link ({link}) took the pacs.008 for {}, durably",
+                    payment.receiver
+                ),
+            ),
+        });
     }
     let Some(status) = &payment.status else { return steps };
     let reason = status.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+    let over = route.receiver_link.map(|link| format!(", over the link from {link}")).unwrap_or_default();
     steps.push(step(
         "status_reported",
         status.reported_unix_ms,
         payment.receiver,
-        format!("pacs.002 {} reports {}{reason}", status.message_id, status.status),
+        format!("pacs.002 {} reports {}{reason}{over}", status.message_id, status.status),
     ));
     if payment.settled() {
         let closed = status.window_id.and_then(|id| reports.iter().find(|r| r.window_id == id));
         let detail = match (status.window_id, closed) {
+            (None, _) if !route.is_local() => {
+                let (debtor, debit, creditor, _) =
+                    route.legs(payment.instructed, payment.amount, payment.sender, payment.receiver);
+                format!(
+                    "{debit} moved from {debtor} to {creditor} (gross, final); the hub across the link settles the other leg"
+                )
+            }
             (None, _) => format!(
                 "{}{amount} moved from {} to {} (gross, final)",
                 if converted.is_empty() { String::new() } else { format!("{} paid, ", payment.instructed) },
@@ -330,12 +352,20 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
         steps.push(step("released", status.reported_unix_ms, hub, detail));
     }
     if let Some(at) = status.delivered_unix_ms {
-        steps.push(step(
-            "status_delivered",
-            at,
-            payment.sender,
-            "the sender confirmed it processed the pacs.002".into(),
-        ));
+        steps.push(match route.sender_link {
+            None => step(
+                "status_delivered",
+                at,
+                payment.sender,
+                "the sender confirmed it processed the pacs.002".into(),
+            ),
+            Some(link) => step(
+                "status_crossed_link",
+                at,
+                link,
+                format!("the hub across the link ({link}) took the pacs.002 for {}, durably", payment.sender),
+            ),
+        });
     }
     steps.sort_by_key(|s| s.time_unix_ms);
     steps

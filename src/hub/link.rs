@@ -352,6 +352,11 @@ async fn take_in(
         metrics::counter!(crate::metrics::HUB_LINK_REFUSED).increment(1);
     }
     hub.durable(ticket).await.map_err(|e| e.to_string())?;
+    if matches!(answer, ResponseFrame::Ack(_)) {
+        // As an ACK leaving on a bank's session: the tracker learns it, and the link's
+        // payments stop waiting for it.
+        hub.acknowledged(peer, osn);
+    }
     frames
         .send(request(RequestFrame::Delivered(pb::Delivered { osn })))
         .await

@@ -611,13 +611,17 @@ impl Tracker {
     /// the return or a camt.029 (sender).
     pub fn delivered(&mut self, uetr: &Uetr, participant: Bic, osn: u64, unix_ms: i64) {
         let Some(payment) = self.get_mut(uetr) else { return };
+        // A bank behind a link is delivered to when the hub across the link took it.
+        let route = payment.route();
+        let (sender, receiver) =
+            (route.sender_link.unwrap_or(payment.sender), route.receiver_link.unwrap_or(payment.receiver));
         let mut slots: Vec<(u64, &mut Option<i64>)> = Vec::new();
-        if participant == payment.receiver {
+        if participant == receiver {
             slots.push((payment.osn, &mut payment.delivered_unix_ms));
             if let Some(case) = payment.recall.as_mut() {
                 slots.push((case.osn, &mut case.delivered_unix_ms));
             }
-        } else if participant == payment.sender {
+        } else if participant == sender {
             if let Some(status) = payment.status.as_mut() {
                 slots.push((status.osn, &mut status.delivered_unix_ms));
             }
