@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::bic;
 use common::net::{RawSession, converted_transfer, expect_ack, expect_nak, final_status, signer};
 use corridor::bank::PaymentOrder;
+use corridor::hub::{HubConfig, SettlementModel};
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
 use corridor::pb::session_request::Frame as RequestFrame;
@@ -67,9 +68,10 @@ fn terms(caps: (&str, &str)) -> LinkTerms {
     }
 }
 
-async fn network(dir: &Path, banks: [&str; 2], code: &str) -> LocalNetwork {
+async fn network(dir: &Path, banks: [&str; 2], code: &str, model: SettlementModel) -> LocalNetwork {
     let pki = tls::init(dir, &[bic(banks[0]), bic(banks[1])]).unwrap();
-    let network = LocalNetwork::start_hub(pki, Default::default()).await.unwrap();
+    let config = HubConfig { settlement_model: model, ..HubConfig::default() };
+    let network = LocalNetwork::start_hub(pki, config).await.unwrap();
     let mut admin = network.admin().await.unwrap();
     for bank in banks {
         let request =
@@ -104,12 +106,21 @@ async fn linked(caps: (&str, &str)) -> Linked {
     linked_with_nodes(caps, &[RU1, RU2]).await
 }
 
+/// [`linked`], each hub settling `model`.
+async fn linked_settling(caps: (&str, &str), model: SettlementModel) -> Linked {
+    linked_as(caps, &[RU1, RU2], model).await
+}
+
 /// [`linked`] with bank nodes for the Russian banks of `ru_nodes` only: a test speaks
 /// for the others by hand.
 async fn linked_with_nodes(caps: (&str, &str), ru_nodes: &[&str]) -> Linked {
+    linked_as(caps, ru_nodes, SettlementModel::Gross).await
+}
+
+async fn linked_as(caps: (&str, &str), ru_nodes: &[&str], model: SettlementModel) -> Linked {
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut ru = network(dirs.0.path(), [RU1, RU2], "RUB").await;
-    let mut ir = network(dirs.1.path(), [IR1, IR2], "IRR").await;
+    let mut ru = network(dirs.0.path(), [RU1, RU2], "RUB", model).await;
+    let mut ir = network(dirs.1.path(), [IR1, IR2], "IRR", model).await;
     link_networks(&mut ru, &mut ir, &terms(caps)).await.unwrap();
     wait_linked(&ru, &ir).await;
     for bank in ru_nodes {
@@ -524,4 +535,44 @@ async fn assert_tracked_across(ru: &LocalNetwork, ir: &LocalNetwork, uetr: &str)
     );
     assert!(steps.iter().any(|s| s["step"] == "crossed_link"), "{track:#}");
     assert!(steps.iter().any(|s| s["step"] == "delivered" && s["by"] == RU2), "{track:#}");
+}
+
+/// With deferred net settlement, payments across the link settle in each hub's windows:
+/// closing a window, each hub's report has a line for the link, the swap line's net for
+/// the window in its own currency, which its central bank reads beside the other's: the
+/// Russian hub's is the roubles its banks paid out less those they were paid in, the
+/// Iranian hub's the same in rials, leg by leg at the agreed rates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_net_settlement_across_the_link_reports_the_swap_line_in_each_window() {
+    let Linked { ru, ir, _dirs } =
+        linked_settling(("1000000.00", "450000000.00"), SettlementModel::DeferredNet).await;
+    let payer = &ru.banks[index(&ru, RU1)].bank;
+    let out = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    final_status(&ru, index(&ru, RU1), &out).await;
+    let payer = &ir.banks[index(&ir, IR2)].bank;
+    let back = payer.submit_payment(&order(RU2, "10000.00", "IRR", "RUB")).await.unwrap().uetr.to_string();
+    final_status(&ir, index(&ir, IR2), &back).await;
+    wait_balance(&ru, RU2, "C002", 2_200).await;
+
+    let line = |report: &pb::SettlementReport, participant: &str| {
+        report.lines.iter().find(|l| l.participant_bic == participant).cloned().unwrap()
+    };
+    let request = pb::CloseWindowRequest {};
+    let at_ru = ru.admin().await.unwrap().close_window(request).await.unwrap().into_inner();
+    let swap = line(&at_ru, IR_LINK);
+    assert_eq!((swap.currency.as_str(), swap.received, swap.sent, swap.net), ("RUB", 10_000, 2_200, 7_800));
+    let at_ir = ir.admin().await.unwrap().close_window(request).await.unwrap().into_inner();
+    let swap = line(&at_ir, RU_LINK);
+    assert_eq!(
+        (swap.currency.as_str(), swap.received, swap.sent, swap.net),
+        ("IRR", 1_000_000, 4_500_000, -3_500_000)
+    );
+    // Each window's lines add up to zero in the hub's currency: the link's net is what its
+    // banks' nets leave.
+    for report in [&at_ru, &at_ir] {
+        assert_eq!(report.lines.iter().map(|l| l.net).sum::<i64>(), 0, "{report:?}");
+    }
+    assert_reconciled(&ru, &ir).await;
+    ru.stop().await.unwrap();
+    ir.stop().await.unwrap();
 }
