@@ -39,6 +39,11 @@ pub struct DemoArgs {
     /// what), then a rejection, a crash and recovery, and a reconciliation.
     #[arg(long, conflicts_with_all = ["scenario", "json"])]
     narrate: bool,
+    /// Two national networks linked by their hubs: a Russian network in roubles and an
+    /// Iranian one in rials, a payment each way, the link down and back, and a
+    /// reconciliation of both (with --data: kept in DIR/russia and DIR/iran).
+    #[arg(long, conflicts_with_all = ["narrate", "scenario", "banks", "payments", "seed", "currency"])]
+    linked: bool,
     /// With --narrate: do not wait for Enter between steps.
     #[arg(long, requires = "narrate")]
     no_pause: bool,
@@ -57,6 +62,9 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     if args.narrate {
         return narrate(args).await;
+    }
+    if args.linked {
+        return linked(args).await;
     }
     if let Some(path) = args.scenario.clone() {
         let dashboard = (!args.no_dashboard).then_some(args.dashboard_addr);
@@ -114,6 +122,29 @@ async fn narrate(args: DemoArgs) -> Result<ExitCode> {
         corridor::sim::narrate::run_narrated(&config, &mut out, &mut pause).await.map_err(|e| anyhow!(e))?;
     // Like the demo: a reconciliation that finds a break is a failure.
     Ok(if summary.reconciliation.is_clean() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn linked(args: DemoArgs) -> Result<ExitCode> {
+    use corridor::sim::linked::{LinkedConfig, start_linked};
+    let dashboard = (!args.no_dashboard).then_some(args.dashboard_addr);
+    let config = LinkedConfig { data: args.data, dashboard };
+    let json = args.json;
+    let mut out = |line: &str| {
+        if !json {
+            say!("{line}");
+        }
+    };
+    let (summary, running) = start_linked(&config, &mut out).await.map_err(|e| anyhow!(e))?;
+    if json {
+        say!("{}", serde_json::to_string_pretty(&summary)?);
+    }
+    // As the demo: at a terminal, both networks stay up for the dashboard until Enter.
+    if let Some(url) = running.dashboard_url().filter(|_| !json && std::io::stdin().is_terminal()) {
+        say!("\nBoth networks and their dashboard ({url}) stay up: press Enter to stop");
+        wait_for_enter().await?;
+    }
+    running.stop(&mut out).await.map_err(|e| anyhow!(e))?;
+    Ok(if summary.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 async fn scenario(path: &std::path::Path, json: bool, dashboard: Option<SocketAddr>) -> Result<ExitCode> {

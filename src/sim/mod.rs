@@ -6,6 +6,7 @@
 pub mod breakdown;
 pub mod ceilings;
 pub mod demo;
+pub mod linked;
 pub mod loadgen;
 mod local;
 pub mod narrate;
