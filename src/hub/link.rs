@@ -246,7 +246,7 @@ async fn run_link_once(
     let _stop = stop.clone().drop_guard();
     let sending =
         tokio::spawn(send_outbox(hub.clone(), peer, welcome.next_isn_expected, frames.clone(), stop.clone()));
-    let result = receive_link(hub, peer, &mut inbound, &frames, shutdown).await;
+    let result = receive_link(hub, peer, inbound, &frames, shutdown).await;
     stop.cancel();
     let _ = sending.await;
     result
@@ -295,70 +295,120 @@ async fn send_outbox(
     }
 }
 
-/// Reads the peer's frames: an ACK confirms what this hub sent; a delivery is taken in
-/// as a submission of the link participant, and confirmed once durable.
+/// Reads the peer's frames: an ACK confirms what this hub sent; the deliveries that
+/// arrived together are taken in as the link participant's submissions in one batch
+/// (their signatures verified together, one durable wait) and confirmed at once.
 async fn receive_link(
     hub: &Hub,
     peer: Bic,
-    inbound: &mut tonic::Streaming<pb::SessionResponse>,
+    inbound: tonic::Streaming<pb::SessionResponse>,
     frames: &mpsc::Sender<pb::SessionRequest>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    loop {
-        let message = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            message = inbound.message() => message.map_err(|status| status.message().to_owned())?,
+    let (arrivals, mut arrived) = mpsc::channel(net::INGEST_BATCH_MAX);
+    let reader = net::AbortOnDrop(tokio::spawn(net::forward_stream(inbound, arrivals)));
+    let mut batch = Vec::with_capacity(net::INGEST_BATCH_MAX);
+    let result = loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            received = arrived.recv_many(&mut batch, net::INGEST_BATCH_MAX) => received,
         };
-        let Some(pb::SessionResponse { frame: Some(frame) }) = message else {
-            return Err("the peer ended the session".into());
-        };
-        match frame {
-            ResponseFrame::Ack(ack) => {
-                hub.check_link_receipt(peer, &ack)?;
-                hub.confirm_delivered(peer, ack.isn);
-            }
-            ResponseFrame::Nak(nak) => {
-                // The peer refused what this hub accepted and ACKed to its bank: the two
-                // networks' views of each other differ (a directory or agreement changed
-                // between the checks). It is confirmed so that the link moves on, and
-                // counted and logged for the operators.
-                tracing::error!(%peer, isn = nak.isn, message_id = %nak.message_id, reason = %nak.reason_code, detail = %nak.detail, "the linked hub refused a message this hub had accepted");
-                metrics::counter!(crate::metrics::HUB_LINK_REFUSED).increment(1);
-                hub.confirm_delivered(peer, nak.isn);
-            }
-            ResponseFrame::Deliver(delivery) => take_in(hub, peer, delivery, frames).await?,
-            ResponseFrame::Welcome(_) => return Err("a second Welcome".into()),
+        if received == 0 {
+            break Err("the peer ended the session".into());
         }
-    }
+        let mut deliveries = Vec::new();
+        let mut ended = None;
+        for arrival in batch.drain(..) {
+            let frame = match arrival {
+                Ok(pb::SessionResponse { frame: Some(frame) }) => frame,
+                Ok(pb::SessionResponse { frame: None }) => {
+                    ended = Some("an empty frame".to_string());
+                    break;
+                }
+                Err(None) => {
+                    ended = Some("the peer ended the session".into());
+                    break;
+                }
+                Err(Some(status)) => {
+                    ended = Some(status.message().to_owned());
+                    break;
+                }
+            };
+            match frame {
+                ResponseFrame::Ack(ack) => {
+                    if let Err(error) = hub.check_link_receipt(peer, &ack) {
+                        ended = Some(error);
+                        break;
+                    }
+                    hub.confirm_delivered(peer, ack.isn);
+                }
+                ResponseFrame::Nak(nak) => {
+                    // The peer refused what this hub accepted and ACKed to its bank: the
+                    // two networks' views of each other differ (a directory or agreement
+                    // changed between the checks). It is confirmed so that the link moves
+                    // on, and counted and logged for the operators.
+                    tracing::error!(%peer, isn = nak.isn, message_id = %nak.message_id, reason = %nak.reason_code, detail = %nak.detail, "the linked hub refused a message this hub had accepted");
+                    metrics::counter!(crate::metrics::HUB_LINK_REFUSED).increment(1);
+                    hub.confirm_delivered(peer, nak.isn);
+                }
+                ResponseFrame::Deliver(delivery) => deliveries.push(delivery),
+                ResponseFrame::Welcome(_) => {
+                    ended = Some("a second Welcome".into());
+                    break;
+                }
+            }
+        }
+        // What arrived before the end is still taken in and confirmed.
+        if !deliveries.is_empty()
+            && let Err(error) = take_in(hub, peer, deliveries, frames).await
+        {
+            break Err(error);
+        }
+        if let Some(error) = ended {
+            break Err(error);
+        }
+    };
+    drop(reader);
+    result
 }
 
-/// Takes one delivery from the peer in as a submission of the link participant; once it
-/// is durable (or refused), confirms it to the peer.
+/// Takes the peer's `deliveries` in as submissions of the link participant, in one batch;
+/// once they are durable (or refused), confirms them all to the peer with one frame.
 async fn take_in(
     hub: &Hub,
     peer: Bic,
-    delivery: pb::Deliver,
+    deliveries: Vec<pb::Deliver>,
     frames: &mpsc::Sender<pb::SessionRequest>,
 ) -> Result<(), String> {
-    let osn = delivery.osn;
-    let submit =
-        pb::Submit { isn: osn, envelope: delivery.envelope, possible_duplicate: delivery.possible_duplicate };
-    let (answer, ticket) = hub.submit(peer, submit);
-    if let ResponseFrame::Nak(nak) = &answer {
-        if nak.detail.contains("input sequence gap") {
-            return Err(format!("the link's sequence broke: {}", nak.detail));
+    let last = deliveries.last().map(|d| d.osn).expect("at least one");
+    let submits = deliveries
+        .into_iter()
+        .map(|d| pb::Submit { isn: d.osn, envelope: d.envelope, possible_duplicate: d.possible_duplicate })
+        .collect();
+    let answers = hub.submit_batch(peer, submits);
+    let ticket = answers.iter().map(|(_, ticket)| *ticket).max().expect("one answer each");
+    let mut acked = None;
+    for (answer, _) in &answers {
+        match answer {
+            ResponseFrame::Ack(ack) => acked = acked.max(Some(ack.isn)),
+            ResponseFrame::Nak(nak) if nak.detail.contains("input sequence gap") => {
+                return Err(format!("the link's sequence broke: {}", nak.detail));
+            }
+            ResponseFrame::Nak(nak) => {
+                tracing::error!(%peer, osn = nak.isn, message_id = %nak.message_id, detail = %nak.detail, "refused a message the linked hub had accepted");
+                metrics::counter!(crate::metrics::HUB_LINK_REFUSED).increment(1);
+            }
+            _ => {}
         }
-        tracing::error!(%peer, osn, message_id = %nak.message_id, detail = %nak.detail, "refused a message the linked hub had accepted");
-        metrics::counter!(crate::metrics::HUB_LINK_REFUSED).increment(1);
     }
     hub.durable(ticket).await.map_err(|e| e.to_string())?;
-    if matches!(answer, ResponseFrame::Ack(_)) {
-        // As an ACK leaving on a bank's session: the tracker learns it, and the link's
+    if let Some(isn) = acked {
+        // As ACKs leaving on a bank's session: the tracker learns it, and the link's
         // payments stop waiting for it.
-        hub.acknowledged(peer, osn);
+        hub.acknowledged(peer, isn);
     }
     frames
-        .send(request(RequestFrame::Delivered(pb::Delivered { osn })))
+        .send(request(RequestFrame::Delivered(pb::Delivered { osn: last })))
         .await
         .map_err(|_| "session closed".to_string())
 }
