@@ -25,7 +25,8 @@ const EXPECTED: [(&str, &str, bool); 4] = [
 async fn the_linked_demo_pays_both_ways_holds_while_the_link_is_down_and_reconciles_clean() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("linked");
-    let config = LinkedConfig { data: Some(data.clone()), dashboard: None };
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let config = LinkedConfig { data: Some(data.clone()), dashboard: Some(any_port) };
     let mut lines = Vec::new();
     let (summary, running) =
         start_linked(&config, &mut |line: &str| lines.push(line.to_owned())).await.unwrap();
@@ -96,6 +97,19 @@ async fn the_linked_demo_pays_both_ways_holds_while_the_link_is_down_and_reconci
     }
     assert!(russia.hub().link_up(Bic::parse("BMJIIRTHXXX").unwrap()));
     assert_eq!(russia.hub().queued_for(Bic::parse("BMJIIRTHXXX").unwrap()), 0);
+    // The dashboard shows both hubs, each with its link up, nothing waiting, and the
+    // swap line as the summary has it.
+    let url = running.dashboard_url().unwrap().to_owned();
+    assert!(lines.contains(&format!("Dashboard: {url}")), "{text}");
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    for (path, link, settled) in [("/", "BMJIIRTHXXX", "1300.50"), ("/hubs/1/", "CBRFRUMMXXX", "-584225.00")]
+    {
+        let state = common::http::get(addr, &format!("{path}api/state")).await.json();
+        let shown = &state["links"][0];
+        assert_eq!((shown["link"].as_str(), shown["up"].as_bool()), (Some(link), Some(true)), "{state}");
+        assert_eq!((shown["settled_net_text"].as_str(), shown["queued"].as_u64()), (Some(settled), Some(0)));
+        assert_eq!(state["hubs"].as_array().unwrap().len(), 2, "{state}");
+    }
     running.stop(&mut |_: &str| {}).await.unwrap();
     // Each network is kept in its own folder, with its own PKI.
     for folder in ["russia", "iran"] {

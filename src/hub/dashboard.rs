@@ -36,6 +36,25 @@
 //!   id, or a message not yet durable in the journal.
 //! - Anything else: 404 (405 for a method other than GET on a known route).
 //!
+//! `/api/state` also has `hub_name` (the name this dashboard gives the hub), `hubs` (every
+//! hub it serves: `name`, `path`, `current`), `link_identity` (`bic`, `name`; `null`
+//! without links) and `links`: per link, the peer network's link identity and name
+//! (`link`, `name`, `peer_currency`), whether this hub dials it (`dials`), whether its
+//! session is up (`up`, [`Hub::link_up`]), the swap line in this hub's `currency`
+//! (`settled_net`: the link participant's position here; `reserved_out`: reserved for
+//! payments out through the link; `reserved_in`: for payments in from it; `cap`; each in
+//! minor units and as `*_text`) and `queued`, the messages waiting for the link
+//! ([`Hub::queued_for`]).
+//!
+//! # Several hubs on one dashboard
+//!
+//! [`serve_dashboards`] serves the first hub at `/` and hub `i` at `/hubs/{i}/` (the same
+//! routes under that path; `/hubs/{i}` redirects there), each page with tabs to the
+//! others. Each is a [`DashboardHub`], which its owner takes away while the hub restarts
+//! (the dashboard must not hold a hub that is closing): meanwhile that hub's API answers
+//! 503 with `{"error", "hubs"}`, and its page says the hub is down. `corridor demo --linked`
+//! shows the Russian hub at `/` and the Iranian at `/hubs/1/`.
+//!
 //! # The page's DOM contract (tests/dashboard_browser.rs relies on it)
 //!
 //! - `#participants` holds one element per participant, with `data-bic="<BIC>"` and
@@ -52,6 +71,11 @@
 //!   Corridor cannot write it, or `data-error`.
 //! - `#reconciliation` shows the last reconciliation (`data-clean="true"|"false"` once
 //!   there is one).
+//! - `#hubs` holds one link per hub served (hidden with one hub), `data-current="true"` on
+//!   this page's; `#hub-down` (hidden unless) says this hub is down, and `body` then has
+//!   `data-hub-down="true"`.
+//! - `#links` (in `#links-panel`, hidden without links) holds one row per link, with
+//!   `data-link="<BIC>"`, `data-up="true"|"false"` and `data-queued="<n>"`.
 //!
 //! # Running the demo with its dashboard from a test
 //!
@@ -86,7 +110,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
@@ -130,12 +154,60 @@ pub async fn serve_dashboard(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), String> {
+    let name = hub.directory().hub().to_string();
+    serve_dashboards(vec![DashboardHub::new(name, hub)], listener, shutdown).await
+}
+
+/// A hub a dashboard shows, under a name for its tab. Its owner may take the hub away
+/// ([`DashboardHub::set`] `None`, before the hub stops: the dashboard then holds no handle
+/// on it, and answers for it that it is down) and give it back once it runs again.
+#[derive(Clone)]
+pub struct DashboardHub {
+    name: String,
+    slot: Arc<watch::Sender<Option<Hub>>>,
+}
+
+impl DashboardHub {
+    /// `hub`, shown as `name`.
+    pub fn new(name: impl Into<String>, hub: Hub) -> Self {
+        Self { name: name.into(), slot: Arc::new(watch::Sender::new(Some(hub))) }
+    }
+
+    /// Shows `hub` from now on; `None` while it is down.
+    pub fn set(&self, hub: Option<Hub>) {
+        self.slot.send_replace(hub);
+    }
+
+    fn hub(&self) -> Option<Hub> {
+        self.slot.borrow().clone()
+    }
+}
+
+/// Serves the dashboards of `hubs` on `listener` until `shutdown` completes: the first at
+/// `/`, the others at `/hubs/{index}/`, each page with tabs to the others. Then event
+/// streams end, the server drains and this returns (having let go of every hub it took;
+/// the callers' [`DashboardHub`]s still hold theirs).
+pub async fn serve_dashboards(
+    hubs: Vec<DashboardHub>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), String> {
+    assert!(!hubs.is_empty(), "a dashboard shows at least one hub");
     let stop = CancellationToken::new();
-    let stats = Arc::new(Mutex::new(Stats::default()));
-    let collector = tokio::spawn(collect(hub.subscribe_events(), Arc::clone(&stats), stop.clone()));
-    let dashboard =
-        Dashboard { hub, stats, stop: stop.clone(), streams: Arc::new(Semaphore::new(EVENT_STREAMS_MAX)) };
-    let server = axum::serve(listener, router(dashboard))
+    let streams = Arc::new(Semaphore::new(EVENT_STREAMS_MAX));
+    let tabs: Arc<Vec<(String, String)>> =
+        Arc::new(hubs.iter().enumerate().map(|(index, hub)| (hub.name.clone(), tab_path(index))).collect());
+    let mut collectors = Vec::new();
+    let mut app = Router::new();
+    for (index, shown) in hubs.into_iter().enumerate() {
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        collectors.push(tokio::spawn(collect(shown.clone(), Arc::clone(&stats), stop.clone())));
+        let tabs = Arc::clone(&tabs);
+        let dashboard =
+            Dashboard { shown, index, tabs, stats, stop: stop.clone(), streams: Arc::clone(&streams) };
+        app = app.merge(router(dashboard));
+    }
+    let server = axum::serve(listener, app.fallback(not_found))
         .with_graceful_shutdown(stop.clone().cancelled_owned())
         .into_future();
     tokio::pin!(server);
@@ -147,14 +219,26 @@ pub async fn serve_dashboard(
         }
     };
     stop.cancel();
-    let _ = collector.await;
+    for collector in collectors {
+        let _ = collector.await;
+    }
     served.map_err(|e| format!("the dashboard's server failed: {e}"))
+}
+
+/// Where the dashboard of hub `index` is: `/` for the first, `/hubs/{index}/` for others.
+fn tab_path(index: usize) -> String {
+    if index == 0 { "/".into() } else { format!("/hubs/{index}/") }
 }
 
 /// What every handler shares.
 #[derive(Clone)]
 struct Dashboard {
-    hub: Hub,
+    /// The hub this dashboard shows (absent while it is down).
+    shown: DashboardHub,
+    /// Its place among the hubs served: `tabs[index]`.
+    index: usize,
+    /// Every hub served: its name and its page's path.
+    tabs: Arc<Vec<(String, String)>>,
     /// Throughput and latency, from the hub's events. Short sections only.
     stats: Arc<Mutex<Stats>>,
     /// Cancelled at shutdown: event streams end so the server can drain.
@@ -163,20 +247,61 @@ struct Dashboard {
     streams: Arc<Semaphore>,
 }
 
-fn router(dashboard: Dashboard) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/assets/{name}", get(asset))
-        .route("/api/state", get(state))
-        .route("/api/events", get(events))
-        .route("/api/payments/{uetr}", get(payment))
-        .route("/api/payments/{uetr}/messages/{message_id}", get(payment_message))
-        .fallback(not_found)
-        .with_state(dashboard)
+impl Dashboard {
+    /// The hub, `None` while it is down.
+    fn hub(&self) -> Option<Hub> {
+        self.shown.hub()
+    }
+
+    /// The answer while the hub is down: 503, with the tabs for the page.
+    fn down(&self) -> Response {
+        let body = json!({
+            "error": format!("the hub {} is down (it is restarting, or stopped)", self.shown.name),
+            "hubs": self.tabs_json(),
+        });
+        json_response(StatusCode::SERVICE_UNAVAILABLE, &body)
+    }
+
+    /// Every hub served, for the page's tabs: `name`, `path`, `current`.
+    fn tabs_json(&self) -> Vec<Value> {
+        self.tabs
+            .iter()
+            .enumerate()
+            .map(
+                |(index, (name, path))| json!({ "name": name, "path": path, "current": index == self.index }),
+            )
+            .collect()
+    }
 }
 
-async fn page() -> Response {
-    with_type("text/html; charset=utf-8", PAGE_HTML)
+/// The routes of one hub's dashboard, under its tab's path.
+fn router(dashboard: Dashboard) -> Router {
+    let at = tab_path(dashboard.index);
+    let mut routes = Router::new()
+        .route(&at, get(page))
+        .route(&format!("{at}assets/{{name}}"), get(asset))
+        .route(&format!("{at}api/state"), get(state))
+        .route(&format!("{at}api/events"), get(events))
+        .route(&format!("{at}api/payments/{{uetr}}"), get(payment))
+        .route(&format!("{at}api/payments/{{uetr}}/messages/{{message_id}}"), get(payment_message));
+    if at != "/" {
+        // The page's links are relative to its folder: `/hubs/1` is `/hubs/1/`.
+        let folder = at.clone();
+        routes = routes.route(
+            at.trim_end_matches('/'),
+            get(move || async move { axum::response::Redirect::permanent(&folder) }),
+        );
+    }
+    routes.with_state(dashboard)
+}
+
+async fn page(State(dashboard): State<Dashboard>) -> Response {
+    if dashboard.index == 0 {
+        return with_type("text/html; charset=utf-8", PAGE_HTML);
+    }
+    // Another hub's page loads its assets from under its own path.
+    let page = PAGE_HTML.replace("\"/assets/", &format!("\"{}assets/", tab_path(dashboard.index)));
+    with_type("text/html; charset=utf-8", page)
 }
 
 async fn asset(name: Result<Path<String>, PathRejection>) -> Response {
@@ -195,7 +320,7 @@ async fn not_found() -> Response {
     )
 }
 
-fn with_type(content_type: &'static str, body: &'static str) -> Response {
+fn with_type(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -203,7 +328,7 @@ fn with_type(content_type: &'static str, body: &'static str) -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -222,12 +347,14 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn state(State(dashboard): State<Dashboard>) -> Response {
-    json_response(StatusCode::OK, &snapshot(&dashboard))
+    match dashboard.hub() {
+        Some(hub) => json_response(StatusCode::OK, &snapshot(&dashboard, &hub)),
+        None => dashboard.down(),
+    }
 }
 
 /// The whole `/api/state` object.
-fn snapshot(dashboard: &Dashboard) -> Value {
-    let hub = &dashboard.hub;
+fn snapshot(dashboard: &Dashboard, hub: &Hub) -> Value {
     let directory = hub.directory();
     let positions = hub.positions();
     let names: HashMap<_, _> = directory.participants().map(|(bic, name)| (bic, name.to_owned())).collect();
@@ -280,6 +407,10 @@ fn snapshot(dashboard: &Dashboard) -> Value {
     let reconciliation = hub.last_reconciliation();
     json!({
         "hub": directory.hub().to_string(),
+        "hub_name": dashboard.shown.name,
+        "hubs": dashboard.tabs_json(),
+        "link_identity": hub.links().map(|l| json!({ "bic": l.identity.bic.to_string(), "name": l.identity.name })),
+        "links": links_json(hub, &positions),
         "settlement_model": positions.model().name(),
         "participants": participants,
         "messages": {
@@ -294,6 +425,45 @@ fn snapshot(dashboard: &Dashboard) -> Value {
         "latency": latency,
         "reconciliation": reconciliation,
     })
+}
+
+/// Each link of the hub: the peer network's link identity and name, whether its session is
+/// up, the swap line (the link participant's position here, in this hub's currency, and
+/// the cap; what is reserved on it for payments out through the link, and for payments in
+/// from it) and the messages waiting for it.
+fn links_json(hub: &Hub, positions: &Positions) -> Vec<Value> {
+    let Some(links) = hub.links() else { return Vec::new() };
+    links
+        .links
+        .iter()
+        .map(|link| {
+            let peer = link.peer.bic;
+            let currency = link.cap.currency();
+            let position = positions.position(peer, currency);
+            let text = |minor_units: i64| format_minor_units(minor_units, currency);
+            let reserved_out = {
+                let state = hub.inner.state.lock().expect("hub state lock");
+                state.links.get(&peer).map_or(0, |terms| terms.out_reserved)
+            };
+            json!({
+                "link": peer.to_string(),
+                "name": link.peer.name,
+                "peer_currency": link.peer.currency.code(),
+                "dials": link.peer_url.is_some(),
+                "up": hub.link_up(peer),
+                "currency": currency.code(),
+                "settled_net": position.settled_net,
+                "reserved_out": reserved_out,
+                "reserved_in": position.reserved,
+                "cap": position.net_debit_cap,
+                "settled_net_text": text(position.settled_net),
+                "reserved_out_text": text(reserved_out),
+                "reserved_in_text": text(position.reserved),
+                "cap_text": text(position.net_debit_cap),
+                "queued": hub.queued_for(peer),
+            })
+        })
+        .collect()
 }
 
 /// The currencies each participant holds a position in at the hub, in order of their
@@ -347,23 +517,21 @@ fn parse_uetr(text: &str) -> Result<Uetr, Refusal> {
 }
 
 /// The payment the hub knows by the UETR of a request's path, or the 404 that says why not.
-fn find_payment(dashboard: &Dashboard, text: &str) -> Result<HubPayment, Refusal> {
+fn find_payment(hub: &Hub, text: &str) -> Result<HubPayment, Refusal> {
     let uetr = parse_uetr(text)?;
-    dashboard
-        .hub
-        .payment(&uetr)
-        .ok_or_else(|| (StatusCode::NOT_FOUND, format!("the hub has no payment {uetr}")))
+    hub.payment(&uetr).ok_or_else(|| (StatusCode::NOT_FOUND, format!("the hub has no payment {uetr}")))
 }
 
 async fn payment(State(dashboard): State<Dashboard>, text: Result<Path<String>, PathRejection>) -> Response {
     let Ok(Path(text)) = text else {
         return error(StatusCode::NOT_FOUND, "malformed UETR: not UTF-8 text");
     };
-    let found = match find_payment(&dashboard, &text) {
+    let Some(hub) = dashboard.hub() else { return dashboard.down() };
+    let found = match find_payment(&hub, &text) {
         Ok(found) => found,
         Err(refusal) => return refused(refusal),
     };
-    let positions = dashboard.hub.positions();
+    let positions = hub.positions();
     let steps: Vec<Value> = super::admin::track_steps(&found, positions.reports())
         .into_iter()
         .map(
@@ -391,7 +559,7 @@ async fn payment(State(dashboard): State<Dashboard>, text: Result<Path<String>, 
             "returned": wire.returned,
             "recall_case_id": wire.recall_case_id,
         },
-        "hub": dashboard.hub.directory().hub().to_string(),
+        "hub": hub.directory().hub().to_string(),
         "steps": steps,
         "messages": relayed_messages(&found).iter().map(Relayed::to_json).collect::<Vec<_>>(),
     });
@@ -454,7 +622,8 @@ async fn payment_message(
     let Ok(Path((uetr_text, id_text))) = texts else {
         return error(StatusCode::NOT_FOUND, "malformed UETR or message id: not UTF-8 text");
     };
-    let found = match find_payment(&dashboard, &uetr_text) {
+    let Some(hub) = dashboard.hub() else { return dashboard.down() };
+    let found = match find_payment(&hub, &uetr_text) {
         Ok(found) => found,
         Err(refusal) => return refused(refusal),
     };
@@ -470,7 +639,7 @@ async fn payment_message(
             &format!("payment {} has no message {id_text:?}; its messages: {}", found.uetr, ids.join(", ")),
         );
     };
-    let message = match journalled_message(&dashboard.hub, found.uetr, relayed).await {
+    let message = match journalled_message(&hub, found.uetr, relayed).await {
         Ok(message) => message,
         Err(refusal) => return refused(refusal),
     };
@@ -520,7 +689,10 @@ async fn events(State(dashboard): State<Dashboard>) -> Response {
             &format!("{EVENT_STREAMS_MAX} event streams are open already; close one"),
         );
     };
-    let mut events = dashboard.hub.subscribe_events();
+    let Some(hub) = dashboard.hub() else { return dashboard.down() };
+    let mut events = hub.subscribe_events();
+    // The stream holds the hub's events, not the hub (which may restart meanwhile).
+    drop(hub);
     let (sender, receiver) = mpsc::channel::<Result<Event, Infallible>>(EVENT_STREAM_QUEUE_DEPTH);
     let stop = dashboard.stop.clone();
     // Ends when the client goes (the next send fails), or at shutdown.
@@ -693,23 +865,31 @@ impl ChartAxis {
     }
 }
 
-/// Feeds the hub's accepted messages into `stats` until `stop`.
-async fn collect(
-    mut events: broadcast::Receiver<HubEvent>,
-    stats: Arc<Mutex<Stats>>,
-    stop: CancellationToken,
-) {
+/// Feeds the accepted messages of the hub `shown` holds into `stats` until `stop`, taking
+/// up each hub it is given in turn (it holds no handle on one: only its events).
+async fn collect(shown: DashboardHub, stats: Arc<Mutex<Stats>>, stop: CancellationToken) {
+    let mut changes = shown.slot.subscribe();
     loop {
-        let received = tokio::select! {
+        let events = changes.borrow_and_update().as_ref().map(Hub::subscribe_events);
+        tokio::select! {
             () = stop.cancelled() => return,
-            received = events.recv() => received,
-        };
-        match received {
+            () = collect_from(events, &stats) => {}
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Feeds `events` into `stats` until the hub closes them (forever without a hub).
+async fn collect_from(events: Option<broadcast::Receiver<HubEvent>>, stats: &Mutex<Stats>) {
+    let Some(mut events) = events else { return std::future::pending().await };
+    loop {
+        match events.recv().await {
             Ok(HubEvent::Accepted { message_type, uetr, unix_ms, .. }) => {
                 stats.lock().expect("dashboard stats lock").record(message_type, uetr, unix_ms);
             }
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-            Err(broadcast::error::RecvError::Closed) => return,
+            // The hub stopped: wait for the next one.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
         }
     }
 }

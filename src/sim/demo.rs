@@ -406,11 +406,21 @@ pub(crate) fn serve_dashboard_on(
     network: &LocalNetwork,
     listener: TcpListener,
 ) -> Result<RunningDashboard, String> {
+    let hub = network.hub().clone();
+    let name = hub.directory().hub().to_string();
+    serve_dashboards_on(vec![crate::hub::dashboard::DashboardHub::new(name, hub)], listener)
+}
+
+/// Serves the dashboards of `hubs` on `listener`, bound already (the first at `/`).
+pub(crate) fn serve_dashboards_on(
+    hubs: Vec<crate::hub::dashboard::DashboardHub>,
+    listener: TcpListener,
+) -> Result<RunningDashboard, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}/");
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(crate::hub::dashboard::serve_dashboard(
-        network.hub().clone(),
+    let task = tokio::spawn(crate::hub::dashboard::serve_dashboards(
+        hubs,
         listener,
         shutdown.clone().cancelled_owned(),
     ));

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::demo::{RunningDashboard, network_dir};
+use super::demo::{RunningDashboard, network_dir, serve_dashboards_on};
 use super::{LinkTerms, LocalNetwork, link_networks};
 use crate::bank::{Bank, PaymentOrder};
+use crate::hub::dashboard::DashboardHub;
 use crate::model::{Amount, Bic, Currency, PaymentStatus, Rate, Uetr, format_minor_units};
 use crate::pb;
 use crate::reconcile::Report;
@@ -157,7 +158,7 @@ impl LinkedSummary {
 pub struct RunningLinked {
     russia: LocalNetwork,
     iran: LocalNetwork,
-    dashboard: Option<RunningDashboard>,
+    dashboard: Option<Shown>,
     kept: Option<PathBuf>,
     _temporary: Option<tempfile::TempDir>,
 }
@@ -170,13 +171,15 @@ impl RunningLinked {
 
     /// The dashboard's URL (`http://ADDR/`), when it is served.
     pub fn dashboard_url(&self) -> Option<&str> {
-        self.dashboard.as_ref().map(|d| d.url.as_str())
+        self.dashboard.as_ref().map(|d| d.running.url.as_str())
     }
 
     /// Stops the dashboard, then both networks, gracefully.
     pub async fn stop(self, out: &mut dyn FnMut(&str)) -> Result<(), String> {
-        if let Some(dashboard) = self.dashboard {
-            dashboard.stop().await?;
+        if let Some(Shown { running, hubs }) = self.dashboard {
+            running.stop().await?;
+            // They hold the hubs: let go before the hubs close.
+            drop(hubs);
         }
         self.russia.stop().await?;
         self.iran.stop().await?;
@@ -196,10 +199,35 @@ type BankAt = (&'static Country, usize);
 /// A payment sent while the link was down: its UETR, its sender and its receiver.
 type Held = (Uetr, BankAt, BankAt);
 
-/// The stage: both networks running, linked, with their banks.
+/// The stage: both networks running, linked, with their banks, and the dashboard.
 struct Stage {
     russia: LocalNetwork,
     iran: LocalNetwork,
+    dashboard: Option<Shown>,
+}
+
+/// The dashboard of both hubs (Russia's at `/`, Iran's at `/hubs/1/`), and the hubs it
+/// shows, which the story takes away while the Iranian hub is down.
+struct Shown {
+    running: RunningDashboard,
+    hubs: [DashboardHub; 2],
+}
+
+/// Serves the dashboard of both hubs on `addr`.
+async fn show(
+    russia: &LocalNetwork,
+    iran: &LocalNetwork,
+    addr: std::net::SocketAddr,
+) -> Result<Shown, String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--dashboard-addr: cannot listen on {addr}: {e}"))?;
+    let hubs = [
+        DashboardHub::new(format!("{} ({})", RUSSIA.name, RUSSIA.currency), russia.hub().clone()),
+        DashboardHub::new(format!("{} ({})", IRAN.name, IRAN.currency), iran.hub().clone()),
+    ];
+    let running = serve_dashboards_on(hubs.to_vec(), listener)?;
+    Ok(Shown { running, hubs })
 }
 
 impl Stage {
@@ -233,15 +261,7 @@ pub async fn start_linked(
 ) -> Result<(LinkedSummary, RunningLinked), String> {
     let (dir, temporary) = network_dir(config.data.as_deref())?;
     out("Two national networks, linked: Russia (SPFS-like, roubles) and Iran (SEPAM-like, rials).");
-    let mut stage = set_up(&dir, out).await?;
-    let dashboard = match config.dashboard {
-        Some(addr) => {
-            let dashboard = super::demo::start_dashboard(&stage.russia, addr).await?;
-            out(&format!("Dashboard: {}", dashboard.url));
-            Some(dashboard)
-        }
-        None => None,
-    };
+    let mut stage = set_up(&dir, config.dashboard, out).await?;
     let mut payments = Vec::new();
     out("");
     out("1. A payment each way across the link");
@@ -270,7 +290,7 @@ pub async fn start_linked(
     } else {
         "The end, but not a good one: see above."
     });
-    let Stage { russia, iran } = stage;
+    let Stage { russia, iran, dashboard } = stage;
     let kept = config.data.is_some().then_some(dir);
     Ok((summary, RunningLinked { russia, iran, dashboard, kept, _temporary: temporary }))
 }
@@ -284,7 +304,11 @@ pub async fn run_linked(config: &LinkedConfig, out: &mut dyn FnMut(&str)) -> Res
 
 /// Each network from its own `pki init`, its banks funded, the link, the banks' nodes
 /// and their customers.
-async fn set_up(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<Stage, String> {
+async fn set_up(
+    dir: &Path,
+    dashboard: Option<std::net::SocketAddr>,
+    out: &mut dyn FnMut(&str),
+) -> Result<Stage, String> {
     let mut russia = create(dir, &RUSSIA, out).await?;
     let mut iran = create(dir, &IRAN, out).await?;
     let terms = LinkTerms {
@@ -300,7 +324,15 @@ async fn set_up(dir: &Path, out: &mut dyn FnMut(&str)) -> Result<Stage, String> 
         ),
     };
     link_networks(&mut russia, &mut iran, &terms).await?;
-    let stage = Stage { russia, iran };
+    let dashboard = match dashboard {
+        Some(addr) => Some(show(&russia, &iran, addr).await?),
+        None => None,
+    };
+    let stage = Stage { russia, iran, dashboard };
+    if let Some(shown) = &stage.dashboard {
+        out(&format!("Dashboard: {}", shown.running.url));
+        out(&format!("  (the Russian hub's; the Iranian hub's is at {}hubs/1/)", shown.running.url));
+    }
     wait_for(|| link_is_up(&stage).then_some(()))
         .await
         .map_err(|_| "the link did not come up".to_string())?;
@@ -549,6 +581,10 @@ async fn link_down(stage: &mut Stage, out: &mut dyn FnMut(&str)) -> Result<(usiz
     let iranian_link = bic(IRAN.link.0);
     out("The Iranian hub stops (its journal stays on disk; its banks wait for it). The Russian hub's link");
     out("session ends;");
+    // The dashboard holds the hub: it lets go first, and says the hub is down meanwhile.
+    if let Some(shown) = &stage.dashboard {
+        shown.hubs[1].set(None);
+    }
     stage.iran.stop_hub().await?;
     wait_for(|| (!stage.russia.hub().link_up(iranian_link)).then_some(())).await?;
     out(&format!("it sees the link to {} ({}) down and keeps dialling it.", IRAN.link.1, IRAN.link.0));
@@ -589,6 +625,9 @@ async fn link_back(
 ) -> Result<Vec<LinkedPayment>, String> {
     let iranian_link = bic(IRAN.link.0);
     stage.iran.start_hub_again().await?;
+    if let Some(shown) = &stage.dashboard {
+        shown.hubs[1].set(Some(stage.iran.hub().clone()));
+    }
     out("The Iranian hub starts again from its journal, and its banks reconnect. The Russian hub dials it;");
     out("the link session's Hello says what each side last processed, and the Russian hub sends what it");
     out("held, in order of its output sequence numbers. Anything it may have sent before goes out flagged");

@@ -1,6 +1,8 @@
 // Corridor hub dashboard. Plain JavaScript, no libraries, nothing loaded from elsewhere:
 // a snapshot from /api/state every second, live events from /api/events, and a
-// payment's path from /api/payments/{uetr}. Charts on canvas; the sequence diagram in SVG.
+// payment's path from /api/payments/{uetr}, each under the page's own path (a dashboard
+// that shows several hubs serves the others at /hubs/{index}/). Charts on canvas; the
+// sequence diagram in SVG.
 'use strict';
 
 (function () {
@@ -31,6 +33,8 @@
   };
 
   const $ = (id) => document.getElementById(id);
+  // The page's folder: '/' for the first hub, '/hubs/1/' for the next.
+  const BASE = window.location.pathname.replace(/[^/]*$/, '');
   let hubBic = '';
   let accepted = 0;
   let refused = 0;
@@ -91,9 +95,55 @@
 
   // ---- snapshot -----------------------------------------------------------------
 
+  // The tabs to the other hubs this dashboard shows (none when it shows one).
+  function applyTabs(hubs) {
+    const nav = $('hubs');
+    nav.hidden = !hubs || hubs.length < 2;
+    if (nav.hidden) return;
+    nav.replaceChildren(...hubs.map((h) => {
+      const link = document.createElement('a');
+      link.href = h.path;
+      link.textContent = h.name;
+      link.setAttribute('data-current', h.current ? 'true' : 'false');
+      return link;
+    }));
+  }
+
+  function applyDown(body) {
+    applyTabs(body.hubs);
+    const banner = $('hub-down');
+    banner.hidden = false;
+    banner.textContent = body.error || 'the hub is down';
+    document.body.setAttribute('data-hub-down', 'true');
+  }
+
+  // Each link: the peer network's link identity and name, its session, the swap line
+  // (the link's position at this hub, in this hub's currency, and its cap) and what
+  // waits for it.
+  function applyLinks(links, identity) {
+    $('links-panel').hidden = !links || links.length === 0;
+    $('link-identity').textContent = identity ? 'this network is ' + identity.name + ' (' + identity.bic + ')' : '';
+    $('links').tBodies[0].replaceChildren(...(links || []).map((l) => {
+      const tr = row(
+        [l.link, l.name + ' (' + l.peer_currency + ')', l.up ? 'up' : 'down',
+          l.settled_net_text + ' ' + l.currency, l.reserved_out_text + ' / ' + l.reserved_in_text + ' ' + l.currency, l.cap_text + ' ' + l.currency, l.queued],
+        [false, false, false, true, true, true, true]);
+      tr.setAttribute('data-link', l.link);
+      tr.setAttribute('data-up', l.up ? 'true' : 'false');
+      tr.setAttribute('data-queued', String(l.queued));
+      tr.children[2].classList.add('session');
+      return tr;
+    }));
+  }
+
   function applyState(state) {
     hubBic = state.hub;
+    $('hub-down').hidden = true;
+    document.body.removeAttribute('data-hub-down');
+    applyTabs(state.hubs);
+    applyLinks(state.links, state.link_identity);
     $('hub-bic').textContent = state.hub;
+    $('hub-name').textContent = state.hub_name && state.hub_name !== state.hub ? state.hub_name : '';
     $('settlement-model').textContent = 'settlement: ' + state.settlement_model;
     for (const p of state.participants) {
       participantElement(p);
@@ -159,8 +209,12 @@
 
   async function poll() {
     try {
-      const response = await fetch('/api/state', { cache: 'no-store' });
-      if (response.ok) applyState(await response.json());
+      const response = await fetch(BASE + 'api/state', { cache: 'no-store' });
+      if (response.ok) {
+        applyState(await response.json());
+      } else if (response.status === 503) {
+        applyDown(await response.json());
+      }
     } catch (error) {
       setLive(false);
     } finally {
@@ -340,7 +394,7 @@
   }
 
   function listen() {
-    const source = new EventSource('/api/events');
+    const source = new EventSource(BASE + 'api/events');
     source.onopen = () => setLive(true);
     source.onerror = () => setLive(false);
     source.onmessage = (message) => {
@@ -369,7 +423,7 @@
     }
     status.textContent = 'Looking for ' + uetr + '…';
     try {
-      const response = await fetch('/api/payments/' + encodeURIComponent(uetr), { cache: 'no-store' });
+      const response = await fetch(BASE + 'api/payments/' + encodeURIComponent(uetr), { cache: 'no-store' });
       const body = await response.json();
       if (!response.ok) {
         status.textContent = body.error || ('error ' + response.status);
@@ -471,7 +525,7 @@
     view.textContent = 'Loading ' + messageId + '…';
     let shown;
     try {
-      const response = await fetch('/api/payments/' + encodeURIComponent(uetr) + '/messages/' +
+      const response = await fetch(BASE + 'api/payments/' + encodeURIComponent(uetr) + '/messages/' +
         encodeURIComponent(messageId), { cache: 'no-store' });
       const body = await response.json();
       if (!response.ok) {
