@@ -21,6 +21,7 @@ use super::{LinkTerms, LocalNetwork, link_networks};
 use crate::bank::{Bank, PaymentOrder};
 use crate::hub::dashboard::DashboardHub;
 use crate::model::{Amount, Bic, Currency, PaymentStatus, Rate, Uetr, format_minor_units};
+use crate::net::tracker_client;
 use crate::pb;
 use crate::reconcile::Report;
 use crate::reconcile::sources::{reconcile_link_live, reconcile_live};
@@ -266,6 +267,10 @@ pub async fn start_linked(
     out("");
     out("1. A payment each way across the link");
     payments.push(pay(&stage, out, (&RUSSIA, 0), (&IRAN, 0), "1000.00", false).await?);
+    out(
+        "  Its whole path, as `corridor track UETR --linked-dir ... --linked-hub ...` shows it from both hubs:",
+    );
+    tell_path(&stage, out, &payments[0].uetr).await?;
     payments.push(pay(&stage, out, (&IRAN, 1), (&RUSSIA, 1), "100000.00", false).await?);
     tell_swap_lines(&stage, out);
     out("");
@@ -579,8 +584,7 @@ fn credits(bank: &Bank, account: &str, uetr: Uetr) -> Vec<i64> {
 /// the link. Returns how many messages it held, and the payments.
 async fn link_down(stage: &mut Stage, out: &mut dyn FnMut(&str)) -> Result<(usize, Vec<Held>), String> {
     let iranian_link = bic(IRAN.link.0);
-    out("The Iranian hub stops (its journal stays on disk; its banks wait for it). The Russian hub's link");
-    out("session ends;");
+    out("The Iranian hub stops (its journal stays on disk; its banks wait for it).");
     // The dashboard holds the hub: it lets go first, and says the hub is down meanwhile.
     if let Some(shown) = &stage.dashboard {
         shown.hubs[1].set(None);
@@ -639,6 +643,9 @@ async fn link_back(
     for (uetr, from, to) in sent {
         payments.push(settled(stage, out, *uetr, *from, *to, true).await?);
     }
+    out("  The first one's path: between the Russian hub's ACK and the link hop (crossed_link), the time");
+    out("  the link was down.");
+    tell_path(stage, out, &payments[0].uetr).await?;
     wait_for(|| (stage.russia.hub().queued_for(iranian_link) == 0).then_some(())).await?;
     for payment in &payments {
         out(&format!(
@@ -651,6 +658,30 @@ async fn link_back(
         stage.russia.hub().queued_for(iranian_link)
     ));
     Ok(payments)
+}
+
+/// Payment `uetr`'s steps at both hubs, as their trackers have them, in time order.
+async fn tell_path(stage: &Stage, out: &mut dyn FnMut(&str), uetr: &str) -> Result<(), String> {
+    let mut steps = Vec::new();
+    for country in [&RUSSIA, &IRAN] {
+        let network = stage.network(country);
+        let mut tracker = tracker_client(&network.network, &network.hub_url).await?;
+        let request = pb::TrackRequest { uetr: uetr.to_owned() };
+        let tracked = tracker.track(request).await.map_err(|s| format!("track {uetr}: {}", s.message()))?;
+        steps.extend(tracked.into_inner().steps.into_iter().map(|step| (country.adjective, step)));
+    }
+    steps.sort_by_key(|(_, step)| step.time_unix_ms);
+    let start = steps.first().map_or(0, |(_, step)| step.time_unix_ms);
+    for (hub, step) in &steps {
+        out(&format!(
+            "    +{:>5} ms  {:<8} hub  {:<19} by {}",
+            step.time_unix_ms - start,
+            hub,
+            step.step,
+            step.by_bic
+        ));
+    }
+    Ok(())
 }
 
 /// The swap line at each hub: the other network's link participant's position.
