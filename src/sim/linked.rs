@@ -584,6 +584,9 @@ fn credits(bank: &Bank, account: &str, uetr: Uetr) -> Vec<i64> {
 /// the link. Returns how many messages it held, and the payments.
 async fn link_down(stage: &mut Stage, out: &mut dyn FnMut(&str)) -> Result<(usize, Vec<Held>), String> {
     let iranian_link = bic(IRAN.link.0);
+    // Nothing of the first payments still waits for the link's ACK: what waits from now
+    // on is what is sent while it is down.
+    wait_for(|| (stage.russia.hub().queued_for(iranian_link) == 0).then_some(())).await?;
     out("The Iranian hub stops (its journal stays on disk; its banks wait for it).");
     // The dashboard holds the hub: it lets go first, and says the hub is down meanwhile.
     if let Some(shown) = &stage.dashboard {
