@@ -410,7 +410,7 @@ fn snapshot(dashboard: &Dashboard, hub: &Hub) -> Value {
         "hub_name": dashboard.shown.name,
         "hubs": dashboard.tabs_json(),
         "link_identity": hub.links().map(|l| json!({ "bic": l.identity.bic.to_string(), "name": l.identity.name })),
-        "links": links_json(hub, &positions),
+        "links": links_json(hub),
         "settlement_model": positions.model().name(),
         "participants": participants,
         "messages": {
@@ -431,7 +431,7 @@ fn snapshot(dashboard: &Dashboard, hub: &Hub) -> Value {
 /// up, the swap line (the link participant's position here, in this hub's currency, and
 /// the cap; what is reserved on it for payments out through the link, and for payments in
 /// from it) and the messages waiting for it.
-fn links_json(hub: &Hub, positions: &Positions) -> Vec<Value> {
+fn links_json(hub: &Hub) -> Vec<Value> {
     let Some(links) = hub.links() else { return Vec::new() };
     links
         .links
@@ -439,12 +439,9 @@ fn links_json(hub: &Hub, positions: &Positions) -> Vec<Value> {
         .map(|link| {
             let peer = link.peer.bic;
             let currency = link.cap.currency();
-            let position = positions.position(peer, currency);
+            // Both read together: a payment settling in between moves one and the other.
+            let (position, reserved_out) = hub.swap_line(peer, currency);
             let text = |minor_units: i64| format_minor_units(minor_units, currency);
-            let reserved_out = {
-                let state = hub.inner.state.lock().expect("hub state lock");
-                state.links.get(&peer).map_or(0, |terms| terms.out_reserved)
-            };
             json!({
                 "link": peer.to_string(),
                 "name": link.peer.name,

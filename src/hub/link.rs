@@ -129,6 +129,14 @@ impl Hub {
         dialled || state.participants.get(&peer).is_some_and(|p| p.session.is_some())
     }
 
+    /// The swap line with `peer` now, read together: the link's position in `currency`
+    /// (this hub's), and what is reserved on it for payments out through the link.
+    pub fn swap_line(&self, peer: Bic, currency: crate::model::Currency) -> (super::positions::Position, i64) {
+        let state = self.inner.state.lock().expect("hub state lock");
+        let out_reserved = state.links.get(&peer).map_or(0, |terms| terms.out_reserved);
+        (state.positions.position(peer, currency), out_reserved)
+    }
+
     fn link_state(&self, peer: Bic, up: bool) {
         self.inner.links_up.lock().expect("links lock").insert(peer, up);
     }
