@@ -321,6 +321,45 @@ fn bad_replication_flags_are_refused_naming_the_flag_and_create_nothing() {
     assert_eq!(files_under(&dir), before);
 }
 
+/// The linked networks' flags refuse garbage naming the flag, changing nothing: a link
+/// listener on a network with no link, or on an address that is not one; a reconciliation
+/// or a track across a link missing its other half, or naming a network with no link.
+#[test]
+fn bad_link_flags_are_refused_naming_the_flag_and_create_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = pki_init(&temp, &[PAYER, PAYEE]);
+    let before = files_under(&dir);
+    let hub = ["hub", "--dir", text(&dir), "--listen", ANY_LOOPBACK_PORT];
+    let error = refused_in_one_line(corridor(&[&hub[..], &["--link-listen", ANY_LOOPBACK_PORT]].concat()));
+    assert!(error.contains("--link-listen") && error.contains("corridor link init"), "{error}");
+    let error = refused(corridor(&[&hub[..], &["--link-listen", "not an address"]].concat()));
+    assert!(error.contains("--link-listen"), "{error}");
+    let reconcile = ["reconcile", "--dir", text(&dir), "--hub", "https://127.0.0.1:9", "--bank", "X=Y"];
+    let error = refused(corridor(&[&reconcile[..], &["--linked-dir", text(&dir)]].concat()));
+    assert!(error.contains("--linked-hub"), "{error}");
+    let error = refused(corridor(&[
+        "reconcile",
+        "--dir",
+        text(&dir),
+        "--linked-dir",
+        text(&dir),
+        "--linked-hub",
+        "u",
+    ]));
+    assert!(error.contains("--hub"), "{error}");
+    let track = [
+        "track",
+        "--dir",
+        text(&dir),
+        "--hub",
+        "https://127.0.0.1:9",
+        "c2a6b2f4-1a3e-4c1d-9a7e-0d6f1e2b3c4d",
+    ];
+    let error = refused(corridor(&[&track[..], &["--linked-hub", "https://127.0.0.1:9"]].concat()));
+    assert!(error.contains("--linked-dir"), "{error}");
+    assert_eq!(files_under(&dir), before, "a refused link flag created or changed a file");
+}
+
 /// `pay` of 1.00 CNY from A1 to B1 at the payee, through the bank node at `bank`.
 fn pay_args<'a>(dir: &'a str, bank: &'a str) -> Vec<&'a str> {
     let order = ["--from", "A1", "--to-bank", PAYEE, "--to", "B1", "--amount", "1.00", "--currency", "CNY"];

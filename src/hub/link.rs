@@ -131,7 +131,11 @@ impl Hub {
 
     /// The swap line with `peer` now, read together: the link's position in `currency`
     /// (this hub's), and what is reserved on it for payments out through the link.
-    pub fn swap_line(&self, peer: Bic, currency: crate::model::Currency) -> (super::positions::Position, i64) {
+    pub fn swap_line(
+        &self,
+        peer: Bic,
+        currency: crate::model::Currency,
+    ) -> (super::positions::Position, i64) {
         let state = self.inner.state.lock().expect("hub state lock");
         let out_reserved = state.links.get(&peer).map_or(0, |terms| terms.out_reserved);
         (state.positions.position(peer, currency), out_reserved)
