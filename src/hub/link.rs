@@ -177,10 +177,14 @@ impl Hub {
     }
 
     /// What this hub has durably taken in from `peer`'s deliveries: the link session's
-    /// Hello says so, and the peer redelivers what follows.
+    /// Hello says so, and the peer redelivers what follows. The highest number on which a
+    /// message was accepted, not the next number less one: a number is journalled as
+    /// consumed before its message is, and a hub killed between the two would otherwise
+    /// report a delivery it never kept, which the peer would then never send again
+    /// (tests/link_crash.rs). Refusals above it are redelivered and refused again.
     fn link_processed(&self, peer: Bic) -> u64 {
         let state = self.inner.state.lock().expect("hub state lock");
-        state.participants.get(&peer).map_or(0, |p| p.next_isn - 1)
+        state.participants.get(&peer).map_or(0, |p| p.last_isn_accepted)
     }
 }
 
