@@ -237,6 +237,9 @@ async fn run_link_once(
         .max_decoding_message_size(net::FRAME_SIZE_MAX_BYTES)
         .max_encoding_message_size(net::FRAME_SIZE_MAX_BYTES);
     let (frames, outgoing) = mpsc::channel(hub.config().session_queue_depth);
+    // What the Hello reports taken in must be durable first: the peer stops keeping it,
+    // and a crash before it reached the disk would lose it.
+    hub.durable(hub.journal().appended()).await.map_err(|e| e.to_string())?;
     let hello = pb::Hello {
         last_osn_processed: hub.link_processed(peer),
         contract_version: net::CONTRACT_VERSION,
