@@ -763,4 +763,87 @@ mod tests {
         );
         assert!(later[0].is_ok() && later[1].is_err(), "{later:?}");
     }
+
+    /// Across a link, the receiving bank checks the sending bank's own signature with the
+    /// key the sender's network published (its hub's signed directory), not the word of
+    /// the hubs that relayed it: a pacs.008 from a linked network's bank signed with its
+    /// published key verifies; the same message signed with another key of that bank,
+    /// which its network did not publish, does not, though a hub delivered it.
+    #[tokio::test]
+    async fn a_delivery_from_a_linked_networks_bank_verifies_only_with_the_key_its_network_published() {
+        use crate::crypto::{KeyId, SigningIdentity};
+        use crate::directory::{Directory, KeyEntry, ParticipantEntry, PublishedDirectory};
+        use crate::model::{
+            Amount, Body, ChargeBearer, CreditTransfer, Currency, Header, Message, MessageId, MessageType,
+            Party, Uetr,
+        };
+        use pb::session_response::Frame;
+        let dir = tempfile::tempdir().unwrap();
+        let ru = Bic::parse("BANKRUMMXXX").unwrap();
+        let pki = crate::tls::init(dir.path(), &[ru, Bic::parse("VTBRRUMMXXX").unwrap()]).unwrap();
+        let (link, remote) = (Bic::parse("BMJIIRTHXXX").unwrap(), Bic::parse("MELIIRTHXXX").unwrap());
+        let k1 = KeyId::parse("k1").unwrap();
+        let peer_hub = SigningIdentity::generate(Bic::parse(crate::tls::HUB_BIC).unwrap(), k1.clone());
+        let published_key = SigningIdentity::generate(remote, k1.clone());
+        let unpublished_key = SigningIdentity::generate(remote, k1.clone());
+        let entry = |identity: &SigningIdentity| KeyEntry::new("k1", &identity.verifying_key_bytes(), None);
+        let published = PublishedDirectory {
+            version: crate::directory::PUBLISHED_DIRECTORY_VERSION,
+            network: link.to_string(),
+            issued_unix_ms: 0,
+            participants: vec![ParticipantEntry {
+                bic: remote.to_string(),
+                name: "Bank Melli".into(),
+                keys: vec![entry(&published_key)],
+            }],
+            accepts: vec!["pacs.008".into()],
+        };
+        let directory = Directory::load(pki.root())
+            .unwrap()
+            .with_link(link, &[MessageType::Pacs008], &[entry(&peer_hub)])
+            .unwrap()
+            .with_published(&published)
+            .unwrap();
+        let identity = pki.signing_identity(crate::tls::Role::Bank(ru)).unwrap();
+        let bank = crate::bank::Bank::open(identity, directory, &pki.bank_data_dir(ru)).unwrap();
+
+        let uetr = Uetr::generate();
+        let irr = Currency::parse("IRR").unwrap();
+        let transfer = CreditTransfer {
+            conversion: None,
+            instruction_id: "I-1".into(),
+            end_to_end_id: "E-1".into(),
+            uetr,
+            amount: Amount::parse("450.00", irr).unwrap(),
+            settlement_date: time::macros::date!(2026 - 12 - 05),
+            charge_bearer: ChargeBearer::Shar,
+            debtor: Party::new("Sara Ahmadi", "C001").unwrap(),
+            debtor_agent: remote,
+            creditor: Party::new("Ivan Petrov", "C002").unwrap(),
+            creditor_agent: ru,
+            remittance_information: String::new(),
+        };
+        let header = Header {
+            message_id: MessageId::generate(),
+            uetr: Some(uetr),
+            sender: remote,
+            receiver: ru,
+            creation_time_unix_ms: crate::clock::unix_ms_now(),
+            sequence_number: 1,
+            possible_duplicate: false,
+        };
+        let message = Message::new(header, Body::Pacs008(transfer)).unwrap();
+        let deliver = |osn: u64, signer: &SigningIdentity| {
+            Frame::Deliver(pb::Deliver {
+                osn,
+                envelope: Some(pb::SignedEnvelope::from(&signer.sign(&message))),
+                possible_duplicate: false,
+            })
+        };
+        let frames = [deliver(1, &published_key), deliver(2, &unpublished_key)];
+        let verified = bank.verify_responses(&frames, &mut VerifiedRoot::default());
+        assert!(verified[0].is_ok(), "signed with the published key: {verified:?}");
+        let refusal = verified[1].clone().unwrap_err();
+        assert!(refusal.contains("does not verify"), "signed with an unpublished key: {refusal}");
+    }
 }
