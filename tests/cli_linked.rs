@@ -13,8 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::cli::{
-    COMMAND_POLL_INTERVAL, COMMAND_POLLS_MAX, Capture, ChildGuard, Outcome, corridor, corridor_command,
-    json_document, refused, succeeded, text,
+    Capture, ChildGuard, corridor, corridor_command, corridor_in, json_document, refused, succeeded, text,
 };
 
 /// `demo --linked --json`: four payments across the link, two of them held while it was
@@ -140,24 +139,6 @@ fn shell_words(command: &str) -> Vec<String> {
     words
 }
 
-/// `corridor ARGS` run in `dir`, bounded as [`corridor`] is.
-fn corridor_in(dir: &std::path::Path, args: &[String]) -> Outcome {
-    let (stdout, stderr) = (Capture::new(), Capture::new());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let child =
-        corridor_command(&args).current_dir(dir).stdout(stdout.stdio()).stderr(stderr.stdio()).spawn();
-    let mut child = ChildGuard(child.expect("spawn corridor"));
-    let status = child
-        .wait_bounded(COMMAND_POLLS_MAX, COMMAND_POLL_INTERVAL)
-        .unwrap_or_else(|| panic!("`corridor {}` did not finish", args.join(" ")));
-    Outcome {
-        args: args.iter().map(|a| a.to_string()).collect(),
-        status,
-        stdout: stdout.text(),
-        stderr: stderr.text(),
-    }
-}
-
 /// A node started in `dir`, once it said where it listens (it has bound its port then).
 fn start_in(dir: &std::path::Path, args: &[String]) -> (ChildGuard, Capture) {
     let stderr = Capture::new();
@@ -229,10 +210,11 @@ fn the_readmes_two_linked_networks_by_hand_run_as_written() {
             nodes.push(start_in(dir, &words));
             continue;
         }
-        let mut outcome = corridor_in(dir, &words);
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let mut outcome = corridor_in(dir, &args);
         if words[0] == "status" {
             wait_until("ACSC", || {
-                outcome = corridor_in(dir, &words);
+                outcome = corridor_in(dir, &args);
                 outcome.stdout.contains("ACSC")
             });
         }

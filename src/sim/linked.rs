@@ -12,11 +12,11 @@
 //! and statements, positions, queues and the link's state from the hubs.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Serialize;
 
 use super::demo::{RunningDashboard, network_dir, serve_dashboards_on};
+use super::narrate::{MOVE_TIMEOUT, wait_for};
 use super::{LinkTerms, LocalNetwork, link_networks};
 use crate::bank::{Bank, PaymentOrder};
 use crate::hub::dashboard::DashboardHub;
@@ -65,11 +65,6 @@ pub const IRR_RUB: &str = "0.0022";
 const CAPS: (&str, &str) = ("1000000.00", "450000000.00");
 /// What each bank prefunds at its own hub, in its currency.
 const LIQUIDITY: &str = "10000000";
-/// How long the story waits for anything to happen, at most.
-const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often it looks.
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
-
 /// What to run.
 #[derive(Clone, Debug, Default)]
 pub struct LinkedConfig {
@@ -755,19 +750,5 @@ fn tell_report(what: &str, report: &Report, out: &mut dyn FnMut(&str)) {
         for line in report.render().lines() {
             out(&format!("  {line}"));
         }
-    }
-}
-
-/// Polls `done` until it gives a value, for at most [`MOVE_TIMEOUT`].
-async fn wait_for<T>(mut done: impl FnMut() -> Option<T>) -> Result<T, String> {
-    let deadline = tokio::time::Instant::now() + MOVE_TIMEOUT;
-    loop {
-        if let Some(value) = done() {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("nothing moved within {} s", MOVE_TIMEOUT.as_secs()));
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }

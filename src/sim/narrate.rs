@@ -83,7 +83,7 @@ const RECOVERED_PAYMENT: &str = "2000.00";
 /// An account the receiving bank does not have: its pacs.002 says RJCT AC01.
 const UNKNOWN_ACCOUNT: &str = "NOBODY";
 /// How long the demo waits for a payment to move, at most.
-const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const MOVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often it looks.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -964,15 +964,16 @@ async fn wait_until_told(stage: &Stage, uetr: Uetr) -> Result<(), String> {
     .map(|_| ())
 }
 
-/// Polls `done` until it gives a value, for at most [`MOVE_TIMEOUT`].
-async fn wait_for<T>(mut done: impl FnMut() -> Option<T>) -> Result<T, String> {
+/// Polls `done` until it gives a value, for at most [`MOVE_TIMEOUT`] (the narrated demos'
+/// waits: each step takes milliseconds).
+pub(super) async fn wait_for<T>(mut done: impl FnMut() -> Option<T>) -> Result<T, String> {
     let deadline = tokio::time::Instant::now() + MOVE_TIMEOUT;
     loop {
         if let Some(value) = done() {
             return Ok(value);
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(format!("the payment did not move within {} s", MOVE_TIMEOUT.as_secs()));
+            return Err(format!("nothing moved within {} s", MOVE_TIMEOUT.as_secs()));
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }

@@ -80,8 +80,19 @@ pub struct Outcome {
 /// Runs `corridor ARGS` to completion, bounded by [`COMMAND_POLLS_MAX`]. It blocks: a test
 /// with a network running on its own runtime calls it from `spawn_blocking`.
 pub fn corridor(args: &[&str]) -> Outcome {
+    run_bounded(corridor_command(args), args)
+}
+
+/// [`corridor`] run in the working directory `dir`.
+pub fn corridor_in(dir: &std::path::Path, args: &[&str]) -> Outcome {
+    let mut command = corridor_command(args);
+    command.current_dir(dir);
+    run_bounded(command, args)
+}
+
+fn run_bounded(mut command: std::process::Command, args: &[&str]) -> Outcome {
     let (stdout, stderr) = (Capture::new(), Capture::new());
-    let child = corridor_command(args).stdout(stdout.stdio()).stderr(stderr.stdio()).spawn();
+    let child = command.stdout(stdout.stdio()).stderr(stderr.stdio()).spawn();
     let mut child = ChildGuard(child.expect("spawn corridor"));
     let status = child
         .wait_bounded(COMMAND_POLLS_MAX, COMMAND_POLL_INTERVAL)
