@@ -172,19 +172,7 @@ fn add(args: AddArgs) -> Result<()> {
     if args.json.json {
         return json::print(&LinkJson::from(&config));
     }
-    say!(
-        "linked to {} ({}, {}): {} {}, {} {}, cap {} {}; {}",
-        config.peer.bic,
-        config.peer.name,
-        config.peer.currency,
-        config.rate_out.0,
-        config.rate_out.1,
-        config.rate_in.0,
-        config.rate_in.1,
-        format_minor_units(config.cap.minor_units(), config.cap.currency()),
-        config.cap.currency(),
-        config.peer_url.as_deref().map_or("the peer dials this hub".to_owned(), |url| format!("dials {url}"))
-    );
+    say!("linked: {}", describe(&config));
     Ok(())
 }
 
@@ -233,20 +221,7 @@ fn list(args: ListArgs) -> Result<()> {
         Some(identity) => say!("link identity {} ({}, {})", identity.bic, identity.name, identity.currency),
     }
     for link in &links {
-        say!(
-            "link to {} ({}, {})  {}={}  {}={}  cap {} {}  accepts {}  {}",
-            link.peer.bic,
-            link.peer.name,
-            link.peer.currency,
-            link.rate_out.0,
-            link.rate_out.1,
-            link.rate_in.0,
-            link.rate_in.1,
-            format_minor_units(link.cap.minor_units(), link.cap.currency()),
-            link.cap.currency(),
-            link.accepts.iter().map(|t| t.code()).collect::<Vec<_>>().join(","),
-            link.peer_url.as_deref().map_or("(the peer dials)".to_owned(), |url| format!("dials {url}"))
-        );
+        say!("{}", describe(link));
     }
     Ok(())
 }
@@ -314,4 +289,23 @@ impl From<&LinkConfig> for LinkJson {
 struct ListJson {
     identity: Option<IdentityJson>,
     links: Vec<LinkJson>,
+}
+
+/// One link in a line: the peer, the agreement's rates and cap, what this network's banks
+/// accept from the peer, and who dials.
+fn describe(link: &LinkConfig) -> String {
+    format!(
+        "link to {} ({}, {})  {}={}  {}={}  cap {} {}  accepts {}  {}",
+        link.peer.bic,
+        link.peer.name,
+        link.peer.currency,
+        link.rate_out.0,
+        link.rate_out.1,
+        link.rate_in.0,
+        link.rate_in.1,
+        format_minor_units(link.cap.minor_units(), link.cap.currency()),
+        link.cap.currency(),
+        link.accepts.iter().map(|t| t.code()).collect::<Vec<_>>().join(","),
+        link.peer_url.as_deref().map_or("(the peer dials)".to_owned(), |url| format!("dials {url}"))
+    )
 }
