@@ -224,11 +224,17 @@ fn the_readmes_two_linked_networks_by_hand_run_as_written() {
         }
         said.entry(words[0].clone()).or_insert_with(String::new).push_str(&stdout);
     }
-    assert_eq!(commands.len(), 22, "every command of the block ran");
+    assert_eq!(commands.len(), 23, "every command of the block ran");
     assert!(!uetr.is_empty() && nodes.len() == 4, "the block pays once and starts four nodes");
     assert!(said["status"].contains("ACSC  1000.00 RUB (450000.00 IRR at 450)"), "{}", said["status"]);
     assert!(said["balances"].lines().any(|l| l.starts_with("C002") && l.ends_with("450000.00 IRR")));
-    for step in ["crossed_link", "Bank of Russia", "Bank Markazi", "delivered"] {
+    for step in [
+        "crossed_link",
+        "Bank of Russia",
+        "Bank Markazi",
+        "delivered",
+        "[across the link, at CBRFRUMMXXX's hub]",
+    ] {
         assert!(said["track"].contains(step), "{step}: {}", said["track"]);
     }
     let swap_line = said["admin"].lines().find(|l| l.starts_with("BMJIIRTHXXX")).unwrap_or_default();

@@ -286,7 +286,7 @@ async fn hub_payments(network: &LocalNetwork) -> Vec<pb::HubPayment> {
 
 async fn track(network: &LocalNetwork, uetr: &str) -> pb::TrackResponse {
     let mut tracker = tracker_client(&network.network, &network.hub_url).await.unwrap();
-    tracker.track(pb::TrackRequest { uetr: uetr.into() }).await.unwrap().into_inner()
+    tracker.track(pb::TrackRequest { uetr: uetr.into(), this_hub_only: false }).await.unwrap().into_inner()
 }
 
 /// Waits (bounded) until the tracker shows every one of `steps` for `uetr`.

@@ -54,7 +54,11 @@ async fn wait_until(network: &LocalNetwork, what: &str, done: impl Fn(&Hub) -> b
 
 async fn track(network: &LocalNetwork, uetr: &Uetr) -> pb::TrackResponse {
     let mut tracker = tracker_client(&network.network, &network.hub_url).await.unwrap();
-    tracker.track(pb::TrackRequest { uetr: uetr.to_string() }).await.unwrap().into_inner()
+    tracker
+        .track(pb::TrackRequest { uetr: uetr.to_string(), this_hub_only: false })
+        .await
+        .unwrap()
+        .into_inner()
 }
 
 fn steps(tracked: &pb::TrackResponse) -> Vec<&str> {

@@ -18,6 +18,7 @@ use corridor::hub::{HubConfig, SettlementModel};
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
 use corridor::pb::session_request::Frame as RequestFrame;
+use corridor::pb::session_response::Frame as ResponseFrame;
 use corridor::reconcile::sources;
 use corridor::sim::{LinkTerms, LocalNetwork, link_networks};
 use corridor::tls;
@@ -412,6 +413,16 @@ async fn forgeries_and_garbage_on_the_link_are_refused_and_the_link_recovers() {
     expect_nak(link.submit_as(isn, garbage).await, Code::InvalidArgument, "FF01");
     let gap = pb::SignedEnvelope::from(&ru1.sign(&payment));
     expect_nak(link.submit_as(isn + 100, gap).await, Code::FailedPrecondition, "");
+    // A question about a payment that did not cross this link is answered with nothing.
+    let query = pb::LinkTrackQuery { id: 7, uetr: uuid_of_a_local_payment() };
+    link.sender.send(pb::SessionRequest { frame: Some(RequestFrame::TrackQuery(query)) }).await.unwrap();
+    match link.inbound.message().await.unwrap().unwrap().frame.unwrap() {
+        ResponseFrame::TrackAnswer(answer) => {
+            assert_eq!(answer.id, 7);
+            assert!(answer.steps.is_empty() && answer.error.contains("no payment"), "{answer:?}");
+        }
+        other => panic!("expected an answer, got {other:?}"),
+    }
     drop(link);
     assert_eq!(snapshot(&[&ir]).await, before, "nothing a forgery or garbage sent changed anything");
 
@@ -482,16 +493,19 @@ async fn returns_and_recalls_cross_the_link_and_restore_both_sides_exactly() {
     ir.stop().await.unwrap();
 }
 
-/// `track` at either hub shows its part of the path with the link hop; `corridor track`
-/// given both networks shows the whole path, both hubs' steps in time order.
+/// `track` at either hub shows the whole path: its own steps, with the link hop, and the
+/// steps of the hub across the link, which it asks over the link session; with
+/// `this_hub_only`, its own. `corridor track` given both networks' directories shows the
+/// same whole path, read from both hubs.
 async fn assert_tracked_across(ru: &LocalNetwork, ir: &LocalNetwork, uetr: &str) {
-    let steps = |network: &LocalNetwork| {
+    let track = |network: &LocalNetwork, this_hub_only: bool| {
         let (dir, url, uetr) = (network.network.clone(), network.hub_url.clone(), uetr.to_owned());
         async move {
             let mut client = corridor::net::tracker_client(&dir, &url).await.unwrap();
-            client.track(pb::TrackRequest { uetr }).await.unwrap().into_inner().steps
+            client.track(pb::TrackRequest { uetr, this_hub_only }).await.unwrap().into_inner().steps
         }
     };
+    let steps = |network| track(network, true);
     // The payment went from the Iranian network to the Russian one.
     let at_ir = steps(ir).await;
     let crossed = at_ir.iter().find(|s| s.step == "crossed_link").expect("the link hop at the sending hub");
@@ -501,6 +515,14 @@ async fn assert_tracked_across(ru: &LocalNetwork, ir: &LocalNetwork, uetr: &str)
     assert_eq!(arrived.by_bic, IR_LINK, "{at_ru:?}");
     assert!(arrived.detail.contains("arrived over the link"), "{at_ru:?}");
     assert!(at_ru.iter().any(|s| s.step == "delivered" && s.by_bic == RU2), "{at_ru:?}");
+    for (network, own, other, link) in [(ru, &at_ru, &at_ir, IR_LINK), (ir, &at_ir, &at_ru, RU_LINK)] {
+        let whole = track(network, false).await;
+        assert_eq!(whole.len(), own.len() + other.len(), "{whole:?}");
+        let across: Vec<_> = whole.iter().filter(|s| s.detail.starts_with("[across the link")).collect();
+        assert_eq!(across.len(), other.len(), "{whole:?}");
+        assert!(across.iter().all(|s| s.detail.contains(link)), "{whole:?}");
+        assert!(whole.windows(2).all(|w| w[0].time_unix_ms <= w[1].time_unix_ms), "in time order: {whole:?}");
+    }
 
     let args: Vec<String> = [
         "track",
@@ -573,6 +595,32 @@ async fn deferred_net_settlement_across_the_link_reports_the_swap_line_in_each_w
         assert_eq!(report.lines.iter().map(|l| l.net).sum::<i64>(), 0, "{report:?}");
     }
     assert_reconciled(&ru, &ir).await;
+    ru.stop().await.unwrap();
+    ir.stop().await.unwrap();
+}
+
+/// A UETR no hub has seen.
+fn uuid_of_a_local_payment() -> String {
+    corridor::model::Uetr::generate().to_string()
+}
+
+/// A bank asking its hub about payments with a link session's frame is refused: only a
+/// linked hub asks, and only about payments across its link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_asking_about_payments_on_its_session_is_refused() {
+    let Linked { ru, ir, _dirs } = linked_with_nodes(("1000000.00", "450000000.00"), &[RU2]).await;
+    let mut session = RawSession::open(&ru.network, RU1, &ru.hub_url).await.unwrap();
+    let query = pb::LinkTrackQuery { id: 1, uetr: uuid_of_a_local_payment() };
+    session.sender.send(pb::SessionRequest { frame: Some(RequestFrame::TrackQuery(query)) }).await.unwrap();
+    let status = loop {
+        match session.inbound.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the session ended without saying why"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("linked hub"), "{status:?}");
     ru.stop().await.unwrap();
     ir.stop().await.unwrap();
 }

@@ -332,11 +332,15 @@ async fn bad_admin_requests_are_refused_and_change_nothing() {
         net::connect(&network.network, Role::Operator, &network.hub_url).await.unwrap(),
     );
     for uetr in ["", "not-a-uuid", "00000000-0000-0000-0000-000000000000"] {
-        let status = tracker.track(pb::TrackRequest { uetr: uetr.into() }).await.unwrap_err();
+        let status =
+            tracker.track(pb::TrackRequest { uetr: uetr.into(), this_hub_only: false }).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{uetr:?}");
     }
     let unknown = Uetr::generate().to_string();
-    assert_eq!(tracker.track(pb::TrackRequest { uetr: unknown }).await.unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        tracker.track(pb::TrackRequest { uetr: unknown, this_hub_only: false }).await.unwrap_err().code(),
+        Code::NotFound
+    );
     network.stop().await.unwrap();
 }
 
@@ -356,7 +360,11 @@ async fn the_tracker_shows_each_step_and_everything_survives_a_hub_restart() {
     // The sender's confirmation of the pacs.002 comes after the payment is final there.
     let mut tracked = pb::TrackResponse::default();
     for _ in 0..400 {
-        tracked = tracker.track(pb::TrackRequest { uetr: uetr.clone() }).await.unwrap().into_inner();
+        tracked = tracker
+            .track(pb::TrackRequest { uetr: uetr.clone(), this_hub_only: false })
+            .await
+            .unwrap()
+            .into_inner();
         if tracked.steps.iter().any(|s| s.step == "status_delivered") {
             break;
         }
@@ -376,7 +384,9 @@ async fn the_tracker_shows_each_step_and_everything_survives_a_hub_restart() {
     // The banks of the payment may track it; a third bank learns nothing.
     for (bank, visible) in [(RU, true), (IR, true), (CN, false)] {
         let channel = net::connect(&network.network, Role::Bank(bic(bank)), &network.hub_url).await.unwrap();
-        let answer = TrackerServiceClient::new(channel).track(pb::TrackRequest { uetr: uetr.clone() }).await;
+        let answer = TrackerServiceClient::new(channel)
+            .track(pb::TrackRequest { uetr: uetr.clone(), this_hub_only: false })
+            .await;
         assert_eq!(answer.is_ok(), visible, "{bank}: {answer:?}");
     }
 
@@ -385,14 +395,19 @@ async fn the_tracker_shows_each_step_and_everything_survives_a_hub_restart() {
         admin(&network).await.list_positions(pb::ListPositionsRequest {}).await.unwrap().into_inner();
     let reports = pb::ListSettlementReportsRequest {};
     let reports_before = admin(&network).await.list_settlement_reports(reports).await.unwrap().into_inner();
-    let tracked_before = tracker.track(pb::TrackRequest { uetr: uetr.clone() }).await.unwrap().into_inner();
+    let tracked_before = tracker
+        .track(pb::TrackRequest { uetr: uetr.clone(), this_hub_only: false })
+        .await
+        .unwrap()
+        .into_inner();
     network.restart_hub().await.unwrap();
     let after = admin(&network).await.list_positions(pb::ListPositionsRequest {}).await.unwrap().into_inner();
     assert_eq!(before, after);
     let reports_after = admin(&network).await.list_settlement_reports(reports).await.unwrap().into_inner();
     assert_eq!(reports_before, reports_after, "windows, with their opening times, come back whole");
     let mut tracker = TrackerServiceClient::new(operator().await.unwrap());
-    let tracked_after = tracker.track(pb::TrackRequest { uetr }).await.unwrap().into_inner();
+    let tracked_after =
+        tracker.track(pb::TrackRequest { uetr, this_hub_only: false }).await.unwrap().into_inner();
     assert_eq!(tracked_before, tracked_after);
     assert!(tracked_after.steps.iter().any(|s| s.step == "settled" && s.detail.contains("window 1 closed")));
     network.stop().await.unwrap();

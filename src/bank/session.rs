@@ -243,6 +243,9 @@ async fn session_once(
                     confirmations.send(confirmation).await.map_err(|_| "session closed")?;
                 }
                 ResponseFrame::Welcome(_) => return Err("the hub sent a second Welcome".into()),
+                ResponseFrame::TrackQuery(_) | ResponseFrame::TrackAnswer(_) => {
+                    return Err("the hub sent a link session's frame on a bank's session".into());
+                }
             }
         }
     }

@@ -136,12 +136,14 @@ pub struct AmountArgs {
 /// Follows a payment through the hub's tracker.
 pub async fn track(args: TrackArgs) -> Result<()> {
     let TrackArgs { hub, uetr, linked_dir, linked_hub, output } = args;
-    let mut tracked = track_at(&NetworkDir::new(&hub.dir), &hub.hub, &uetr).await?;
+    let both = linked_dir.is_some();
+    let mut tracked = track_at(&NetworkDir::new(&hub.dir), &hub.hub, &uetr, both).await?;
     if let (Some(dir), Some(url)) = (linked_dir, linked_hub) {
         let here = network_name(&NetworkDir::new(&hub.dir))?;
         let linked = NetworkDir::new(dir);
         let there = network_name(&linked)?;
-        let other = track_at(&linked, &url, &uetr).await.map_err(|e| anyhow!("--linked-hub {url}: {e:#}"))?;
+        let other =
+            track_at(&linked, &url, &uetr, true).await.map_err(|e| anyhow!("--linked-hub {url}: {e:#}"))?;
         for step in &mut tracked.steps {
             step.detail = format!("[{here}] {}", step.detail);
         }
@@ -178,10 +180,20 @@ pub async fn track(args: TrackArgs) -> Result<()> {
     Ok(())
 }
 
-/// The tracker's answer for `uetr` at the hub of `network` at `url`.
-async fn track_at(network: &NetworkDir, url: &str, uetr: &str) -> Result<pb::TrackResponse> {
+/// The tracker's answer for `uetr` at the hub of `network` at `url` (with the steps of the
+/// hub across a link too, unless `this_hub_only`).
+async fn track_at(
+    network: &NetworkDir,
+    url: &str,
+    uetr: &str,
+    this_hub_only: bool,
+) -> Result<pb::TrackResponse> {
     let mut client = tracker_client(network, url).await.map_err(|e| anyhow!(e))?;
-    Ok(client.track(pb::TrackRequest { uetr: uetr.to_owned() }).await.map_err(hub_status)?.into_inner())
+    Ok(client
+        .track(pb::TrackRequest { uetr: uetr.to_owned(), this_hub_only })
+        .await
+        .map_err(hub_status)?
+        .into_inner())
 }
 
 /// How a linked network is named in a path across the link: its link identity.

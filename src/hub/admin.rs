@@ -371,6 +371,26 @@ pub fn track_steps(payment: &HubPayment, reports: &[SettlementReport]) -> Vec<pb
     steps
 }
 
+/// The steps of the hub across the link with `link`, each marked as that hub's; when it
+/// cannot be asked, one step that says so.
+async fn steps_across(hub: &super::Hub, link: Bic, uetr: &Uetr) -> Vec<pb::TrackStep> {
+    match hub.track_across(link, &uetr.to_string()).await {
+        Ok(steps) => steps
+            .into_iter()
+            .map(|step| pb::TrackStep {
+                detail: format!("[across the link, at {link}'s hub] {}", step.detail),
+                ..step
+            })
+            .collect(),
+        Err(error) => vec![step(
+            "across_link_unknown",
+            hub.now_unix_ms(),
+            link,
+            format!("the steps at the hub across the link are not known now: {error}"),
+        )],
+    }
+}
+
 fn step(name: &str, time_unix_ms: i64, by: Bic, detail: String) -> pb::TrackStep {
     pb::TrackStep { step: name.to_owned(), time_unix_ms, by_bic: by.to_string(), detail }
 }
@@ -561,9 +581,14 @@ impl TrackerService for HubAdmin {
             .filter(|_| visible)
             .ok_or_else(|| Status::not_found(format!("no payment {uetr} of yours")))?;
         let positions = self.hub.positions();
-        Ok(Response::new(pb::TrackResponse {
-            steps: track_steps(&payment, positions.reports()),
-            payment: Some(hub_payment_to_pb(&payment)),
-        }))
+        let mut steps = track_steps(&payment, positions.reports());
+        let route = payment.route();
+        if let Some(link) =
+            route.sender_link.or(route.receiver_link).filter(|_| !request.get_ref().this_hub_only)
+        {
+            steps.extend(steps_across(&self.hub, link, &uetr).await);
+            steps.sort_by_key(|step| step.time_unix_ms);
+        }
+        Ok(Response::new(pb::TrackResponse { steps, payment: Some(hub_payment_to_pb(&payment)) }))
     }
 }

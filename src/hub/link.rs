@@ -37,6 +37,27 @@ use crate::tls::link::{LinkConfig, LinkIdentity};
 
 /// How long the dialling hub waits before trying a link again.
 pub const LINK_RETRY: Duration = Duration::from_millis(500);
+/// How long a hub waits for the hub across a link to answer a question about a payment.
+pub const LINK_QUERY_WAIT: Duration = Duration::from_secs(3);
+
+/// Where a question to the hub across a link goes: the link session as this hub dialled
+/// it, or as the other hub did.
+#[derive(Clone)]
+pub(crate) enum LinkChannel {
+    Dialled(mpsc::Sender<pb::SessionRequest>),
+    Accepted(mpsc::Sender<Result<pb::SessionResponse, tonic::Status>>),
+}
+
+type PendingAnswer = tokio::sync::oneshot::Sender<Result<Vec<pb::TrackStep>, String>>;
+
+/// The questions a hub asks across its links about payments' paths: each link session's
+/// channel while it is open, and the questions waiting for their answers.
+#[derive(Default)]
+pub(crate) struct LinkQueries {
+    next_id: std::sync::atomic::AtomicU64,
+    channels: std::sync::Mutex<std::collections::HashMap<Bic, (u64, LinkChannel)>>,
+    pending: std::sync::Mutex<std::collections::HashMap<u64, PendingAnswer>>,
+}
 
 /// The links a hub has, as configured in its network directory.
 pub struct HubLinks {
@@ -139,6 +160,86 @@ impl Hub {
         let state = self.inner.state.lock().expect("hub state lock");
         let out_reserved = state.links.get(&peer).map_or(0, |terms| terms.out_reserved);
         (state.positions.position(peer, currency), out_reserved)
+    }
+
+    /// The link session with `peer` is open on `channel`; returns its token for
+    /// [`Hub::link_channel_closed`].
+    pub(crate) fn link_channel_open(&self, peer: Bic, channel: LinkChannel) -> u64 {
+        let queries = &self.inner.link_queries;
+        let token = queries.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        queries.channels.lock().expect("link channels lock").insert(peer, (token, channel));
+        token
+    }
+
+    /// The link session `token` with `peer` ended (unless a newer one replaced it).
+    pub(crate) fn link_channel_closed(&self, peer: Bic, token: u64) {
+        let mut channels = self.inner.link_queries.channels.lock().expect("link channels lock");
+        if channels.get(&peer).is_some_and(|(open, _)| *open == token) {
+            channels.remove(&peer);
+        }
+    }
+
+    /// Asks the hub across the link with `peer` for its steps of payment `uetr`.
+    pub async fn track_across(&self, peer: Bic, uetr: &str) -> Result<Vec<pb::TrackStep>, String> {
+        let queries = &self.inner.link_queries;
+        let channel = queries.channels.lock().expect("link channels lock").get(&peer).map(|(_, c)| c.clone());
+        let channel = channel.ok_or_else(|| format!("the link with {peer} is down"))?;
+        let id = queries.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        queries.pending.lock().expect("link queries lock").insert(id, answer);
+        let query = pb::LinkTrackQuery { id, uetr: uetr.to_owned() };
+        let sent = match channel {
+            LinkChannel::Dialled(frames) => {
+                frames.send(request(RequestFrame::TrackQuery(query))).await.is_ok()
+            }
+            LinkChannel::Accepted(frames) => {
+                let frame = pb::SessionResponse { frame: Some(ResponseFrame::TrackQuery(query)) };
+                frames.send(Ok(frame)).await.is_ok()
+            }
+        };
+        let answer = match sent {
+            true => tokio::time::timeout(LINK_QUERY_WAIT, answered).await.ok(),
+            false => None,
+        };
+        queries.pending.lock().expect("link queries lock").remove(&id);
+        match answer {
+            Some(Ok(steps)) => steps,
+            Some(Err(_)) | None if !sent => Err(format!("the link with {peer} closed before it was asked")),
+            Some(Err(_)) => Err(format!("the link with {peer} closed before it answered")),
+            None => Err(format!(
+                "the hub across the link with {peer} did not answer within {} s",
+                LINK_QUERY_WAIT.as_secs()
+            )),
+        }
+    }
+
+    /// The answer to `peer`'s question: this hub's own steps of a payment that crossed
+    /// the link with `peer` (and of no other payment).
+    pub(crate) fn answer_track_query(&self, peer: Bic, query: &pb::LinkTrackQuery) -> pb::LinkTrackAnswer {
+        let across = crate::model::Uetr::parse(&query.uetr)
+            .ok()
+            .and_then(|uetr| self.payment(&uetr))
+            .filter(|p| [p.route().sender_link, p.route().receiver_link].contains(&Some(peer)));
+        match across {
+            Some(payment) => {
+                let reports = self.positions();
+                let steps = super::admin::track_steps(&payment, reports.reports());
+                pb::LinkTrackAnswer { id: query.id, steps, error: String::new() }
+            }
+            None => pb::LinkTrackAnswer {
+                id: query.id,
+                steps: Vec::new(),
+                error: format!("no payment {} across the link with {peer}", query.uetr),
+            },
+        }
+    }
+
+    /// The hub across a link answered question `answer.id`.
+    pub(crate) fn track_answered(&self, answer: pb::LinkTrackAnswer) {
+        let waiting = self.inner.link_queries.pending.lock().expect("link queries lock").remove(&answer.id);
+        if let Some(waiting) = waiting {
+            let _ = waiting.send(if answer.error.is_empty() { Ok(answer.steps) } else { Err(answer.error) });
+        }
     }
 
     fn link_state(&self, peer: Bic, up: bool) {
@@ -260,12 +361,14 @@ async fn run_link_once(
     }
     hub.accept_published(peer, welcome.network_directory.as_ref())?;
     hub.link_state(peer, true);
+    let token = hub.link_channel_open(peer, LinkChannel::Dialled(frames.clone()));
     tracing::info!(%peer, %url, next_isn = welcome.next_isn_expected, "link session open");
     let stop = CancellationToken::new();
     let _stop = stop.clone().drop_guard();
     let sending =
         tokio::spawn(send_outbox(hub.clone(), peer, welcome.next_isn_expected, frames.clone(), stop.clone()));
     let result = receive_link(hub, peer, inbound, &frames, shutdown).await;
+    hub.link_channel_closed(peer, token);
     stop.cancel();
     let _ = sending.await;
     result
@@ -371,6 +474,14 @@ async fn receive_link(
                     hub.confirm_delivered(peer, nak.isn);
                 }
                 ResponseFrame::Deliver(delivery) => deliveries.push(delivery),
+                ResponseFrame::TrackQuery(query) => {
+                    let answer = hub.answer_track_query(peer, &query);
+                    if frames.send(request(RequestFrame::TrackAnswer(answer))).await.is_err() {
+                        ended = Some("session closed".into());
+                        break;
+                    }
+                }
+                ResponseFrame::TrackAnswer(answer) => hub.track_answered(answer),
                 ResponseFrame::Welcome(_) => {
                     ended = Some("a second Welcome".into());
                     break;

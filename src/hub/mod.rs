@@ -213,6 +213,8 @@ struct HubInner {
     links: OnceLock<Arc<link::HubLinks>>,
     /// Which dialled links have a session now.
     links_up: Mutex<std::collections::BTreeMap<Bic, bool>>,
+    /// Questions asked across the links (see `link`).
+    link_queries: link::LinkQueries,
 }
 
 impl Hub {
@@ -284,6 +286,7 @@ impl Hub {
             archive,
             links: OnceLock::new(),
             links_up: Mutex::new(std::collections::BTreeMap::new()),
+            link_queries: link::LinkQueries::default(),
         };
         Ok((Self { inner: Arc::new(inner) }, store))
     }

@@ -235,7 +235,10 @@ impl HubService for HubServer {
         let cancel = open.cancel.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(deliver(self.hub.clone(), bank, open.next_osn_to_send, cancel.clone(), sender.clone()));
-        tokio::spawn(receive(self.hub.clone(), bank, open, inbound, sender, shutdown));
+        let link = self
+            .links
+            .then(|| self.hub.link_channel_open(bank, super::link::LinkChannel::Accepted(sender.clone())));
+        tokio::spawn(receive(self.hub.clone(), bank, open, inbound, sender, shutdown, link));
         Ok(Response::new(SessionStream {
             frames: ReceiverStream::new(receiver),
             hub: self.hub.clone(),
@@ -325,6 +328,7 @@ async fn receive(
     inbound: Streaming<pb::SessionRequest>,
     sender: SessionSender,
     shutdown: CancellationToken,
+    link: Option<u64>,
 ) {
     let (answers, pending) = mpsc::channel(hub.config().session_queue_depth);
     let answering = tokio::spawn(answer_when_durable(hub.clone(), bank, pending, sender.clone()));
@@ -364,6 +368,22 @@ async fn receive(
                 Ok(Some(RequestFrame::Hello(_))) => {
                     Some(Status::failed_precondition("Hello is only the first frame of a session"))
                 }
+                Ok(Some(RequestFrame::TrackQuery(query))) if link.is_some() => {
+                    let answer = hub.answer_track_query(bank, &query);
+                    let frame = pb::SessionResponse { frame: Some(ResponseFrame::TrackAnswer(answer)) };
+                    if sender.send(Ok(frame)).await.is_err() {
+                        Some(Status::cancelled("session closed"))
+                    } else {
+                        continue;
+                    }
+                }
+                Ok(Some(RequestFrame::TrackAnswer(answer))) if link.is_some() => {
+                    hub.track_answered(answer);
+                    continue;
+                }
+                Ok(Some(RequestFrame::TrackQuery(_) | RequestFrame::TrackAnswer(_))) => {
+                    Some(Status::permission_denied("only a linked hub asks about payments on its session"))
+                }
                 Ok(None) => Some(Status::invalid_argument("empty session frame")),
                 Err(None) => None,
                 Err(Some(status)) => {
@@ -392,6 +412,9 @@ async fn receive(
     }
     reader.abort();
     open.cancel.cancel();
+    if let Some(token) = link {
+        hub.link_channel_closed(bank, token);
+    }
     hub.close_session(bank, open.id);
     tracing::info!(%bank, session = open.id, "session closed");
 }

@@ -664,7 +664,7 @@ async fn tell_path(stage: &Stage, out: &mut dyn FnMut(&str), uetr: &str) -> Resu
     for country in [&RUSSIA, &IRAN] {
         let network = stage.network(country);
         let mut tracker = tracker_client(&network.network, &network.hub_url).await?;
-        let request = pb::TrackRequest { uetr: uetr.to_owned() };
+        let request = pb::TrackRequest { uetr: uetr.to_owned(), this_hub_only: true };
         let tracked = tracker.track(request).await.map_err(|s| format!("track {uetr}: {}", s.message()))?;
         steps.extend(tracked.into_inner().steps.into_iter().map(|step| (country.adjective, step)));
     }

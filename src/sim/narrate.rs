@@ -720,7 +720,7 @@ fn tell_positions(teller: &mut Teller<'_>, hub: &Hub) {
 async fn tell_track(teller: &mut Teller<'_>, stage: &Stage, uetr: Uetr) -> Result<(), String> {
     let mut tracker = tracker_client(&stage.network.network, &stage.network.hub_url).await?;
     let tracked = tracker
-        .track(pb::TrackRequest { uetr: uetr.to_string() })
+        .track(pb::TrackRequest { uetr: uetr.to_string(), this_hub_only: false })
         .await
         .map_err(|s| format!("track {uetr}: {}", s.message()))?
         .into_inner();

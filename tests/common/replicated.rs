@@ -240,7 +240,8 @@ impl Replicated {
                 let mut admin = corridor::net::admin_client(&network, &url).await.ok()?;
                 let positions = admin.list_positions(pb::ListPositionsRequest {}).await.ok()?.into_inner();
                 let mut tracker = corridor::net::tracker_client(&network, &url).await.ok()?;
-                let track = tracker.track(pb::TrackRequest { uetr }).await.ok()?.into_inner();
+                let track =
+                    tracker.track(pb::TrackRequest { uetr, this_hub_only: false }).await.ok()?.into_inner();
                 Some((positions, track))
             }
         };
