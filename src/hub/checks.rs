@@ -74,9 +74,11 @@ impl Hub {
         let now = self.now_unix_ms();
         // The receipt key, once per batch: by the same time the freshness and key checks use.
         let identity = self.inner.credentials.identity(now);
+        // A linked hub's session, once per batch: its messages are other banks'.
+        let via = directory.is_link(peer).then_some(peer);
         let (steps, checks): (Vec<Step>, Vec<Option<SignatureCheck>>) = submits
             .into_iter()
-            .map(|submit| self.check_before_signature(peer, submit, &directory, now))
+            .map(|submit| self.check_before_signature(peer, via, submit, &directory, now))
             .unzip();
         let checks: Vec<_> = checks.into_iter().flatten().map(Ok).collect();
         metrics::histogram!(crate::metrics::HUB_VERIFY_BATCH).record(checks.len() as f64);
@@ -127,6 +129,7 @@ impl Hub {
     fn check_before_signature(
         &self,
         peer: Bic,
+        via: Option<Bic>,
         submit: pb::Submit,
         directory: &Directory,
         now: i64,
@@ -137,7 +140,7 @@ impl Hub {
             let frame = nak(isn, "", Code::InvalidArgument, Some(ReasonCode::Ff01), detail);
             return (Step::Answered(frame, Ticket::DURABLE), None);
         };
-        let sequenced = match self.check_rate_and_sequence(peer, isn, directory.is_link(peer)) {
+        let sequenced = match self.check_rate_and_sequence(peer, isn, via.is_some()) {
             Ok(sequenced) => sequenced,
             // Shed: nothing is read, not even the message id.
             Err(Admission::Shed(retry_after)) => {
@@ -152,7 +155,7 @@ impl Hub {
         // Kept (a reference count, not a copy) to name the message in a NAK when the
         // checks stop before the payload is decoded.
         let payload = envelope.payload.clone();
-        match self.check_envelope(peer, envelope, directory, now) {
+        match self.check_envelope(peer, via, envelope, directory, now) {
             Ok((checked, check)) => {
                 (Step::Checked { isn, sequenced, checked: Box::new(checked) }, Some(check))
             }
@@ -250,19 +253,20 @@ impl Hub {
         }
     }
 
-    /// Checks 1 and 2 of DESIGN.md: the authenticated peer is the signer and the sender,
-    /// the envelope and message are well formed and within size, the message is fresh
-    /// (created within the replay window) and its key may sign it now.
+    /// Checks 1 and 2 of DESIGN.md: the authenticated peer is the signer and the sender
+    /// (`via`: the peer is a link, and the signer a bank it reaches), the envelope and
+    /// message are well formed and within size, the message is fresh (created within the
+    /// replay window) and its key may sign it now.
     fn check_envelope(
         &self,
         peer: Bic,
+        via: Option<Bic>,
         envelope_pb: pb::SignedEnvelope,
         directory: &Directory,
         now: i64,
     ) -> Result<(Checked, SignatureCheck), Refusal> {
         // 1. The authenticated peer is the signer; or, on a link, the signer is a bank of
         //    the network at its other end, reached through it.
-        let via = directory.is_link(peer).then_some(peer);
         let signer = Bic::parse(&envelope_pb.signer_bic).ok();
         let signer_ok = match via {
             None => signer == Some(peer),
@@ -387,7 +391,7 @@ impl Hub {
         for (decision, receipt) in decided.iter_mut().flatten() {
             if let Decided::New { record, .. } = decision {
                 record.receipt = receipt.encode();
-                records.push(HubRecord::Accepted(record.clone()));
+                records.push(HubRecord::Accepted(Box::new(record.clone())));
             }
         }
         // One append for the batch: its records are durable together.
@@ -485,7 +489,7 @@ impl Hub {
             accepted_unix_ms,
             created_unix_ms: header.creation_time_unix_ms,
         };
-        Ok(Decided::New { record: Box::new(record), key, queued: Some(queued_envelope) })
+        Ok(Decided::New { record, key, queued: Some(queued_envelope) })
     }
 
     /// Counts, tells and logs an ACKed message; its ACK's id, receipt and ticket (a new
@@ -510,7 +514,7 @@ impl Hub {
             Decided::New { record, .. } => {
                 let AcceptedRecord {
                     message_type, sender, receiver, uetr, isn, osn, accepted_unix_ms, ..
-                } = *record;
+                } = record;
                 metrics::counter!(crate::metrics::HUB_MESSAGES, "type" => message_type.code(), "result" => "accepted")
                     .increment(1);
                 self.tell(HubEvent::Accepted {
@@ -592,9 +596,12 @@ struct Accept {
 }
 
 /// What the hub decided for a candidate it ACKs, before the batch's receipt is signed.
+// The record stays inline: boxing it cost one more allocation per accepted message (the
+// journal's copy is boxed anyway), and a batch's decisions live only until it is answered.
+#[allow(clippy::large_enum_variant)]
 enum Decided {
     /// New: its record (receipt to come), duplicate-check key and envelope to queue.
-    New { record: Box<AcceptedRecord>, key: MessageKey, queued: Option<pb::SignedEnvelope> },
+    New { record: AcceptedRecord, key: MessageKey, queued: Option<pb::SignedEnvelope> },
     /// A duplicate of a message accepted before (its ACK waits for `ticket`) or earlier in
     /// this batch (`None`: the batch's append).
     Duplicate {
