@@ -50,8 +50,8 @@ pub(crate) enum LinkChannel {
 
 type PendingAnswer = tokio::sync::oneshot::Sender<Result<Vec<pb::TrackStep>, String>>;
 
-/// The questions a hub asks across its links about payments' paths: each link session's
-/// channel while it is open, and the questions waiting for their answers.
+/// Each link session's channel while it is open (so, whether the link is up), and the
+/// questions about payments' paths asked across it, waiting for their answers.
 #[derive(Default)]
 pub(crate) struct LinkQueries {
     next_id: std::sync::atomic::AtomicU64,
@@ -143,11 +143,9 @@ impl Hub {
     }
 
     /// Whether the link to `peer` has a session now (as this hub dialled it, or as the
-    /// peer did), for the dashboard and the operators.
+    /// peer did), for the dashboard and the operators: its channel is open.
     pub fn link_up(&self, peer: Bic) -> bool {
-        let dialled = self.inner.links_up.lock().expect("links lock").get(&peer).copied().unwrap_or(false);
-        let state = self.inner.state.lock().expect("hub state lock");
-        dialled || state.participants.get(&peer).is_some_and(|p| p.session.is_some())
+        self.inner.link_queries.channels.lock().expect("link channels lock").contains_key(&peer)
     }
 
     /// The swap line with `peer` now, read together: the link's position in `currency`
@@ -242,10 +240,6 @@ impl Hub {
         }
     }
 
-    fn link_state(&self, peer: Bic, up: bool) {
-        self.inner.links_up.lock().expect("links lock").insert(peer, up);
-    }
-
     /// Checks the receipt of the peer's ACK for what this hub sent it as `ack.isn`: the
     /// peer hub signed, with a key its link configuration holds, that it took exactly that
     /// envelope. One that does not verify ends the session (and nothing is confirmed).
@@ -307,7 +301,6 @@ pub fn dial_links(
                     Ok(()) => {}
                     Err(error) => tracing::warn!(%peer, %url, %error, "link session ended"),
                 }
-                hub.link_state(peer, false);
                 tokio::select! {
                     _ = shutdown.cancelled() => {}
                     _ = tokio::time::sleep(LINK_RETRY) => {}
@@ -360,7 +353,6 @@ async fn run_link_once(
         return Err(format!("the peer speaks session contract version {}", welcome.contract_version));
     }
     hub.accept_published(peer, welcome.network_directory.as_ref())?;
-    hub.link_state(peer, true);
     let token = hub.link_channel_open(peer, LinkChannel::Dialled(frames.clone()));
     tracing::info!(%peer, %url, next_isn = welcome.next_isn_expected, "link session open");
     let stop = CancellationToken::new();

@@ -211,9 +211,7 @@ struct HubInner {
     archive: Mutex<PaymentArchive>,
     /// The links to other networks' hubs, once set (see `link`).
     links: OnceLock<Arc<link::HubLinks>>,
-    /// Which dialled links have a session now.
-    links_up: Mutex<std::collections::BTreeMap<Bic, bool>>,
-    /// Questions asked across the links (see `link`).
+    /// The links' open sessions and the questions asked across them (see `link`).
     link_queries: link::LinkQueries,
 }
 
@@ -285,7 +283,6 @@ impl Hub {
             last_reconciliation: Mutex::new(None),
             archive,
             links: OnceLock::new(),
-            links_up: Mutex::new(std::collections::BTreeMap::new()),
             link_queries: link::LinkQueries::default(),
         };
         Ok((Self { inner: Arc::new(inner) }, store))
