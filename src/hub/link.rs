@@ -138,7 +138,12 @@ impl Hub {
             links.link(peer).ok_or_else(|| format!("{peer} is not a network this one is linked to"))?;
         let signed = signed.ok_or_else(|| format!("{peer} sent no directory on the link"))?;
         PublishedDirectory::verify(signed, peer, &link.peer.hub_keys, self.now_unix_ms())?;
-        PublishedDirectory::save_signed(signed, &links.network.published_directory_path(peer))?;
+        let path = links.network.published_directory_path(peer);
+        // A reconnection usually brings the same directory: kept as it is, nobody reloads.
+        if PublishedDirectory::load_signed(&path).ok().flatten().as_ref() == Some(signed) {
+            return Ok(());
+        }
+        PublishedDirectory::save_signed(signed, &path)?;
         self.reload_credentials(&links.network)
     }
 
