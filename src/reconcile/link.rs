@@ -147,10 +147,14 @@ fn check_link_position(
             expected.entry(code.clone()).or_default();
         }
     }
+    // A payment left out moved the position (or not) in a way not yet agreed: it comes off
+    // the position instead of counting towards what is expected.
     for (uetr, payment) in crossing {
-        if let Some((code, effect)) = side.link_effect(payment) {
-            let total = if excluded.contains(uetr) { actual.entry(code) } else { expected.entry(code) };
-            *total.or_default() += if excluded.contains(uetr) { -effect } else { effect };
+        let Some((code, effect)) = side.link_effect(payment) else { continue };
+        if excluded.contains(uetr) {
+            *actual.entry(code).or_default() -= effect;
+        } else {
+            *expected.entry(code).or_default() += effect;
         }
     }
     let codes: BTreeSet<String> = actual.keys().chain(expected.keys()).cloned().collect();
