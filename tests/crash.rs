@@ -24,8 +24,7 @@ use corridor::tls::{HUB_BIC, NetworkDir};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_survive_sigkill_of_any_node_at_any_moment() {
     let seed = seed("CORRIDOR_CRASH_SEED", "crash test");
-    let rounds: usize = std::env::var("CORRIDOR_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(6);
-    eprintln!("crash test: {rounds} rounds");
+    let rounds = common::nodes::rounds("CORRIDOR_CRASH_ROUNDS", 6, "crash test");
     let mut rng = Rng::new(seed);
 
     let dir = tempfile::tempdir().unwrap();

@@ -31,9 +31,7 @@ use corridor::tls::{HUB_BIC, Role};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_standby_takes_over_from_a_killed_hub_and_nothing_is_lost_or_doubled() {
     let seed = seed("CORRIDOR_FAILOVER_SEED", "failover test");
-    let rounds: usize =
-        std::env::var("CORRIDOR_FAILOVER_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
-    eprintln!("failover test: {rounds} rounds");
+    let rounds = common::nodes::rounds("CORRIDOR_FAILOVER_ROUNDS", 10, "failover test");
     let mut rng = Rng::new(seed);
     let Some(mut net) = Replicated::start().await else { return };
 

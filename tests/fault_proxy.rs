@@ -246,11 +246,9 @@ async fn hold_to_client_lets_the_server_read_but_stops_its_answer() {
     read_ends(&mut open).await;
 }
 
-/// A bank cut off from the hub (DESIGN.md: "No acknowledged message is lost"): its session
-/// is reset, its reconnections are refused and its payment does not reach the hub; after
-/// heal the bank reconnects by itself and the payment settles at both ends.
-#[tokio::test]
-async fn a_bank_cut_off_from_the_hub_reconnects_after_heal_and_its_payment_settles() {
+/// A network where bank RU reaches the hub through a fault proxy (RU's index returned),
+/// with a first payment through it settled: the way works before a fault is made.
+async fn bank_behind_a_proxy() -> (tempfile::TempDir, corridor::sim::LocalNetwork, FaultProxy, usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
     let proxy = FaultProxy::start(&network.hub_url);
@@ -258,7 +256,16 @@ async fn a_bank_cut_off_from_the_hub_reconnects_after_heal_and_its_payment_settl
     open_accounts(&network, ru).await;
     let first = network.banks[ru].bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap();
     let first = final_status(&network, ru, &first.uetr.to_string()).await;
-    assert_eq!(status_of(&first), pb::PaymentStatus::Acsc, "the link works: {}", first.detail);
+    assert_eq!(status_of(&first), pb::PaymentStatus::Acsc, "the way works: {}", first.detail);
+    (dir, network, proxy, ru)
+}
+
+/// A bank cut off from the hub (DESIGN.md: "No acknowledged message is lost"): its session
+/// is reset, its reconnections are refused and its payment does not reach the hub; after
+/// heal the bank reconnects by itself and the payment settles at both ends.
+#[tokio::test]
+async fn a_bank_cut_off_from_the_hub_reconnects_after_heal_and_its_payment_settles() {
+    let (_dir, network, proxy, ru) = bank_behind_a_proxy().await;
 
     proxy.cut();
     let payment = network.banks[ru].bank.submit_payment(&order(IR, "C002", "2.00")).await.unwrap();
@@ -283,16 +290,7 @@ async fn a_bank_cut_off_from_the_hub_reconnects_after_heal_and_its_payment_settl
 /// new one by itself (no heal is needed) and its next payment settles.
 #[tokio::test]
 async fn a_bank_whose_connection_to_the_hub_is_reset_reconnects_and_settles() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut network = network_with_nodes(dir.path(), &[RU, IR], &[IR]).await;
-    let proxy = FaultProxy::start(&network.hub_url);
-    let ru = network.start_bank_via(bic(RU), &proxy.url()).await.unwrap();
-    open_accounts(&network, ru).await;
-    let first = network.banks[ru].bank.submit_payment(&order(IR, "C002", "1.00")).await.unwrap();
-    assert_eq!(
-        status_of(&final_status(&network, ru, &first.uetr.to_string()).await),
-        pb::PaymentStatus::Acsc
-    );
+    let (_dir, network, proxy, ru) = bank_behind_a_proxy().await;
     let accepted = proxy.traffic().connections_accepted;
 
     proxy.reset();

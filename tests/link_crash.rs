@@ -130,9 +130,7 @@ fn expected_settlement(from: usize, to: usize, instructed: i64) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_across_a_link_survive_sigkill_of_either_hub() {
     let seed = seed("CORRIDOR_LINK_CRASH_SEED", "link crash test");
-    let rounds: usize =
-        std::env::var("CORRIDOR_LINK_CRASH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    eprintln!("link crash test: {rounds} rounds");
+    let rounds = common::nodes::rounds("CORRIDOR_LINK_CRASH_ROUNDS", 3, "link crash test");
     let mut rng = Rng::new(seed);
     let temp = KeptOnFailure(Some(tempfile::tempdir().unwrap()));
     let (mut nets, _link_port) = linked_networks(temp.path()).await;

@@ -201,6 +201,13 @@ pub fn seed(variable: &str, test: &str) -> u64 {
     seed
 }
 
+/// How many rounds a run makes: `variable` (a soak), or `default`; printed.
+pub fn rounds(variable: &str, default: usize, test: &str) -> usize {
+    let rounds = std::env::var(variable).ok().and_then(|s| s.parse().ok()).unwrap_or(default);
+    eprintln!("{test}: {rounds} rounds");
+    rounds
+}
+
 /// Funds each of `participants` at the hub at `hub_url` with 1,000,000,000 CNY.
 pub async fn fund(network: &NetworkDir, hub_url: &str, participants: impl IntoIterator<Item = &str>) {
     let mut admin = corridor::net::admin_client(network, hub_url).await.unwrap();
