@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use common::bic;
 use common::http::get;
-use corridor::bank::PaymentOrder;
+use common::net::order_converting;
 use corridor::hub::dashboard::{DashboardHub, serve_dashboards};
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
@@ -81,20 +81,6 @@ async fn wait_link(addr: SocketAddr, path: &str, done: impl Fn(&Value) -> bool) 
         tokio::time::sleep(POLL_INTERVAL).await;
     }
     panic!("the link at {path} never became as expected: {}", link(addr, path).await);
-}
-
-fn order(to: &str, amount: &str) -> PaymentOrder {
-    PaymentOrder {
-        debtor_account: "C001".into(),
-        creditor_agent: to.into(),
-        creditor_account: "C002".into(),
-        creditor_name: "Beneficiary".into(),
-        amount: amount.into(),
-        currency: "RUB".into(),
-        remittance_information: "across the link".into(),
-        settlement_currency: "IRR".into(),
-        quote_id: String::new(),
-    }
 }
 
 /// Two linked networks, a bank on each side, and one dashboard serving both hubs.
@@ -213,7 +199,7 @@ async fn one_dashboard_shows_both_hubs_and_each_links_state_position_and_queue()
     assert_eq!(at_ir["dials"], false);
 
     // A payment across: 100.00 RUB, 45,000.00 IRR; each swap line moves in its currency.
-    linked.ru.banks[0].bank.submit_payment(&order(IR[0], "100.00")).await.unwrap();
+    linked.ru.banks[0].bank.submit_payment(&order_converting(IR[0], "100.00", "RUB", "IRR")).await.unwrap();
     wait_link(addr, "/", |l| l["settled_net"] == 10_000).await;
     wait_link(addr, "/hubs/1/", |l| l["settled_net"] == -4_500_000).await;
 
@@ -225,7 +211,7 @@ async fn one_dashboard_shows_both_hubs_and_each_links_state_position_and_queue()
     assert!(down.json()["error"].as_str().unwrap().contains("down"), "{}", down.body);
     assert_eq!(down.json()["hubs"].as_array().unwrap().len(), 2, "the page keeps its tabs");
     wait_link(addr, "/", |l| l["up"] == false).await;
-    linked.ru.banks[0].bank.submit_payment(&order(IR[0], "20.50")).await.unwrap();
+    linked.ru.banks[0].bank.submit_payment(&order_converting(IR[0], "20.50", "RUB", "IRR")).await.unwrap();
     let held = wait_link(addr, "/", |l| l["queued"] == 1).await;
     assert_eq!((&held["reserved_out_text"], &held["up"]), (&Value::from("20.50"), &Value::from(false)));
 
@@ -264,7 +250,7 @@ async fn the_page_shows_both_hubs_and_the_link_going_down_and_back_in_headless_c
 
     linked.stop_iranian_hub().await;
     step("the link down", || browser.wait_until(&format!("{} === 'false'", row(IR_LINK, "data-up")), page));
-    linked.ru.banks[0].bank.submit_payment(&order(IR[0], "20.50")).await.unwrap();
+    linked.ru.banks[0].bank.submit_payment(&order_converting(IR[0], "20.50", "RUB", "IRR")).await.unwrap();
     step("a message waiting", || {
         browser.wait_until(&format!("{} === '1'", row(IR_LINK, "data-queued")), page)
     });

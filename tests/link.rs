@@ -12,8 +12,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::bic;
-use common::net::{RawSession, converted_transfer, expect_ack, expect_nak, final_status, signer};
-use corridor::bank::PaymentOrder;
+use common::net::{
+    RawSession, converted_transfer, expect_ack, expect_nak, final_status, order_converting, signer,
+};
 use corridor::hub::{HubConfig, SettlementModel};
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
@@ -133,20 +134,6 @@ async fn linked_as(caps: (&str, &str), ru_nodes: &[&str], model: SettlementModel
     Linked { ru, ir, _dirs: dirs }
 }
 
-fn order(to: &str, amount: &str, from_currency: &str, to_currency: &str) -> PaymentOrder {
-    PaymentOrder {
-        debtor_account: "C001".into(),
-        creditor_agent: to.into(),
-        creditor_account: "C002".into(),
-        creditor_name: "Beneficiary".into(),
-        amount: amount.into(),
-        currency: from_currency.into(),
-        remittance_information: "across the link".into(),
-        settlement_currency: to_currency.into(),
-        quote_id: String::new(),
-    }
-}
-
 fn balance(network: &LocalNetwork, bank: &str, account: &str) -> i64 {
     let index = network.banks.iter().position(|b| b.bic == bic(bank)).unwrap();
     let (accounts, balanced) = network.banks[index].bank.accounts();
@@ -209,7 +196,7 @@ async fn a_payment_each_way_settles_across_the_link_exact_in_both_currencies() {
     let Linked { ru, ir, _dirs } = linked(("1000000.00", "450000000.00")).await;
 
     let payer = &ru.banks[index(&ru, RU1)].bank;
-    let payment = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap();
+    let payment = payer.submit_payment(&order_converting(IR1, "100.00", "RUB", "IRR")).await.unwrap();
     let uetr = payment.uetr.to_string();
     let at_payer = final_status(&ru, index(&ru, RU1), &uetr).await;
     assert_eq!(at_payer.status, pb::PaymentStatus::Acsc as i32, "{at_payer:?}");
@@ -223,7 +210,7 @@ async fn a_payment_each_way_settles_across_the_link_exact_in_both_currencies() {
     assert_eq!(settled_net(&ir, IR1, "IRR"), 4_500_000);
 
     let payer = &ir.banks[index(&ir, IR2)].bank;
-    let payment = payer.submit_payment(&order(RU2, "10000.00", "IRR", "RUB")).await.unwrap();
+    let payment = payer.submit_payment(&order_converting(RU2, "10000.00", "IRR", "RUB")).await.unwrap();
     let uetr = payment.uetr.to_string();
     let at_payer = final_status(&ir, index(&ir, IR2), &uetr).await;
     assert_eq!(at_payer.status, pb::PaymentStatus::Acsc as i32, "{at_payer:?}");
@@ -291,7 +278,14 @@ async fn payments_sent_while_the_link_is_down_are_held_and_delivered_exactly_onc
     let payer = &ru.banks[index(&ru, RU1)].bank;
     let mut uetrs = Vec::new();
     for amount in ["10.00", "20.00", "30.00"] {
-        uetrs.push(payer.submit_payment(&order(IR1, amount, "RUB", "IRR")).await.unwrap().uetr.to_string());
+        uetrs.push(
+            payer
+                .submit_payment(&order_converting(IR1, amount, "RUB", "IRR"))
+                .await
+                .unwrap()
+                .uetr
+                .to_string(),
+        );
     }
     // Held at the Russian hub, waiting for the link: accepted (reserved), none settled.
     for _ in 0..POLLS_MAX {
@@ -429,7 +423,8 @@ async fn forgeries_and_garbage_on_the_link_are_refused_and_the_link_recovers() {
     ru.start_hub_again().await.unwrap();
     wait_linked(&ru, &ir).await;
     let payer = &ru.banks[index(&ru, RU1)].bank;
-    let uetr = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    let uetr =
+        payer.submit_payment(&order_converting(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
     let done = final_status(&ru, index(&ru, RU1), &uetr).await;
     assert_eq!(done.status, pb::PaymentStatus::Acsc as i32, "{done:?}");
     wait_balance(&ir, IR1, "C002", 4_500_000).await;
@@ -467,8 +462,10 @@ async fn returns_and_recalls_cross_the_link_and_restore_both_sides_exactly() {
     let returned = |p: &corridor::bank::Payment| matches!(p.return_state, ReturnState::Returned { .. });
 
     let payer = &ru.banks[index(&ru, RU1)].bank;
-    let first = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
-    let second = payer.submit_payment(&order(IR1, "30.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    let first =
+        payer.submit_payment(&order_converting(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    let second =
+        payer.submit_payment(&order_converting(IR1, "30.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
     for uetr in [&first, &second] {
         final_status(&ru, index(&ru, RU1), uetr).await;
     }
@@ -569,10 +566,16 @@ async fn deferred_net_settlement_across_the_link_reports_the_swap_line_in_each_w
     let Linked { ru, ir, _dirs } =
         linked_settling(("1000000.00", "450000000.00"), SettlementModel::DeferredNet).await;
     let payer = &ru.banks[index(&ru, RU1)].bank;
-    let out = payer.submit_payment(&order(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
+    let out =
+        payer.submit_payment(&order_converting(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
     final_status(&ru, index(&ru, RU1), &out).await;
     let payer = &ir.banks[index(&ir, IR2)].bank;
-    let back = payer.submit_payment(&order(RU2, "10000.00", "IRR", "RUB")).await.unwrap().uetr.to_string();
+    let back = payer
+        .submit_payment(&order_converting(RU2, "10000.00", "IRR", "RUB"))
+        .await
+        .unwrap()
+        .uetr
+        .to_string();
     final_status(&ir, index(&ir, IR2), &back).await;
     wait_balance(&ru, RU2, "C002", 2_200).await;
 

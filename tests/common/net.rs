@@ -88,6 +88,22 @@ pub fn order(to: &str, account: &str, amount: &str) -> corridor::bank::PaymentOr
     }
 }
 
+/// An order from C001 of `amount` in `from`, to C002 at bank `to`, settling in `to_currency`
+/// (across a link, or through an agreement).
+pub fn order_converting(
+    to: &str,
+    amount: &str,
+    from: &str,
+    to_currency: &str,
+) -> corridor::bank::PaymentOrder {
+    corridor::bank::PaymentOrder {
+        currency: from.into(),
+        settlement_currency: to_currency.into(),
+        remittance_information: "converted".into(),
+        ..order(to, "C002", amount)
+    }
+}
+
 /// Waits (a bounded time) until the bank of `network` at `index` has booked payment `uetr`
 /// as settled and holds its answer, the pacs.002, alone in its outbox: the answer held
 /// back on its way to the hub. The caller asserts what it needs of that.
