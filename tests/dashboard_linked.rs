@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use common::bic;
 use common::http::get;
-use common::net::order_converting;
+use common::net::{order_converting, wait_linked};
 use corridor::hub::dashboard::{DashboardHub, serve_dashboards};
 use corridor::model::{Amount, Currency, Rate};
 use corridor::pb;
@@ -108,6 +108,8 @@ async fn linked() -> Linked {
         ),
     };
     link_networks(&mut ru, &mut ir, &terms).await.unwrap();
+    // The banks start knowing the other network's banks.
+    wait_linked([(&ru, IR_LINK, IR[0]), (&ir, RU_LINK, RU[0])]).await;
     let index = ru.start_bank(bic(RU[0])).await.unwrap();
     ru.banks[index].bank.open_account("C001", "RUB", "Payer", "100000.00").await.unwrap();
     let index = ir.start_bank(bic(IR[0])).await.unwrap();

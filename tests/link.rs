@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::bic;
 use common::net::{
     RawSession, converted_transfer, expect_ack, expect_nak, final_status, order_converting, signer,
+    wait_linked,
 };
 use corridor::hub::{HubConfig, SettlementModel};
 use corridor::model::{Amount, Currency, Rate};
@@ -90,20 +91,6 @@ async fn start_bank(network: &mut LocalNetwork, bank: &str, code: &str) {
     node.open_account("C002", code, "Beneficiary", "").await.unwrap();
 }
 
-/// Waits until each hub has the link up and the other network's directory in force.
-async fn wait_linked(ru: &LocalNetwork, ir: &LocalNetwork) {
-    for _ in 0..POLLS_MAX {
-        let up = ru.hub().link_up(bic(IR_LINK)) && ir.hub().link_up(bic(RU_LINK));
-        let known = ru.hub().directory().link_of(bic(IR1)) == Some(bic(IR_LINK))
-            && ir.hub().directory().link_of(bic(RU1)) == Some(bic(RU_LINK));
-        if up && known {
-            return;
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
-    panic!("the link did not come up");
-}
-
 async fn linked(caps: (&str, &str)) -> Linked {
     linked_with_nodes(caps, &[RU1, RU2]).await
 }
@@ -124,7 +111,7 @@ async fn linked_as(caps: (&str, &str), ru_nodes: &[&str], model: SettlementModel
     let mut ru = network(dirs.0.path(), [RU1, RU2], "RUB", model).await;
     let mut ir = network(dirs.1.path(), [IR1, IR2], "IRR", model).await;
     link_networks(&mut ru, &mut ir, &terms(caps)).await.unwrap();
-    wait_linked(&ru, &ir).await;
+    wait_linked([(&ru, IR_LINK, IR1), (&ir, RU_LINK, RU1)]).await;
     for bank in ru_nodes {
         start_bank(&mut ru, bank, "RUB").await;
     }
@@ -421,7 +408,7 @@ async fn forgeries_and_garbage_on_the_link_are_refused_and_the_link_recovers() {
     assert_eq!(snapshot(&[&ir]).await, before, "nothing a forgery or garbage sent changed anything");
 
     ru.start_hub_again().await.unwrap();
-    wait_linked(&ru, &ir).await;
+    wait_linked([(&ru, IR_LINK, IR1), (&ir, RU_LINK, RU1)]).await;
     let payer = &ru.banks[index(&ru, RU1)].bank;
     let uetr =
         payer.submit_payment(&order_converting(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();
