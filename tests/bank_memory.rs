@@ -184,16 +184,39 @@ async fn finished_payments_and_postings_leave_memory_and_stay_readable() {
     }
 }
 
+/// Each payment's signed messages as each bank exports them (`corridor export`): the
+/// pacs.008 and the pacs.002 at first, then whatever a return or recall added.
+async fn exports(network: &LocalNetwork, uetrs: &[String]) -> Vec<Vec<corridor::bank::ExportedMessage>> {
+    let mut exports = Vec::new();
+    for bank in &network.banks {
+        for uetr in uetrs {
+            exports.push(bank.bank.export_xml(uetr).await.unwrap().1);
+        }
+    }
+    exports
+}
+
 /// (c) A return and a recall of settled payments that left memory (at both banks) work
 /// end to end: the payment comes back into memory, the money goes back exactly once,
 /// and the network reconciles clean. After another retention they leave memory again.
+/// All along, each bank exports every message of each payment, as it did while the
+/// payment was in memory (the kept messages are filed under the payment's first version).
 #[tokio::test]
 async fn a_return_and_a_recall_of_evicted_payments_work_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let network = network(dir.path()).await;
     let uetrs = pay(&network, 3, 1_000).await;
+    let settled = exports(&network, &uetrs).await;
+    let types = |messages: &[corridor::bank::ExportedMessage]| -> Vec<(&str, bool)> {
+        messages.iter().map(|m| (m.message_type.code(), m.sent)).collect()
+    };
+    for (n, messages) in settled.iter().enumerate() {
+        let sender = n < uetrs.len();
+        assert_eq!(types(messages), [("pacs.008", sender), ("pacs.002", !sender)], "{messages:?}");
+    }
     wait_emptied(&network, 0).await;
     wait_emptied(&network, 1).await;
+    assert_eq!(exports(&network, &uetrs).await, settled, "the same once they left memory");
     let (ru, ir) = (&network.banks[0].bank, &network.banks[1].bank);
 
     // A return by the beneficiary's bank.
@@ -235,6 +258,31 @@ async fn a_return_and_a_recall_of_evicted_payments_work_end_to_end() {
     wait_emptied(&network, 1).await;
     let after: Vec<Payment> = uetrs.iter().map(|u| ru.payment(u).unwrap()).collect();
     assert_eq!(after, before);
+    // Each export kept what it had and gained the return's and the recall's messages.
+    let finished = exports(&network, &uetrs).await;
+    for (n, (now, then)) in finished.iter().zip(&settled).enumerate() {
+        assert_eq!(&now[..2], &then[..], "export {n}");
+        let added = match n % uetrs.len() {
+            0 => 1,
+            1 => 3,
+            _ => 0,
+        };
+        assert_eq!(now.len(), 2 + added, "export {n}: {:?}", types(now));
+    }
+    // Every one filed under its payment: none waits in the UETR index for messages of no
+    // payment, the random-key index that costs a page a message.
+    for bank in [RU, IR] {
+        let derived = network.network.bank_data_dir(bic(bank)).join("bank.sqlite");
+        let store =
+            rusqlite::Connection::open_with_flags(&derived, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        let counts: (i64, i64) = store
+            .query_row("SELECT count(*), count(payment) FROM messages", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(counts, (10, 10), "{bank}: messages, and those filed under their payment");
+    }
     network.stop().await.unwrap();
 }
 

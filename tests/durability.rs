@@ -512,8 +512,9 @@ fn dump_tables(path: &std::path::Path) -> Vec<String> {
 }
 
 /// Issue 21: a node's log is its one durable copy; what it queries is derived state,
-/// applied behind the log and rebuildable from it. So a derived state that is lost or
-/// damaged (a file deleted, garbage written over it, a power loss) is rebuilt from the log
+/// applied behind the log and rebuildable from it. So a derived state that is lost,
+/// damaged (a file deleted, garbage written over it, a power loss) or of an older schema
+/// (written by an earlier build) is rebuilt from the log
 /// when the node opens its store, equal to what it was, table by table and row by row,
 /// and the node carries on: a new payment settles on the rebuilt stores.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,10 +542,13 @@ async fn a_derived_state_lost_or_damaged_is_rebuilt_from_the_log_equal_to_what_i
     ];
     let before: Vec<Vec<String>> = derived.iter().map(|path| dump_tables(path)).collect();
     assert!(before.iter().all(|dump| dump.iter().any(|row| row.starts_with("messages: "))), "{before:?}");
-    // Lost, and garbage written over it (the bank's -wal and -shm removed, as a power loss
-    // may leave them).
+    // Of the schema before this build's (a derived state behind a log, schema 6), lost,
+    // and garbage written over it (the bank's -wal and -shm removed, as a power loss may
+    // leave them).
+    let hub = rusqlite::Connection::open(&derived[0]).unwrap();
+    hub.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'", []).unwrap();
+    drop(hub);
     for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", derived[0].display()));
         let _ = std::fs::remove_file(format!("{}{suffix}", derived[2].display()));
     }
     std::fs::write(&derived[1], b"garbage over the derived state").unwrap();

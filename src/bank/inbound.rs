@@ -433,7 +433,7 @@ impl Bank {
         if let Some(uetr) = message.body().uetr() {
             // The delivery's own wire envelope, kept as it came (its bytes are shared).
             let envelope = deliver.envelope.clone().expect("a checked delivery has its envelope");
-            state.keep_message(KeptMessage { uetr, sent: false, envelope });
+            state.keep_message(KeptMessage { uetr, payment: None, sent: false, envelope });
         }
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),

@@ -98,9 +98,9 @@ impl Bank {
     /// it changes, while the message that changed it reaches the derived state a little
     /// after its group commit, and an operator who saw the status must find the message.
     pub async fn export_xml(&self, uetr: &str) -> Result<(Payment, Vec<ExportedMessage>), BankError> {
-        let payment = self.payment(uetr)?;
+        let (payment, key) = self.payment_and_key(uetr)?;
         self.applied(self.inner.journal.appended()).await?;
-        let kept = self.operator_reader().messages(payment.uetr)?;
+        let kept = self.operator_reader().messages(payment.uetr, key)?;
         let messages = kept.into_iter().map(exported).collect::<Result<_, _>>()?;
         Ok((payment, messages))
     }

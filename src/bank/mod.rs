@@ -412,13 +412,21 @@ impl Bank {
 
     /// One payment by UETR, from memory or, once it left memory, from the store.
     pub fn payment(&self, uetr: &str) -> Result<Payment, BankError> {
+        self.payment_and_key(uetr).map(|(payment, _)| payment)
+    }
+
+    /// [`Bank::payment`], with the key of its first version (its place among the bank's
+    /// payments).
+    fn payment_and_key(&self, uetr: &str) -> Result<(Payment, i64), BankError> {
         let uetr = Uetr::parse(uetr)?;
-        if let Some(payment) = self.state().payment(&uetr).cloned() {
-            return Ok(payment);
+        if let Some((payment, key)) = self.state().payment_and_key(&uetr) {
+            return Ok((payment.clone(), key));
         }
         // Not in memory: retired (the store holds its latest version durably) or unknown.
         let stored = self.operator_reader().retired_payment(uetr)?;
-        stored.map(|s| s.payment).ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))
+        stored
+            .map(|s| (s.payment, s.first_seq))
+            .ok_or_else(|| BankError::NotFound(format!("no payment {uetr}")))
     }
 
     /// Every payment, oldest first: those in memory and those only in the store.

@@ -403,7 +403,7 @@ impl Bank {
         state.cursor.next_isn += 1;
         let envelope = pb::SignedEnvelope::from(&envelope);
         if let Some(uetr) = uetr {
-            state.keep_message(KeptMessage { uetr, sent: true, envelope: envelope.clone() });
+            state.keep_message(KeptMessage { uetr, payment: None, sent: true, envelope: envelope.clone() });
         }
         state.outbox_put(OutboxEntry { isn, message_id: message_id.clone(), uetr, message_type, envelope });
         message_id

@@ -225,6 +225,11 @@ impl BankState {
         self.payments.get(uetr).map(|held| &held.payment)
     }
 
+    /// The payment held in memory, with the key of its first version.
+    pub(super) fn payment_and_key(&self, uetr: &Uetr) -> Option<(&Payment, i64)> {
+        self.payments.get(uetr).map(|held| (&held.payment, held.first_seq))
+    }
+
     /// The payment, brought back into memory from the store if it had left it.
     pub(super) fn load_payment(
         &mut self,
@@ -383,6 +388,15 @@ impl BankState {
             .iter()
             .map(|id| BankChange::Account(self.ledger.account(id).expect("opened accounts exist").clone()))
             .collect();
+        // A kept message is filed under its payment, which by now holds the change that
+        // came with the message (see `KeptMessage::payment`).
+        for change in &mut self.changes {
+            if let BankChange::Message(kept) = change
+                && kept.payment.is_none()
+            {
+                kept.payment = self.payments.get(&kept.uetr).map(|held| held.first_seq);
+            }
+        }
         changes.append(&mut self.changes);
         self.accounts_journalled = self.ledger.opening_order().len();
         let booked_unix_ms = self.clock.unix_ms().max(self.booked_last_unix_ms);

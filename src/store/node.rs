@@ -76,7 +76,10 @@ impl NodeStore {
         if !log_path.exists() && derived_path.exists() {
             // An older Corridor's store (its SQLite file was the store), or a log removed.
             let reason = match open_sqlite(&derived_path, role, participant, schema) {
-                Err(Refusal::Foreign(reason) | Refusal::Damaged(reason)) => reason,
+                Err(Refusal::Foreign(reason)) => reason,
+                Err(Refusal::Damaged(reason)) => {
+                    format!("{reason}, but its log {} is missing", log_path.display())
+                }
                 Ok(_) => format!(
                     "its log {} is missing: the derived state cannot stand in for it",
                     log_path.display()
@@ -165,7 +168,7 @@ fn open_derived(
         Ok(opened) => Ok(opened),
         Err(Refusal::Foreign(reason)) => Err(unusable(reason)),
         Err(Refusal::Damaged(reason)) => {
-            tracing::warn!(path = %path.display(), %reason, "the derived state is damaged: rebuilt from the log");
+            tracing::warn!(path = %path.display(), %reason, "the derived state cannot be used as it is: rebuilt from the log");
             for suffix in ["", "-wal", "-shm"] {
                 let file = PathBuf::from(format!("{}{suffix}", path.display()));
                 match std::fs::remove_file(&file) {

@@ -15,7 +15,12 @@ use super::StoreError;
 /// Schema version this build reads and writes. Any other in a file is refused: there are
 /// no migrations yet, so an older store is kept as it is rather than half-read. Version 6
 /// is the first whose SQLite file is derived state behind a log.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
+
+/// The first schema of a derived state behind a log. A derived state of an older schema
+/// from this one on is rebuilt from its log; a store older than it was the store itself
+/// (no log), and is refused.
+const FIRST_DERIVED_SCHEMA: i64 = 6;
 
 /// Pages the write-ahead log grows to before the writer itself checkpoints (16384 pages
 /// of 4 KiB: the log stays under 64 MiB). The checkpointer thread has copied all but the
@@ -31,7 +36,8 @@ const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
 pub(super) enum Refusal {
     /// It is someone else's, or of another schema: refused, never touched.
     Foreign(String),
-    /// It is damaged or not a database: rebuildable from the log.
+    /// It is damaged, not a database, or of an older schema of derived state:
+    /// rebuildable from the log.
     Damaged(String),
 }
 
@@ -186,6 +192,11 @@ fn check_meta(connection: &Connection, role: &str, participant: &str) -> Result<
     if version > SCHEMA_VERSION {
         return Err(Refusal::Foreign(format!(
             "written by a newer Corridor (schema {version}; this build reads {SCHEMA_VERSION}): upgrade Corridor"
+        )));
+    }
+    if (FIRST_DERIVED_SCHEMA..SCHEMA_VERSION).contains(&version) {
+        return Err(Refusal::Damaged(format!(
+            "of an older schema ({version}; this build reads {SCHEMA_VERSION}): to be rebuilt from its log"
         )));
     }
     if version < SCHEMA_VERSION {
