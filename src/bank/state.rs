@@ -16,7 +16,7 @@
 //!   retention ago leave, and statements read them from the store.
 //! - Processed messages (the duplicate check): see [`BankState::already_processed`].
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::store::{
@@ -25,7 +25,7 @@ use super::store::{
 use super::{Direction, Payment, ReturnState};
 use crate::clock::Clock;
 use crate::ledger::{AccountId, Ledger};
-use crate::model::{Bic, InvestigationStatus, MessageId, MessageKey, MessageKeyHasher, Uetr};
+use crate::model::{Bic, InvestigationStatus, MessageId, MessageKey, Uetr};
 use crate::model::{PaymentStatus, ReasonCode};
 use crate::store::{GroupCommit, StoreError, Ticket};
 
@@ -90,7 +90,7 @@ pub struct Held {
 pub(super) struct BankState {
     pub(super) ledger: Ledger,
     /// The payments held in memory (see the module's documentation for which).
-    payments: HashMap<Uetr, HeldPayment>,
+    payments: BTreeMap<Uetr, HeldPayment>,
     /// Held payments' UETRs by the key of their first version: the order the bank learnt of them.
     payment_order: BTreeMap<i64, Uetr>,
     /// Key of the latest payment version recorded (keys increase by one).
@@ -102,7 +102,7 @@ pub(super) struct BankState {
     /// Messages received and processed, by the key of their sender and message id (the
     /// hub's duplicate check's key: 16 bytes, no allocation): the duplicate check, holding
     /// every message created at or after `processed_horizon_unix_ms`.
-    processed: HashSet<MessageKey, MessageKeyHasher>,
+    processed: BTreeSet<MessageKey>,
     /// The same messages in the order they were processed, with their creation times.
     processed_order: VecDeque<(i64, MessageKey)>,
     /// Messages created before this (Unix ms) may have left `processed`: the store knows.
@@ -172,11 +172,11 @@ impl BankState {
                 .unwrap_or(recovered.processed_horizon_unix_ms),
             posting_times: recovered.posting_times,
             ledger,
-            payments: HashMap::new(),
+            payments: BTreeMap::new(),
             payment_order: BTreeMap::new(),
             payment_seq_last: recovered.payment_seq_max,
             aging: VecDeque::new(),
-            processed: HashSet::default(),
+            processed: BTreeSet::new(),
             processed_order: VecDeque::new(),
             processed_horizon_unix_ms: recovered.processed_horizon_unix_ms,
             retention,

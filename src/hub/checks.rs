@@ -17,7 +17,7 @@ use crate::crypto::{
     KeyDirectory, ReceiptProof, ReceiptTree, SignatureCheck, SignedEnvelope, SigningIdentity, receipt_leaf,
 };
 use crate::directory::Directory;
-use crate::model::{Bic, Message, MessageId, MessageKey, MessageType, ReasonCode, wire};
+use crate::model::{Bic, Message, MessageId, MessageKey, MessageKeyHasher, MessageType, ReasonCode, wire};
 use crate::pb;
 use crate::store::Ticket;
 
@@ -373,7 +373,7 @@ impl Hub {
         }
         let mut state = self.inner.state.lock().expect("hub state lock");
         let accepted_unix_ms = self.now_unix_ms();
-        let mut batch = HashMap::new();
+        let mut batch = HashMap::default();
         let decided: Vec<Result<Decided, Refusal>> = candidates
             .into_iter()
             .map(|(isn, checked)| self.decide(&mut state, isn, checked, accepted_unix_ms, &mut batch))
@@ -420,7 +420,7 @@ impl Hub {
         isn: u64,
         checked: Checked,
         accepted_unix_ms: i64,
-        batch: &mut HashMap<MessageKey, [u8; 64]>,
+        batch: &mut HashMap<MessageKey, [u8; 64], MessageKeyHasher>,
     ) -> Result<Decided, Refusal> {
         let Checked { queued_envelope, envelope, message, via, next_hop } = checked;
         let header = message.header();

@@ -21,9 +21,9 @@
 //! accepted as a new message: message ids are unique per sender within the retention,
 //! which is as far as the hub can check them without a random-key index of every id.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
-use crate::model::{MessageKey, MessageKeyHasher};
+use crate::model::MessageKey;
 use crate::store::Ticket;
 
 /// What the hub keeps of a signature to tell a duplicate from a conflict: the first 8
@@ -63,15 +63,21 @@ pub(crate) enum Seen {
 /// Messages accepted within the last retention, by sender and message id.
 ///
 /// Footprint per message, measured by `footprint_per_entry` below (64-bit): a 48-byte
-/// slot in the map (16 bytes of key; the signature's fingerprint, ticket and expiry) plus
-/// its control byte, and 32 bytes in the expiry queue: about 81 bytes, up to twice that
-/// in the map's and the queue's spare capacity just after they grow, and no heap
-/// allocation of its own. At 2,300 messages a second and the default retention of 60 s,
-/// about 140,000 messages, 11-22 MB; it grows for one retention after the hub starts,
-/// then stays flat.
+/// entry in a B-tree node (16 bytes of key; the signature's fingerprint, ticket and
+/// expiry), about 70 bytes with the nodes' spare room, and 32 bytes in the expiry queue
+/// (up to twice that in its spare capacity just after it grows), and no heap allocation
+/// of its own. At 2,300 messages a second and the default retention of 60 s, about
+/// 140,000 messages, 14-19 MB; it grows for one retention after the hub starts, then
+/// stays flat.
+///
+/// A B-tree, not a hash map, as for every map the message path keeps for a retention (the
+/// hub's tracker, a bank's payments and processed messages, its ledger's posting ids): a
+/// hash map grows by moving every entry at once, under the state's lock, and at a few
+/// hundred thousand entries that stalled every payment in flight for 100-160 ms (measured
+/// under load, 2026-12-05; docs/PERFORMANCE.md). A B-tree grows a node at a time.
 #[derive(Debug)]
 pub(crate) struct RecentMessages {
-    entries: HashMap<MessageKey, Remembered, MessageKeyHasher>,
+    entries: BTreeMap<MessageKey, Remembered>,
     /// Every entry once, with when it may be forgotten (Unix ms), in non-decreasing order.
     expiries: VecDeque<(i64, MessageKey)>,
     /// Messages created before this (Unix ms) may have been forgotten.
@@ -88,7 +94,7 @@ impl RecentMessages {
     pub(crate) fn new(keep_ms: i64, skew_max_ms: i64) -> Self {
         assert!(keep_ms > 0 && skew_max_ms >= 0, "validated by HubConfig");
         Self {
-            entries: HashMap::default(),
+            entries: BTreeMap::new(),
             expiries: VecDeque::new(),
             horizon_unix_ms: i64::MIN,
             keep_ms,

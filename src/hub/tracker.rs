@@ -6,7 +6,7 @@
 //! last step; the hub archives older finished ones (see [`Tracker::archivable`]) and brings
 //! one back ([`Tracker::restore`]) when a later message is about it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -224,7 +224,7 @@ pub enum StatusEffect {
 /// the order the hub accepted payments (0 for the first), which the archive keeps too.
 #[derive(Debug, Default)]
 pub struct Tracker {
-    payments: HashMap<Uetr, (u64, HubPayment)>,
+    payments: BTreeMap<Uetr, (u64, HubPayment)>,
     /// The same payments by sequence number, oldest first.
     order: BTreeMap<u64, Uetr>,
     /// Payments recorded so far: the next one's sequence number.

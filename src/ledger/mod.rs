@@ -85,7 +85,7 @@ pub struct Ledger {
     postings_forgotten: usize,
     /// Number (0 for the first ever applied) of each held posting by id, to make replays
     /// of held postings no-ops.
-    posting_index: HashMap<PostingId, usize>,
+    posting_index: BTreeMap<PostingId, usize>,
     /// Per currency, the sum of every account's debit-minus-credit balance. Kept from the
     /// balance changes themselves, so it checks the arithmetic, not just the legs.
     debit_minus_credit: HashMap<Currency, i128>,

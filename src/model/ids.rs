@@ -130,7 +130,7 @@ impl fmt::Debug for MessageId {
 /// collide with another's (and have them refused as conflicts); 128 bits, so that
 /// two of a duplicate check's million or so messages meet by chance with odds near
 /// 2^-88. The hub's duplicate check and each bank's use it.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub(crate) struct MessageKey(u128);
 
 impl MessageKey {
