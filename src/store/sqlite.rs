@@ -28,8 +28,13 @@ const FIRST_DERIVED_SCHEMA: i64 = 6;
 /// its checkpoint is the one that lets the log start over from its beginning.
 const WAL_CHECKPOINT_PAGES: i64 = 16_384;
 
-/// How often the checkpointer copies what the log gained into the database.
-const CHECKPOINT_PERIOD: Duration = Duration::from_secs(1);
+/// How often the checkpointer copies what the log gained into the database. Each
+/// checkpoint writes its pages and syncs the database, and the disk makes every node's
+/// log `fdatasync` wait behind that write: checkpoints a second apart wrote in bursts
+/// that stalled commits for 30-70 ms once a second (at half the maximum rate, p99 3.1-4.0
+/// times the mean latency, against 2.3-2.7 with 200 ms, for about 5% more CPU a payment:
+/// docs/PERFORMANCE.md).
+const CHECKPOINT_PERIOD: Duration = Duration::from_millis(200);
 
 /// Why a derived store cannot be used.
 #[derive(Debug)]
