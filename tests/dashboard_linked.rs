@@ -109,7 +109,7 @@ async fn linked() -> Linked {
     };
     link_networks(&mut ru, &mut ir, &terms).await.unwrap();
     // The banks start knowing the other network's banks.
-    wait_linked([(&ru, IR_LINK, IR[0]), (&ir, RU_LINK, RU[0])]).await;
+    wait_linked([(&ru, IR_LINK), (&ir, RU_LINK)]).await;
     let index = ru.start_bank(bic(RU[0])).await.unwrap();
     ru.banks[index].bank.open_account("C001", "RUB", "Payer", "100000.00").await.unwrap();
     let index = ir.start_bank(bic(IR[0])).await.unwrap();

@@ -111,7 +111,7 @@ async fn linked_as(caps: (&str, &str), ru_nodes: &[&str], model: SettlementModel
     let mut ru = network(dirs.0.path(), [RU1, RU2], "RUB", model).await;
     let mut ir = network(dirs.1.path(), [IR1, IR2], "IRR", model).await;
     link_networks(&mut ru, &mut ir, &terms(caps)).await.unwrap();
-    wait_linked([(&ru, IR_LINK, IR1), (&ir, RU_LINK, RU1)]).await;
+    wait_linked([(&ru, IR_LINK), (&ir, RU_LINK)]).await;
     for bank in ru_nodes {
         start_bank(&mut ru, bank, "RUB").await;
     }
@@ -408,7 +408,7 @@ async fn forgeries_and_garbage_on_the_link_are_refused_and_the_link_recovers() {
     assert_eq!(snapshot(&[&ir]).await, before, "nothing a forgery or garbage sent changed anything");
 
     ru.start_hub_again().await.unwrap();
-    wait_linked([(&ru, IR_LINK, IR1), (&ir, RU_LINK, RU1)]).await;
+    wait_linked([(&ru, IR_LINK), (&ir, RU_LINK)]).await;
     let payer = &ru.banks[index(&ru, RU1)].bank;
     let uetr =
         payer.submit_payment(&order_converting(IR1, "100.00", "RUB", "IRR")).await.unwrap().uetr.to_string();

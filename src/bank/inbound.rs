@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use super::state::BankState;
-use super::store::KeptMessage;
 use super::{Bank, Direction, Payment, ledger_book};
 use crate::crypto::{KeyDirectory, ReceiptHash, ReceiptProof, SignatureCheck, SignedEnvelope};
 use crate::ledger::AccountId;
@@ -433,7 +432,7 @@ impl Bank {
         if let Some(uetr) = message.body().uetr() {
             // The delivery's own wire envelope, kept as it came (its bytes are shared).
             let envelope = deliver.envelope.clone().expect("a checked delivery has its envelope");
-            state.keep_message(KeptMessage { uetr, payment: None, sent: false, envelope });
+            state.keep_message(uetr, false, envelope);
         }
         match message.body() {
             Body::Pacs008(transfer) => self.receive_transfer(state, header, transfer),

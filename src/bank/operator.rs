@@ -1,7 +1,7 @@
 //! What a bank's operator can do: open and block accounts, start payments. Each answer
 //! is given only once its changes are durable.
 
-use super::store::{KeptMessage, OutboxEntry};
+use super::store::OutboxEntry;
 use super::{Bank, BankError, Direction, Payment, ledger_book, state::BankState};
 use crate::ledger::{Account, AccountId, AccountKind, LedgerError};
 use crate::model::*;
@@ -403,7 +403,7 @@ impl Bank {
         state.cursor.next_isn += 1;
         let envelope = pb::SignedEnvelope::from(&envelope);
         if let Some(uetr) = uetr {
-            state.keep_message(KeptMessage { uetr, payment: None, sent: true, envelope: envelope.clone() });
+            state.keep_message(uetr, true, envelope.clone());
         }
         state.outbox_put(OutboxEntry { isn, message_id: message_id.clone(), uetr, message_type, envelope });
         message_id

@@ -348,9 +348,10 @@ impl BankState {
         }
     }
 
-    /// Keeps a message of a payment, sent or received, for its export.
-    pub(super) fn keep_message(&mut self, message: KeptMessage) {
-        self.changes.push(BankChange::Message(message));
+    /// Keeps a message of payment `uetr`, sent or received, for its export (filed under
+    /// its payment when committed).
+    pub(super) fn keep_message(&mut self, uetr: Uetr, sent: bool, envelope: crate::pb::SignedEnvelope) {
+        self.changes.push(BankChange::Message(KeptMessage { uetr, payment: None, sent, envelope }));
     }
 
     /// Queues a message for the hub; it is sent once `commit`'s ticket is durable.

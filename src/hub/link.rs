@@ -153,6 +153,12 @@ impl Hub {
         self.inner.link_queries.channels.lock().expect("link channels lock").contains_key(&peer)
     }
 
+    /// Whether the link to `peer` is up and this hub has the peer network's directory in
+    /// force (its banks route through the link): payments to them can go.
+    pub fn link_ready(&self, peer: Bic) -> bool {
+        self.link_up(peer) && self.directory().remote_participants().any(|(_, _, link)| link == peer)
+    }
+
     /// The swap line with `peer` now, read together: the link's position in `currency`
     /// (this hub's), and what is reserved on it for payments out through the link.
     pub fn swap_line(
@@ -385,17 +391,13 @@ async fn send_outbox(
     frames: mpsc::Sender<pb::SessionRequest>,
     stop: CancellationToken,
 ) {
-    let batch_max = hub.config().delivery_batch_max;
     let mut durability = hub.durability();
     let mut next = hub.first_unconfirmed(peer);
     loop {
-        let deliveries = hub.deliveries_from(peer, next, batch_max);
-        if deliveries.is_empty() {
-            tokio::select! {
-                _ = durability.changed() => continue,
-                _ = stop.cancelled() => return,
-            }
-        }
+        let deliveries = tokio::select! {
+            deliveries = hub.next_deliveries(peer, next, &mut durability) => deliveries,
+            _ = stop.cancelled() => return,
+        };
         for delivery in deliveries {
             next = delivery.osn + 1;
             let submit = pb::Submit {

@@ -455,17 +455,13 @@ async fn answer_when_durable(
 /// Puts a bank's queued deliveries on its session, in output sequence order, waking
 /// whenever something new is queued for it.
 async fn deliver(hub: Hub, bank: Bic, mut next_osn: u64, cancel: CancellationToken, sender: SessionSender) {
-    let batch_max = hub.config().delivery_batch_max;
     let mut durability = hub.durability();
     loop {
-        let deliveries = hub.deliveries_from(bank, next_osn, batch_max);
-        if deliveries.is_empty() {
-            tokio::select! {
-                _ = durability.changed() => continue,
-                _ = cancel.cancelled() => return,
-                _ = sender.closed() => return,
-            }
-        }
+        let deliveries = tokio::select! {
+            deliveries = hub.next_deliveries(bank, next_osn, &mut durability) => deliveries,
+            _ = cancel.cancelled() => return,
+            _ = sender.closed() => return,
+        };
         for delivery in deliveries {
             let osn = delivery.osn;
             let frame = pb::SessionResponse { frame: Some(ResponseFrame::Deliver(delivery)) };

@@ -87,6 +87,29 @@ impl Hub {
         }
     }
 
+    /// The next durable deliveries for `participant` from output sequence number `from` on
+    /// (at most the configured batch), waiting until there is one: what a bank's session
+    /// delivers and a link session submits. `durability` is this caller's
+    /// [`Hub::durability`].
+    pub(crate) async fn next_deliveries(
+        &self,
+        participant: Bic,
+        from: u64,
+        durability: &mut tokio::sync::watch::Receiver<u64>,
+    ) -> Vec<pb::Deliver> {
+        let batch_max = self.config().delivery_batch_max;
+        loop {
+            let deliveries = self.deliveries_from(participant, from, batch_max);
+            if !deliveries.is_empty() {
+                return deliveries;
+            }
+            if durability.changed().await.is_err() {
+                // The journal stopped: nothing more becomes durable; the caller's stop ends it.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Up to `limit` durable deliveries for `bank` from output sequence number `from` on.
     pub(crate) fn deliveries_from(&self, bank: Bic, from: u64, limit: usize) -> Vec<pb::Deliver> {
         let durable = self.journal().durable();

@@ -105,15 +105,12 @@ pub fn order_converting(
 }
 
 /// Waits until each of two linked networks' hubs has its link up and the other network's
-/// directory in force. Each side is (its network, the other network's link identity, one
-/// of the other network's banks). Banks started after this know the other network's banks
-/// from the start; one started before learns them when it next reloads its directory.
-pub async fn wait_linked(sides: [(&LocalNetwork, &str, &str); 2]) {
+/// directory in force (`Hub::link_ready`). Each side is (its network, the other network's
+/// link identity). Banks started after this know the other network's banks from the
+/// start; one started before learns them when it next reloads its directory.
+pub async fn wait_linked(sides: [(&LocalNetwork, &str); 2]) {
     for _ in 0..600 {
-        if sides.iter().all(|(network, link, bank)| {
-            network.hub().link_up(bic(link))
-                && network.hub().directory().link_of(bic(bank)) == Some(bic(link))
-        }) {
+        if sides.iter().all(|(network, link)| network.hub().link_ready(bic(link))) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
